@@ -1,0 +1,97 @@
+//! `cargo spec-exec`: plan and run a feature spec's task list with parallel coding agents.
+//!
+//! Data flows one way: [`workspace`] → [`spec`] → [`plan`] → (execution) → report. The spec
+//! and plan layers are pure (they read the spec files and decide); printing happens only in
+//! [`output`], and the commands in [`ops`] tie the pieces together.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod fsutil;
+pub mod ops;
+pub mod output;
+pub mod plan;
+pub mod source;
+pub mod spec;
+pub mod workspace;
+
+use std::ffi::OsString;
+
+use clap::Parser as _;
+
+use crate::cli::{Cli, Command};
+use crate::error::{Error, exit};
+use crate::output::{Shell, Verbosity};
+use crate::workspace::Workspace;
+
+/// Runs the tool with `args` (including the program name) and returns the exit code.
+pub fn main_with_args(args: Vec<OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(cli::normalize_args(args)) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    exit::OK
+                }
+                _ => exit::INVALID,
+            };
+        }
+    };
+    let verbosity = if cli.global.quiet {
+        Verbosity::Quiet
+    } else if cli.global.verbose > 0 {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    };
+    let color = match output::color_choice(cli.global.color) {
+        Ok(c) => c,
+        Err(e) => {
+            let shell = Shell::new(
+                cli::ColorChoice::Never,
+                cli.global.message_format,
+                verbosity,
+            );
+            return report(&shell, e);
+        }
+    };
+    let shell = Shell::new(color, cli.global.message_format, verbosity);
+    match dispatch(&shell, cli) {
+        Ok(code) => code,
+        Err(e) => report(&shell, e),
+    }
+}
+
+fn report(shell: &Shell, e: Error) -> i32 {
+    let code = e.exit_code();
+    shell.diagnostics(&e.into_diagnostics());
+    code
+}
+
+fn dispatch(shell: &Shell, cli: Cli) -> Result<i32, Error> {
+    let manifest = cli.global.manifest_path.as_deref();
+    match cli.command {
+        Some(Command::Run(run)) => {
+            let ws = Workspace::load(manifest)?;
+            ops::run(shell, &ws, &run.feature, &run.options)
+        }
+        Some(Command::List) => ops::list(shell, &Workspace::load(manifest)?),
+        Some(Command::Check { features }) => {
+            ops::check(shell, &Workspace::load(manifest)?, &features)
+        }
+        Some(Command::Approve { feature }) => {
+            ops::approve(shell, &Workspace::load(manifest)?, &feature)
+        }
+        None => match cli.feature {
+            Some(feature) => {
+                let ws = Workspace::load(manifest)?;
+                ops::run(shell, &ws, &feature, &cli.run)
+            }
+            None => Err(Error::user_with_help(
+                "no feature named",
+                "usage: cargo spec-exec <FEATURE> [--dry-run]; `cargo spec-exec list` shows the features, `--help` the rest",
+            )),
+        },
+    }
+}

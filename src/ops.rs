@@ -1,0 +1,363 @@
+//! The commands: each loads what it needs, decides with the pure core, and reports through the
+//! [`Shell`]. Errors a user can cause come back as [`Error`]s; the caller prints them.
+
+use std::path::Path;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::cli::RunOptions;
+use crate::config::{self, DEFAULT_MAX_AGENTS};
+use crate::error::{Diagnostic, Error, Result, exit};
+use crate::fsutil;
+use crate::output::{Shell, Verbosity};
+use crate::plan::{self, render};
+use crate::source::display_path;
+use crate::spec::{self, Feature, TaskList, approval};
+use crate::workspace::Workspace;
+
+/// Loads a feature's list, printing its warnings; its errors become the `Err`.
+fn load_valid(shell: &Shell, ws: &Workspace, feature: &Feature) -> Result<TaskList> {
+    let list = spec::load(feature, &ws.root)?;
+    shell.diagnostics(list.diagnostics.iter().filter(|d| !d.is_error()));
+    if list.has_errors() {
+        return Err(Error::Diagnostics(list.errors().cloned().collect()));
+    }
+    Ok(list)
+}
+
+pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Result<i32> {
+    // Every argument is checked before anything else happens.
+    let max_agents = opts
+        .max_agents
+        .map(usize::from)
+        .or(ws.config.max_agents)
+        .unwrap_or(DEFAULT_MAX_AGENTS);
+    if let Some(t) = &opts.timeout {
+        config::parse_duration(t).map_err(|why| {
+            Error::user_with_help(format!("invalid --timeout: {why}"), "e.g. --timeout 30m")
+        })?;
+    }
+    if let Some(agent) = &opts.agent
+        && agent.trim().is_empty()
+    {
+        return Err(Error::user_with_help(
+            "--agent is empty",
+            "name a preset or a command",
+        ));
+    }
+    let feature = spec::find(&ws.root, &ws.features_dir(), name)?;
+    let list = load_valid(shell, ws, &feature)?;
+    let approval = approval::state(&list);
+    let plan = plan::build(
+        &list,
+        &plan::Options {
+            tracks: opts.tracks.clone(),
+            max_agents,
+        },
+    )?;
+    if opts.dry_run {
+        if shell.is_json() {
+            shell.json(&render::json(&list, name, &plan, &approval));
+        } else {
+            shell.out(
+                render::human(
+                    &list,
+                    name,
+                    &plan,
+                    &approval,
+                    shell.verbosity == Verbosity::Verbose,
+                )
+                .trim_end(),
+            );
+        }
+        return Ok(exit::OK);
+    }
+    let path = list.source.display_path.display().to_string();
+    match &approval {
+        approval::Approval::Approved { .. } => {}
+        approval::Approval::Unapproved { .. } => {
+            return Err(Error::Diagnostics(vec![
+                Diagnostic::error(format!("the task list of `{name}` has not been approved"))
+                    .in_file(Path::new(&path))
+                    .help(format!(
+                        "review it (`cargo spec-exec {name} --dry-run` shows the plan), then run `cargo spec-exec approve {name}`"
+                    )),
+            ]));
+        }
+        approval::Approval::Stale { record, .. } => {
+            let by = record
+                .by
+                .as_deref()
+                .map(|b| format!(" by {b}"))
+                .unwrap_or_default();
+            return Err(Error::Diagnostics(vec![
+                Diagnostic::error(format!(
+                    "the task list of `{name}` changed since it was approved{by}"
+                ))
+                .in_file(Path::new(&path))
+                .note("ticking checkboxes keeps an approval; editing the tasks voids it")
+                .help(format!(
+                    "review the changes, then run `cargo spec-exec approve {name}`"
+                )),
+            ]));
+        }
+    }
+    Err(Error::user_with_help(
+        "running agents is not implemented yet in this version",
+        format!("`cargo spec-exec {name} --dry-run` prints the plan"),
+    ))
+}
+
+#[derive(Debug, Serialize)]
+struct FeatureLine<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    name: &'a str,
+    tasks_file: String,
+    done: usize,
+    total: usize,
+    approval: &'static str,
+    errors: usize,
+    warnings: usize,
+}
+
+struct Summary {
+    feature: Feature,
+    tasks_file: String,
+    progress: Option<(usize, usize)>,
+    approval: &'static str,
+    diagnostics: Vec<Diagnostic>,
+}
+
+fn summarize(ws: &Workspace, feature: Feature) -> Summary {
+    let tasks_file = display_path(&feature.tasks_path(), &ws.root)
+        .display()
+        .to_string();
+    match spec::load(&feature, &ws.root) {
+        Ok(list) => Summary {
+            tasks_file,
+            progress: Some(list.progress()),
+            approval: approval::state(&list).label(),
+            diagnostics: list.diagnostics,
+            feature,
+        },
+        Err(e) => Summary {
+            tasks_file,
+            progress: None,
+            approval: "-",
+            diagnostics: e.into_diagnostics(),
+            feature,
+        },
+    }
+}
+
+fn all_features(ws: &Workspace) -> Result<Vec<Feature>> {
+    spec::features(&ws.features_dir())
+}
+
+pub fn list(shell: &Shell, ws: &Workspace) -> Result<i32> {
+    let features = all_features(ws)?;
+    if features.is_empty() {
+        let dir = display_path(&ws.features_dir(), &ws.root);
+        shell.status("Found", format!("no features under `{}`", dir.display()));
+        return Ok(exit::OK);
+    }
+    let summaries: Vec<Summary> = features.into_par_iter().map(|f| summarize(ws, f)).collect();
+    if shell.is_json() {
+        for s in &summaries {
+            let (done, total) = s.progress.unwrap_or((0, 0));
+            shell.json(&FeatureLine {
+                kind: "feature",
+                name: &s.feature.name,
+                tasks_file: s.tasks_file.clone(),
+                done,
+                total,
+                approval: s.approval,
+                errors: s.diagnostics.iter().filter(|d| d.is_error()).count(),
+                warnings: s.diagnostics.iter().filter(|d| !d.is_error()).count(),
+            });
+        }
+        return Ok(exit::OK);
+    }
+    let width = summaries
+        .iter()
+        .map(|s| s.feature.name.chars().count())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    shell.out(format!(
+        "{:<width$}  {:>9}  {:<12}  {}",
+        "FEATURE", "DONE", "APPROVAL", "STATUS"
+    ));
+    for s in &summaries {
+        let done = s
+            .progress
+            .map_or_else(|| "-".to_owned(), |(d, t)| format!("{d}/{t}"));
+        let errors = s.diagnostics.iter().filter(|d| d.is_error()).count();
+        let status = match (errors, s.progress) {
+            (0, Some((d, t))) if d == t => "complete".to_owned(),
+            (0, _) => "ok".to_owned(),
+            (n, _) => format!(
+                "{n} {} (cargo spec-exec check {})",
+                if n == 1 { "error" } else { "errors" },
+                s.feature.name
+            ),
+        };
+        shell.out(format!(
+            "{:<width$}  {done:>9}  {:<12}  {status}",
+            s.feature.name, s.approval
+        ));
+    }
+    Ok(exit::OK)
+}
+
+#[derive(Debug, Serialize)]
+struct CheckLine<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    feature: &'a str,
+    tasks_file: &'a str,
+    ok: bool,
+    done: usize,
+    total: usize,
+    approval: &'static str,
+    diagnostics: &'a [Diagnostic],
+}
+
+pub fn check(shell: &Shell, ws: &Workspace, names: &[String]) -> Result<i32> {
+    let features = if names.is_empty() {
+        all_features(ws)?
+    } else {
+        names
+            .iter()
+            .map(|n| spec::find(&ws.root, &ws.features_dir(), n))
+            .collect::<Result<Vec<_>>>()?
+    };
+    if features.is_empty() {
+        let dir = display_path(&ws.features_dir(), &ws.root);
+        shell.status(
+            "Finished",
+            format!("no features under `{}` to check", dir.display()),
+        );
+        return Ok(exit::OK);
+    }
+    let results: Vec<Summary> = features.into_par_iter().map(|f| summarize(ws, f)).collect();
+    let mut failed = 0;
+    let mut errors = 0;
+    let mut warnings = 0;
+    for s in &results {
+        let e = s.diagnostics.iter().filter(|d| d.is_error()).count();
+        errors += e;
+        warnings += s.diagnostics.len() - e;
+        if e > 0 {
+            failed += 1;
+        }
+        let (done, total) = s.progress.unwrap_or((0, 0));
+        if shell.is_json() {
+            shell.json(&CheckLine {
+                kind: "check",
+                feature: &s.feature.name,
+                tasks_file: &s.tasks_file,
+                ok: e == 0,
+                done,
+                total,
+                approval: s.approval,
+                diagnostics: &s.diagnostics,
+            });
+            continue;
+        }
+        for d in &s.diagnostics {
+            shell.diagnostic(d);
+        }
+        if e == 0 {
+            shell.status(
+                "Checked",
+                format!(
+                    "{} ({done}/{total} tasks done, {})",
+                    s.feature.name, s.approval
+                ),
+            );
+        }
+    }
+    let checked = results.len();
+    let noun = if checked == 1 { "feature" } else { "features" };
+    if failed > 0 {
+        if !shell.is_json() {
+            shell.out(format!(
+                "error: {failed} of {checked} {noun} failed the check ({errors} {}, {warnings} {})",
+                if errors == 1 { "error" } else { "errors" },
+                if warnings == 1 { "warning" } else { "warnings" },
+            ));
+        }
+        Ok(exit::INVALID)
+    } else {
+        shell.status(
+            "Finished",
+            format!(
+                "{checked} {noun} checked: no errors, {warnings} {}",
+                if warnings == 1 { "warning" } else { "warnings" }
+            ),
+        );
+        Ok(exit::OK)
+    }
+}
+
+pub fn approve(shell: &Shell, ws: &Workspace, name: &str) -> Result<i32> {
+    let feature = spec::find(&ws.root, &ws.features_dir(), name)?;
+    let list = load_valid(shell, ws, &feature)?;
+    let path = feature.tasks_path();
+    let shown = list.source.display_path.display().to_string();
+    let (done, total) = list.progress();
+    match approval::state(&list) {
+        approval::Approval::Approved { record } => {
+            shell.status(
+                "Approved",
+                format!(
+                    "{name} already: {total} tasks, digest {} ({shown} is unchanged)",
+                    &record.digest[..12.min(record.digest.len())]
+                ),
+            );
+            return Ok(exit::OK);
+        }
+        approval::Approval::Stale { .. } | approval::Approval::Unapproved { .. } => {}
+    }
+    let by = approver(&ws.root);
+    let new = approval::approved_bytes(&list, &by, &fsutil::utc_now());
+    // Check what will be written before writing it.
+    let reparsed = spec::parse_bytes(list.source.display_path.clone(), new.clone());
+    assert!(
+        approval::state(&reparsed).is_approved(),
+        "an approval written by approve must read back as approved"
+    );
+    fsutil::replace_file(&path, &list.source.bytes, &new)?;
+    let digest = approval::digest(&reparsed);
+    shell.status(
+        "Approved",
+        format!(
+            "{name}: {total} tasks ({done} done), digest {} recorded in {shown}",
+            &digest[..12]
+        ),
+    );
+    Ok(exit::OK)
+}
+
+/// `Name <email>` from git's configuration, else the login name.
+fn approver(root: &Path) -> String {
+    let config = git2::Repository::discover(root)
+        .and_then(|r| r.config())
+        .or_else(|_| git2::Config::open_default());
+    if let Ok(config) = config {
+        let name = config.get_string("user.name").ok();
+        let email = config.get_string("user.email").ok();
+        match (name, email) {
+            (Some(n), Some(e)) => return format!("{n} <{e}>"),
+            (Some(n), None) => return n,
+            (None, Some(e)) => return format!("<{e}>"),
+            (None, None) => {}
+        }
+    }
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_default()
+}

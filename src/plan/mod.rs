@@ -1,0 +1,272 @@
+//! The execution plan: a DAG of the pending tasks selected for this run, cut into dependency
+//! levels ("groups"), with the critical path and the tasks that cannot run.
+//!
+//! Pure: it reads a validated [`TaskList`] and decides; running is someone else's job.
+
+pub mod render;
+
+use crate::error::{Error, Result};
+use crate::spec::TaskList;
+use crate::spec::model::TaskState;
+
+/// What the user selected.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--track`: only these tracks (empty = every task).
+    pub tracks: Vec<String>,
+    pub max_agents: usize,
+}
+
+/// Why a selected pending task cannot run in this plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocked {
+    /// It waits for unfinished tasks outside the selected tracks.
+    OutsideTracks { waits_for: Vec<usize> },
+    /// Its box says `[~]`.
+    NotRunnable,
+    /// It waits for a task that cannot run.
+    WaitsForBlocked { on: usize },
+}
+
+/// A task that will run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub task: usize,
+    /// Pending tasks of this plan it waits for.
+    pub deps: Vec<usize>,
+    /// 1-based dependency level.
+    pub level: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Tasks that will run, in document order.
+    pub nodes: Vec<Node>,
+    /// Task indices per level (level 1 first), in document order.
+    pub levels: Vec<Vec<usize>>,
+    /// The longest chain of tasks, first to last.
+    pub critical_path: Vec<usize>,
+    /// Selected pending tasks that cannot run, with why.
+    pub blocked: Vec<(usize, Blocked)>,
+    /// Selected executable tasks already done.
+    pub done: usize,
+    /// The selected tracks (normalised), empty for all.
+    pub tracks: Vec<String>,
+    /// No dependency information: tasks run in document order.
+    pub sequential: bool,
+    pub max_agents: usize,
+}
+
+impl Plan {
+    pub fn pending(&self) -> usize {
+        self.nodes.len() + self.blocked.len()
+    }
+
+    pub fn node(&self, task: usize) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.task == task)
+    }
+
+    /// The most agents that can be busy at once: the widest level, capped by `--max-agents`.
+    pub fn agents(&self) -> usize {
+        let widest = self.levels.iter().map(Vec::len).max().unwrap_or(0);
+        widest.min(self.max_agents)
+    }
+}
+
+/// Builds the plan. The list must have no errors.
+pub fn build(list: &TaskList, options: &Options) -> Result<Plan> {
+    debug_assert!(!list.has_errors(), "plan built from a list with errors");
+    let tracks = select_tracks(list, &options.tracks)?;
+    let selected = |i: usize| {
+        tracks.is_empty()
+            || list
+                .track_of(i)
+                .is_some_and(|t| tracks.iter().any(|s| s == t))
+    };
+    let n = list.tasks.len();
+    let mut done = 0;
+    let mut pending = Vec::new();
+    for i in list.leaves() {
+        if !selected(i) {
+            continue;
+        }
+        if list.tasks[i].state == TaskState::Done {
+            done += 1;
+        } else {
+            pending.push(i);
+        }
+    }
+
+    // Decide what is blocked, in dependency order so that blocking spreads.
+    let order = topological(list, &pending);
+    let mut blocked: Vec<Option<Blocked>> = vec![None; n];
+    let mut is_pending = vec![false; n];
+    for &i in &pending {
+        is_pending[i] = true;
+    }
+    for &i in &order {
+        let task = &list.tasks[i];
+        if task.state == TaskState::Blocked {
+            blocked[i] = Some(Blocked::NotRunnable);
+            continue;
+        }
+        let outside: Vec<usize> = task
+            .deps
+            .iter()
+            .map(|e| e.on)
+            .filter(|&on| list.tasks[on].state != TaskState::Done && !selected(on))
+            .collect();
+        if !outside.is_empty() {
+            blocked[i] = Some(Blocked::OutsideTracks { waits_for: outside });
+            continue;
+        }
+        if let Some(on) = task
+            .deps
+            .iter()
+            .map(|e| e.on)
+            .find(|&on| is_pending[on] && blocked[on].is_some())
+        {
+            blocked[i] = Some(Blocked::WaitsForBlocked { on });
+        }
+    }
+
+    // Levels and the critical path over what can run.
+    let mut level = vec![0usize; n];
+    let mut chain = vec![0usize; n];
+    let mut best_dep: Vec<Option<usize>> = vec![None; n];
+    let mut nodes = Vec::new();
+    for &i in &order {
+        if blocked[i].is_some() {
+            continue;
+        }
+        let deps: Vec<usize> = list.tasks[i]
+            .deps
+            .iter()
+            .map(|e| e.on)
+            .filter(|&on| is_pending[on])
+            .collect();
+        level[i] = 1 + deps.iter().map(|&d| level[d]).max().unwrap_or(0);
+        if let Some(&d) = deps
+            .iter()
+            .max_by_key(|&&d| (chain[d], std::cmp::Reverse(d)))
+        {
+            chain[i] = chain[d] + 1;
+            best_dep[i] = Some(d);
+        } else {
+            chain[i] = 1;
+        }
+        nodes.push(Node {
+            task: i,
+            deps,
+            level: level[i],
+        });
+    }
+    nodes.sort_by_key(|node| node.task);
+    let depth = nodes.iter().map(|node| node.level).max().unwrap_or(0);
+    let mut levels = vec![Vec::new(); depth];
+    for node in &nodes {
+        levels[node.level - 1].push(node.task);
+    }
+    let mut critical_path = Vec::new();
+    let mut at = nodes
+        .iter()
+        .map(|node| node.task)
+        .max_by_key(|&t| (chain[t], std::cmp::Reverse(t)));
+    while let Some(t) = at {
+        critical_path.push(t);
+        at = best_dep[t];
+    }
+    critical_path.reverse();
+
+    let mut blocked_list: Vec<(usize, Blocked)> = pending
+        .iter()
+        .filter_map(|&i| blocked[i].clone().map(|b| (i, b)))
+        .collect();
+    blocked_list.sort_by_key(|(i, _)| *i);
+    Ok(Plan {
+        nodes,
+        levels,
+        critical_path,
+        blocked: blocked_list,
+        done,
+        tracks,
+        sequential: !list.has_dependency_info,
+        max_agents: options.max_agents,
+    })
+}
+
+/// Matches `--track` values to the file's tracks (`A`, `a`, `Track A`).
+fn select_tracks(list: &TaskList, wanted: &[String]) -> Result<Vec<String>> {
+    let mut known: Vec<&str> = list
+        .sections
+        .iter()
+        .filter_map(|s| s.track.as_deref())
+        .collect();
+    known.dedup();
+    let mut out = Vec::new();
+    for w in wanted {
+        let name = w.trim();
+        let name = name
+            .strip_prefix("Track ")
+            .or_else(|| name.strip_prefix("track "))
+            .unwrap_or(name)
+            .trim();
+        match known.iter().find(|k| k.eq_ignore_ascii_case(name)) {
+            Some(k) => {
+                if !out.iter().any(|o: &String| o == k) {
+                    out.push((*k).to_owned());
+                }
+            }
+            None => {
+                let help = if known.is_empty() {
+                    "this task list has no `### Track X: …` headings; run without --track"
+                        .to_owned()
+                } else {
+                    format!("tracks in this task list: {}", known.join(", "))
+                };
+                return Err(Error::user_with_help(
+                    format!("no track `{w}` in this task list"),
+                    help,
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `pending` in an order where every task comes after the pending tasks it waits for
+/// (document order among equals). The list has no cycles.
+fn topological(list: &TaskList, pending: &[usize]) -> Vec<usize> {
+    let n = list.tasks.len();
+    let mut in_set = vec![false; n];
+    for &i in pending {
+        in_set[i] = true;
+    }
+    let mut indegree = vec![0usize; n];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for &i in pending {
+        for e in &list.tasks[i].deps {
+            if in_set[e.on] {
+                indegree[i] += 1;
+                dependents[e.on].push(i);
+            }
+        }
+    }
+    let mut ready: std::collections::BTreeSet<usize> = pending
+        .iter()
+        .copied()
+        .filter(|&i| indegree[i] == 0)
+        .collect();
+    let mut out = Vec::with_capacity(pending.len());
+    while let Some(i) = ready.pop_first() {
+        out.push(i);
+        for &d in &dependents[i] {
+            indegree[d] -= 1;
+            if indegree[d] == 0 {
+                ready.insert(d);
+            }
+        }
+    }
+    debug_assert_eq!(out.len(), pending.len(), "cycle in a validated list");
+    out
+}

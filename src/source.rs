@@ -1,0 +1,161 @@
+//! A user's file as read from disk: the original bytes (never rewritten except by surgical
+//! edits), a lossy UTF-8 view for parsing, and the maps between the two.
+//!
+//! Files that are not valid UTF-8 occur in practice (mangled emoji in generated task lists).
+//! They are parsed through the lossy view; every offset that leads to an edit is mapped back
+//! to the original bytes so that an edit changes exactly the bytes it means to.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::Location;
+
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// The path shown to users.
+    pub display_path: PathBuf,
+    /// The file's bytes, exactly as read.
+    pub bytes: Vec<u8>,
+    /// The lossy UTF-8 view the parser reads.
+    pub text: String,
+    /// After each replaced (invalid) byte run: (offset in `text`, offset in `bytes`).
+    breakpoints: Vec<(usize, usize)>,
+    /// Offsets in `text` where each line starts.
+    line_starts: Vec<usize>,
+}
+
+impl Source {
+    pub fn new(display_path: impl Into<PathBuf>, bytes: Vec<u8>) -> Self {
+        let mut text = String::with_capacity(bytes.len());
+        let mut breakpoints = Vec::new();
+        let mut byte_offset = 0;
+        for chunk in bytes.utf8_chunks() {
+            text.push_str(chunk.valid());
+            byte_offset += chunk.valid().len();
+            if !chunk.invalid().is_empty() {
+                text.push(char::REPLACEMENT_CHARACTER);
+                byte_offset += chunk.invalid().len();
+                breakpoints.push((text.len(), byte_offset));
+            }
+        }
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Source {
+            display_path: display_path.into(),
+            bytes,
+            text,
+            breakpoints,
+            line_starts,
+        }
+    }
+
+    /// Whether the bytes were valid UTF-8 (then text offsets equal byte offsets).
+    pub fn is_utf8(&self) -> bool {
+        self.breakpoints.is_empty()
+    }
+
+    /// Maps an offset in `text` to the offset in `bytes` of the same character.
+    pub fn byte_offset(&self, text_offset: usize) -> usize {
+        let i = self
+            .breakpoints
+            .partition_point(|&(text, _)| text <= text_offset);
+        match i.checked_sub(1) {
+            None => text_offset,
+            Some(i) => {
+                let (text, bytes) = self.breakpoints[i];
+                bytes + (text_offset - text)
+            }
+        }
+    }
+
+    /// 1-based line and column (in characters) of an offset in `text`.
+    pub fn line_col(&self, text_offset: usize) -> (usize, usize) {
+        let line = self.line_starts.partition_point(|&s| s <= text_offset);
+        let start = self.line_starts[line - 1];
+        let column = self.text[start..text_offset.min(self.text.len())]
+            .chars()
+            .count()
+            + 1;
+        (line, column)
+    }
+
+    /// The text of a 1-based line, without its line ending.
+    pub fn line_text(&self, line: usize) -> &str {
+        let start = self.line_starts[line - 1];
+        let end = self
+            .line_starts
+            .get(line)
+            .copied()
+            .unwrap_or(self.text.len());
+        self.text[start..end].trim_end_matches(['\n', '\r'])
+    }
+
+    /// The offset in `text` where the line holding `text_offset` ends (before `\r\n`/`\n`).
+    pub fn line_end(&self, text_offset: usize) -> usize {
+        let rest = &self.text[text_offset..];
+        let end = rest.find('\n').map_or(self.text.len(), |i| text_offset + i);
+        if end > text_offset && self.text.as_bytes()[end - 1] == b'\r' {
+            end - 1
+        } else {
+            end
+        }
+    }
+
+    /// A location covering `len` bytes of `text` from `text_offset`.
+    pub fn location(&self, text_offset: usize, len: usize) -> Location {
+        let (line, column) = self.line_col(text_offset);
+        let line_text = self.line_text(line).to_owned();
+        let end = (text_offset + len).min(self.line_end(text_offset));
+        let width = self
+            .text
+            .get(text_offset..end)
+            .map_or(1, |s| s.chars().count().max(1));
+        Location {
+            path: self.display_path.clone(),
+            line,
+            column,
+            line_text,
+            width,
+        }
+    }
+
+    /// Whether the file ends its lines with `\r\n`.
+    pub fn uses_crlf(&self) -> bool {
+        self.text.contains("\r\n")
+    }
+}
+
+/// Shows `path` relative to `base` when it lies inside it.
+pub fn display_path(path: &Path, base: &Path) -> PathBuf {
+    path.strip_prefix(base)
+        .map_or_else(|_| path.to_path_buf(), Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_offsets_around_invalid_bytes() {
+        let bytes = b"ab\xff\xfecd\n\xf0x".to_vec();
+        let src = Source::new("t.md", bytes.clone());
+        assert!(!src.is_utf8());
+        assert_eq!(src.text, "ab\u{fffd}\u{fffd}cd\n\u{fffd}x");
+        let c = src.text.find('c').unwrap();
+        assert_eq!(bytes[src.byte_offset(c)], b'c');
+        let x = src.text.find('x').unwrap();
+        assert_eq!(bytes[src.byte_offset(x)], b'x');
+        assert_eq!(src.byte_offset(1), 1);
+        assert_eq!(src.line_col(x), (2, 2));
+    }
+
+    #[test]
+    fn lines_and_columns_count_characters() {
+        let src = Source::new("t.md", "é1\r\nzz\n".as_bytes().to_vec());
+        assert_eq!(src.line_col(src.text.find('1').unwrap()), (1, 2));
+        assert_eq!(src.line_text(1), "é1");
+        assert_eq!(src.line_text(2), "zz");
+        assert_eq!(src.line_end(0), 3);
+        assert!(src.uses_crlf());
+    }
+}

@@ -1,0 +1,156 @@
+//! The feature spec: where it lives, its name rules, and its task list.
+
+pub mod approval;
+pub mod deps;
+pub mod dialect;
+pub mod model;
+mod parse;
+mod resolve;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Diagnostic, Error, Result};
+use crate::source::{self, Source};
+pub use model::TaskList;
+
+/// A feature's spec directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Feature {
+    pub name: String,
+    pub dir: PathBuf,
+}
+
+impl Feature {
+    pub fn tasks_path(&self) -> PathBuf {
+        self.dir.join("tasks.md")
+    }
+}
+
+/// Checks that a feature name is one directory name that is also safe in a branch name.
+pub fn validate_name(name: &str) -> Result<()> {
+    let problem = if name.is_empty() {
+        Some("is empty")
+    } else if name.contains(['/', '\\']) {
+        Some("contains a path separator; a feature is one directory name")
+    } else if name == "." || name.contains("..") {
+        Some("contains `..`")
+    } else if name.starts_with(['.', '-']) {
+        Some("starts with `.` or `-`")
+    } else if name.ends_with('.') || name.ends_with(".lock") {
+        Some("ends with `.` or `.lock`, which git refuses in branch names")
+    } else if name.contains("@{") {
+        Some("contains `@{`, which git refuses in branch names")
+    } else if name
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || "~^:?*[".contains(c))
+    {
+        Some(
+            "contains a space, a control character or one of ~ ^ : ? * [, which git refuses in branch names",
+        )
+    } else if !git2::Reference::is_valid_name(&format!("refs/heads/spec/{name}/1")) {
+        Some("is not valid in a git branch name")
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(why) => Err(Error::user_with_help(
+            format!("invalid feature name `{name}`: it {why}"),
+            "name a directory under the features directory, e.g. `user-auth`",
+        )),
+    }
+}
+
+/// Every feature directory under `features_dir`, sorted by name.
+pub fn features(features_dir: &Path) -> Result<Vec<Feature>> {
+    let entries = match std::fs::read_dir(features_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("read the directory", features_dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("read the directory", features_dir, e))?;
+        let path = entry.path();
+        if !path.is_dir() {
+            continue;
+        }
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        out.push(Feature {
+            name: name.to_owned(),
+            dir: path,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Finds a feature by name: its directory must exist under `features_dir`.
+pub fn find(root: &Path, features_dir: &Path, name: &str) -> Result<Feature> {
+    validate_name(name)?;
+    let dir = features_dir.join(name);
+    if dir.is_dir() {
+        return Ok(Feature {
+            name: name.to_owned(),
+            dir,
+        });
+    }
+    let shown = source::display_path(features_dir, root);
+    let existing = features(features_dir)?;
+    let help = if existing.is_empty() {
+        format!(
+            "create `{}/{name}/tasks.md`, or set `features-dir` in [workspace.metadata.spec-exec]",
+            shown.display()
+        )
+    } else {
+        let names: Vec<&str> = existing.iter().map(|f| f.name.as_str()).collect();
+        format!("features that exist: {}", names.join(", "))
+    };
+    Err(Error::user_with_help(
+        format!(
+            "no feature `{name}`: `{}` does not exist",
+            shown.join(name).display()
+        ),
+        help,
+    ))
+}
+
+/// Reads and parses a feature's tasks.md. Problems in the file are in the list's diagnostics;
+/// only an unreadable file is an `Err`.
+pub fn load(feature: &Feature, root: &Path) -> Result<TaskList> {
+    let path = feature.tasks_path();
+    let display = source::display_path(&path, root);
+    let bytes = std::fs::read(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::Diagnostics(vec![
+                Diagnostic::error(format!("feature `{}` has no tasks.md", feature.name))
+                    .in_file(&display)
+                    .help("write the task list (or generate it with your spec tool) first"),
+            ])
+        } else {
+            Error::io("read", &display, e)
+        }
+    })?;
+    Ok(parse_bytes(display, bytes))
+}
+
+/// Parses task-list bytes read from `display_path`.
+pub fn parse_bytes(display_path: impl Into<PathBuf>, bytes: Vec<u8>) -> TaskList {
+    let mut list = parse::parse(Source::new(display_path, bytes));
+    if list.tasks.is_empty() {
+        let d = if list.source.text.trim().is_empty() {
+            Diagnostic::error("tasks.md is empty")
+                .help("generate the task list with your spec tool, then approve it")
+        } else {
+            Diagnostic::error("tasks.md has no tasks")
+                .help("a task is a checkbox item that starts with an id: `- [ ] 1. Title`")
+        };
+        list.diagnostics.push(d.in_file(&list.source.display_path));
+    }
+    list
+}

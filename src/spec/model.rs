@@ -1,0 +1,286 @@
+//! The parsed task list: tasks in document order, with their tracks, groups and resolved
+//! dependencies. Indices into [`TaskList::tasks`] are the task handles everywhere else.
+
+use serde::Serialize;
+
+use super::deps::{self, Requirement};
+use crate::error::{Diagnostic, Location};
+use crate::source::Source;
+
+/// A task's state as its checkbox says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskState {
+    /// `[ ]`
+    Pending,
+    /// `[x]` or `[X]`
+    Done,
+    /// `[-]`: in progress elsewhere, or stale from a crash; planned as pending.
+    InProgress,
+    /// `[~]`: not done and not runnable.
+    Blocked,
+}
+
+impl TaskState {
+    pub fn from_box(c: char) -> Option<Self> {
+        match c {
+            ' ' | '\t' | '\u{a0}' => Some(TaskState::Pending),
+            'x' | 'X' => Some(TaskState::Done),
+            '-' | '/' => Some(TaskState::InProgress),
+            '~' => Some(TaskState::Blocked),
+            _ => None,
+        }
+    }
+
+    /// Whether the task still has to run.
+    pub fn is_open(self) -> bool {
+        self != TaskState::Done
+    }
+}
+
+/// Where the checkbox of a task is, for surgical edits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkbox {
+    /// Offset of the state character in the lossy text.
+    pub text_offset: usize,
+    /// Offset of the state character in the original bytes.
+    pub byte_offset: usize,
+    /// The state character as written.
+    pub ch: char,
+}
+
+/// Where a dependency came from; lower sources only fill gaps left by higher ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DepSource {
+    /// `_Dependencies: …_` on the task itself.
+    Task,
+    /// Inherited from the containing task.
+    Parent,
+    /// `(Dependencies: …)` on the task's track or section heading.
+    Heading,
+    /// The `## Execution Strategy` parallel groups.
+    Group,
+    /// No dependency information in the file: document order.
+    DocumentOrder,
+}
+
+/// A dependency phrase as written, before it is resolved.
+#[derive(Debug, Clone)]
+pub struct DepPhrase {
+    pub text: String,
+    /// Offset of the phrase in the source text.
+    pub offset: usize,
+    pub parsed: deps::Parsed,
+}
+
+/// One resolved edge: this task waits for `on`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edge {
+    /// The leaf task waited for.
+    pub on: usize,
+    pub requirement: Requirement,
+    pub source: DepSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CodeBlock {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
+    pub code: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MetaEntry {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub id: String,
+    pub title: String,
+    /// The state of the task's own checkbox (see [`TaskList::state`] for containers).
+    pub state: TaskState,
+    /// Offset of the task's line in the source text.
+    pub offset: usize,
+    pub line: usize,
+    pub column: usize,
+    /// `None` for an implied container that has no line of its own.
+    pub checkbox: Option<Checkbox>,
+    pub parent: Option<usize>,
+    pub children: Vec<usize>,
+    /// The task this one is nested in, in the markdown.
+    pub nested_in: Option<usize>,
+    pub section: Option<usize>,
+    pub optional: bool,
+    pub requirements: Option<String>,
+    pub agent: Option<String>,
+    pub trigger: Option<String>,
+    pub spec_references: Option<String>,
+    pub estimate: Option<String>,
+    /// Other `_Key: value_` lines, verbatim.
+    pub metadata: Vec<MetaEntry>,
+    /// The nested bullets and paragraphs, as markdown.
+    pub details: Vec<String>,
+    pub code_blocks: Vec<CodeBlock>,
+    /// `_Dependencies: …_` phrases on the task.
+    pub dep_phrases: Vec<DepPhrase>,
+    /// Resolved, deduplicated edges (leaf tasks only; empty for containers).
+    pub deps: Vec<Edge>,
+}
+
+impl Task {
+    pub fn is_container(&self) -> bool {
+        !self.children.is_empty()
+    }
+
+    pub fn is_implied(&self) -> bool {
+        self.checkbox.is_none()
+    }
+
+    /// Tasks this one runs only after, on the condition that they asked for changes.
+    pub fn condition(&self) -> impl Iterator<Item = usize> + '_ {
+        self.deps
+            .iter()
+            .filter(|e| e.requirement == Requirement::Failed)
+            .map(|e| e.on)
+    }
+}
+
+/// A track or other section heading that tasks sit under.
+#[derive(Debug, Clone)]
+pub struct Section {
+    /// The track letter (`A`) for `### Track A: …` headings.
+    pub track: Option<String>,
+    pub title: String,
+    pub level: u8,
+    pub line: usize,
+    /// `(Dependencies: …)` on the heading.
+    pub deps: Option<DepPhrase>,
+    /// `> Primary Agent: name`.
+    pub agent: Option<String>,
+}
+
+/// A declared parallel group of the `## Execution Strategy` section.
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub number: u32,
+    pub line: usize,
+    /// Member references as written (resolved into `members`).
+    pub member_phrases: Vec<DepPhrase>,
+    pub members: Vec<usize>,
+    /// What the group waits for: `None` = the previous group, explicit phrase otherwise.
+    pub after: Option<DepPhrase>,
+    /// `Immediate Start`: waits for nothing.
+    pub immediate: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskList {
+    pub source: Source,
+    pub tasks: Vec<Task>,
+    pub sections: Vec<Section>,
+    pub groups: Vec<Group>,
+    /// Byte offsets of every checkbox state character in the file (tasks and checklists).
+    pub checkbox_bytes: Vec<usize>,
+    /// Text range of the front matter block, delimiters included.
+    pub front_matter: Option<std::ops::Range<usize>>,
+    /// Whether the file declares any dependency (else it runs in document order).
+    pub has_dependency_info: bool,
+    /// Whether the file ticks boxes with `[X]`.
+    pub upper_x: bool,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl TaskList {
+    /// The effective state: a container's comes from its sub-tasks.
+    pub fn state(&self, index: usize) -> TaskState {
+        let task = &self.tasks[index];
+        if !task.is_container() {
+            return task.state;
+        }
+        let mut all_done = true;
+        let mut any_blocked = false;
+        for leaf in self.leaves_of(index) {
+            match self.tasks[leaf].state {
+                TaskState::Done => {}
+                TaskState::Blocked => {
+                    any_blocked = true;
+                    all_done = false;
+                }
+                _ => all_done = false,
+            }
+        }
+        if all_done {
+            TaskState::Done
+        } else if any_blocked {
+            TaskState::Blocked
+        } else {
+            TaskState::Pending
+        }
+    }
+
+    /// The leaf tasks under `index` (itself when it is a leaf), in document order.
+    pub fn leaves_of(&self, index: usize) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut stack = vec![index];
+        while let Some(i) = stack.pop() {
+            let task = &self.tasks[i];
+            if task.children.is_empty() {
+                out.push(i);
+            } else {
+                stack.extend(task.children.iter().rev());
+            }
+        }
+        out
+    }
+
+    /// Executable tasks (leaves), in document order.
+    pub fn leaves(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.tasks.len()).filter(|&i| !self.tasks[i].is_container())
+    }
+
+    pub fn find(&self, id: &str) -> Option<usize> {
+        self.tasks.iter().position(|t| t.id == id)
+    }
+
+    pub fn track_of(&self, index: usize) -> Option<&str> {
+        let section = self.tasks[index].section?;
+        self.sections[section].track.as_deref()
+    }
+
+    /// The agent named for a task: its own `_Agent:_`, else its track's `> Primary Agent:`.
+    pub fn agent_of(&self, index: usize) -> Option<&str> {
+        let task = &self.tasks[index];
+        task.agent
+            .as_deref()
+            .or_else(|| task.section.and_then(|s| self.sections[s].agent.as_deref()))
+    }
+
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| d.is_error())
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.errors().next().is_some()
+    }
+
+    /// A location in this file.
+    pub fn location(&self, text_offset: usize, len: usize) -> Location {
+        self.source.location(text_offset, len)
+    }
+
+    /// (done, total) over executable tasks.
+    pub fn progress(&self) -> (usize, usize) {
+        let mut done = 0;
+        let mut total = 0;
+        for i in self.leaves() {
+            total += 1;
+            if self.tasks[i].state == TaskState::Done {
+                done += 1;
+            }
+        }
+        (done, total)
+    }
+}

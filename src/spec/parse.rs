@@ -1,0 +1,528 @@
+//! tasks.md → [`TaskList`]: markdown-rs builds the tree (GFM, front matter, byte positions);
+//! this walker reads tasks, sections and groups from it. Nothing inside a fenced code block or
+//! an HTML comment is ever a task, because markdown-rs never makes list items there.
+//!
+//! The words themselves (ids, titles, metadata, headings) are read by [`super::dialect`].
+
+use markdown::mdast::{ListItem, Node};
+use markdown::{Constructs, ParseOptions};
+
+use super::deps;
+use super::dialect::{self, Heading, Key};
+use super::model::{
+    Checkbox, CodeBlock, DepPhrase, Group, MetaEntry, Section, Task, TaskList, TaskState,
+};
+use crate::error::Diagnostic;
+use crate::source::Source;
+
+fn options() -> ParseOptions {
+    ParseOptions {
+        constructs: Constructs {
+            frontmatter: true,
+            ..Constructs::gfm()
+        },
+        ..ParseOptions::gfm()
+    }
+}
+
+/// Parses a task list and resolves its dependencies. Problems are in `diagnostics`.
+pub fn parse(source: Source) -> TaskList {
+    let mut list = TaskList {
+        source,
+        tasks: Vec::new(),
+        sections: Vec::new(),
+        groups: Vec::new(),
+        checkbox_bytes: Vec::new(),
+        front_matter: None,
+        has_dependency_info: false,
+        upper_x: false,
+        diagnostics: Vec::new(),
+    };
+    let root = match markdown::to_mdast(&list.source.text, &options()) {
+        Ok(root) => root,
+        Err(message) => {
+            let d = Diagnostic::error(format!("could not parse markdown: {message}"))
+                .in_file(&list.source.display_path);
+            list.diagnostics.push(d);
+            return list;
+        }
+    };
+    let mut walker = Walker {
+        list: &mut list,
+        current_section: None,
+        exec_level: None,
+        tasks_in_section: 0,
+    };
+    if let Some(children) = root.children() {
+        walker.blocks(children);
+    }
+    list.has_dependency_info = !list.groups.is_empty()
+        || list.sections.iter().any(|s| s.deps.is_some())
+        || list.tasks.iter().any(|t| !t.dep_phrases.is_empty());
+    list.upper_x = list
+        .tasks
+        .iter()
+        .any(|t| t.checkbox.is_some_and(|c| c.ch == 'X'));
+    super::resolve::resolve(&mut list);
+    list
+}
+
+struct Walker<'a> {
+    list: &'a mut TaskList,
+    current_section: Option<usize>,
+    /// Heading level of the `## Execution Strategy` section we are in.
+    exec_level: Option<u8>,
+    tasks_in_section: usize,
+}
+
+fn start(node: &Node) -> usize {
+    node.position().map_or(0, |p| p.start.offset)
+}
+
+fn end(node: &Node) -> usize {
+    node.position().map_or(0, |p| p.end.offset)
+}
+
+/// The plain text of a node's first line (emphasis markers dropped).
+fn first_line_plain(node: &Node) -> String {
+    let text = node.to_string();
+    text.lines().next().unwrap_or("").to_owned()
+}
+
+impl Walker<'_> {
+    fn text(&self) -> &str {
+        &self.list.source.text
+    }
+
+    fn blocks(&mut self, nodes: &[Node]) {
+        for node in nodes {
+            match node {
+                Node::Yaml(_) | Node::Toml(_) => {
+                    self.list.front_matter = Some(start(node)..end(node));
+                }
+                Node::Heading(h) => self.heading(node, h.depth),
+                Node::List(list) => {
+                    for child in &list.children {
+                        if let Node::ListItem(item) = child {
+                            self.top_item(child, item);
+                        }
+                    }
+                }
+                Node::Blockquote(_) => self.blockquote(node),
+                _ => {}
+            }
+        }
+    }
+
+    fn heading(&mut self, node: &Node, level: u8) {
+        let plain = node.to_string();
+        if let Some(exec) = self.exec_level {
+            if level > exec {
+                return;
+            }
+            self.exec_level = None;
+        }
+        let offset = start(node);
+        let line = self.list.source.line_col(offset).0;
+        let raw_line_end = self.list.source.line_end(offset);
+        let raw = self.text()[offset..raw_line_end].to_owned();
+        let phrase = |(text, _): (&str, usize)| {
+            let at = raw.find(text).map_or(offset, |i| offset + i);
+            DepPhrase {
+                text: text.to_owned(),
+                offset: at,
+                parsed: deps::parse(text),
+            }
+        };
+        let section = match dialect::heading(&plain) {
+            Heading::ExecutionStrategy => {
+                self.exec_level = Some(level);
+                self.current_section = None;
+                return;
+            }
+            Heading::Track { track, name, deps } => Section {
+                track: Some(track.to_owned()),
+                title: name.to_owned(),
+                level,
+                line,
+                deps: deps.map(phrase),
+                agent: None,
+            },
+            Heading::Section { deps } => {
+                let inside_current = self
+                    .current_section
+                    .is_some_and(|s| level > self.list.sections[s].level);
+                if deps.is_none() && inside_current {
+                    return; // a sub-heading of a track keeps its tasks in the track
+                }
+                Section {
+                    track: None,
+                    title: plain.trim().to_owned(),
+                    level,
+                    line,
+                    deps: deps.map(phrase),
+                    agent: None,
+                }
+            }
+        };
+        self.list.sections.push(section);
+        self.current_section = Some(self.list.sections.len() - 1);
+        self.tasks_in_section = 0;
+    }
+
+    fn blockquote(&mut self, node: &Node) {
+        let Some(section) = self.current_section else {
+            return;
+        };
+        if self.tasks_in_section > 0 || self.list.sections[section].track.is_none() {
+            return;
+        }
+        let text = node.to_string();
+        if let Some(agent) = text.lines().find_map(dialect::primary_agent) {
+            self.list.sections[section].agent = Some(agent.to_owned());
+        }
+    }
+
+    /// The first line of a list item as written, from the start of its line.
+    fn item_line(&self, node: &Node) -> (usize, &str) {
+        let at = start(node);
+        let line_start = self.text()[..at].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = self.list.source.line_end(at);
+        (line_start, &self.text()[line_start..line_end])
+    }
+
+    /// The item's markdown after its bullet marker (and checkbox), dedented.
+    fn item_content(&self, node: &Node) -> (usize, String) {
+        let at = start(node);
+        let stop = end(node).max(at);
+        let raw = &self.text()[at..stop];
+        let marker_len = raw
+            .find(|c: char| {
+                !(c == '-' || c == '*' || c == '+' || c.is_ascii_digit() || c == '.' || c == ')')
+            })
+            .unwrap_or(raw.len());
+        let after_marker = &raw[marker_len..];
+        let content = after_marker.trim_start_matches([' ', '\t']);
+        let content_start = at + (raw.len() - content.len());
+        let (line_start, _) = self.item_line(node);
+        let indent = self.text()[line_start..content_start].chars().count();
+        let mut out = String::new();
+        for (i, line) in content.split('\n').enumerate() {
+            if i > 0 {
+                out.push('\n');
+                let trimmed = strip_indent(line, indent);
+                out.push_str(trimmed.trim_end_matches('\r'));
+            } else {
+                out.push_str(line.trim_end_matches('\r'));
+            }
+        }
+        (content_start, out.trim_end().to_owned())
+    }
+
+    /// Checkbox and id of a list item, if it has them.
+    fn task_of(
+        &mut self,
+        node: &Node,
+        item: &ListItem,
+    ) -> Option<(Checkbox, bool, dialect::TaskHead, String)> {
+        let (line_start, line) = self.item_line(node);
+        let head = dialect::checkbox(line)?;
+        let text_offset = line_start + head.state_offset;
+        let checkbox = Checkbox {
+            text_offset,
+            byte_offset: self.list.source.byte_offset(text_offset),
+            ch: head.ch,
+        };
+        self.list.checkbox_bytes.push(checkbox.byte_offset);
+        let first = item
+            .children
+            .first()
+            .filter(|n| matches!(n, Node::Paragraph(_)))?;
+        let mut plain = first_line_plain(first);
+        if item.checked.is_none() {
+            // Not a GFM task item (`[-]`, `[~]`, `[ ]*`): the box is still in the text.
+            if let Some(close) = plain.find(']') {
+                plain = plain[close + 1..].trim_start_matches('*').to_owned();
+            }
+        }
+        let task_head = dialect::task_head(&plain)?;
+        Some((checkbox, head.optional, task_head, plain))
+    }
+
+    fn top_item(&mut self, node: &Node, item: &ListItem) {
+        if self.exec_level.is_some() && self.group_item(node, item) {
+            return;
+        }
+        self.item(node, item, None);
+    }
+
+    /// A list item outside any task: a task, a checklist line, or a list holding tasks.
+    fn item(&mut self, node: &Node, item: &ListItem, nested_in: Option<usize>) {
+        if let Some((checkbox, optional, head, plain)) = self.task_of(node, item) {
+            self.task(node, item, nested_in, checkbox, optional, head, &plain);
+            return;
+        }
+        // Not a task: look for tasks in its nested lists.
+        for child in &item.children {
+            if let Node::List(list) = child {
+                for sub in &list.children {
+                    if let Node::ListItem(sub_item) = sub {
+                        self.item(sub, sub_item, nested_in);
+                    }
+                }
+            }
+        }
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parts of one list item, read once"
+    )]
+    fn task(
+        &mut self,
+        node: &Node,
+        item: &ListItem,
+        nested_in: Option<usize>,
+        checkbox: Checkbox,
+        optional: bool,
+        head: dialect::TaskHead,
+        plain: &str,
+    ) {
+        let state = TaskState::from_box(checkbox.ch).unwrap_or_else(|| {
+            let loc = self.list.location(checkbox.text_offset, 1);
+            self.list.diagnostics.push(
+                Diagnostic::warning(format!("unknown checkbox state `[{}]`", checkbox.ch))
+                    .at(loc)
+                    .help("use `[ ]` for pending or `[x]` for done; read as pending"),
+            );
+            TaskState::Pending
+        });
+        let title = dialect::clean_title(&plain[head.rest..]);
+        let offset = start(node);
+        let (line, column) = self.list.source.line_col(offset);
+        let index = self.list.tasks.len();
+        self.list.tasks.push(Task {
+            id: head.id,
+            title: title.title,
+            state,
+            offset,
+            line,
+            column,
+            checkbox: Some(checkbox),
+            parent: None,
+            children: Vec::new(),
+            nested_in,
+            section: self.current_section,
+            optional: optional || head.optional,
+            requirements: None,
+            agent: None,
+            trigger: None,
+            spec_references: None,
+            estimate: title.estimate,
+            metadata: Vec::new(),
+            details: Vec::new(),
+            code_blocks: Vec::new(),
+            dep_phrases: Vec::new(),
+            deps: Vec::new(),
+        });
+        self.tasks_in_section += 1;
+
+        // A hard-wrapped title continues in the first paragraph.
+        if let Some(first) = item.children.first() {
+            let text = first.to_string();
+            if let Some((_, more)) = text.split_once('\n') {
+                let more = more.trim();
+                if !more.is_empty() {
+                    self.list.tasks[index].details.push(more.to_owned());
+                }
+            }
+        }
+        for child in item.children.iter().skip(1) {
+            match child {
+                Node::List(list) => {
+                    for sub in &list.children {
+                        if let Node::ListItem(sub_item) = sub {
+                            self.detail_item(sub, sub_item, index);
+                        }
+                    }
+                }
+                Node::Code(code) => {
+                    self.list.tasks[index].code_blocks.push(CodeBlock {
+                        lang: code.lang.clone(),
+                        code: code.value.clone(),
+                    });
+                    let raw = self.raw(child);
+                    self.list.tasks[index].details.push(raw);
+                }
+                _ => {
+                    let raw = self.raw(child);
+                    if !raw.trim().is_empty() {
+                        self.list.tasks[index].details.push(raw);
+                    }
+                }
+            }
+        }
+    }
+
+    fn raw(&self, node: &Node) -> String {
+        let (s, e) = (start(node), end(node));
+        let line_start = self.text()[..s].rfind('\n').map_or(0, |i| i + 1);
+        let indent = self.text()[line_start..s].chars().count();
+        self.text()[s..e.max(s)]
+            .split('\n')
+            .enumerate()
+            .map(|(i, l)| if i == 0 { l } else { strip_indent(l, indent) })
+            .map(|l| l.trim_end_matches('\r'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// A nested item under a task: a sub-task, a metadata line, or a detail.
+    fn detail_item(&mut self, node: &Node, item: &ListItem, task: usize) {
+        if let Some((checkbox, optional, head, plain)) = self.task_of(node, item) {
+            self.task(node, item, Some(task), checkbox, optional, head, &plain);
+            return;
+        }
+        let (content_start, content) = self.item_content(node);
+        if let Some(meta) = dialect::metadata(&content) {
+            let value = meta.value.to_owned();
+            let t = &mut self.list.tasks[task];
+            match dialect::canonical_key(meta.key) {
+                Key::Requirements => t.requirements = Some(value),
+                Key::Agent => t.agent = Some(value.trim_matches('`').to_owned()),
+                Key::Trigger => t.trigger = Some(value),
+                Key::SpecReferences => t.spec_references = Some(value),
+                Key::Estimate => t.estimate = Some(value),
+                Key::Dependencies => {
+                    let parsed = deps::parse(&value);
+                    let offset = content_start + meta.value_offset;
+                    if !parsed.is_understood() {
+                        let loc = self.list.location(offset, value.len());
+                        self.list.diagnostics.push(
+                            Diagnostic::warning(format!(
+                                "dependency phrase `{value}` names no task, track or group"
+                            ))
+                            .at(loc)
+                            .label("not understood; ignored")
+                            .help("write ids (`Tasks 1-3, CR-A`), `Track A`, or `None`"),
+                        );
+                    }
+                    self.list.tasks[task].dep_phrases.push(DepPhrase {
+                        text: value,
+                        offset,
+                        parsed,
+                    });
+                }
+                Key::Other => t.metadata.push(MetaEntry {
+                    key: meta.key.to_owned(),
+                    value,
+                }),
+            }
+        } else {
+            self.list.tasks[task].details.push(content);
+        }
+        // Code blocks and sub-tasks deeper inside the detail.
+        for child in &item.children {
+            match child {
+                Node::Code(code) => self.list.tasks[task].code_blocks.push(CodeBlock {
+                    lang: code.lang.clone(),
+                    code: code.value.clone(),
+                }),
+                Node::List(list) => {
+                    for sub in &list.children {
+                        if let Node::ListItem(sub_item) = sub {
+                            if self.is_task_item(sub, sub_item) {
+                                self.detail_item(sub, sub_item, task);
+                            } else {
+                                self.collect_code(sub, task);
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn is_task_item(&self, node: &Node, item: &ListItem) -> bool {
+        let (_, line) = self.item_line(node);
+        dialect::checkbox(line).is_some()
+            && item.children.first().is_some_and(|first| {
+                let mut plain = first_line_plain(first);
+                if item.checked.is_none()
+                    && let Some(close) = plain.find(']')
+                {
+                    plain = plain[close + 1..].trim_start_matches('*').to_owned();
+                }
+                dialect::task_head(&plain).is_some()
+            })
+    }
+
+    fn collect_code(&mut self, node: &Node, task: usize) {
+        if let Node::Code(code) = node {
+            self.list.tasks[task].code_blocks.push(CodeBlock {
+                lang: code.lang.clone(),
+                code: code.value.clone(),
+            });
+        }
+        if let Some(children) = node.children() {
+            for child in children {
+                self.collect_code(child, task);
+            }
+        }
+    }
+
+    /// `1. **Group 2 (After Group 1)**:` with member bullets.
+    fn group_item(&mut self, node: &Node, item: &ListItem) -> bool {
+        let (content_start, content) = self.item_content(node);
+        let first_line = content.lines().next().unwrap_or("");
+        let Some(head) = dialect::group_head(first_line) else {
+            return false;
+        };
+        let line = self.list.source.line_col(start(node)).0;
+        let mut group = Group {
+            number: head.number,
+            line,
+            member_phrases: Vec::new(),
+            members: Vec::new(),
+            after: head.after.map(|(text, at)| DepPhrase {
+                text: text.to_owned(),
+                offset: content_start + at,
+                parsed: deps::parse(text),
+            }),
+            immediate: head.immediate,
+        };
+        for child in &item.children {
+            if let Node::List(list) = child {
+                for sub in &list.children {
+                    let (at, text) = self.item_content(sub);
+                    let first = text.lines().next().unwrap_or("").to_owned();
+                    let parsed = deps::parse(&first);
+                    group.member_phrases.push(DepPhrase {
+                        text: first,
+                        offset: at,
+                        parsed,
+                    });
+                }
+            }
+        }
+        self.list.groups.push(group);
+        true
+    }
+}
+
+/// Removes up to `width` columns of leading spaces (a tab counts as reaching the next stop).
+fn strip_indent(line: &str, width: usize) -> &str {
+    let mut col = 0;
+    for (i, c) in line.char_indices() {
+        if col >= width {
+            return &line[i..];
+        }
+        match c {
+            ' ' => col += 1,
+            '\t' => col += 4 - col % 4,
+            _ => return &line[i..],
+        }
+    }
+    ""
+}

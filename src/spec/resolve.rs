@@ -1,0 +1,739 @@
+//! From written references to edges between tasks.
+//!
+//! Sources are united in order of authority: the task's own `_Dependencies:_` (and those it
+//! inherits from its container), then track headings, then the execution strategy's groups,
+//! and, only when the file declares nothing at all, document order. An edge from a lower source
+//! that would close a cycle contradicts a higher one: it is dropped with a warning. A cycle made
+//! by the tasks' own dependencies is an error.
+
+use std::collections::{HashMap, HashSet};
+
+use super::deps::{DepRef, Requirement, Target};
+use super::dialect;
+use super::model::{DepPhrase, DepSource, Edge, Task, TaskList, TaskState};
+use crate::error::Diagnostic;
+
+pub fn resolve(list: &mut TaskList) {
+    insert_implied_parents(list);
+    let ids = first_ids(list);
+    report_duplicates(list, &ids);
+    assign_parents(list, &ids);
+    report_states(list);
+
+    let mut r = Resolver {
+        ids,
+        edges: vec![Vec::new(); list.tasks.len()],
+    };
+    r.task_dependencies(list);
+    if !r.report_cycles(list) {
+        r.heading_dependencies(list);
+        r.group_dependencies(list);
+    }
+    if !list.has_dependency_info {
+        let leaves: Vec<usize> = list.leaves().collect();
+        for pair in leaves.windows(2) {
+            r.edges[pair[1]].push(Pending::new(
+                pair[0],
+                Requirement::Done,
+                DepSource::DocumentOrder,
+            ));
+        }
+    }
+    for (i, edges) in r.edges.into_iter().enumerate() {
+        list.tasks[i].deps = dedupe(edges);
+    }
+}
+
+/// An edge before deduplication, with where it was written.
+#[derive(Debug, Clone)]
+struct Pending {
+    edge: Edge,
+    /// Text offset and length of the words that made it.
+    at: Option<(usize, usize)>,
+}
+
+impl Pending {
+    fn new(on: usize, requirement: Requirement, source: DepSource) -> Self {
+        Pending {
+            edge: Edge {
+                on,
+                requirement,
+                source,
+            },
+            at: None,
+        }
+    }
+}
+
+fn dedupe(edges: Vec<Pending>) -> Vec<Edge> {
+    let mut out: Vec<Edge> = Vec::new();
+    for p in edges {
+        match out.iter_mut().find(|e| e.on == p.edge.on) {
+            Some(existing) => {
+                existing.source = existing.source.min(p.edge.source);
+                existing.requirement = match (existing.requirement, p.edge.requirement) {
+                    (Requirement::Failed, _) | (_, Requirement::Failed) => Requirement::Failed,
+                    (Requirement::Approved, _) | (_, Requirement::Approved) => {
+                        Requirement::Approved
+                    }
+                    _ => Requirement::Done,
+                };
+            }
+            None => out.push(p.edge),
+        }
+    }
+    out
+}
+
+/// Id → index of its first definition.
+fn first_ids(list: &TaskList) -> HashMap<String, usize> {
+    let mut ids = HashMap::new();
+    for (i, t) in list.tasks.iter().enumerate() {
+        ids.entry(t.id.clone()).or_insert(i);
+    }
+    ids
+}
+
+fn report_duplicates(list: &mut TaskList, ids: &HashMap<String, usize>) {
+    for i in 0..list.tasks.len() {
+        let first = ids[&list.tasks[i].id];
+        if first != i && !list.tasks[i].is_implied() {
+            let t = &list.tasks[i];
+            let len = t.id.len();
+            let at = t.checkbox.map_or(t.offset, |c| c.text_offset);
+            let id_at = list.source.text[at..]
+                .find(t.id.as_str())
+                .map_or(t.offset, |k| at + k);
+            let d = Diagnostic::error(format!("duplicate task id `{}`", t.id))
+                .at(list.location(id_at, len))
+                .label("defined again here")
+                .note(format!(
+                    "`{}` is first defined at line {}",
+                    t.id, list.tasks[first].line
+                ))
+                .help("give every task its own id, then update the dependencies that name it");
+            list.diagnostics.push(d);
+        }
+    }
+}
+
+fn numeric_parent(id: &str) -> Option<&str> {
+    if !super::deps::is_numeric_id(id) {
+        return None;
+    }
+    id.rfind('.').map(|i| &id[..i])
+}
+
+/// `2.1` with no `2` implies a container `2`, placed right before its first sub-task.
+fn insert_implied_parents(list: &mut TaskList) {
+    let mut known: HashSet<String> = list.tasks.iter().map(|t| t.id.clone()).collect();
+    let old = std::mem::take(&mut list.tasks);
+    let mut remap = Vec::with_capacity(old.len());
+    let mut tasks = Vec::with_capacity(old.len());
+    for task in old {
+        let mut missing = Vec::new();
+        let mut id = task.id.as_str();
+        while let Some(parent) = numeric_parent(id) {
+            if !known.contains(parent) {
+                missing.push(parent.to_owned());
+            }
+            id = parent;
+        }
+        for parent in missing.into_iter().rev() {
+            known.insert(parent.clone());
+            tasks.push(Task {
+                id: parent,
+                title: String::new(),
+                state: TaskState::Pending,
+                checkbox: None,
+                nested_in: None,
+                details: Vec::new(),
+                code_blocks: Vec::new(),
+                dep_phrases: Vec::new(),
+                metadata: Vec::new(),
+                deps: Vec::new(),
+                children: Vec::new(),
+                parent: None,
+                optional: false,
+                requirements: None,
+                agent: None,
+                trigger: None,
+                spec_references: None,
+                estimate: None,
+                ..task.clone()
+            });
+        }
+        remap.push(tasks.len());
+        tasks.push(task);
+    }
+    for t in &mut tasks {
+        t.nested_in = t.nested_in.map(|n| remap[n]);
+    }
+    list.tasks = tasks;
+}
+
+/// Numbering decides the parent (`2.1` belongs to `2` even when written flat); otherwise the
+/// task it is nested in.
+fn assign_parents(list: &mut TaskList, ids: &HashMap<String, usize>) {
+    for i in 0..list.tasks.len() {
+        let parent = numeric_parent(&list.tasks[i].id)
+            .and_then(|p| ids.get(p).copied())
+            .or(list.tasks[i].nested_in)
+            .filter(|&p| p != i);
+        // Never make a loop of parents (duplicate ids could).
+        let mut p = parent;
+        let mut looped = false;
+        while let Some(a) = p {
+            if a == i {
+                looped = true;
+                break;
+            }
+            p = list.tasks[a].parent;
+        }
+        if !looped && let Some(p) = parent {
+            list.tasks[i].parent = Some(p);
+            list.tasks[p].children.push(i);
+        }
+    }
+}
+
+fn report_states(list: &mut TaskList) {
+    let mut diagnostics = Vec::new();
+    for t in &list.tasks {
+        if t.is_container() || t.is_implied() {
+            continue;
+        }
+        let Some(checkbox) = t.checkbox else { continue };
+        let loc = || list.location(checkbox.text_offset.saturating_sub(1), 3);
+        match t.state {
+            TaskState::InProgress => diagnostics.push(
+                Diagnostic::warning(format!("task {} is marked in progress (`[-]`)", t.id))
+                    .at(loc())
+                    .label("planned as pending")
+                    .help("if another run is working on it, wait for that run; otherwise leave it, it will run again"),
+            ),
+            TaskState::Blocked => diagnostics.push(
+                Diagnostic::warning(format!("task {} is marked not runnable (`[~]`)", t.id))
+                    .at(loc())
+                    .label("not runnable")
+                    .help("change the box to `[ ]` when the task can run; tasks that depend on it wait"),
+            ),
+            _ => {}
+        }
+    }
+    list.diagnostics.extend(diagnostics);
+}
+
+struct Resolver {
+    ids: HashMap<String, usize>,
+    edges: Vec<Vec<Pending>>,
+}
+
+/// Parses the numeric components of an id (`2.10` → [2, 10]).
+fn components(id: &str) -> Option<Vec<u64>> {
+    id.split('.').map(|p| p.parse().ok()).collect()
+}
+
+/// Splits `T012` → ("T", 12) and `PR-C` → ("PR-", "C").
+fn prefixed(id: &str) -> Option<(&str, &str)> {
+    if let Some(dash) = id.rfind('-') {
+        return Some((&id[..=dash], &id[dash + 1..]));
+    }
+    let digits = id.find(|c: char| c.is_ascii_digit())?;
+    Some((&id[..digits], &id[digits..]))
+}
+
+impl Resolver {
+    /// The tasks a reference names (containers included), or the diagnostic saying why not.
+    #[expect(
+        clippy::result_large_err,
+        reason = "cold path; the diagnostic is the result"
+    )]
+    fn lookup(
+        &self,
+        list: &TaskList,
+        owner: Option<usize>,
+        r: &DepRef,
+        phrase: &DepPhrase,
+    ) -> Result<Vec<usize>, Diagnostic> {
+        let at = phrase.offset + r.span.0;
+        let len = r.span.1 - r.span.0;
+        let unknown = |id: &str| {
+            let mut known: Vec<&str> = list
+                .tasks
+                .iter()
+                .filter(|t| !t.is_implied())
+                .map(|t| t.id.as_str())
+                .collect();
+            known.dedup();
+            let shown = known
+                .iter()
+                .take(16)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ");
+            let more = if known.len() > 16 { ", …" } else { "" };
+            Diagnostic::error(format!("dependency on unknown task `{id}`"))
+                .at(list.location(at, len))
+                .label("no task has this id")
+                .help(format!(
+                    "use an id defined in this file ({shown}{more}), or remove the reference"
+                ))
+        };
+        match &r.target {
+            Target::Id { id } => self
+                .ids
+                .get(id)
+                .map(|&i| vec![i])
+                .ok_or_else(|| unknown(id)),
+            Target::Range { from, to } => {
+                let found = self.range(list, from, to);
+                match found {
+                    Ok(v) if !v.is_empty() => Ok(v),
+                    Ok(_) => Err(Diagnostic::error(format!(
+                        "dependency range `{from}`-`{to}` matches no task"
+                    ))
+                    .at(list.location(at, len))
+                    .label("no task has an id in this range")
+                    .help("check the ends of the range against the ids in this file")),
+                    Err(id) => Err(unknown(&id)),
+                }
+            }
+            Target::Track { track } => {
+                let members: Vec<usize> = (0..list.tasks.len())
+                    .filter(|&i| list.track_of(i) == Some(track.as_str()))
+                    .collect();
+                if members.is_empty() {
+                    let tracks: Vec<&str> = list
+                        .sections
+                        .iter()
+                        .filter_map(|s| s.track.as_deref())
+                        .collect();
+                    let help = if tracks.is_empty() {
+                        "this file has no `### Track X: …` headings; name tasks instead".to_owned()
+                    } else {
+                        format!("tracks with tasks in this file: {}", tracks.join(", "))
+                    };
+                    Err(
+                        Diagnostic::error(format!("dependency on unknown track `{track}`"))
+                            .at(list.location(at, len))
+                            .label("no task is in this track")
+                            .help(help),
+                    )
+                } else {
+                    Ok(members)
+                }
+            }
+            Target::Group { group } => Ok(list
+                .groups
+                .iter()
+                .filter(|g| g.number == *group)
+                .flat_map(|g| g.members.iter().copied())
+                .collect()),
+            Target::AllPrevious { classes } => {
+                let before = owner.map_or(usize::MAX, |o| list.tasks[o].offset);
+                Ok((0..list.tasks.len())
+                    .filter(|&i| list.tasks[i].offset < before)
+                    .filter(|&i| {
+                        classes.is_empty()
+                            || classes
+                                .iter()
+                                .any(|c| dialect::id_class(&list.tasks[i].id) == c)
+                    })
+                    .collect())
+            }
+            Target::AllTracks => {
+                let own = owner.and_then(|o| list.track_of(o));
+                Ok((0..list.tasks.len())
+                    .filter(|&i| list.track_of(i).is_some_and(|t| Some(t) != own))
+                    .collect())
+            }
+        }
+    }
+
+    /// Tasks whose ids lie between `from` and `to`: numerically for numeric ids (`4-6` is 4, 5
+    /// and 6 wherever they are written), by letter or number after a shared prefix (`PR-A`
+    /// through `PR-F`, `T003`-`T008`), otherwise in document order. `Err` names a missing end
+    /// when document order is needed.
+    fn range(&self, list: &TaskList, from: &str, to: &str) -> Result<Vec<usize>, String> {
+        if let (Some(a), Some(b)) = (components(from), components(to))
+            && a.len() == b.len()
+        {
+            let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+            return Ok((0..list.tasks.len())
+                .filter(|&i| {
+                    components(&list.tasks[i].id)
+                        .is_some_and(|c| c.len() == lo.len() && c >= lo && c <= hi)
+                })
+                .collect());
+        }
+        if let (Some((pa, sa)), Some((pb, sb))) = (prefixed(from), prefixed(to))
+            && pa == pb
+            && !sa.is_empty()
+            && !sb.is_empty()
+        {
+            let numeric =
+                sa.bytes().all(|b| b.is_ascii_digit()) && sb.bytes().all(|b| b.is_ascii_digit());
+            let key = |s: &str| -> (usize, String) {
+                if numeric {
+                    (0, format!("{:0>20}", s))
+                } else {
+                    (s.len(), s.to_owned())
+                }
+            };
+            let (lo, hi) = {
+                let (ka, kb) = (key(sa), key(sb));
+                if ka <= kb { (ka, kb) } else { (kb, ka) }
+            };
+            return Ok((0..list.tasks.len())
+                .filter(|&i| {
+                    let id = &list.tasks[i].id;
+                    prefixed(id).is_some_and(|(p, s)| {
+                        p == pa
+                            && (!numeric || s.bytes().all(|b| b.is_ascii_digit()))
+                            && (key(s) >= lo && key(s) <= hi)
+                    })
+                })
+                .collect());
+        }
+        let a = *self.ids.get(from).ok_or_else(|| from.to_owned())?;
+        let b = *self.ids.get(to).ok_or_else(|| to.to_owned())?;
+        let (lo, hi) = (a.min(b), a.max(b));
+        Ok((lo..=hi).collect())
+    }
+
+    /// Resolves a phrase into leaf edges, reporting unknown references as `severity`.
+    fn phrase_edges(
+        &self,
+        list: &TaskList,
+        owner: Option<usize>,
+        phrase: &DepPhrase,
+        source: DepSource,
+        problems: &mut Vec<Diagnostic>,
+    ) -> Vec<Pending> {
+        let mut out = Vec::new();
+        for r in &phrase.parsed.refs {
+            match self.lookup(list, owner, r, phrase) {
+                Ok(tasks) => {
+                    for t in tasks {
+                        for leaf in list.leaves_of(t) {
+                            out.push(Pending {
+                                edge: Edge {
+                                    on: leaf,
+                                    requirement: r.requirement,
+                                    source,
+                                },
+                                at: Some((phrase.offset + r.span.0, r.span.1 - r.span.0)),
+                            });
+                        }
+                    }
+                }
+                Err(d) => problems.push(d),
+            }
+        }
+        out
+    }
+
+    fn task_dependencies(&mut self, list: &mut TaskList) {
+        let mut problems = Vec::new();
+        for i in 0..list.tasks.len() {
+            if list.tasks[i].dep_phrases.is_empty() {
+                continue;
+            }
+            let mut edges = Vec::new();
+            for phrase in &list.tasks[i].dep_phrases {
+                edges.extend(self.phrase_edges(
+                    list,
+                    Some(i),
+                    phrase,
+                    DepSource::Task,
+                    &mut problems,
+                ));
+            }
+            let own = list.leaves_of(i);
+            let source = if list.tasks[i].is_container() {
+                DepSource::Parent
+            } else {
+                DepSource::Task
+            };
+            for &leaf in &own {
+                for p in &edges {
+                    if p.edge.on == leaf && !list.tasks[i].is_container() {
+                        problems.push(
+                            Diagnostic::error(format!(
+                                "task {} depends on itself",
+                                list.tasks[i].id
+                            ))
+                            .at_opt(p.at.map(|(a, l)| list.location(a, l)))
+                            .label("this names the task itself")
+                            .help("remove this reference"),
+                        );
+                        continue;
+                    }
+                    if own.contains(&p.edge.on) {
+                        continue; // a container's sub-tasks do not wait for each other
+                    }
+                    let mut p = p.clone();
+                    p.edge.source = source;
+                    self.edges[leaf].push(p);
+                }
+            }
+        }
+        list.diagnostics.extend(problems);
+    }
+
+    /// Reports every cycle of the tasks' own dependencies; true when there was one.
+    fn report_cycles(&self, list: &mut TaskList) -> bool {
+        let n = list.tasks.len();
+        // 0 = unvisited, 1 = on stack, 2 = done
+        let mut color = vec![0u8; n];
+        let mut found: Vec<Vec<usize>> = Vec::new();
+        let mut seen: HashSet<Vec<usize>> = HashSet::new();
+        for root in 0..n {
+            if color[root] != 0 {
+                continue;
+            }
+            let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
+            let mut path: Vec<usize> = vec![root];
+            color[root] = 1;
+            while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+                if let Some(p) = self.edges[node].get(*next) {
+                    *next += 1;
+                    let on = p.edge.on;
+                    match color[on] {
+                        0 => {
+                            color[on] = 1;
+                            stack.push((on, 0));
+                            path.push(on);
+                        }
+                        1 => {
+                            let start = path.iter().position(|&x| x == on).unwrap_or(0);
+                            let mut cycle: Vec<usize> = path[start..].to_vec();
+                            let min = cycle
+                                .iter()
+                                .enumerate()
+                                .min_by_key(|(_, v)| **v)
+                                .map_or(0, |(k, _)| k);
+                            cycle.rotate_left(min);
+                            if seen.insert(cycle.clone()) {
+                                found.push(cycle);
+                            }
+                        }
+                        _ => {}
+                    }
+                } else {
+                    color[node] = 2;
+                    stack.pop();
+                    path.pop();
+                }
+            }
+        }
+        for cycle in &found {
+            let names: Vec<&str> = cycle.iter().map(|&i| list.tasks[i].id.as_str()).collect();
+            let first = cycle[0];
+            let second = cycle[(1) % cycle.len()];
+            // The edge `first waits for second`, where it was written.
+            let at = self.edges[first]
+                .iter()
+                .find(|p| p.edge.on == second)
+                .and_then(|p| p.at);
+            let mut d = Diagnostic::error(format!(
+                "dependency cycle: {} → {}",
+                names.join(" → "),
+                names[0]
+            ))
+            .at_opt(at.map(|(a, l)| list.location(a, l)))
+            .label("this dependency closes the cycle")
+            .help("remove one of these dependencies so that the tasks can run in some order");
+            for (k, &t) in cycle.iter().enumerate() {
+                let on = cycle[(k + 1) % cycle.len()];
+                let line = self.edges[t]
+                    .iter()
+                    .find(|p| p.edge.on == on)
+                    .and_then(|p| p.at)
+                    .map_or(list.tasks[t].line, |(a, _)| list.source.line_col(a).0);
+                d = d.note(format!(
+                    "{} waits for {} (line {line})",
+                    list.tasks[t].id, list.tasks[on].id
+                ));
+            }
+            list.diagnostics.push(d);
+        }
+        !found.is_empty()
+    }
+
+    /// Whether `from` already waits, directly or not, for `to`.
+    fn reaches(&self, from: usize, to: usize) -> bool {
+        let mut seen = HashSet::new();
+        let mut stack = vec![from];
+        while let Some(n) = stack.pop() {
+            if n == to {
+                return true;
+            }
+            if seen.insert(n) {
+                stack.extend(self.edges[n].iter().map(|p| p.edge.on));
+            }
+        }
+        false
+    }
+
+    /// Adds lower-authority edges that do not contradict what is already there; returns the
+    /// (task, dependency) pairs dropped.
+    fn add_filling(&mut self, task: usize, edges: Vec<Pending>) -> Vec<usize> {
+        let mut dropped = Vec::new();
+        for p in edges {
+            let on = p.edge.on;
+            if on == task || self.edges[task].iter().any(|e| e.edge.on == on) {
+                continue;
+            }
+            if self.reaches(on, task) {
+                dropped.push(on);
+                continue;
+            }
+            self.edges[task].push(p);
+        }
+        dropped
+    }
+
+    fn heading_dependencies(&mut self, list: &mut TaskList) {
+        let mut problems = Vec::new();
+        for s in 0..list.sections.len() {
+            let Some(phrase) = list.sections[s].deps.clone() else {
+                continue;
+            };
+            let members: Vec<usize> = list
+                .leaves()
+                .filter(|&i| list.tasks[i].section == Some(s))
+                .collect();
+            let edges = self.phrase_edges(
+                list,
+                members.first().copied(),
+                &phrase,
+                DepSource::Heading,
+                &mut problems,
+            );
+            let mut dropped = Vec::new();
+            for &m in &members {
+                for on in self.add_filling(m, edges.clone()) {
+                    dropped.push((m, on));
+                }
+            }
+            if let Some(&(m, on)) = dropped.first() {
+                problems.push(contradiction(
+                    list,
+                    &phrase,
+                    "heading",
+                    m,
+                    on,
+                    dropped.len(),
+                ));
+            }
+        }
+        list.diagnostics.extend(problems);
+    }
+
+    fn group_dependencies(&mut self, list: &mut TaskList) {
+        let mut problems = Vec::new();
+        // Members first: a group condition may name another group.
+        for g in 0..list.groups.len() {
+            let mut members = Vec::new();
+            for phrase in list.groups[g].member_phrases.clone() {
+                let explicit = phrase
+                    .parsed
+                    .refs
+                    .iter()
+                    .any(|r| matches!(r.target, Target::Id { .. } | Target::Range { .. }));
+                let mut p = phrase.clone();
+                p.parsed.refs.retain(|r| {
+                    !explicit || matches!(r.target, Target::Id { .. } | Target::Range { .. })
+                });
+                let mut unknown = Vec::new();
+                for e in self.phrase_edges(list, None, &p, DepSource::Group, &mut unknown) {
+                    members.push(e.edge.on);
+                }
+                problems.extend(unknown.into_iter().map(as_group_warning));
+            }
+            members.dedup();
+            list.groups[g].members = members;
+        }
+        for g in 0..list.groups.len() {
+            let group = &list.groups[g];
+            let waits: Vec<Pending> = if group.immediate {
+                Vec::new()
+            } else if let Some(phrase) = group.after.clone() {
+                let mut unknown = Vec::new();
+                let edges = self.phrase_edges(list, None, &phrase, DepSource::Group, &mut unknown);
+                problems.extend(unknown.into_iter().map(as_group_warning));
+                edges
+            } else if g > 0 {
+                list.groups[g - 1]
+                    .members
+                    .iter()
+                    .map(|&on| Pending::new(on, Requirement::Done, DepSource::Group))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let members = list.groups[g].members.clone();
+            let mut dropped = Vec::new();
+            for &m in &members {
+                for on in self.add_filling(m, waits.clone()) {
+                    dropped.push((m, on));
+                }
+            }
+            if let Some(&(m, on)) = dropped.first() {
+                let line = list.groups[g].line;
+                let (from, to) = (&list.tasks[m].id, &list.tasks[on].id);
+                let more = if dropped.len() > 1 {
+                    format!(" (and {} more)", dropped.len() - 1)
+                } else {
+                    String::new()
+                };
+                let offset = list
+                    .source
+                    .text
+                    .match_indices('\n')
+                    .nth(line.saturating_sub(2))
+                    .map_or(0, |(i, _)| i + 1);
+                problems.push(
+                    Diagnostic::warning(format!(
+                        "execution group {} says task {from} waits for {to}, but {to} already waits for {from}{more}",
+                        list.groups[g].number
+                    ))
+                    .at(list.location(offset, 1))
+                    .label("ignored where it contradicts the tasks' own dependencies")
+                    .help("make the parallel groups agree with the tasks' `_Dependencies:_`"),
+                );
+            }
+        }
+        list.diagnostics.extend(problems);
+    }
+}
+
+fn as_group_warning(mut d: Diagnostic) -> Diagnostic {
+    d.severity = crate::error::Severity::Warning;
+    d.label = Some("ignored in the execution strategy".to_owned());
+    d
+}
+
+fn contradiction(
+    list: &TaskList,
+    phrase: &DepPhrase,
+    what: &str,
+    task: usize,
+    on: usize,
+    count: usize,
+) -> Diagnostic {
+    let (from, to) = (&list.tasks[task].id, &list.tasks[on].id);
+    let more = if count > 1 {
+        format!(" (and {} more)", count - 1)
+    } else {
+        String::new()
+    };
+    Diagnostic::warning(format!(
+        "the {what} says task {from} waits for {to}, but {to} already waits for {from}{more}"
+    ))
+    .at(list.location(phrase.offset, phrase.text.len()))
+    .label("ignored where it contradicts the tasks' own dependencies")
+    .help("move the task under the right heading, or make the dependencies agree")
+}
