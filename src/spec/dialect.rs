@@ -438,6 +438,16 @@ pub fn group_head(text: &str) -> Option<GroupHead<'_>> {
     })
 }
 
+/// The track a review task belongs to by its id: `CR-B`, `PR-B` and `RW-B` review track B,
+/// wherever they are written.
+pub fn review_track(id: &str) -> Option<&str> {
+    let (class, letter) = id.split_once('-')?;
+    (matches!(class, "CR" | "PR" | "RW")
+        && letter.len() == 1
+        && letter.bytes().all(|b| b.is_ascii_uppercase()))
+    .then_some(letter)
+}
+
 /// The class of an id for `All previous CR/PR …` phrases: `CR-A` → `CR`, `CR1` → `CR`.
 pub fn id_class(id: &str) -> &str {
     let end = id

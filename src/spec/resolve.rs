@@ -18,6 +18,7 @@ pub fn resolve(list: &mut TaskList) {
     let ids = first_ids(list);
     report_duplicates(list, &ids);
     assign_parents(list, &ids);
+    review_tasks_join_their_tracks(list);
     report_states(list);
 
     let mut r = Resolver {
@@ -25,6 +26,7 @@ pub fn resolve(list: &mut TaskList) {
         edges: vec![Vec::new(); list.tasks.len()],
     };
     r.task_dependencies(list);
+    r.review_loops(list);
     if !r.report_cycles(list) {
         r.heading_dependencies(list);
         r.group_dependencies(list);
@@ -193,6 +195,23 @@ fn assign_parents(list: &mut TaskList, ids: &HashMap<String, usize>) {
         if !looped && let Some(p) = parent {
             list.tasks[i].parent = Some(p);
             list.tasks[p].children.push(i);
+        }
+    }
+}
+
+/// specflow sometimes lists a track's reviews under the next track's heading; `CR-B` still
+/// reviews track B, and takes that track's heading dependencies, not the other's.
+fn review_tasks_join_their_tracks(list: &mut TaskList) {
+    for t in &mut list.tasks {
+        let Some(letter) = dialect::review_track(&t.id) else {
+            continue;
+        };
+        if let Some(s) = list
+            .sections
+            .iter()
+            .position(|s| s.track.as_deref() == Some(letter))
+        {
+            t.section = Some(s);
         }
     }
 }
@@ -482,6 +501,44 @@ impl Resolver {
         list.diagnostics.extend(problems);
     }
 
+    /// specflow's review loop: a rework task runs only if a review asks for changes, and the
+    /// review runs again after it. A review that lists its own rework as a dependency
+    /// (`CR-B` after `RW-B`, where `RW-B` waits for `CR-B (failed)`) describes that loop, not an
+    /// order: the edge is dropped with a warning, and the loop is left to the review gate.
+    fn review_loops(&mut self, list: &mut TaskList) {
+        let mut warnings = Vec::new();
+        for t in 0..self.edges.len() {
+            let mut k = 0;
+            while k < self.edges[t].len() {
+                let rework = self.edges[t][k].edge.on;
+                let triggers: Vec<usize> = self.edges[rework]
+                    .iter()
+                    .filter(|e| e.edge.requirement == Requirement::Failed)
+                    .map(|e| e.edge.on)
+                    .collect();
+                let is_loop = self.edges[t][k].edge.requirement != Requirement::Failed
+                    && triggers.iter().any(|&g| g == t || self.reaches(g, t));
+                if !is_loop {
+                    k += 1;
+                    continue;
+                }
+                let p = self.edges[t].remove(k);
+                let (gate, rw) = (&list.tasks[t].id, &list.tasks[rework].id);
+                warnings.push(
+                    Diagnostic::warning(format!(
+                        "{gate} waits for {rw}, but {rw} runs only when {gate} (or a review after it) asks for changes"
+                    ))
+                    .at_opt(p.at.map(|(a, l)| list.location(a, l)))
+                    .label("read as the review loop; this dependency is ignored")
+                    .help(format!(
+                        "remove `{rw}` from {gate}'s dependencies: a review runs again after its rework by itself"
+                    )),
+                );
+            }
+        }
+        list.diagnostics.extend(warnings);
+    }
+
     /// Reports every cycle of the tasks' own dependencies; true when there was one.
     fn report_cycles(&self, list: &mut TaskList) -> bool {
         let n = list.tasks.len();
@@ -674,6 +731,16 @@ impl Resolver {
             } else {
                 Vec::new()
             };
+            // A group waits only for work of earlier groups: `After Track D Development` does
+            // not make the reviews of group 7 wait for each other.
+            let this_or_later: HashSet<usize> = list.groups[g..]
+                .iter()
+                .flat_map(|grp| grp.members.iter().copied())
+                .collect();
+            let waits: Vec<Pending> = waits
+                .into_iter()
+                .filter(|p| !this_or_later.contains(&p.edge.on))
+                .collect();
             let members = list.groups[g].members.clone();
             let mut dropped = Vec::new();
             for &m in &members {
@@ -681,7 +748,9 @@ impl Resolver {
                     dropped.push((m, on));
                 }
             }
-            if let Some(&(m, on)) = dropped.first() {
+            // Only a condition the user wrote can contradict; the implied "after the previous
+            // group" order simply yields.
+            if let (Some(&(m, on)), Some(_)) = (dropped.first(), &list.groups[g].after) {
                 let line = list.groups[g].line;
                 let (from, to) = (&list.tasks[m].id, &list.tasks[on].id);
                 let more = if dropped.len() > 1 {
