@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::Location;
 
+/// The UTF-8 byte order mark.
+pub const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 #[derive(Debug, Clone)]
 pub struct Source {
     /// The path shown to users.
@@ -28,7 +31,12 @@ impl Source {
         let mut text = String::with_capacity(bytes.len());
         let mut breakpoints = Vec::new();
         let mut byte_offset = 0;
-        for chunk in bytes.utf8_chunks() {
+        // A byte order mark is not text: markdown would not see front matter behind it.
+        if bytes.starts_with(BOM) {
+            byte_offset = BOM.len();
+            breakpoints.push((0, BOM.len()));
+        }
+        for chunk in bytes[byte_offset..].utf8_chunks() {
             text.push_str(chunk.valid());
             byte_offset += chunk.valid().len();
             if !chunk.invalid().is_empty() {
@@ -47,11 +55,6 @@ impl Source {
             breakpoints,
             line_starts,
         }
-    }
-
-    /// Whether the bytes were valid UTF-8 (then text offsets equal byte offsets).
-    pub fn is_utf8(&self) -> bool {
-        self.breakpoints.is_empty()
     }
 
     /// Maps an offset in `text` to the offset in `bytes` of the same character.
@@ -139,7 +142,6 @@ mod tests {
     fn maps_offsets_around_invalid_bytes() {
         let bytes = b"ab\xff\xfecd\n\xf0x".to_vec();
         let src = Source::new("t.md", bytes.clone());
-        assert!(!src.is_utf8());
         assert_eq!(src.text, "ab\u{fffd}\u{fffd}cd\n\u{fffd}x");
         let c = src.text.find('c').unwrap();
         assert_eq!(bytes[src.byte_offset(c)], b'c');
@@ -147,6 +149,14 @@ mod tests {
         assert_eq!(bytes[src.byte_offset(x)], b'x');
         assert_eq!(src.byte_offset(1), 1);
         assert_eq!(src.line_col(x), (2, 2));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_text() {
+        let src = Source::new("t.md", b"\xEF\xBB\xBF---\nab".to_vec());
+        assert_eq!(src.text, "---\nab");
+        assert_eq!(src.byte_offset(0), 3);
+        assert_eq!(src.byte_offset(4), 7);
     }
 
     #[test]

@@ -57,7 +57,12 @@ impl Approval {
 
 /// Offset in the original bytes where the body (everything after the front matter) starts.
 fn body_start(list: &TaskList) -> usize {
-    list.front_matter.as_ref().map_or(0, |fm| {
+    let bom = if list.source.bytes.starts_with(crate::source::BOM) {
+        crate::source::BOM.len()
+    } else {
+        0
+    };
+    list.front_matter.as_ref().map_or(bom, |fm| {
         let end = list.source.byte_offset(fm.end);
         // The front matter's closing line ending belongs to it.
         let bytes = &list.source.bytes;
@@ -160,8 +165,8 @@ pub fn approved_bytes(list: &TaskList, by: &str, at: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len() + lines.len() + 8);
     match &list.front_matter {
         None => {
-            let bom = if bytes.starts_with(b"\xEF\xBB\xBF") {
-                3
+            let bom = if bytes.starts_with(crate::source::BOM) {
+                crate::source::BOM.len()
             } else {
                 0
             };
