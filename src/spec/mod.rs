@@ -3,6 +3,7 @@
 pub mod approval;
 pub mod deps;
 pub mod dialect;
+pub mod edit;
 pub mod model;
 mod parse;
 mod resolve;
