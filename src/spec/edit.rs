@@ -75,7 +75,7 @@ pub fn tick(path: &Path, display: &Path, id: &str, title: &str) -> Result<Ticked
     if edits.is_empty() {
         return Ok(Ticked { ids: ticked });
     }
-    edits.sort_by(|a, b| b.0.cmp(&a.0));
+    edits.sort_by_key(|e| std::cmp::Reverse(e.0));
     for (offset, len) in edits {
         new.splice(offset..offset + len, [mark]);
     }
