@@ -7,10 +7,13 @@
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod exec;
 pub mod fsutil;
+pub mod git;
 pub mod ops;
 pub mod output;
 pub mod plan;
+pub mod report;
 pub mod source;
 pub mod spec;
 pub mod workspace;

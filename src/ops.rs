@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::cli::RunOptions;
 use crate::config::{self, DEFAULT_MAX_AGENTS};
 use crate::error::{Diagnostic, Error, Result, exit};
+use crate::exec;
 use crate::fsutil;
 use crate::output::{Shell, Verbosity};
 use crate::plan::{self, render};
@@ -103,10 +104,36 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
             ]));
         }
     }
-    Err(Error::user_with_help(
-        "running agents is not implemented yet in this version",
-        format!("`cargo spec-exec {name} --dry-run` prints the plan"),
-    ))
+    let timeout = match &opts.timeout {
+        Some(t) => config::parse_duration(t).unwrap_or(config::DEFAULT_TIMEOUT),
+        None => ws.config.timeout.unwrap_or(config::DEFAULT_TIMEOUT),
+    };
+    let (agent, chosen) = exec::agent::resolve(opts.agent.as_deref(), ws.config.agent.as_ref())?;
+    if chosen == exec::agent::Chosen::Found {
+        shell.status(
+            "Agent",
+            format!(
+                "`{}` (found on PATH; pass --agent to choose another)",
+                agent.name()
+            ),
+        );
+    }
+    exec::execute(
+        shell,
+        &ws.root,
+        &ws.target_dir,
+        &feature,
+        &list,
+        &plan,
+        exec::Settings {
+            max_agents,
+            continue_on_error: opts.continue_on_error,
+            timeout,
+            base: opts.base.clone(),
+            branch_prefix: ws.config.branch_prefix.clone(),
+            agent,
+        },
+    )
 }
 
 #[derive(Debug, Serialize)]

@@ -7,7 +7,7 @@
     reason = "the output module"
 )]
 
-use std::fmt::Display;
+use std::fmt::Display as Show;
 use std::io::IsTerminal as _;
 
 use console::style;
@@ -69,14 +69,14 @@ impl Shell {
     }
 
     /// `    Approved user-auth …` on stderr, unless quiet.
-    pub fn status(&self, verb: &str, message: impl Display) {
+    pub fn status(&self, verb: &str, message: impl Show) {
         if self.verbosity > Verbosity::Quiet {
             eprintln!("{:>12} {message}", style(verb).green().bold().for_stderr());
         }
     }
 
     /// A line of the result on stdout.
-    pub fn out(&self, text: impl Display) {
+    pub fn out(&self, text: impl Show) {
         println!("{text}");
     }
 
@@ -192,4 +192,281 @@ pub fn render(d: &Diagnostic) -> String {
     }
     out.push('\n');
     out
+}
+
+/// How the run's events are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// JSON lines on stdout.
+    Json,
+    /// One cargo-style line per event on stderr.
+    Lines,
+    /// Lines, plus a progress block redrawn at the bottom of the terminal.
+    Live,
+}
+
+/// The consumer of a run's events: JSON lines, plain lines, or a live display.
+#[derive(Debug)]
+pub struct Display<'a> {
+    shell: &'a Shell,
+    mode: Mode,
+    total: usize,
+    finished: usize,
+    failed: usize,
+    active: Vec<(String, String, Option<String>, std::time::Instant)>,
+    started: std::time::Instant,
+    drawn: usize,
+    term: console::Term,
+}
+
+fn elapsed(since: std::time::Instant) -> String {
+    let s = since.elapsed().as_secs();
+    if s < 60 {
+        format!("{s}s")
+    } else {
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
+
+impl<'a> Display<'a> {
+    pub fn new(shell: &'a Shell, total: usize) -> Display<'a> {
+        let term = console::Term::stderr();
+        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+        let mode = if shell.is_json() {
+            Mode::Json
+        } else if term.is_term() && !ci && shell.verbosity > Verbosity::Quiet {
+            Mode::Live
+        } else {
+            Mode::Lines
+        };
+        Display {
+            shell,
+            mode,
+            total,
+            finished: 0,
+            failed: 0,
+            active: Vec::new(),
+            started: std::time::Instant::now(),
+            drawn: 0,
+            term,
+        }
+    }
+
+    fn clear(&mut self) {
+        if self.drawn > 0 {
+            let _ = self.term.clear_last_lines(self.drawn);
+            self.drawn = 0;
+        }
+    }
+
+    /// Redraws the live block (no-op in other modes).
+    pub fn redraw(&mut self) {
+        if self.mode != Mode::Live {
+            return;
+        }
+        self.clear();
+        let mut lines = vec![format!(
+            "{} {}/{} tasks complete",
+            style("Progress:").cyan().bold().for_stderr(),
+            self.finished,
+            self.total
+        )];
+        let width = self.term.size().1 as usize;
+        for (id, title, track, since) in &self.active {
+            let track = track
+                .as_deref()
+                .map(|t| format!("[{t}] "))
+                .unwrap_or_default();
+            let line = format!("  {track}{id} {title}");
+            let line = console::truncate_str(&line, width.saturating_sub(10).max(20), "…");
+            lines.push(format!(
+                "{line}  {}",
+                style(elapsed(*since)).dim().for_stderr()
+            ));
+        }
+        lines.push(format!(
+            "Completed: {}  Failed: {}  Elapsed: {}",
+            self.finished - self.failed,
+            self.failed,
+            elapsed(self.started)
+        ));
+        for l in &lines {
+            let _ = self.term.write_line(l);
+        }
+        self.drawn = lines.len();
+    }
+
+    fn line(&mut self, verb: &str, message: String, bad: bool) {
+        self.clear();
+        if bad {
+            if self.shell.verbosity > Verbosity::Quiet {
+                eprintln!("{:>12} {message}", style(verb).red().bold().for_stderr());
+            }
+        } else {
+            self.shell.status(verb, message);
+        }
+        self.redraw();
+    }
+
+    /// A line that is not an event (Ctrl-C notices).
+    pub fn notice(&mut self, message: &str) {
+        if self.mode == Mode::Json {
+            eprintln!("{message}");
+        } else {
+            self.line("Stopping", message.to_owned(), true);
+        }
+    }
+
+    pub fn event(&mut self, event: &crate::report::Event) {
+        use crate::report::{Event, Status};
+        if self.mode == Mode::Json {
+            self.shell.json(event);
+        }
+        match event {
+            Event::RunStarted {
+                feature,
+                run_id,
+                agent,
+                max_agents,
+                tasks,
+                ..
+            } => {
+                if self.mode != Mode::Json {
+                    self.line(
+                        "Running",
+                        format!("{feature}: {tasks} tasks, up to {max_agents} at once, agent `{agent}` (run {run_id})"),
+                        false,
+                    );
+                }
+            }
+            Event::TaskStarted {
+                id,
+                title,
+                track,
+                branch,
+                ..
+            } => {
+                self.active.push((
+                    id.clone(),
+                    title.clone(),
+                    track.clone(),
+                    std::time::Instant::now(),
+                ));
+                if self.mode != Mode::Json {
+                    self.line("Started", format!("{id} {title} ({branch})"), false);
+                }
+            }
+            Event::TaskFinished(r) => {
+                self.active.retain(|(id, ..)| *id != r.id);
+                self.finished += 1;
+                if !r.status.is_success() {
+                    self.failed += usize::from(r.status == Status::Failed);
+                }
+                if self.mode == Mode::Json {
+                    return;
+                }
+                let log = r.log.as_ref().map(|l| format!("log: {}", l.display()));
+                match r.status {
+                    Status::Done => {
+                        let files = r.files_changed.unwrap_or(0);
+                        self.line(
+                            "Committed",
+                            format!(
+                                "{} on {} ({files} {})",
+                                r.id,
+                                r.branch.as_deref().unwrap_or(""),
+                                if files == 1 { "file" } else { "files" }
+                            ),
+                            false,
+                        );
+                    }
+                    Status::Reused => self.line(
+                        "Reused",
+                        format!(
+                            "{} ({}, finished by an earlier run)",
+                            r.id,
+                            r.branch.as_deref().unwrap_or("")
+                        ),
+                        false,
+                    ),
+                    Status::NotNeeded => self.line(
+                        "Skipped",
+                        format!(
+                            "{} (not needed: {})",
+                            r.id,
+                            r.reason.as_deref().unwrap_or("")
+                        ),
+                        false,
+                    ),
+                    Status::Failed => {
+                        let mut parts: Vec<String> = r.reason.iter().cloned().collect();
+                        parts.extend(log);
+                        if let Some(w) = &r.worktree {
+                            parts.push(format!("worktree: {}", w.display()));
+                        }
+                        self.line("Failed", format!("{} ({})", r.id, parts.join(", ")), true);
+                    }
+                    Status::Skipped => self.line(
+                        "Skipped",
+                        format!("{} ({})", r.id, r.reason.as_deref().unwrap_or("")),
+                        true,
+                    ),
+                    Status::Interrupted => {
+                        let mut parts = vec!["not committed".to_owned()];
+                        parts.extend(log);
+                        self.line(
+                            "Interrupted",
+                            format!("{} ({})", r.id, parts.join(", ")),
+                            true,
+                        );
+                    }
+                }
+                if let Some(e) = &r.tick_error {
+                    self.clear();
+                    eprint!("{}", render(&Diagnostic::warning(e.clone())));
+                    self.redraw();
+                }
+            }
+            Event::RunFinished {
+                totals,
+                duration_secs,
+                exit_code,
+                report,
+            } => {
+                self.clear();
+                self.drawn = 0;
+                if self.mode == Mode::Json {
+                    return;
+                }
+                let mut parts = vec![format!("{} done", totals.done)];
+                for (n, word) in [
+                    (totals.reused, "reused"),
+                    (totals.not_needed, "not needed"),
+                    (totals.failed, "failed"),
+                    (totals.skipped, "skipped"),
+                    (totals.interrupted, "interrupted"),
+                ] {
+                    if n > 0 {
+                        parts.push(format!("{n} {word}"));
+                    }
+                }
+                let verb = "Finished";
+                let msg = format!(
+                    "in {:.1}s: {}; report: {}",
+                    duration_secs,
+                    parts.join(", "),
+                    report.display()
+                );
+                if *exit_code == 0 {
+                    self.shell.status(verb, msg);
+                } else if self.shell.verbosity > Verbosity::Quiet {
+                    eprintln!("{:>12} {msg}", style(verb).red().bold().for_stderr());
+                }
+            }
+        }
+    }
+
+    pub fn finish(&mut self, _reports: &[crate::report::TaskReport]) {
+        self.clear();
+    }
 }

@@ -29,7 +29,10 @@ pub fn tick(path: &Path, display: &Path, id: &str, title: &str) -> Result<Ticked
         .position(|t| t.id == id && !t.is_implied())
     else {
         return Err(Error::user_with_help(
-            format!("task {id} is no longer in `{}`; it was not ticked", display.display()),
+            format!(
+                "task {id} is no longer in `{}`; it was not ticked",
+                display.display()
+            ),
             "restore the task, or tick it by hand",
         ));
     };
@@ -101,7 +104,12 @@ mod tests {
             "# T\r\n\r\n- [ ] 1. One\r\n- [x] 2. Two\r\n  - [x] 2.1 A\r\n  - [x] 2.2 B\r\n"
         );
         // Ticking again changes nothing.
-        assert!(tick(&path, Path::new("tasks.md"), "2.2", "B").unwrap().ids.is_empty());
+        assert!(
+            tick(&path, Path::new("tasks.md"), "2.2", "B")
+                .unwrap()
+                .ids
+                .is_empty()
+        );
         // A changed title is not ticked.
         assert!(tick(&path, Path::new("tasks.md"), "1", "Uno").is_err());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), after);
@@ -113,6 +121,9 @@ mod tests {
         let path = dir.path().join("tasks.md");
         std::fs::write(&path, "- [X] 1. One\n- [ ] 2. Two\n").unwrap();
         tick(&path, Path::new("tasks.md"), "2", "Two").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "- [X] 1. One\n- [X] 2. Two\n");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "- [X] 1. One\n- [X] 2. Two\n"
+        );
     }
 }

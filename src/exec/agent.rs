@@ -1,0 +1,388 @@
+//! Which agent runs a task, and how its process is started, timed and stopped.
+//!
+//! An agent is an argv, never a shell line (unless the user's argv names a shell). Each agent
+//! process gets its worktree as working directory, the prompt file on standard input, both
+//! output streams in the task's log file, its own process group, and `SPEC_EXEC_*` variables.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::process::Command;
+use tokio::sync::watch;
+
+use crate::config::AgentSpec;
+use crate::error::{Error, Result};
+
+/// Placeholder for the prompt file's path in a preset's argv.
+pub const PROMPT_FILE: &str = "{prompt_file}";
+
+/// The built-in presets: each CLI's documented non-interactive mode, prompt on stdin (or, for
+/// aider, in a file) and file edits allowed. The one place these argvs are written.
+pub const PRESETS: &[(&str, &[&str])] = &[
+    (
+        "claude",
+        &["claude", "-p", "--permission-mode", "acceptEdits"],
+    ),
+    (
+        "codex",
+        &["codex", "exec", "--sandbox", "workspace-write", "-"],
+    ),
+    (
+        "gemini",
+        &[
+            "gemini",
+            "--approval-mode",
+            "auto_edit",
+            "-p",
+            "Carry out the task described above.",
+        ],
+    ),
+    (
+        "aider",
+        &[
+            "aider",
+            "--yes",
+            "--no-auto-commits",
+            "--message-file",
+            PROMPT_FILE,
+        ],
+    ),
+];
+
+/// The agent of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Agent {
+    /// The built-in `shell` agent: runs the task's fenced sh/bash blocks with `bash -euo pipefail`.
+    Shell,
+    /// An external command.
+    Command { name: String, argv: Vec<String> },
+}
+
+impl Agent {
+    pub fn name(&self) -> &str {
+        match self {
+            Agent::Shell => "shell",
+            Agent::Command { name, .. } => name,
+        }
+    }
+}
+
+fn preset(name: &str) -> Option<Agent> {
+    if name == "shell" {
+        return Some(Agent::Shell);
+    }
+    PRESETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(n, argv)| Agent::Command {
+            name: (*n).to_owned(),
+            argv: argv.iter().map(|s| (*s).to_owned()).collect(),
+        })
+}
+
+/// Splits a command line into words the way a POSIX shell splits them (quotes and backslashes),
+/// without expanding or running anything.
+pub fn split_words(line: &str) -> std::result::Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' | '\n' => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => word.push(c),
+                        None => return Err("a single quote is not closed".to_owned()),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => word.push(c),
+                            Some(c) => {
+                                word.push('\\');
+                                word.push(c);
+                            }
+                            None => return Err("a double quote is not closed".to_owned()),
+                        },
+                        Some(c) => word.push(c),
+                        None => return Err("a double quote is not closed".to_owned()),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some(c) => word.push(c),
+                    None => return Err("the line ends with a backslash".to_owned()),
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
+}
+
+/// Finds a program on `PATH`.
+pub fn which(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return p.is_file().then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// How the agent was chosen, for the status line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Chosen {
+    Flag,
+    Config,
+    Found,
+}
+
+/// Picks the agent: `--agent`, else config `agent`, else the first of claude, codex, gemini,
+/// aider found on `PATH`.
+pub fn resolve(flag: Option<&str>, config: Option<&AgentSpec>) -> Result<(Agent, Chosen)> {
+    let agent = if let Some(line) = flag {
+        let words = split_words(line).map_err(|why| {
+            Error::user_with_help(
+                format!("--agent `{line}`: {why}"),
+                "quote it as a shell would",
+            )
+        })?;
+        let first = words
+            .first()
+            .ok_or_else(|| Error::user("--agent is empty"))?;
+        let agent = match (words.len(), preset(first)) {
+            (1, Some(p)) => p,
+            _ => Agent::Command {
+                name: first.clone(),
+                argv: words,
+            },
+        };
+        (agent, Chosen::Flag)
+    } else if let Some(spec) = config {
+        let agent = match spec {
+            AgentSpec::Preset(name) => preset(name).ok_or_else(|| {
+                Error::user_with_help(
+                    format!("unknown agent preset `{name}` in the configuration"),
+                    "use one of claude, codex, gemini, aider, shell, or a list of arguments: agent = [\"my-agent\", \"--flag\"]",
+                )
+            })?,
+            AgentSpec::Argv(argv) => Agent::Command {
+                name: argv[0].clone(),
+                argv: argv.clone(),
+            },
+        };
+        (agent, Chosen::Config)
+    } else {
+        let found = PRESETS
+            .iter()
+            .find(|(name, _)| which(name).is_some())
+            .and_then(|(name, _)| preset(name));
+        match found {
+            Some(agent) => (agent, Chosen::Found),
+            None => {
+                return Err(Error::user_with_help(
+                    "no coding agent found: none of claude, codex, gemini or aider is on PATH",
+                    "install one, pass --agent CMD (or --agent shell for the tasks' sh blocks), or set `agent` in [workspace.metadata.spec-exec]",
+                ));
+            }
+        }
+    };
+    if let (Agent::Command { argv, .. }, _) = &agent
+        && which(&argv[0]).is_none()
+    {
+        return Err(Error::user_with_help(
+            format!("agent program `{}` was not found", argv[0]),
+            "install it, put it on PATH, or pass another --agent",
+        ));
+    }
+    Ok(agent)
+}
+
+/// How an agent process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Exited(i32),
+    /// Killed by a signal (reported as 128+N).
+    Signaled(i32),
+    TimedOut,
+    Interrupted,
+    /// It could not be started.
+    SpawnFailed(String),
+}
+
+impl Outcome {
+    pub fn success(&self) -> bool {
+        *self == Outcome::Exited(0)
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Outcome::Exited(code) => format!("exit {code}"),
+            Outcome::Signaled(sig) => format!("killed by signal {sig} (exit {})", 128 + sig),
+            Outcome::TimedOut => "timed out".to_owned(),
+            Outcome::Interrupted => "interrupted".to_owned(),
+            Outcome::SpawnFailed(why) => format!("could not start: {why}"),
+        }
+    }
+}
+
+/// What the run asks of running agents: nothing, stop politely, or stop now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stop {
+    None,
+    Terminate,
+    Kill,
+}
+
+/// One process to run for a task.
+#[derive(Debug)]
+pub struct Spawn<'a> {
+    pub argv: &'a [String],
+    pub cwd: &'a Path,
+    pub stdin: &'a Path,
+    pub log: &'a Path,
+    pub env: &'a [(String, String)],
+    pub timeout: Duration,
+    pub grace: Duration,
+}
+
+fn signal_group(pid: u32, signal: rustix::process::Signal) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process_group(pid, signal);
+    }
+}
+
+fn outcome_of(status: ExitStatus) -> Outcome {
+    use std::os::unix::process::ExitStatusExt as _;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => Outcome::Exited(code),
+        (None, Some(sig)) => Outcome::Signaled(sig),
+        (None, None) => Outcome::Exited(1),
+    }
+}
+
+/// Runs one process to its end, a timeout, or a stop request. The whole process group gets
+/// SIGTERM, then SIGKILL after the grace period, so that children die with the agent.
+pub async fn run(spawn: &Spawn<'_>, mut stop: watch::Receiver<Stop>) -> Outcome {
+    let open = || -> std::io::Result<(std::fs::File, std::fs::File, std::fs::File)> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(spawn.log)?;
+        let log2 = log.try_clone()?;
+        let stdin = std::fs::File::open(spawn.stdin)?;
+        Ok((log, log2, stdin))
+    };
+    let (out, err, stdin) = match open() {
+        Ok(files) => files,
+        Err(e) => return Outcome::SpawnFailed(e.to_string()),
+    };
+    let mut cmd = Command::new(&spawn.argv[0]);
+    cmd.args(&spawn.argv[1..])
+        .current_dir(spawn.cwd)
+        .stdin(Stdio::from(stdin))
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .envs(spawn.env.iter().map(|(k, v)| (k, v)))
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => return Outcome::SpawnFailed(format!("{}: {e}", spawn.argv[0])),
+    };
+    let Some(pid) = child.id() else {
+        return Outcome::SpawnFailed("the process ended before it could be watched".to_owned());
+    };
+    if *stop.borrow() != Stop::None {
+        signal_group(pid, rustix::process::Signal::KILL);
+        let _ = child.wait().await;
+        return Outcome::Interrupted;
+    }
+    let deadline = tokio::time::sleep(spawn.timeout);
+    tokio::pin!(deadline);
+    let why = tokio::select! {
+        status = child.wait() => {
+            // The agent is gone; leftovers of its group go with it.
+            signal_group(pid, rustix::process::Signal::KILL);
+            return match status {
+                Ok(s) => outcome_of(s),
+                Err(e) => Outcome::SpawnFailed(e.to_string()),
+            };
+        }
+        () = &mut deadline => Outcome::TimedOut,
+        _ = stop.wait_for(|s| *s != Stop::None) => Outcome::Interrupted,
+    };
+    // Stop politely, then not.
+    let now = *stop.borrow() == Stop::Kill;
+    if !now {
+        signal_group(pid, rustix::process::Signal::TERM);
+        tokio::select! {
+            _ = child.wait() => {}
+            () = tokio::time::sleep(spawn.grace) => {}
+            _ = stop.wait_for(|s| *s == Stop::Kill) => {}
+        }
+    }
+    signal_group(pid, rustix::process::Signal::KILL);
+    let _ = child.wait().await;
+    why
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_like_a_shell() {
+        assert_eq!(split_words("a b  c").unwrap(), ["a", "b", "c"]);
+        assert_eq!(
+            split_words(r#"my-agent --msg "two words" 'it''s' x\ y"#).unwrap(),
+            ["my-agent", "--msg", "two words", "its", "x y"]
+        );
+        assert_eq!(split_words(r#""a\"b" $HOME"#).unwrap(), ["a\"b", "$HOME"]);
+        assert!(split_words("'open").is_err());
+        assert_eq!(split_words("").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn presets_and_commands() {
+        let (a, c) = resolve(Some("shell"), None).unwrap();
+        assert_eq!((a, c), (Agent::Shell, Chosen::Flag));
+        let (a, _) = resolve(Some("sh -c 'exit 0'"), None).unwrap();
+        assert_eq!(a.name(), "sh");
+        assert!(resolve(Some("definitely-not-a-program-xyz"), None).is_err());
+        let (a, _) = resolve(None, Some(&AgentSpec::Preset("shell".into()))).unwrap();
+        assert_eq!(a, Agent::Shell);
+        assert!(resolve(None, Some(&AgentSpec::Preset("nope".into()))).is_err());
+    }
+}

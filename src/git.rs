@@ -1,0 +1,371 @@
+//! git2 operations: task branches, their bases (a merge of the dependencies' branches when a
+//! task has several), linked worktrees, and the commit of a task's changes.
+//!
+//! Nothing here touches the user's working tree, index or HEAD: branches are created at
+//! commits, worktrees are separate directories, and commits are made inside them.
+
+use std::path::{Path, PathBuf};
+
+use git2::{
+    BranchType, IndexAddOption, Oid, Repository, Signature, WorktreeAddOptions,
+    WorktreePruneOptions,
+};
+
+use crate::error::{Error, Result};
+
+/// The trailer that marks a task's commit; a branch whose tip has it is finished.
+pub const TASK_TRAILER: &str = "Spec-Exec-Task";
+pub const FEATURE_TRAILER: &str = "Spec-Exec-Feature";
+
+fn git_err(what: &str, e: git2::Error) -> Error {
+    Error::user(format!("git: could not {what}: {}", e.message()))
+}
+
+/// A task id made safe as one ref component, deterministically: characters git refuses become
+/// `-`, and no component starts with `.` or ends with `.lock`.
+pub fn ref_safe(id: &str) -> String {
+    let mut out: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while out.contains("..") {
+        out = out.replace("..", ".");
+    }
+    let trimmed = out.trim_start_matches(['.', '-']).trim_end_matches('.');
+    let mut out = if trimmed.is_empty() {
+        "task".to_owned()
+    } else {
+        trimmed.to_owned()
+    };
+    if out.ends_with(".lock") {
+        out.push('_');
+    }
+    out
+}
+
+/// `<prefix>/<feature>/<task-id>`.
+pub fn branch_name(prefix: &str, feature: &str, id: &str) -> String {
+    format!("{prefix}/{feature}/{}", ref_safe(id))
+}
+
+/// A finished task's commit, read from a branch tip.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskCommit {
+    pub oid: Oid,
+    pub task: String,
+}
+
+/// A task's committed changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub oid: Oid,
+    pub files_changed: usize,
+}
+
+/// Several dependency branches that do not merge cleanly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub paths: Vec<String>,
+}
+
+pub struct Git {
+    repo: Repository,
+}
+
+impl std::fmt::Debug for Git {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Git")
+            .field("path", &self.repo.path())
+            .finish()
+    }
+}
+
+impl Git {
+    pub fn open(root: &Path) -> Result<Git> {
+        let repo = Repository::discover(root).map_err(|_| {
+            Error::user_with_help(
+                format!("`{}` is not in a git repository", root.display()),
+                "spec-exec commits each task on its own branch: run `git init` and commit your work first",
+            )
+        })?;
+        if repo.is_bare() {
+            return Err(Error::user(
+                "spec-exec needs a repository with a working tree, not a bare one",
+            ));
+        }
+        Ok(Git { repo })
+    }
+
+    /// The commit a revision names (`HEAD` by default).
+    pub fn resolve(&self, rev: &str) -> Result<Oid> {
+        let object = self.repo.revparse_single(rev).map_err(|e| {
+            if rev == "HEAD" && self.repo.head().is_err() {
+                Error::user_with_help(
+                    "the repository has no commits yet",
+                    "commit your work first: tasks start from HEAD (or pass --base REV)",
+                )
+            } else {
+                Error::user_with_help(
+                    format!(
+                        "--base `{rev}` is not a revision of this repository: {}",
+                        e.message()
+                    ),
+                    "pass a branch, tag or commit",
+                )
+            }
+        })?;
+        let commit = object
+            .peel_to_commit()
+            .map_err(|e| git_err(&format!("read `{rev}` as a commit"), e))?;
+        Ok(commit.id())
+    }
+
+    pub fn branch_tip(&self, name: &str) -> Option<Oid> {
+        self.repo
+            .find_branch(name, BranchType::Local)
+            .ok()
+            .and_then(|b| b.get().target())
+    }
+
+    /// The task commit at the tip of `branch`, if the branch is finished.
+    pub fn task_commit(&self, branch: &str) -> Option<TaskCommit> {
+        let tip = self.branch_tip(branch)?;
+        let commit = self.repo.find_commit(tip).ok()?;
+        let message = commit.message()?;
+        let task = message.lines().find_map(|l| {
+            l.strip_prefix(TASK_TRAILER)
+                .and_then(|r| r.strip_prefix(':'))
+                .map(|v| v.trim().to_owned())
+        })?;
+        Some(TaskCommit { oid: tip, task })
+    }
+
+    /// Creates (or, with `force`, moves) a branch to `at`.
+    pub fn set_branch(&self, name: &str, at: Oid, force: bool) -> Result<()> {
+        let commit = self
+            .repo
+            .find_commit(at)
+            .map_err(|e| git_err("find the base commit", e))?;
+        self.repo
+            .branch(name, &commit, force)
+            .map_err(|e| git_err(&format!("create branch `{name}`"), e))?;
+        Ok(())
+    }
+
+    pub fn delete_branch(&self, name: &str) -> Result<()> {
+        if let Ok(mut b) = self.repo.find_branch(name, BranchType::Local) {
+            b.delete()
+                .map_err(|e| git_err(&format!("delete branch `{name}`"), e))?;
+        }
+        Ok(())
+    }
+
+    /// The commit identity: the repository's configured one, else a fixed spec-exec identity.
+    pub fn signature(&self) -> Signature<'static> {
+        match self.repo.signature() {
+            Ok(sig) => sig.to_owned(),
+            Err(_) => Signature::now("cargo spec-exec", "spec-exec@localhost")
+                .unwrap_or_else(|e| panic!("a fixed signature is valid: {e}")),
+        }
+    }
+
+    /// Merges the tips of several branches into one commit (a chain of two-parent merges, not
+    /// on any branch) to start a task from. A conflict names the conflicting paths.
+    pub fn merge_tips(
+        &self,
+        tips: &[(String, Oid)],
+        message: &str,
+    ) -> Result<std::result::Result<Oid, Conflict>> {
+        let sig = self.signature();
+        let mut acc = self
+            .repo
+            .find_commit(tips[0].1)
+            .map_err(|e| git_err("find a dependency's commit", e))?;
+        for (_, tip) in &tips[1..] {
+            let other = self
+                .repo
+                .find_commit(*tip)
+                .map_err(|e| git_err("find a dependency's commit", e))?;
+            if self
+                .repo
+                .graph_descendant_of(acc.id(), other.id())
+                .unwrap_or(false)
+            {
+                continue;
+            }
+            if self
+                .repo
+                .graph_descendant_of(other.id(), acc.id())
+                .unwrap_or(false)
+            {
+                acc = other;
+                continue;
+            }
+            let mut index = self
+                .repo
+                .merge_commits(&acc, &other, None)
+                .map_err(|e| git_err("merge the dependencies' branches", e))?;
+            if index.has_conflicts() {
+                let mut paths: Vec<String> = index
+                    .conflicts()
+                    .map_err(|e| git_err("read merge conflicts", e))?
+                    .filter_map(|c| c.ok())
+                    .filter_map(|c| c.our.or(c.their).or(c.ancestor))
+                    .map(|entry| String::from_utf8_lossy(&entry.path).into_owned())
+                    .collect();
+                paths.sort();
+                paths.dedup();
+                return Ok(Err(Conflict { paths }));
+            }
+            let tree_id = index
+                .write_tree_to(&self.repo)
+                .map_err(|e| git_err("write the merged tree", e))?;
+            let tree = self
+                .repo
+                .find_tree(tree_id)
+                .map_err(|e| git_err("read the merged tree", e))?;
+            let oid = self
+                .repo
+                .commit(None, &sig, &sig, message, &tree, &[&acc, &other])
+                .map_err(|e| git_err("commit the merge of the dependencies", e))?;
+            acc = self
+                .repo
+                .find_commit(oid)
+                .map_err(|e| git_err("read the merge", e))?;
+        }
+        Ok(Ok(acc.id()))
+    }
+
+    /// Adds a linked worktree named `name` at `path`, with `branch` checked out.
+    pub fn add_worktree(&self, name: &str, path: &Path, branch: &str) -> Result<()> {
+        self.remove_worktree(name, path)?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+        }
+        let reference = self
+            .repo
+            .find_branch(branch, BranchType::Local)
+            .map_err(|e| git_err(&format!("find branch `{branch}`"), e))?
+            .into_reference();
+        let mut opts = WorktreeAddOptions::new();
+        opts.reference(Some(&reference));
+        self.repo
+            .worktree(name, path, Some(&opts))
+            .map_err(|e| git_err(&format!("add a worktree at `{}`", path.display()), e))?;
+        Ok(())
+    }
+
+    /// Removes a worktree (its directory and git's record of it), if there is one.
+    pub fn remove_worktree(&self, name: &str, path: &Path) -> Result<()> {
+        if let Ok(wt) = self.repo.find_worktree(name) {
+            let mut opts = WorktreePruneOptions::new();
+            opts.valid(true).working_tree(true).locked(true);
+            wt.prune(Some(&mut opts))
+                .map_err(|e| git_err(&format!("remove the worktree `{name}`"), e))?;
+        }
+        if path.exists() {
+            std::fs::remove_dir_all(path).map_err(|e| Error::io("remove", path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Names of the linked worktrees whose names start with `prefix`.
+    pub fn worktrees_with_prefix(&self, prefix: &str) -> Vec<String> {
+        self.repo
+            .worktrees()
+            .map(|names| {
+                names
+                    .iter()
+                    .flatten()
+                    .filter(|n| n.starts_with(prefix))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn workdir(&self) -> Option<PathBuf> {
+        self.repo.workdir().map(Path::to_path_buf)
+    }
+}
+
+/// Stages everything in a worktree (new, modified and deleted files; `.gitignore` respected) and
+/// commits it on the worktree's branch. `None` when nothing changed.
+pub fn commit_worktree(
+    worktree: &Path,
+    message: &str,
+    sig: &Signature<'_>,
+) -> Result<Option<Committed>> {
+    let repo = Repository::open(worktree).map_err(|e| git_err("open the task's worktree", e))?;
+    let mut index = repo
+        .index()
+        .map_err(|e| git_err("read the worktree's index", e))?;
+    index
+        .add_all(["*"], IndexAddOption::DEFAULT, None)
+        .map_err(|e| git_err("stage the task's changes", e))?;
+    index
+        .update_all(["*"], None)
+        .map_err(|e| git_err("stage the task's deletions", e))?;
+    index
+        .write()
+        .map_err(|e| git_err("write the worktree's index", e))?;
+    let tree_id = index
+        .write_tree()
+        .map_err(|e| git_err("write the task's tree", e))?;
+    let head = repo
+        .head()
+        .and_then(|h| h.peel_to_commit())
+        .map_err(|e| git_err("read the worktree's HEAD", e))?;
+    if head.tree_id() == tree_id {
+        return Ok(None);
+    }
+    let tree = repo
+        .find_tree(tree_id)
+        .map_err(|e| git_err("read the task's tree", e))?;
+    let diff = repo
+        .diff_tree_to_tree(
+            Some(&head.tree().map_err(|e| git_err("read the base tree", e))?),
+            Some(&tree),
+            None,
+        )
+        .map_err(|e| git_err("compare the task's changes", e))?;
+    let files_changed = diff.deltas().len();
+    let oid = repo
+        .commit(Some("HEAD"), sig, sig, message, &tree, &[&head])
+        .map_err(|e| git_err("commit the task's changes", e))?;
+    Ok(Some(Committed { oid, files_changed }))
+}
+
+/// `<feature>: <id> <title>` with trailers naming the feature and the task.
+pub fn commit_message(feature: &str, id: &str, title: &str) -> String {
+    format!("{feature}: {id} {title}\n\n{FEATURE_TRAILER}: {feature}\n{TASK_TRAILER}: {id}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_become_safe_ref_components() {
+        assert_eq!(ref_safe("2.1"), "2.1");
+        assert_eq!(ref_safe("CR-A"), "CR-A");
+        assert_eq!(ref_safe("../../evil"), "evil");
+        assert_eq!(ref_safe("a b:c~d^e"), "a-b-c-d-e");
+        assert_eq!(ref_safe("x.lock"), "x.lock_");
+        assert_eq!(ref_safe(".."), "task");
+        for id in ["2.1", "CR-FINAL", "T001", "../x", "a@{b", "x.lock", "日本"] {
+            let name = branch_name("spec", "user-auth", id);
+            assert!(
+                git2::Reference::is_valid_name(&format!("refs/heads/{name}")),
+                "{name}"
+            );
+            assert_eq!(name.matches('/').count(), 2, "{name}");
+        }
+    }
+}

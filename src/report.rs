@@ -1,0 +1,218 @@
+//! The run's event stream and its final report. The scheduler emits [`Event`]s; the displays
+//! in [`crate::output`] and the report files consume them.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::plan::render::FORMAT_VERSION;
+
+/// How a task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Ran, committed and ticked.
+    Done,
+    /// Finished by an earlier run: its branch was reused.
+    Reused,
+    /// A conditional task whose condition did not hold (the reviews passed): ticked, not run.
+    NotNeeded,
+    Failed,
+    /// Not run: it depends on a failed or blocked task, or the run stopped before it.
+    Skipped,
+    /// Stopped by Ctrl-C: neither committed nor ticked.
+    Interrupted,
+}
+
+impl Status {
+    pub fn is_success(self) -> bool {
+        matches!(self, Status::Done | Status::Reused | Status::NotNeeded)
+    }
+
+    pub fn word(self) -> &'static str {
+        match self {
+            Status::Done => "done",
+            Status::Reused => "reused",
+            Status::NotNeeded => "not needed",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+            Status::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// One task's line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskReport {
+    pub id: String,
+    pub title: String,
+    pub track: Option<String>,
+    pub status: Status,
+    pub branch: Option<String>,
+    pub commit: Option<String>,
+    pub files_changed: Option<usize>,
+    pub duration_secs: f64,
+    pub log: Option<PathBuf>,
+    /// Kept for inspection when the task did not finish.
+    pub worktree: Option<PathBuf>,
+    pub reason: Option<String>,
+    /// Set when the task was done but tasks.md could not be ticked.
+    pub tick_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    pub done: usize,
+    pub reused: usize,
+    pub not_needed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub interrupted: usize,
+}
+
+impl Totals {
+    pub fn of(tasks: &[TaskReport]) -> Totals {
+        let mut t = Totals::default();
+        for r in tasks {
+            match r.status {
+                Status::Done => t.done += 1,
+                Status::Reused => t.reused += 1,
+                Status::NotNeeded => t.not_needed += 1,
+                Status::Failed => t.failed += 1,
+                Status::Skipped => t.skipped += 1,
+                Status::Interrupted => t.interrupted += 1,
+            }
+        }
+        t
+    }
+}
+
+/// The events of a run, in order. JSON lines carry them with a `type` field.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Event {
+    RunStarted {
+        format_version: u32,
+        feature: String,
+        run_id: String,
+        agent: String,
+        max_agents: usize,
+        tasks: usize,
+        run_dir: PathBuf,
+    },
+    TaskStarted {
+        id: String,
+        title: String,
+        track: Option<String>,
+        branch: String,
+        worktree: PathBuf,
+        log: PathBuf,
+    },
+    TaskFinished(TaskReport),
+    RunFinished {
+        totals: Totals,
+        duration_secs: f64,
+        exit_code: i32,
+        report: PathBuf,
+    },
+}
+
+impl Event {
+    pub fn run_started(
+        feature: &str,
+        run_id: &str,
+        agent: &str,
+        max_agents: usize,
+        tasks: usize,
+        run_dir: &Path,
+    ) -> Event {
+        Event::RunStarted {
+            format_version: FORMAT_VERSION,
+            feature: feature.to_owned(),
+            run_id: run_id.to_owned(),
+            agent: agent.to_owned(),
+            max_agents,
+            tasks,
+            run_dir: run_dir.to_path_buf(),
+        }
+    }
+}
+
+/// The final report, as written to `report.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report<'a> {
+    pub format_version: u32,
+    pub feature: &'a str,
+    pub run_id: &'a str,
+    pub agent: &'a str,
+    pub duration_secs: f64,
+    pub exit_code: i32,
+    pub totals: Totals,
+    pub tasks: &'a [TaskReport],
+}
+
+fn secs(d: f64) -> String {
+    if d < 60.0 {
+        format!("{d:.1}s")
+    } else {
+        format!("{}m{:02}s", (d / 60.0) as u64, (d % 60.0) as u64)
+    }
+}
+
+impl Report<'_> {
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let t = &self.totals;
+        let _ = writeln!(
+            out,
+            "# spec-exec run {} of `{}`\n",
+            self.run_id, self.feature
+        );
+        let _ = writeln!(
+            out,
+            "Agent `{}`, {} in all, exit code {}: {} done, {} reused, {} not needed, {} failed, {} skipped, {} interrupted.\n",
+            self.agent,
+            secs(self.duration_secs),
+            self.exit_code,
+            t.done,
+            t.reused,
+            t.not_needed,
+            t.failed,
+            t.skipped,
+            t.interrupted
+        );
+        let _ = writeln!(
+            out,
+            "| task | status | branch | commit | files | time | log / note |"
+        );
+        let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |");
+        for r in self.tasks {
+            let note = match (&r.reason, &r.log) {
+                (Some(reason), Some(log)) => format!("{reason}; `{}`", log.display()),
+                (Some(reason), None) => reason.clone(),
+                (None, Some(log)) => format!("`{}`", log.display()),
+                (None, None) => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "| {} {} | {} | {} | {} | {} | {} | {} |",
+                r.id,
+                r.title.replace('|', "\\|"),
+                r.status.word(),
+                r.branch
+                    .as_deref()
+                    .map(|b| format!("`{b}`"))
+                    .unwrap_or_default(),
+                r.commit
+                    .as_deref()
+                    .map(|c| format!("`{}`", &c[..c.len().min(10)]))
+                    .unwrap_or_default(),
+                r.files_changed.map(|f| f.to_string()).unwrap_or_default(),
+                secs(r.duration_secs),
+                note.replace('|', "\\|"),
+            );
+        }
+        out
+    }
+}
