@@ -104,6 +104,16 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
             ]));
         }
     }
+    if shell.is_json() {
+        shell.json(&render::json(&list, name, &plan, &approval));
+    }
+    if plan.pending() == 0 {
+        shell.status(
+            "Finished",
+            format!("{name}: nothing to do, every selected task is done"),
+        );
+        return Ok(exit::OK);
+    }
     let timeout = match &opts.timeout {
         Some(t) => config::parse_duration(t).unwrap_or(config::DEFAULT_TIMEOUT),
         None => ws.config.timeout.unwrap_or(config::DEFAULT_TIMEOUT),
