@@ -32,13 +32,21 @@ pub fn resolve(list: &mut TaskList) {
         r.group_dependencies(list);
     }
     if !list.has_dependency_info {
-        let leaves: Vec<usize> = list.leaves().collect();
-        for pair in leaves.windows(2) {
-            r.edges[pair[1]].push(Pending::new(
-                pair[0],
-                Requirement::Done,
-                DepSource::DocumentOrder,
-            ));
+        // Each pending task after the pending one before it: a done task in between satisfies
+        // nothing on its own, or the tasks around it would run together.
+        let mut previous = None;
+        for leaf in list.leaves().collect::<Vec<_>>() {
+            if list.tasks[leaf].state == TaskState::Done {
+                continue;
+            }
+            if let Some(on) = previous {
+                r.edges[leaf].push(Pending::new(
+                    on,
+                    Requirement::Done,
+                    DepSource::DocumentOrder,
+                ));
+            }
+            previous = Some(leaf);
         }
     }
     for (i, edges) in r.edges.into_iter().enumerate() {
@@ -634,22 +642,50 @@ impl Resolver {
         false
     }
 
-    /// Adds lower-authority edges that do not contradict what is already there; returns the
-    /// (task, dependency) pairs dropped.
-    fn add_filling(&mut self, task: usize, edges: Vec<Pending>) -> Vec<usize> {
+    /// Adds lower-authority edges, `edges` for every one of `members`, where they do not
+    /// contradict what is already there; returns the (task, dependency) pairs dropped.
+    ///
+    /// One walk finds every task that already waits for a member; an edge to any other task
+    /// cannot close a cycle, whatever else is added, so only edges to those few need the walk
+    /// of [`Self::reaches`]. A track heading over hundreds of tasks stays linear.
+    fn add_filling(&mut self, members: &[usize], edges: &[Pending]) -> Vec<(usize, usize)> {
+        let waiting = self.waiting_for(members);
         let mut dropped = Vec::new();
-        for p in edges {
-            let on = p.edge.on;
-            if on == task || self.edges[task].iter().any(|e| e.edge.on == on) {
-                continue;
+        for &task in members {
+            let mut present: HashSet<usize> = self.edges[task].iter().map(|e| e.edge.on).collect();
+            for p in edges {
+                let on = p.edge.on;
+                if on == task || present.contains(&on) {
+                    continue;
+                }
+                if waiting[on] && self.reaches(on, task) {
+                    dropped.push((task, on));
+                    continue;
+                }
+                present.insert(on);
+                self.edges[task].push(p.clone());
             }
-            if self.reaches(on, task) {
-                dropped.push(on);
-                continue;
-            }
-            self.edges[task].push(p);
         }
         dropped
+    }
+
+    /// The tasks that wait, directly or not, for one of `targets` (the targets included).
+    fn waiting_for(&self, targets: &[usize]) -> Vec<bool> {
+        let n = self.edges.len();
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (t, edges) in self.edges.iter().enumerate() {
+            for e in edges {
+                dependents[e.edge.on].push(t);
+            }
+        }
+        let mut seen = vec![false; n];
+        let mut stack: Vec<usize> = targets.to_vec();
+        while let Some(t) = stack.pop() {
+            if !std::mem::replace(&mut seen[t], true) {
+                stack.extend(dependents[t].iter().copied());
+            }
+        }
+        seen
     }
 
     fn heading_dependencies(&mut self, list: &mut TaskList) {
@@ -669,12 +705,7 @@ impl Resolver {
                 DepSource::Heading,
                 &mut problems,
             );
-            let mut dropped = Vec::new();
-            for &m in &members {
-                for on in self.add_filling(m, edges.clone()) {
-                    dropped.push((m, on));
-                }
-            }
+            let dropped = self.add_filling(&members, &edges);
             if let Some(&(m, on)) = dropped.first() {
                 problems.push(contradiction(
                     list,
@@ -742,12 +773,7 @@ impl Resolver {
                 .filter(|p| !this_or_later.contains(&p.edge.on))
                 .collect();
             let members = list.groups[g].members.clone();
-            let mut dropped = Vec::new();
-            for &m in &members {
-                for on in self.add_filling(m, waits.clone()) {
-                    dropped.push((m, on));
-                }
-            }
+            let dropped = self.add_filling(&members, &waits);
             // Only a condition the user wrote can contradict; the implied "after the previous
             // group" order simply yields.
             if let (Some(&(m, on)), Some(_)) = (dropped.first(), &list.groups[g].after) {
