@@ -1,6 +1,7 @@
 //! The feature spec: where it lives, its name rules, and its task list.
 
 pub mod approval;
+pub mod blocks;
 pub mod deps;
 pub mod dialect;
 pub mod edit;

@@ -1,4 +1,5 @@
-//! tasks.md → [`TaskList`]: markdown-rs builds the tree (GFM, front matter, byte positions);
+//! tasks.md → [`TaskList`]: markdown-rs builds the tree (GFM, front matter, byte positions;
+//! large files in parallel pieces, see [`super::blocks`]);
 //! this walker reads tasks, sections and groups from it. Nothing inside a fenced code block or
 //! an HTML comment is ever a task, because markdown-rs never makes list items there.
 //!
@@ -15,7 +16,7 @@ use super::model::{
 use crate::error::Diagnostic;
 use crate::source::Source;
 
-fn options() -> ParseOptions {
+pub(super) fn options() -> ParseOptions {
     ParseOptions {
         constructs: Constructs {
             frontmatter: true,
@@ -38,7 +39,7 @@ pub fn parse(source: Source) -> TaskList {
         upper_x: false,
         diagnostics: Vec::new(),
     };
-    let root = match markdown::to_mdast(&list.source.text, &options()) {
+    let root = match super::blocks::to_mdast(&list.source.text, options) {
         Ok(root) => root,
         Err(message) => {
             let d = Diagnostic::error(format!("could not parse markdown: {message}"))
