@@ -217,6 +217,8 @@ pub struct Display<'a> {
     started: std::time::Instant,
     drawn: usize,
     term: console::Term,
+    /// Paths are shown relative to it (events carry them absolute).
+    root: std::path::PathBuf,
 }
 
 fn elapsed(since: std::time::Instant) -> String {
@@ -229,7 +231,7 @@ fn elapsed(since: std::time::Instant) -> String {
 }
 
 impl<'a> Display<'a> {
-    pub fn new(shell: &'a Shell, total: usize) -> Display<'a> {
+    pub fn new(shell: &'a Shell, total: usize, root: &std::path::Path) -> Display<'a> {
         let term = console::Term::stderr();
         let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
         let mode = if shell.is_json() {
@@ -249,6 +251,7 @@ impl<'a> Display<'a> {
             started: std::time::Instant::now(),
             drawn: 0,
             term,
+            root: root.to_path_buf(),
         }
     }
 
@@ -365,7 +368,7 @@ impl<'a> Display<'a> {
                 if self.mode == Mode::Json {
                     return;
                 }
-                let log = r.log.as_ref().map(|l| format!("log: {}", l.display()));
+                let log = r.log.as_ref().map(|l| format!("log: {}", self.rel(l).display()));
                 match r.status {
                     Status::Done => {
                         let files = r.files_changed.unwrap_or(0);
@@ -402,7 +405,7 @@ impl<'a> Display<'a> {
                         let mut parts: Vec<String> = r.reason.iter().cloned().collect();
                         parts.extend(log);
                         if let Some(w) = &r.worktree {
-                            parts.push(format!("worktree: {}", w.display()));
+                            parts.push(format!("worktree: {}", self.rel(w).display()));
                         }
                         self.line("Failed", format!("{} ({})", r.id, parts.join(", ")), true);
                     }
@@ -455,7 +458,7 @@ impl<'a> Display<'a> {
                     "in {:.1}s: {}; report: {}",
                     duration_secs,
                     parts.join(", "),
-                    report.display()
+                    self.rel(report).display()
                 );
                 if *exit_code == 0 {
                     self.shell.status(verb, msg);
@@ -464,6 +467,10 @@ impl<'a> Display<'a> {
                 }
             }
         }
+    }
+
+    fn rel<'p>(&self, path: &'p std::path::Path) -> &'p std::path::Path {
+        path.strip_prefix(&self.root).unwrap_or(path)
     }
 
     pub fn finish(&mut self, _reports: &[crate::report::TaskReport]) {

@@ -150,6 +150,9 @@ pub struct Report<'a> {
     pub exit_code: i32,
     pub totals: Totals,
     pub tasks: &'a [TaskReport],
+    /// Paths in the markdown are shown relative to it (the JSON has them absolute).
+    #[serde(skip)]
+    pub root: &'a Path,
 }
 
 fn secs(d: f64) -> String {
@@ -161,6 +164,10 @@ fn secs(d: f64) -> String {
 }
 
 impl Report<'_> {
+    fn rel<'p>(&self, path: &'p Path) -> &'p Path {
+        path.strip_prefix(self.root).unwrap_or(path)
+    }
+
     pub fn markdown(&self) -> String {
         let mut out = String::new();
         let t = &self.totals;
@@ -189,9 +196,9 @@ impl Report<'_> {
         let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |");
         for r in self.tasks {
             let note = match (&r.reason, &r.log) {
-                (Some(reason), Some(log)) => format!("{reason}; `{}`", log.display()),
+                (Some(reason), Some(log)) => format!("{reason}; `{}`", self.rel(log).display()),
                 (Some(reason), None) => reason.clone(),
-                (None, Some(log)) => format!("`{}`", log.display()),
+                (None, Some(log)) => format!("`{}`", self.rel(log).display()),
                 (None, None) => String::new(),
             };
             let _ = writeln!(

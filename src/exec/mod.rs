@@ -22,7 +22,6 @@ use crate::git::{self, Git};
 use crate::output::{Display, Shell};
 use crate::plan::{Blocked, Plan};
 use crate::report::{Event, Report, Status, TaskReport, Totals};
-use crate::source::display_path;
 use crate::spec::{Feature, TaskList, edit};
 use agent::{Agent, Outcome, Stop};
 
@@ -199,14 +198,14 @@ pub fn execute(
         .enable_all()
         .build()
         .map_err(|e| Error::user(format!("could not start the async runtime: {e}")))?;
-    let mut display = Display::new(shell, plan.nodes.len());
+    let mut display = Display::new(shell, plan.nodes.len(), root);
     display.event(&Event::run_started(
         &feature.name,
         &run_id,
         settings.agent.name(),
         settings.max_agents,
         plan.nodes.len(),
-        &display_path(&run_dir, root),
+        &run_dir,
     ));
     let mut reports = runtime.block_on(schedule(
         &shared,
@@ -256,6 +255,7 @@ pub fn execute(
         exit_code: code,
         totals: totals.clone(),
         tasks: &reports,
+        root,
     };
     let json = serde_json::to_string_pretty(&report).unwrap_or_default();
     for (name, text) in [("report.json", json), ("report.md", report.markdown())] {
@@ -266,7 +266,7 @@ pub fn execute(
         totals,
         duration_secs: duration,
         exit_code: code,
-        report: display_path(&run_dir.join("report.md"), root),
+        report: run_dir.join("report.md"),
     });
     display.finish(&reports);
     Ok(code)
@@ -483,8 +483,8 @@ async fn schedule(
                     title: job.title.clone(),
                     track: job.track.clone(),
                     branch: job.branch.clone(),
-                    worktree: display_path(&worktree_path(shared, &job.id), &shared.root),
-                    log: display_path(&log_path(shared, &job.id), &shared.root),
+                    worktree: worktree_path(shared, &job.id),
+                    log: log_path(shared, &job.id),
                 });
                 state.insert(t, State::Running);
                 let shared = Arc::clone(shared);
@@ -682,8 +682,8 @@ async fn run_job(shared: Arc<Shared>, job: Job, stop: watch::Receiver<Stop>) -> 
         commit: None,
         files_changed: None,
         duration_secs: 0.0,
-        log: Some(display_path(&log, &shared.root)),
-        worktree: Some(display_path(&worktree, &shared.root)),
+        log: Some(log.clone()),
+        worktree: Some(worktree.clone()),
         reason: None,
         tick_error: None,
     };
@@ -826,7 +826,7 @@ async fn run_job(shared: Arc<Shared>, job: Job, stop: watch::Receiver<Stop>) -> 
             };
             report.worktree = None;
             if let Err(e) = removed {
-                report.worktree = Some(display_path(&worktree, &shared.root));
+                report.worktree = Some(worktree);
                 report.reason = Some(format!("committed, but the worktree was not removed: {e}"));
             }
             let _ = job.index;

@@ -1,0 +1,174 @@
+//! The README's first command, without `cargo run`: the bundled example, copied into a scratch
+//! git repository, approved and run end to end by the built binary with the `shell` agent.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("create dir");
+    for entry in fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let name = entry.file_name();
+        if name == "target" || name == "try.sh" {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            copy_dir(&path, &to.join(&name));
+        } else {
+            fs::copy(&path, to.join(&name)).expect("copy");
+        }
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=Example",
+            "-c",
+            "user.email=example@localhost",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+fn spec_exec(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cargo-spec-exec"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CARGO_TARGET_DIR")
+        .env("NO_COLOR", "1")
+        .env("GIT_AUTHOR_NAME", "Example")
+        .env("GIT_AUTHOR_EMAIL", "example@localhost")
+        .env("GIT_COMMITTER_NAME", "Example")
+        .env("GIT_COMMITTER_EMAIL", "example@localhost")
+        .output()
+        .expect("cargo-spec-exec runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn the_bundled_example_runs_end_to_end_with_the_shell_agent() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let repo = scratch.path();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/example"),
+        repo,
+    );
+    git(repo, &["init", "-q", "-b", "main"]);
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-qm", "The example"]);
+
+    let dry = spec_exec(repo, &["spec-exec", "user-auth", "--dry-run"]);
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    let plan = text(&dry.stdout);
+    assert!(plan.starts_with("Execution Plan for user-auth:"), "{plan}");
+
+    // Unapproved: refused before anything runs.
+    let refused = spec_exec(repo, &["spec-exec", "user-auth", "--agent", "shell"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    assert!(text(&refused.stderr).contains("cargo spec-exec approve user-auth"));
+    assert!(git(repo, &["branch", "--list", "spec/*"]).is_empty());
+
+    let approve = spec_exec(repo, &["spec-exec", "approve", "user-auth"]);
+    assert!(approve.status.success(), "{}", text(&approve.stderr));
+    git(repo, &["commit", "-qam", "Approve"]);
+    let head = git(repo, &["rev-parse", "HEAD"]);
+
+    let run = spec_exec(
+        repo,
+        &[
+            "spec-exec",
+            "user-auth",
+            "--agent",
+            "shell",
+            "--message-format",
+            "json",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+
+    let events: Vec<serde_json::Value> = text(&run.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(
+        events.first().map(|e| e["type"].clone()),
+        Some("plan".into())
+    );
+    let finished = events.last().expect("events");
+    assert_eq!(finished["type"], "run-finished", "{finished}");
+
+    // The final review ran `cargo test` inside its worktree.
+    let review = events
+        .iter()
+        .find(|e| e["type"] == "task-finished" && e["id"] == "CR-FINAL")
+        .expect("CR-FINAL finished");
+    assert_eq!(review["status"], "done", "{review}");
+    let log = fs::read_to_string(review["log"].as_str().expect("a log path")).expect("the log");
+    assert!(log.contains("test result: ok"), "{log}");
+    let rework = events
+        .iter()
+        .find(|e| e["type"] == "task-finished" && e["id"] == "RW-FINAL")
+        .expect("RW-FINAL reported");
+    assert_eq!(rework["status"], "not-needed", "{rework}");
+
+    let tasks = fs::read_to_string(repo.join("documentation/features/user-auth/tasks.md"))
+        .expect("tasks.md");
+    assert!(!tasks.contains("- [ ]"), "every task ticked:\n{tasks}");
+
+    // One branch per task that ran; the final review's branch holds all of the work, and its
+    // verdict file; the user's HEAD and working tree are as they were, apart from the ticks.
+    let branches = git(
+        repo,
+        &[
+            "branch",
+            "--list",
+            "spec/user-auth/*",
+            "--format=%(refname:short)",
+        ],
+    );
+    for id in ["1", "2", "CR-A", "3", "4", "5.1", "5.2", "CR-FINAL"] {
+        assert!(
+            branches
+                .lines()
+                .any(|b| b == format!("spec/user-auth/{id}")),
+            "no branch for {id}: {branches}"
+        );
+    }
+    let files = git(
+        repo,
+        &["ls-tree", "-r", "--name-only", "spec/user-auth/CR-FINAL"],
+    );
+    for f in [
+        "src/auth.rs",
+        "src/password.rs",
+        "src/session.rs",
+        "src/expiry.rs",
+        "code_review/CR-FINAL.md",
+    ] {
+        assert!(
+            files.lines().any(|l| l == f),
+            "{f} missing from CR-FINAL:\n{files}"
+        );
+    }
+    assert_eq!(git(repo, &["rev-parse", "HEAD"]), head);
+    assert_eq!(
+        git(repo, &["status", "--porcelain"]),
+        " M documentation/features/user-auth/tasks.md\n"
+    );
+    assert!(!repo.join("src/auth.rs").exists());
+}
