@@ -196,7 +196,8 @@ impl Walker<'_> {
     fn item_content(&self, node: &Node) -> (usize, String) {
         let at = start(node);
         let stop = end(node).max(at);
-        let raw = &self.text()[at..stop];
+        // After a tab, markdown-rs may start the item at the tab rather than at its marker.
+        let raw = self.text()[at..stop].trim_start_matches([' ', '\t']);
         let marker_len = raw
             .find(|c: char| {
                 !(c == '-' || c == '*' || c == '+' || c.is_ascii_digit() || c == '.' || c == ')')
@@ -204,9 +205,9 @@ impl Walker<'_> {
             .unwrap_or(raw.len());
         let after_marker = &raw[marker_len..];
         let content = after_marker.trim_start_matches([' ', '\t']);
-        let content_start = at + (raw.len() - content.len());
+        let content_start = stop - content.len();
         let (line_start, _) = self.item_line(node);
-        let indent = self.text()[line_start..content_start].chars().count();
+        let indent = columns(&self.text()[line_start..content_start]);
         let mut out = String::new();
         for (i, line) in content.split('\n').enumerate() {
             if i > 0 {
@@ -348,10 +349,7 @@ impl Walker<'_> {
                     }
                 }
                 Node::Code(code) => {
-                    self.list.tasks[index].code_blocks.push(CodeBlock {
-                        lang: code.lang.clone(),
-                        code: code.value.clone(),
-                    });
+                    self.list.tasks[index].code_blocks.push(code_block(code));
                     let raw = self.raw(child);
                     self.list.tasks[index].details.push(raw);
                 }
@@ -368,7 +366,7 @@ impl Walker<'_> {
     fn raw(&self, node: &Node) -> String {
         let (s, e) = (start(node), end(node));
         let line_start = self.text()[..s].rfind('\n').map_or(0, |i| i + 1);
-        let indent = self.text()[line_start..s].chars().count();
+        let indent = columns(&self.text()[line_start..s]);
         self.text()[s..e.max(s)]
             .split('\n')
             .enumerate()
@@ -425,10 +423,7 @@ impl Walker<'_> {
         // Code blocks and sub-tasks deeper inside the detail.
         for child in &item.children {
             match child {
-                Node::Code(code) => self.list.tasks[task].code_blocks.push(CodeBlock {
-                    lang: code.lang.clone(),
-                    code: code.value.clone(),
-                }),
+                Node::Code(code) => self.list.tasks[task].code_blocks.push(code_block(code)),
                 Node::List(list) => {
                     for sub in &list.children {
                         if let Node::ListItem(sub_item) = sub {
@@ -461,10 +456,7 @@ impl Walker<'_> {
 
     fn collect_code(&mut self, node: &Node, task: usize) {
         if let Node::Code(code) = node {
-            self.list.tasks[task].code_blocks.push(CodeBlock {
-                lang: code.lang.clone(),
-                code: code.value.clone(),
-            });
+            self.list.tasks[task].code_blocks.push(code_block(code));
         }
         if let Some(children) = node.children() {
             for child in children {
@@ -513,6 +505,25 @@ impl Walker<'_> {
 }
 
 /// Removes up to `width` columns of leading spaces (a tab counts as reaching the next stop).
+/// The width of `prefix` in columns, tabs stopping every four.
+fn columns(prefix: &str) -> usize {
+    prefix.chars().fold(0, |col, c| {
+        if c == '\t' {
+            col + 4 - col % 4
+        } else {
+            col + 1
+        }
+    })
+}
+
+/// A code block's text, with CRLF line endings made LF (the shell agent runs it).
+fn code_block(code: &markdown::mdast::Code) -> CodeBlock {
+    CodeBlock {
+        lang: code.lang.clone(),
+        code: code.value.replace("\r\n", "\n"),
+    }
+}
+
 fn strip_indent(line: &str, width: usize) -> &str {
     let mut col = 0;
     for (i, c) in line.char_indices() {
