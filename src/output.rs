@@ -1,14 +1,29 @@
 //! Everything the tool prints goes through [`Shell`]: cargo-style status lines and diagnostics on
 //! stderr, results (plans, tables, JSON lines) on stdout. Colour is decided once, here.
 
-#![expect(
-    clippy::print_stdout,
-    clippy::print_stderr,
-    reason = "the output module"
-)]
-
 use std::fmt::Display as Show;
 use std::io::IsTerminal as _;
+
+// Writes that fail (a closed pipe: `cargo spec-exec list | head -1`) are dropped, not panics:
+// the reader has gone, and a run goes on to finish its work and write its report.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
 
 use console::style;
 use serde::Serialize;
@@ -71,19 +86,19 @@ impl Shell {
     /// `    Approved user-auth …` on stderr, unless quiet.
     pub fn status(&self, verb: &str, message: impl Show) {
         if self.verbosity > Verbosity::Quiet {
-            eprintln!("{:>12} {message}", style(verb).green().bold().for_stderr());
+            errln!("{:>12} {message}", style(verb).green().bold().for_stderr());
         }
     }
 
     /// A line of the result on stdout.
     pub fn out(&self, text: impl Show) {
-        println!("{text}");
+        outln!("{text}");
     }
 
     /// One JSON line on stdout.
     pub fn json(&self, value: &impl Serialize) {
         match serde_json::to_string(value) {
-            Ok(line) => println!("{line}"),
+            Ok(line) => outln!("{line}"),
             Err(e) => panic!("serialising an output message failed: {e}"),
         }
     }
@@ -107,7 +122,7 @@ impl Shell {
         if d.severity == Severity::Warning && self.verbosity == Verbosity::Quiet {
             return;
         }
-        eprint!("{}", render(d));
+        err!("{}", render(d));
     }
 
     pub fn diagnostics<'a>(&self, ds: impl IntoIterator<Item = &'a Diagnostic>) {
@@ -303,7 +318,7 @@ impl<'a> Display<'a> {
         self.clear();
         if bad {
             if self.shell.verbosity > Verbosity::Quiet {
-                eprintln!("{:>12} {message}", style(verb).red().bold().for_stderr());
+                errln!("{:>12} {message}", style(verb).red().bold().for_stderr());
             }
         } else {
             self.shell.status(verb, message);
@@ -314,7 +329,7 @@ impl<'a> Display<'a> {
     /// A line that is not an event (Ctrl-C notices).
     pub fn notice(&mut self, message: &str) {
         if self.mode == Mode::Json {
-            eprintln!("{message}");
+            errln!("{message}");
         } else {
             self.line("Stopping", message.to_owned(), true);
         }
@@ -368,7 +383,10 @@ impl<'a> Display<'a> {
                 if self.mode == Mode::Json {
                     return;
                 }
-                let log = r.log.as_ref().map(|l| format!("log: {}", self.rel(l).display()));
+                let log = r
+                    .log
+                    .as_ref()
+                    .map(|l| format!("log: {}", self.rel(l).display()));
                 match r.status {
                     Status::Done => {
                         let files = r.files_changed.unwrap_or(0);
@@ -426,7 +444,7 @@ impl<'a> Display<'a> {
                 }
                 if let Some(e) = &r.tick_error {
                     self.clear();
-                    eprint!("{}", render(&Diagnostic::warning(e.clone())));
+                    err!("{}", render(&Diagnostic::warning(e.clone())));
                     self.redraw();
                 }
             }
@@ -463,7 +481,7 @@ impl<'a> Display<'a> {
                 if *exit_code == 0 {
                     self.shell.status(verb, msg);
                 } else if self.shell.verbosity > Verbosity::Quiet {
-                    eprintln!("{:>12} {msg}", style(verb).red().bold().for_stderr());
+                    errln!("{:>12} {msg}", style(verb).red().bold().for_stderr());
                 }
             }
         }
