@@ -263,16 +263,26 @@ pub fn human(
         .collect();
     if !estimates.is_empty() {
         let sum: f64 = estimates.iter().sum();
-        let path: f64 = plan
-            .critical_path
-            .iter()
-            .filter_map(|&t| list.tasks[t].estimate.as_deref().and_then(estimate_hours))
-            .sum();
+        // The longest chain by estimate: the least time the work takes with enough agents.
+        let mut finish: std::collections::HashMap<usize, f64> = std::collections::HashMap::new();
+        for level in &plan.levels {
+            for &t in level {
+                let own = list.tasks[t].estimate.as_deref().and_then(estimate_hours);
+                let before = plan.node(t).map_or(0.0, |n| {
+                    n.deps
+                        .iter()
+                        .filter_map(|d| finish.get(d))
+                        .fold(0.0, |a: f64, &b| a.max(b))
+                });
+                finish.insert(t, before + own.unwrap_or(0.0));
+            }
+        }
+        let longest = finish.values().fold(0.0, |a: f64, &b| a.max(b));
         let _ = write!(
             total,
-            ", estimate {} of work ({} on the critical path)",
+            ", estimate {} of work ({} on the longest chain)",
             format_hours(sum),
-            format_hours(path)
+            format_hours(longest)
         );
     }
     let _ = writeln!(out, "{total}");
