@@ -146,6 +146,39 @@ impl Git {
         Some(TaskCommit { oid: tip, task })
     }
 
+    /// Whether branch `name` has no commit that `base` does not have (its tip is `base` or one
+    /// of its ancestors).
+    /// A branch checked out in some working tree is someone's work in progress: never.
+    pub fn holds_no_work(&self, name: &str, base: Oid) -> bool {
+        self.branch_tip(name).is_some_and(|tip| {
+            tip == base || self.repo.graph_descendant_of(base, tip).unwrap_or(false)
+        }) && !self.checked_out(name)
+    }
+
+    /// Whether branch `name` is the HEAD of the main working tree or of a linked one.
+    fn checked_out(&self, name: &str) -> bool {
+        let full = format!("refs/heads/{name}");
+        let is_head = |repo: &Repository| {
+            repo.find_reference("HEAD")
+                .ok()
+                .and_then(|h| h.symbolic_target().map(|t| t == full))
+                .unwrap_or(false)
+        };
+        if is_head(&self.repo) {
+            return true;
+        }
+        let Ok(names) = self.repo.worktrees() else {
+            return true;
+        };
+        names.iter().flatten().any(|wt| {
+            self.repo
+                .find_worktree(wt)
+                .ok()
+                .and_then(|w| Repository::open_from_worktree(&w).ok())
+                .is_some_and(|r| is_head(&r))
+        })
+    }
+
     /// Creates (or, with `force`, moves) a branch to `at`.
     pub fn set_branch(&self, name: &str, at: Oid, force: bool) -> Result<()> {
         let commit = self

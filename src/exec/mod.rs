@@ -67,8 +67,14 @@ struct Job {
     code_blocks: Vec<String>,
 }
 
+/// git's name for a task's worktree. The feature's length makes it unambiguous: `demo` task
+/// `x-1` and `demo-x` task `1` must never share a name.
 fn worktree_name(feature: &str, id: &str) -> String {
-    format!("spec-exec-{feature}-{}", git::ref_safe(id))
+    format!("{}{}", worktree_prefix(feature), git::ref_safe(id))
+}
+
+fn worktree_prefix(feature: &str) -> String {
+    format!("spec-exec-{}-{feature}-", feature.len())
 }
 
 fn lock(git: &Mutex<Git>) -> std::sync::MutexGuard<'_, Git> {
@@ -123,6 +129,7 @@ pub fn execute(
     let state_dir = target_dir.join("spec-exec").join(&feature.name);
     let created_file = state_dir.join("created-branches");
     prepare_state_dir(target_dir, &state_dir)?;
+    let _lock = RunLock::acquire(&state_dir, &feature.name)?;
     let created: BTreeSet<String> = std::fs::read_to_string(&created_file)
         .unwrap_or_default()
         .lines()
@@ -144,22 +151,31 @@ pub fn execute(
                 reused.insert(node.task, tc);
             }
             _ if created.contains(&branch) => {}
+            // No commit of its own (left at the base, say, by a run whose record went with
+            // `cargo clean`): nothing is lost by moving it.
+            _ if git.holds_no_work(&branch, base) => {}
             _ => problems.push(branch),
         }
     }
     if !problems.is_empty() {
         return Err(Error::user_with_help(
             format!(
-                "branch{} {} already exist{} and {} not finished task{} of spec-exec",
-                if problems.len() == 1 { "" } else { "es" },
+                "{} {} already {}, with work spec-exec did not make",
+                if problems.len() == 1 {
+                    "branch"
+                } else {
+                    "branches"
+                },
                 problems
                     .iter()
                     .map(|b| format!("`{b}`"))
                     .collect::<Vec<_>>()
                     .join(", "),
-                if problems.len() == 1 { "s" } else { "" },
-                if problems.len() == 1 { "is" } else { "are" },
-                if problems.len() == 1 { "" } else { "s" },
+                if problems.len() == 1 {
+                    "exists"
+                } else {
+                    "exist"
+                },
             ),
             format!(
                 "spec-exec never overwrites a branch it did not make: delete (`git branch -D {}`) or rename {}, or pass another branch-prefix",
@@ -169,7 +185,7 @@ pub fn execute(
         ));
     }
     // Worktrees of this feature left by earlier runs (failed or interrupted tasks).
-    let prefix = format!("spec-exec-{}-", feature.name);
+    let prefix = worktree_prefix(&feature.name);
     for name in git.worktrees_with_prefix(&prefix) {
         let id_part = &name[prefix.len()..];
         git.remove_worktree(&name, &state_dir.join("worktrees").join(id_part))?;
@@ -276,6 +292,68 @@ fn run_id() -> String {
     let now = crate::fsutil::utc_now();
     let compact: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     format!("{compact}-{}", std::process::id())
+}
+
+/// One run per feature at a time: two would share worktrees, branches and ticks. The lock is a
+/// file holding the run's pid, removed when the run ends; one left by a process that is gone
+/// (a crash, a reboot) is taken over.
+#[derive(Debug)]
+struct RunLock(PathBuf);
+
+impl RunLock {
+    fn acquire(state_dir: &Path, feature: &str) -> Result<RunLock> {
+        let path = state_dir.join("run.lock");
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut file) => {
+                    use std::io::Write as _;
+                    let _ = writeln!(file, "{}", std::process::id());
+                    return Ok(RunLock(path));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|t| t.trim().parse::<i32>().ok())
+                        .and_then(rustix::process::Pid::from_raw);
+                    let alive = holder.is_some_and(|pid| {
+                        !matches!(
+                            rustix::process::test_kill_process(pid),
+                            Err(rustix::io::Errno::SRCH)
+                        )
+                    });
+                    if let (true, Some(pid)) = (alive, holder) {
+                        return Err(Error::user_with_help(
+                            format!(
+                                "another run of `{feature}` is in progress (pid {})",
+                                pid.as_raw_nonzero()
+                            ),
+                            format!(
+                                "wait for it to finish, or stop it with Ctrl-C; if no run is going on, delete `{}`",
+                                path.display()
+                            ),
+                        ));
+                    }
+                    // Left by a run that is gone.
+                    std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+                }
+                Err(e) => return Err(Error::io("create", &path, e)),
+            }
+        }
+        Err(Error::user(format!(
+            "could not take the run lock `{}`",
+            path.display()
+        )))
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// Creates the state directory, and makes git ignore everything spec-exec keeps there.
