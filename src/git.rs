@@ -16,6 +16,8 @@ use crate::error::{Error, Result};
 /// The trailer that marks a task's commit; a branch whose tip has it is finished.
 pub const TASK_TRAILER: &str = "Spec-Exec-Task";
 pub const FEATURE_TRAILER: &str = "Spec-Exec-Feature";
+/// On the merge commits spec-exec makes to start a task from several dependencies.
+pub const BASE_TRAILER: &str = "Spec-Exec-Base-Of";
 
 fn git_err(what: &str, e: git2::Error) -> Error {
     Error::user(format!("git: could not {what}: {}", e.message()))
@@ -146,17 +148,47 @@ impl Git {
         Some(TaskCommit { oid: tip, task })
     }
 
-    /// Whether branch `name` has no commit that `base` does not have (its tip is `base` or one
-    /// of its ancestors).
-    /// A branch checked out in some working tree is someone's work in progress: never.
-    pub fn holds_no_work(&self, name: &str, base: Oid) -> bool {
-        self.branch_tip(name).is_some_and(|tip| {
-            tip == base || self.repo.graph_descendant_of(base, tip).unwrap_or(false)
-        }) && !self.checked_out(name)
+    /// Whether the file at `path` (relative to the repository) in commit `at` holds `bytes`.
+    pub fn same_at(&self, at: Oid, path: &Path, bytes: &[u8]) -> bool {
+        self.repo
+            .find_commit(at)
+            .and_then(|c| c.tree())
+            .and_then(|t| t.get_path(path))
+            .and_then(|e| e.to_object(&self.repo))
+            .is_ok_and(|o| o.as_blob().is_some_and(|b| b.content() == bytes))
     }
 
-    /// Whether branch `name` is the HEAD of the main working tree or of a linked one.
-    fn checked_out(&self, name: &str) -> bool {
+    /// Whether resetting branch `name` loses nothing but what spec-exec made: its tip is in
+    /// `known` (the base, the other task branches) or behind one of them, or is one of
+    /// spec-exec's merge commits of such commits. A commit someone added (in the worktree kept
+    /// for inspection, say) makes it false. A checked-out branch is never reset.
+    /// Worktrees whose names start with `ours` are spec-exec's own, left by an earlier run.
+    pub fn only_spec_exec_work(&self, name: &str, known: &[Oid], ours: &str) -> bool {
+        let Some(tip) = self.branch_tip(name) else {
+            return true;
+        };
+        !self.checked_out(name, ours) && self.covered(tip, known, 8)
+    }
+
+    fn covered(&self, commit: Oid, known: &[Oid], depth: usize) -> bool {
+        if known
+            .iter()
+            .any(|&k| k == commit || self.repo.graph_descendant_of(k, commit).unwrap_or(false))
+        {
+            return true;
+        }
+        let Ok(c) = self.repo.find_commit(commit) else {
+            return false;
+        };
+        let ours = c.parent_count() >= 2
+            && c.message()
+                .is_some_and(|m| m.lines().any(|l| l.starts_with(BASE_TRAILER)));
+        ours && depth > 0 && c.parent_ids().all(|p| self.covered(p, known, depth - 1))
+    }
+
+    /// Whether branch `name` is the HEAD of the main working tree or of a linked one whose
+    /// name does not start with `ours`.
+    fn checked_out(&self, name: &str, ours: &str) -> bool {
         let full = format!("refs/heads/{name}");
         let is_head = |repo: &Repository| {
             repo.find_reference("HEAD")
@@ -170,13 +202,17 @@ impl Git {
         let Ok(names) = self.repo.worktrees() else {
             return true;
         };
-        names.iter().flatten().any(|wt| {
-            self.repo
-                .find_worktree(wt)
-                .ok()
-                .and_then(|w| Repository::open_from_worktree(&w).ok())
-                .is_some_and(|r| is_head(&r))
-        })
+        names
+            .iter()
+            .flatten()
+            .filter(|wt| !wt.starts_with(ours))
+            .any(|wt| {
+                self.repo
+                    .find_worktree(wt)
+                    .ok()
+                    .and_then(|w| Repository::open_from_worktree(&w).ok())
+                    .is_some_and(|r| is_head(&r))
+            })
     }
 
     /// Creates (or, with `force`, moves) a branch to `at`.
@@ -326,6 +362,18 @@ impl Git {
     pub fn workdir(&self) -> Option<PathBuf> {
         self.repo.workdir().map(Path::to_path_buf)
     }
+}
+
+/// Whether the working tree at `path` has changes of any kind (untracked files included,
+/// ignored ones not). Unreadable counts as changed: the caller keeps rather than deletes.
+pub fn has_changes(path: &Path) -> bool {
+    let Ok(repo) = Repository::open(path) else {
+        return true;
+    };
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(true).include_ignored(false);
+    repo.statuses(Some(&mut opts))
+        .map_or(true, |s| !s.is_empty())
 }
 
 /// Stages everything in a worktree (new, modified and deleted files; `.gitignore` respected) and

@@ -108,6 +108,14 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         shell.json(&render::json(&list, name, &plan, &approval));
     }
     if plan.pending() == 0 {
+        if shell.is_json() {
+            shell.json(&crate::report::Event::RunFinished {
+                totals: crate::report::Totals::default(),
+                duration_secs: 0.0,
+                exit_code: exit::OK,
+                report: None,
+            });
+        }
         shell.status(
             "Finished",
             format!("{name}: nothing to do, every selected task is done"),
@@ -348,6 +356,7 @@ pub fn approve(shell: &Shell, ws: &Workspace, name: &str) -> Result<i32> {
     let (done, total) = list.progress();
     match approval::state(&list) {
         approval::Approval::Approved { record } => {
+            approved_json(shell, name, &shown, &record.digest, false);
             shell.status(
                 "Approved",
                 format!(
@@ -369,6 +378,7 @@ pub fn approve(shell: &Shell, ws: &Workspace, name: &str) -> Result<i32> {
     );
     fsutil::replace_file(&path, &list.source.bytes, &new)?;
     let digest = approval::digest(&reparsed);
+    approved_json(shell, name, &shown, &digest, true);
     shell.status(
         "Approved",
         format!(
@@ -377,6 +387,21 @@ pub fn approve(shell: &Shell, ws: &Workspace, name: &str) -> Result<i32> {
         ),
     );
     Ok(exit::OK)
+}
+
+/// With `--message-format json`, one `approved` line: what was approved, and whether the file
+/// was written.
+fn approved_json(shell: &Shell, feature: &str, path: &str, digest: &str, written: bool) {
+    if shell.is_json() {
+        shell.json(&serde_json::json!({
+            "type": "approved",
+            "format_version": crate::plan::render::FORMAT_VERSION,
+            "feature": feature,
+            "path": path,
+            "digest": digest,
+            "written": written,
+        }));
+    }
 }
 
 /// `Name <email>` from git's configuration, else the login name.

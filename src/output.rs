@@ -226,8 +226,11 @@ pub struct Display<'a> {
     shell: &'a Shell,
     mode: Mode,
     total: usize,
-    finished: usize,
+    /// Done, reused or not needed.
+    completed: usize,
     failed: usize,
+    /// Skipped or interrupted.
+    skipped: usize,
     active: Vec<(String, String, Option<String>, std::time::Instant)>,
     started: std::time::Instant,
     drawn: usize,
@@ -260,7 +263,8 @@ impl<'a> Display<'a> {
             shell,
             mode,
             total,
-            finished: 0,
+            completed: 0,
+            skipped: 0,
             failed: 0,
             active: Vec::new(),
             started: std::time::Instant::now(),
@@ -286,7 +290,7 @@ impl<'a> Display<'a> {
         let mut lines = vec![format!(
             "{} {}/{} tasks complete",
             style("Progress:").cyan().bold().for_stderr(),
-            self.finished,
+            self.completed,
             self.total
         )];
         let width = self.term.size().1 as usize;
@@ -302,9 +306,14 @@ impl<'a> Display<'a> {
                 style(elapsed(*since)).dim().for_stderr()
             ));
         }
+        let skipped = if self.skipped > 0 {
+            format!("  Skipped: {}", self.skipped)
+        } else {
+            String::new()
+        };
         lines.push(format!(
-            "Completed: {}  Failed: {}  Elapsed: {}",
-            self.finished - self.failed,
+            "Completed: {}  Failed: {}{skipped}  Elapsed: {}",
+            self.completed,
             self.failed,
             elapsed(self.started)
         ));
@@ -317,9 +326,8 @@ impl<'a> Display<'a> {
     fn line(&mut self, verb: &str, message: String, bad: bool) {
         self.clear();
         if bad {
-            if self.shell.verbosity > Verbosity::Quiet {
-                errln!("{:>12} {message}", style(verb).red().bold().for_stderr());
-            }
+            // Shown even with -q, as cargo shows its errors.
+            errln!("{:>12} {message}", style(verb).red().bold().for_stderr());
         } else {
             self.shell.status(verb, message);
         }
@@ -376,9 +384,10 @@ impl<'a> Display<'a> {
             }
             Event::TaskFinished(r) => {
                 self.active.retain(|(id, ..)| *id != r.id);
-                self.finished += 1;
-                if !r.status.is_success() {
-                    self.failed += usize::from(r.status == Status::Failed);
+                match r.status {
+                    s if s.is_success() => self.completed += 1,
+                    Status::Failed => self.failed += 1,
+                    _ => self.skipped += 1,
                 }
                 if self.mode == Mode::Json {
                     return;
@@ -472,15 +481,13 @@ impl<'a> Display<'a> {
                     }
                 }
                 let verb = "Finished";
-                let msg = format!(
-                    "in {:.1}s: {}; report: {}",
-                    duration_secs,
-                    parts.join(", "),
-                    self.rel(report).display()
-                );
+                let mut msg = format!("in {:.1}s: {}", duration_secs, parts.join(", "));
+                if let Some(report) = report {
+                    msg.push_str(&format!("; report: {}", self.rel(report).display()));
+                }
                 if *exit_code == 0 {
                     self.shell.status(verb, msg);
-                } else if self.shell.verbosity > Verbosity::Quiet {
+                } else {
                     errln!("{:>12} {msg}", style(verb).red().bold().for_stderr());
                 }
             }

@@ -114,7 +114,8 @@ pub enum Event {
         totals: Totals,
         duration_secs: f64,
         exit_code: i32,
-        report: PathBuf,
+        /// `None` when nothing ran (every selected task was done already).
+        report: Option<PathBuf>,
     },
 }
 
@@ -195,12 +196,17 @@ impl Report<'_> {
         );
         let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |");
         for r in self.tasks {
-            let note = match (&r.reason, &r.log) {
-                (Some(reason), Some(log)) => format!("{reason}; `{}`", self.rel(log).display()),
-                (Some(reason), None) => reason.clone(),
-                (None, Some(log)) => format!("`{}`", self.rel(log).display()),
-                (None, None) => String::new(),
-            };
+            let mut note: Vec<String> = r.reason.iter().cloned().collect();
+            if let Some(log) = &r.log {
+                note.push(format!("log `{}`", self.rel(log).display()));
+            }
+            if let Some(w) = &r.worktree {
+                note.push(format!("worktree kept at `{}`", self.rel(w).display()));
+            }
+            if let Some(e) = &r.tick_error {
+                note.push(format!("not ticked: {e}"));
+            }
+            let note = note.join("; ");
             let _ = writeln!(
                 out,
                 "| {} {} | {} | {} | {} | {} | {} | {} |",

@@ -1698,3 +1698,156 @@ fn an_agent_gets_its_worktree_prompt_and_variables() {
     assert!(prompt.contains("Review the work"), "{prompt}");
     assert!(prompt.contains(&Scratch::branch("CR-A")), "{prompt}");
 }
+
+/// Someone committed on a failed task's branch, in the worktree kept for inspection: the next
+/// run must not move the branch and lose that commit.
+#[test]
+fn a_commit_made_on_a_failed_tasks_branch_is_never_lost() {
+    let s = Scratch::new(&tasks_md(&[task("1", "Flaky", "", "write=one.txt")]));
+    s.control("1", "write=partial.txt exit=1");
+    let first = s.run(&[]);
+    first.assert_code(1);
+    let worktree = PathBuf::from(first.finished("1")["worktree"].as_str().unwrap());
+    write(&worktree.join("fix.txt"), "by hand\n");
+    let git_in_worktree = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", "user.name=Fixer", "-c", "user.email=fixer@localhost"])
+            .args(args)
+            .current_dir(&worktree)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    git_in_worktree(&["add", "fix.txt"]);
+    git_in_worktree(&["commit", "-q", "-m", "my manual fix"]);
+    let mine = s.tip("1");
+
+    s.control("1", "write=one.txt");
+    let second = s.run(&[]);
+    second.assert_code(2);
+    assert!(
+        second.stderr.contains("commits spec-exec did not make"),
+        "{}",
+        second.context()
+    );
+    assert_eq!(s.tip("1"), mine, "the branch was moved");
+    assert!(second.started().is_empty());
+}
+
+/// A failed task's worktree holds the files its agent changed (and any made while inspecting
+/// it): the next run moves them aside rather than deleting them.
+#[test]
+fn changed_files_of_a_failed_attempt_are_kept_aside() {
+    let s = Scratch::new(&tasks_md(&[task("1", "Flaky", "", "write=one.txt")]));
+    s.control("1", "write=partial.txt exit=1");
+    s.run(&[]).assert_code(1);
+    s.control("1", "write=one.txt");
+    let second = s.run(&[]);
+    second.assert_code(0);
+    assert!(second.stderr.contains("Kept"), "{}", second.context());
+    let leftovers = s
+        .repo()
+        .join("target/spec-exec")
+        .join(FEATURE)
+        .join("leftovers");
+    let kept: Vec<PathBuf> = std::fs::read_dir(&leftovers)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(
+        std::fs::read_to_string(kept[0].join("partial.txt")).unwrap(),
+        "1\n"
+    );
+}
+
+/// SIGTERM (a CI job cancelled) and SIGHUP (the terminal closed) stop the run as Ctrl-C does:
+/// the agents, in process groups of their own, are stopped too, and the lock goes.
+#[test]
+fn sigterm_and_sighup_stop_the_agents() {
+    for signal in [rustix::process::Signal::TERM, rustix::process::Signal::HUP] {
+        let s = Scratch::new(&tasks_md(&[task("1", "Slow", "", "write=one.txt hang")]));
+        let mut live = Live::start(&s, &[]);
+        live.wait_for("task 1 started", |e| {
+            e["type"] == "task-started" && e["id"] == "1"
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !s.records().pid.contains_key("1") {
+            assert!(Instant::now() < deadline, "the agent never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let agent = s.records().pid["1"];
+        let pid = rustix::process::Pid::from_raw(live.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, signal).unwrap();
+        let (code, events) = live.finish();
+        assert_eq!(code, Some(130), "{signal:?}: {events:?}");
+        assert!(!alive(agent), "{signal:?}: the agent lives on");
+        assert!(
+            !s.repo()
+                .join("target/spec-exec")
+                .join(FEATURE)
+                .join("run.lock")
+                .exists()
+        );
+    }
+}
+
+/// The timeout is the task's: the shell agent's code blocks share it.
+#[test]
+fn the_shell_agents_blocks_share_the_timeout() {
+    let block = "  ```sh\n  sleep 1.5\n  echo x >> out.txt\n  ```\n";
+    let s = Scratch::new(&format!(
+        "# Tasks\n\n- [ ] 1. **Two slow blocks**\n  - _Dependencies: None_\n{block}{block}"
+    ));
+    let run = s.run_args(&[
+        "run",
+        FEATURE,
+        "--agent",
+        "shell",
+        "--timeout",
+        "2s",
+        "--message-format",
+        "json",
+    ]);
+    run.assert_code(1);
+    assert_eq!(run.status("1"), "failed", "{}", run.context());
+    assert!(
+        run.finished("1")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("timed out"),
+        "{}",
+        run.context()
+    );
+}
+
+/// With nothing left to do, JSON still ends with `run-finished`.
+#[test]
+fn nothing_to_do_still_finishes_in_json() {
+    let s = Scratch::new(&tasks_md(&[task("1", "One", "", "write=one.txt")]));
+    s.run(&[]).assert_code(0);
+    let again = s.run(&[]);
+    again.assert_code(0);
+    let last = again.events.last().unwrap();
+    assert_eq!(last["type"], "run-finished", "{}", again.context());
+    assert_eq!(last["report"], Value::Null);
+}
+
+/// A failed merge of the dependencies' branches ran no agent: no log or worktree is reported.
+#[test]
+fn a_conflict_reports_no_log_that_does_not_exist() {
+    let s = Scratch::new(&tasks_md(&[
+        task("1", "Left", "", "write=same.txt"),
+        task("2", "Right", "", "write=same.txt"),
+        task("3", "Join", "Tasks 1, 2", "write=three.txt"),
+    ]));
+    let run = s.run(&[]);
+    run.assert_code(1);
+    let join = run.finished("3");
+    assert_eq!(join["status"], "failed");
+    assert!(
+        join["reason"].as_str().unwrap().contains("same.txt"),
+        "{join}"
+    );
+    assert_eq!(join["log"], Value::Null, "{join}");
+}

@@ -9,11 +9,12 @@
 pub mod agent;
 pub mod prompt;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -22,6 +23,7 @@ use crate::git::{self, Git};
 use crate::output::{Display, Shell};
 use crate::plan::{Blocked, Plan};
 use crate::report::{Event, Report, Status, TaskReport, Totals};
+use crate::source::display_path;
 use crate::spec::{Feature, TaskList, edit};
 use agent::{Agent, Outcome, Stop};
 
@@ -108,6 +110,21 @@ pub fn execute(
             ))
         })?;
 
+    // Agents work from the base commit: spec files that are not committed there as they are
+    // here do not reach them.
+    let stale = spec_files_not_in_base(&git, base, &feature.dir, &spec_rel);
+    if !stale.is_empty() {
+        shell.diagnostic(
+            &crate::error::Diagnostic::warning(format!(
+                "agents start from {}, where {} {} not as in your working tree",
+                settings.base.as_deref().unwrap_or("HEAD"),
+                stale.join(", "),
+                if stale.len() == 1 { "is" } else { "are" },
+            ))
+            .help("commit the spec (requirements.md, design.md) before running, so that agents read it"),
+        );
+    }
+
     // Branch names: one per task, never two tasks on one branch.
     let branch_of =
         |i: usize| git::branch_name(&settings.branch_prefix, &feature.name, &list.tasks[i].id);
@@ -127,19 +144,17 @@ pub fn execute(
     }
 
     let state_dir = target_dir.join("spec-exec").join(&feature.name);
-    let created_file = state_dir.join("created-branches");
     prepare_state_dir(target_dir, &state_dir)?;
     let _lock = RunLock::acquire(&state_dir, &feature.name)?;
-    let created: BTreeSet<String> = std::fs::read_to_string(&created_file)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect();
 
-    // Branches left by earlier runs: finished ones are reused, ours unfinished are reset,
-    // anything else stops the run before it starts.
+    // Branches left by earlier runs: finished ones are reused, unfinished ones are reset when
+    // that loses nothing; anything else stops the run before it starts.
     let mut reused: HashMap<usize, git::TaskCommit> = HashMap::new();
     let mut problems = Vec::new();
+    let tips: Vec<(String, git2::Oid)> = list
+        .leaves()
+        .filter_map(|i| git.branch_tip(&branch_of(i)).map(|t| (branch_of(i), t)))
+        .collect();
     for node in &plan.nodes {
         let id = &list.tasks[node.task].id;
         let branch = branch_of(node.task);
@@ -150,17 +165,23 @@ pub fn execute(
             Some(tc) if &tc.task == id => {
                 reused.insert(node.task, tc);
             }
-            _ if created.contains(&branch) => {}
-            // No commit of its own (left at the base, say, by a run whose record went with
-            // `cargo clean`): nothing is lost by moving it.
-            _ if git.holds_no_work(&branch, base) => {}
-            _ => problems.push(branch),
+            // An unfinished task's branch is moved when it starts: only if that loses nothing
+            // but what spec-exec made (its base, a merge of its dependencies). Whether
+            // spec-exec made the branch does not matter: someone may have committed on it
+            // since, in the worktree kept for inspection.
+            _ => {
+                let mut others = vec![base];
+                others.extend(tips.iter().filter(|(b, _)| *b != branch).map(|&(_, t)| t));
+                if !git.only_spec_exec_work(&branch, &others, &worktree_prefix(&feature.name)) {
+                    problems.push(branch);
+                }
+            }
         }
     }
     if !problems.is_empty() {
         return Err(Error::user_with_help(
             format!(
-                "{} {} already {}, with work spec-exec did not make",
+                "{} {} already {}, with commits spec-exec did not make",
                 if problems.len() == 1 {
                     "branch"
                 } else {
@@ -185,13 +206,32 @@ pub fn execute(
         ));
     }
     // Worktrees of this feature left by earlier runs (failed or interrupted tasks).
+    // Files changed in one (by a failed agent, or by someone inspecting it) are moved aside,
+    // never deleted.
+    let run_id = run_id();
     let prefix = worktree_prefix(&feature.name);
     for name in git.worktrees_with_prefix(&prefix) {
         let id_part = &name[prefix.len()..];
-        git.remove_worktree(&name, &state_dir.join("worktrees").join(id_part))?;
+        let path = state_dir.join("worktrees").join(id_part);
+        if path.exists() && git::has_changes(&path) {
+            let kept = state_dir
+                .join("leftovers")
+                .join(format!("{id_part}-{run_id}"));
+            if let Some(parent) = kept.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+            }
+            std::fs::rename(&path, &kept).map_err(|e| Error::io("move", &path, e))?;
+            shell.status(
+                "Kept",
+                format!(
+                    "the changed files of an earlier attempt of {id_part} in {}",
+                    display_path(&kept, root).display()
+                ),
+            );
+        }
+        git.remove_worktree(&name, &path)?;
     }
 
-    let run_id = run_id();
     let run_dir = state_dir.join("runs").join(&run_id);
     for sub in ["logs", "prompts"] {
         let d = run_dir.join(sub);
@@ -223,14 +263,7 @@ pub fn execute(
         plan.nodes.len(),
         &run_dir,
     ));
-    let mut reports = runtime.block_on(schedule(
-        &shared,
-        list,
-        plan,
-        &reused,
-        &created_file,
-        &mut display,
-    ));
+    let mut reports = runtime.block_on(schedule(&shared, list, plan, &reused, &mut display));
 
     // Tasks the plan could not run.
     for (t, why) in &plan.blocked {
@@ -282,7 +315,7 @@ pub fn execute(
         totals,
         duration_secs: duration,
         exit_code: code,
-        report: run_dir.join("report.md"),
+        report: Some(run_dir.join("report.md")),
     });
     display.finish(&reports);
     Ok(code)
@@ -423,7 +456,6 @@ async fn schedule(
     list: &TaskList,
     plan: &Plan,
     reused: &HashMap<usize, git::TaskCommit>,
-    created_file: &Path,
     display: &mut Display<'_>,
 ) -> Vec<TaskReport> {
     let chain = remaining_chain(plan);
@@ -440,6 +472,15 @@ async fn schedule(
     let mut stopping: Option<String> = None;
     let mut interrupted = false;
     let mut ctrl_c = 0;
+    // Made once, before any agent starts, so that no signal falls between two listeners.
+    // SIGTERM (CI cancelling a job) and SIGHUP (the terminal closing) stop the run as Ctrl-C
+    // does: the agents are in process groups of their own and would otherwise live on.
+    let mut signals = [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+    ]
+    .map(|kind| signal(kind).ok());
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
 
     // Finishing a task (done, reused, not needed) ticks it.
@@ -555,7 +596,6 @@ async fn schedule(
                 .take(shared.settings.max_agents.saturating_sub(running))
             {
                 let job = make_job(shared, list, t);
-                let _ = append_line(created_file, &job.branch);
                 display.event(&Event::TaskStarted {
                     id: job.id.clone(),
                     title: job.title.clone(),
@@ -590,7 +630,7 @@ async fn schedule(
                 display.event(&Event::TaskFinished(r.clone()));
                 reports.push(r);
             }
-            _ = tokio::signal::ctrl_c() => {
+            () = next_signal(&mut signals) => {
                 ctrl_c += 1;
                 interrupted = true;
                 match ctrl_c {
@@ -630,13 +670,42 @@ async fn schedule(
     reports
 }
 
-fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    writeln!(f, "{line}")
+/// The feature's files (tasks.md aside: its ticks and approval are the run's business) whose
+/// content at `base` differs from the working tree's, or that `base` lacks.
+fn spec_files_not_in_base(git: &Git, base: git2::Oid, dir: &Path, rel: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut stale: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| e.file_name() != "tasks.md")
+        .filter(|e| {
+            std::fs::read(e.path())
+                .is_ok_and(|bytes| !git.same_at(base, &rel.join(e.file_name()), &bytes))
+        })
+        .map(|e| rel.join(e.file_name()).display().to_string())
+        .collect();
+    stale.sort();
+    stale
+}
+
+/// The next SIGINT, SIGTERM or SIGHUP.
+async fn next_signal(signals: &mut [Option<Signal>; 3]) {
+    async fn recv(s: &mut Option<Signal>) {
+        match s {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+    let [int, term, hup] = signals;
+    tokio::select! {
+        () = recv(int) => {}
+        () = recv(term) => {}
+        () = recv(hup) => {}
+    }
 }
 
 fn worktree_path(shared: &Shared, id: &str) -> PathBuf {
@@ -713,13 +782,17 @@ fn prepare(shared: &Shared, job: &Job, worktree: &Path) -> Result<std::result::R
         tips[0].1
     } else {
         let message = format!(
-            "{}: base of {}\n\nMerge of {}\n",
+            "{}: base of {}\n\nMerge of {}\n\n{}: {}\n{}: {}\n",
             shared.feature,
             job.id,
             tips.iter()
                 .map(|(b, _)| b.as_str())
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            git::FEATURE_TRAILER,
+            shared.feature,
+            git::BASE_TRAILER,
+            job.id,
         );
         match git.merge_tips(&tips, &message)? {
             Ok(oid) => oid,
@@ -778,10 +851,16 @@ async fn run_job(shared: Arc<Shared>, job: Job, stop: watch::Receiver<Stop>) -> 
         let worktree = worktree.clone();
         blocking(move || prepare(&shared, &job, &worktree)).await
     };
-    match prepared {
-        Ok(Ok(())) => {}
-        Ok(Err(conflict)) => return finish(report, Status::Failed, Some(conflict)),
-        Err(e) => return finish(report, Status::Failed, Some(e.to_string())),
+    let failed = match prepared {
+        Ok(Ok(())) => None,
+        Ok(Err(conflict)) => Some(conflict),
+        Err(e) => Some(e.to_string()),
+    };
+    if let Some(why) = failed {
+        // No agent ran: there is no log, and no worktree unless one was made.
+        report.log = None;
+        report.worktree = worktree.exists().then(|| worktree.clone());
+        return finish(report, Status::Failed, Some(why));
     }
 
     let prompt_file = shared
@@ -840,8 +919,15 @@ async fn run_job(shared: Arc<Shared>, job: Job, stop: watch::Receiver<Stop>) -> 
                 .collect(),
         ],
     };
+    // The timeout is the task's: the shell agent's blocks share it.
+    let deadline = Instant::now() + shared.settings.timeout;
     let mut outcome = Outcome::Exited(0);
     for argv in &argvs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            outcome = Outcome::TimedOut;
+            break;
+        }
         outcome = agent::run(
             &agent::Spawn {
                 argv,
@@ -849,7 +935,7 @@ async fn run_job(shared: Arc<Shared>, job: Job, stop: watch::Receiver<Stop>) -> 
                 stdin: &prompt_file,
                 log: &log,
                 env: &env,
-                timeout: shared.settings.timeout,
+                timeout: left,
                 grace: GRACE,
             },
             stop.clone(),
