@@ -58,6 +58,10 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         },
     )?;
     if opts.dry_run {
+        // A bad --base is an error now, not when the run is tried for real.
+        if let Some(rev) = &opts.base {
+            crate::git::Git::open(&ws.root)?.resolve(rev)?;
+        }
         if shell.is_json() {
             shell.json(&render::json(&list, name, &plan, &approval));
         } else {

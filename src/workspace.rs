@@ -22,7 +22,8 @@ impl Workspace {
     /// Asks cargo (the `$CARGO` cargo when run as a cargo subcommand) about the workspace.
     pub fn load(manifest_path: Option<&Path>) -> Result<Workspace> {
         let mut cmd = MetadataCommand::new();
-        cmd.no_deps();
+        // Its output is JSON; the user's colour setting (valid or not) is ours to judge.
+        cmd.no_deps().env("CARGO_TERM_COLOR", "never");
         if let Some(path) = manifest_path {
             if !path.exists() {
                 return Err(Error::user_with_help(
