@@ -5,6 +5,10 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use markdown::mdast::Node;
+use markdown::{Constructs, ParseOptions};
+
+use crate::source::Source;
 use crate::spec::TaskList;
 
 /// What the prompt needs besides the task.
@@ -20,28 +24,426 @@ pub struct PromptContext<'a> {
     pub branch: &'a str,
 }
 
-/// Lines of requirements.md that define the `N.M` ids the task names.
-fn requirement_lines(requirements: &str, text: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for token in requirements.split(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        let token = token.trim_matches('.');
-        if token.is_empty() || !token.contains(|c: char| c.is_ascii_digit()) {
+/// The most lines of requirements.md quoted for one id.
+const MAX_LINES: usize = 40;
+/// The most lines of requirements.md quoted for one task.
+const MAX_TOTAL_LINES: usize = 300;
+/// The longest range (`1.1-1.5`) expanded into its ids.
+const MAX_RANGE: u32 = 50;
+
+/// The ids in a task's `_Requirements:_` value, which is free text in practice (`1.1, 2`,
+/// `REQ-3.1.1`, `Requirement 1`, `1.1-1.5`, `All`): every word with a digit in it, ranges of
+/// numeric ids expanded, each id once.
+fn requirement_ids(reqs: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for word in reqs.split(|c: char| c.is_whitespace() || ",;()[]{}/、，；（）".contains(c)) {
+        let word = word.trim_matches(|c: char| !c.is_alphanumeric());
+        if !word.contains(|c: char| c.is_ascii_digit()) {
             continue;
         }
-        if out.iter().any(|(t, _): &(String, String)| t == token) {
-            continue;
-        }
-        let found = text.lines().find(|line| {
-            let l = line.trim_start_matches(['#', '-', '*', ' ']);
-            let l = l.strip_prefix("Requirement ").unwrap_or(l);
-            l.strip_prefix(token)
-                .is_some_and(|rest| rest.starts_with([' ', ':', '.', ')']) || rest.is_empty())
-        });
-        if let Some(line) = found {
-            out.push((token.to_owned(), line.trim().to_owned()));
+        for id in expand_range(word) {
+            if !out.iter().any(|o| o.eq_ignore_ascii_case(&id)) {
+                out.push(id);
+            }
         }
     }
     out
+}
+
+/// `1.1-1.3` → `1.1`, `1.2`, `1.3`; `2-3` → `2`, `3`; anything else as it is.
+fn expand_range(word: &str) -> Vec<String> {
+    let numeric = |s: &str| {
+        !s.is_empty()
+            && s.split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let Some((from, to)) = word.split_once(['-', '–', '~']) else {
+        return vec![word.to_owned()];
+    };
+    if !numeric(from) || !numeric(to) {
+        return vec![word.to_owned()];
+    }
+    let split = |s: &'_ str| match s.rsplit_once('.') {
+        Some((prefix, last)) => (Some(prefix.to_owned()), last.parse::<u32>().ok()),
+        None => (None, s.parse::<u32>().ok()),
+    };
+    match (split(from), split(to)) {
+        ((p1, Some(a)), (p2, Some(b))) if p1 == p2 && a <= b && b - a < MAX_RANGE => (a..=b)
+            .map(|n| match &p1 {
+                Some(prefix) => format!("{prefix}.{n}"),
+                None => n.to_string(),
+            })
+            .collect(),
+        _ => vec![word.to_owned()],
+    }
+}
+
+/// The id a heading, list item or line starts with (`1.`, `1.1`, `Requirement 2:`, `REQ-1:`,
+/// `**FR-001**:`), and whether it was named a requirement (`Requirement 2`). Only ids with a
+/// digit count.
+fn leading_id(text: &str) -> Option<(String, bool)> {
+    let text = text.trim_start_matches(|c: char| c.is_whitespace() || "#*_`[(>".contains(c));
+    let mut explicit = false;
+    let mut rest = text;
+    for prefix in ["requirement", "需求", "要件"] {
+        if let Some(head) = text.get(..prefix.len())
+            && head.eq_ignore_ascii_case(prefix)
+        {
+            let after = text[prefix.len()..].trim_start();
+            if after.starts_with(|c: char| c.is_ascii_digit()) {
+                rest = after;
+                explicit = true;
+                break;
+            }
+        }
+    }
+    if let Some(head) = text.get(..10)
+        && head.eq_ignore_ascii_case("user story")
+    {
+        let after = text[10..].trim_start();
+        let n: String = after.chars().take_while(char::is_ascii_digit).collect();
+        if !n.is_empty() {
+            return Some((format!("US{n}"), true));
+        }
+    }
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || "-._".contains(c)))
+        .unwrap_or(rest.len());
+    let id = rest[..end].trim_end_matches(['.', '-', '_']);
+    id.contains(|c: char| c.is_ascii_digit())
+        .then(|| (id.to_owned(), explicit))
+}
+
+/// Whether `text` introduces a requirement's acceptance criteria.
+fn is_criteria_marker(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    [
+        "acceptance criteria",
+        "验收标准",
+        "受入基準",
+        "受け入れ基準",
+    ]
+    .iter()
+    .any(|m| lower.contains(m))
+}
+
+fn span(node: &Node) -> (usize, usize) {
+    node.position()
+        .map_or((0, 0), |p| (p.start.offset, p.end.offset))
+}
+
+fn preorder<'a>(node: &'a Node, out: &mut Vec<&'a Node>) {
+    out.push(node);
+    for child in node.children().into_iter().flatten() {
+        preorder(child, out);
+    }
+}
+
+/// A heading at the top level of requirements.md and the section it starts.
+#[derive(Debug)]
+struct Section {
+    title: String,
+    id: Option<(String, bool)>,
+    /// Where the heading starts and ends, and where its section (everything up to the next
+    /// heading of the same or a higher rank) ends.
+    start: usize,
+    end: usize,
+    section_end: usize,
+}
+
+/// requirements.md, parsed.
+#[derive(Debug)]
+struct Requirements {
+    text: String,
+    root: Node,
+    sections: Vec<Section>,
+}
+
+/// The text of one requirement id.
+#[derive(Debug, PartialEq)]
+struct Resolved {
+    /// What the text is: `Requirement 1: User Registration, acceptance criterion 2`.
+    label: String,
+    /// The markdown from requirements.md.
+    body: String,
+}
+
+fn parse_options() -> ParseOptions {
+    ParseOptions {
+        constructs: Constructs {
+            frontmatter: true,
+            ..Constructs::gfm()
+        },
+        ..ParseOptions::gfm()
+    }
+}
+
+impl Requirements {
+    /// Parses requirements.md's (lossy) text; line endings become `\n`.
+    fn parse(text: &str) -> Option<Self> {
+        let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        let root = crate::spec::blocks::to_mdast(&text, parse_options).ok()?;
+        let mut sections: Vec<Section> = Vec::new();
+        let mut depths: Vec<u8> = Vec::new();
+        for node in root.children().into_iter().flatten() {
+            let Node::Heading(h) = node else { continue };
+            let (start, end) = span(node);
+            for (s, &d) in sections.iter_mut().zip(&depths) {
+                if s.section_end == usize::MAX && d >= h.depth {
+                    s.section_end = start;
+                }
+            }
+            let title = node.to_string().trim().to_owned();
+            sections.push(Section {
+                id: leading_id(&title),
+                title,
+                start,
+                end,
+                section_end: usize::MAX,
+            });
+            depths.push(h.depth);
+        }
+        for s in &mut sections {
+            s.section_end = s.section_end.min(text.len());
+        }
+        Some(Requirements {
+            text,
+            root,
+            sections,
+        })
+    }
+
+    /// The heading whose id is `id`, one named a requirement first.
+    fn section(&self, id: &str) -> Option<&Section> {
+        let matching = |explicit: bool| {
+            self.sections.iter().find(|s| {
+                s.id.as_ref()
+                    .is_some_and(|(t, e)| *e == explicit && t.eq_ignore_ascii_case(id))
+            })
+        };
+        matching(true).or_else(|| matching(false))
+    }
+
+    /// The title of the heading that `offset` is under: the innermost one with an id (so an
+    /// item under `#### Acceptance Criteria` is labelled with its requirement), else the
+    /// innermost one.
+    fn context(&self, offset: usize) -> String {
+        let mut around = self
+            .sections
+            .iter()
+            .rev()
+            .filter(|s| s.start <= offset && offset < s.section_end);
+        let innermost = around.clone().next();
+        around
+            .find(|s| s.id.is_some())
+            .or(innermost)
+            .map(|s| s.title.clone())
+            .unwrap_or_default()
+    }
+
+    /// The text of an id: the section of a heading it starts, a list item, table row or line it
+    /// starts, or criterion `M` of requirement `N` for `N.M`.
+    fn resolve(&self, id: &str) -> Option<Resolved> {
+        if let Some(s) = self.section(id) {
+            return Some(Resolved {
+                label: s.title.clone(),
+                body: trim_blank_lines(&self.text[s.end..s.section_end]),
+            });
+        }
+        if let Some(found) = self.item(id) {
+            return Some(found);
+        }
+        let (parent, m) = id.rsplit_once('.')?;
+        let m: usize = m.parse().ok()?;
+        let s = self.section(parent)?;
+        let body = self.criterion(s, m)?;
+        Some(Resolved {
+            label: format!("{}, acceptance criterion {m}", s.title),
+            body,
+        })
+    }
+
+    /// A list item, table row or line of a paragraph that starts with `id`.
+    fn item(&self, id: &str) -> Option<Resolved> {
+        let mut nodes = Vec::new();
+        preorder(&self.root, &mut nodes);
+        let is = |text: &str| leading_id(text).is_some_and(|(t, _)| t.eq_ignore_ascii_case(id));
+        for node in nodes {
+            let (start, end) = span(node);
+            let body = match node {
+                Node::ListItem(item) => {
+                    let Some(first @ Node::Paragraph(_)) = item.children.first() else {
+                        continue;
+                    };
+                    if !is(&first.to_string()) {
+                        continue;
+                    }
+                    let from = span(first).0;
+                    let indent = first.position().map_or(0, |p| p.start.column - 1);
+                    dedent(&self.text[from..end], indent)
+                }
+                Node::TableRow(row) => {
+                    let cells: Vec<String> = row
+                        .children
+                        .iter()
+                        .map(|c| c.to_string().trim().to_owned())
+                        .collect();
+                    if !cells.first().is_some_and(|c| is(c)) {
+                        continue;
+                    }
+                    cells.join(" | ")
+                }
+                Node::Paragraph(_) => {
+                    let Some(line) = self.text[start..end].lines().find(|l| is(l)) else {
+                        continue;
+                    };
+                    line.trim().to_owned()
+                }
+                _ => continue,
+            };
+            return Some(Resolved {
+                label: self.context(start),
+                body,
+            });
+        }
+        None
+    }
+
+    /// Criterion `m` of a requirement: item `m` of the list after its "Acceptance Criteria"
+    /// (or of its first ordered list, or of its first list).
+    fn criterion(&self, s: &Section, m: usize) -> Option<String> {
+        let mut nodes = Vec::new();
+        for node in self.root.children().into_iter().flatten() {
+            let (start, _) = span(node);
+            if start >= s.end && start < s.section_end {
+                preorder(node, &mut nodes);
+            }
+        }
+        let list_after_marker = nodes
+            .iter()
+            .position(|n| {
+                matches!(n, Node::Heading(_) | Node::Paragraph(_))
+                    && is_criteria_marker(&n.to_string())
+            })
+            .and_then(|k| nodes[k..].iter().find(|n| matches!(n, Node::List(_))));
+        let list = list_after_marker
+            .or_else(|| {
+                nodes
+                    .iter()
+                    .find(|n| matches!(n, Node::List(l) if l.ordered))
+            })
+            .or_else(|| nodes.iter().find(|n| matches!(n, Node::List(_))));
+        let Some(Node::List(list)) = list else {
+            return None;
+        };
+        let first = list.start.unwrap_or(1) as usize;
+        let item = list.children.get(m.checked_sub(first)?)?;
+        let (_, end) = span(item);
+        let first_child = item.children()?.first()?;
+        let from = span(first_child).0;
+        let indent = first_child.position().map_or(0, |p| p.start.column - 1);
+        Some(dedent(&self.text[from..end], indent))
+    }
+}
+
+/// `text` without its leading and trailing blank lines.
+fn trim_blank_lines(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(first) = lines.iter().position(|l| !l.trim().is_empty()) else {
+        return String::new();
+    };
+    let last = lines
+        .iter()
+        .rposition(|l| !l.trim().is_empty())
+        .unwrap_or(first);
+    lines[first..=last].join("\n")
+}
+
+/// A list item's text from its first line on: later lines lose up to `indent` leading spaces.
+fn dedent(text: &str, indent: usize) -> String {
+    let mut out = Vec::new();
+    for (k, line) in text.lines().enumerate() {
+        if k == 0 {
+            out.push(line);
+        } else {
+            let spaces = line.len() - line.trim_start_matches(' ').len();
+            out.push(&line[spaces.min(indent)..]);
+        }
+    }
+    trim_blank_lines(&out.join("\n"))
+}
+
+/// The prompt's text for the requirement ids a task names: each one found in requirements.md
+/// (`text`, `None` when it cannot be read) quoted under its label, then the ids not found.
+fn requirements_text(ids: &[String], text: Option<&str>) -> String {
+    let doc = text.and_then(Requirements::parse);
+    let mut out = String::new();
+    let mut missing = Vec::new();
+    let mut left_out = Vec::new();
+    let mut total = 0;
+    for id in ids {
+        let Some(found) = doc.as_ref().and_then(|d| d.resolve(id)) else {
+            missing.push(id.as_str());
+            continue;
+        };
+        if total >= MAX_TOTAL_LINES {
+            left_out.push(id.as_str());
+            continue;
+        }
+        let label = if found.label.is_empty() || found.label == *id {
+            String::new()
+        } else {
+            format!(" — {}", found.label)
+        };
+        let _ = writeln!(out, "\n### {id}{label}\n");
+        let lines: Vec<&str> = found.body.lines().collect();
+        let keep = lines.len().min(MAX_LINES);
+        total += keep.max(1);
+        for line in &lines[..keep] {
+            if line.is_empty() {
+                out.push_str(">\n");
+            } else {
+                let _ = writeln!(out, "> {line}");
+            }
+        }
+        if keep < lines.len() {
+            let _ = writeln!(
+                out,
+                ">\n> … (truncated: {} more lines in requirements.md)",
+                lines.len() - keep
+            );
+        }
+        if lines.is_empty() {
+            out.push_str("(no text under the heading)\n");
+        }
+    }
+    if !left_out.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nNot quoted, to keep this prompt short (read them in requirements.md): {}.",
+            left_out.join(", ")
+        );
+    }
+    if !missing.is_empty() {
+        let why = if text.is_none() {
+            " (the file is missing or unreadable)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "\nNot found in requirements.md{why}: {}.",
+            missing.join(", ")
+        );
+    }
+    out
+}
+
+/// A file's text, read lossily (a user's file need not be valid UTF-8), without a byte order
+/// mark; `None` when it cannot be read.
+fn read_lossy(path: &Path) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    Some(Source::new(path, bytes).text)
 }
 
 pub fn build(list: &TaskList, index: usize, ctx: &PromptContext<'_>) -> String {
@@ -89,14 +491,10 @@ pub fn build(list: &TaskList, index: usize, ctx: &PromptContext<'_>) -> String {
             p,
             "\n## Requirements\n\nThis task implements requirements {reqs}."
         );
-        let text =
-            std::fs::read_to_string(ctx.spec_dir_abs.join("requirements.md")).unwrap_or_default();
-        let lines = requirement_lines(reqs, &text);
-        if !lines.is_empty() {
-            p.push('\n');
-            for (_, line) in lines {
-                let _ = writeln!(p, "- {line}");
-            }
+        let ids = requirement_ids(reqs);
+        if !ids.is_empty() {
+            let text = read_lossy(&ctx.spec_dir_abs.join("requirements.md"));
+            p.push_str(&requirements_text(&ids, text.as_deref()));
         }
     }
     if let Some(refs) = &task.spec_references {
@@ -107,7 +505,7 @@ pub fn build(list: &TaskList, index: usize, ctx: &PromptContext<'_>) -> String {
             .iter()
             .map(|d| ctx.root.join(d).join(format!("{agent}.md")))
             .find(|f| f.is_file())
-            .and_then(|f| std::fs::read_to_string(f).ok());
+            .and_then(|f| read_lossy(&f));
         let _ = writeln!(p, "\n## Persona\n\nWork as `{agent}`.");
         if let Some(text) = persona {
             let _ = writeln!(p, "\n{}", text.trim_end());
@@ -138,16 +536,287 @@ pub fn build(list: &TaskList, index: usize, ctx: &PromptContext<'_>) -> String {
 mod tests {
     use super::*;
 
+    const STANDARD: &str = "\
+# Requirements Document
+
+## Introduction
+
+Users register and log in.
+
+## Requirements
+
+### Requirement 1: User Registration
+
+**User Story:** As a visitor, I want to register, so that I can log in.
+
+#### Acceptance Criteria
+
+1. WHEN a visitor submits a valid email and password THEN the system SHALL create an account
+2. IF the email is taken THEN the system SHALL reject the registration
+
+### Requirement 2: Login
+
+**User Story:** As a user, I want to log in, so that I can see my account.
+
+#### Acceptance Criteria
+
+1. WHEN a user submits valid credentials THEN the system SHALL start a session
+2. IF the password is wrong THEN the system SHALL refuse the login
+";
+
+    const FLAT: &str = "\
+# Requirements: User Authentication
+
+## 1. Accounts
+- 1.1 A user registers with an email address and a password.
+- 1.2 Passwords are stored as salted hashes, never in clear text.
+
+## 2. Sessions
+- 2.1 A registered user logs in and receives a session token.
+";
+
+    fn ids(s: &str) -> Vec<String> {
+        requirement_ids(s)
+    }
+
+    fn resolve(text: &str, id: &str) -> Option<Resolved> {
+        Requirements::parse(text).expect("parses").resolve(id)
+    }
+
     #[test]
-    fn finds_requirement_lines() {
-        let text = "# R\n## 1. Accounts\n- 1.1 Register with email.\n- 1.2 Hash passwords.\n### Requirement 2.1: Log in\n";
-        let found = requirement_lines("1.1, 2.1, 9.9", text);
+    fn reads_ids_from_free_text() {
+        assert_eq!(ids("1.1, 2"), ["1.1", "2"]);
+        assert_eq!(ids("9, 7.1, 9"), ["9", "7.1"]);
+        assert_eq!(ids("All"), Vec::<String>::new());
+        assert_eq!(ids("N/A (prerequisite fix)"), Vec::<String>::new());
+        assert_eq!(ids("1.1-1.3, 6.1–6.2"), ["1.1", "1.2", "1.3", "6.1", "6.2"]);
+        assert_eq!(ids("2-3"), ["2", "3"]);
+        assert_eq!(ids("REQ-3.1.1, FR-3, US1"), ["REQ-3.1.1", "FR-3", "US1"]);
+        assert_eq!(ids("Requirement 1, 阶段 1 ZIP 导入"), ["1"]);
+        assert_eq!(ids("User context for 1.1, 1.2."), ["1.1", "1.2"]);
+    }
+
+    #[test]
+    fn a_number_is_the_whole_requirement() {
+        let found = resolve(STANDARD, "2").expect("found");
+        assert_eq!(found.label, "Requirement 2: Login");
+        assert_eq!(
+            found.body,
+            "**User Story:** As a user, I want to log in, so that I can see my account.\n\n\
+             #### Acceptance Criteria\n\n\
+             1. WHEN a user submits valid credentials THEN the system SHALL start a session\n\
+             2. IF the password is wrong THEN the system SHALL refuse the login"
+        );
+    }
+
+    #[test]
+    fn n_m_is_a_criterion_of_requirement_n() {
+        let found = resolve(STANDARD, "1.1").expect("found");
         assert_eq!(
             found,
-            [
-                ("1.1".to_owned(), "- 1.1 Register with email.".to_owned()),
-                ("2.1".to_owned(), "### Requirement 2.1: Log in".to_owned())
-            ]
+            Resolved {
+                label: "Requirement 1: User Registration, acceptance criterion 1".into(),
+                body: "WHEN a visitor submits a valid email and password THEN the system SHALL \
+                       create an account"
+                    .into(),
+            }
+        );
+        let found = resolve(STANDARD, "2.2").expect("found");
+        assert_eq!(
+            found.body,
+            "IF the password is wrong THEN the system SHALL refuse the login"
+        );
+        assert_eq!(resolve(STANDARD, "1.3"), None);
+        assert_eq!(resolve(STANDARD, "3"), None);
+        assert_eq!(resolve(STANDARD, "3.1"), None);
+    }
+
+    #[test]
+    fn the_prompt_text_for_the_standard_layout() {
+        let out = requirements_text(&ids("1.1, 2, 9.9"), Some(STANDARD));
+        assert!(
+            out.contains(
+                "### 1.1 — Requirement 1: User Registration, acceptance criterion 1\n\n\
+                 > WHEN a visitor submits a valid email and password THEN the system SHALL \
+                 create an account\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "### 2 — Requirement 2: Login\n\n\
+                 > **User Story:** As a user, I want to log in, so that I can see my account.\n\
+                 >\n\
+                 > #### Acceptance Criteria\n"
+            ),
+            "{out}"
+        );
+        assert!(!out.contains("IF the email is taken"), "{out}");
+        assert!(
+            out.ends_with("\nNot found in requirements.md: 9.9.\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn the_flat_layout() {
+        let found = resolve(FLAT, "1.1").expect("found");
+        assert_eq!(
+            found,
+            Resolved {
+                label: "1. Accounts".into(),
+                body: "1.1 A user registers with an email address and a password.".into(),
+            }
+        );
+        let out = requirements_text(&ids("1.1, 2"), Some(FLAT));
+        assert!(!out.contains("- -"), "{out}");
+        assert_eq!(
+            out,
+            "\n### 1.1 — 1. Accounts\n\n\
+             > 1.1 A user registers with an email address and a password.\n\
+             \n### 2 — 2. Sessions\n\n\
+             > - 2.1 A registered user logs in and receives a session token.\n"
+        );
+    }
+
+    #[test]
+    fn other_ids_match_headings_items_and_rows_exactly() {
+        let text = "\
+# Spec
+
+## REQ-1: Export
+
+Exports a CSV.
+
+## Functional
+
+- **FR-001**: System MUST log in users.
+- **FR-0010**: Not this one.
+
+| id | text |
+| --- | --- |
+| NFR-2 | Fast |
+
+### User Story 1 - Sign up (Priority: P1)
+
+A visitor signs up.
+";
+        assert_eq!(
+            resolve(text, "REQ-1").expect("found").body,
+            "Exports a CSV."
+        );
+        assert_eq!(
+            resolve(text, "req-1").expect("found").label,
+            "REQ-1: Export"
+        );
+        assert_eq!(
+            resolve(text, "FR-001").expect("found"),
+            Resolved {
+                label: "Functional".into(),
+                body: "**FR-001**: System MUST log in users.".into()
+            }
+        );
+        assert_eq!(resolve(text, "FR-00"), None);
+        assert_eq!(resolve(text, "NFR-2").expect("found").body, "NFR-2 | Fast");
+        assert_eq!(
+            resolve(text, "US1").expect("found").body,
+            "A visitor signs up."
+        );
+        assert_eq!(resolve(text, "REQ"), None);
+    }
+
+    #[test]
+    fn not_found_ids_are_listed() {
+        let out = requirements_text(&ids("4.2, REQ-9"), Some(FLAT));
+        assert_eq!(out, "\nNot found in requirements.md: 4.2, REQ-9.\n");
+        let out = requirements_text(&ids("1.1"), None);
+        assert_eq!(
+            out,
+            "\nNot found in requirements.md (the file is missing or unreadable): 1.1.\n"
+        );
+    }
+
+    #[test]
+    fn crlf_and_lossy_text() {
+        let crlf = STANDARD.replace('\n', "\r\n");
+        let out = requirements_text(&ids("1.2, 2"), Some(&crlf));
+        assert!(!out.contains('\r'), "{out:?}");
+        assert!(
+            out.contains(
+                "### 1.2 — Requirement 1: User Registration, acceptance criterion 2\n\n\
+                 > IF the email is taken THEN the system SHALL reject the registration\n"
+            ),
+            "{out}"
+        );
+        let mut bytes = FLAT.replace('\n', "\r\n").into_bytes();
+        bytes.splice(0..0, *b"\xEF\xBB\xBF");
+        bytes.extend_from_slice(b"- 2.2 Sessions expire \xFF\xFE after 30 minutes.\r\n");
+        let text = Source::new("requirements.md", bytes).text;
+        let found = resolve(&text, "2.2").expect("found");
+        assert_eq!(
+            found.body,
+            "2.2 Sessions expire \u{FFFD}\u{FFFD} after 30 minutes."
+        );
+    }
+
+    #[test]
+    fn long_requirements_are_cut() {
+        let mut text = String::from("### Requirement 1: Big\n\n#### Acceptance Criteria\n\n");
+        for n in 1..=60 {
+            let _ = writeln!(text, "{n}. WHEN {n} THEN the system SHALL do {n}");
+        }
+        let out = requirements_text(&ids("1, 1.55"), Some(&text));
+        assert!(out.contains("> 38. WHEN 38 THEN"), "{out}");
+        assert!(!out.contains("> 39. WHEN 39 THEN"), "{out}");
+        assert!(
+            out.contains("> … (truncated: 22 more lines in requirements.md)"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "### 1.55 — Requirement 1: Big, acceptance criterion 55\n\n> WHEN 55 THEN"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn items_with_ids_are_labelled_with_their_requirement() {
+        let text = "\
+### Requirement 3: Audit
+
+#### Acceptance Criteria
+
+- 3.1 WHEN a user logs in THEN the system SHALL record it
+";
+        assert_eq!(
+            resolve(text, "3.1").expect("found"),
+            Resolved {
+                label: "Requirement 3: Audit".into(),
+                body: "3.1 WHEN a user logs in THEN the system SHALL record it".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn paragraph_lines_and_nested_items() {
+        let text = "\
+## Accounts
+
+**1.1** Register with email.
+**1.2** Hash passwords.
+
+- 2.1 Log in
+  - with email
+  - with a passkey
+";
+        assert_eq!(
+            resolve(text, "1.2").expect("found").body,
+            "**1.2** Hash passwords."
+        );
+        assert_eq!(
+            resolve(text, "2.1").expect("found").body,
+            "2.1 Log in\n- with email\n- with a passkey"
         );
     }
 }
