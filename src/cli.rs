@@ -1,10 +1,14 @@
 //! The command line, as cargo calls it (`cargo-spec-exec spec-exec <FEATURE> …`) and as a
 //! direct call (`cargo-spec-exec <FEATURE> …`).
+//!
+//! `cargo spec-exec <FEATURE>` is short for `cargo spec-exec run <FEATURE>`: [`normalize_args`]
+//! puts the `run` in before clap parses, so [`Cli`] itself has only commands and the options of
+//! every command (which clap accepts before or after the command word).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum MessageFormat {
@@ -28,21 +32,20 @@ pub enum ColorChoice {
     long_about = "Run a feature spec's task list with parallel coding agents.\n\n\
         Reads documentation/features/<FEATURE>/tasks.md, plans its pending tasks by their \
         dependencies, and runs them with coding agents, each in its own git worktree and branch.",
-    after_help = "Exit status: 0 all selected tasks done, 1 a task failed or was skipped, \
+    override_usage = "cargo spec-exec [OPTIONS] <FEATURE> [RUN OPTIONS]\n       \
+        cargo spec-exec [OPTIONS] <COMMAND>",
+    after_help = "A bare <FEATURE> is short for `run <FEATURE>` and takes the run options: \
+        --dry-run, --max-agents, --track, --continue-on-error, --agent, --timeout and --base \
+        (`cargo spec-exec run --help` explains them). Options may come before or after the \
+        feature or command.\n\n\
+        Exit status: 0 all selected tasks done, 1 a task failed or was skipped, \
         2 invalid spec, configuration or arguments (nothing ran), 130 interrupted.",
-    args_conflicts_with_subcommands = true,
     disable_help_subcommand = true
 )]
 pub struct Cli {
+    /// The command; [`normalize_args`] makes a bare feature name a `run`.
     #[command(subcommand)]
     pub command: Option<Command>,
-
-    /// The feature to run: a directory under the features directory
-    #[arg(value_name = "FEATURE")]
-    pub feature: Option<String>,
-
-    #[command(flatten)]
-    pub run: RunOptions,
 
     #[command(flatten)]
     pub global: GlobalOptions,
@@ -70,7 +73,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct RunCommand {
-    /// The feature to run
+    /// The feature to run: a directory under the features directory
     #[arg(value_name = "FEATURE")]
     pub feature: String,
 
@@ -109,7 +112,9 @@ pub struct RunOptions {
     pub base: Option<String>,
 }
 
+/// Accepted before or after the command word; listed after a command's own options.
 #[derive(Debug, Clone, Args)]
+#[command(next_display_order = 100)]
 pub struct GlobalOptions {
     /// Path to the workspace's Cargo.toml
     #[arg(long, global = true, value_name = "PATH")]
@@ -138,10 +143,194 @@ pub struct GlobalOptions {
     pub quiet: bool,
 }
 
-/// Drops the `spec-exec` word cargo inserts when it runs `cargo-spec-exec` as `cargo spec-exec`.
+/// Prepares the arguments (program name first) for [`Cli`]:
+///
+/// - drops the `spec-exec` word cargo inserts when it runs `cargo-spec-exec` as `cargo spec-exec`;
+/// - puts the command word first. The command word is the first argument that is neither an
+///   option nor an option's value. When it names a command it is moved to the front, so the
+///   options before it are that command's (`--manifest-path M list` is `list --manifest-path M`);
+///   otherwise it is a feature and `run` is put in front (`--dry-run user-auth` is
+///   `run --dry-run user-auth`), as it is for the word after `--` (`-- list` runs a feature named
+///   `list`). With no word, `run` is put in front only when an option is not one of every
+///   command, so that clap reports the missing feature rather than an unknown option.
 pub fn normalize_args(mut args: Vec<OsString>) -> Vec<OsString> {
     if args.get(1).is_some_and(|a| a == "spec-exec") {
         args.remove(1);
     }
+    let mut cli = Cli::command();
+    cli.build();
+    let command_names: Vec<&str> = cli
+        .get_subcommands()
+        .flat_map(|c| std::iter::once(c.get_name()).chain(c.get_all_aliases()))
+        .collect();
+    // Options taking a value, of any command (a run option can come before the feature).
+    let commands = std::iter::once(&cli).chain(cli.get_subcommands());
+    let options: Vec<&clap::Arg> = commands
+        .flat_map(|c| c.get_arguments())
+        .filter(|a| !a.is_positional())
+        .collect();
+    let takes_value = |name: Name| {
+        options
+            .iter()
+            .any(|a| a.get_action().takes_values() && name.is_of(a))
+    };
+    let of_root = |name: Name| cli.get_arguments().any(|a| name.is_of(a));
+
+    let mut word = None;
+    let mut only_of_a_command = false;
+    let mut i = 1;
+    while i < args.len() {
+        let arg = args[i].as_encoded_bytes();
+        if arg == b"--" {
+            word = Some(Word::AfterDashes);
+            break;
+        } else if let Some(long) = arg.strip_prefix(b"--") {
+            let (name, value) = match long.iter().position(|&b| b == b'=') {
+                Some(eq) => (&long[..eq], true),
+                None => (long, false),
+            };
+            let name = Name::Long(std::str::from_utf8(name).unwrap_or("\u{fffd}"));
+            only_of_a_command |= !of_root(name);
+            if !value && takes_value(name) {
+                i += 1;
+            }
+        } else if let Some(shorts) = arg.strip_prefix(b"-").filter(|s| !s.is_empty()) {
+            let shorts = String::from_utf8_lossy(shorts);
+            let mut chars = shorts.chars().peekable();
+            while let Some(c) = chars.next() {
+                only_of_a_command |= !of_root(Name::Short(c));
+                if takes_value(Name::Short(c)) {
+                    if chars.peek().is_none() {
+                        i += 1;
+                    }
+                    break;
+                }
+            }
+        } else {
+            word = Some(Word::At(i));
+            break;
+        }
+        i += 1;
+    }
+    match word {
+        Some(Word::At(i)) if args[i].to_str().is_some_and(|w| command_names.contains(&w)) => {
+            let command = args.remove(i);
+            args.insert(1, command);
+        }
+        Some(_) => args.insert(1, "run".into()),
+        None if only_of_a_command => args.insert(1, "run".into()),
+        None => {}
+    }
     args
+}
+
+/// Where the command word is in the arguments.
+enum Word {
+    At(usize),
+    AfterDashes,
+}
+
+/// An option's name as written: `--name` or `-n`.
+#[derive(Clone, Copy)]
+enum Name<'a> {
+    Long(&'a str),
+    Short(char),
+}
+
+impl Name<'_> {
+    fn is_of(self, arg: &clap::Arg) -> bool {
+        match self {
+            Name::Long(name) => {
+                arg.get_long() == Some(name)
+                    || arg
+                        .get_all_aliases()
+                        .is_some_and(|aliases| aliases.contains(&name))
+            }
+            Name::Short(c) => {
+                arg.get_short() == Some(c)
+                    || arg
+                        .get_all_short_aliases()
+                        .is_some_and(|aliases| aliases.contains(&c))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn normalized(args: &[&str]) -> Vec<String> {
+        let args = std::iter::once("cargo-spec-exec")
+            .chain(args.iter().copied())
+            .map(OsString::from)
+            .collect();
+        normalize_args(args)
+            .into_iter()
+            .skip(1)
+            .map(|a| a.into_string().expect("utf-8"))
+            .collect()
+    }
+
+    #[test]
+    fn the_command_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_bare_feature_becomes_run_wherever_the_options_are() {
+        for (args, expected) in [
+            (&["feat"][..], &["run", "feat"][..]),
+            (&["spec-exec", "feat"], &["run", "feat"]),
+            (&["feat", "--dry-run"], &["run", "feat", "--dry-run"]),
+            (&["--dry-run", "feat"], &["run", "--dry-run", "feat"]),
+            (
+                &["--agent", "list", "feat"],
+                &["run", "--agent", "list", "feat"],
+            ),
+            (&["--agent=list", "feat"], &["run", "--agent=list", "feat"]),
+            (&["-vq", "feat"], &["run", "-vq", "feat"]),
+            (&["--", "list"], &["run", "--", "list"]),
+            (&["--dry-run"], &["run", "--dry-run"]),
+            (&["--bogus"], &["run", "--bogus"]),
+        ] {
+            assert_eq!(normalized(args), expected, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn a_command_word_comes_first_with_the_options_before_it() {
+        for (args, expected) in [
+            (&["list"][..], &["list"][..]),
+            (&["spec-exec", "list"], &["list"]),
+            (
+                &["--manifest-path", "M", "list"],
+                &["list", "--manifest-path", "M"],
+            ),
+            (
+                &["spec-exec", "-q", "--color", "never", "check", "a"],
+                &["check", "-q", "--color", "never", "a"],
+            ),
+            (&["--dry-run", "run", "list"], &["run", "--dry-run", "list"]),
+            (
+                &["--manifest-path=run", "approve", "x"],
+                &["approve", "--manifest-path=run", "x"],
+            ),
+        ] {
+            assert_eq!(normalized(args), expected, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn options_of_every_command_alone_stay_as_they_are() {
+        for args in [
+            &[][..],
+            &["-q"],
+            &["--manifest-path", "list"],
+            &["--help"],
+            &["-V"],
+        ] {
+            assert_eq!(normalized(args), args, "{args:?}");
+        }
+    }
 }

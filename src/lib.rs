@@ -86,15 +86,9 @@ fn dispatch(shell: &Shell, cli: Cli) -> Result<i32, Error> {
         Some(Command::Approve { feature }) => {
             ops::approve(shell, &Workspace::load(manifest)?, &feature)
         }
-        None => match cli.feature {
-            Some(feature) => {
-                let ws = Workspace::load(manifest)?;
-                ops::run(shell, &ws, &feature, &cli.run)
-            }
-            None => Err(Error::user_with_help(
-                "no feature named",
-                "usage: cargo spec-exec <FEATURE> [--dry-run]; `cargo spec-exec list` shows the features, `--help` the rest",
-            )),
-        },
+        None => Err(Error::user_with_help(
+            "no feature named",
+            "usage: cargo spec-exec <FEATURE> [--dry-run]; `cargo spec-exec list` shows the features, `--help` the rest",
+        )),
     }
 }

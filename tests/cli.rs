@@ -465,6 +465,16 @@ fn help() {
         repo.run(&["spec-exec", "run", "--help"]).ok().stdout,
         run_help
     );
+    // `<FEATURE> --help` is the help of `run`.
+    let repo = Repo::new(&[("tracks", "specs/tracks")]);
+    assert_eq!(repo.run(&["tracks", "--help"]).ok().stdout, run_help);
+    // The main help names every run option (`run --help` explains them).
+    for option in run_help
+        .split_whitespace()
+        .filter(|w| w.starts_with("--") && !w.contains('`'))
+    {
+        assert!(help.contains(option), "{option} is not in --help");
+    }
 }
 
 #[test]
@@ -585,6 +595,148 @@ fn manifest_path_from_outside_the_repository() {
     ]);
     let run = Run::of(&repo, &mut cmd).ok();
     assert!(run.stdout.contains("tracks"), "{run:#?}");
+}
+
+#[test]
+fn options_of_every_command_work_before_the_command() {
+    let repo = Repo::new(&[("tracks", "specs/tracks"), ("list", "specs/plain-list")]);
+    let elsewhere = TempDir::new().expect("temp dir");
+    let manifest = repo.root().join("Cargo.toml");
+    let manifest = manifest.to_str().expect("utf-8 path");
+    // Runs from outside the repository, so only --manifest-path finds it.
+    let run = |args: &[&str]| {
+        let mut cmd = repo.cmd();
+        cmd.current_dir(elsewhere.path()).args(args);
+        Run::of(&repo, &mut cmd)
+    };
+    let listed = |run: Run| {
+        let run = run.ok();
+        assert!(run.stdout.starts_with("FEATURE"), "{run:#?}");
+        assert!(run.stdout.contains("\ntracks "), "{run:#?}");
+    };
+    listed(run(&[
+        "--manifest-path",
+        manifest,
+        "list",
+        "--color",
+        "never",
+    ]));
+    listed(run(&[
+        "--color",
+        "never",
+        "--manifest-path",
+        manifest,
+        "list",
+    ]));
+    listed(run(&[&format!("--manifest-path={manifest}"), "list"]));
+    // As cargo calls it.
+    listed(run(&["spec-exec", "--manifest-path", manifest, "list"]));
+    listed(run(&[
+        "spec-exec",
+        "-v",
+        "--manifest-path",
+        manifest,
+        "list",
+    ]));
+
+    let lines = run(&[
+        "--message-format",
+        "json",
+        "--manifest-path",
+        manifest,
+        "list",
+    ])
+    .ok()
+    .json_lines();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(lines.iter().all(|l| l["type"] == "feature"), "{lines:#?}");
+
+    for args in [
+        vec!["-q", "--manifest-path", manifest, "check"],
+        vec!["spec-exec", "-q", "--manifest-path", manifest, "check"],
+        vec!["--manifest-path", manifest, "-q", "check", "tracks"],
+    ] {
+        let run = run(&args);
+        assert_eq!(run.code, 0, "{args:?}: {run:#?}");
+        assert_eq!(run.stderr, "", "{args:?}: quiet");
+    }
+
+    let plan = |feature: &str| format!("Execution Plan for {feature}:\n");
+    for args in [
+        vec!["--manifest-path", manifest, "run", "tracks", "--dry-run"],
+        vec![
+            "spec-exec",
+            "--manifest-path",
+            manifest,
+            "run",
+            "tracks",
+            "--dry-run",
+        ],
+        vec!["--manifest-path", manifest, "--dry-run", "run", "tracks"],
+        vec![
+            "--color",
+            "never",
+            "--manifest-path",
+            manifest,
+            "tracks",
+            "--dry-run",
+        ],
+    ] {
+        let run = run(&args);
+        assert_eq!(run.code, 0, "{args:?}: {run:#?}");
+        assert!(
+            run.stdout.starts_with(&plan("tracks")),
+            "{args:?}: {run:#?}"
+        );
+    }
+    // A feature named like a command, with options before `run`.
+    let run_list = run(&["--manifest-path", manifest, "--dry-run", "run", "list"]).ok();
+    assert!(run_list.stdout.starts_with(&plan("list")), "{run_list:#?}");
+}
+
+#[test]
+fn run_options_may_come_before_the_feature() {
+    let repo = Repo::new(&[("tracks", "specs/tracks"), ("check", "specs/plain-list")]);
+    let expected = repo.run(&["tracks", "--dry-run"]).ok().stdout;
+    for args in [
+        vec!["--dry-run", "tracks"],
+        vec!["spec-exec", "--dry-run", "tracks"],
+        vec!["--dry-run", "--max-agents", "6", "tracks"],
+        // An option's value is not taken for the feature or a command.
+        vec!["--agent", "check", "--dry-run", "tracks"],
+        vec!["--agent=list", "tracks", "--dry-run"],
+        vec!["-q", "--dry-run", "run", "tracks"],
+    ] {
+        let run = repo.run(&args);
+        assert_eq!(run.code, 0, "{args:?}: {run:#?}");
+        assert_eq!(run.stdout, expected, "{args:?}");
+    }
+    let verbose = repo.run(&["tracks", "--dry-run", "-v"]).ok().stdout;
+    assert_eq!(
+        repo.run(&["-v", "--dry-run", "tracks"]).ok().stdout,
+        verbose
+    );
+    // The word after `--` is a feature, even one named like a command (and all after `--` is
+    // positional, so `--color` comes first here).
+    let mut cmd = repo.cmd();
+    cmd.args(["--color", "never", "--dry-run", "--", "check"]);
+    let run = Run::of(&repo, &mut cmd).ok();
+    assert!(
+        run.stdout.starts_with("Execution Plan for check:\n"),
+        "{run:#?}"
+    );
+    // A command does not take run options, wherever they are.
+    let run = repo.run(&["--dry-run", "check"]).invalid();
+    assert!(
+        run.stderr.contains("unexpected argument '--dry-run'"),
+        "{run:#?}"
+    );
+    // Run options without a feature: the feature is missing.
+    let run = repo.run(&["--dry-run"]).invalid();
+    assert!(run.stderr.contains("<FEATURE>"), "{run:#?}");
+    // Only options of every command, no feature: the hint of `no feature named`.
+    let run = repo.run(&["-q"]).invalid();
+    assert!(run.stderr.contains("error: no feature named"), "{run:#?}");
 }
 
 #[test]
@@ -1356,6 +1508,168 @@ fn error_invalid_feature_names() {
         run.stderr.contains("invalid feature name `../x`"),
         "{run:#?}"
     );
+}
+
+/// Links `link` (relative to the repository) to `target`.
+#[cfg(unix)]
+fn symlink(repo: &Repo, target: &Path, link: &str) {
+    let link = repo.root().join(link);
+    std::fs::create_dir_all(link.parent().expect("a parent")).expect("create dirs");
+    std::os::unix::fs::symlink(target, link).expect("symlink");
+}
+
+#[cfg(unix)]
+#[track_caller]
+fn assert_outside(run: &Run, feature: &str, link: &str, target: &Path) {
+    assert!(
+        run.stderr.contains(&format!(
+            "error: feature `{feature}` is outside the workspace: `{link}` leads to `{}`",
+            target.display()
+        )),
+        "{run:#?}"
+    );
+    assert!(run.stderr.contains(&format!("--> {link}\n")), "{run:#?}");
+    assert!(
+        run.stderr
+            .contains("= note: a feature's files must be inside the workspace"),
+        "{run:#?}"
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("= help: replace the symbolic link `{link}`")),
+        "{run:#?}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_feature_linked_out_of_the_repository_is_refused() {
+    let repo = Repo::new(&[("tracks", "specs/tracks")]);
+    let outside = TempDir::new().expect("temp dir");
+    let target = outside.path().canonicalize().expect("canonical");
+    std::fs::write(target.join("tasks.md"), fixture("specs/plain-list")).expect("write");
+    symlink(&repo, &target, "documentation/features/evil");
+    let link = "documentation/features/evil";
+
+    for args in [
+        vec!["evil", "--dry-run"],
+        vec!["run", "evil", "--dry-run"],
+        vec!["evil", "--dry-run", "--message-format", "json"],
+        vec!["run", "evil", "--agent", "shell"],
+        vec!["approve", "evil"],
+        vec!["check", "evil"],
+    ] {
+        let run = repo.run(&args).invalid();
+        if args.contains(&"json") {
+            let d = &run.json_lines()[0];
+            assert_eq!(d["type"], "diagnostic", "{run:#?}");
+            assert_eq!(d["location"]["path"], link, "{run:#?}");
+        } else {
+            assert_outside(&run, "evil", link, &target);
+        }
+        // Not read: nothing of the outside list is shown.
+        assert!(!run.stdout.contains("Execution Plan"), "{args:?}: {run:#?}");
+    }
+    // Nothing was written outside, nothing ran.
+    assert_eq!(
+        std::fs::read(target.join("tasks.md")).expect("read"),
+        fixture("specs/plain-list")
+    );
+    assert_eq!(std::fs::read_dir(&target).expect("list").count(), 1);
+    assert!(!repo.root().join("target/spec-exec").exists());
+
+    // `list` shows it as an error without reading it; `check` fails on it.
+    let run = repo.run(&["list"]).ok();
+    let row = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("evil "))
+        .unwrap_or_else(|| panic!("no evil row: {run:#?}"));
+    assert!(
+        row.contains(" -  ") && row.contains("1 error (cargo spec-exec check evil)"),
+        "{row}"
+    );
+    let lines = repo
+        .run(&["list", "--message-format", "json"])
+        .ok()
+        .json_lines();
+    let evil = lines.iter().find(|l| l["name"] == "evil").expect("evil");
+    assert_eq!(evil["errors"], 1);
+    assert_eq!(evil["total"], 0);
+    let run = repo.run(&["check"]).invalid();
+    assert_outside(&run, "evil", link, &target);
+    assert!(run.stderr.contains("Checked tracks"), "{run:#?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_tasks_md_or_features_dir_linked_out_of_the_repository_is_refused() {
+    let repo = Repo::new(&[("tracks", "specs/tracks")]);
+    let outside = TempDir::new().expect("temp dir");
+    let target = outside.path().canonicalize().expect("canonical");
+    std::fs::write(target.join("tasks.md"), fixture("specs/plain-list")).expect("write");
+    symlink(
+        &repo,
+        &target.join("tasks.md"),
+        "documentation/features/evil/tasks.md",
+    );
+    let link = "documentation/features/evil/tasks.md";
+    for args in [vec!["evil", "--dry-run"], vec!["approve", "evil"]] {
+        let run = repo.run(&args).invalid();
+        assert_outside(&run, "evil", link, &target.join("tasks.md"));
+    }
+    let run = repo.run(&["check"]).invalid();
+    assert_outside(&run, "evil", link, &target.join("tasks.md"));
+    assert_eq!(
+        std::fs::read(target.join("tasks.md")).expect("read"),
+        fixture("specs/plain-list")
+    );
+
+    // A features directory that is itself a link out: the link is named, every feature refused.
+    let repo = Repo::with(Layout::Workspace, "features-dir = \"specs\"", &[]);
+    std::fs::create_dir(target.join("feat")).expect("mkdir");
+    std::fs::write(target.join("feat/tasks.md"), fixture("specs/tracks")).expect("write");
+    symlink(&repo, &target, "specs");
+    let run = repo.run(&["feat", "--dry-run"]).invalid();
+    assert_outside(&run, "feat", "specs", &target);
+    let run = repo.run(&["list"]).ok();
+    assert!(
+        run.stdout.contains("1 error (cargo spec-exec check feat)"),
+        "{run:#?}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_feature_linked_inside_the_repository_is_fine() {
+    let repo = Repo::new(&[("tracks", "specs/tracks")]);
+    repo.write("elsewhere/plain/tasks.md", fixture("specs/plain-list"));
+    symlink(
+        &repo,
+        &repo.root().join("documentation/features/tracks"),
+        "documentation/features/alias",
+    );
+    // A relative link too.
+    symlink(
+        &repo,
+        Path::new("../../elsewhere/plain"),
+        "documentation/features/plain",
+    );
+    let tracks = repo.run(&["tracks", "--dry-run"]).ok();
+    let alias = repo.run(&["alias", "--dry-run"]).ok();
+    assert_eq!(
+        alias.stdout.replace("alias", "tracks"),
+        tracks.stdout,
+        "{alias:#?}"
+    );
+    let plain = repo.run(&["plain", "--dry-run"]).ok();
+    assert!(
+        plain.stdout.starts_with("Execution Plan for plain:\n"),
+        "{plain:#?}"
+    );
+    let run = repo.run(&["list"]).ok();
+    assert!(!run.stdout.contains("error"), "{run:#?}");
+    repo.run(&["check"]).ok();
 }
 
 #[test]

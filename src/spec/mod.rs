@@ -63,7 +63,9 @@ pub fn validate_name(name: &str) -> Result<()> {
     }
 }
 
-/// Every feature directory under `features_dir`, sorted by name.
+/// Every feature directory under `features_dir`, sorted by name. A directory reached through a
+/// symbolic link is listed as it is named; [`load`] refuses it when it leads out of the workspace,
+/// so that `list` and `check` show it as an error rather than hiding it.
 pub fn features(features_dir: &Path) -> Result<Vec<Feature>> {
     let entries = match std::fs::read_dir(features_dir) {
         Ok(entries) => entries,
@@ -92,15 +94,18 @@ pub fn features(features_dir: &Path) -> Result<Vec<Feature>> {
     Ok(out)
 }
 
-/// Finds a feature by name: its directory must exist under `features_dir`.
+/// Finds a feature by name: its directory must exist under `features_dir` and, with its
+/// tasks.md, be inside the workspace once symbolic links are followed.
 pub fn find(root: &Path, features_dir: &Path, name: &str) -> Result<Feature> {
     validate_name(name)?;
     let dir = features_dir.join(name);
     if dir.is_dir() {
-        return Ok(Feature {
+        let feature = Feature {
             name: name.to_owned(),
             dir,
-        });
+        };
+        ensure_inside(&feature, root)?;
+        return Ok(feature);
     }
     let shown = source::display_path(features_dir, root);
     let existing = features(features_dir)?;
@@ -123,8 +128,9 @@ pub fn find(root: &Path, features_dir: &Path, name: &str) -> Result<Feature> {
 }
 
 /// Reads and parses a feature's tasks.md. Problems in the file are in the list's diagnostics;
-/// only an unreadable file is an `Err`.
+/// only an unreadable file, or one that a symbolic link puts outside the workspace, is an `Err`.
 pub fn load(feature: &Feature, root: &Path) -> Result<TaskList> {
+    ensure_inside(feature, root)?;
     let path = feature.tasks_path();
     let display = source::display_path(&path, root);
     let bytes = std::fs::read(&path).map_err(|e| {
@@ -139,6 +145,55 @@ pub fn load(feature: &Feature, root: &Path) -> Result<TaskList> {
         }
     })?;
     Ok(parse_bytes(display, bytes))
+}
+
+/// Refuses a feature whose directory or tasks.md leads, through a symbolic link, out of the
+/// workspace `root`: a feature's files are read, and ticked by a run, only inside it. A link that
+/// stays inside the workspace is fine; a tasks.md that does not exist is left to the reader.
+fn ensure_inside(feature: &Feature, root: &Path) -> Result<()> {
+    let real_root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    for path in [feature.dir.clone(), feature.tasks_path()] {
+        let real = match path.canonicalize() {
+            Ok(real) => real,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("resolve", &source::display_path(&path, root), e)),
+        };
+        if real.starts_with(&real_root) {
+            continue;
+        }
+        // The first step of the path, from the root, that leads out: the link at fault.
+        let mut steps: Vec<&Path> = path
+            .ancestors()
+            .take_while(|a| a.starts_with(root) && *a != root)
+            .collect();
+        steps.reverse();
+        let (link, target) = steps
+            .into_iter()
+            .find_map(|step| {
+                let real = step.canonicalize().ok()?;
+                (!real.starts_with(&real_root)).then(|| (step.to_path_buf(), real))
+            })
+            .unwrap_or((path, real));
+        let link = source::display_path(&link, root);
+        return Err(Error::Diagnostics(vec![
+            Diagnostic::error(format!(
+                "feature `{}` is outside the workspace: `{}` leads to `{}`",
+                feature.name,
+                link.display(),
+                target.display()
+            ))
+            .in_file(&link)
+            .note(format!(
+                "a feature's files must be inside the workspace (`{}`): a run reads them and ticks its tasks in tasks.md",
+                root.display()
+            ))
+            .help(format!(
+                "replace the symbolic link `{}` with a copy of what it leads to, or with a link to a place inside the workspace",
+                link.display()
+            )),
+        ]));
+    }
+    Ok(())
 }
 
 /// Parses task-list bytes read from `display_path`.
