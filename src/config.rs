@@ -154,6 +154,12 @@ impl Config {
                     _ => problems.push(bad("expected a whole number of at least 1").help("e.g. max-agents = 4")),
                 },
                 "agent" => match agent_spec(value) {
+                    Some(AgentSpec::Preset(name)) if !crate::exec::agent::is_preset(&name) => {
+                        problems.push(
+                            bad(&format!("`{name}` is not an agent preset"))
+                                .help("use one of claude, codex, gemini, aider, shell, or a list of arguments: agent = [\"my-agent\", \"--flag\"]"),
+                        );
+                    }
                     Some(spec) => config.agent = Some(spec),
                     None => problems.push(bad("expected a preset name or a list of arguments").help(
                         "e.g. agent = \"claude\" or agent = [\"my-agent\", \"--flag\"]",
@@ -322,5 +328,20 @@ mod tests {
             Some(AgentSpec::Argv(vec!["my-agent".into(), "--fast".into()]))
         );
         assert_eq!(c.branch_prefix, "team/spec");
+    }
+
+    #[test]
+    fn an_unknown_preset_is_located() {
+        let text = "[workspace]\n\n[workspace.metadata.spec-exec]\nagent = \"nope\"\n";
+        let value = serde_json::json!({"agent": "nope"});
+        let Err(Error::Diagnostics(d)) = Config::from_value(Some(&value), &src(text)) else {
+            panic!("expected an error");
+        };
+        assert_eq!(
+            d[0].to_string(),
+            "Cargo.toml:4:1: invalid `agent` in [workspace.metadata.spec-exec]: `nope` is not an agent preset"
+        );
+        let ok = serde_json::json!({"agent": "shell"});
+        assert!(Config::from_value(Some(&ok), &src(text)).is_ok());
     }
 }

@@ -68,6 +68,11 @@ impl Agent {
     }
 }
 
+/// Whether `name` is a preset (or `shell`).
+pub fn is_preset(name: &str) -> bool {
+    preset(name).is_some()
+}
+
 fn preset(name: &str) -> Option<Agent> {
     if name == "shell" {
         return Some(Agent::Shell);

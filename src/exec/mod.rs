@@ -45,6 +45,8 @@ struct Shared {
     git: Mutex<Git>,
     feature: String,
     root: PathBuf,
+    /// The repository's working tree (the workspace root or above it).
+    workdir: PathBuf,
     /// The feature directory relative to the repository's working tree.
     spec_rel: PathBuf,
     spec_abs: PathBuf,
@@ -242,6 +244,7 @@ pub fn execute(
         git: Mutex::new(git),
         feature: feature.name.clone(),
         root: root.to_path_buf(),
+        workdir: workdir.clone(),
         spec_rel,
         spec_abs: feature.dir.clone(),
         state_dir,
@@ -741,7 +744,7 @@ fn make_job(shared: &Shared, list: &TaskList, t: usize) -> Job {
             feature: &shared.feature,
             spec_dir: &shared.spec_rel,
             spec_dir_abs: &shared.spec_abs,
-            root: &shared.root,
+            roots: [&shared.root, &shared.workdir],
             branch: &branch,
         },
     );

@@ -19,8 +19,10 @@ pub struct PromptContext<'a> {
     pub spec_dir: &'a Path,
     /// The feature's directory in the user's checkout, to read requirements.md from.
     pub spec_dir_abs: &'a Path,
-    /// The repository root in the user's checkout (for persona files).
-    pub root: &'a Path,
+    /// The workspace root and the repository's working tree in the user's checkout, where
+    /// persona files are looked for (in that order; they differ when the workspace is a
+    /// directory of a larger repository).
+    pub roots: [&'a Path; 2],
     pub branch: &'a str,
 }
 
@@ -501,9 +503,11 @@ pub fn build(list: &TaskList, index: usize, ctx: &PromptContext<'_>) -> String {
         let _ = writeln!(p, "\nSpec references: {refs}");
     }
     if let Some(agent) = list.agent_of(index) {
-        let persona = [".claude/agents", ".kiro/agents"]
+        let persona = ctx
+            .roots
             .iter()
-            .map(|d| ctx.root.join(d).join(format!("{agent}.md")))
+            .flat_map(|r| [".claude/agents", ".kiro/agents"].map(|d| r.join(d)))
+            .map(|d| d.join(format!("{agent}.md")))
             .find(|f| f.is_file())
             .and_then(|f| read_lossy(&f));
         let _ = writeln!(p, "\n## Persona\n\nWork as `{agent}`.");
