@@ -261,6 +261,7 @@ fn plan_options() -> plan::Options {
     plan::Options {
         tracks: vec![],
         max_agents: 6,
+        skip_optional: false,
     }
 }
 

@@ -35,7 +35,7 @@ pub enum ColorChoice {
     override_usage = "cargo spec-exec [OPTIONS] <FEATURE> [RUN OPTIONS]\n       \
         cargo spec-exec [OPTIONS] <COMMAND>",
     after_help = "A bare <FEATURE> is short for `run <FEATURE>` and takes the run options: \
-        --dry-run, --max-agents, --track, --continue-on-error, --agent, --timeout and --base \
+        --dry-run, --max-agents, --track, --skip-optional, --continue-on-error, --agent, --timeout and --base \
         (`cargo spec-exec run --help` explains them). Options may come before or after the \
         feature or command.\n\n\
         Exit status: 0 all selected tasks done, 1 a task failed or was skipped, \
@@ -98,6 +98,10 @@ pub struct RunOptions {
     /// Run only the tasks of this track (repeatable), e.g. `--track A`
     #[arg(long = "track", value_name = "TRACK")]
     pub tracks: Vec<String>,
+
+    /// Leave out optional tasks (Kiro's `- [ ]* 2.3`); what waits for them does not wait
+    #[arg(long)]
+    pub skip_optional: bool,
 
     /// The agent: a preset (claude, codex, gemini, aider, shell) or a command line
     #[arg(long, value_name = "CMD")]

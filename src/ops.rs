@@ -55,8 +55,12 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         &plan::Options {
             tracks: opts.tracks.clone(),
             max_agents,
+            skip_optional: opts.skip_optional,
         },
     )?;
+    if !(opts.dry_run && shell.is_json()) {
+        shell.diagnostics(plan.warnings.iter());
+    }
     if opts.dry_run {
         // A bad --base is an error now, not when the run is tried for real.
         if let Some(rev) = &opts.base {
@@ -164,6 +168,7 @@ struct FeatureLine<'a> {
     kind: &'static str,
     name: &'a str,
     tasks_file: String,
+    dialect: Option<crate::spec::model::Dialect>,
     done: usize,
     total: usize,
     approval: &'static str,
@@ -176,7 +181,14 @@ struct Summary {
     tasks_file: String,
     progress: Option<(usize, usize)>,
     approval: &'static str,
+    dialect: Option<crate::spec::model::Dialect>,
     diagnostics: Vec<Diagnostic>,
+}
+
+impl Summary {
+    fn dialect_name(&self) -> &'static str {
+        self.dialect.map_or("-", |d| d.name())
+    }
 }
 
 fn summarize(ws: &Workspace, feature: Feature) -> Summary {
@@ -184,17 +196,34 @@ fn summarize(ws: &Workspace, feature: Feature) -> Summary {
         .display()
         .to_string();
     match spec::load(&feature, &ws.root) {
-        Ok(list) => Summary {
-            tasks_file,
-            progress: Some(list.progress()),
-            approval: approval::state(&list).label(),
-            diagnostics: list.diagnostics,
-            feature,
-        },
+        Ok(mut list) => {
+            // The plan's own checks: tasks that may run together but declare the same file.
+            if !list.has_errors()
+                && let Ok(plan) = crate::plan::build(
+                    &list,
+                    &crate::plan::Options {
+                        tracks: Vec::new(),
+                        max_agents: ws.config.max_agents.unwrap_or(DEFAULT_MAX_AGENTS),
+                        skip_optional: false,
+                    },
+                )
+            {
+                list.diagnostics.extend(plan.warnings);
+            }
+            Summary {
+                tasks_file,
+                progress: Some(list.progress()),
+                approval: approval::state(&list).label(),
+                dialect: Some(list.dialect),
+                diagnostics: list.diagnostics,
+                feature,
+            }
+        }
         Err(e) => Summary {
             tasks_file,
             progress: None,
             approval: "-",
+            dialect: None,
             diagnostics: e.into_diagnostics(),
             feature,
         },
@@ -220,6 +249,7 @@ pub fn list(shell: &Shell, ws: &Workspace) -> Result<i32> {
                 kind: "feature",
                 name: &s.feature.name,
                 tasks_file: s.tasks_file.clone(),
+                dialect: s.dialect,
                 done,
                 total,
                 approval: s.approval,
@@ -236,8 +266,8 @@ pub fn list(shell: &Shell, ws: &Workspace) -> Result<i32> {
         .unwrap_or(7)
         .max(7);
     shell.out(format!(
-        "{:<width$}  {:>9}  {:<12}  {}",
-        "FEATURE", "DONE", "APPROVAL", "STATUS"
+        "{:<width$}  {:>9}  {:<12}  {:<13}  {}",
+        "FEATURE", "DONE", "APPROVAL", "FORMAT", "STATUS"
     ));
     for s in &summaries {
         let done = s
@@ -254,8 +284,10 @@ pub fn list(shell: &Shell, ws: &Workspace) -> Result<i32> {
             ),
         };
         shell.out(format!(
-            "{:<width$}  {done:>9}  {:<12}  {status}",
-            s.feature.name, s.approval
+            "{:<width$}  {done:>9}  {:<12}  {:<13}  {status}",
+            s.feature.name,
+            s.approval,
+            s.dialect_name()
         ));
     }
     Ok(exit::OK)
@@ -267,6 +299,7 @@ struct CheckLine<'a> {
     kind: &'static str,
     feature: &'a str,
     tasks_file: &'a str,
+    dialect: Option<crate::spec::model::Dialect>,
     ok: bool,
     done: usize,
     total: usize,
@@ -308,6 +341,7 @@ pub fn check(shell: &Shell, ws: &Workspace, names: &[String]) -> Result<i32> {
                 kind: "check",
                 feature: &s.feature.name,
                 tasks_file: &s.tasks_file,
+                dialect: s.dialect,
                 ok: e == 0,
                 done,
                 total,
@@ -323,8 +357,10 @@ pub fn check(shell: &Shell, ws: &Workspace, names: &[String]) -> Result<i32> {
             shell.status(
                 "Checked",
                 format!(
-                    "{} ({done}/{total} tasks done, {})",
-                    s.feature.name, s.approval
+                    "{} ({} task list, {done}/{total} tasks done, {})",
+                    s.feature.name,
+                    s.dialect_name(),
+                    s.approval
                 ),
             );
         }

@@ -1846,7 +1846,7 @@ fn run_refuses_an_unapproved_list_and_dry_run_list_check_do_not_need_approval() 
     let run = repo.run(&["check"]).ok();
     assert!(
         run.stderr
-            .contains("plain-list (0/4 tasks done, not approved)"),
+            .contains("plain-list (Kiro task list, 0/4 tasks done, not approved)"),
         "{run:#?}"
     );
 }
@@ -2065,7 +2065,7 @@ fn check_all_features_lists_every_problem() {
     }
     assert!(
         run.stderr
-            .contains("Checked tracks (0/10 tasks done, not approved)")
+            .contains("Checked tracks (specflow task list, 0/10 tasks done, not approved)")
     );
     assert_eq!(
         run.stdout,

@@ -359,6 +359,7 @@ fn build(list: &TaskList) -> Plan {
         &plan::Options {
             tracks: vec![],
             max_agents: 6,
+            skip_optional: false,
         },
     )
     .expect("plan builds")

@@ -5,7 +5,7 @@
 
 pub mod render;
 
-use crate::error::{Error, Result};
+use crate::error::{Diagnostic, Error, Result};
 use crate::spec::TaskList;
 use crate::spec::model::TaskState;
 
@@ -15,6 +15,8 @@ pub struct Options {
     /// `--track`: only these tracks (empty = every task).
     pub tracks: Vec<String>,
     pub max_agents: usize,
+    /// `--skip-optional`: leave out optional tasks (`- [ ]* 2.3`); what waits for them does not.
+    pub skip_optional: bool,
 }
 
 /// Why a selected pending task cannot run in this plan.
@@ -55,6 +57,10 @@ pub struct Plan {
     /// No dependency information: tasks run in document order.
     pub sequential: bool,
     pub max_agents: usize,
+    /// Optional tasks left out by `--skip-optional`.
+    pub left_out: Vec<usize>,
+    /// Tasks that may run at the same time but declare the same file.
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Plan {
@@ -86,12 +92,15 @@ pub fn build(list: &TaskList, options: &Options) -> Result<Plan> {
     let n = list.tasks.len();
     let mut done = 0;
     let mut pending = Vec::new();
+    let mut left_out = Vec::new();
     for i in list.leaves() {
         if !selected(i) {
             continue;
         }
         if list.tasks[i].state == TaskState::Done {
             done += 1;
+        } else if options.skip_optional && list.tasks[i].optional {
+            left_out.push(i);
         } else {
             pending.push(i);
         }
@@ -103,6 +112,10 @@ pub fn build(list: &TaskList, options: &Options) -> Result<Plan> {
     let mut is_pending = vec![false; n];
     for &i in &pending {
         is_pending[i] = true;
+    }
+    let mut is_left_out = vec![false; n];
+    for &i in &left_out {
+        is_left_out[i] = true;
     }
     for &i in &order {
         let task = &list.tasks[i];
@@ -139,12 +152,22 @@ pub fn build(list: &TaskList, options: &Options) -> Result<Plan> {
         if blocked[i].is_some() {
             continue;
         }
-        let deps: Vec<usize> = list.tasks[i]
-            .deps
-            .iter()
-            .map(|e| e.on)
-            .filter(|&on| is_pending[on])
-            .collect();
+        // A left-out optional task passes on what it waited for: with 2.2 left out, 2.3
+        // still runs after 2.1.
+        let mut deps: Vec<usize> = Vec::new();
+        let mut stack: Vec<usize> = list.tasks[i].deps.iter().map(|e| e.on).collect();
+        let mut seen = std::collections::HashSet::new();
+        while let Some(on) = stack.pop() {
+            if !seen.insert(on) {
+                continue;
+            }
+            if is_left_out[on] {
+                stack.extend(list.tasks[on].deps.iter().map(|e| e.on));
+            } else if is_pending[on] && !deps.contains(&on) {
+                deps.push(on);
+            }
+        }
+        deps.sort_unstable();
         level[i] = 1 + deps.iter().map(|&d| level[d]).max().unwrap_or(0);
         if let Some(&d) = deps
             .iter()
@@ -183,7 +206,7 @@ pub fn build(list: &TaskList, options: &Options) -> Result<Plan> {
         .filter_map(|&i| blocked[i].clone().map(|b| (i, b)))
         .collect();
     blocked_list.sort_by_key(|(i, _)| *i);
-    Ok(Plan {
+    let mut plan = Plan {
         nodes,
         levels,
         critical_path,
@@ -192,7 +215,81 @@ pub fn build(list: &TaskList, options: &Options) -> Result<Plan> {
         tracks,
         sequential: !list.has_dependency_info,
         max_agents: options.max_agents,
-    })
+        left_out,
+        warnings: Vec::new(),
+    };
+    plan.warnings = file_overlaps(list, &plan);
+    Ok(plan)
+}
+
+/// Two tasks of the plan that may run at the same time (neither waits for the other) and
+/// declare the same file: a warning each pair, at the later task.
+pub fn file_overlaps(list: &TaskList, plan: &Plan) -> Vec<Diagnostic> {
+    let with_files: Vec<usize> = plan
+        .nodes
+        .iter()
+        .map(|n| n.task)
+        .filter(|&t| !list.tasks[t].files.is_empty())
+        .collect();
+    if with_files.len() < 2 {
+        return Vec::new();
+    }
+    // What each of them waits for, directly or not, within the plan.
+    let index: std::collections::HashMap<usize, usize> = plan
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(k, n)| (n.task, k))
+        .collect();
+    let ancestors = |t: usize| {
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![t];
+        while let Some(x) = stack.pop() {
+            if let Some(&k) = index.get(&x) {
+                for &d in &plan.nodes[k].deps {
+                    if seen.insert(d) {
+                        stack.push(d);
+                    }
+                }
+            }
+        }
+        seen
+    };
+    let waits: Vec<std::collections::HashSet<usize>> =
+        with_files.iter().map(|&t| ancestors(t)).collect();
+    let mut out = Vec::new();
+    for (j, &b) in with_files.iter().enumerate() {
+        for (i, &a) in with_files[..j].iter().enumerate() {
+            if waits[j].contains(&a) || waits[i].contains(&b) {
+                continue;
+            }
+            let shared: Vec<&str> = list.tasks[a]
+                .files
+                .iter()
+                .filter(|f| list.tasks[b].files.contains(f))
+                .map(String::as_str)
+                .collect();
+            if shared.is_empty() {
+                continue;
+            }
+            let (ia, ib) = (&list.tasks[a].id, &list.tasks[b].id);
+            let task = &list.tasks[b];
+            let at = list.source.text[task.offset..]
+                .find(task.id.as_str())
+                .map_or(task.offset, |k| task.offset + k);
+            out.push(
+                Diagnostic::warning(format!(
+                    "tasks {ia} and {ib} both modify {} and may run together; add a dependency",
+                    shared.join(", ")
+                ))
+                .at(list.location(at, task.id.len().max(1)))
+                .help(format!(
+                    "make {ib} wait for {ia} (or the other way round), so that their changes do not conflict"
+                )),
+            );
+        }
+    }
+    out
 }
 
 /// Matches `--track` values to the file's tracks (`A`, `a`, `Track A`).

@@ -312,7 +312,36 @@ pub fn human(
             "Approval: not approved; review the tasks, then run `cargo spec-exec approve {feature}`"
         ),
     };
-    let _ = writeln!(out, "\n{approval_line}");
+    let optional: Vec<&str> = plan
+        .nodes
+        .iter()
+        .filter(|n| list.tasks[n.task].optional)
+        .map(|n| list.tasks[n.task].id.as_str())
+        .collect();
+    if !optional.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nOptional: {} {} (planned; `--skip-optional` leaves {})",
+            if optional.len() == 1 { "task" } else { "tasks" },
+            id_ranges(&optional),
+            if optional.len() == 1 { "it" } else { "them" },
+        );
+    }
+    if !plan.left_out.is_empty() {
+        let ids: Vec<&str> = plan
+            .left_out
+            .iter()
+            .map(|&t| list.tasks[t].id.as_str())
+            .collect();
+        let _ = writeln!(
+            out,
+            "\nLeft out (--skip-optional): {} {}",
+            if ids.len() == 1 { "task" } else { "tasks" },
+            id_ranges(&ids)
+        );
+    }
+    let _ = writeln!(out, "\nFormat: {} task list", list.dialect.name());
+    let _ = writeln!(out, "{approval_line}");
     out
 }
 
@@ -347,6 +376,12 @@ pub struct TaskJson<'a> {
     pub spec_references: Option<&'a str>,
     pub estimate: Option<&'a str>,
     pub optional: bool,
+    /// spec-kit's `[P]`.
+    pub parallel: bool,
+    /// Files the task declares it creates or modifies.
+    pub files: &'a [String],
+    /// spec-workflow's `_Prompt:_`.
+    pub prompt: Option<&'a str>,
     pub metadata: &'a [MetaEntry],
     pub details: &'a [String],
     pub code_blocks: &'a [CodeBlock],
@@ -377,6 +412,8 @@ pub struct PlanJson<'a> {
     pub kind: &'static str,
     pub format_version: u32,
     pub feature: &'a str,
+    /// `specflow`, `kiro`, `spec-kit` or `spec-workflow`, detected from the content.
+    pub dialect: crate::spec::model::Dialect,
     pub tasks_file: String,
     pub approval: &'a Approval,
     pub sequential: bool,
@@ -440,6 +477,9 @@ pub fn json<'a>(
                 spec_references: t.spec_references.as_deref(),
                 estimate: t.estimate.as_deref(),
                 optional: t.optional,
+                parallel: t.parallel,
+                files: &t.files,
+                prompt: t.prompt.as_deref(),
                 metadata: &t.metadata,
                 details: &t.details,
                 code_blocks: &t.code_blocks,
@@ -469,6 +509,7 @@ pub fn json<'a>(
         kind: "plan",
         format_version: FORMAT_VERSION,
         feature,
+        dialect: list.dialect,
         tasks_file: list.source.display_path.display().to_string(),
         approval,
         sequential: plan.sequential,
@@ -485,7 +526,12 @@ pub fn json<'a>(
         },
         groups,
         tasks,
-        warnings: list.diagnostics.iter().filter(|d| !d.is_error()).collect(),
+        warnings: list
+            .diagnostics
+            .iter()
+            .filter(|d| !d.is_error())
+            .chain(&plan.warnings)
+            .collect(),
     }
 }
 

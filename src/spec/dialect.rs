@@ -121,9 +121,13 @@ pub fn task_head(text: &str) -> Option<TaskHead> {
     }
     // Letter ids need `.` or `:` right after them (a trailing `.` may have been read into word).
     word = word.strip_suffix('.').unwrap_or(word);
-    let dotted = body[word.len()..].starts_with(['.', ':']);
-    if (deps::is_alpha_id(word) || deps::is_speckit_id(word)) && dotted {
-        let rest = body[word.len() + 1..].trim_start_matches(['*', ' ', '\t']);
+    let after = &body[word.len()..];
+    let dotted = after.starts_with(['.', ':']);
+    // spec-kit writes `T001 [P] Title`, with no separator.
+    let spaced =
+        deps::is_speckit_id(word) && (after.is_empty() || after.starts_with([' ', '\t', '*']));
+    if (deps::is_alpha_id(word) || deps::is_speckit_id(word)) && (dotted || spaced) {
+        let rest = body[word.len() + usize::from(dotted)..].trim_start_matches(['*', ' ', '\t']);
         return Some(TaskHead {
             id: word.to_owned(),
             rest: offset + body.len() - rest.len(),
@@ -229,6 +233,10 @@ pub enum Key {
     Trigger,
     SpecReferences,
     Estimate,
+    /// `File:` / `Files:` (spec-workflow), the task's declared files.
+    Files,
+    /// spec-workflow's `_Prompt:_`.
+    Prompt,
     Other,
 }
 
@@ -245,6 +253,8 @@ pub fn canonical_key(key: &str) -> Key {
         "trigger" => Key::Trigger,
         "specreferences" | "specreference" | "refs" => Key::SpecReferences,
         "estimate" | "effort" => Key::Estimate,
+        "file" | "files" => Key::Files,
+        "prompt" => Key::Prompt,
         _ => Key::Other,
     }
 }
@@ -586,5 +596,136 @@ mod tests {
             &"Group 3 (depends on Group 2)"[at..at + phrase.len()],
             "Group 2"
         );
+    }
+}
+
+/// spec-kit's markers at the start of a title, `[P] [US1] Create …`: the title without them,
+/// whether `[P]` was there, and the story label.
+pub fn speckit_markers(title: &str) -> (String, bool, Option<String>) {
+    let mut rest = title.trim_start();
+    let mut parallel = false;
+    let mut story = None;
+    while let Some(inner) = rest.strip_prefix('[') {
+        let Some(close) = inner.find(']') else { break };
+        let marker = &inner[..close];
+        if marker == "P" {
+            parallel = true;
+        } else if marker.starts_with("US")
+            && marker[2..].bytes().all(|b| b.is_ascii_digit())
+            && marker.len() > 2
+        {
+            story = Some(marker.to_owned());
+        } else if !matches!(marker, "Story" | "conditional") {
+            break;
+        }
+        rest = inner[close + 1..].trim_start();
+    }
+    (rest.to_owned(), parallel, story)
+}
+
+/// spec-kit's inline `(depends on T012, T013)` in a title: the byte range of the whole
+/// parenthesis and of the list inside it.
+pub fn inline_depends(title: &str) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>)> {
+    let lower = title.to_ascii_lowercase();
+    let at = lower
+        .find("(depends on ")
+        .or_else(|| lower.find("(depends on:"))?;
+    let list_start = at + "(depends on".len();
+    let close = title[list_start..].find(')')? + list_start;
+    let list = &title[list_start..close];
+    let lead = list.len() - list.trim_start_matches([' ', ':']).len();
+    Some((at..close + 1, list_start + lead..close))
+}
+
+/// File paths named in a text: backticked words with a `/` or an extension, and bare words
+/// with a `/` and an extension (`src/config.rs`, `tests/unit/test_x.py`).
+pub fn paths_in(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (k, part) in text.split('`').enumerate() {
+        let words: Vec<&str> = if k % 2 == 1 {
+            vec![part.trim()]
+        } else {
+            part.split_whitespace()
+                .filter(|w| w.contains('/'))
+                .collect()
+        };
+        for w in words {
+            if let Some(p) = as_path(w)
+                && !out.contains(&p)
+            {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// `w` as a relative file path, when it looks like one.
+fn as_path(w: &str) -> Option<String> {
+    let w = w
+        .trim_start_matches(['(', '"', '\'', '*'])
+        .trim_end_matches([',', ';', ':', ')', '"', '\'', '*', '.']);
+    let w = w.strip_prefix("./").unwrap_or(w);
+    let name = w.rsplit('/').next().unwrap_or(w);
+    let (stem, ext) = name.rsplit_once('.')?;
+    let ok = !w.is_empty()
+        && !w.contains("://")
+        && !w.starts_with(['/', '-'])
+        && !w.starts_with("..")
+        && w.chars()
+            .all(|c| c.is_alphanumeric() || "/._-@+".contains(c))
+        && !stem.is_empty()
+        && (1..=8).contains(&ext.len())
+        && ext.bytes().all(|b| b.is_ascii_alphanumeric())
+        && !ext.bytes().all(|b| b.is_ascii_digit());
+    ok.then(|| w.to_owned())
+}
+
+#[cfg(test)]
+mod dialect_tests {
+    use super::*;
+
+    #[test]
+    fn speckit_heads_and_markers() {
+        let head = task_head("T012 [P] [US1] Create the model in src/model.rs").expect("a task");
+        assert_eq!(head.id, "T012");
+        let rest = &"T012 [P] [US1] Create the model in src/model.rs"[head.rest..];
+        assert_eq!(
+            speckit_markers(rest),
+            (
+                "Create the model in src/model.rs".to_owned(),
+                true,
+                Some("US1".to_owned())
+            )
+        );
+        assert_eq!(
+            task_head("**T003** Bold id").map(|h| h.id),
+            Some("T003".to_owned())
+        );
+        assert_eq!(task_head("TODO write this"), None);
+    }
+
+    #[test]
+    fn inline_depends_is_found() {
+        let t = "Wire it in src/cli.rs (depends on T008, T009)";
+        let (whole, list) = inline_depends(t).expect("found");
+        assert_eq!(&t[list], "T008, T009");
+        assert_eq!(&t[whole], "(depends on T008, T009)");
+    }
+
+    #[test]
+    fn paths_are_found_and_other_words_are_not() {
+        assert_eq!(
+            paths_in(
+                "Add `config.toml` and src/lib.rs, then .github/workflows/ci.yml (see docs/x.md)."
+            ),
+            vec![
+                "config.toml",
+                "src/lib.rs",
+                ".github/workflows/ci.yml",
+                "docs/x.md"
+            ]
+        );
+        assert!(paths_in("version 1.2 of and/or the https://example.com/a.html page").is_empty());
     }
 }

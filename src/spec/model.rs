@@ -38,6 +38,32 @@ impl TaskState {
     }
 }
 
+/// The spec tool a task list comes from, detected from its content. The grammar is one; the
+/// dialect decides the defaults (how order and parallelism are read, what metadata means).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dialect {
+    /// specflow: tracks, `_Dependencies:_`, review tasks, execution-strategy groups.
+    Specflow,
+    /// AWS Kiro: numbered tasks and sub-tasks in document order, optional `[ ]*` tasks.
+    Kiro,
+    /// GitHub spec-kit: `T001 [P] [US1]` tasks in `## Phase N:` sections.
+    SpecKit,
+    /// spec-workflow: numbered tasks with `File:`, `_Leverage:_`, `_Prompt:_`.
+    SpecWorkflow,
+}
+
+impl Dialect {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Specflow => "specflow",
+            Dialect::Kiro => "Kiro",
+            Dialect::SpecKit => "spec-kit",
+            Dialect::SpecWorkflow => "spec-workflow",
+        }
+    }
+}
+
 /// Where the checkbox of a task is, for surgical edits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Checkbox {
@@ -61,6 +87,8 @@ pub enum DepSource {
     Heading,
     /// The `## Execution Strategy` parallel groups.
     Group,
+    /// spec-kit's order: phase after phase, a task after the ones before it unless both are `[P]`.
+    Phase,
     /// No dependency information in the file: document order.
     DocumentOrder,
 }
@@ -128,6 +156,15 @@ pub struct Task {
     pub dep_phrases: Vec<DepPhrase>,
     /// Resolved, deduplicated edges (leaf tasks only; empty for containers).
     pub deps: Vec<Edge>,
+    /// Files the task says it creates or modifies (`Files to create/modify:`, `- File:`, paths
+    /// in a spec-kit description).
+    pub files: Vec<String>,
+    /// spec-workflow's `_Prompt:_`: the agent's instructions for this task.
+    pub prompt: Option<String>,
+    /// spec-kit's `[P]`: may run alongside the `[P]` tasks next to it.
+    pub parallel: bool,
+    /// spec-kit's story label (`US1`): the task's track.
+    pub story: Option<String>,
 }
 
 impl Task {
@@ -179,6 +216,7 @@ pub struct Group {
 #[derive(Debug, Clone)]
 pub struct TaskList {
     pub source: Source,
+    pub dialect: Dialect,
     pub tasks: Vec<Task>,
     pub sections: Vec<Section>,
     pub groups: Vec<Group>,
@@ -246,8 +284,11 @@ impl TaskList {
     }
 
     pub fn track_of(&self, index: usize) -> Option<&str> {
-        let section = self.tasks[index].section?;
-        self.sections[section].track.as_deref()
+        let task = &self.tasks[index];
+        if let Some(story) = &task.story {
+            return Some(story);
+        }
+        self.sections[task.section?].track.as_deref()
     }
 
     /// The agent named for a task: its own `_Agent:_`, else its track's `> Primary Agent:`.

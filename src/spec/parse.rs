@@ -11,7 +11,7 @@ use markdown::{Constructs, ParseOptions};
 use super::deps;
 use super::dialect::{self, Heading, Key};
 use super::model::{
-    Checkbox, CodeBlock, DepPhrase, Group, MetaEntry, Section, Task, TaskList, TaskState,
+    Checkbox, CodeBlock, DepPhrase, Dialect, Group, MetaEntry, Section, Task, TaskList, TaskState,
 };
 use crate::error::Diagnostic;
 use crate::source::Source;
@@ -30,6 +30,7 @@ pub(super) fn options() -> ParseOptions {
 pub fn parse(source: Source) -> TaskList {
     let mut list = TaskList {
         source,
+        dialect: Dialect::Specflow,
         tasks: Vec::new(),
         sections: Vec::new(),
         groups: Vec::new(),
@@ -60,6 +61,9 @@ pub fn parse(source: Source) -> TaskList {
     list.has_dependency_info = !list.groups.is_empty()
         || list.sections.iter().any(|s| s.deps.is_some())
         || list.tasks.iter().any(|t| !t.dep_phrases.is_empty());
+    list.dialect = detect_dialect(&list);
+    // spec-kit's phases and `[P]` markers are its dependency information.
+    list.has_dependency_info |= list.dialect == Dialect::SpecKit;
     list.upper_x = list
         .tasks
         .iter()
@@ -150,9 +154,12 @@ impl Walker<'_> {
                 agent: None,
             },
             Heading::Section { deps } => {
-                let inside_current = self
-                    .current_section
-                    .is_some_and(|s| level > self.list.sections[s].level);
+                // Only a track (or a section with dependencies) keeps the tasks of its
+                // sub-headings; `# Tasks` does not swallow spec-kit's `## Phase N:` sections.
+                let inside_current = self.current_section.is_some_and(|s| {
+                    let current = &self.list.sections[s];
+                    level > current.level && (current.track.is_some() || current.deps.is_some())
+                });
                 if deps.is_none() && inside_current {
                     return; // a sub-heading of a track keeps its tasks in the track
                 }
@@ -300,12 +307,32 @@ impl Walker<'_> {
             TaskState::Pending
         });
         let title = dialect::clean_title(&plain[head.rest..]);
+        let (mut title_text, marked_parallel, story) = dialect::speckit_markers(&title.title);
         let offset = start(node);
+        // spec-kit's `(depends on T012, T013)`: a dependency phrase, out of the title.
+        let mut inline_deps = None;
+        if let Some((whole, list)) = dialect::inline_depends(&title_text) {
+            let phrase = title_text[list].to_owned();
+            let (line_start, line_text) = self.item_line(node);
+            let at = line_text.find(&phrase).map_or(offset, |i| line_start + i);
+            inline_deps = Some(DepPhrase {
+                parsed: deps::parse(&phrase),
+                text: phrase,
+                offset: at,
+            });
+            title_text.replace_range(whole, "");
+            title_text = title_text.split_whitespace().collect::<Vec<_>>().join(" ");
+        }
+        let files = if story.is_some() || marked_parallel || deps::is_speckit_id(&head.id) {
+            dialect::paths_in(&title_text)
+        } else {
+            Vec::new()
+        };
         let (line, column) = self.list.source.line_col(offset);
         let index = self.list.tasks.len();
         self.list.tasks.push(Task {
             id: head.id,
-            title: title.title,
+            title: title_text,
             state,
             offset,
             line,
@@ -324,8 +351,12 @@ impl Walker<'_> {
             metadata: Vec::new(),
             details: Vec::new(),
             code_blocks: Vec::new(),
-            dep_phrases: Vec::new(),
+            dep_phrases: inline_deps.into_iter().collect(),
             deps: Vec::new(),
+            files,
+            prompt: None,
+            parallel: title.parallel || marked_parallel,
+            story,
         });
         self.tasks_in_section += 1;
 
@@ -383,6 +414,25 @@ impl Walker<'_> {
             return;
         }
         let (content_start, content) = self.item_content(node);
+        if let Some(prompt) = prompt_value(&content) {
+            self.list.tasks[task].prompt = Some(prompt);
+            return;
+        }
+        if let Some(rest) = files_heading(&content) {
+            // `Files to create/modify:` then the paths, on the line or in nested bullets.
+            let mut files = dialect::paths_in(rest);
+            for line in content.lines().skip(1) {
+                files.extend(dialect::paths_in(line));
+            }
+            let t = &mut self.list.tasks[task];
+            for f in files {
+                if !t.files.contains(&f) {
+                    t.files.push(f);
+                }
+            }
+            t.details.push(content);
+            return;
+        }
         if let Some(meta) = dialect::metadata(&content) {
             let value = meta.value.to_owned();
             let t = &mut self.list.tasks[task];
@@ -392,6 +442,25 @@ impl Walker<'_> {
                 Key::Trigger => t.trigger = Some(value),
                 Key::SpecReferences => t.spec_references = Some(value),
                 Key::Estimate => t.estimate = Some(value),
+                Key::Prompt => t.prompt = Some(value),
+                Key::Files => {
+                    let named = dialect::paths_in(&value);
+                    let named = if named.is_empty() {
+                        value
+                            .split(',')
+                            .filter_map(|w| w.split_whitespace().next())
+                            .map(str::to_owned)
+                            .collect()
+                    } else {
+                        named
+                    };
+                    for f in named {
+                        if !t.files.contains(&f) {
+                            t.files.push(f);
+                        }
+                    }
+                    t.details.push(content.clone());
+                }
                 Key::Dependencies => {
                     let parsed = deps::parse(&value);
                     let offset = content_start + meta.value_offset;
@@ -505,6 +574,56 @@ impl Walker<'_> {
 }
 
 /// Removes up to `width` columns of leading spaces (a tab counts as reaching the next stop).
+/// Which tool wrote the list, from what it holds.
+fn detect_dialect(list: &TaskList) -> Dialect {
+    let tasks = &list.tasks;
+    if tasks.iter().any(|t| deps::is_speckit_id(&t.id)) {
+        Dialect::SpecKit
+    } else if list.sections.iter().any(|s| s.track.is_some())
+        || !list.groups.is_empty()
+        || tasks
+            .iter()
+            .any(|t| deps::is_alpha_id(&t.id) || !t.dep_phrases.is_empty())
+        || list.sections.iter().any(|s| s.deps.is_some())
+    {
+        Dialect::Specflow
+    } else if tasks.iter().any(|t| {
+        t.prompt.is_some()
+            || !t.files.is_empty()
+            || t.metadata
+                .iter()
+                .any(|m| m.key.eq_ignore_ascii_case("leverage"))
+    }) {
+        Dialect::SpecWorkflow
+    } else {
+        Dialect::Kiro
+    }
+}
+
+/// spec-workflow's `_Prompt: …_`, which may run over several lines and hold `_Key:` text of
+/// its own: everything up to the last `_`.
+fn prompt_value(content: &str) -> Option<String> {
+    let rest = content.trim_start().strip_prefix("_Prompt:")?;
+    let end = rest.rfind('_').unwrap_or(rest.len());
+    let value = rest[..end].split_whitespace().collect::<Vec<_>>().join(" ");
+    (!value.is_empty()).then_some(value)
+}
+
+/// `Files to create/modify:` (also bold, or `Files to modify:`): the text after the colon.
+fn files_heading(content: &str) -> Option<&str> {
+    let first = content
+        .lines()
+        .next()?
+        .trim()
+        .trim_start_matches(['*', '_']);
+    let lower = first.to_ascii_lowercase();
+    if !(lower.starts_with("files to create") || lower.starts_with("files to modify")) {
+        return None;
+    }
+    let colon = first.find(':')?;
+    Some(first[colon + 1..].trim_start_matches(['*', '_']))
+}
+
 /// The width of `prefix` in columns, tabs stopping every four.
 fn columns(prefix: &str) -> usize {
     prefix.chars().fold(0, |col, c| {

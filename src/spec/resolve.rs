@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::deps::{DepRef, Requirement, Target};
 use super::dialect;
-use super::model::{DepPhrase, DepSource, Edge, Task, TaskList, TaskState};
+use super::model::{DepPhrase, DepSource, Dialect, Edge, Task, TaskList, TaskState};
 use crate::error::Diagnostic;
 
 pub fn resolve(list: &mut TaskList) {
@@ -31,7 +31,9 @@ pub fn resolve(list: &mut TaskList) {
         r.heading_dependencies(list);
         r.group_dependencies(list);
     }
-    if !list.has_dependency_info {
+    if list.dialect == Dialect::SpecKit {
+        r.speckit_order(list);
+    } else if !list.has_dependency_info {
         // Each pending task after the pending one before it: a done task in between satisfies
         // nothing on its own, or the tasks around it would run together.
         let mut previous = None;
@@ -170,6 +172,10 @@ fn insert_implied_parents(list: &mut TaskList) {
                 trigger: None,
                 spec_references: None,
                 estimate: None,
+                files: Vec::new(),
+                prompt: None,
+                parallel: false,
+                story: None,
                 ..task.clone()
             });
         }
@@ -686,6 +692,88 @@ impl Resolver {
             }
         }
         seen
+    }
+
+    /// spec-kit: a phase starts after the phase before it; inside a phase a task waits for
+    /// the tasks before it, except that `[P]` tasks next to each other run together. When the
+    /// file says user stories may run in parallel, the user-story phases all start after the
+    /// phase before the first of them, and the phase after them waits for all of them. Inline
+    /// `(depends on …)` comes first; this order only fills in.
+    fn speckit_order(&mut self, list: &TaskList) {
+        let stories_parallel = list.source.text.lines().any(|l| {
+            let l = l.to_ascii_lowercase();
+            l.contains("stor") && l.contains("in parallel")
+        });
+        // A `## Phase N:` heading holds the sections under it (`### Tests for User Story 1`).
+        let mut phase_of: Vec<usize> = Vec::with_capacity(list.sections.len());
+        let mut current: Option<usize> = None;
+        for (k, section) in list.sections.iter().enumerate() {
+            let is_phase = section.title.to_ascii_lowercase().starts_with("phase");
+            match current {
+                Some(p) if !is_phase && section.level > list.sections[p].level => phase_of.push(p),
+                _ => {
+                    current = is_phase.then_some(k);
+                    phase_of.push(k);
+                }
+            }
+        }
+        // Leaves by phase, in document order.
+        let mut phases: Vec<(Option<usize>, Vec<usize>)> = Vec::new();
+        for t in list.leaves() {
+            let section = list.tasks[t].section.map(|s| phase_of[s]);
+            match phases.last_mut() {
+                Some((s, members)) if *s == section => members.push(t),
+                _ => phases.push((section, vec![t])),
+            }
+        }
+        let is_story = |s: Option<usize>| {
+            s.is_some_and(|s| {
+                list.sections[s]
+                    .title
+                    .to_ascii_lowercase()
+                    .contains("user story")
+            })
+        };
+        let mut entry: Vec<usize> = Vec::new();
+        let mut story_entry: Option<Vec<usize>> = None;
+        let mut story_ends: Vec<usize> = Vec::new();
+        for (section, members) in &phases {
+            let story = stories_parallel && is_story(*section);
+            if story {
+                let start = story_entry.get_or_insert_with(|| entry.clone()).clone();
+                entry = start;
+            } else if story_entry.take().is_some() {
+                entry = std::mem::take(&mut story_ends);
+            }
+            let mut before = entry.clone();
+            let mut run: Vec<usize> = Vec::new();
+            let mut run_base: Vec<usize> = Vec::new();
+            for &t in members {
+                let waits = if list.tasks[t].parallel {
+                    if run.is_empty() {
+                        run_base = before.clone();
+                    }
+                    run.push(t);
+                    run_base.clone()
+                } else {
+                    if !run.is_empty() {
+                        before = std::mem::take(&mut run);
+                    }
+                    std::mem::replace(&mut before, vec![t])
+                };
+                let edges: Vec<Pending> = waits
+                    .into_iter()
+                    .map(|on| Pending::new(on, Requirement::Done, DepSource::Phase))
+                    .collect();
+                self.add_filling(&[t], &edges);
+            }
+            let end = if run.is_empty() { before } else { run };
+            if story {
+                story_ends.extend(end);
+            } else {
+                entry = end;
+            }
+        }
     }
 
     fn heading_dependencies(&mut self, list: &mut TaskList) {

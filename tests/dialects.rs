@@ -1,0 +1,240 @@
+//! The task-list dialects other than specflow: planned from the bundled fixtures by the built
+//! binary, in temp git repositories, and run end to end with a small agent.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+struct Repo {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+}
+
+fn fixture(dialect: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/dialects")
+        .join(dialect)
+        .join("tasks.md")
+}
+
+impl Repo {
+    /// A workspace holding one feature, `demo`, with the dialect's fixture as its task list.
+    fn new(dialect: &str) -> Repo {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let root = tmp.path().join("repo");
+        let spec = root.join("documentation/features/demo");
+        fs::create_dir_all(&spec).expect("spec dir");
+        fs::write(root.join("Cargo.toml"), "[workspace]\n").expect("manifest");
+        fs::write(root.join(".gitignore"), "/target\n").expect("gitignore");
+        fs::copy(fixture(dialect), spec.join("tasks.md")).expect("fixture");
+        let repo = Repo { _tmp: tmp, root };
+        repo.git(&["init", "-q", "-b", "main"]);
+        repo.git(&["config", "user.name", "Dialect Tester"]);
+        repo.git(&["config", "user.email", "dialects@localhost"]);
+        repo.git(&["add", "-A"]);
+        repo.git(&["commit", "-qm", "The spec"]);
+        repo
+    }
+
+    fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(&self.root)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    }
+
+    fn spec_exec(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_cargo-spec-exec"))
+            .args(args)
+            .current_dir(&self.root)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CI")
+            .env("NO_COLOR", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .expect("cargo-spec-exec runs")
+    }
+
+    /// The `plan` line of a JSON dry run.
+    fn plan(&self, extra: &[&str]) -> Value {
+        let mut args = vec!["demo", "--dry-run", "--message-format", "json"];
+        args.extend_from_slice(extra);
+        let out = self.spec_exec(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("JSON"))
+            .find(|v| v["type"] == "plan")
+            .expect("a plan line")
+    }
+
+    fn tasks_md(&self) -> String {
+        fs::read_to_string(self.root.join("documentation/features/demo/tasks.md"))
+            .expect("tasks.md")
+    }
+
+    fn approve(&self) {
+        let out = self.spec_exec(&["approve", "demo"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        self.git(&["commit", "-qam", "Approve"]);
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn task<'a>(plan: &'a Value, id: &str) -> &'a Value {
+    plan["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap_or_else(|| panic!("no task {id}"))
+}
+
+fn group(plan: &Value, id: &str) -> Option<u64> {
+    task(plan, id)["group"].as_u64()
+}
+
+/// An agent that writes `<id>.done` in its worktree: a change to commit.
+const AGENT: &str = "bash -c 'echo \"$SPEC_EXEC_TASK_TITLE\" > \"$SPEC_EXEC_TASK_ID.done\"'";
+
+#[test]
+fn spec_kit_phases_run_in_order_and_p_tasks_together() {
+    let repo = Repo::new("spec-kit");
+    let plan = repo.plan(&[]);
+    assert_eq!(plan["dialect"], "spec-kit");
+    let expected = [
+        ("T001", 1),
+        ("T002", 2),
+        ("T003", 2),
+        ("T004", 3),
+        ("T005", 4),
+        ("T006", 4),
+        // User stories run side by side after the foundation, as the file says they may.
+        ("T007", 5),
+        ("T010", 5),
+        ("T008", 6),
+        ("T011", 6),
+        ("T009", 7),
+        ("T012", 7),
+        // Polish waits for both stories.
+        ("T013", 8),
+        ("T014", 9),
+    ];
+    for (id, g) in expected {
+        assert_eq!(group(&plan, id), Some(g), "group of {id}");
+    }
+    let t009 = task(&plan, "T009");
+    assert_eq!(t009["track"], "US1");
+    assert_eq!(t009["files"], serde_json::json!(["crates/sync/src/cli.rs"]));
+    assert_eq!(
+        t009["title"],
+        "Wire push into the CLI in crates/sync/src/cli.rs"
+    );
+    assert!(
+        t009["dependencies"]
+            .as_array()
+            .expect("deps")
+            .iter()
+            .any(|d| d["id"] == "T008" && d["source"] == "task"),
+        "{t009}"
+    );
+    assert_eq!(task(&plan, "T002")["parallel"], true);
+
+    // Both stories wire into cli.rs and may run together: check warns, and passes.
+    let check = repo.spec_exec(&["check"]);
+    assert!(check.status.success(), "{}", text(&check.stderr));
+    let err = text(&check.stderr);
+    assert!(
+        err.contains("tasks T009 and T012 both modify crates/sync/src/cli.rs and may run together; add a dependency"),
+        "{err}"
+    );
+    assert!(err.contains("tasks.md:42:7"), "{err}");
+    assert!(err.contains("spec-kit task list"), "{err}");
+}
+
+#[test]
+fn kiro_optional_tasks_are_planned_or_left_out() {
+    let repo = Repo::new("kiro");
+    let plan = repo.plan(&[]);
+    assert_eq!(plan["dialect"], "kiro");
+    assert_eq!(task(&plan, "2.2")["optional"], true);
+    assert_eq!(task(&plan, "3.3")["optional"], true);
+    // Document order, sub-tasks in order within their parent; 1 is done.
+    let order = ["2.1", "2.2", "2.3", "3.1", "3.2", "3.3", "4"];
+    for (k, id) in order.iter().enumerate() {
+        assert_eq!(group(&plan, id), Some(k as u64 + 1), "group of {id}");
+    }
+    let skipping = repo.plan(&["--skip-optional"]);
+    assert_eq!(group(&skipping, "2.2"), None);
+    assert_eq!(group(&skipping, "2.3"), Some(2));
+    assert_eq!(group(&skipping, "4"), Some(5));
+
+    let human = repo.spec_exec(&["demo", "--dry-run", "--skip-optional"]);
+    let out = text(&human.stdout);
+    assert!(
+        out.contains("Left out (--skip-optional): tasks 2.2, 3.3"),
+        "{out}"
+    );
+    assert!(out.contains("Format: Kiro task list"), "{out}");
+
+    // Run without the optional tasks: they stay open, the rest is ticked.
+    repo.approve();
+    let before = repo.tasks_md();
+    let run = repo.spec_exec(&["demo", "--agent", AGENT, "--skip-optional"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let after = repo.tasks_md();
+    for id in ["2.1", "2.3", "3.1", "3.2", "4"] {
+        assert!(
+            repo.git(&["branch", "--list", &format!("spec/demo/{id}")])
+                .contains(id)
+        );
+    }
+    assert!(after.contains("- [ ]* 2.2 "), "{after}");
+    assert!(after.contains("- [ ]* 3.3 "), "{after}");
+    assert!(after.contains("- [x] 2.3 "), "{after}");
+    // `[-]` (in progress) becomes `[x]` when the task is done.
+    assert!(before.contains("- [-] 3.2 "), "{before}");
+    assert!(after.contains("- [x] 3.2 "), "{after}");
+}
+
+#[test]
+fn spec_workflow_files_prompts_and_in_progress_tasks() {
+    let repo = Repo::new("spec-workflow");
+    let plan = repo.plan(&[]);
+    assert_eq!(plan["dialect"], "spec-workflow");
+    let two = task(&plan, "2");
+    assert_eq!(two["state"], "in-progress");
+    assert_eq!(two["group"], 1, "an in-progress task is planned as pending");
+    assert_eq!(two["files"], serde_json::json!(["src/export/csv.rs"]));
+    let prompt = two["prompt"].as_str().expect("a prompt");
+    assert!(
+        prompt.starts_with("Role: Rust developer | Task: Implement the CSV exporter"),
+        "{prompt}"
+    );
+    assert!(
+        prompt.ends_with("Success: the exporter passes the round-trip tests"),
+        "{prompt}"
+    );
+    assert_eq!(
+        task(&plan, "4")["files"],
+        serde_json::json!(["src/export/mod.rs", "src/main.rs"])
+    );
+    assert_eq!(group(&plan, "3"), Some(2));
+    assert_eq!(group(&plan, "1"), None, "done");
+
+    repo.approve();
+    let run = repo.spec_exec(&["demo", "--agent", AGENT]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let after = repo.tasks_md();
+    assert!(after.contains("- [x] 2. Write the CSV exporter"), "{after}");
+    assert!(!after.contains("- [ ]"), "{after}");
+}
