@@ -47,7 +47,14 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
             "name a preset or a command",
         ));
     }
-    let feature = spec::find(&ws.root, &ws.features_dir(), name)?;
+    let feature = spec::find_anywhere(&ws.root, &ws.features_dir(), name)?;
+    // Shown as its directory's name (`001` finds `001-user-auth`), unless only a path tells it
+    // from another feature of that name.
+    let name = if name.contains('/') {
+        name
+    } else {
+        feature.name.as_str()
+    };
     let list = load_valid(shell, ws, &feature)?;
     let approval = approval::state(&list);
     let plan = plan::build(
@@ -231,7 +238,7 @@ fn summarize(ws: &Workspace, feature: Feature) -> Summary {
 }
 
 fn all_features(ws: &Workspace) -> Result<Vec<Feature>> {
-    spec::features(&ws.features_dir())
+    spec::all_features(&ws.root, &ws.features_dir())
 }
 
 pub fn list(shell: &Shell, ws: &Workspace) -> Result<i32> {
@@ -265,9 +272,16 @@ pub fn list(shell: &Shell, ws: &Workspace) -> Result<i32> {
         .max()
         .unwrap_or(7)
         .max(7);
+    let place = |s: &Summary| display_path(&s.feature.dir, &ws.root).display().to_string();
+    let place_width = summaries
+        .iter()
+        .map(|s| place(s).chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     shell.out(format!(
-        "{:<width$}  {:>9}  {:<12}  {:<13}  {}",
-        "FEATURE", "DONE", "APPROVAL", "FORMAT", "STATUS"
+        "{:<width$}  {:>9}  {:<12}  {:<13}  {:<place_width$}  {}",
+        "FEATURE", "DONE", "APPROVAL", "FORMAT", "PATH", "STATUS"
     ));
     for s in &summaries {
         let done = s
@@ -284,10 +298,11 @@ pub fn list(shell: &Shell, ws: &Workspace) -> Result<i32> {
             ),
         };
         shell.out(format!(
-            "{:<width$}  {done:>9}  {:<12}  {:<13}  {status}",
+            "{:<width$}  {done:>9}  {:<12}  {:<13}  {:<place_width$}  {status}",
             s.feature.name,
             s.approval,
-            s.dialect_name()
+            s.dialect_name(),
+            place(s)
         ));
     }
     Ok(exit::OK)
@@ -313,7 +328,7 @@ pub fn check(shell: &Shell, ws: &Workspace, names: &[String]) -> Result<i32> {
     } else {
         names
             .iter()
-            .map(|n| spec::find(&ws.root, &ws.features_dir(), n))
+            .map(|n| spec::find_anywhere(&ws.root, &ws.features_dir(), n))
             .collect::<Result<Vec<_>>>()?
     };
     if features.is_empty() {
@@ -389,7 +404,7 @@ pub fn check(shell: &Shell, ws: &Workspace, names: &[String]) -> Result<i32> {
 }
 
 pub fn approve(shell: &Shell, ws: &Workspace, name: &str) -> Result<i32> {
-    let feature = spec::find(&ws.root, &ws.features_dir(), name)?;
+    let feature = spec::find_anywhere(&ws.root, &ws.features_dir(), name)?;
     let list = load_valid(shell, ws, &feature)?;
     let path = feature.tasks_path();
     let shown = list.source.display_path.display().to_string();

@@ -22,6 +22,118 @@ pub struct Feature {
     pub dir: PathBuf,
 }
 
+/// Where spec tools keep their specs, besides `features-dir`, under the workspace root (`*` is
+/// any one directory): specflow's modules, Kiro, spec-kit, spec-workflow. A directory there is
+/// a feature only if it holds a tasks.md.
+const OTHER_PLACES: [&str; 4] = [
+    "documentation/modules/*/features",
+    ".kiro/specs",
+    "specs",
+    ".spec-workflow/specs",
+];
+
+/// The directories `pattern` (relative to `root`, `*` for any one directory) names.
+fn expand(root: &Path, pattern: &str) -> Vec<PathBuf> {
+    let mut dirs = vec![root.to_path_buf()];
+    for part in pattern.split('/') {
+        let mut next = Vec::new();
+        for d in dirs {
+            if part == "*" {
+                if let Ok(entries) = std::fs::read_dir(&d) {
+                    let mut found: Vec<PathBuf> = entries
+                        .flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.is_dir())
+                        .collect();
+                    found.sort();
+                    next.extend(found);
+                }
+            } else {
+                let p = d.join(part);
+                if p.is_dir() {
+                    next.push(p);
+                }
+            }
+        }
+        dirs = next;
+    }
+    dirs
+}
+
+/// Every feature of the workspace, sorted by name then place: the directories under
+/// `features_dir`, and those with a tasks.md where other spec tools keep specs
+/// (`documentation/modules/*/features/`, `.kiro/specs/`, `specs/`, `.spec-workflow/specs/`).
+pub fn all_features(root: &Path, features_dir: &Path) -> Result<Vec<Feature>> {
+    let mut out = features(features_dir)?;
+    for pattern in OTHER_PLACES {
+        for dir in expand(root, pattern) {
+            if dir == features_dir {
+                continue;
+            }
+            for f in features(&dir)? {
+                if f.tasks_path().is_file() && !out.iter().any(|o| o.dir == f.dir) {
+                    out.push(f);
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.dir.cmp(&b.dir)));
+    Ok(out)
+}
+
+/// Whether `name` names feature `f`: its directory name, or for spec-kit's numbered
+/// directories (`001-user-auth`) the number or the rest.
+fn names(f: &Feature, name: &str) -> bool {
+    if f.name == name {
+        return true;
+    }
+    match f.name.split_once('-') {
+        Some((num, rest)) if !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit()) => {
+            name == num || name == rest
+        }
+        _ => false,
+    }
+}
+
+/// Finds a feature by name in every place specs are kept ([`all_features`]); a name that fits
+/// several is an error listing them, which a path relative to the workspace root
+/// (`.kiro/specs/auth`) settles.
+pub fn find_anywhere(root: &Path, features_dir: &Path, name: &str) -> Result<Feature> {
+    let all = all_features(root, features_dir)?;
+    let rel = |f: &Feature| source::display_path(&f.dir, root).display().to_string();
+    if name.contains('/') {
+        let wanted = name.trim_end_matches('/');
+        if let Some(f) = all.iter().find(|f| rel(f) == wanted) {
+            validate_name(&f.name)?;
+            ensure_inside(f, root)?;
+            return Ok(f.clone());
+        }
+    }
+    let matching: Vec<&Feature> = all.iter().filter(|f| names(f, name)).collect();
+    match matching.as_slice() {
+        [] => find(root, features_dir, name),
+        [one] => {
+            validate_name(&one.name)?;
+            ensure_inside(one, root)?;
+            Ok((*one).clone())
+        }
+        many => Err(Error::user_with_help(
+            format!(
+                "`{name}` names {} features: {}",
+                many.len(),
+                many.iter()
+                    .map(|f| format!("`{}`", rel(f)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            format!(
+                "name one by its directory, e.g. `cargo spec-exec {}`",
+                rel(many[0])
+            ),
+        )),
+    }
+}
+
 impl Feature {
     pub fn tasks_path(&self) -> PathBuf {
         self.dir.join("tasks.md")
