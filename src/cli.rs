@@ -35,7 +35,8 @@ pub enum ColorChoice {
     override_usage = "cargo spec-exec [OPTIONS] <FEATURE> [RUN OPTIONS]\n       \
         cargo spec-exec [OPTIONS] <COMMAND>",
     after_help = "A bare <FEATURE> is short for `run <FEATURE>` and takes the run options: \
-        --dry-run, --max-agents, --track, --skip-optional, --continue-on-error, --agent, --timeout and --base \
+        --dry-run, --max-agents, --track, --skip-optional, --continue-on-error, --agent, --timeout, \
+        --max-review-rounds and --base \
         (`cargo spec-exec run --help` explains them). Options may come before or after the \
         feature or command.\n\n\
         Exit status: 0 all selected tasks done, 1 a task failed or was skipped, \
@@ -110,6 +111,11 @@ pub struct RunOptions {
     /// End an agent that runs longer than this, e.g. 30m, 1h30m [default: 30m]
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
+
+    /// Run a review at most N times: after N rounds that ask for changes, its gate fails
+    /// [default: 3, or `max-review-rounds` in the configuration]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_review_rounds: Option<u32>,
 
     /// The revision tasks without dependencies start from [default: HEAD]
     #[arg(long, value_name = "REV")]

@@ -13,6 +13,8 @@ pub const DEFAULT_FEATURES_DIR: &str = "documentation/features";
 pub const DEFAULT_MAX_AGENTS: usize = 6;
 pub const DEFAULT_BRANCH_PREFIX: &str = "spec";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// How many times a review gate runs its review before it gives up.
+pub const DEFAULT_MAX_REVIEW_ROUNDS: u32 = 3;
 
 const KEYS: &[&str] = &[
     "features-dir",
@@ -20,6 +22,7 @@ const KEYS: &[&str] = &[
     "agent",
     "timeout",
     "branch-prefix",
+    "max-review-rounds",
 ];
 
 /// An agent as configured: a preset name, or an argv list.
@@ -37,6 +40,7 @@ pub struct Config {
     pub agent: Option<AgentSpec>,
     pub timeout: Option<Duration>,
     pub branch_prefix: String,
+    pub max_review_rounds: Option<u32>,
 }
 
 impl Default for Config {
@@ -47,6 +51,7 @@ impl Default for Config {
             agent: None,
             timeout: None,
             branch_prefix: DEFAULT_BRANCH_PREFIX.to_owned(),
+            max_review_rounds: None,
         }
     }
 }
@@ -152,6 +157,15 @@ impl Config {
                 "max-agents" => match value.as_u64() {
                     Some(n) if n >= 1 => config.max_agents = Some(n as usize),
                     _ => problems.push(bad("expected a whole number of at least 1").help("e.g. max-agents = 4")),
+                },
+                "max-review-rounds" => match value.as_u64() {
+                    Some(n) if (1..=u64::from(u32::MAX)).contains(&n) => {
+                        config.max_review_rounds = Some(n as u32);
+                    }
+                    _ => problems.push(
+                        bad("expected a whole number of at least 1")
+                            .help("e.g. max-review-rounds = 3"),
+                    ),
                 },
                 "agent" => match agent_spec(value) {
                     Some(AgentSpec::Preset(name)) if !crate::exec::agent::is_preset(&name) => {
@@ -315,19 +329,33 @@ mod tests {
     fn values_are_checked() {
         let value = serde_json::json!({
             "features-dir": "../elsewhere", "max-agents": 0, "agent": [],
-            "timeout": "forever", "branch-prefix": "bad..prefix"
+            "timeout": "forever", "branch-prefix": "bad..prefix", "max-review-rounds": 0
         });
         let Err(Error::Diagnostics(d)) = Config::from_value(Some(&value), &src("")) else {
             panic!("expected errors");
         };
-        assert_eq!(d.len(), 5);
-        let ok = serde_json::json!({"agent": ["my-agent", "--fast"], "timeout": "10m", "branch-prefix": "team/spec"});
+        assert_eq!(d.len(), 6);
+        let ok = serde_json::json!({"agent": ["my-agent", "--fast"], "timeout": "10m", "branch-prefix": "team/spec", "max-review-rounds": 2});
         let c = Config::from_value(Some(&ok), &src("")).unwrap();
         assert_eq!(
             c.agent,
             Some(AgentSpec::Argv(vec!["my-agent".into(), "--fast".into()]))
         );
         assert_eq!(c.branch_prefix, "team/spec");
+        assert_eq!(c.max_review_rounds, Some(2));
+    }
+
+    #[test]
+    fn a_bad_max_review_rounds_is_located() {
+        let text = "[workspace]\n\n[workspace.metadata.spec-exec]\nmax-review-rounds = \"many\"\n";
+        let value = serde_json::json!({"max-review-rounds": "many"});
+        let Err(Error::Diagnostics(d)) = Config::from_value(Some(&value), &src(text)) else {
+            panic!("expected an error");
+        };
+        assert_eq!(
+            d[0].to_string(),
+            "Cargo.toml:4:1: invalid `max-review-rounds` in [workspace.metadata.spec-exec]: expected a whole number of at least 1"
+        );
     }
 
     #[test]

@@ -165,6 +165,10 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
             base: opts.base.clone(),
             branch_prefix: ws.config.branch_prefix.clone(),
             agent,
+            max_review_rounds: opts
+                .max_review_rounds
+                .or(ws.config.max_review_rounds)
+                .unwrap_or(config::DEFAULT_MAX_REVIEW_ROUNDS),
         },
     )
 }

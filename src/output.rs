@@ -382,6 +382,42 @@ impl<'a> Display<'a> {
                     self.line("Started", format!("{id} {title} ({branch})"), false);
                 }
             }
+            Event::ReviewVerdict {
+                id,
+                round,
+                branch,
+                verdict,
+                ..
+            } => {
+                self.end_run(id);
+                if self.mode != Mode::Json {
+                    self.line(
+                        "Reviewed",
+                        format!("{id} round {round}: {} ({branch})", verdict.word()),
+                        false,
+                    );
+                }
+            }
+            Event::ReworkFinished {
+                id,
+                review,
+                branch,
+                files_changed,
+                ..
+            } => {
+                self.end_run(id);
+                if self.mode != Mode::Json {
+                    let files = files_changed.unwrap_or(0);
+                    self.line(
+                        "Reworked",
+                        format!(
+                            "{id} for {review} on {branch} ({files} {}); {review} runs again",
+                            if files == 1 { "file" } else { "files" }
+                        ),
+                        false,
+                    );
+                }
+            }
             Event::TaskFinished(r) => {
                 self.active.retain(|(id, ..)| *id != r.id);
                 match r.status {
@@ -397,6 +433,19 @@ impl<'a> Display<'a> {
                     .as_ref()
                     .map(|l| format!("log: {}", self.rel(l).display()));
                 match r.status {
+                    Status::Done if r.verdict.is_some() => {
+                        let rounds = r.rounds.iter().filter(|x| x.verdict.is_some()).count();
+                        self.line(
+                            "Approved",
+                            format!(
+                                "{} on {} (after {rounds} review {})",
+                                r.id,
+                                r.branch.as_deref().unwrap_or(""),
+                                if rounds == 1 { "round" } else { "rounds" }
+                            ),
+                            false,
+                        );
+                    }
                     Status::Done => {
                         let files = r.files_changed.unwrap_or(0);
                         self.line(
@@ -491,6 +540,13 @@ impl<'a> Display<'a> {
                     errln!("{:>12} {msg}", style(verb).red().bold().for_stderr());
                 }
             }
+        }
+    }
+
+    /// One run of a task (a review round, a rework run) ended; the task goes on.
+    fn end_run(&mut self, id: &str) {
+        if let Some(i) = self.active.iter().position(|(a, ..)| a == id) {
+            self.active.remove(i);
         }
     }
 

@@ -42,6 +42,46 @@ impl Status {
     }
 }
 
+/// A review's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Approved,
+    RequiresChanges,
+}
+
+impl Verdict {
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Approved => "approved",
+            Verdict::RequiresChanges => "requires changes",
+        }
+    }
+
+    /// As in JSON and in the commit trailer.
+    pub fn word_kebab(self) -> &'static str {
+        match self {
+            Verdict::Approved => "approved",
+            Verdict::RequiresChanges => "requires-changes",
+        }
+    }
+}
+
+/// One run of a review gate's loop: a review round (with its verdict) or a run of its rework.
+#[derive(Debug, Clone, Serialize)]
+pub struct Round {
+    /// The review, or the rework that ran between two of its rounds.
+    pub task: String,
+    /// The review's round; for a rework, its own run number (1 for its first run).
+    pub round: u32,
+    pub branch: String,
+    pub commit: Option<String>,
+    /// A review round's verdict (`null` for a rework run).
+    pub verdict: Option<Verdict>,
+    /// Recorded by an earlier run and reused.
+    pub reused: bool,
+}
+
 /// One task's line of the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct TaskReport {
@@ -59,6 +99,11 @@ pub struct TaskReport {
     pub reason: Option<String>,
     /// Set when the task was done but tasks.md could not be ticked.
     pub tick_error: Option<String>,
+    /// A review's final verdict (`null` for other tasks, and for a review that gave none).
+    pub verdict: Option<Verdict>,
+    /// A review's loop, round by round, with the rework runs between rounds; a rework's own
+    /// runs. Empty for other tasks.
+    pub rounds: Vec<Round>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -107,6 +152,28 @@ pub enum Event {
         track: Option<String>,
         branch: String,
         worktree: PathBuf,
+        log: PathBuf,
+        /// A review's round, or a rework's run number; `null` for other tasks.
+        round: Option<u32>,
+    },
+    /// A review round ended with a verdict (every round, the last one too).
+    ReviewVerdict {
+        id: String,
+        round: u32,
+        branch: String,
+        commit: Option<String>,
+        verdict: Verdict,
+        log: PathBuf,
+    },
+    /// A rework ran for a review that asked for changes; the review runs again on top of it.
+    ReworkFinished {
+        id: String,
+        review: String,
+        round: u32,
+        branch: String,
+        commit: Option<String>,
+        files_changed: Option<usize>,
+        duration_secs: f64,
         log: PathBuf,
     },
     TaskFinished(TaskReport),
@@ -225,6 +292,34 @@ impl Report<'_> {
                 secs(r.duration_secs),
                 note.replace('|', "\\|"),
             );
+        }
+        let gates: Vec<&TaskReport> = self
+            .tasks
+            .iter()
+            .filter(|r| r.rounds.iter().any(|x| x.verdict.is_some()))
+            .collect();
+        if !gates.is_empty() {
+            let _ = writeln!(out, "\n## Review rounds\n");
+            let _ = writeln!(out, "| review | round | task | branch | commit | verdict |");
+            let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
+            for r in gates {
+                for x in &r.rounds {
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | {} | `{}` | {} | {}{} |",
+                        r.id,
+                        x.round,
+                        x.task,
+                        x.branch,
+                        x.commit
+                            .as_deref()
+                            .map(|c| format!("`{}`", &c[..c.len().min(10)]))
+                            .unwrap_or_default(),
+                        x.verdict.map_or("rework", Verdict::word),
+                        if x.reused { " (earlier run)" } else { "" },
+                    );
+                }
+            }
         }
         out
     }

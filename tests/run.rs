@@ -1433,7 +1433,7 @@ fn edits_made_during_the_run_are_kept_and_a_retitled_task_is_not_ticked() {
 fn a_conditional_task_is_not_needed_when_its_review_passes() {
     let s = Scratch::new(&tasks_md(&[
         task("1", "Build", "", "write=one.txt"),
-        task("CR-A", "Review", "Task 1", "write=review.md"),
+        task("CR-A", "Review", "Task 1", "write=review.md say=APPROVED"),
         task("RW-A", "Rework", "CR-A (failed)", "write=rework.txt"),
         task("2", "After the review", "CR-A", "write=two.txt"),
     ]));
@@ -1642,7 +1642,7 @@ fn an_agent_gets_its_worktree_prompt_and_variables() {
         "CR-A",
         "Review the work",
         "",
-        "dumpenv write=review.md",
+        "dumpenv write=review.md say=APPROVED",
     )]));
     let run = s.run(&[]);
     run.assert_code(0);

@@ -8,8 +8,9 @@
 
 pub mod agent;
 pub mod prompt;
+pub mod review;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,7 +23,7 @@ use crate::error::{Error, Result, exit};
 use crate::git::{self, Git};
 use crate::output::{Display, Shell};
 use crate::plan::{Blocked, Plan};
-use crate::report::{Event, Report, Status, TaskReport, Totals};
+use crate::report::{Event, Report, Round, Status, TaskReport, Totals, Verdict};
 use crate::source::display_path;
 use crate::spec::{Feature, TaskList, edit};
 use agent::{Agent, Outcome, Stop};
@@ -38,6 +39,8 @@ pub struct Settings {
     pub base: Option<String>,
     pub branch_prefix: String,
     pub agent: Agent,
+    /// How many rounds a review gate runs in one run before it fails.
+    pub max_review_rounds: u32,
 }
 
 /// What every task of the run shares.
@@ -55,20 +58,66 @@ struct Shared {
     run_id: String,
     base: git2::Oid,
     settings: Settings,
+    /// Tips of the feature's task and round branches when the run started: a round branch
+    /// left at one of them by an earlier run holds nothing but spec-exec's work.
+    known: Vec<git2::Oid>,
+    /// Which tasks are reviews, by task index.
+    reviews: Vec<bool>,
 }
 
-/// One task handed to a worker.
+/// What a job is to its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Task,
+    /// A round of a review: its verdict decides the gate.
+    Review {
+        round: u32,
+    },
+    /// A run of a rework for `review`, which asked for changes.
+    Rework {
+        review: usize,
+        run: u32,
+    },
+}
+
+impl Role {
+    fn round(self) -> Option<u32> {
+        match self {
+            Role::Task => None,
+            Role::Review { round } => Some(round),
+            Role::Rework { run, .. } => Some(run),
+        }
+    }
+}
+
+/// One task (or one round of a review gate) handed to a worker.
 #[derive(Debug, Clone)]
 struct Job {
     index: usize,
     id: String,
     title: String,
     track: Option<String>,
+    role: Role,
+    /// The name of its worktree, log and prompt: the id, with `.round-N` after the first round.
+    run_name: String,
     branch: String,
     /// Branches of the dependencies (done before or during this run).
     dep_branches: Vec<String>,
+    /// Start from this branch's tip instead (a rework on its review, a review on its rework).
+    base_branch: Option<String>,
+    /// A review's verdict file, relative to the worktree.
+    verdict_file: Option<String>,
     prompt: String,
     code_blocks: Vec<String>,
+}
+
+/// What a worker hands back.
+#[derive(Debug)]
+struct JobResult {
+    report: TaskReport,
+    job: Job,
+    /// A review's verdict and findings.
+    verdict: Option<review::Read>,
 }
 
 /// git's name for a task's worktree. The feature's length makes it unambiguous: `demo` task
@@ -151,12 +200,27 @@ pub fn execute(
 
     // Branches left by earlier runs: finished ones are reused, unfinished ones are reset when
     // that loses nothing; anything else stops the run before it starts.
+    // A review's rounds (and a rework's runs) are on round branches too: a review is reused
+    // only when its last recorded round approved; otherwise it runs again on top of it.
+    let reviews = review::reviews(list);
     let mut reused: HashMap<usize, git::TaskCommit> = HashMap::new();
+    let mut history: HashMap<usize, Vec<review::Recorded>> = HashMap::new();
     let mut problems = Vec::new();
-    let tips: Vec<(String, git2::Oid)> = list
+    let mut tips: Vec<(String, git2::Oid)> = list
         .leaves()
         .filter_map(|i| git.branch_tip(&branch_of(i)).map(|t| (branch_of(i), t)))
         .collect();
+    if let Ok(repo) = git2::Repository::open(git.workdir().unwrap_or_else(|| root.to_path_buf())) {
+        for node in &plan.nodes {
+            let id = &list.tasks[node.task].id;
+            let recorded =
+                review::recorded_rounds(&repo, &settings.branch_prefix, &feature.name, id);
+            tips.extend(recorded.iter().skip(1).map(|r| (r.branch.clone(), r.oid)));
+            if !recorded.is_empty() {
+                history.insert(node.task, recorded);
+            }
+        }
+    }
     for node in &plan.nodes {
         let id = &list.tasks[node.task].id;
         let branch = branch_of(node.task);
@@ -164,6 +228,18 @@ pub fn execute(
             continue;
         }
         match git.task_commit(&branch) {
+            Some(tc) if &tc.task == id && reviews[node.task] => {
+                let last = history.get(&node.task).and_then(|h| h.last());
+                if let Some(last) = last.filter(|l| l.verdict == Some(Verdict::Approved)) {
+                    reused.insert(
+                        node.task,
+                        git::TaskCommit {
+                            oid: last.oid,
+                            task: tc.task,
+                        },
+                    );
+                }
+            }
             Some(tc) if &tc.task == id => {
                 reused.insert(node.task, tc);
             }
@@ -252,6 +328,8 @@ pub fn execute(
         run_id: run_id.clone(),
         base,
         settings: settings.clone(),
+        known: tips.iter().map(|&(_, t)| t).collect(),
+        reviews,
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -266,7 +344,13 @@ pub fn execute(
         plan.nodes.len(),
         &run_dir,
     ));
-    let mut reports = runtime.block_on(schedule(&shared, list, plan, &reused, &mut display));
+    let mut reports = runtime.block_on(schedule(
+        &shared,
+        list,
+        plan,
+        &Earlier { reused, history },
+        &mut display,
+    ));
 
     // Tasks the plan could not run.
     for (t, why) in &plan.blocked {
@@ -421,6 +505,8 @@ fn skipped(list: &TaskList, t: usize, reason: String) -> TaskReport {
         worktree: None,
         reason: Some(reason),
         tick_error: None,
+        verdict: None,
+        rounds: Vec::new(),
     }
 }
 
@@ -454,16 +540,35 @@ enum State {
     Finished(Status),
 }
 
+/// What earlier runs left: finished tasks' commits, and the rounds recorded on round branches.
+#[derive(Debug, Default)]
+struct Earlier {
+    reused: HashMap<usize, git::TaskCommit>,
+    history: HashMap<usize, Vec<review::Recorded>>,
+}
+
+/// A review gate's loop so far.
+#[derive(Debug, Default)]
+struct Gate {
+    /// The last round's number (rounds recorded by earlier runs count).
+    round: u32,
+    /// Rounds run in this run (the limit counts these).
+    this_run: u32,
+    rounds: Vec<Round>,
+    duration: f64,
+}
+
 async fn schedule(
     shared: &Arc<Shared>,
     list: &TaskList,
     plan: &Plan,
-    reused: &HashMap<usize, git::TaskCommit>,
+    earlier: &Earlier,
     display: &mut Display<'_>,
 ) -> Vec<TaskReport> {
     let chain = remaining_chain(plan);
     let tasks_path = shared.spec_abs.join("tasks.md");
     let tasks_display = list.source.display_path.clone();
+    let reused = &earlier.reused;
     let mut state: HashMap<usize, State> = plan
         .nodes
         .iter()
@@ -471,7 +576,7 @@ async fn schedule(
         .collect();
     let mut reports: Vec<TaskReport> = Vec::new();
     let (stop_tx, stop_rx) = watch::channel(Stop::None);
-    let mut workers: JoinSet<TaskReport> = JoinSet::new();
+    let mut workers: JoinSet<JobResult> = JoinSet::new();
     let mut stopping: Option<String> = None;
     let mut interrupted = false;
     let mut ctrl_c = 0;
@@ -486,6 +591,45 @@ async fn schedule(
     .map(|kind| signal(kind).ok());
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
 
+    // Review gates: each review's loop, the branch its dependents start from (its last
+    // round's), the runs of each rework, and the rounds waiting for an agent.
+    let mut gates: HashMap<usize, Gate> = HashMap::new();
+    let mut final_branch: HashMap<usize, String> = HashMap::new();
+    let mut rework_runs: HashMap<usize, Vec<Round>> = HashMap::new();
+    let mut rework_last: HashMap<usize, TaskReport> = HashMap::new();
+    let mut rework_count: HashMap<usize, u32> = HashMap::new();
+    let mut busy: HashMap<usize, usize> = HashMap::new();
+    let mut queue: VecDeque<Job> = VecDeque::new();
+    for (&t, recorded) in &earlier.history {
+        let Some(last) = recorded.last() else {
+            continue;
+        };
+        if shared.reviews[t] {
+            final_branch.insert(t, last.branch.clone());
+            gates.insert(
+                t,
+                Gate {
+                    round: last.round,
+                    rounds: recorded
+                        .iter()
+                        .map(|r| Round {
+                            task: list.tasks[t].id.clone(),
+                            round: r.round,
+                            branch: r.branch.clone(),
+                            commit: Some(r.oid.to_string()),
+                            verdict: r.verdict,
+                            reused: true,
+                        })
+                        .collect(),
+                    ..Gate::default()
+                },
+            );
+        } else {
+            rework_count.insert(t, last.round);
+            final_branch.insert(t, last.branch.clone());
+        }
+    }
+
     // Finishing a task (done, reused, not needed) ticks it.
     let tick = |r: &mut TaskReport| {
         if r.status.is_success()
@@ -494,6 +638,25 @@ async fn schedule(
             r.tick_error = Some(e.to_string());
         }
     };
+    // A task's end: ticked when it succeeded, reported, and what depends on it can go on.
+    macro_rules! conclude {
+        ($report:expr) => {{
+            let mut r: TaskReport = $report;
+            let index = list
+                .find(&r.id)
+                .unwrap_or_else(|| panic!("unknown task {}", r.id));
+            tick(&mut r);
+            if r.status == Status::Failed
+                && !shared.settings.continue_on_error
+                && stopping.is_none()
+            {
+                stopping = Some(r.id.clone());
+            }
+            state.insert(index, State::Finished(r.status));
+            display.event(&Event::TaskFinished(r.clone()));
+            reports.push(r);
+        }};
+    }
 
     loop {
         // Settle every task whose dependencies are all finished but that cannot run.
@@ -501,9 +664,10 @@ async fn schedule(
         while changed {
             changed = false;
             for n in &plan.nodes {
-                if state[&n.task] != State::Waiting {
+                if state[&n.task] != State::Waiting || busy.get(&n.task).is_some_and(|&b| b > 0) {
                     continue;
                 }
+                let task = &list.tasks[n.task];
                 let finished: Vec<Status> = n
                     .deps
                     .iter()
@@ -512,11 +676,37 @@ async fn schedule(
                         _ => None,
                     })
                     .collect();
-                if let Some(pos) = n
+                let failed_dep = n
                     .deps
                     .iter()
-                    .position(|d| matches!(state[d], State::Finished(s) if !s.is_success()))
-                {
+                    .position(|d| matches!(state[d], State::Finished(s) if !s.is_success()));
+                // A rework that ran: done when every review it serves passed.
+                if let Some(last) = rework_last.get(&n.task) {
+                    let runs = rework_runs.get(&n.task).cloned().unwrap_or_default();
+                    let mut r = TaskReport {
+                        rounds: runs,
+                        ..last.clone()
+                    };
+                    if let Some(pos) = failed_dep {
+                        let on = &list.tasks[n.deps[pos]].id;
+                        r.status = Status::Failed;
+                        r.reason = Some(format!(
+                            "it ran, but task {on} did not pass, so the rework is not done"
+                        ));
+                    } else if finished.len() == n.deps.len() {
+                        r.status = Status::Done;
+                        r.reason = None;
+                    } else {
+                        continue;
+                    }
+                    tick(&mut r);
+                    display.event(&Event::TaskFinished(r.clone()));
+                    reports.push(r.clone());
+                    state.insert(n.task, State::Finished(r.status));
+                    changed = true;
+                    continue;
+                }
+                if let Some(pos) = failed_dep {
                     let on = &list.tasks[n.deps[pos]].id;
                     let r = skipped(
                         list,
@@ -532,17 +722,21 @@ async fn schedule(
                 if finished.len() < n.deps.len() {
                     continue;
                 }
-                let task = &list.tasks[n.task];
                 if let Some(tc) = reused.get(&n.task) {
+                    let gate = gates.get(&n.task);
                     let mut r = TaskReport {
                         status: Status::Reused,
-                        branch: Some(git::branch_name(
-                            &shared.settings.branch_prefix,
-                            &shared.feature,
-                            &task.id,
-                        )),
+                        branch: Some(final_branch.get(&n.task).cloned().unwrap_or_else(|| {
+                            git::branch_name(
+                                &shared.settings.branch_prefix,
+                                &shared.feature,
+                                &task.id,
+                            )
+                        })),
                         commit: Some(tc.oid.to_string()),
                         reason: Some("finished by an earlier run".to_owned()),
+                        verdict: shared.reviews[n.task].then_some(Verdict::Approved),
+                        rounds: gate.map(|g| g.rounds.clone()).unwrap_or_default(),
                         ..skipped(list, n.task, String::new())
                     };
                     tick(&mut r);
@@ -579,9 +773,29 @@ async fn schedule(
             }
         }
 
-        // Start what is ready, longest remaining chain first.
+        // Start the rounds of running gates first, then what is ready, longest remaining
+        // chain first.
+        let mut free = shared.settings.max_agents.saturating_sub(workers.len());
+        let start = |job: Job, workers: &mut JoinSet<JobResult>, display: &mut Display<'_>| {
+            display.event(&Event::TaskStarted {
+                id: job.id.clone(),
+                title: job.title.clone(),
+                track: job.track.clone(),
+                branch: job.branch.clone(),
+                worktree: worktree_path(shared, &job.run_name),
+                log: log_path(shared, &job.run_name),
+                round: job.role.round(),
+            });
+            let shared = Arc::clone(shared);
+            let stop = stop_rx.clone();
+            workers.spawn(async move { run_job(shared, job, stop).await });
+        };
+        while !interrupted && free > 0 {
+            let Some(job) = queue.pop_front() else { break };
+            start(job, &mut workers, display);
+            free -= 1;
+        }
         if stopping.is_none() {
-            let running = state.values().filter(|s| **s == State::Running).count();
             let mut ready: Vec<usize> = plan
                 .nodes
                 .iter()
@@ -594,23 +808,23 @@ async fn schedule(
                 .map(|n| n.task)
                 .collect();
             ready.sort_by_key(|t| (std::cmp::Reverse(chain.get(t).copied().unwrap_or(0)), *t));
-            for t in ready
-                .into_iter()
-                .take(shared.settings.max_agents.saturating_sub(running))
-            {
-                let job = make_job(shared, list, t);
-                display.event(&Event::TaskStarted {
-                    id: job.id.clone(),
-                    title: job.title.clone(),
-                    track: job.track.clone(),
-                    branch: job.branch.clone(),
-                    worktree: worktree_path(shared, &job.id),
-                    log: log_path(shared, &job.id),
-                });
+            for t in ready.into_iter().take(free) {
+                let mut job = make_job(shared, list, t, &final_branch);
+                if shared.reviews[t] {
+                    // A review recorded by an earlier run without approval runs again, on top
+                    // of its last round (and of a rework made after it).
+                    let gate = gates.entry(t).or_default();
+                    if gate.round > 0 {
+                        let base = resume_base(shared, list, t, &earlier.history);
+                        gate.round += 1;
+                        job = review_round(shared, list, t, gate.round, base, None, &final_branch);
+                    } else {
+                        gate.round = 1;
+                    }
+                    gate.this_run += 1;
+                }
                 state.insert(t, State::Running);
-                let shared = Arc::clone(shared);
-                let stop = stop_rx.clone();
-                workers.spawn(async move { run_job(shared, job, stop).await });
+                start(job, &mut workers, display);
             }
         }
 
@@ -620,18 +834,146 @@ async fn schedule(
         tokio::select! {
             joined = workers.join_next() => {
                 let Some(joined) = joined else { continue };
-                let mut r = match joined {
+                let JobResult { mut report, job, verdict } = match joined {
                     Ok(r) => r,
                     Err(e) => panic!("a task worker panicked: {e}"),
                 };
-                let index = list.find(&r.id).unwrap_or_else(|| panic!("unknown task {}", r.id));
-                tick(&mut r);
-                if r.status == Status::Failed && !shared.settings.continue_on_error && stopping.is_none() {
-                    stopping = Some(r.id.clone());
+                let index = job.index;
+                match job.role {
+                    Role::Task => conclude!(report),
+                    Role::Review { round } => {
+                        let gate = gates.entry(index).or_default();
+                        gate.duration += report.duration_secs;
+                        let Some(review::Read { verdict, findings, source }) = verdict.filter(|_| report.status == Status::Done) else {
+                            report.rounds = gate.rounds.clone();
+                            report.duration_secs = gate.duration;
+                            conclude!(report);
+                            continue;
+                        };
+                        gate.rounds.push(Round {
+                            task: job.id.clone(),
+                            round,
+                            branch: job.branch.clone(),
+                            commit: report.commit.clone(),
+                            verdict: Some(verdict),
+                            reused: false,
+                        });
+                        final_branch.insert(index, job.branch.clone());
+                        display.event(&Event::ReviewVerdict {
+                            id: job.id.clone(),
+                            round,
+                            branch: job.branch.clone(),
+                            commit: report.commit.clone(),
+                            verdict,
+                            log: log_path(shared, &job.run_name),
+                        });
+                        report.verdict = Some(verdict);
+                        report.rounds = gate.rounds.clone();
+                        report.duration_secs = gate.duration;
+                        if verdict == Verdict::Approved {
+                            conclude!(report);
+                            continue;
+                        }
+                        let max = shared.settings.max_review_rounds;
+                        let rework = plan.nodes.iter().map(|n| n.task).find(|&w| {
+                            state[&w] == State::Waiting && list.tasks[w].condition().any(|c| c == index)
+                        });
+                        let why = if interrupted {
+                            report.status = Status::Interrupted;
+                            Some("interrupted: it requires changes, and its rework did not start".to_owned())
+                        } else if gate.this_run >= max {
+                            Some(format!(
+                                "still requires changes after {} review round{} (the limit, --max-review-rounds {max})",
+                                gate.this_run,
+                                if gate.this_run == 1 { "" } else { "s" }
+                            ))
+                        } else if rework.is_none() {
+                            Some(format!(
+                                "requires changes, and no rework task can run for it (a task with `_Dependencies: {} (failed)_` in this run)",
+                                job.id
+                            ))
+                        } else {
+                            None
+                        };
+                        if let Some(why) = why {
+                            if report.status != Status::Interrupted {
+                                report.status = Status::Failed;
+                            }
+                            report.reason = Some(why);
+                            conclude!(report);
+                            continue;
+                        }
+                        let w = rework.unwrap_or(index);
+                        let run = rework_count.entry(w).or_insert(0);
+                        *run += 1;
+                        let mut rw = make_job(shared, list, w, &final_branch);
+                        rw.role = Role::Rework { review: index, run: *run };
+                        rw.run_name = review::round_name(&rw.id, *run);
+                        rw.branch = review::round_branch(&shared.settings.branch_prefix, &shared.feature, &rw.id, *run);
+                        rw.base_branch = Some(job.branch.clone());
+                        rw.prompt.push_str(&review::rework_prompt(&job.id, round, &source, &findings));
+                        *busy.entry(w).or_default() += 1;
+                        queue.push_back(rw);
+                    }
+                    Role::Rework { review: r, run } => {
+                        if let Some(b) = busy.get_mut(&index) {
+                            *b = b.saturating_sub(1);
+                        }
+                        let gate = gates.entry(r).or_default();
+                        gate.duration += report.duration_secs;
+                        let entry = Round {
+                            task: job.id.clone(),
+                            round: run,
+                            branch: job.branch.clone(),
+                            commit: report.commit.clone(),
+                            verdict: None,
+                            reused: false,
+                        };
+                        if report.status == Status::Done {
+                            gate.rounds.push(entry.clone());
+                            rework_runs.entry(index).or_default().push(entry);
+                            final_branch.insert(index, job.branch.clone());
+                            display.event(&Event::ReworkFinished {
+                                id: job.id.clone(),
+                                review: list.tasks[r].id.clone(),
+                                round: run,
+                                branch: job.branch.clone(),
+                                commit: report.commit.clone(),
+                                files_changed: report.files_changed,
+                                duration_secs: report.duration_secs,
+                                log: log_path(shared, &job.run_name),
+                            });
+                            if let Some(before) = rework_last.get(&index) {
+                                report.duration_secs += before.duration_secs;
+                            }
+                            rework_last.insert(index, report);
+                            if interrupted {
+                                let mut rr = gate_report(list, r, gate, &final_branch);
+                                rr.status = Status::Interrupted;
+                                rr.reason = Some("interrupted between review rounds".to_owned());
+                                conclude!(rr);
+                            } else {
+                                gate.round += 1;
+                                gate.this_run += 1;
+                                let next = review_round(
+                                    shared, list, r, gate.round, job.branch.clone(), Some(&job.id), &final_branch,
+                                );
+                                queue.push_back(next);
+                            }
+                        } else {
+                            let status = report.status;
+                            let mut runs = rework_runs.remove(&index).unwrap_or_default();
+                            runs.push(entry);
+                            report.rounds = runs;
+                            rework_last.remove(&index);
+                            let mut rr = gate_report(list, r, gate, &final_branch);
+                            rr.status = status;
+                            rr.reason = Some(format!("its rework {} {}", job.id, status.word()));
+                            conclude!(report);
+                            conclude!(rr);
+                        }
+                    }
                 }
-                state.insert(index, State::Finished(r.status));
-                display.event(&Event::TaskFinished(r.clone()));
-                reports.push(r);
             }
             () = next_signal(&mut signals) => {
                 ctrl_c += 1;
@@ -653,6 +995,20 @@ async fn schedule(
         }
     }
 
+    // Rounds of gates that never started (the run was interrupted): the gate did not finish.
+    while let Some(job) = queue.pop_front() {
+        let r = match job.role {
+            Role::Rework { review, .. } => review,
+            _ => job.index,
+        };
+        if state.get(&r) == Some(&State::Running) {
+            let gate = gates.entry(r).or_default();
+            let mut rr = gate_report(list, r, gate, &final_branch);
+            rr.status = Status::Interrupted;
+            rr.reason = Some("interrupted between review rounds".to_owned());
+            conclude!(rr);
+        }
+    }
     // What never started.
     for n in &plan.nodes {
         if state[&n.task] == State::Waiting {
@@ -671,6 +1027,82 @@ async fn schedule(
         }
     }
     reports
+}
+
+/// A review gate's report when it ends between rounds.
+fn gate_report(
+    list: &TaskList,
+    r: usize,
+    gate: &Gate,
+    final_branch: &HashMap<usize, String>,
+) -> TaskReport {
+    let last_review = gate.rounds.iter().rev().find(|x| x.verdict.is_some());
+    TaskReport {
+        status: Status::Failed,
+        branch: final_branch.get(&r).cloned(),
+        commit: last_review.and_then(|x| x.commit.clone()),
+        duration_secs: gate.duration,
+        verdict: last_review.and_then(|x| x.verdict),
+        rounds: gate.rounds.clone(),
+        ..skipped(list, r, String::new())
+    }
+}
+
+/// Where a review recorded by an earlier run without approval starts again: its last round,
+/// or a rework's later run made on top of it.
+fn resume_base(
+    shared: &Shared,
+    list: &TaskList,
+    r: usize,
+    history: &HashMap<usize, Vec<review::Recorded>>,
+) -> String {
+    let last = history
+        .get(&r)
+        .and_then(|h| h.last())
+        .unwrap_or_else(|| panic!("a resumed review has a recorded round"));
+    let Ok(repo) = git2::Repository::open(&shared.workdir) else {
+        return last.branch.clone();
+    };
+    let reworks = list
+        .leaves()
+        .filter(|&w| list.tasks[w].condition().any(|c| c == r));
+    let mut best = (last.oid, last.branch.clone());
+    for w in reworks {
+        for run in history.get(&w).into_iter().flatten() {
+            if repo.graph_descendant_of(run.oid, best.0).unwrap_or(false) {
+                best = (run.oid, run.branch.clone());
+            }
+        }
+    }
+    best.1
+}
+
+/// Round `round` (after the first) of review `r`, on top of `base`.
+fn review_round(
+    shared: &Shared,
+    list: &TaskList,
+    r: usize,
+    round: u32,
+    base: String,
+    reworked_by: Option<&str>,
+    final_branch: &HashMap<usize, String>,
+) -> Job {
+    let mut job = make_job(shared, list, r, final_branch);
+    job.role = Role::Review { round };
+    job.run_name = review::round_name(&job.id, round);
+    job.branch = review::round_branch(
+        &shared.settings.branch_prefix,
+        &shared.feature,
+        &job.id,
+        round,
+    );
+    job.base_branch = Some(base);
+    let file = job.verdict_file.clone().unwrap_or_default();
+    // The prompt was made for the first round; say which round this is.
+    job.prompt = make_prompt(shared, list, r, &job.branch);
+    job.prompt
+        .push_str(&review::review_prompt(&file, round, reworked_by));
+    job
 }
 
 /// The feature's files (tasks.md aside: its ticks and approval are the run's business) whose
@@ -722,22 +1154,8 @@ fn log_path(shared: &Shared, id: &str) -> PathBuf {
         .join(format!("{}.log", git::ref_safe(id)))
 }
 
-fn make_job(shared: &Shared, list: &TaskList, t: usize) -> Job {
-    let task = &list.tasks[t];
-    let branch = git::branch_name(&shared.settings.branch_prefix, &shared.feature, &task.id);
-    let mut dep_branches: Vec<String> = task
-        .deps
-        .iter()
-        .map(|e| {
-            git::branch_name(
-                &shared.settings.branch_prefix,
-                &shared.feature,
-                &list.tasks[e.on].id,
-            )
-        })
-        .collect();
-    dep_branches.dedup();
-    let prompt = prompt::build(
+fn make_prompt(shared: &Shared, list: &TaskList, t: usize, branch: &str) -> String {
+    prompt::build(
         list,
         t,
         &prompt::PromptContext {
@@ -745,9 +1163,43 @@ fn make_job(shared: &Shared, list: &TaskList, t: usize) -> Job {
             spec_dir: &shared.spec_rel,
             spec_dir_abs: &shared.spec_abs,
             roots: [&shared.root, &shared.workdir],
-            branch: &branch,
+            branch,
         },
-    );
+    )
+}
+
+/// A task's job (a review's first round): on its branch, from its dependencies' branches (a
+/// review gate's last round's branch when it has several).
+fn make_job(
+    shared: &Shared,
+    list: &TaskList,
+    t: usize,
+    final_branch: &HashMap<usize, String>,
+) -> Job {
+    let task = &list.tasks[t];
+    let branch = git::branch_name(&shared.settings.branch_prefix, &shared.feature, &task.id);
+    let mut dep_branches: Vec<String> = task
+        .deps
+        .iter()
+        .map(|e| {
+            final_branch.get(&e.on).cloned().unwrap_or_else(|| {
+                git::branch_name(
+                    &shared.settings.branch_prefix,
+                    &shared.feature,
+                    &list.tasks[e.on].id,
+                )
+            })
+        })
+        .collect();
+    dep_branches.dedup();
+    let mut prompt = make_prompt(shared, list, t, &branch);
+    let (role, verdict_file) = if shared.reviews[t] {
+        let file = review::verdict_file(list, t);
+        prompt.push_str(&review::review_prompt(&file, 1, None));
+        (Role::Review { round: 1 }, Some(file))
+    } else {
+        (Role::Task, None)
+    };
     let code_blocks = task
         .code_blocks
         .iter()
@@ -759,8 +1211,12 @@ fn make_job(shared: &Shared, list: &TaskList, t: usize) -> Job {
         id: task.id.clone(),
         title: task.title.clone(),
         track: list.track_of(t).map(str::to_owned),
+        role,
+        run_name: git::ref_safe(&task.id),
         branch,
         dep_branches,
+        base_branch: None,
+        verdict_file,
         prompt,
         code_blocks,
     }
@@ -769,6 +1225,27 @@ fn make_job(shared: &Shared, list: &TaskList, t: usize) -> Job {
 /// Branch, base and worktree for a job, under the git lock.
 fn prepare(shared: &Shared, job: &Job, worktree: &Path) -> Result<std::result::Result<(), String>> {
     let git = lock(&shared.git);
+    if let Some(from) = &job.base_branch {
+        let Some(base) = git.branch_tip(from) else {
+            return Ok(Err(format!("the branch `{from}` it starts from is gone")));
+        };
+        // A round branch left by an earlier run is moved only if that loses nothing.
+        let mut known = shared.known.clone();
+        known.push(base);
+        if !git.only_spec_exec_work(&job.branch, &known, &worktree_prefix(&shared.feature)) {
+            return Ok(Err(format!(
+                "branch `{}` already exists, with commits spec-exec did not make (delete or rename it)",
+                job.branch
+            )));
+        }
+        git.set_branch(&job.branch, base, true)?;
+        git.add_worktree(
+            &worktree_name(&shared.feature, &job.run_name),
+            worktree,
+            &job.branch,
+        )?;
+        return Ok(Ok(()));
+    }
     let mut tips: Vec<(String, git2::Oid)> = Vec::new();
     let mut needs_base = job.dep_branches.is_empty();
     for b in &job.dep_branches {
@@ -809,7 +1286,7 @@ fn prepare(shared: &Shared, job: &Job, worktree: &Path) -> Result<std::result::R
     };
     git.set_branch(&job.branch, base, true)?;
     git.add_worktree(
-        &worktree_name(&shared.feature, &job.id),
+        &worktree_name(&shared.feature, &job.run_name),
         worktree,
         &job.branch,
     )?;
@@ -823,10 +1300,23 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     }
 }
 
-async fn run_job(shared: Arc<Shared>, job: Job, stop: watch::Receiver<Stop>) -> TaskReport {
+async fn run_job(shared: Arc<Shared>, job: Job, stop: watch::Receiver<Stop>) -> JobResult {
+    let (report, verdict) = run_job_inner(&shared, &job, stop).await;
+    JobResult {
+        report,
+        job,
+        verdict,
+    }
+}
+
+async fn run_job_inner(
+    shared: &Arc<Shared>,
+    job: &Job,
+    stop: watch::Receiver<Stop>,
+) -> (TaskReport, Option<review::Read>) {
     let started = Instant::now();
-    let worktree = worktree_path(&shared, &job.id);
-    let log = log_path(&shared, &job.id);
+    let worktree = worktree_path(shared, &job.run_name);
+    let log = log_path(shared, &job.run_name);
     let mut report = TaskReport {
         id: job.id.clone(),
         title: job.title.clone(),
@@ -840,16 +1330,18 @@ async fn run_job(shared: Arc<Shared>, job: Job, stop: watch::Receiver<Stop>) -> 
         worktree: Some(worktree.clone()),
         reason: None,
         tick_error: None,
+        verdict: None,
+        rounds: Vec::new(),
     };
     let finish = |mut r: TaskReport, status: Status, reason: Option<String>| {
         r.status = status;
         r.reason = reason;
         r.duration_secs = started.elapsed().as_secs_f64();
-        r
+        (r, None)
     };
 
     let prepared = {
-        let shared = Arc::clone(&shared);
+        let shared = Arc::clone(shared);
         let job = job.clone();
         let worktree = worktree.clone();
         blocking(move || prepare(&shared, &job, &worktree)).await
@@ -869,7 +1361,7 @@ async fn run_job(shared: Arc<Shared>, job: Job, stop: watch::Receiver<Stop>) -> 
     let prompt_file = shared
         .run_dir
         .join("prompts")
-        .join(format!("{}.md", git::ref_safe(&job.id)));
+        .join(format!("{}.md", job.run_name));
     if let Err(e) = std::fs::write(&prompt_file, &job.prompt) {
         return finish(
             report,
@@ -924,6 +1416,7 @@ async fn run_job(shared: Arc<Shared>, job: Job, stop: watch::Receiver<Stop>) -> 
     };
     // The timeout is the task's: the shell agent's blocks share it.
     let deadline = Instant::now() + shared.settings.timeout;
+    let agent_started = std::time::SystemTime::now();
     let mut outcome = Outcome::Exited(0);
     for argv in &argvs {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -964,14 +1457,38 @@ async fn run_job(shared: Arc<Shared>, job: Job, stop: watch::Receiver<Stop>) -> 
         other => return finish(report, Status::Failed, Some(other.describe())),
     }
 
+    // A review's verdict: its file, else its output. No verdict, no review.
+    let read = match &job.verdict_file {
+        Some(file) => match review::read_verdict(&worktree, file, &log, agent_started) {
+            Some(read) => Some(read),
+            None => {
+                return finish(
+                    report,
+                    Status::Failed,
+                    Some(format!(
+                        "no verdict found in `{file}` or the agent's output (a review ends with APPROVED or REQUIRES CHANGES)"
+                    )),
+                );
+            }
+        },
+        None => None,
+    };
     let committed = {
-        let shared = Arc::clone(&shared);
+        let shared = Arc::clone(shared);
         let worktree = worktree.clone();
-        let message = git::commit_message(&shared.feature, &job.id, &job.title);
+        let round = job.role.round().unwrap_or(1);
+        let message = review::commit_message(
+            &shared.feature,
+            &job.id,
+            &job.title,
+            round,
+            read.as_ref().map(|r| r.verdict),
+        );
+        let is_review = read.is_some();
         blocking(move || {
             let git = lock(&shared.git);
             let sig = git.signature();
-            git::commit_worktree(&worktree, &message, &sig)
+            review::commit(&worktree, &message, &sig, is_review)
         })
         .await
     };
@@ -986,8 +1503,8 @@ async fn run_job(shared: Arc<Shared>, job: Job, stop: watch::Receiver<Stop>) -> 
             report.commit = Some(c.oid.to_string());
             report.files_changed = Some(c.files_changed);
             let removed = {
-                let shared = Arc::clone(&shared);
-                let name = worktree_name(&shared.feature, &job.id);
+                let shared = Arc::clone(shared);
+                let name = worktree_name(&shared.feature, &job.run_name);
                 let worktree = worktree.clone();
                 blocking(move || lock(&shared.git).remove_worktree(&name, &worktree)).await
             };
@@ -996,9 +1513,10 @@ async fn run_job(shared: Arc<Shared>, job: Job, stop: watch::Receiver<Stop>) -> 
                 report.worktree = Some(worktree);
                 report.reason = Some(format!("committed, but the worktree was not removed: {e}"));
             }
-            let _ = job.index;
             let reason = report.reason.take();
-            finish(report, Status::Done, reason)
+            report.verdict = read.as_ref().map(|r| r.verdict);
+            let (report, _) = finish(report, Status::Done, reason);
+            (report, read)
         }
     }
 }
