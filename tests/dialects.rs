@@ -106,6 +106,10 @@ fn group(plan: &Value, id: &str) -> Option<u64> {
 /// An agent that writes `<id>.done` in its worktree: a change to commit.
 const AGENT: &str = "bash -c 'echo \"$SPEC_EXEC_TASK_TITLE\" > \"$SPEC_EXEC_TASK_ID.done\"'";
 
+/// An agent that commits the prompt it was given, as `<id>.prompt.md`.
+const PROMPT_KEEPER: &str =
+    "bash -c 'cp \"$SPEC_EXEC_PROMPT_FILE\" \"$SPEC_EXEC_TASK_ID.prompt.md\"'";
+
 #[test]
 fn spec_kit_phases_run_in_order_and_p_tasks_together() {
     let repo = Repo::new("spec-kit");
@@ -232,9 +236,48 @@ fn spec_workflow_files_prompts_and_in_progress_tasks() {
     assert_eq!(group(&plan, "1"), None, "done");
 
     repo.approve();
-    let run = repo.spec_exec(&["demo", "--agent", AGENT]);
+    let run = repo.spec_exec(&["demo", "--agent", PROMPT_KEEPER]);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
     let after = repo.tasks_md();
     assert!(after.contains("- [x] 2. Write the CSV exporter"), "{after}");
     assert!(!after.contains("- [ ]"), "{after}");
+    // The `_Prompt:_` is the agent's instructions; the declared files are named.
+    let prompt = repo.git(&["show", "spec/demo/3:3.prompt.md"]);
+    assert!(prompt.contains("## Instructions\n\n- Role: Rust developer\n- Task: Implement the JSON exporter in src/export/json.rs\n- Restrictions: use serde_json\n"), "{prompt}");
+    assert!(
+        prompt.contains("## Files\n\nThis task creates or modifies:\n- `src/export/json.rs`"),
+        "{prompt}"
+    );
+}
+
+#[test]
+fn spec_kit_context_files_are_in_the_prompt() {
+    let repo = Repo::new("spec-kit");
+    let spec = repo.root.join("documentation/features/demo");
+    fs::write(
+        spec.join("spec.md"),
+        "# Feature Specification\n\n- **FR-001**: System MUST sync bookmarks\n",
+    )
+    .expect("spec.md");
+    fs::write(spec.join("plan.md"), "# Implementation Plan\n").expect("plan.md");
+    fs::create_dir_all(spec.join("contracts")).expect("contracts");
+    fs::write(spec.join("contracts/push.md"), "# Push\n").expect("contract");
+    repo.git(&["add", "-A"]);
+    repo.git(&["commit", "-qm", "The rest of the spec"]);
+    repo.approve();
+    let run = repo.spec_exec(&["demo", "--agent", PROMPT_KEEPER, "--track", "US1"]);
+    // T007-T009 wait for the foundation, outside the track: nothing runs, and it says why.
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run.stderr));
+    let run = repo.spec_exec(&["demo", "--agent", PROMPT_KEEPER]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let prompt = repo.git(&["show", "spec/demo/T008:T008.prompt.md"]);
+    for line in [
+        "- Feature specification: `documentation/features/demo/spec.md`",
+        "- Implementation plan: `documentation/features/demo/plan.md`",
+        "- Contracts: `documentation/features/demo/contracts/`",
+        "- `crates/sync/src/push.rs`",
+    ] {
+        assert!(prompt.contains(line), "{line}\n{prompt}");
+    }
+    assert!(!prompt.contains("design.md"), "{prompt}");
 }

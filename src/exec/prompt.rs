@@ -448,6 +448,19 @@ fn read_lossy(path: &Path) -> Option<String> {
     Some(Source::new(path, bytes).text)
 }
 
+/// A spec's context files, in the order the prompt lists them, with what they are.
+const CONTEXT_FILES: [(&str, &str); 9] = [
+    ("requirements.md", "Requirements"),
+    ("bugfix.md", "Bug report"),
+    ("spec.md", "Feature specification"),
+    ("design.md", "Design"),
+    ("plan.md", "Implementation plan"),
+    ("data-model.md", "Data model"),
+    ("research.md", "Research"),
+    ("quickstart.md", "Quickstart"),
+    ("contracts/", "Contracts"),
+];
+
 pub fn build(list: &TaskList, index: usize, ctx: &PromptContext<'_>) -> String {
     let task = &list.tasks[index];
     let spec = ctx.spec_dir.display();
@@ -459,12 +472,21 @@ pub fn build(list: &TaskList, index: usize, ctx: &PromptContext<'_>) -> String {
         ctx.feature
     );
     let _ = writeln!(p, "## Context\n");
-    let _ = writeln!(
-        p,
-        "- Specification: `{spec}/` (requirements.md, design.md, tasks.md)"
-    );
-    let _ = writeln!(p, "- Requirements: `{spec}/requirements.md`");
-    let _ = writeln!(p, "- Design: `{spec}/design.md`");
+    let _ = writeln!(p, "- Specification: `{spec}/`");
+    // The spec's files as each tool names them (spec-kit: spec.md, plan.md, data-model.md,
+    // contracts/; Kiro bugfix specs: bugfix.md), those that exist.
+    let mut listed = false;
+    for (file, what) in CONTEXT_FILES {
+        let path = ctx.spec_dir_abs.join(file.trim_end_matches('/'));
+        if path.exists() {
+            let _ = writeln!(p, "- {what}: `{spec}/{file}`");
+            listed = true;
+        }
+    }
+    if !listed {
+        let _ = writeln!(p, "- Requirements: `{spec}/requirements.md`");
+        let _ = writeln!(p, "- Design: `{spec}/design.md`");
+    }
     let _ = writeln!(
         p,
         "- Task list: `{spec}/tasks.md` (read it for the surrounding tasks)\n"
@@ -488,6 +510,19 @@ pub fn build(list: &TaskList, index: usize, ctx: &PromptContext<'_>) -> String {
     for m in &task.metadata {
         let _ = writeln!(p, "- {}: {}", m.key, m.value);
     }
+    if !task.files.is_empty() {
+        let _ = writeln!(p, "\n## Files\n\nThis task creates or modifies:");
+        for f in &task.files {
+            let _ = writeln!(p, "- `{f}`");
+        }
+    }
+    if let Some(instructions) = &task.prompt {
+        // spec-workflow's `_Prompt:_`: `Role: … | Task: … | Restrictions: … | Success: …`.
+        let _ = writeln!(p, "\n## Instructions\n");
+        for part in instructions.split(" | ").map(str::trim).filter(|s| !s.is_empty()) {
+            let _ = writeln!(p, "- {part}");
+        }
+    }
     if let Some(reqs) = &task.requirements {
         let _ = writeln!(
             p,
@@ -495,7 +530,13 @@ pub fn build(list: &TaskList, index: usize, ctx: &PromptContext<'_>) -> String {
         );
         let ids = requirement_ids(reqs);
         if !ids.is_empty() {
-            let text = read_lossy(&ctx.spec_dir_abs.join("requirements.md"));
+            // spec-kit keeps its requirements (FR-001…) in spec.md, Kiro bugfix specs in
+            // bugfix.md.
+            let text = ["requirements.md", "spec.md", "bugfix.md"]
+                .iter()
+                .map(|f| ctx.spec_dir_abs.join(f))
+                .find(|f| f.is_file())
+                .and_then(|f| read_lossy(&f));
             p.push_str(&requirements_text(&ids, text.as_deref()));
         }
     }

@@ -294,12 +294,15 @@ pub fn file_overlaps(list: &TaskList, plan: &Plan) -> Vec<Diagnostic> {
 
 /// Matches `--track` values to the file's tracks (`A`, `a`, `Track A`).
 fn select_tracks(list: &TaskList, wanted: &[String]) -> Result<Vec<String>> {
+    // Track headings, and spec-kit's story labels (`[US1]`).
     let mut known: Vec<&str> = list
         .sections
         .iter()
         .filter_map(|s| s.track.as_deref())
+        .chain(list.tasks.iter().filter_map(|t| t.story.as_deref()))
         .collect();
-    known.dedup();
+    let mut seen = std::collections::HashSet::new();
+    known.retain(|k| seen.insert(*k));
     let mut out = Vec::new();
     for w in wanted {
         let name = w.trim();
@@ -316,7 +319,7 @@ fn select_tracks(list: &TaskList, wanted: &[String]) -> Result<Vec<String>> {
             }
             None => {
                 let help = if known.is_empty() {
-                    "this task list has no `### Track X: …` headings; run without --track"
+                    "this task list has no `### Track X: …` headings or `[US1]` story labels; run without --track"
                         .to_owned()
                 } else {
                     format!("tracks in this task list: {}", known.join(", "))
