@@ -1319,7 +1319,7 @@ fn error_duplicate_id() {
     let run = repo.run(&["duplicate-id", "--dry-run"]);
     assert_spec_error(
         &run,
-        "duplicate task id `2`",
+        "duplicate task id `2`, which a dependency names: which task is meant is unclear",
         "documentation/features/duplicate-id/tasks.md:10:7",
         "10 | - [ ] 2. Seed the tables",
         "defined again here",
@@ -1327,6 +1327,59 @@ fn error_duplicate_id() {
     assert!(
         run.stderr.contains("`2` is first defined at line 7"),
         "{run:#?}"
+    );
+}
+
+/// Duplicates no dependency names are not errors: the same task listed again is one task (done
+/// if any copy is), another task under a used id is `<id>@<line>`.
+#[test]
+fn duplicate_ids_nothing_names_are_settled_with_warnings() {
+    let repo = Repo::new(&[("duplicates", "specs/duplicates")]);
+    let run = repo.run(&["duplicates", "--dry-run", "--message-format", "json"]);
+    assert_eq!(run.code, 0, "{run:#?}");
+    let plan: serde_json::Value = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON"))
+        .find(|v| v["type"] == "plan")
+        .expect("a plan");
+    let tasks: Vec<(String, String, String)> = plan["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|t| {
+            (
+                t["id"].as_str().expect("id").to_owned(),
+                t["title"].as_str().expect("title").to_owned(),
+                t["state"].as_str().expect("state").to_owned(),
+            )
+        })
+        .collect();
+    let expect =
+        |id: &str, title: &str, state: &str| (id.to_owned(), title.to_owned(), state.to_owned());
+    assert_eq!(
+        tasks,
+        vec![
+            expect("1", "Parse the input", "done"),
+            expect("2", "Validate the input", "done"),
+            expect("3", "Write the output", "pending"),
+            expect("3@14", "Compress the output", "pending"),
+        ]
+    );
+    let warnings: Vec<&str> = plan["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter_map(|w| w["message"].as_str())
+        .collect();
+    assert!(
+        warnings.contains(&"task 1 is listed twice (lines 6 and 12)"),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .contains(&"task id `3` is used again (first at line 8); this task is read as `3@14`"),
+        "{warnings:?}"
     );
 }
 
@@ -1388,7 +1441,10 @@ fn errors_are_json_diagnostics_in_json_mode() {
     let d = &lines[0];
     assert_eq!(d["type"], "diagnostic");
     assert_eq!(d["severity"], "error");
-    assert_eq!(d["message"], "duplicate task id `2`");
+    assert_eq!(
+        d["message"],
+        "duplicate task id `2`, which a dependency names: which task is meant is unclear"
+    );
     assert_eq!(
         d["location"],
         serde_json::json!({

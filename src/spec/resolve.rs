@@ -14,6 +14,7 @@ use super::model::{DepPhrase, DepSource, Dialect, Edge, Task, TaskList, TaskStat
 use crate::error::Diagnostic;
 
 pub fn resolve(list: &mut TaskList) {
+    settle_duplicates(list);
     insert_implied_parents(list);
     let ids = first_ids(list);
     report_duplicates(list, &ids);
@@ -97,6 +98,92 @@ fn dedupe(edges: Vec<Pending>) -> Vec<Edge> {
     out
 }
 
+/// Ids written twice. The same task listed again (same id and title, as agents and
+/// templates do) is one task: the later copies go, and the task is done if any copy is. A
+/// different task under a used id is read as `<id>@<line>` with a warning, unless a dependency
+/// names that id: then which one is meant is unclear, and [`report_duplicates`] says so.
+fn settle_duplicates(list: &mut TaskList) {
+    let mut referenced: HashSet<String> = HashSet::new();
+    let phrases = list
+        .tasks
+        .iter()
+        .flat_map(|t| t.dep_phrases.iter())
+        .chain(list.sections.iter().filter_map(|s| s.deps.as_ref()))
+        .chain(list.groups.iter().flat_map(|g| g.member_phrases.iter().chain(g.after.iter())));
+    for phrase in phrases {
+        for r in &phrase.parsed.refs {
+            match &r.target {
+                Target::Id { id } => {
+                    referenced.insert(id.clone());
+                }
+                Target::Range { from, to } => {
+                    referenced.insert(from.clone());
+                    referenced.insert(to.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut first: HashMap<String, usize> = HashMap::new();
+    let mut keep = vec![true; list.tasks.len()];
+    let mut same_as: Vec<usize> = (0..list.tasks.len()).collect();
+    let mut warnings = Vec::new();
+    for i in 0..list.tasks.len() {
+        let id = list.tasks[i].id.clone();
+        let Some(&f) = first.get(&id) else {
+            first.insert(id, i);
+            continue;
+        };
+        let (line, first_line) = (list.tasks[i].line, list.tasks[f].line);
+        let at = list.tasks[i].offset;
+        let id_at = list.source.text[at..].find(id.as_str()).map_or(at, |k| at + k);
+        if list.tasks[i].title == list.tasks[f].title {
+            keep[i] = false;
+            same_as[i] = f;
+            if list.tasks[i].state == TaskState::Done {
+                list.tasks[f].state = TaskState::Done;
+            }
+            warnings.push(
+                Diagnostic::warning(format!("task {id} is listed twice (lines {first_line} and {line})"))
+                    .at(list.location(id_at, id.len()))
+                    .label("read as the same task as the first")
+                    .help("remove one of the copies"),
+            );
+        } else if !referenced.contains(&id) {
+            let new_id = format!("{id}@{line}");
+            warnings.push(
+                Diagnostic::warning(format!(
+                    "task id `{id}` is used again (first at line {first_line}); this task is read as `{new_id}`"
+                ))
+                .at(list.location(id_at, id.len()))
+                .label("used again here")
+                .help("give every task its own id"),
+            );
+            list.tasks[i].id = new_id;
+        }
+    }
+    if keep.iter().any(|k| !k) {
+        let mut remap = Vec::with_capacity(keep.len());
+        let mut kept = 0;
+        for &k in &keep {
+            remap.push(kept);
+            kept += usize::from(k);
+        }
+        for i in 0..remap.len() {
+            remap[i] = remap[same_as[i]];
+        }
+        let mut k = 0;
+        list.tasks.retain(|_| {
+            k += 1;
+            keep[k - 1]
+        });
+        for t in &mut list.tasks {
+            t.nested_in = t.nested_in.map(|n| remap[n]);
+        }
+    }
+    list.diagnostics.extend(warnings);
+}
+
 /// Id → index of its first definition.
 fn first_ids(list: &TaskList) -> HashMap<String, usize> {
     let mut ids = HashMap::new();
@@ -116,7 +203,10 @@ fn report_duplicates(list: &mut TaskList, ids: &HashMap<String, usize>) {
             let id_at = list.source.text[at..]
                 .find(t.id.as_str())
                 .map_or(t.offset, |k| at + k);
-            let d = Diagnostic::error(format!("duplicate task id `{}`", t.id))
+            let d = Diagnostic::error(format!(
+                "duplicate task id `{}`, which a dependency names: which task is meant is unclear",
+                t.id
+            ))
                 .at(list.location(id_at, len))
                 .label("defined again here")
                 .note(format!(
@@ -474,15 +564,32 @@ impl Resolver {
                 continue;
             }
             let mut edges = Vec::new();
+            let mut unknown = Vec::new();
             for phrase in &list.tasks[i].dep_phrases {
                 edges.extend(self.phrase_edges(
                     list,
                     Some(i),
                     phrase,
                     DepSource::Task,
-                    &mut problems,
+                    &mut unknown,
                 ));
             }
+            // A done task's references are history: one that names nothing any more cannot
+            // change the plan, so it is a warning (every task under it done, for a container).
+            let done = list
+                .leaves_of(i)
+                .iter()
+                .all(|&l| list.tasks[l].state == TaskState::Done);
+            problems.extend(unknown.into_iter().map(|mut d| {
+                if done {
+                    d.severity = crate::error::Severity::Warning;
+                    d.label = Some(format!(
+                        "no task has this id; task {} is done, so this is ignored",
+                        list.tasks[i].id
+                    ));
+                }
+                d
+            }));
             let own = list.leaves_of(i);
             let source = if list.tasks[i].is_container() {
                 DepSource::Parent
@@ -919,4 +1026,31 @@ fn contradiction(
     .at(list.location(phrase.offset, phrase.text.len()))
     .label("ignored where it contradicts the tasks' own dependencies")
     .help("move the task under the right heading, or make the dependencies agree")
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::spec::parse_bytes;
+
+    fn messages(text: &str) -> Vec<(bool, String)> {
+        parse_bytes("tasks.md", text.as_bytes().to_vec())
+            .diagnostics
+            .iter()
+            .map(|d| (d.is_error(), d.message.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn an_unknown_dependency_of_a_done_task_is_only_a_warning() {
+        let done = "- [x] 1. A\n  - _Dependencies: CR2_\n- [ ] 2. B\n  - _Dependencies: Task 1_\n";
+        assert_eq!(
+            messages(done),
+            [(false, "dependency on unknown task `CR2`".to_owned())]
+        );
+        let pending = done.replace("[x]", "[ ]");
+        assert_eq!(
+            messages(&pending),
+            [(true, "dependency on unknown task `CR2`".to_owned())]
+        );
+    }
 }
