@@ -8,10 +8,7 @@ use cargo_spec_exec::spec;
 
 /// Lists that still fail, each with why: kept exact, so that one that starts to pass (or a new
 /// failure) fails the test and this list is brought up to date.
-const KNOWN_GAPS: &[(&str, &str)] = &[
-    // Tasks written as headings (`#### Task 1.1: Title`) over unnumbered step checkboxes.
-    ("specflow-6.md", "has no tasks"),
-];
+const KNOWN_GAPS: &[(&str, &str)] = &[];
 
 #[test]
 fn every_task_list_of_the_corpus_parses_and_plans() {

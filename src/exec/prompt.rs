@@ -519,7 +519,11 @@ pub fn build(list: &TaskList, index: usize, ctx: &PromptContext<'_>) -> String {
     if let Some(instructions) = &task.prompt {
         // spec-workflow's `_Prompt:_`: `Role: … | Task: … | Restrictions: … | Success: …`.
         let _ = writeln!(p, "\n## Instructions\n");
-        for part in instructions.split(" | ").map(str::trim).filter(|s| !s.is_empty()) {
+        for part in instructions
+            .split(" | ")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             let _ = writeln!(p, "- {part}");
         }
     }

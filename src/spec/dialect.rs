@@ -599,6 +599,21 @@ mod tests {
     }
 }
 
+/// A task written as a heading: `Task 1.1: Title` (also `Task 3. Title`); its id and title.
+pub fn heading_task(text: &str) -> Option<(String, String)> {
+    let rest = text.trim().strip_prefix("Task ")?;
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    let id = rest[..end].trim_end_matches('.');
+    let after = &rest[end..];
+    if !deps::is_numeric_id(id) || !(rest[..end].ends_with('.') || after.starts_with(':')) {
+        return None;
+    }
+    let title = clean_title(after.trim_start_matches([':', ' ', '\t'])).title;
+    (!title.is_empty()).then(|| (id.to_owned(), title))
+}
+
 /// spec-kit's markers at the start of a title, `[P] [US1] Create …`: the title without them,
 /// whether `[P]` was there, and the story label.
 pub fn speckit_markers(title: &str) -> (String, bool, Option<String>) {

@@ -72,6 +72,13 @@ pub fn tick(path: &Path, display: &Path, id: &str, title: &str) -> Result<Ticked
             edits.push((cb.byte_offset, cb.ch.len_utf8()));
             ticked.push(t.id.clone());
         }
+        // A heading task: every step not yet ticked.
+        if t.state != TaskState::Done && !t.steps.is_empty() {
+            for cb in t.steps.iter().filter(|cb| !matches!(cb.ch, 'x' | 'X')) {
+                edits.push((cb.byte_offset, cb.ch.len_utf8()));
+            }
+            ticked.push(t.id.clone());
+        }
         done[i] = true;
         at = t.parent;
     }
@@ -113,6 +120,33 @@ mod tests {
         // A changed title is not ticked.
         assert!(tick(&path, Path::new("tasks.md"), "1", "Uno").is_err());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), after);
+    }
+
+    #[test]
+    fn a_heading_task_ticks_all_its_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tasks.md");
+        let text = "## Prerequisites\n- [ ] Read the design\n\n#### Task 1.1: Set up\n- [ ] Create the service\n- [x] Declare it\n- _Requirements: 1.1_\n\n#### Task 1.2: Wire up\n- [ ] Bind it\n";
+        std::fs::write(&path, text).unwrap();
+        let list = crate::spec::parse_bytes("tasks.md", text.as_bytes().to_vec());
+        let ids: Vec<(&str, &str, usize)> = list
+            .tasks
+            .iter()
+            .map(|t| (t.id.as_str(), t.title.as_str(), t.steps.len()))
+            .collect();
+        assert_eq!(
+            ids,
+            [("1", "", 0), ("1.1", "Set up", 2), ("1.2", "Wire up", 1)]
+        );
+        assert_eq!(list.tasks[1].requirements.as_deref(), Some("1.1"));
+        let r = tick(&path, Path::new("tasks.md"), "1.1", "Set up").unwrap();
+        assert_eq!(r.ids, ["1.1"]);
+        let after = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(after, text.replace("- [ ] Create", "- [x] Create"));
+        // The checklist above the first heading task is not a step of anything.
+        assert!(after.contains("- [ ] Read the design"));
+        let again = crate::spec::parse_bytes("tasks.md", after.into_bytes());
+        assert_eq!(again.tasks[1].state, TaskState::Done);
     }
 
     #[test]

@@ -165,6 +165,9 @@ pub struct Task {
     pub parallel: bool,
     /// spec-kit's story label (`US1`): the task's track.
     pub story: Option<String>,
+    /// A task written as a heading (`#### Task 1.1: Title`) has no box of its own: the
+    /// unnumbered checkboxes under it are its steps, and it is done when they all are.
+    pub steps: Vec<Checkbox>,
 }
 
 impl Task {
@@ -172,8 +175,9 @@ impl Task {
         !self.children.is_empty()
     }
 
+    /// A container implied by its sub-tasks' numbering, with no line of its own.
     pub fn is_implied(&self) -> bool {
-        self.checkbox.is_none()
+        self.checkbox.is_none() && self.steps.is_empty()
     }
 
     /// Tasks this one runs only after, on the condition that they asked for changes.

@@ -54,6 +54,7 @@ pub fn parse(source: Source) -> TaskList {
         current_section: None,
         exec_level: None,
         tasks_in_section: 0,
+        heading_task: None,
     };
     if let Some(children) = root.children() {
         walker.blocks(children);
@@ -78,6 +79,9 @@ struct Walker<'a> {
     /// Heading level of the `## Execution Strategy` section we are in.
     exec_level: Option<u8>,
     tasks_in_section: usize,
+    /// The `#### Task 1.1: Title` heading we are under: its id, title, offset, and the task
+    /// made of it once a step shows up.
+    heading_task: Option<(String, String, usize, Option<usize>)>,
 }
 
 fn start(node: &Node) -> usize {
@@ -128,6 +132,8 @@ impl Walker<'_> {
             self.exec_level = None;
         }
         let offset = start(node);
+        self.heading_task =
+            dialect::heading_task(&plain).map(|(id, title)| (id, title, offset, None));
         let line = self.list.source.line_col(offset).0;
         let raw_line_end = self.list.source.line_end(offset);
         let raw = self.text()[offset..raw_line_end].to_owned();
@@ -262,7 +268,76 @@ impl Walker<'_> {
         if self.exec_level.is_some() && self.group_item(node, item) {
             return;
         }
+        if self.heading_task.is_some() && !self.is_task_item(node, item) {
+            let (line_start, line) = self.item_line(node);
+            if let Some(head) = dialect::checkbox(line) {
+                self.heading_step(node, line_start + head.state_offset, head.ch);
+                return;
+            }
+            if let Some(index) = self.heading_task.as_ref().and_then(|h| h.3) {
+                self.detail_item(node, item, index);
+                return;
+            }
+        }
         self.item(node, item, None);
+    }
+
+    /// An unnumbered checkbox under a `#### Task 1.1: Title` heading: a step of that task.
+    fn heading_step(&mut self, node: &Node, text_offset: usize, ch: char) {
+        let Some((id, title, offset, made)) = self.heading_task.clone() else {
+            return;
+        };
+        let index = made.unwrap_or_else(|| {
+            let (line, column) = self.list.source.line_col(offset);
+            self.list.tasks.push(Task {
+                id,
+                title,
+                state: TaskState::Done,
+                offset,
+                line,
+                column,
+                checkbox: None,
+                parent: None,
+                children: Vec::new(),
+                nested_in: None,
+                section: self.current_section,
+                optional: false,
+                requirements: None,
+                agent: None,
+                trigger: None,
+                spec_references: None,
+                estimate: None,
+                metadata: Vec::new(),
+                details: Vec::new(),
+                code_blocks: Vec::new(),
+                dep_phrases: Vec::new(),
+                deps: Vec::new(),
+                files: Vec::new(),
+                prompt: None,
+                parallel: false,
+                story: None,
+                steps: Vec::new(),
+            });
+            self.tasks_in_section += 1;
+            let index = self.list.tasks.len() - 1;
+            if let Some(h) = &mut self.heading_task {
+                h.3 = Some(index);
+            }
+            index
+        });
+        let checkbox = Checkbox {
+            text_offset,
+            byte_offset: self.list.source.byte_offset(text_offset),
+            ch,
+        };
+        self.list.checkbox_bytes.push(checkbox.byte_offset);
+        let (_, content) = self.item_content(node);
+        let task = &mut self.list.tasks[index];
+        task.steps.push(checkbox);
+        task.details.push(content);
+        if TaskState::from_box(ch) != Some(TaskState::Done) {
+            task.state = TaskState::Pending;
+        }
     }
 
     /// A list item outside any task: a task, a checklist line, or a list holding tasks.
@@ -357,6 +432,7 @@ impl Walker<'_> {
             prompt: None,
             parallel: title.parallel || marked_parallel,
             story,
+            steps: Vec::new(),
         });
         self.tasks_in_section += 1;
 

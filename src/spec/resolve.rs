@@ -109,7 +109,11 @@ fn settle_duplicates(list: &mut TaskList) {
         .iter()
         .flat_map(|t| t.dep_phrases.iter())
         .chain(list.sections.iter().filter_map(|s| s.deps.as_ref()))
-        .chain(list.groups.iter().flat_map(|g| g.member_phrases.iter().chain(g.after.iter())));
+        .chain(
+            list.groups
+                .iter()
+                .flat_map(|g| g.member_phrases.iter().chain(g.after.iter())),
+        );
     for phrase in phrases {
         for r in &phrase.parsed.refs {
             match &r.target {
@@ -136,7 +140,9 @@ fn settle_duplicates(list: &mut TaskList) {
         };
         let (line, first_line) = (list.tasks[i].line, list.tasks[f].line);
         let at = list.tasks[i].offset;
-        let id_at = list.source.text[at..].find(id.as_str()).map_or(at, |k| at + k);
+        let id_at = list.source.text[at..]
+            .find(id.as_str())
+            .map_or(at, |k| at + k);
         if list.tasks[i].title == list.tasks[f].title {
             keep[i] = false;
             same_as[i] = f;
@@ -144,10 +150,12 @@ fn settle_duplicates(list: &mut TaskList) {
                 list.tasks[f].state = TaskState::Done;
             }
             warnings.push(
-                Diagnostic::warning(format!("task {id} is listed twice (lines {first_line} and {line})"))
-                    .at(list.location(id_at, id.len()))
-                    .label("read as the same task as the first")
-                    .help("remove one of the copies"),
+                Diagnostic::warning(format!(
+                    "task {id} is listed twice (lines {first_line} and {line})"
+                ))
+                .at(list.location(id_at, id.len()))
+                .label("read as the same task as the first")
+                .help("remove one of the copies"),
             );
         } else if !referenced.contains(&id) {
             let new_id = format!("{id}@{line}");
@@ -207,13 +215,13 @@ fn report_duplicates(list: &mut TaskList, ids: &HashMap<String, usize>) {
                 "duplicate task id `{}`, which a dependency names: which task is meant is unclear",
                 t.id
             ))
-                .at(list.location(id_at, len))
-                .label("defined again here")
-                .note(format!(
-                    "`{}` is first defined at line {}",
-                    t.id, list.tasks[first].line
-                ))
-                .help("give every task its own id, then update the dependencies that name it");
+            .at(list.location(id_at, len))
+            .label("defined again here")
+            .note(format!(
+                "`{}` is first defined at line {}",
+                t.id, list.tasks[first].line
+            ))
+            .help("give every task its own id, then update the dependencies that name it");
             list.diagnostics.push(d);
         }
     }
@@ -266,6 +274,7 @@ fn insert_implied_parents(list: &mut TaskList) {
                 prompt: None,
                 parallel: false,
                 story: None,
+                steps: Vec::new(),
                 ..task.clone()
             });
         }
