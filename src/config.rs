@@ -2,6 +2,7 @@
 //! single-package root), with defaults. Keys are kebab-case; an unknown key is an error that
 //! names it, so a typo never silently falls back to a default.
 
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
@@ -23,7 +24,11 @@ const KEYS: &[&str] = &[
     "timeout",
     "branch-prefix",
     "max-review-rounds",
+    "agents",
 ];
+
+/// The keys of an `[….agents.<name>]` table.
+const AGENT_KEYS: &[&str] = &["command"];
 
 /// An agent as configured: a preset name, or an argv list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +46,9 @@ pub struct Config {
     pub timeout: Option<Duration>,
     pub branch_prefix: String,
     pub max_review_rounds: Option<u32>,
+    /// `[….agents.<name>]`: the command that runs the tasks naming that agent
+    /// (`_Agent: name_` or the track's `> Primary Agent: name`).
+    pub agents: BTreeMap<String, AgentSpec>,
 }
 
 impl Default for Config {
@@ -52,6 +60,7 @@ impl Default for Config {
             timeout: None,
             branch_prefix: DEFAULT_BRANCH_PREFIX.to_owned(),
             max_review_rounds: None,
+            agents: BTreeMap::new(),
         }
     }
 }
@@ -70,6 +79,14 @@ pub struct TableSource<'a> {
 impl TableSource<'_> {
     /// The line of `key = …` inside the table (or of the table header when `key` is `None`).
     fn locate(&self, key: Option<&str>) -> Location {
+        self.locate_path(key.as_slice())
+    }
+
+    /// The line that defines the key at `path` below the table: `command = …` under
+    /// `[workspace.metadata.spec-exec.agents.reviewer]`, `agents.reviewer.command = …` under
+    /// `[workspace.metadata.spec-exec]`, and so on. When no line defines it, the line that
+    /// defines the nearest table above it (an inline table, a header), else the manifest.
+    fn locate_path(&self, path: &[&str]) -> Location {
         let fallback = Location {
             path: self.manifest.to_path_buf(),
             line: 0,
@@ -80,33 +97,88 @@ impl TableSource<'_> {
         let Some(text) = self.text else {
             return fallback;
         };
-        let header = format!("[{}]", self.table);
-        let quoted = format!("[{}]", self.table.replace("spec-exec", "\"spec-exec\""));
-        let mut in_table = false;
-        let mut header_loc = None;
+        let target: Vec<&str> = self.table.split('.').chain(path.iter().copied()).collect();
+        let base = target.len() - path.len();
+        let mut table: Vec<String> = Vec::new();
+        // The longest prefix of `target` defined so far, and where.
+        let mut best: Option<(usize, Location)> = None;
         for (i, line) in text.lines().enumerate() {
             let t = line.trim();
-            let compact: String = t.chars().filter(|c| !c.is_whitespace()).collect();
-            if t.starts_with('[') {
-                in_table = compact == header || compact == quoted;
-                if in_table {
-                    header_loc = Some(loc_in(self.manifest, i + 1, line, t));
+            let (keys, header) = if let Some(inner) = t.strip_prefix("[[") {
+                match toml_keys(inner, "]]") {
+                    Some(keys) => (keys, true),
+                    None => continue,
                 }
+            } else if let Some(inner) = t.strip_prefix('[') {
+                match toml_keys(inner, "]") {
+                    Some(keys) => (keys, true),
+                    None => continue,
+                }
+            } else {
+                match toml_keys(t, "=") {
+                    Some(keys) => (keys, false),
+                    None => continue,
+                }
+            };
+            let full: Vec<String> = if header {
+                table.clone_from(&keys);
+                keys
+            } else {
+                table.iter().cloned().chain(keys).collect()
+            };
+            // How much of the target this line defines: it defines a table the target is in,
+            // or the target itself (maybe with keys below it).
+            let shared = full
+                .iter()
+                .zip(&target)
+                .take_while(|(a, b)| a.as_str() == **b)
+                .count();
+            if shared < base || (shared < full.len() && shared < target.len()) {
                 continue;
             }
-            if let (true, Some(key)) = (in_table, key) {
-                let k = t.trim_start_matches('"');
-                if k.starts_with(key)
-                    && k[key.len()..]
-                        .trim_start_matches('"')
-                        .trim_start()
-                        .starts_with('=')
-                {
-                    return loc_in(self.manifest, i + 1, line, key);
-                }
+            if best.as_ref().is_some_and(|(n, _)| *n >= shared) {
+                continue;
+            }
+            let word = if shared > base { target[shared - 1] } else { t };
+            best = Some((shared, loc_in(self.manifest, i + 1, line, word)));
+            if shared == target.len() {
+                break;
             }
         }
-        header_loc.unwrap_or(fallback)
+        best.map_or(fallback, |(_, loc)| loc)
+    }
+}
+
+/// The dotted key at the start of `text`, up to `end` (`=`, `]`, `]]`): `a.b."c d"` is
+/// `[a, b, c d]`. `None` when `text` does not start with a key followed by `end`.
+fn toml_keys(text: &str, end: &str) -> Option<Vec<String>> {
+    let mut keys = Vec::new();
+    let mut rest = text.trim_start();
+    loop {
+        let (key, after) = if let Some(r) = rest.strip_prefix('"') {
+            let close = r.find('"')?;
+            (r[..close].to_owned(), &r[close + 1..])
+        } else if let Some(r) = rest.strip_prefix('\'') {
+            let close = r.find('\'')?;
+            (r[..close].to_owned(), &r[close + 1..])
+        } else {
+            let len = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+                .unwrap_or(rest.len());
+            if len == 0 {
+                return None;
+            }
+            (rest[..len].to_owned(), &rest[len..])
+        };
+        keys.push(key);
+        let after = after.trim_start();
+        if let Some(r) = after.strip_prefix('.') {
+            rest = r.trim_start();
+        } else if after.starts_with(end) {
+            return Some(keys);
+        } else {
+            return None;
+        }
     }
 }
 
@@ -179,6 +251,22 @@ impl Config {
                         "e.g. agent = \"claude\" or agent = [\"my-agent\", \"--flag\"]",
                     )),
                 },
+                "agents" => match value.as_object() {
+                    Some(agents) => {
+                        for (name, value) in agents {
+                            match agent_entry(name, value, src) {
+                                Ok(spec) => {
+                                    config.agents.insert(name.clone(), spec);
+                                }
+                                Err(mut d) => problems.append(&mut d),
+                            }
+                        }
+                    }
+                    None => problems.push(bad("expected a table of agent names").help(format!(
+                        "e.g. [{}.agents.reviewer] with command = \"codex\"",
+                        src.table
+                    ))),
+                },
                 "timeout" => match value.as_str().map(parse_duration) {
                     Some(Ok(d)) => config.timeout = Some(d),
                     Some(Err(why)) => problems.push(bad(&why).help("e.g. timeout = \"30m\"")),
@@ -204,6 +292,114 @@ impl Config {
         } else {
             Err(Error::Diagnostics(problems))
         }
+    }
+}
+
+/// The help for a bad agent command.
+const AGENT_HELP: &str = "use one of claude, codex, gemini, aider, shell, or a list of arguments: [\"my-agent\", \"--flag\"]";
+
+/// Checks the name of an `[….agents.<name>]` table: a name as tasks write it in
+/// `_Agent: name_`, which is also the persona file's name (`.claude/agents/<name>.md`).
+pub fn validate_agent_name(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty() {
+        return Err("an agent name cannot be empty".to_owned());
+    }
+    if name.starts_with('.') {
+        return Err(format!("`{name}` starts with a dot"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(format!(
+            "`{name}` has {}, which an agent name cannot have",
+            match c {
+                ' ' => "a space".to_owned(),
+                c if c.is_whitespace() || c.is_control() => format!("the character {c:?}"),
+                c => format!("`{c}`"),
+            }
+        ));
+    }
+    Ok(())
+}
+
+/// One `[….agents.<name>]` table.
+fn agent_entry(
+    name: &str,
+    value: &Value,
+    src: &TableSource<'_>,
+) -> std::result::Result<AgentSpec, Vec<Diagnostic>> {
+    let table = format!("{}.agents.{}", src.table, toml_key(name));
+    let example = format!("e.g. [{table}] with command = \"codex\"");
+    if let Err(why) = validate_agent_name(name) {
+        return Err(vec![
+            Diagnostic::error(format!("invalid agent name in [{}.agents]: {why}", src.table))
+                .at(src.locate_path(&["agents", name]))
+                .help("name it as the tasks do in `_Agent: name_`: letters, digits, `-`, `_` and `.`, e.g. code-reviewer"),
+        ]);
+    }
+    let Some(entries) = value.as_object() else {
+        return Err(vec![
+            Diagnostic::error(format!(
+                "invalid `agents.{}` in [{}]: expected a table",
+                toml_key(name),
+                src.table
+            ))
+            .at(src.locate_path(&["agents", name]))
+            .help(example),
+        ]);
+    };
+    let mut problems = Vec::new();
+    let mut command = None;
+    for (key, value) in entries {
+        let loc = src.locate_path(&["agents", name, key]);
+        if key != "command" {
+            problems.push(
+                Diagnostic::error(format!("unknown key `{key}` in [{table}]"))
+                    .at(loc)
+                    .label("not an agent setting")
+                    .help(format!("the keys are: {}", AGENT_KEYS.join(", "))),
+            );
+            continue;
+        }
+        let bad = |what: &str| {
+            Diagnostic::error(format!("invalid `command` in [{table}]: {what}")).at(loc.clone())
+        };
+        match agent_spec(value) {
+            Some(AgentSpec::Preset(p)) if !crate::exec::agent::is_preset(&p) => {
+                problems.push(bad(&format!("`{p}` is not an agent preset")).help(AGENT_HELP));
+            }
+            Some(spec) => command = Some(spec),
+            None => problems.push(
+                bad("expected a preset name or a list of arguments")
+                    .help("e.g. command = \"codex\" or command = [\"my-agent\", \"--flag\"]"),
+            ),
+        }
+    }
+    if problems.is_empty() && command.is_none() {
+        problems.push(
+            Diagnostic::error(format!("[{table}] has no `command`"))
+                .at(src.locate_path(&["agents", name]))
+                .help("give the command that runs this agent's tasks, e.g. command = \"codex\"")
+                .note("leave the table out and the tasks naming this agent run with the default agent and its persona file"),
+        );
+    }
+    match command {
+        Some(spec) if problems.is_empty() => Ok(spec),
+        _ => Err(problems),
+    }
+}
+
+/// A TOML key as it would be written: bare when it can be, quoted otherwise.
+fn toml_key(key: &str) -> String {
+    if !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        key.to_owned()
+    } else {
+        format!("{key:?}")
     }
 }
 
@@ -371,5 +567,115 @@ mod tests {
         );
         let ok = serde_json::json!({"agent": "shell"});
         assert!(Config::from_value(Some(&ok), &src(text)).is_ok());
+    }
+
+    #[test]
+    fn agent_commands_by_name() {
+        let value = serde_json::json!({
+            "agent": "shell",
+            "agents": {
+                "reviewer": {"command": ["my-reviewer", "--model", "big"]},
+                "writer": {"command": "codex"},
+            }
+        });
+        let c = Config::from_value(Some(&value), &src("")).unwrap();
+        assert_eq!(
+            c.agents.get("reviewer"),
+            Some(&AgentSpec::Argv(vec![
+                "my-reviewer".into(),
+                "--model".into(),
+                "big".into()
+            ]))
+        );
+        assert_eq!(
+            c.agents.get("writer"),
+            Some(&AgentSpec::Preset("codex".into()))
+        );
+    }
+
+    fn errors(text: &str, value: &Value) -> Vec<String> {
+        match Config::from_value(Some(value), &src(text)) {
+            Err(Error::Diagnostics(d)) => d.iter().map(ToString::to_string).collect(),
+            other => panic!("expected errors, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn agent_table_errors_are_located() {
+        let text = "[workspace]\n\n[workspace.metadata.spec-exec]\nmax-agents = 2\n\n\
+                    [workspace.metadata.spec-exec.agents.reviewer]\ncommand = \"codex\"\nmodel = \"o3\"\n";
+        let value = serde_json::json!({"max-agents": 2, "agents": {"reviewer": {"command": "codex", "model": "o3"}}});
+        assert_eq!(
+            errors(text, &value),
+            [
+                "Cargo.toml:8:1: unknown key `model` in [workspace.metadata.spec-exec.agents.reviewer]"
+            ]
+        );
+
+        // Quoted keys, dotted keys and inline tables.
+        let text = "[workspace.\"metadata\".spec-exec.agents]\nreviewer.command = \"nope\"\n";
+        let value = serde_json::json!({"agents": {"reviewer": {"command": "nope"}}});
+        assert_eq!(
+            errors(text, &value),
+            [
+                "Cargo.toml:2:10: invalid `command` in [workspace.metadata.spec-exec.agents.reviewer]: `nope` is not an agent preset"
+            ]
+        );
+        let text =
+            "[workspace.metadata.spec-exec]\nagents = { \"a b\" = { command = \"codex\" } }\n";
+        let value = serde_json::json!({"agents": {"a b": {"command": "codex"}}});
+        assert_eq!(
+            errors(text, &value),
+            [
+                "Cargo.toml:2:1: invalid agent name in [workspace.metadata.spec-exec.agents]: `a b` has a space, which an agent name cannot have"
+            ]
+        );
+
+        // Not a table; a table without `command`; a command that is not one.
+        let value = serde_json::json!({"agents": ["reviewer"]});
+        assert_eq!(errors("", &value).len(), 1);
+        let value = serde_json::json!({"agents": {"reviewer": "codex", "writer": {}, "tester": {"command": [1]}}});
+        let e = errors("", &value);
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(
+            e.iter().any(
+                |e| e.contains("[workspace.metadata.spec-exec.agents.writer] has no `command`")
+            )
+        );
+        assert!(e.iter().any(|e| e.contains(
+            "invalid `agents.reviewer` in [workspace.metadata.spec-exec]: expected a table"
+        )));
+        assert!(e.iter().any(|e| {
+            e.contains("invalid `command` in [workspace.metadata.spec-exec.agents.tester]")
+        }));
+    }
+
+    #[test]
+    fn agent_names() {
+        for ok in ["reviewer", "rust-developer", "qa_2", "v1.2", "dévelopeur"] {
+            assert_eq!(validate_agent_name(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", ".hidden", "a/b", "a b", "a\\b", "tab\there"] {
+            assert!(validate_agent_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn keys_are_located_in_nested_tables() {
+        let text = "[workspace]\nmembers = []\n\n[workspace.metadata.spec-exec]\nagent = \"x\"\n\n\
+                    [workspace.metadata.spec-exec.agents.a]\ncommand = [\n  \"x = 1\",\n]\n\
+                    [workspace.metadata.spec-exec.agents.b]\n";
+        let s = src(text);
+        assert_eq!(s.locate(None).line, 4);
+        assert_eq!(s.locate(Some("agent")).line, 5);
+        assert_eq!(s.locate(Some("timeout")).line, 4, "the table's header");
+        assert_eq!(s.locate_path(&["agents", "a", "command"]).line, 8);
+        let b = s.locate_path(&["agents", "b", "command"]);
+        assert_eq!((b.line, b.column), (11, 38), "b's header, at its name");
+        assert_eq!(
+            toml_keys("a . \"b.c\" .'d' = 1", "="),
+            Some(vec!["a".into(), "b.c".into(), "d".into()])
+        );
+        assert_eq!(toml_keys("\"x = 1\",", "="), None);
     }
 }

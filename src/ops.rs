@@ -1,7 +1,7 @@
 //! The commands: each loads what it needs, decides with the pure core, and reports through the
 //! [`Shell`]. Errors a user can cause come back as [`Error`]s; the caller prints them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -68,13 +68,18 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
     if !(opts.dry_run && shell.is_json()) {
         shell.diagnostics(plan.warnings.iter());
     }
+    let lineup = exec::agent::Lineup::new(
+        opts.agent.as_deref(),
+        ws.config.agent.as_ref(),
+        &ws.config.agents,
+    );
     if opts.dry_run {
         // A bad --base is an error now, not when the run is tried for real.
         if let Some(rev) = &opts.base {
             crate::git::Git::open(&ws.root)?.resolve(rev)?;
         }
         if shell.is_json() {
-            shell.json(&render::json(&list, name, &plan, &approval));
+            shell.json(&render::json(&list, name, &plan, &approval, &lineup));
         } else {
             shell.out(
                 render::human(
@@ -82,6 +87,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
                     name,
                     &plan,
                     &approval,
+                    &lineup,
                     shell.verbosity == Verbosity::Verbose,
                 )
                 .trim_end(),
@@ -120,7 +126,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         }
     }
     if shell.is_json() {
-        shell.json(&render::json(&list, name, &plan, &approval));
+        shell.json(&render::json(&list, name, &plan, &approval, &lineup));
     }
     if plan.pending() == 0 {
         if shell.is_json() {
@@ -141,13 +147,67 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         Some(t) => config::parse_duration(t).unwrap_or(config::DEFAULT_TIMEOUT),
         None => ws.config.timeout.unwrap_or(config::DEFAULT_TIMEOUT),
     };
-    let (agent, chosen) = exec::agent::resolve(opts.agent.as_deref(), ws.config.agent.as_ref())?;
-    if chosen == exec::agent::Chosen::Found {
+    // The agent names of the tasks to run, and the commands configured for them: every
+    // program is looked for now, before any agent starts.
+    let names: Vec<Option<&str>> = plan.nodes.iter().map(|n| list.agent_of(n.task)).collect();
+    let agents = exec::agent::resolve_named(
+        names.iter().flatten().copied(),
+        opts.agent.is_some(),
+        &ws.config.agents,
+    )?;
+    // Whether some task runs with the default agent.
+    let needs_default = names
+        .iter()
+        .any(|n| n.is_none_or(|n| !agents.contains_key(n)));
+    let (agent, chosen) =
+        match exec::agent::resolve(opts.agent.as_deref(), ws.config.agent.as_ref()) {
+            Ok(found) => found,
+            // None was asked for or found, and none is needed: every task has its own.
+            Err(_) if !needs_default && opts.agent.is_none() && ws.config.agent.is_none() => {
+                let first = agents.values().next().cloned();
+                (
+                    first.unwrap_or(exec::agent::Agent::Shell),
+                    exec::agent::Chosen::Config,
+                )
+            }
+            Err(e) => return Err(e),
+        };
+    if chosen == exec::agent::Chosen::Found && needs_default {
         shell.status(
             "Agent",
             format!(
                 "`{}` (found on PATH; pass --agent to choose another)",
                 agent.name()
+            ),
+        );
+    }
+    for (name, a) in &agents {
+        shell.status(
+            "Agent",
+            format!(
+                "`{}` for the tasks of agent `{name}` (its command in the configuration)",
+                a.name()
+            ),
+        );
+    }
+    let set_aside: Vec<&str> = ws
+        .config
+        .agents
+        .keys()
+        .map(String::as_str)
+        .filter(|n| opts.agent.is_some() && names.contains(&Some(n)))
+        .collect();
+    if !set_aside.is_empty() {
+        shell.status(
+            "Agent",
+            format!(
+                "`{}` (--agent) for every task: the configured commands of {} are not used",
+                agent.name(),
+                set_aside
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         );
     }
@@ -165,6 +225,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
             base: opts.base.clone(),
             branch_prefix: ws.config.branch_prefix.clone(),
             agent,
+            agents,
             max_review_rounds: opts
                 .max_review_rounds
                 .or(ws.config.max_review_rounds)
@@ -202,7 +263,123 @@ impl Summary {
     }
 }
 
-fn summarize(ws: &Workspace, feature: Feature) -> Summary {
+/// Where persona files are looked for: the workspace root, and the repository's working tree
+/// when it is another directory.
+fn persona_roots(ws: &Workspace) -> Vec<PathBuf> {
+    let mut roots = vec![ws.root.clone()];
+    if let Some(workdir) = git2::Repository::discover(&ws.root)
+        .ok()
+        .and_then(|r| r.workdir().map(Path::to_path_buf))
+        && !roots.contains(&workdir)
+    {
+        roots.push(workdir);
+    }
+    roots
+}
+
+/// A warning for each agent name the tasks use that has neither a command in the
+/// configuration nor a persona file, at the line that first names it.
+fn unknown_agents(list: &TaskList, config: &config::Config, roots: &[&Path]) -> Vec<Diagnostic> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut warnings = Vec::new();
+    for t in 0..list.tasks.len() {
+        let Some(name) = list.agent_of(t) else {
+            continue;
+        };
+        if seen.contains(&name) {
+            continue;
+        }
+        seen.push(name);
+        if config.agents.contains_key(name) || exec::agent::persona_file(roots, name).is_some() {
+            continue;
+        }
+        let loc = agent_location(list, t, name);
+        let mut d = Diagnostic::warning(format!(
+            "agent `{name}` has neither a command in the configuration nor a persona file"
+        ))
+        .at_opt(loc)
+        .label("named here")
+        .note(format!(
+            "its tasks run with the default agent, told to work as `{name}` with no persona text"
+        ));
+        d = if config::validate_agent_name(name).is_ok() {
+            d.help(format!(
+                "add .claude/agents/{name}.md (or .kiro/agents/{name}.md) describing it, or give it a command under [workspace.metadata.spec-exec.agents.{name}]"
+            ))
+        } else {
+            d.help("name an agent with letters, digits, `-`, `_` and `.`, as its persona file .claude/agents/<name>.md is named")
+        };
+        warnings.push(d);
+    }
+    warnings
+}
+
+/// Where task `t` names its agent `name`: its `_Agent: name_` line, else its track heading's
+/// `> Primary Agent: name` line, else the task or heading line.
+fn agent_location(list: &TaskList, t: usize, name: &str) -> Option<crate::error::Location> {
+    use crate::spec::dialect;
+    let task = &list.tasks[t];
+    let src = &list.source;
+    let lines = src.text.lines().count();
+    let at = |line: usize| -> Option<crate::error::Location> {
+        let text = src.line_text(line);
+        let (byte, width) = match text.find(name) {
+            Some(b) => (b, name.chars().count()),
+            None => {
+                let trimmed = text.trim();
+                (
+                    text.len() - text.trim_start().len(),
+                    trimmed.chars().count(),
+                )
+            }
+        };
+        Some(crate::error::Location {
+            path: src.display_path.clone(),
+            line,
+            column: text[..byte].chars().count() + 1,
+            line_text: text.to_owned(),
+            width: width.max(1),
+        })
+    };
+    if task.agent.as_deref() == Some(name) && task.line > 0 {
+        // The task's own lines run to the next line that starts a task.
+        let next = list
+            .tasks
+            .iter()
+            .map(|o| o.line)
+            .filter(|&l| l > task.line)
+            .min()
+            .unwrap_or(lines + 1);
+        for line in task.line + 1..next.min(lines + 1) {
+            let text = src.line_text(line).trim_start();
+            let text = text
+                .strip_prefix(['-', '*', '+'])
+                .map_or(text, str::trim_start);
+            if let Some(meta) = dialect::metadata(text)
+                && dialect::canonical_key(meta.key) == dialect::Key::Agent
+            {
+                return at(line);
+            }
+        }
+        return at(task.line);
+    }
+    let section = &list.sections[task.section?];
+    if section.line == 0 {
+        return None;
+    }
+    for line in section.line + 1..=lines {
+        let text = src.line_text(line).trim_start();
+        if text.starts_with('#') {
+            break;
+        }
+        if dialect::primary_agent(text.trim_start_matches('>')).is_some() {
+            return at(line);
+        }
+    }
+    at(section.line)
+}
+
+fn summarize(ws: &Workspace, roots: &[PathBuf], feature: Feature) -> Summary {
     let tasks_file = display_path(&feature.tasks_path(), &ws.root)
         .display()
         .to_string();
@@ -220,6 +397,11 @@ fn summarize(ws: &Workspace, feature: Feature) -> Summary {
                 )
             {
                 list.diagnostics.extend(plan.warnings);
+            }
+            if !list.has_errors() {
+                let roots: Vec<&Path> = roots.iter().map(PathBuf::as_path).collect();
+                let unknown = unknown_agents(&list, &ws.config, &roots);
+                list.diagnostics.extend(unknown);
             }
             Summary {
                 tasks_file,
@@ -252,7 +434,11 @@ pub fn list(shell: &Shell, ws: &Workspace) -> Result<i32> {
         shell.status("Found", format!("no features under `{}`", dir.display()));
         return Ok(exit::OK);
     }
-    let summaries: Vec<Summary> = features.into_par_iter().map(|f| summarize(ws, f)).collect();
+    let roots = persona_roots(ws);
+    let summaries: Vec<Summary> = features
+        .into_par_iter()
+        .map(|f| summarize(ws, &roots, f))
+        .collect();
     if shell.is_json() {
         for s in &summaries {
             let (done, total) = s.progress.unwrap_or((0, 0));
@@ -343,7 +529,11 @@ pub fn check(shell: &Shell, ws: &Workspace, names: &[String]) -> Result<i32> {
         );
         return Ok(exit::OK);
     }
-    let results: Vec<Summary> = features.into_par_iter().map(|f| summarize(ws, f)).collect();
+    let roots = persona_roots(ws);
+    let results: Vec<Summary> = features
+        .into_par_iter()
+        .map(|f| summarize(ws, &roots, f))
+        .collect();
     let mut failed = 0;
     let mut errors = 0;
     let mut warnings = 0;

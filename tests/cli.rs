@@ -2125,7 +2125,7 @@ fn check_all_features_lists_every_problem() {
     );
     assert_eq!(
         run.stdout,
-        "error: 5 of 6 features failed the check (5 errors, 0 warnings)\n"
+        "error: 5 of 6 features failed the check (5 errors, 4 warnings)\n"
     );
     insta::assert_snapshot!("check_broken", run.stderr);
 
@@ -2140,7 +2140,7 @@ fn check_all_features_lists_every_problem() {
         .invalid();
     assert_eq!(
         run.stdout,
-        "error: 2 of 3 features failed the check (2 errors, 0 warnings)\n"
+        "error: 2 of 3 features failed the check (2 errors, 4 warnings)\n"
     );
     assert!(!run.stderr.contains("dependency cycle"), "{run:#?}");
     let run = repo.run(&["check", "tracks", "nope"]).invalid();
@@ -2155,8 +2155,21 @@ fn check_all_features_lists_every_problem() {
         let ok = line["feature"] == "tracks";
         assert_eq!(line["ok"], ok, "{line}");
         let diagnostics = line["diagnostics"].as_array().expect("diagnostics");
-        assert_eq!(diagnostics.len(), usize::from(!ok), "{line}");
-        for d in diagnostics {
+        // tracks names agents that have neither a command nor a persona file: warnings.
+        let (errors, warnings): (Vec<&Value>, Vec<&Value>) =
+            diagnostics.iter().partition(|d| d["severity"] == "error");
+        assert_eq!(errors.len(), usize::from(!ok), "{line}");
+        assert_eq!(warnings.len(), if ok { 4 } else { 0 }, "{line}");
+        for d in warnings {
+            assert!(
+                d["message"]
+                    .as_str()
+                    .expect("message")
+                    .starts_with("agent `"),
+                "{d}"
+            );
+        }
+        for d in errors {
             assert_eq!(d["severity"], "error");
             assert!(d["help"].is_string(), "{d}");
             assert!(

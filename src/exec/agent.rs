@@ -4,6 +4,7 @@
 //! process gets its worktree as working directory, the prompt file on standard input, both
 //! output streams in the task's log file, its own process group, and `SPEC_EXEC_*` variables.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -166,48 +167,59 @@ fn is_executable(p: &Path) -> bool {
 }
 
 /// How the agent was chosen, for the status line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Chosen {
     Flag,
     Config,
     Found,
 }
 
+/// The help for an unknown preset in the configuration.
+const PRESET_HELP: &str = "use one of claude, codex, gemini, aider, shell, or a list of arguments: [\"my-agent\", \"--flag\"]";
+
+/// `--agent`'s value as an agent, without looking for its program.
+fn from_flag(line: &str) -> Result<Agent> {
+    let words = split_words(line).map_err(|why| {
+        Error::user_with_help(
+            format!("--agent `{line}`: {why}"),
+            "quote it as a shell would",
+        )
+    })?;
+    let first = words
+        .first()
+        .ok_or_else(|| Error::user("--agent is empty"))?;
+    Ok(match (words.len(), preset(first)) {
+        (1, Some(p)) => p,
+        _ => Agent::Command {
+            name: first.clone(),
+            argv: words,
+        },
+    })
+}
+
+/// A configured agent (`agent`, or an agent name's `command`), without looking for its program.
+fn from_spec(spec: &AgentSpec, whose: &str) -> Result<Agent> {
+    Ok(match spec {
+        AgentSpec::Preset(name) => preset(name).ok_or_else(|| {
+            Error::user_with_help(
+                format!("unknown agent preset `{name}` in the configuration{whose}"),
+                PRESET_HELP,
+            )
+        })?,
+        AgentSpec::Argv(argv) => Agent::Command {
+            name: argv[0].clone(),
+            argv: argv.clone(),
+        },
+    })
+}
+
 /// Picks the agent: `--agent`, else config `agent`, else the first of claude, codex, gemini,
 /// aider found on `PATH`.
 pub fn resolve(flag: Option<&str>, config: Option<&AgentSpec>) -> Result<(Agent, Chosen)> {
     let agent = if let Some(line) = flag {
-        let words = split_words(line).map_err(|why| {
-            Error::user_with_help(
-                format!("--agent `{line}`: {why}"),
-                "quote it as a shell would",
-            )
-        })?;
-        let first = words
-            .first()
-            .ok_or_else(|| Error::user("--agent is empty"))?;
-        let agent = match (words.len(), preset(first)) {
-            (1, Some(p)) => p,
-            _ => Agent::Command {
-                name: first.clone(),
-                argv: words,
-            },
-        };
-        (agent, Chosen::Flag)
+        (from_flag(line)?, Chosen::Flag)
     } else if let Some(spec) = config {
-        let agent = match spec {
-            AgentSpec::Preset(name) => preset(name).ok_or_else(|| {
-                Error::user_with_help(
-                    format!("unknown agent preset `{name}` in the configuration"),
-                    "use one of claude, codex, gemini, aider, shell, or a list of arguments: agent = [\"my-agent\", \"--flag\"]",
-                )
-            })?,
-            AgentSpec::Argv(argv) => Agent::Command {
-                name: argv[0].clone(),
-                argv: argv.clone(),
-            },
-        };
-        (agent, Chosen::Config)
+        (from_spec(spec, "")?, Chosen::Config)
     } else {
         let found = PRESETS
             .iter()
@@ -232,6 +244,142 @@ pub fn resolve(flag: Option<&str>, config: Option<&AgentSpec>) -> Result<(Agent,
         ));
     }
     Ok(agent)
+}
+
+/// The commands of the agent names in `names` that have one in the configuration
+/// (`[….agents.<name>] command`), each program looked for on `PATH`. With `--agent` given,
+/// none: `--agent` runs every task.
+pub fn resolve_named<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+    flag_given: bool,
+    config: &BTreeMap<String, AgentSpec>,
+) -> Result<BTreeMap<String, Agent>> {
+    let mut agents = BTreeMap::new();
+    if flag_given {
+        return Ok(agents);
+    }
+    for name in names {
+        let Some(spec) = config.get(name) else {
+            continue;
+        };
+        if agents.contains_key(name) {
+            continue;
+        }
+        let agent = from_spec(spec, &format!(" for agent `{name}`"))?;
+        if let Agent::Command { argv, .. } = &agent
+            && which(&argv[0]).is_none()
+        {
+            return Err(Error::user_with_help(
+                format!(
+                    "agent program `{}` was not found (the command of agent `{name}`, which tasks name with `_Agent: {name}_`)",
+                    argv[0]
+                ),
+                format!(
+                    "install it, put it on PATH, or change `command` under `agents.{name}` in the configuration"
+                ),
+            ));
+        }
+        agents.insert(name.to_owned(), agent);
+    }
+    Ok(agents)
+}
+
+/// The agents of a run as far as they are known without looking at `PATH`, for `--dry-run`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lineup {
+    /// The default agent's name and how it was chosen; `None` when it will be the first
+    /// preset found on `PATH`.
+    pub default: Option<(String, Chosen)>,
+    /// Agent names with a command of their own that applies, and that command's name.
+    pub named: BTreeMap<String, String>,
+    /// Agent names whose configured command `--agent` sets aside.
+    pub set_aside: Vec<String>,
+}
+
+impl Lineup {
+    /// The lineup of `--agent` (when given) and the configuration. A value that a run would
+    /// refuse is shown as written; the run says what is wrong with it.
+    pub fn new(
+        flag: Option<&str>,
+        config: Option<&AgentSpec>,
+        named: &BTreeMap<String, AgentSpec>,
+    ) -> Lineup {
+        let spec_name = |spec: &AgentSpec| match spec {
+            AgentSpec::Preset(p) => p.clone(),
+            AgentSpec::Argv(argv) => argv[0].clone(),
+        };
+        let default = match (flag, config) {
+            (Some(line), _) => {
+                let name = from_flag(line)
+                    .map_or_else(|_| line.trim().to_owned(), |a| a.name().to_owned());
+                Some((name, Chosen::Flag))
+            }
+            (None, Some(spec)) => Some((spec_name(spec), Chosen::Config)),
+            (None, None) => None,
+        };
+        let configured = named.iter().map(|(n, spec)| (n.clone(), spec_name(spec)));
+        if flag.is_some() {
+            Lineup {
+                default,
+                named: BTreeMap::new(),
+                set_aside: named.keys().cloned().collect(),
+            }
+        } else {
+            Lineup {
+                default,
+                named: configured.collect(),
+                set_aside: Vec::new(),
+            }
+        }
+    }
+
+    /// The name of the agent that runs a task naming `agent` (or none): its own command, else
+    /// the default when known.
+    pub fn command_of(&self, agent: Option<&str>) -> Option<&str> {
+        agent
+            .and_then(|a| self.named.get(a))
+            .map(String::as_str)
+            .or(self.default.as_ref().map(|(n, _)| n.as_str()))
+    }
+
+    /// One line on the default agent and the agent names with commands of their own.
+    pub fn describe(&self) -> String {
+        let mut s = match &self.default {
+            Some((name, Chosen::Flag)) => format!("`{name}` (--agent), for every task"),
+            Some((name, _)) => format!("`{name}` (the configuration)"),
+            None => "the first of claude, codex, gemini, aider found on PATH".to_owned(),
+        };
+        if !self.named.is_empty() {
+            let named: Vec<String> = self
+                .named
+                .iter()
+                .map(|(n, c)| format!("{n} runs `{c}`"))
+                .collect();
+            s.push_str(&format!("; {}", named.join(", ")));
+        }
+        if !self.set_aside.is_empty() {
+            s.push_str(&format!(
+                "; the configured commands of {} are not used",
+                self.set_aside.join(", ")
+            ));
+        }
+        s
+    }
+}
+
+/// Where personas are kept, under the workspace root or the repository's working tree.
+pub const PERSONA_DIRS: [&str; 2] = [".claude/agents", ".kiro/agents"];
+
+/// The persona file of agent `name`: `.claude/agents/<name>.md` or `.kiro/agents/<name>.md`
+/// under the first of `roots` that has one.
+pub fn persona_file(roots: &[&Path], name: &str) -> Option<PathBuf> {
+    if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+        return None;
+    }
+    roots
+        .iter()
+        .flat_map(|r| PERSONA_DIRS.map(|d| r.join(d).join(format!("{name}.md"))))
+        .find(|f| f.is_file())
 }
 
 /// How an agent process ended.
@@ -389,5 +537,76 @@ mod tests {
         let (a, _) = resolve(None, Some(&AgentSpec::Preset("shell".into()))).unwrap();
         assert_eq!(a, Agent::Shell);
         assert!(resolve(None, Some(&AgentSpec::Preset("nope".into()))).is_err());
+    }
+
+    #[test]
+    fn named_agents_unless_the_flag_is_given() {
+        let config: BTreeMap<String, AgentSpec> = [
+            (
+                "reviewer".to_owned(),
+                AgentSpec::Argv(vec!["sh".into(), "-c".into(), "true".into()]),
+            ),
+            ("runner".to_owned(), AgentSpec::Preset("shell".into())),
+            (
+                "absent".to_owned(),
+                AgentSpec::Argv(vec!["not-installed-xyz".into()]),
+            ),
+        ]
+        .into();
+        let got =
+            resolve_named(["reviewer", "runner", "writer", "reviewer"], false, &config).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got["reviewer"].name(), "sh");
+        assert_eq!(got["runner"], Agent::Shell);
+        assert!(
+            resolve_named(["reviewer"], true, &config)
+                .unwrap()
+                .is_empty()
+        );
+        let err = resolve_named(["absent"], false, &config).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`not-installed-xyz` was not found"),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), crate::error::exit::INVALID);
+        // With --agent, a missing program of a named agent does not matter.
+        assert!(resolve_named(["absent"], true, &config).is_ok());
+    }
+
+    #[test]
+    fn lineups() {
+        let named: BTreeMap<String, AgentSpec> =
+            [("reviewer".to_owned(), AgentSpec::Preset("codex".into()))].into();
+        let l = Lineup::new(None, Some(&AgentSpec::Preset("claude".into())), &named);
+        assert_eq!(l.command_of(Some("reviewer")), Some("codex"));
+        assert_eq!(l.command_of(Some("writer")), Some("claude"));
+        assert_eq!(l.command_of(None), Some("claude"));
+        assert_eq!(
+            l.describe(),
+            "`claude` (the configuration); reviewer runs `codex`"
+        );
+        let l = Lineup::new(Some("my-agent --fast"), None, &named);
+        assert_eq!(l.command_of(Some("reviewer")), Some("my-agent"));
+        assert_eq!(
+            l.describe(),
+            "`my-agent` (--agent), for every task; the configured commands of reviewer are not used"
+        );
+        let l = Lineup::new(None, None, &BTreeMap::new());
+        assert_eq!(l.command_of(Some("reviewer")), None);
+    }
+
+    #[test]
+    fn persona_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("ws"), tmp.path().to_path_buf());
+        std::fs::create_dir_all(b.join(".kiro/agents")).unwrap();
+        std::fs::write(b.join(".kiro/agents/writer.md"), "w").unwrap();
+        assert_eq!(
+            persona_file(&[&a, &b], "writer"),
+            Some(b.join(".kiro/agents/writer.md"))
+        );
+        assert_eq!(persona_file(&[&a], "writer"), None);
+        assert_eq!(persona_file(&[&a, &b], "../agents/writer"), None);
     }
 }

@@ -10,7 +10,7 @@ pub mod agent;
 pub mod prompt;
 pub mod review;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,9 +38,20 @@ pub struct Settings {
     pub timeout: Duration,
     pub base: Option<String>,
     pub branch_prefix: String,
+    /// The default agent: it runs every task whose agent name has no command of its own.
     pub agent: Agent,
+    /// The commands of agent names (`_Agent: name_`, `> Primary Agent: name`) configured in
+    /// `[….agents.<name>]`, already checked.
+    pub agents: BTreeMap<String, Agent>,
     /// How many rounds a review gate runs in one run before it fails.
     pub max_review_rounds: u32,
+}
+
+impl Settings {
+    /// The agent that runs a task naming `name`: that name's own command, else the default.
+    pub fn agent_for(&self, name: Option<&str>) -> &Agent {
+        name.and_then(|n| self.agents.get(n)).unwrap_or(&self.agent)
+    }
 }
 
 /// What every task of the run shares.
@@ -109,6 +120,8 @@ struct Job {
     verdict_file: Option<String>,
     prompt: String,
     code_blocks: Vec<String>,
+    /// What runs it: its agent name's command, else the default agent.
+    agent: Agent,
 }
 
 /// What a worker hands back.
@@ -1219,6 +1232,7 @@ fn make_job(
         verdict_file,
         prompt,
         code_blocks,
+        agent: shared.settings.agent_for(list.agent_of(t)).clone(),
     }
 }
 
@@ -1386,7 +1400,7 @@ async fn run_job_inner(
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
 
-    let argvs: Vec<Vec<String>> = match &shared.settings.agent {
+    let argvs: Vec<Vec<String>> = match &job.agent {
         Agent::Shell => {
             if job.code_blocks.is_empty() {
                 return finish(

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::{Blocked, Plan};
 use crate::error::Diagnostic;
+use crate::exec::agent::Lineup;
 use crate::spec::TaskList;
 use crate::spec::approval::Approval;
 use crate::spec::deps::Requirement;
@@ -109,6 +110,7 @@ pub fn human(
     feature: &str,
     plan: &Plan,
     approval: &Approval,
+    agents: &Lineup,
     verbose: bool,
 ) -> String {
     let mut out = String::new();
@@ -122,10 +124,14 @@ pub fn human(
         if verbose {
             for &t in tasks {
                 let task = &list.tasks[t];
-                let agent = list
-                    .agent_of(t)
-                    .map(|a| format!(" [{a}]"))
-                    .unwrap_or_default();
+                // The agent name, and the command it runs when it has its own.
+                let agent = match list.agent_of(t) {
+                    Some(a) => match agents.named.get(a) {
+                        Some(command) => format!(" [{a}: {command}]"),
+                        None => format!(" [{a}]"),
+                    },
+                    None => String::new(),
+                };
                 let _ = writeln!(out, "    {} {}{agent}", task.id, task.title);
             }
         }
@@ -341,6 +347,9 @@ pub fn human(
         );
     }
     let _ = writeln!(out, "\nFormat: {} task list", list.dialect.name());
+    if verbose {
+        let _ = writeln!(out, "Agent: {}", agents.describe());
+    }
     let _ = writeln!(out, "{approval_line}");
     out
 }
@@ -370,7 +379,12 @@ pub struct TaskJson<'a> {
     /// Tasks whose asking for changes makes this one run.
     pub condition: Vec<&'a str>,
     pub blocked: Option<String>,
+    /// The agent name (`_Agent:_`, or the track's `> Primary Agent:`).
     pub agent: Option<&'a str>,
+    /// What runs the task: its agent name's command from the configuration, else the default
+    /// agent (`--agent`, `agent` in the configuration); `null` for a container, or when the
+    /// default will be the first agent found on PATH.
+    pub agent_command: Option<&'a str>,
     pub requirements: Option<&'a str>,
     pub trigger: Option<&'a str>,
     pub spec_references: Option<&'a str>,
@@ -430,6 +444,7 @@ pub fn json<'a>(
     feature: &'a str,
     plan: &'a Plan,
     approval: &'a Approval,
+    agents: &'a Lineup,
 ) -> PlanJson<'a> {
     let id = |t: usize| list.tasks[t].id.as_str();
     let tasks = (0..list.tasks.len())
@@ -472,6 +487,11 @@ pub fn json<'a>(
                 condition: t.condition().map(id).collect(),
                 blocked,
                 agent: list.agent_of(i),
+                agent_command: if t.is_container() {
+                    None
+                } else {
+                    agents.command_of(list.agent_of(i))
+                },
                 requirements: t.requirements.as_deref(),
                 trigger: t.trigger.as_deref(),
                 spec_references: t.spec_references.as_deref(),
