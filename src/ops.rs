@@ -95,6 +95,25 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         }
         return Ok(exit::OK);
     }
+    // Branches, worktrees and run state are named after the feature: two features of one name
+    // (in two spec tools' places) would take each other's work for their own.
+    let twins: Vec<String> = spec::all_features(&ws.root, &ws.features_dir())?
+        .into_iter()
+        .filter(|f| f.name == feature.name && f.dir != feature.dir)
+        .map(|f| format!("`{}`", display_path(&f.dir, &ws.root).display()))
+        .collect();
+    if !twins.is_empty() {
+        return Err(Error::user_with_help(
+            format!(
+                "`{}` is also the name of {}: their branches (`{}/{}/…`) and run state would be shared",
+                display_path(&feature.dir, &ws.root).display(),
+                twins.join(", "),
+                ws.config.branch_prefix,
+                feature.name
+            ),
+            "rename one of the directories so that every feature has its own name (--dry-run works as it is)",
+        ));
+    }
     let path = list.source.display_path.display().to_string();
     match &approval {
         approval::Approval::Approved { .. } => {}

@@ -140,3 +140,24 @@ fn an_ambiguous_name_lists_the_candidates_and_a_path_settles_it() {
     let other = repo.run(&["../repo/.kiro/specs/auth", "--dry-run"]);
     assert_eq!(other.status.code(), Some(2));
 }
+
+#[test]
+fn a_shared_name_cannot_run_and_an_unknown_one_lists_every_feature() {
+    let repo = Repo::new();
+    let run = repo.run(&[".kiro/specs/auth", "--agent", "shell"]);
+    assert_eq!(run.status.code(), Some(2));
+    let err = text(&run.stderr);
+    assert!(
+        err.contains("`.kiro/specs/auth` is also the name of `documentation/features/auth`"),
+        "{err}"
+    );
+    assert!(!repo.root.join("target/spec-exec").exists());
+
+    let missing = repo.run(&["nosuch", "--dry-run"]);
+    assert_eq!(missing.status.code(), Some(2));
+    let err = text(&missing.stderr);
+    assert!(
+        err.contains("features that exist: 001-user-sync, auth, billing, export, notify"),
+        "{err}"
+    );
+}

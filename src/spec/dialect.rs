@@ -660,8 +660,10 @@ pub fn paths_in(text: &str) -> Vec<String> {
         let words: Vec<&str> = if k % 2 == 1 {
             vec![part.trim()]
         } else {
+            // A bare word is a path when it has a `/`, or a file extension that says so
+            // (`README.md`, `docker-compose.yml`), not any dotted word (`e.g.`, `v1.2`).
             part.split_whitespace()
-                .filter(|w| w.contains('/'))
+                .filter(|w| w.contains('/') || has_file_extension(w))
                 .collect()
         };
         for w in words {
@@ -673,6 +675,18 @@ pub fn paths_in(text: &str) -> Vec<String> {
         }
     }
     out
+}
+
+fn has_file_extension(word: &str) -> bool {
+    const EXTENSIONS: [&str; 40] = [
+        "md", "rs", "toml", "yml", "yaml", "json", "ts", "tsx", "js", "jsx", "mjs", "py", "go",
+        "java", "kt", "kts", "swift", "rb", "php", "c", "h", "cc", "cpp", "hpp", "cs", "sh", "sql",
+        "html", "css", "scss", "txt", "xml", "proto", "lock", "ini", "cfg", "env", "gradle", "vue",
+        "svelte",
+    ];
+    let w = word.trim_end_matches([',', ';', ':', ')', '"', '\'', '*', '.']);
+    w.rsplit_once('.')
+        .is_some_and(|(stem, ext)| !stem.is_empty() && EXTENSIONS.contains(&ext))
 }
 
 /// `w` as a relative file path, when it looks like one.
@@ -732,13 +746,14 @@ mod dialect_tests {
     fn paths_are_found_and_other_words_are_not() {
         assert_eq!(
             paths_in(
-                "Add `config.toml` and src/lib.rs, then .github/workflows/ci.yml (see docs/x.md)."
+                "Add `config.toml` and src/lib.rs, then .github/workflows/ci.yml (see docs/x.md), README.md; e.g. v1.2."
             ),
             vec![
                 "config.toml",
                 "src/lib.rs",
                 ".github/workflows/ci.yml",
-                "docs/x.md"
+                "docs/x.md",
+                "README.md"
             ]
         );
         assert!(paths_in("version 1.2 of and/or the https://example.com/a.html page").is_empty());

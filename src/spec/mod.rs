@@ -111,6 +111,18 @@ pub fn find_anywhere(root: &Path, features_dir: &Path, name: &str) -> Result<Fea
     }
     let matching: Vec<&Feature> = all.iter().filter(|f| names(f, name)).collect();
     match matching.as_slice() {
+        [] if all.iter().any(|f| !f.dir.starts_with(features_dir)) => {
+            validate_name(name)?;
+            let mut names: Vec<&str> = all.iter().map(|f| f.name.as_str()).collect();
+            names.dedup();
+            Err(Error::user_with_help(
+                format!("no feature `{name}` in any of the places specs are kept"),
+                format!(
+                    "features that exist: {} (`cargo spec-exec list` shows where)",
+                    names.join(", ")
+                ),
+            ))
+        }
         [] => find(root, features_dir, name),
         [one] => {
             validate_name(&one.name)?;

@@ -27,6 +27,7 @@ pub fn resolve(list: &mut TaskList) {
         edges: vec![Vec::new(); list.tasks.len()],
     };
     r.task_dependencies(list);
+    r.trigger_conditions(list);
     r.review_loops(list);
     if !r.report_cycles(list) {
         r.heading_dependencies(list);
@@ -167,6 +168,14 @@ fn settle_duplicates(list: &mut TaskList) {
                 .label("used again here")
                 .help("give every task its own id"),
             );
+            // Its sub-tasks written after it (`4.1` under the second `4`) go with it.
+            let prefix = format!("{id}.");
+            for j in i + 1..list.tasks.len() {
+                let Some(rest) = list.tasks[j].id.strip_prefix(&prefix) else {
+                    break;
+                };
+                list.tasks[j].id = format!("{new_id}.{rest}");
+            }
             list.tasks[i].id = new_id;
         }
     }
@@ -228,7 +237,19 @@ fn report_duplicates(list: &mut TaskList, ids: &HashMap<String, usize>) {
 }
 
 fn numeric_parent(id: &str) -> Option<&str> {
-    if !super::deps::is_numeric_id(id) {
+    // `4@76.1`: a sub-task of a task whose id was used twice (see `settle_duplicates`).
+    let plain: String = match id.split_once('@') {
+        Some((head, tail)) => {
+            let tail = tail.split_once('.').map_or("", |(_, rest)| rest);
+            if tail.is_empty() {
+                head.to_owned()
+            } else {
+                format!("{head}.{tail}")
+            }
+        }
+        None => id.to_owned(),
+    };
+    if !super::deps::is_numeric_id(&plain) {
         return None;
     }
     id.rfind('.').map(|i| &id[..i])
@@ -631,6 +652,47 @@ impl Resolver {
         list.diagnostics.extend(problems);
     }
 
+    /// `_Trigger: Only if CR-A or PR-A status is "Requires changes"_` on a task with no
+    /// `(failed)` dependency: the reviews it names are its condition, as if it said
+    /// `_Dependencies: CR-A and/or PR-A (failed)_`.
+    fn trigger_conditions(&mut self, list: &TaskList) {
+        for i in list.leaves().collect::<Vec<_>>() {
+            let task = &list.tasks[i];
+            let Some(trigger) = &task.trigger else {
+                continue;
+            };
+            if self.edges[i]
+                .iter()
+                .any(|e| e.edge.requirement == Requirement::Failed)
+            {
+                continue;
+            }
+            let lower = trigger.to_ascii_lowercase();
+            if !(lower.contains("change") || lower.contains("fail") || lower.contains("reject")) {
+                continue;
+            }
+            for word in
+                trigger.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+            {
+                let word = word.trim_end_matches('.');
+                if !super::deps::is_alpha_id(word) {
+                    continue;
+                }
+                if let Some(&on) = self.ids.get(word)
+                    && on != i
+                    && !self.edges[i].iter().any(|e| e.edge.on == on)
+                {
+                    let at = list.source.text[task.offset..]
+                        .find(word)
+                        .map(|k| (task.offset + k, word.len()));
+                    let mut p = Pending::new(on, Requirement::Failed, DepSource::Task);
+                    p.at = at;
+                    self.edges[i].push(p);
+                }
+            }
+        }
+    }
+
     /// specflow's review loop: a rework task runs only if a review asks for changes, and the
     /// review runs again after it. A review that lists its own rework as a dependency
     /// (`CR-B` after `RW-B`, where `RW-B` waits for `CR-B (failed)`) describes that loop, not an
@@ -816,10 +878,7 @@ impl Resolver {
     /// phase before the first of them, and the phase after them waits for all of them. Inline
     /// `(depends on …)` comes first; this order only fills in.
     fn speckit_order(&mut self, list: &TaskList) {
-        let stories_parallel = list.source.text.lines().any(|l| {
-            let l = l.to_ascii_lowercase();
-            l.contains("stor") && l.contains("in parallel")
-        });
+        let stories_parallel = stories_run_in_parallel(&list.source.text);
         // A `## Phase N:` heading holds the sections under it (`### Tests for User Story 1`).
         let mut phase_of: Vec<usize> = Vec::with_capacity(list.sections.len());
         let mut current: Option<usize> = None;
@@ -865,6 +924,10 @@ impl Resolver {
             let mut run: Vec<usize> = Vec::new();
             let mut run_base: Vec<usize> = Vec::new();
             for &t in members {
+                // A done task waits for nothing and holds nothing up: the chain goes through.
+                if list.tasks[t].state == TaskState::Done {
+                    continue;
+                }
                 let waits = if list.tasks[t].parallel {
                     if run.is_empty() {
                         run_base = before.clone();
@@ -1009,6 +1072,29 @@ impl Resolver {
     }
 }
 
+/// Whether a spec-kit list lets its user stories run side by side: its "Dependencies &
+/// Execution Order" section says stories may run in parallel, and names no story that depends
+/// on another.
+fn stories_run_in_parallel(text: &str) -> bool {
+    let mut in_section = false;
+    let mut parallel = false;
+    for line in text.lines() {
+        let l = line.trim().to_ascii_lowercase();
+        if l.starts_with("## ") {
+            in_section = l.contains("dependencies") || l.contains("execution order");
+            continue;
+        }
+        if !in_section {
+            continue;
+        }
+        if l.contains("user story") && l.contains("depends on user story") {
+            return false;
+        }
+        parallel |= l.contains("stor") && l.contains("parallel");
+    }
+    parallel
+}
+
 fn as_group_warning(mut d: Diagnostic) -> Diagnostic {
     d.severity = crate::error::Severity::Warning;
     d.label = Some("ignored in the execution strategy".to_owned());
@@ -1047,6 +1133,87 @@ mod tests {
             .iter()
             .map(|d| (d.is_error(), d.message.clone()))
             .collect()
+    }
+
+    /// The pending tasks each task waits for, by id.
+    fn waits(text: &str) -> Vec<(String, Vec<String>)> {
+        let list = parse_bytes("tasks.md", text.as_bytes().to_vec());
+        assert!(!list.has_errors(), "{:?}", list.diagnostics);
+        list.tasks
+            .iter()
+            .map(|t| {
+                let on = t.deps.iter().map(|e| list.tasks[e.on].id.clone()).collect();
+                (t.id.clone(), on)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn spec_kit_phases_keep_their_order_around_done_tasks() {
+        let text = "## Phase 1: Setup\n- [ ] T001 A\n- [x] T002 B\n\n## Phase 2: Foundational\n\
+                    - [ ] T003 C\n- [x] T004 D\n\n## Phase 3: Polish\n- [ ] T005 E\n";
+        let w = waits(text);
+        let on = |id: &str| {
+            w.iter()
+                .find(|(t, _)| t == id)
+                .map(|(_, o)| o.clone())
+                .unwrap()
+        };
+        assert_eq!(on("T001"), Vec::<String>::new());
+        assert_eq!(on("T003"), ["T001"]);
+        assert_eq!(on("T005"), ["T003"]);
+    }
+
+    #[test]
+    fn user_stories_run_together_only_when_the_dependencies_section_says_so() {
+        let stories = "## Phase 1: Foundational\n- [ ] T001 Base\n\n\
+            ## Phase 2: User Story 1 - A\n- [ ] T002 [US1] Warm the cache in parallel with startup\n\n\
+            ## Phase 3: User Story 2 - B\n- [ ] T003 [US2] Two\n\n## Dependencies & Execution Order\n\n";
+        let on = |text: &str, id: &str| {
+            waits(text)
+                .into_iter()
+                .find(|(t, _)| t == id)
+                .map(|(_, o)| o)
+                .unwrap()
+        };
+        // A task's words do not count; only the section does.
+        assert_eq!(on(stories, "T003"), ["T002"]);
+        let parallel = format!("{stories}- User stories can then proceed in parallel\n");
+        assert_eq!(on(&parallel, "T003"), ["T001"]);
+        let depends = format!("{parallel}- User Story 2 (P2): Depends on User Story 1\n");
+        assert_eq!(on(&depends, "T003"), ["T002"]);
+    }
+
+    #[test]
+    fn a_renamed_duplicate_keeps_its_own_sub_tasks() {
+        let text =
+            "- [ ] 1. One\n- [ ] 2. Two\n- [ ] 2. Again\n- [ ] 2.1 Its part\n- [ ] 3. Three\n";
+        let list = parse_bytes("tasks.md", text.as_bytes().to_vec());
+        let shape: Vec<(&str, Option<&str>)> = list
+            .tasks
+            .iter()
+            .map(|t| (t.id.as_str(), t.parent.map(|p| list.tasks[p].id.as_str())))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                ("1", None),
+                ("2", None),
+                ("2@3", None),
+                ("2@3.1", Some("2@3")),
+                ("3", None)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_trigger_alone_makes_a_conditional_task() {
+        let text = "- [ ] 1. Build\n- [ ] CR-A. Review\n  - _Dependencies: Task 1_\n\
+                    - [ ] RW-A. Rework\n  - _Trigger: Only if CR-A status is \"Requires changes\"_\n";
+        let list = parse_bytes("tasks.md", text.as_bytes().to_vec());
+        let rw = &list.tasks[list.find("RW-A").unwrap()];
+        let condition: Vec<&str> = rw.condition().map(|c| list.tasks[c].id.as_str()).collect();
+        assert_eq!(condition, ["CR-A"]);
     }
 
     #[test]
