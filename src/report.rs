@@ -104,6 +104,8 @@ pub struct TaskReport {
     /// A review's loop, round by round, with the rework runs between rounds; a rework's own
     /// runs. Empty for other tasks.
     pub rounds: Vec<Round>,
+    /// The agent that ran it (`claude`, `shell`, a command's program); `null` when none ran.
+    pub agent: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -118,6 +118,7 @@ fn the_bundled_example_runs_end_to_end_with_the_shell_agent() {
         .find(|e| e["type"] == "task-finished" && e["id"] == "CR-FINAL")
         .expect("CR-FINAL finished");
     assert_eq!(review["status"], "done", "{review}");
+    assert_eq!(review["agent"], "shell", "{review}");
     let log = fs::read_to_string(review["log"].as_str().expect("a log path")).expect("the log");
     assert!(log.contains("test result: ok"), "{log}");
     let rework = events

@@ -520,6 +520,7 @@ fn skipped(list: &TaskList, t: usize, reason: String) -> TaskReport {
         tick_error: None,
         verdict: None,
         rounds: Vec::new(),
+        agent: None,
     }
 }
 
@@ -1346,6 +1347,7 @@ async fn run_job_inner(
         tick_error: None,
         verdict: None,
         rounds: Vec::new(),
+        agent: Some(job.agent.name().to_owned()),
     };
     let finish = |mut r: TaskReport, status: Status, reason: Option<String>| {
         r.status = status;

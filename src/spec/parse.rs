@@ -653,9 +653,21 @@ impl Walker<'_> {
 /// Which tool wrote the list, from what it holds.
 fn detect_dialect(list: &TaskList) -> Dialect {
     let tasks = &list.tasks;
+    let text = &list.source.text;
+    // cc-sdd, Kiro-compatible, writes `_Depends:_` and `_Boundary:_` where specflow writes
+    // `_Dependencies:_`; specflow's early form has its `## Implementation Phases` and reading
+    // list, or tasks written as headings.
+    let cc_sdd = (text.contains("_Depends:") || text.contains("_Boundary:"))
+        && !text.contains("_Dependencies:");
+    let early_specflow = text.contains("## Implementation Phases")
+        || text.contains("### Required Reading")
+        || tasks.iter().any(|t| !t.steps.is_empty());
     if tasks.iter().any(|t| deps::is_speckit_id(&t.id)) {
         Dialect::SpecKit
-    } else if list.sections.iter().any(|s| s.track.is_some())
+    } else if cc_sdd {
+        Dialect::Kiro
+    } else if early_specflow
+        || list.sections.iter().any(|s| s.track.is_some())
         || !list.groups.is_empty()
         || tasks
             .iter()

@@ -1217,6 +1217,33 @@ mod tests {
     }
 
     #[test]
+    fn dialects_are_told_apart() {
+        use crate::spec::model::Dialect;
+        let dialect = |text: &str| parse_bytes("tasks.md", text.as_bytes().to_vec()).dialect;
+        assert_eq!(
+            dialect("- [ ] 1. A\n  - _Requirements: 1.1_\n"),
+            Dialect::Kiro
+        );
+        assert_eq!(dialect("- [ ] T001 [P] A\n"), Dialect::SpecKit);
+        assert_eq!(
+            dialect("- [ ] 1. A\n  - File: src/a.rs\n  - _Leverage: src/b.rs_\n"),
+            Dialect::SpecWorkflow
+        );
+        assert_eq!(
+            dialect("### Track A: X (No Dependencies)\n- [ ] 1. A\n"),
+            Dialect::Specflow
+        );
+        assert_eq!(
+            dialect("- [ ] 1. A\n  - _Depends: 2_\n- [ ] 2. B\n"),
+            Dialect::Kiro
+        );
+        assert_eq!(
+            dialect("## Implementation Phases\n\n- [ ] 1.1: A\n"),
+            Dialect::Specflow
+        );
+    }
+
+    #[test]
     fn an_unknown_dependency_of_a_done_task_is_only_a_warning() {
         let done = "- [x] 1. A\n  - _Dependencies: CR2_\n- [ ] 2. B\n  - _Dependencies: Task 1_\n";
         assert_eq!(
