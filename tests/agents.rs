@@ -10,7 +10,9 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cargo-spec-exec");
+mod support;
+
+use support::{plan_line, plan_task, spec_exec_in, text};
 
 /// The default agent: records that it ran, and keeps its prompt.
 const DEFAULT_AGENT: &str = r#"["bash", "-c", "echo default > \"$SPEC_EXEC_TASK_ID.default\"; cp \"$SPEC_EXEC_PROMPT_FILE\" \"$SPEC_EXEC_TASK_ID.prompt.md\""]"#;
@@ -112,14 +114,10 @@ impl Repo {
     }
 
     fn spec_exec(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .args(args)
-            .current_dir(&self.root)
-            .env_remove("CARGO_TARGET_DIR")
+        spec_exec_in(&self.root, args)
             .env_remove("CARGO_BUILD_TARGET_DIR")
             .env_remove("CARGO_TERM_COLOR")
             .env_remove("CI")
-            .env("NO_COLOR", "1")
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .stdin(Stdio::null())
@@ -137,13 +135,7 @@ impl Repo {
     fn plan(&self, extra: &[&str]) -> Value {
         let mut args = vec!["demo", "--dry-run", "--message-format", "json"];
         args.extend_from_slice(extra);
-        let out = self.spec_exec(&args);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        text(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .find(|v| v["type"] == "plan")
-            .expect("a plan line")
+        plan_line(&self.spec_exec(&args))
     }
 
     /// The files committed on a task's branch.
@@ -161,19 +153,6 @@ impl Repo {
     fn branches(&self) -> String {
         self.git(&["branch", "--list", "spec/*"])
     }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn task<'a>(plan: &'a Value, id: &str) -> &'a Value {
-    plan["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["id"] == id)
-        .unwrap_or_else(|| panic!("no task {id}"))
 }
 
 fn config() -> String {
@@ -199,8 +178,12 @@ fn a_named_agent_runs_its_own_command_and_the_others_the_default() {
         ("3", "writer".into(), "bash"),
         ("4", "reviewer".into(), "sh"),
     ] {
-        assert_eq!(task(&plan, id)["agent"], agent, "agent of {id}");
-        assert_eq!(task(&plan, id)["agent_command"], command, "command of {id}");
+        assert_eq!(plan_task(&plan, id)["agent"], agent, "agent of {id}");
+        assert_eq!(
+            plan_task(&plan, id)["agent_command"],
+            command,
+            "command of {id}"
+        );
     }
     let human = repo.spec_exec(&["demo", "--dry-run", "-v"]);
     let out = text(&human.stdout);
@@ -282,7 +265,11 @@ fn agent_on_the_command_line_runs_every_task() {
 
     let plan = repo.plan(&["--agent", flag]);
     for id in ["1", "2", "3", "4"] {
-        assert_eq!(task(&plan, id)["agent_command"], "bash", "command of {id}");
+        assert_eq!(
+            plan_task(&plan, id)["agent_command"],
+            "bash",
+            "command of {id}"
+        );
     }
     let human = text(
         &repo
@@ -532,10 +519,10 @@ fn a_configured_name_is_not_a_warning_and_the_dry_run_needs_no_program() {
         "[workspace.metadata.spec-exec.agents.reviewer]\ncommand = [\"not-installed-xyz\"]\n";
     let repo = Repo::new(config, TASKS, &[WRITER]);
     let plan = repo.plan(&["--agent", "shell"]);
-    assert_eq!(task(&plan, "2")["agent_command"], "shell");
+    assert_eq!(plan_task(&plan, "2")["agent_command"], "shell");
     let plan = repo.plan(&[]);
-    assert_eq!(task(&plan, "2")["agent_command"], "not-installed-xyz");
-    assert_eq!(task(&plan, "1")["agent_command"], Value::Null);
+    assert_eq!(plan_task(&plan, "2")["agent_command"], "not-installed-xyz");
+    assert_eq!(plan_task(&plan, "1")["agent_command"], Value::Null);
     let check = repo.spec_exec(&["check"]);
     assert!(check.status.success(), "{}", text(&check.stderr));
     assert!(

@@ -2,21 +2,17 @@
 //! binary, in temp git repositories, and run end to end with a small agent.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
+mod support;
+
 use serde_json::Value;
+use support::{fixture, plan_line, plan_task, spec_exec_in, text};
 
 struct Repo {
     _tmp: tempfile::TempDir,
     root: PathBuf,
-}
-
-fn fixture(dialect: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/dialects")
-        .join(dialect)
-        .join("tasks.md")
 }
 
 impl Repo {
@@ -28,7 +24,11 @@ impl Repo {
         fs::create_dir_all(&spec).expect("spec dir");
         fs::write(root.join("Cargo.toml"), "[workspace]\n").expect("manifest");
         fs::write(root.join(".gitignore"), "/target\n").expect("gitignore");
-        fs::copy(fixture(dialect), spec.join("tasks.md")).expect("fixture");
+        fs::copy(
+            fixture(&format!("dialects/{dialect}/tasks.md")),
+            spec.join("tasks.md"),
+        )
+        .expect("fixture");
         let repo = Repo { _tmp: tmp, root };
         repo.git(&["init", "-q", "-b", "main"]);
         repo.git(&["config", "user.name", "Dialect Tester"]);
@@ -50,12 +50,8 @@ impl Repo {
     }
 
     fn spec_exec(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_cargo-spec-exec"))
-            .args(args)
-            .current_dir(&self.root)
-            .env_remove("CARGO_TARGET_DIR")
+        spec_exec_in(&self.root, args)
             .env_remove("CI")
-            .env("NO_COLOR", "1")
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .output()
             .expect("cargo-spec-exec runs")
@@ -65,13 +61,7 @@ impl Repo {
     fn plan(&self, extra: &[&str]) -> Value {
         let mut args = vec!["demo", "--dry-run", "--message-format", "json"];
         args.extend_from_slice(extra);
-        let out = self.spec_exec(&args);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        text(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).expect("JSON"))
-            .find(|v| v["type"] == "plan")
-            .expect("a plan line")
+        plan_line(&self.spec_exec(&args))
     }
 
     fn tasks_md(&self) -> String {
@@ -86,21 +76,8 @@ impl Repo {
     }
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn task<'a>(plan: &'a Value, id: &str) -> &'a Value {
-    plan["tasks"]
-        .as_array()
-        .expect("tasks")
-        .iter()
-        .find(|t| t["id"] == id)
-        .unwrap_or_else(|| panic!("no task {id}"))
-}
-
 fn group(plan: &Value, id: &str) -> Option<u64> {
-    task(plan, id)["group"].as_u64()
+    plan_task(plan, id)["group"].as_u64()
 }
 
 /// An agent that writes `<id>.done` in its worktree: a change to commit.
@@ -136,7 +113,7 @@ fn spec_kit_phases_run_in_order_and_p_tasks_together() {
     for (id, g) in expected {
         assert_eq!(group(&plan, id), Some(g), "group of {id}");
     }
-    let t009 = task(&plan, "T009");
+    let t009 = plan_task(&plan, "T009");
     assert_eq!(t009["track"], "US1");
     assert_eq!(t009["files"], serde_json::json!(["crates/sync/src/cli.rs"]));
     assert_eq!(
@@ -151,7 +128,7 @@ fn spec_kit_phases_run_in_order_and_p_tasks_together() {
             .any(|d| d["id"] == "T008" && d["source"] == "task"),
         "{t009}"
     );
-    assert_eq!(task(&plan, "T002")["parallel"], true);
+    assert_eq!(plan_task(&plan, "T002")["parallel"], true);
 
     // Both stories wire into cli.rs and may run together: check warns, and passes.
     let check = repo.spec_exec(&["check"]);
@@ -170,8 +147,8 @@ fn kiro_optional_tasks_are_planned_or_left_out() {
     let repo = Repo::new("kiro");
     let plan = repo.plan(&[]);
     assert_eq!(plan["dialect"], "kiro");
-    assert_eq!(task(&plan, "2.2")["optional"], true);
-    assert_eq!(task(&plan, "3.3")["optional"], true);
+    assert_eq!(plan_task(&plan, "2.2")["optional"], true);
+    assert_eq!(plan_task(&plan, "3.3")["optional"], true);
     // Document order, sub-tasks in order within their parent; 1 is done.
     let order = ["2.1", "2.2", "2.3", "3.1", "3.2", "3.3", "4"];
     for (k, id) in order.iter().enumerate() {
@@ -215,7 +192,7 @@ fn spec_workflow_files_prompts_and_in_progress_tasks() {
     let repo = Repo::new("spec-workflow");
     let plan = repo.plan(&[]);
     assert_eq!(plan["dialect"], "spec-workflow");
-    let two = task(&plan, "2");
+    let two = plan_task(&plan, "2");
     assert_eq!(two["state"], "in-progress");
     assert_eq!(two["group"], 1, "an in-progress task is planned as pending");
     assert_eq!(two["files"], serde_json::json!(["src/export/csv.rs"]));
@@ -229,7 +206,7 @@ fn spec_workflow_files_prompts_and_in_progress_tasks() {
         "{prompt}"
     );
     assert_eq!(
-        task(&plan, "4")["files"],
+        plan_task(&plan, "4")["files"],
         serde_json::json!(["src/export/mod.rs", "src/main.rs"])
     );
     assert_eq!(group(&plan, "3"), Some(2));

@@ -5,6 +5,10 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod support;
+
+use support::{fixture, spec_exec_in, text};
+
 fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).expect("create dir");
     for entry in fs::read_dir(from).expect("read dir") {
@@ -34,20 +38,12 @@ fn git(dir: &Path, args: &[&str]) -> String {
         .current_dir(dir)
         .output()
         .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
 fn spec_exec(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cargo-spec-exec"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("CARGO_TARGET_DIR")
-        .env("NO_COLOR", "1")
+    spec_exec_in(dir, args)
         .env("GIT_AUTHOR_NAME", "Example")
         .env("GIT_AUTHOR_EMAIL", "example@localhost")
         .env("GIT_COMMITTER_NAME", "Example")
@@ -56,18 +52,11 @@ fn spec_exec(dir: &Path, args: &[&str]) -> Output {
         .expect("cargo-spec-exec runs")
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 #[test]
 fn the_bundled_example_runs_end_to_end_with_the_shell_agent() {
     let scratch = tempfile::tempdir().expect("temp dir");
     let repo = scratch.path();
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/example"),
-        repo,
-    );
+    copy_dir(&fixture("example"), repo);
     git(repo, &["init", "-q", "-b", "main"]);
     git(repo, &["add", "-A"]);
     git(repo, &["commit", "-qm", "The example"]);

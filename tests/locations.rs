@@ -3,15 +3,12 @@
 //! ambiguous name refused and settled by a path.
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Output;
 
-fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(rel)
-        .join("tasks.md")
-}
+mod support;
+
+use support::{fixture, spec_exec_in, text};
 
 struct Repo {
     _tmp: tempfile::TempDir,
@@ -25,7 +22,7 @@ impl Repo {
         let place = |dir: &str, from: &str| {
             let d = root.join(dir);
             fs::create_dir_all(&d).expect("dir");
-            fs::copy(fixture(from), d.join("tasks.md")).expect("copy");
+            fs::copy(fixture(from).join("tasks.md"), d.join("tasks.md")).expect("copy");
         };
         place("documentation/features/auth", "specs/plain-list");
         place(".kiro/specs/auth", "dialects/kiro");
@@ -43,18 +40,8 @@ impl Repo {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_cargo-spec-exec"))
-            .args(args)
-            .current_dir(&self.root)
-            .env_remove("CARGO_TARGET_DIR")
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("runs")
+        spec_exec_in(&self.root, args).output().expect("runs")
     }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 #[test]

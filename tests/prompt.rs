@@ -4,11 +4,12 @@
 
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-use std::fs;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cargo-spec-exec");
+mod support;
+
+use support::{Project, git_in, spec_exec_in, text, write, write_project};
 
 const TASKS: &str = "\
 # Implementation Plan
@@ -58,50 +59,13 @@ name: rust-reviewer
 You review Rust code with care and insist on tests for every change.
 ";
 
-fn write(path: &Path, content: &str) {
-    fs::create_dir_all(path.parent().unwrap()).unwrap();
-    fs::write(path, content).unwrap();
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn git(repo: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=Spec Tester",
-            "-c",
-            "user.email=tester@localhost",
-        ])
-        .args(args)
-        .current_dir(repo)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .env_remove("GIT_INDEX_FILE")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
-
 fn spec_exec(repo: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(repo)
-        .env_remove("CARGO_TARGET_DIR")
+    spec_exec_in(repo, args)
         .env_remove("CARGO_BUILD_TARGET_DIR")
         .env_remove("CARGO_TERM_COLOR")
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE")
         .env_remove("GIT_INDEX_FILE")
-        .env("NO_COLOR", "1")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_AUTHOR_NAME", "Spec Tester")
         .env("GIT_AUTHOR_EMAIL", "tester@localhost")
@@ -120,19 +84,7 @@ fn the_prompt_names_the_task_its_requirements_persona_and_rules() {
         .unwrap();
     let repo = tmp.path();
     let spec = repo.join("documentation/features/demo");
-    write(
-        &repo.join("Cargo.toml"),
-        "[workspace]\nmembers = [\"crates/tiny\"]\nresolver = \"2\"\n",
-    );
-    write(
-        &repo.join("crates/tiny/Cargo.toml"),
-        "[package]\nname = \"tiny\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n",
-    );
-    write(
-        &repo.join("crates/tiny/src/lib.rs"),
-        "pub fn answer() -> u32 {\n    42\n}\n",
-    );
-    write(&repo.join(".gitignore"), "/target\n");
+    write_project(repo, Project::Workspace);
     write(&spec.join("tasks.md"), TASKS);
     write(&spec.join("requirements.md"), REQUIREMENTS);
     write(
@@ -140,16 +92,16 @@ fn the_prompt_names_the_task_its_requirements_persona_and_rules() {
         "# Design\n\nPasswords are hashed.\n",
     );
     write(&repo.join(".claude/agents/rust-reviewer.md"), PERSONA);
-    git(repo, &["init", "-q", "-b", "main"]);
-    git(repo, &["config", "user.name", "Spec Tester"]);
-    git(repo, &["config", "user.email", "tester@localhost"]);
-    git(repo, &["config", "commit.gpgsign", "false"]);
-    git(repo, &["add", "-A"]);
-    git(repo, &["commit", "-q", "-m", "The project and its spec"]);
+    git_in(repo, &["init", "-q", "-b", "main"]);
+    git_in(repo, &["config", "user.name", "Spec Tester"]);
+    git_in(repo, &["config", "user.email", "tester@localhost"]);
+    git_in(repo, &["config", "commit.gpgsign", "false"]);
+    git_in(repo, &["add", "-A"]);
+    git_in(repo, &["commit", "-q", "-m", "The project and its spec"]);
 
     let approve = spec_exec(repo, &["approve", "demo"]);
     assert!(approve.status.success(), "{}", text(&approve.stderr));
-    git(repo, &["commit", "-q", "-am", "Approve the task list"]);
+    git_in(repo, &["commit", "-q", "-am", "Approve the task list"]);
 
     let run = spec_exec(
         repo,
@@ -163,7 +115,7 @@ fn the_prompt_names_the_task_its_requirements_persona_and_rules() {
         text(&run.stderr)
     );
 
-    let prompt = git(repo, &["show", "spec/demo/1:prompt-copy.md"]);
+    let prompt = git_in(repo, &["show", "spec/demo/1:prompt-copy.md"]);
     let expected = [
         // The feature and the task.
         "`demo`",

@@ -5,272 +5,11 @@
 
 #![allow(clippy::unwrap_used, reason = "tests")]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
 use serde_json::Value;
 
-const FEATURE: &str = "demo";
-const BIN: &str = env!("CARGO_BIN_EXE_cargo-spec-exec");
+mod support;
 
-fn helper_agent() -> String {
-    let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/agents/helper.sh");
-    format!("bash '{}'", helper.display())
-}
-
-/// A scratch repository (`tmp/repo`), the helper's control directory (`tmp/ctl`) and its
-/// records (`tmp/agent.log`), as in tests/run.rs.
-struct Scratch {
-    tmp: tempfile::TempDir,
-}
-
-impl Scratch {
-    fn new(tasks: &str) -> Scratch {
-        let tmp = tempfile::Builder::new()
-            .prefix("spec-exec-review-")
-            .tempdir()
-            .unwrap();
-        let s = Scratch { tmp };
-        std::fs::create_dir_all(s.ctl()).unwrap();
-        let repo = s.repo();
-        write(
-            &repo.join("Cargo.toml"),
-            "[package]\nname = \"tiny\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n",
-        );
-        write(
-            &repo.join("src/lib.rs"),
-            "pub fn answer() -> u32 {\n    42\n}\n",
-        );
-        write(&repo.join(".gitignore"), "/target\n");
-        write(&s.tasks_path(), tasks);
-        s.git(&["init", "-q", "-b", "main"]);
-        s.git(&["config", "user.name", "Spec Tester"]);
-        s.git(&["config", "user.email", "tester@localhost"]);
-        s.git(&["config", "commit.gpgsign", "false"]);
-        s.git(&["add", "-A"]);
-        s.git(&["commit", "-q", "-m", "The project and its spec"]);
-        let out = s.spec_exec(&["approve", FEATURE]).output().unwrap();
-        assert!(out.status.success(), "approve: {}", text(&out.stderr));
-        s.git(&["commit", "-q", "-am", "Approve the task list"]);
-        s
-    }
-
-    fn repo(&self) -> PathBuf {
-        self.tmp.path().join("repo")
-    }
-
-    fn ctl(&self) -> PathBuf {
-        self.tmp.path().join("ctl")
-    }
-
-    fn tasks_path(&self) -> PathBuf {
-        self.repo()
-            .join("documentation/features")
-            .join(FEATURE)
-            .join("tasks.md")
-    }
-
-    fn tasks_md(&self) -> String {
-        std::fs::read_to_string(self.tasks_path()).unwrap()
-    }
-
-    fn git(&self, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(self.repo())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env_remove("GIT_DIR")
-            .env_remove("GIT_WORK_TREE")
-            .env_remove("GIT_INDEX_FILE")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
-        text(&out.stdout)
-    }
-
-    fn branches(&self) -> Vec<String> {
-        self.git(&[
-            "for-each-ref",
-            "--format=%(refname:short)",
-            "refs/heads/spec/",
-        ])
-        .lines()
-        .map(str::to_owned)
-        .collect()
-    }
-
-    fn is_ancestor(&self, a: &str, b: &str) -> bool {
-        Command::new("git")
-            .args(["merge-base", "--is-ancestor", a, b])
-            .current_dir(self.repo())
-            .status()
-            .unwrap()
-            .success()
-    }
-
-    fn spec_exec(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args)
-            .current_dir(self.repo())
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("CARGO_BUILD_TARGET_DIR")
-            .env_remove("CARGO_TERM_COLOR")
-            .env("NO_COLOR", "1")
-            .env("HELPER_LOG", self.tmp.path().join("agent.log"))
-            .env("HELPER_CTL", self.ctl())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn run(&self, extra: &[&str]) -> Run {
-        let agent = helper_agent();
-        let mut args = vec![
-            "run",
-            FEATURE,
-            "--agent",
-            agent.as_str(),
-            "--message-format",
-            "json",
-        ];
-        args.extend_from_slice(extra);
-        Run::new(self.spec_exec(&args).output().unwrap())
-    }
-
-    /// How many times the helper started for task `id`.
-    fn starts(&self, id: &str) -> usize {
-        std::fs::read_to_string(self.tmp.path().join("agent.log"))
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.split_whitespace().take(2).eq(["start", id]))
-            .count()
-    }
-
-    /// The (only) run's directory.
-    fn run_dir(&self) -> PathBuf {
-        let runs = self
-            .repo()
-            .join("target/spec-exec")
-            .join(FEATURE)
-            .join("runs");
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        dirs.sort();
-        dirs.pop().unwrap()
-    }
-}
-
-fn branch(id: &str) -> String {
-    format!("spec/{FEATURE}/{id}")
-}
-
-fn write(path: &Path, content: &str) {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).unwrap();
-    }
-    std::fs::write(path, content).unwrap();
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// One task: `- [ ] <id>. **<title>**`, its helper directives, its dependencies and extra
-/// detail lines.
-fn task(id: &str, title: &str, deps: &str, helper: &str) -> String {
-    let deps = if deps.is_empty() { "None" } else { deps };
-    format!("- [ ] {id}. **{title}**\n  - helper: {helper}\n  - _Dependencies: {deps}_\n\n")
-}
-
-fn tasks_md(tasks: &[String]) -> String {
-    format!("# Implementation Tasks\n\n{}", tasks.concat())
-}
-
-struct Run {
-    code: Option<i32>,
-    events: Vec<Value>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn new(out: Output) -> Run {
-        let stdout = text(&out.stdout);
-        let events = stdout
-            .lines()
-            .filter(|l| l.starts_with('{'))
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        Run {
-            code: out.status.code(),
-            events,
-            stdout,
-            stderr: text(&out.stderr),
-        }
-    }
-
-    fn context(&self) -> String {
-        format!(
-            "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.stdout, self.stderr
-        )
-    }
-
-    fn assert_code(&self, code: i32) {
-        assert_eq!(self.code, Some(code), "{}", self.context());
-    }
-
-    fn of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
-        self.events.iter().filter(move |e| e["type"] == kind)
-    }
-
-    fn finished(&self, id: &str) -> &Value {
-        let mut all = self.of_type("task-finished").filter(|e| e["id"] == id);
-        let first = all
-            .next()
-            .unwrap_or_else(|| panic!("no task-finished for {id}\n{}", self.context()));
-        assert!(
-            all.next().is_none(),
-            "{id} finished twice\n{}",
-            self.context()
-        );
-        first
-    }
-
-    fn status(&self, id: &str) -> String {
-        self.finished(id)["status"].as_str().unwrap().to_owned()
-    }
-
-    fn reason(&self, id: &str) -> String {
-        self.finished(id)["reason"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    }
-
-    /// The position of an event in the stream.
-    fn position(&self, pred: impl Fn(&Value) -> bool) -> usize {
-        self.events
-            .iter()
-            .position(pred)
-            .unwrap_or_else(|| panic!("no such event\n{}", self.context()))
-    }
-
-    /// (round, verdict) of every `review-verdict` event of `id`.
-    fn verdicts(&self, id: &str) -> Vec<(u64, String)> {
-        self.of_type("review-verdict")
-            .filter(|e| e["id"] == id)
-            .map(|e| {
-                (
-                    e["round"].as_u64().unwrap(),
-                    e["verdict"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect()
-    }
-}
+use support::{Scratch, task, tasks_md, write};
 
 /// The gate of track A: CR-A, PR-A after CR-A approves, RW-A when either asks for changes, and
 /// task 2 after PR-A approves.
@@ -293,7 +32,7 @@ fn gate(cr: &str, pr: &str) -> String {
 /// approves; what waits for the gate runs after it, on top of the last round.
 #[test]
 fn a_review_that_requires_changes_loops_until_it_approves() {
-    let s = Scratch::new(&gate(
+    let s = Scratch::package(&gate(
         "review=code_review/CR-A.md:2",
         "say=Status:~APPROVED",
     ));
@@ -324,29 +63,38 @@ fn a_review_that_requires_changes_loops_until_it_approves() {
     // rework, and what follows on the second round.
     let branches = s.branches();
     for id in ["1", "CR-A", "RW-A", "CR-A.round-2", "PR-A", "2"] {
-        assert!(branches.contains(&branch(id)), "{id}: {branches:?}");
+        assert!(
+            branches.contains(&Scratch::branch(id)),
+            "{id}: {branches:?}"
+        );
     }
     for id in ["RW-A.round-2", "CR-A.round-3", "PR-A.round-2"] {
-        assert!(!branches.contains(&branch(id)), "{id}: {branches:?}");
+        assert!(
+            !branches.contains(&Scratch::branch(id)),
+            "{id}: {branches:?}"
+        );
     }
-    assert!(s.is_ancestor(&branch("CR-A"), &branch("RW-A")));
-    assert!(s.is_ancestor(&branch("RW-A"), &branch("CR-A.round-2")));
-    assert!(s.is_ancestor(&branch("CR-A.round-2"), &branch("PR-A")));
-    assert!(s.is_ancestor(&branch("PR-A"), &branch("2")));
+    assert!(s.is_ancestor(&Scratch::branch("CR-A"), &Scratch::branch("RW-A")));
+    assert!(s.is_ancestor(&Scratch::branch("RW-A"), &Scratch::branch("CR-A.round-2")));
+    assert!(s.is_ancestor(&Scratch::branch("CR-A.round-2"), &Scratch::branch("PR-A")));
+    assert!(s.is_ancestor(&Scratch::branch("PR-A"), &Scratch::branch("2")));
     // Each round's review file is committed on its round's branch, with the verdict recorded.
-    let first = s.git(&["show", &format!("{}:code_review/CR-A.md", branch("CR-A"))]);
+    let first = s.git(&[
+        "show",
+        &format!("{}:code_review/CR-A.md", Scratch::branch("CR-A")),
+    ]);
     assert!(first.contains("REQUIRES CHANGES"), "{first}");
     let second = s.git(&[
         "show",
-        &format!("{}:code_review/CR-A.md", branch("CR-A.round-2")),
+        &format!("{}:code_review/CR-A.md", Scratch::branch("CR-A.round-2")),
     ]);
     assert!(second.contains("APPROVED"), "{second}");
-    let message = s.git(&["log", "-1", "--format=%B", &branch("CR-A.round-2")]);
+    let message = s.git(&["log", "-1", "--format=%B", &Scratch::branch("CR-A.round-2")]);
     assert!(
         message.contains("Spec-Exec-Verdict: approved") && message.contains("Spec-Exec-Round: 2"),
         "{message}"
     );
-    let message = s.git(&["log", "-1", "--format=%B", &branch("CR-A")]);
+    let message = s.git(&["log", "-1", "--format=%B", &Scratch::branch("CR-A")]);
     assert!(
         message.contains("Spec-Exec-Verdict: requires-changes"),
         "{message}"
@@ -372,7 +120,7 @@ fn a_review_that_requires_changes_loops_until_it_approves() {
 
     // The review's report: its final branch and verdict, and every round.
     let cr = run.finished("CR-A");
-    assert_eq!(cr["branch"], branch("CR-A.round-2"));
+    assert_eq!(cr["branch"], Scratch::branch("CR-A.round-2"));
     assert_eq!(cr["verdict"], "approved");
     let rounds: Vec<(String, u64, String, Value)> = cr["rounds"]
         .as_array()
@@ -393,14 +141,14 @@ fn a_review_that_requires_changes_loops_until_it_approves() {
             (
                 "CR-A".to_owned(),
                 1,
-                branch("CR-A"),
+                Scratch::branch("CR-A"),
                 Value::from("requires-changes")
             ),
-            ("RW-A".to_owned(), 1, branch("RW-A"), Value::Null),
+            ("RW-A".to_owned(), 1, Scratch::branch("RW-A"), Value::Null),
             (
                 "CR-A".to_owned(),
                 2,
-                branch("CR-A.round-2"),
+                Scratch::branch("CR-A.round-2"),
                 Value::from("approved")
             ),
         ]
@@ -420,7 +168,7 @@ fn a_review_that_requires_changes_loops_until_it_approves() {
     assert!(
         md.contains(&format!(
             "| CR-A | 2 | CR-A | `{}` |",
-            branch("CR-A.round-2")
+            Scratch::branch("CR-A.round-2")
         )),
         "{md}"
     );
@@ -433,7 +181,7 @@ fn a_review_that_requires_changes_loops_until_it_approves() {
 /// A review that never approves fails after the limit; what waits for it is skipped.
 #[test]
 fn a_review_that_never_approves_fails_after_the_limit() {
-    let s = Scratch::new(&gate("review=code_review/CR-A.md:0", "say=APPROVED"));
+    let s = Scratch::package(&gate("review=code_review/CR-A.md:0", "say=APPROVED"));
     let run = s.run(&["--max-review-rounds", "2"]);
     run.assert_code(1);
     assert_eq!(run.status("CR-A"), "failed", "{}", run.context());
@@ -468,7 +216,7 @@ fn a_review_that_never_approves_fails_after_the_limit() {
 /// The limit also comes from the configuration.
 #[test]
 fn max_review_rounds_comes_from_the_configuration() {
-    let s = Scratch::new(&gate("review=code_review/CR-A.md:0", "say=APPROVED"));
+    let s = Scratch::package(&gate("review=code_review/CR-A.md:0", "say=APPROVED"));
     let manifest = s.repo().join("Cargo.toml");
     let mut toml = std::fs::read_to_string(&manifest).unwrap();
     toml.push_str("\n[package.metadata.spec-exec]\nmax-review-rounds = 1\n");
@@ -489,7 +237,7 @@ fn max_review_rounds_comes_from_the_configuration() {
 /// Approved in the first round: the rework is not needed, and ticked.
 #[test]
 fn a_review_approved_at_once_needs_no_rework() {
-    let s = Scratch::new(&gate(
+    let s = Scratch::package(&gate(
         "review=code_review/CR-A.md:1",
         "review=product_review/PR-A.md:1",
     ));
@@ -497,16 +245,16 @@ fn a_review_approved_at_once_needs_no_rework() {
     run.assert_code(0);
     assert_eq!(run.status("RW-A"), "not-needed", "{}", run.context());
     assert_eq!(s.starts("RW-A"), 0);
-    assert!(!s.branches().contains(&branch("RW-A")));
-    assert!(!s.branches().contains(&branch("CR-A.round-2")));
+    assert!(!s.branches().contains(&Scratch::branch("RW-A")));
+    assert!(!s.branches().contains(&Scratch::branch("CR-A.round-2")));
     assert_eq!(run.finished("CR-A")["verdict"], "approved");
-    assert_eq!(run.finished("CR-A")["branch"], branch("CR-A"));
+    assert_eq!(run.finished("CR-A")["branch"], Scratch::branch("CR-A"));
     assert_eq!(run.status("2"), "done");
     assert!(!s.tasks_md().contains("- [ ]"), "{}", s.tasks_md());
     // The product review's file is committed on its branch.
     let pr = s.git(&[
         "show",
-        &format!("{}:product_review/PR-A.md", branch("PR-A")),
+        &format!("{}:product_review/PR-A.md", Scratch::branch("PR-A")),
     ]);
     assert!(pr.contains("APPROVED"), "{pr}");
 }
@@ -514,7 +262,7 @@ fn a_review_approved_at_once_needs_no_rework() {
 /// A review that gives no verdict failed; its rework and dependents are skipped.
 #[test]
 fn a_review_without_a_verdict_fails() {
-    let s = Scratch::new(&gate("write=code_review/CR-A.md", "say=APPROVED"));
+    let s = Scratch::package(&gate("write=code_review/CR-A.md", "say=APPROVED"));
     let run = s.run(&[]);
     run.assert_code(1);
     assert_eq!(run.status("CR-A"), "failed");
@@ -534,7 +282,7 @@ fn a_review_without_a_verdict_fails() {
 /// empty commit that carries its verdict; the output's end is the rework's findings.
 #[test]
 fn a_verdict_in_the_output_only() {
-    let s = Scratch::new(&tasks_md(&[
+    let s = Scratch::package(&tasks_md(&[
         task("1", "Build", "", "write=one.txt"),
         task("CR-B", "Review", "Task 1", "review=-:2"),
         task("RW-B", "Rework", "CR-B (failed)", "append=fix.txt"),
@@ -551,7 +299,7 @@ fn a_verdict_in_the_output_only() {
     assert_eq!(run.status("CR-B"), "done");
     assert_eq!(run.status("RW-B"), "done");
     for id in ["CR-B", "CR-B.round-2"] {
-        let b = branch(id);
+        let b = Scratch::branch(id);
         let changed = s.git(&["diff", "--name-only", &format!("{b}^"), &b]);
         assert_eq!(changed, "", "{id} changed files");
         let message = s.git(&["log", "-1", "--format=%B", &b]);
@@ -569,7 +317,7 @@ fn a_verdict_in_the_output_only() {
 /// A review gate without a rework: asking for changes fails it at once.
 #[test]
 fn a_gate_without_a_rework_fails_when_changes_are_required() {
-    let s = Scratch::new(&tasks_md(&[
+    let s = Scratch::package(&tasks_md(&[
         task("1", "Build", "", "write=one.txt"),
         task("CR-A", "Review", "Task 1", "say=Status:~REQUIRES~CHANGES"),
         task("2", "After the review", "CR-A", "write=two.txt"),
@@ -590,7 +338,7 @@ fn a_gate_without_a_rework_fails_when_changes_are_required() {
 /// again on top of its last round and of the rework made after it, and the loop goes on.
 #[test]
 fn a_failed_gate_resumes_on_top_of_its_last_round() {
-    let s = Scratch::new(&gate("review=code_review/CR-A.md:3", "say=APPROVED"));
+    let s = Scratch::package(&gate("review=code_review/CR-A.md:3", "say=APPROVED"));
     let first = s.run(&["--max-review-rounds", "1"]);
     first.assert_code(1);
     assert_eq!(first.status("CR-A"), "failed");
@@ -604,9 +352,9 @@ fn a_failed_gate_resumes_on_top_of_its_last_round() {
             (3, "approved".to_owned())
         ]
     );
-    assert!(s.is_ancestor(&branch("CR-A"), &branch("CR-A.round-2")));
-    assert!(s.is_ancestor(&branch("CR-A.round-2"), &branch("RW-A")));
-    assert!(s.is_ancestor(&branch("RW-A"), &branch("CR-A.round-3")));
+    assert!(s.is_ancestor(&Scratch::branch("CR-A"), &Scratch::branch("CR-A.round-2")));
+    assert!(s.is_ancestor(&Scratch::branch("CR-A.round-2"), &Scratch::branch("RW-A")));
+    assert!(s.is_ancestor(&Scratch::branch("RW-A"), &Scratch::branch("CR-A.round-3")));
     let rounds = second.finished("CR-A")["rounds"]
         .as_array()
         .unwrap()
