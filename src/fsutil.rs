@@ -19,19 +19,22 @@ pub fn replace_file(path: &Path, expected: &[u8], new: &[u8]) -> Result<()> {
             "nothing was written; run the command again",
         ));
     }
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
+    // Through a symbolic link, the file it leads to is replaced; the link stays a link.
+    let resolved = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let target = resolved.as_path();
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let name = target
         .file_name()
         .map_or_else(|| "file".into(), |n| n.to_string_lossy());
     let tmp = dir.join(format!(".{name}.spec-exec-{}.tmp", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(new)?;
-        if let Ok(meta) = std::fs::metadata(path) {
+        if let Ok(meta) = std::fs::metadata(target) {
             file.set_permissions(meta.permissions())?;
         }
         file.sync_all()?;
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, target)
     };
     write().map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
@@ -71,6 +74,23 @@ pub fn format_utc(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_linked_file_is_replaced_through_its_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.md");
+        let link = dir.path().join("link.md");
+        std::fs::write(&real, "- [ ] 1. A\n").unwrap();
+        std::os::unix::fs::symlink("real.md", &link).unwrap();
+        replace_file(&link, b"- [ ] 1. A\n", b"- [x] 1. A\n").unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "- [x] 1. A\n");
+    }
 
     #[test]
     fn formats_dates() {

@@ -51,6 +51,39 @@ pub fn ref_safe(id: &str) -> String {
     out
 }
 
+/// Tasks whose branch git could not create (an id thousands of characters long, say), as
+/// errors at the task: found before anything runs.
+pub fn branch_diagnostics(
+    list: &crate::spec::TaskList,
+    prefix: &str,
+    feature: &str,
+) -> Vec<crate::error::Diagnostic> {
+    list.leaves()
+        .filter_map(|i| {
+            let task = &list.tasks[i];
+            let branch = branch_name(prefix, feature, &task.id);
+            let component = ref_safe(&task.id);
+            let ok = component.len() <= 200
+                && git2::Reference::is_valid_name(&format!("refs/heads/{branch}"));
+            if ok {
+                return None;
+            }
+            let at = list.source.text[task.offset..]
+                .find(task.id.as_str())
+                .map_or(task.offset, |k| task.offset + k);
+            Some(
+                crate::error::Diagnostic::error(format!(
+                    "task id `{}…` makes a branch name git cannot create",
+                    task.id.chars().take(24).collect::<String>()
+                ))
+                .at(list.location(at, task.id.chars().count().min(40)))
+                .label("too long for a branch name")
+                .help("shorten the id (at most 200 characters)"),
+            )
+        })
+        .collect()
+}
+
 /// `<prefix>/<feature>/<task-id>`.
 pub fn branch_name(prefix: &str, feature: &str, id: &str) -> String {
     format!("{prefix}/{feature}/{}", ref_safe(id))
@@ -362,6 +395,23 @@ impl Git {
     pub fn workdir(&self) -> Option<PathBuf> {
         self.repo.workdir().map(Path::to_path_buf)
     }
+}
+
+/// Puts the file `rel` of the worktree at `worktree` back as its HEAD has it (nothing when HEAD
+/// has no such file).
+pub fn restore_from_head(worktree: &Path, rel: &Path) -> Result<()> {
+    let err = |e: git2::Error| git_err("restore tasks.md in the task's worktree", e);
+    let repo = Repository::open(worktree).map_err(err)?;
+    let in_head = repo
+        .head()
+        .and_then(|h| h.peel_to_tree())
+        .is_ok_and(|t| t.get_path(rel).is_ok());
+    if !in_head {
+        return Ok(());
+    }
+    let mut opts = git2::build::CheckoutBuilder::new();
+    opts.force().path(rel);
+    repo.checkout_head(Some(&mut opts)).map_err(err)
 }
 
 /// Whether the working tree at `path` has changes of any kind (untracked files included,

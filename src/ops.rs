@@ -19,7 +19,9 @@ use crate::workspace::Workspace;
 
 /// Loads a feature's list, printing its warnings; its errors become the `Err`.
 fn load_valid(shell: &Shell, ws: &Workspace, feature: &Feature) -> Result<TaskList> {
-    let list = spec::load(feature, &ws.root)?;
+    let mut list = spec::load(feature, &ws.root)?;
+    let branches = crate::git::branch_diagnostics(&list, &ws.config.branch_prefix, &feature.name);
+    list.diagnostics.extend(branches);
     shell.diagnostics(list.diagnostics.iter().filter(|d| !d.is_error()));
     if list.has_errors() {
         return Err(Error::Diagnostics(list.errors().cloned().collect()));
@@ -402,8 +404,12 @@ fn summarize(ws: &Workspace, roots: &[PathBuf], feature: Feature) -> Summary {
     let tasks_file = display_path(&feature.tasks_path(), &ws.root)
         .display()
         .to_string();
-    match spec::load(&feature, &ws.root) {
+    let loaded = spec::validate_name(&feature.name).and_then(|()| spec::load(&feature, &ws.root));
+    match loaded {
         Ok(mut list) => {
+            let branches =
+                crate::git::branch_diagnostics(&list, &ws.config.branch_prefix, &feature.name);
+            list.diagnostics.extend(branches);
             // The plan's own checks: tasks that may run together but declare the same file.
             if !list.has_errors()
                 && let Ok(plan) = crate::plan::build(

@@ -32,6 +32,7 @@ const SPECS: &[&str] = &[
 const ERRORS: &[&str] = &[
     "dependency-cycle",
     "duplicate-id",
+    "long-id",
     "no-tasks",
     "unknown-dependency",
     "unknown-track",
@@ -1384,6 +1385,19 @@ fn duplicate_ids_nothing_names_are_settled_with_warnings() {
 }
 
 #[test]
+fn error_an_id_too_long_for_a_branch() {
+    let repo = Repo::new(&[("long-id", "errors/long-id")]);
+    let run = repo.run(&["long-id", "--dry-run"]);
+    assert_spec_error(
+        &run,
+        "task id `777777777777777777777777…` makes a branch name git cannot create",
+        "documentation/features/long-id/tasks.md:4:7",
+        "4 | - [ ] 777",
+        "too long for a branch name",
+    );
+}
+
+#[test]
 fn error_unknown_track_in_a_heading() {
     let repo = Repo::new(&[("unknown-track", "errors/unknown-track")]);
     let run = repo.run(&["unknown-track", "--dry-run"]);
@@ -2112,6 +2126,7 @@ fn check_all_features_lists_every_problem() {
         "error: tasks.md has no tasks",
         "error: dependency on unknown task `7`",
         "error: dependency on unknown track `Z`",
+        "makes a branch name git cannot create",
     ] {
         assert_eq!(
             run.stderr.matches(message).count(),
@@ -2125,7 +2140,7 @@ fn check_all_features_lists_every_problem() {
     );
     assert_eq!(
         run.stdout,
-        "error: 5 of 6 features failed the check (5 errors, 4 warnings)\n"
+        "error: 6 of 7 features failed the check (6 errors, 4 warnings)\n"
     );
     insta::assert_snapshot!("check_broken", run.stderr);
 
@@ -2149,7 +2164,7 @@ fn check_all_features_lists_every_problem() {
     // JSON: one line per feature.
     let run = repo.run(&["check", "--message-format", "json"]).invalid();
     let lines = run.json_lines();
-    assert_eq!(lines.len(), 6, "{run:#?}");
+    assert_eq!(lines.len(), 7, "{run:#?}");
     for line in &lines {
         assert_eq!(line["type"], "check");
         let ok = line["feature"] == "tracks";

@@ -670,7 +670,8 @@ fn a_foreign_task_branch_is_refused() {
         run.context()
     );
     assert!(
-        run.stderr.contains(&format!("git branch -D {branch}")),
+        run.stderr
+            .contains(&format!("git branch -m {branch} {branch}-mine")),
         "{}",
         run.context()
     );
@@ -1327,6 +1328,10 @@ fn changed_files_of_a_failed_attempt_are_kept_aside() {
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(
+        !kept[0].join(".git").exists(),
+        "the kept copy is not a worktree"
+    );
     assert_eq!(
         std::fs::read_to_string(kept[0].join("partial.txt")).unwrap(),
         "1\n"
@@ -1422,4 +1427,35 @@ fn a_conflict_reports_no_log_that_does_not_exist() {
         "{join}"
     );
     assert_eq!(join["log"], Value::Null, "{join}");
+}
+
+/// An agent that ticks its own task in the worktree's tasks.md (some spec tools' prompts tell
+/// it to): the tick is not committed, so joins of such branches do not conflict.
+#[test]
+fn an_agent_ticking_tasks_md_itself_does_not_break_joins() {
+    let s = Scratch::new(&tasks_md(&[
+        task("1", "Left", "", ""),
+        task("2", "Right", "", ""),
+        task("3", "Join", "Tasks 1, 2", ""),
+    ]));
+    let base_md = s.tasks_md();
+    let agent = "bash -c 'sed -i \"s/^- \\[ \\] $SPEC_EXEC_TASK_ID\\./- [x] $SPEC_EXEC_TASK_ID./\" \"$SPEC_EXEC_SPEC_DIR/tasks.md\" && echo done > \"$SPEC_EXEC_TASK_ID.txt\"'";
+    let run = s.run_args(&["run", FEATURE, "--agent", agent, "--message-format", "json"]);
+    run.assert_code(0);
+    assert_eq!(run.status("3"), "done", "{}", run.context());
+    let rel = format!("documentation/features/{FEATURE}/tasks.md");
+    for id in ["1", "2", "3"] {
+        let files = s.files(&Scratch::branch(id));
+        assert!(files.contains(&format!("{id}.txt")), "{id}: {files:?}");
+        let committed = s.git(&["show", &format!("{}:{rel}", Scratch::branch(id))]);
+        assert!(
+            !committed.contains("- [x]"),
+            "{id} committed a tick:\n{committed}"
+        );
+    }
+    let mut ticked = base_md;
+    for id in ["1", "2", "3"] {
+        ticked = tick(&ticked, id);
+    }
+    assert_eq!(s.tasks_md(), ticked);
 }

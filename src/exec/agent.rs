@@ -54,7 +54,7 @@ pub const PRESETS: &[(&str, &[&str])] = &[
 /// The agent of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Agent {
-    /// The built-in `shell` agent: runs the task's fenced sh/bash blocks with `bash -euo pipefail`.
+    /// The built-in `shell` agent: runs the task's fenced sh/bash blocks with `bash -xeuo pipefail`.
     Shell,
     /// An external command.
     Command { name: String, argv: Vec<String> },

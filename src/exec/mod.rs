@@ -272,7 +272,7 @@ pub fn execute(
     if !problems.is_empty() {
         return Err(Error::user_with_help(
             format!(
-                "{} {} already {}, with commits spec-exec did not make",
+                "{} {} already {}, with commits spec-exec did not make or checked out in a working tree",
                 if problems.len() == 1 {
                     "branch"
                 } else {
@@ -290,9 +290,8 @@ pub fn execute(
                 },
             ),
             format!(
-                "spec-exec never overwrites a branch it did not make: delete (`git branch -D {}`) or rename {}, or pass another branch-prefix",
+                "spec-exec never moves such a branch. If its commits finish the task (a fix made in the worktree kept for inspection, say), tick the task `[x]` in tasks.md: the run then builds on that branch. Otherwise keep the work elsewhere (`git branch -m {0} {0}-mine`, after `git worktree remove` of any worktree that has it checked out), or set another `branch-prefix` in [workspace.metadata.spec-exec]",
                 problems[0],
-                if problems.len() == 1 { "it" } else { "them" }
             ),
         ));
     }
@@ -312,6 +311,9 @@ pub fn execute(
                 std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
             }
             std::fs::rename(&path, &kept).map_err(|e| Error::io("move", &path, e))?;
+            // Its `.git` file points at git's record of the worktree, which the next run
+            // reuses: without it, git commands in the kept copy cannot touch a live worktree.
+            let _ = std::fs::remove_file(kept.join(".git"));
             shell.status(
                 "Kept",
                 format!(
@@ -1414,9 +1416,10 @@ async fn run_job_inner(
             job.code_blocks
                 .iter()
                 .map(|code| {
+                    // `-x`: the log shows each command, so a failure says which one.
                     vec![
                         "bash".into(),
-                        "-euo".into(),
+                        "-xeuo".into(),
                         "pipefail".into(),
                         "-c".into(),
                         code.clone(),
@@ -1501,9 +1504,14 @@ async fn run_job_inner(
             read.as_ref().map(|r| r.verdict),
         );
         let is_review = read.is_some();
+        let tasks_md = shared.spec_rel.join("tasks.md");
         blocking(move || {
             let git = lock(&shared.git);
             let sig = git.signature();
+            // tasks.md is spec-exec's to tick, in the user's tree: an agent that ticked it
+            // in the worktree anyway (some spec tools' prompts say to) would make every join
+            // of two such branches conflict.
+            git::restore_from_head(&worktree, &tasks_md)?;
             review::commit(&worktree, &message, &sig, is_review)
         })
         .await

@@ -26,6 +26,36 @@ pub(super) fn options() -> ParseOptions {
     }
 }
 
+/// For a file whose opening `---` is a thematic break, not front matter.
+fn options_without_front_matter() -> ParseOptions {
+    ParseOptions::gfm()
+}
+
+/// Whether the `---` (or `+++`) block at the start of `text` is front matter: it is closed,
+/// holds at least one `key:` line, and no checkbox (a list of tasks between two rules is not
+/// metadata, and approving must not write into it).
+fn has_front_matter(text: &str) -> bool {
+    let mut lines = text.lines();
+    let Some(delimiter @ ("---" | "+++")) = lines.next().map(str::trim_end) else {
+        return false;
+    };
+    let mut keyed = false;
+    for line in lines {
+        let l = line.trim();
+        if l == delimiter {
+            return keyed;
+        }
+        let bullet = l.strip_prefix(['-', '*', '+']).map(str::trim_start);
+        if bullet.is_some_and(|b| b.starts_with('[')) {
+            return false;
+        }
+        keyed |= l.split_once(':').is_some_and(|(k, _)| {
+            !k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || "_- ".contains(c))
+        });
+    }
+    false
+}
+
 /// Parses a task list and resolves its dependencies. Problems are in `diagnostics`.
 pub fn parse(source: Source) -> TaskList {
     let mut list = TaskList {
@@ -40,7 +70,12 @@ pub fn parse(source: Source) -> TaskList {
         upper_x: false,
         diagnostics: Vec::new(),
     };
-    let root = match super::blocks::to_mdast(&list.source.text, options) {
+    let with = if has_front_matter(&list.source.text) {
+        options
+    } else {
+        options_without_front_matter
+    };
+    let root = match super::blocks::to_mdast(&list.source.text, with) {
         Ok(root) => root,
         Err(message) => {
             let d = Diagnostic::error(format!("could not parse markdown: {message}"))
@@ -110,6 +145,15 @@ impl Walker<'_> {
                     self.list.front_matter = Some(start(node)..end(node));
                 }
                 Node::Heading(h) => self.heading(node, h.depth),
+                // A code block under a task written as a heading, after its steps.
+                Node::Code(code) => {
+                    if let Some(index) = self.heading_task.as_ref().and_then(|h| h.3) {
+                        let raw = self.raw(node);
+                        let task = &mut self.list.tasks[index];
+                        task.code_blocks.push(code_block(code));
+                        task.details.push(raw);
+                    }
+                }
                 Node::List(list) => {
                     for child in &list.children {
                         if let Node::ListItem(item) = child {
@@ -332,6 +376,7 @@ impl Walker<'_> {
         };
         self.list.checkbox_bytes.push(checkbox.byte_offset);
         let (_, content) = self.item_content(node);
+        self.collect_code(node, index);
         let task = &mut self.list.tasks[index];
         task.steps.push(checkbox);
         task.details.push(content);

@@ -1217,6 +1217,28 @@ mod tests {
     }
 
     #[test]
+    fn a_leading_rule_is_not_front_matter() {
+        let list = parse_bytes(
+            "tasks.md",
+            b"---\n\n# Tasks\n\n- [ ] 1. A\n\n---\n\n- [ ] 2. B\n".to_vec(),
+        );
+        assert_eq!(list.front_matter, None);
+        assert_eq!(list.leaves().count(), 2);
+        let with = parse_bytes("tasks.md", b"---\ntitle: x\n---\n- [ ] 1. A\n".to_vec());
+        assert!(with.front_matter.is_some());
+    }
+
+    #[test]
+    fn a_heading_task_keeps_its_code_blocks() {
+        let text = "#### Task 1.1: Build\n- [ ] Compile\n  ```sh\n  make\n  ```\n- [ ] Test\n\n```sh\nmake test\n```\n";
+        let list = parse_bytes("tasks.md", text.as_bytes().to_vec());
+        let task = &list.tasks[list.find("1.1").unwrap()];
+        let code: Vec<&str> = task.code_blocks.iter().map(|c| c.code.as_str()).collect();
+        assert_eq!(code, ["make", "make test"]);
+        assert_eq!(task.steps.len(), 2);
+    }
+
+    #[test]
     fn dialects_are_told_apart() {
         use crate::spec::model::Dialect;
         let dialect = |text: &str| parse_bytes("tasks.md", text.as_bytes().to_vec()).dialect;
