@@ -334,8 +334,9 @@ fn a_gate_without_a_rework_fails_when_changes_are_required() {
     assert_eq!(s.starts("CR-A"), 1);
 }
 
-/// Running again after a gate failed: the review is not reused (it did not approve); it runs
-/// again on top of its last round and of the rework made after it, and the loop goes on.
+/// Running again after a gate failed: the review is not reused (it did not approve). Its last
+/// round asked for changes and no rework followed it, so the rework runs first, with that
+/// round's findings, and the review after it; the loop goes on.
 #[test]
 fn a_failed_gate_resumes_on_top_of_its_last_round() {
     let s = Scratch::package(&gate("review=code_review/CR-A.md:3", "say=APPROVED"));
@@ -344,7 +345,8 @@ fn a_failed_gate_resumes_on_top_of_its_last_round() {
     assert_eq!(first.status("CR-A"), "failed");
     let second = s.run(&[]);
     second.assert_code(0);
-    // Round 2 on the first run's round 1 (no rework ran then), a rework, round 3 approves.
+    // The rework on the first run's round 1, round 2 asks again, a second rework, round 3
+    // approves.
     assert_eq!(
         second.verdicts("CR-A"),
         [
@@ -352,14 +354,27 @@ fn a_failed_gate_resumes_on_top_of_its_last_round() {
             (3, "approved".to_owned())
         ]
     );
-    assert!(s.is_ancestor(&Scratch::branch("CR-A"), &Scratch::branch("CR-A.round-2")));
-    assert!(s.is_ancestor(&Scratch::branch("CR-A.round-2"), &Scratch::branch("RW-A")));
-    assert!(s.is_ancestor(&Scratch::branch("RW-A"), &Scratch::branch("CR-A.round-3")));
+    assert_eq!(s.starts("RW-A"), 2);
+    assert!(s.is_ancestor(&Scratch::branch("CR-A"), &Scratch::branch("RW-A")));
+    assert!(s.is_ancestor(&Scratch::branch("RW-A"), &Scratch::branch("CR-A.round-2")));
+    assert!(s.is_ancestor(
+        &Scratch::branch("CR-A.round-2"),
+        &Scratch::branch("RW-A.round-2")
+    ));
+    assert!(s.is_ancestor(
+        &Scratch::branch("RW-A.round-2"),
+        &Scratch::branch("CR-A.round-3")
+    ));
+    let prompt = std::fs::read_to_string(s.run_dir().join("prompts/RW-A.md")).unwrap();
+    assert!(
+        prompt.contains("Review CR-A (round 1) requires changes"),
+        "{prompt}"
+    );
     let rounds = second.finished("CR-A")["rounds"]
         .as_array()
         .unwrap()
         .clone();
-    assert_eq!(rounds.len(), 4, "{rounds:?}");
+    assert_eq!(rounds.len(), 5, "{rounds:?}");
     assert_eq!(rounds[0]["reused"], true);
     // A third run reuses the approved gate.
     let third = s.run(&[]);

@@ -832,6 +832,55 @@ async fn schedule(
                     let gate = gates.entry(t).or_default();
                     if gate.round > 0 {
                         let base = resume_base(shared, list, t, &earlier.history);
+                        let last = earlier.history.get(&t).and_then(|h| h.last());
+                        // Its last round asked for changes and no rework came after it: the
+                        // rework runs first, with that round's findings, then the review.
+                        let rework = plan.nodes.iter().map(|n| n.task).find(|&w| {
+                            state[&w] == State::Waiting && list.tasks[w].condition().any(|c| c == t)
+                        });
+                        if let (Some(last), Some(w)) = (last, rework)
+                            && last.verdict == Some(Verdict::RequiresChanges)
+                            && base == last.branch
+                        {
+                            let file = review::verdict_file(list, t);
+                            let findings = git2::Repository::open(&shared.workdir)
+                                .ok()
+                                .and_then(|repo| {
+                                    let tree = repo.find_commit(last.oid).ok()?.tree().ok()?;
+                                    let entry = tree.get_path(Path::new(&file)).ok()?;
+                                    let blob = entry.to_object(&repo).ok()?.peel_to_blob().ok()?;
+                                    Some(String::from_utf8_lossy(blob.content()).into_owned())
+                                })
+                                .unwrap_or_else(|| {
+                                    "(the findings were in the review's output in an earlier run)"
+                                        .to_owned()
+                                });
+                            let run = rework_count.entry(w).or_insert(0);
+                            *run += 1;
+                            let mut rw = make_job(shared, list, w, &final_branch);
+                            rw.role = Role::Rework {
+                                review: t,
+                                run: *run,
+                            };
+                            rw.run_name = review::round_name(&rw.id, *run);
+                            rw.branch = review::round_branch(
+                                &shared.settings.branch_prefix,
+                                &shared.feature,
+                                &rw.id,
+                                *run,
+                            );
+                            rw.base_branch = Some(last.branch.clone());
+                            rw.prompt.push_str(&review::rework_prompt(
+                                &list.tasks[t].id,
+                                last.round,
+                                &file,
+                                &findings,
+                            ));
+                            *busy.entry(w).or_default() += 1;
+                            state.insert(t, State::Running);
+                            start(rw, &mut workers, display);
+                            continue;
+                        }
                         gate.round += 1;
                         job = review_round(shared, list, t, gate.round, base, None, &final_branch);
                     } else {
