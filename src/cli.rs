@@ -192,7 +192,7 @@ pub fn normalize_args(mut args: Vec<OsString>) -> Vec<OsString> {
     while i < args.len() {
         let arg = args[i].as_encoded_bytes();
         if arg == b"--" {
-            word = Some(Word::AfterDashes);
+            word = Some(Word::AfterDashes(i));
             break;
         } else if let Some(long) = arg.strip_prefix(b"--") {
             let (name, value) = match long.iter().position(|&b| b == b'=') {
@@ -227,6 +227,17 @@ pub fn normalize_args(mut args: Vec<OsString>) -> Vec<OsString> {
             let command = args.remove(i);
             args.insert(1, command);
         }
+        Some(Word::AfterDashes(i)) => {
+            // `-- list --dry-run`: the word after `--` is the feature, and options may follow
+            // it; `--` stays only before a feature that looks like an option.
+            if args
+                .get(i + 1)
+                .is_some_and(|a| !a.as_encoded_bytes().starts_with(b"-"))
+            {
+                args.remove(i);
+            }
+            args.insert(1, "run".into());
+        }
         Some(_) => args.insert(1, "run".into()),
         None if only_of_a_command => args.insert(1, "run".into()),
         None => {}
@@ -237,7 +248,8 @@ pub fn normalize_args(mut args: Vec<OsString>) -> Vec<OsString> {
 /// Where the command word is in the arguments.
 enum Word {
     At(usize),
-    AfterDashes,
+    /// `--` at this index.
+    AfterDashes(usize),
 }
 
 /// An option's name as written: `--name` or `-n`.
@@ -300,7 +312,9 @@ mod tests {
             ),
             (&["--agent=list", "feat"], &["run", "--agent=list", "feat"]),
             (&["-vq", "feat"], &["run", "-vq", "feat"]),
-            (&["--", "list"], &["run", "--", "list"]),
+            (&["--", "list"], &["run", "list"]),
+            (&["--", "list", "--dry-run"], &["run", "list", "--dry-run"]),
+            (&["--", "-odd"], &["run", "--", "-odd"]),
             (&["--dry-run"], &["run", "--dry-run"]),
             (&["--bogus"], &["run", "--bogus"]),
         ] {

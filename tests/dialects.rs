@@ -182,6 +182,12 @@ fn kiro_optional_tasks_are_planned_or_left_out() {
     assert!(after.contains("- [ ]* 2.2 "), "{after}");
     assert!(after.contains("- [ ]* 3.3 "), "{after}");
     assert!(after.contains("- [x] 2.3 "), "{after}");
+    // Containers are ticked once their required sub-tasks are.
+    assert!(
+        after.contains("- [x] 2. Implement the delivery queue"),
+        "{after}"
+    );
+    assert!(after.contains("- [x] 3. Add the email channel"), "{after}");
     // `[-]` (in progress) becomes `[x]` when the task is done.
     assert!(before.contains("- [-] 3.2 "), "{before}");
     assert!(after.contains("- [x] 3.2 "), "{after}");

@@ -58,8 +58,12 @@ pub fn tick(path: &Path, display: &Path, id: &str, title: &str) -> Result<Ticked
     let mut at = Some(index);
     while let Some(i) = at {
         let t = &list.tasks[i];
+        // A container is complete when its sub-tasks are, optional ones aside (as Kiro
+        // ticks a parent whose required sub-tasks are done).
         let complete = if t.is_container() {
-            list.leaves_of(i).iter().all(|&l| done[l])
+            list.leaves_of(i)
+                .iter()
+                .all(|&l| done[l] || list.tasks[l].optional)
         } else {
             true
         };
