@@ -1459,3 +1459,43 @@ fn an_agent_ticking_tasks_md_itself_does_not_break_joins() {
     }
     assert_eq!(s.tasks_md(), ticked);
 }
+
+/// A run killed outright (`kill -9`) cannot stop its agents; the next run of the feature does,
+/// before it cleans or reuses their worktrees.
+#[test]
+fn agents_orphaned_by_a_killed_run_are_stopped_by_the_next() {
+    let s = Scratch::new(&tasks_md(&[task(
+        "1",
+        "Slow",
+        "",
+        "write=partial.txt hang",
+    )]));
+    let mut live = Live::start(&s, &[]);
+    live.wait_for("task 1 started", |e| {
+        e["type"] == "task-started" && e["id"] == "1"
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !s.records().pid.contains_key("1") {
+        assert!(Instant::now() < deadline, "the agent never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let agent = s.records().pid["1"];
+    let pid = rustix::process::Pid::from_raw(live.child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    let _ = live.child.wait();
+    assert!(alive(agent), "the agent should outlive a killed run");
+
+    s.control("1", "write=one.txt");
+    let second = s.run(&[]);
+    second.assert_code(0);
+    assert!(
+        second.stderr.contains("left running by an earlier run"),
+        "{}",
+        second.context()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(agent) {
+        assert!(Instant::now() < deadline, "the orphaned agent still runs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -210,6 +210,19 @@ pub fn execute(
     let state_dir = target_dir.join("spec-exec").join(&feature.name);
     prepare_state_dir(target_dir, &state_dir)?;
     let _lock = RunLock::acquire(&state_dir, &feature.name)?;
+    // A run that died without stopping its agents (`kill -9`, a crash) left them running in
+    // their worktrees: stop them before those worktrees are cleaned or reused.
+    let orphans = stop_orphaned_agents(&feature.name, &state_dir.join("worktrees"));
+    if orphans > 0 {
+        shell.status(
+            "Stopped",
+            format!(
+                "{orphans} agent process{} left running by an earlier run that ended without stopping {}",
+                if orphans == 1 { "" } else { "es" },
+                if orphans == 1 { "it" } else { "them" }
+            ),
+        );
+    }
 
     // Branches left by earlier runs: finished ones are reused, unfinished ones are reset when
     // that loses nothing; anything else stops the run before it starts.
@@ -427,6 +440,55 @@ fn run_id() -> String {
     let now = crate::fsutil::utc_now();
     let compact: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     format!("{compact}-{}", std::process::id())
+}
+
+/// Kills the process groups of agents of `feature` still running in its worktrees (found by
+/// the `SPEC_EXEC_FEATURE` and `SPEC_EXEC_WORKTREE` variables every agent gets, so nothing else
+/// is touched); the number of processes found. Only where `/proc` tells (Linux).
+fn stop_orphaned_agents(feature: &str, worktrees: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let me = std::process::id();
+    let want_feature = format!("SPEC_EXEC_FEATURE={feature}");
+    let mut groups = std::collections::BTreeSet::new();
+    let mut found = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let vars: Vec<&[u8]> = environ.split(|&b| b == 0).collect();
+        let ours = vars.iter().any(|v| *v == want_feature.as_bytes())
+            && vars.iter().any(|v| {
+                v.strip_prefix(b"SPEC_EXEC_WORKTREE=")
+                    .is_some_and(|w| Path::new(&*String::from_utf8_lossy(w)).starts_with(worktrees))
+            });
+        if !ours {
+            continue;
+        }
+        found += 1;
+        if let Some(p) = rustix::process::Pid::from_raw(pid as i32)
+            && let Ok(group) = rustix::process::getpgid(Some(p))
+        {
+            groups.insert(group.as_raw_nonzero().get());
+        }
+    }
+    for g in groups {
+        if let Some(pid) = rustix::process::Pid::from_raw(g) {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+    }
+    found
 }
 
 /// One run per feature at a time: two would share worktrees, branches and ticks. The lock is a
