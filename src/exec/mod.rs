@@ -468,7 +468,7 @@ fn stop_orphaned_agents(feature: &str, worktrees: &Path) -> usize {
             continue;
         };
         let vars: Vec<&[u8]> = environ.split(|&b| b == 0).collect();
-        let ours = vars.iter().any(|v| *v == want_feature.as_bytes())
+        let ours = vars.contains(&want_feature.as_bytes())
             && vars.iter().any(|v| {
                 v.strip_prefix(b"SPEC_EXEC_WORKTREE=")
                     .is_some_and(|w| Path::new(&*String::from_utf8_lossy(w)).starts_with(worktrees))
