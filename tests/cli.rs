@@ -1332,7 +1332,7 @@ fn error_duplicate_id() {
 }
 
 /// Duplicates no dependency names are not errors: the same task listed again is one task (done
-/// if any copy is), another task under a used id is `<id>@<line>`.
+/// if any copy is), another task under a used id is `<id>@<n>`, its n-th use.
 #[test]
 fn duplicate_ids_nothing_names_are_settled_with_warnings() {
     let repo = Repo::new(&[("duplicates", "specs/duplicates")]);
@@ -1364,7 +1364,7 @@ fn duplicate_ids_nothing_names_are_settled_with_warnings() {
             expect("1", "Parse the input", "done"),
             expect("2", "Validate the input", "done"),
             expect("3", "Write the output", "pending"),
-            expect("3@14", "Compress the output", "pending"),
+            expect("3@2", "Compress the output", "pending"),
         ]
     );
     let warnings: Vec<&str> = plan["warnings"]
@@ -1379,7 +1379,7 @@ fn duplicate_ids_nothing_names_are_settled_with_warnings() {
     );
     assert!(
         warnings
-            .contains(&"task id `3` is used again (first at line 8); this task is read as `3@14`"),
+            .contains(&"task id `3` is used again (first at line 8); this task is read as `3@2`"),
         "{warnings:?}"
     );
 }

@@ -101,7 +101,7 @@ fn dedupe(edges: Vec<Pending>) -> Vec<Edge> {
 
 /// Ids written twice. The same task listed again (same id and title, as agents and
 /// templates do) is one task: the later copies go, and the task is done if any copy is. A
-/// different task under a used id is read as `<id>@<line>` with a warning, unless a dependency
+/// different task under a used id is read as `<id>@<n>` (its n-th use) with a warning, unless a dependency
 /// names that id: then which one is meant is unclear, and [`report_duplicates`] says so.
 fn settle_duplicates(list: &mut TaskList) {
     let mut referenced: HashSet<String> = HashSet::new();
@@ -132,6 +132,7 @@ fn settle_duplicates(list: &mut TaskList) {
     let mut first: HashMap<String, usize> = HashMap::new();
     let mut keep = vec![true; list.tasks.len()];
     let mut same_as: Vec<usize> = (0..list.tasks.len()).collect();
+    let mut uses: HashMap<String, usize> = HashMap::new();
     let mut warnings = Vec::new();
     for i in 0..list.tasks.len() {
         let id = list.tasks[i].id.clone();
@@ -159,7 +160,11 @@ fn settle_duplicates(list: &mut TaskList) {
                 .help("remove one of the copies"),
             );
         } else if !referenced.contains(&id) {
-            let new_id = format!("{id}@{line}");
+            // Numbered by use, not by line: the name (and its branch) must survive lines
+            // added above it, such as the approval's front matter.
+            let uses = uses.entry(id.clone()).or_insert(1);
+            *uses += 1;
+            let new_id = format!("{id}@{uses}");
             warnings.push(
                 Diagnostic::warning(format!(
                     "task id `{id}` is used again (first at line {first_line}); this task is read as `{new_id}`"
@@ -237,7 +242,7 @@ fn report_duplicates(list: &mut TaskList, ids: &HashMap<String, usize>) {
 }
 
 fn numeric_parent(id: &str) -> Option<&str> {
-    // `4@76.1`: a sub-task of a task whose id was used twice (see `settle_duplicates`).
+    // `4@2.1`: a sub-task of a task whose id was used twice (see `settle_duplicates`).
     let plain: String = match id.split_once('@') {
         Some((head, tail)) => {
             let tail = tail.split_once('.').map_or("", |(_, rest)| rest);
@@ -1199,8 +1204,8 @@ mod tests {
             [
                 ("1", None),
                 ("2", None),
-                ("2@3", None),
-                ("2@3.1", Some("2@3")),
+                ("2@2", None),
+                ("2@2.1", Some("2@2")),
                 ("3", None)
             ]
         );
