@@ -299,12 +299,12 @@ impl<'a> Display<'a> {
                 .as_deref()
                 .map(|t| format!("[{t}] "))
                 .unwrap_or_default();
+            let time = elapsed(*since);
             let line = format!("  {track}{id} {title}");
-            let line = console::truncate_str(&line, width.saturating_sub(10).max(20), "…");
-            lines.push(format!(
-                "{line}  {}",
-                style(elapsed(*since)).dim().for_stderr()
-            ));
+            // Room for the time; the whole line stays within the terminal's width.
+            let room = width.saturating_sub(time.len() + 3).max(8);
+            let line = console::truncate_str(&line, room, "…");
+            lines.push(format!("{line}  {}", style(time).dim().for_stderr()));
         }
         let skipped = if self.skipped > 0 {
             format!("  Skipped: {}", self.skipped)
@@ -317,8 +317,14 @@ impl<'a> Display<'a> {
             self.failed,
             elapsed(self.started)
         ));
+        // A line wider than the terminal would wrap, and the next redraw would clear too few
+        // rows: every line is cut to the width.
         for l in &lines {
-            let _ = self.term.write_line(l);
+            let _ = self.term.write_line(&console::truncate_str(
+                l,
+                width.saturating_sub(1).max(8),
+                "…",
+            ));
         }
         self.drawn = lines.len();
     }
