@@ -497,7 +497,12 @@ impl<'a> Display<'a> {
                         true,
                     ),
                     Status::Interrupted => {
-                        let mut parts = vec!["not committed".to_owned()];
+                        // A review's earlier rounds were committed; only the one running was not.
+                        let mut parts = vec![if r.rounds.is_empty() {
+                            "not committed".to_owned()
+                        } else {
+                            "its last round not committed".to_owned()
+                        }];
                         parts.extend(log);
                         self.line(
                             "Interrupted",
