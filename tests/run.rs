@@ -1458,6 +1458,12 @@ fn an_agent_ticking_tasks_md_itself_does_not_break_joins() {
         ticked = tick(&ticked, id);
     }
     assert_eq!(s.tasks_md(), ticked);
+    // What the agent wrote is kept beside its log, and the log says so.
+    let logs = s.run_dir().join("logs");
+    let kept = std::fs::read_to_string(logs.join("1.tasks.md")).unwrap();
+    assert!(kept.contains("- [x] 1."), "{kept}");
+    let log = std::fs::read_to_string(logs.join("1.log")).unwrap();
+    assert!(log.contains("this agent changed tasks.md"), "{log}");
 }
 
 /// A run killed outright (`kill -9`) cannot stop its agents; the next run of the feature does,
@@ -1497,5 +1503,39 @@ fn agents_orphaned_by_a_killed_run_are_stopped_by_the_next() {
     while alive(agent) {
         assert!(Instant::now() < deadline, "the orphaned agent still runs");
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A daemon an agent started in a group of its own (`setsid`), as a signed commit starts
+/// gpg-agent, is not an orphaned agent: the next run leaves it alone.
+#[test]
+fn a_daemon_an_agent_started_outlives_the_next_run() {
+    let s = Scratch::new(&tasks_md(&[
+        task("1", "Starts a daemon", "", ""),
+        task("2", "Later", "Task 1", "write=two.txt"),
+    ]));
+    let agent = "bash -c 'if [ \"$SPEC_EXEC_TASK_ID\" = 1 ]; then setsid -f bash -c \"echo \\$\\$ > $HELPER_CTL/daemon.pid; exec sleep 300\" >/dev/null 2>&1 </dev/null; sleep 0.2; fi; echo x > \"$SPEC_EXEC_TASK_ID.txt\"'";
+    let first = s.run_args(&["run", FEATURE, "--agent", agent, "--message-format", "json"]);
+    first.assert_code(0);
+    let daemon: i32 = std::fs::read_to_string(s.ctl().join("daemon.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(daemon));
+    s.git(&["checkout", "-q", "--", "."]);
+    let md = s.tasks_md().replace("- [x] 2.", "- [ ] 2.");
+    write(&s.tasks_path(), &md);
+    s.git(&["branch", "-D", &Scratch::branch("2")]);
+    let second = s.run_args(&["run", FEATURE, "--agent", agent, "--message-format", "json"]);
+    second.assert_code(0);
+    assert!(
+        !second.stderr.contains("left running"),
+        "{}",
+        second.context()
+    );
+    assert!(alive(daemon), "the daemon was killed");
+    if let Some(pid) = rustix::process::Pid::from_raw(daemon) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
     }
 }

@@ -428,6 +428,9 @@ pub struct Spawn<'a> {
     pub env: &'a [(String, String)],
     pub timeout: Duration,
     pub grace: Duration,
+    /// Where the agent's process group is written down (`<pgid> <run id>`), for a later run
+    /// to stop it if this one dies without doing so.
+    pub registry: Option<&'a Path>,
 }
 
 fn signal_group(pid: u32, signal: rustix::process::Signal) {
@@ -477,6 +480,19 @@ pub async fn run(spawn: &Spawn<'_>, mut stop: watch::Receiver<Stop>) -> Outcome 
     let Some(pid) = child.id() else {
         return Outcome::SpawnFailed("the process ended before it could be watched".to_owned());
     };
+    if let Some(registry) = spawn.registry {
+        let run_id = spawn
+            .env
+            .iter()
+            .find(|(k, _)| k == "SPEC_EXEC_RUN_ID")
+            .map_or("", |(_, v)| v.as_str());
+        let line = format!("{pid} {run_id}\n");
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(registry)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+    }
     if *stop.borrow() != Stop::None {
         signal_group(pid, rustix::process::Signal::KILL);
         let _ = child.wait().await;

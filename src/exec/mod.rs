@@ -212,13 +212,14 @@ pub fn execute(
     let _lock = RunLock::acquire(&state_dir, &feature.name)?;
     // A run that died without stopping its agents (`kill -9`, a crash) left them running in
     // their worktrees: stop them before those worktrees are cleaned or reused.
-    let orphans = stop_orphaned_agents(&feature.name, &state_dir.join("worktrees"));
+    let registry = state_dir.join("agents");
+    let orphans = stop_orphaned_agents(&registry);
     if orphans > 0 {
         shell.status(
             "Stopped",
             format!(
-                "{orphans} agent process{} left running by an earlier run that ended without stopping {}",
-                if orphans == 1 { "" } else { "es" },
+                "{orphans} agent{} left running by an earlier run that ended without stopping {}",
+                if orphans == 1 { "" } else { "s" },
                 if orphans == 1 { "it" } else { "them" }
             ),
         );
@@ -379,6 +380,8 @@ pub fn execute(
         &Earlier { reused, history },
         &mut display,
     ));
+    // Every agent has ended: none is left for a later run to stop.
+    let _ = std::fs::remove_file(&registry);
 
     // Tasks the plan could not run.
     for (t, why) in &plan.blocked {
@@ -442,53 +445,66 @@ fn run_id() -> String {
     format!("{compact}-{}", std::process::id())
 }
 
-/// Kills the process groups of agents of `feature` still running in its worktrees (found by
-/// the `SPEC_EXEC_FEATURE` and `SPEC_EXEC_WORKTREE` variables every agent gets, so nothing else
-/// is touched); the number of processes found. Only where `/proc` tells (Linux).
-fn stop_orphaned_agents(feature: &str, worktrees: &Path) -> usize {
+/// Kills the agents a run that died left running: the process groups written down in
+/// `registry` as it started them, where a process of the group still carries that run's
+/// `SPEC_EXEC_RUN_ID` (so a reused group number is never taken for one). The number of groups
+/// stopped; the registry is then emptied. Only where `/proc` tells (Linux).
+fn stop_orphaned_agents(registry: &Path) -> usize {
+    let Ok(text) = std::fs::read_to_string(registry) else {
+        return 0;
+    };
+    let _ = std::fs::remove_file(registry);
+    let recorded: Vec<(i32, String)> = text
+        .lines()
+        .filter_map(|l| {
+            let (pgid, run) = l.split_once(' ')?;
+            Some((pgid.parse().ok()?, run.to_owned()))
+        })
+        .filter(|(_, run)| !run.is_empty())
+        .collect();
+    if recorded.is_empty() {
+        return 0;
+    }
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0;
     };
-    let me = std::process::id();
-    let want_feature = format!("SPEC_EXEC_FEATURE={feature}");
-    let mut groups = std::collections::BTreeSet::new();
-    let mut found = 0;
+    let mut alive = std::collections::BTreeSet::new();
     for entry in entries.flatten() {
-        let Some(pid) = entry
+        if !entry
             .file_name()
             .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        {
+            continue;
+        }
+        // The process group is the fifth field of /proc/<pid>/stat, after `pid (comm) state
+        // ppid` (comm may hold spaces and parentheses: it ends at the last `)`).
+        let Some(group) = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                let rest = &stat[stat.rfind(')')? + 1..];
+                rest.split_whitespace().nth(2)?.parse::<i32>().ok()
+            })
+            .filter(|&g| g > 0)
         else {
             continue;
         };
-        if pid == me {
-            continue;
-        }
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+        let Some((_, run)) = recorded.iter().find(|(g, _)| *g == group) else {
             continue;
         };
-        let vars: Vec<&[u8]> = environ.split(|&b| b == 0).collect();
-        let ours = vars.contains(&want_feature.as_bytes())
-            && vars.iter().any(|v| {
-                v.strip_prefix(b"SPEC_EXEC_WORKTREE=")
-                    .is_some_and(|w| Path::new(&*String::from_utf8_lossy(w)).starts_with(worktrees))
-            });
-        if !ours {
-            continue;
-        }
-        found += 1;
-        if let Some(p) = rustix::process::Pid::from_raw(pid as i32)
-            && let Ok(group) = rustix::process::getpgid(Some(p))
-        {
-            groups.insert(group.as_raw_nonzero().get());
+        let want = format!("SPEC_EXEC_RUN_ID={run}");
+        let ours = std::fs::read(entry.path().join("environ"))
+            .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == want.as_bytes()));
+        if ours {
+            alive.insert(group);
         }
     }
-    for g in groups {
+    for &g in &alive {
         if let Some(pid) = rustix::process::Pid::from_raw(g) {
             let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
         }
     }
-    found
+    alive.len()
 }
 
 /// One run per feature at a time: two would share worktrees, branches and ticks. The lock is a
@@ -711,7 +727,13 @@ async fn schedule(
     // Finishing a task (done, reused, not needed) ticks it.
     let tick = |r: &mut TaskReport| {
         if r.status.is_success()
-            && let Err(e) = edit::tick(&tasks_path, &tasks_display, &r.id, &r.title)
+            && let Err(e) = edit::tick(
+                &tasks_path,
+                &tasks_display,
+                &r.id,
+                &r.title,
+                !plan.left_out.is_empty(),
+            )
         {
             r.tick_error = Some(e.to_string());
         }
@@ -1563,6 +1585,7 @@ async fn run_job_inner(
                 env: &env,
                 timeout: left,
                 grace: GRACE,
+                registry: Some(&shared.state_dir.join("agents")),
             },
             stop.clone(),
         )
@@ -1616,13 +1639,29 @@ async fn run_job_inner(
         );
         let is_review = read.is_some();
         let tasks_md = shared.spec_rel.join("tasks.md");
+        let kept = log.with_extension("tasks.md");
+        let log = log.clone();
         blocking(move || {
             let git = lock(&shared.git);
             let sig = git.signature();
             // tasks.md is spec-exec's to tick, in the user's tree: an agent that ticked it
             // in the worktree anyway (some spec tools' prompts say to) would make every join
-            // of two such branches conflict.
+            // of two such branches conflict. What it wrote there is kept beside its log.
+            let before = std::fs::read(worktree.join(&tasks_md)).ok();
             git::restore_from_head(&worktree, &tasks_md)?;
+            if let Some(before) = before
+                && std::fs::read(worktree.join(&tasks_md)).ok().as_ref() != Some(&before)
+            {
+                let _ = std::fs::write(&kept, &before);
+                let note = format!(
+                    "\nspec-exec: this agent changed tasks.md; the change is not committed (spec-exec ticks tasks.md itself). Its version is kept in {}\n",
+                    kept.display()
+                );
+                let _ = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&log)
+                    .and_then(|mut f| std::io::Write::write_all(&mut f, note.as_bytes()));
+            }
             review::commit(&worktree, &message, &sig, is_review)
         })
         .await

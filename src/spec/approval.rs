@@ -110,7 +110,8 @@ pub fn record(list: &TaskList) -> Option<Record> {
     let mut by = None;
     let mut at = None;
     for line in text.lines() {
-        let Some((key, value)) = line.split_once(':') else {
+        // `key: value` (YAML) or `key = "value"` (TOML, between `+++`).
+        let Some((key, value)) = line.split_once([':', '=']) else {
             continue;
         };
         let value = value.trim().trim_matches(['"', '\'']).to_owned();
@@ -148,6 +149,11 @@ pub fn approved_bytes(list: &TaskList, by: &str, at: &str) -> Vec<u8> {
     } else {
         b"\n"
     };
+    // TOML front matter (`+++`) gets TOML lines.
+    let toml = list
+        .front_matter
+        .as_ref()
+        .is_some_and(|fm| list.source.text[fm.clone()].starts_with("+++"));
     let mut lines = Vec::new();
     for (key, value) in [
         (KEY, digest(list)),
@@ -158,8 +164,13 @@ pub fn approved_bytes(list: &TaskList, by: &str, at: &str) -> Vec<u8> {
             continue;
         }
         lines.extend_from_slice(key.as_bytes());
-        lines.extend_from_slice(b": ");
-        lines.extend_from_slice(yaml_scalar(&value).as_bytes());
+        if toml {
+            lines.extend_from_slice(b" = ");
+            lines.extend_from_slice(toml_string(&value).as_bytes());
+        } else {
+            lines.extend_from_slice(b": ");
+            lines.extend_from_slice(yaml_scalar(&value).as_bytes());
+        }
         lines.extend_from_slice(eol);
     }
     let mut out = Vec::with_capacity(bytes.len() + lines.len() + 8);
@@ -189,7 +200,10 @@ pub fn approved_bytes(list: &TaskList, by: &str, at: &str) -> Vec<u8> {
                 .map_or(block.len(), |i| i + 1);
             out.extend_from_slice(&bytes[..start]);
             for line in block[..closing].split_inclusive(|&b| b == b'\n') {
-                let key = line.split(|&b| b == b':').next().unwrap_or(b"");
+                let key = line
+                    .split(|&b| b == b':' || b == b'=')
+                    .next()
+                    .unwrap_or(b"");
                 let key = String::from_utf8_lossy(key);
                 if ![KEY, KEY_BY, KEY_AT].contains(&key.trim()) {
                     out.extend_from_slice(line);
@@ -200,6 +214,21 @@ pub fn approved_bytes(list: &TaskList, by: &str, at: &str) -> Vec<u8> {
             out.extend_from_slice(&bytes[end..]);
         }
     }
+    out
+}
+
+/// A TOML basic string.
+fn toml_string(value: &str) -> String {
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
     out
 }
 
@@ -214,5 +243,30 @@ fn yaml_scalar(value: &str) -> String {
         value.to_owned()
     } else {
         format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::parse_bytes;
+
+    #[test]
+    fn toml_front_matter_gets_toml_lines() {
+        let text = "+++\ntitle = \"x\"\n+++\n- [ ] 1. A\n";
+        let list = parse_bytes("tasks.md", text.as_bytes().to_vec());
+        assert!(list.front_matter.is_some());
+        let new = approved_bytes(&list, "A \"B\" <a@b>", "2026-01-01T00:00:00Z");
+        let new_text = String::from_utf8(new.clone()).unwrap();
+        assert!(
+            new_text.starts_with("+++\ntitle = \"x\"\nspec-exec-approved = \""),
+            "{new_text}"
+        );
+        assert!(
+            new_text.contains("spec-exec-approved-by = \"A \\\"B\\\" <a@b>\"\n"),
+            "{new_text}"
+        );
+        assert!(new_text.ends_with("+++\n- [ ] 1. A\n"), "{new_text}");
+        assert!(state(&parse_bytes("tasks.md", new)).is_approved());
     }
 }

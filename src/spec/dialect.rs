@@ -685,8 +685,13 @@ fn has_file_extension(word: &str) -> bool {
         "svelte",
     ];
     let w = word.trim_end_matches([',', ';', ':', ')', '"', '\'', '*', '.']);
-    w.rsplit_once('.')
-        .is_some_and(|(stem, ext)| !stem.is_empty() && EXTENSIONS.contains(&ext))
+    w.rsplit_once('.').is_some_and(|(stem, ext)| {
+        !stem.is_empty()
+            && EXTENSIONS.contains(&ext)
+            // `3.c` is a clause, not a file; `Node.js` and `Vue.js` are names of things.
+            && !stem.bytes().all(|b| b.is_ascii_digit())
+            && (ext != "js" || !stem.starts_with(|c: char| c.is_ascii_uppercase()))
+    })
 }
 
 /// `w` as a relative file path, when it looks like one.
@@ -746,7 +751,7 @@ mod dialect_tests {
     fn paths_are_found_and_other_words_are_not() {
         assert_eq!(
             paths_in(
-                "Add `config.toml` and src/lib.rs, then .github/workflows/ci.yml (see docs/x.md), README.md; e.g. v1.2."
+                "Add `config.toml` and src/lib.rs, then .github/workflows/ci.yml (see docs/x.md), README.md; e.g. v1.2 with Node.js, per 3.c."
             ),
             vec![
                 "config.toml",

@@ -20,7 +20,16 @@ pub struct Ticked {
 /// Ticks task `id` (and every container it completes) in the file at `path`. `title` is the
 /// title the task had when the run was planned: if the file now says something else, nothing
 /// is written.
-pub fn tick(path: &Path, display: &Path, id: &str, title: &str) -> Result<Ticked> {
+///
+/// With `optional_left_out` (`--skip-optional`), a container is complete once its required
+/// sub-tasks are, as Kiro ticks a parent; otherwise its optional sub-tasks count too.
+pub fn tick(
+    path: &Path,
+    display: &Path,
+    id: &str,
+    title: &str,
+    optional_left_out: bool,
+) -> Result<Ticked> {
     let bytes = std::fs::read(path).map_err(|e| Error::io("read", display, e))?;
     let list = super::parse_bytes(display.to_path_buf(), bytes.clone());
     let Some(index) = list
@@ -58,12 +67,10 @@ pub fn tick(path: &Path, display: &Path, id: &str, title: &str) -> Result<Ticked
     let mut at = Some(index);
     while let Some(i) = at {
         let t = &list.tasks[i];
-        // A container is complete when its sub-tasks are, optional ones aside (as Kiro
-        // ticks a parent whose required sub-tasks are done).
         let complete = if t.is_container() {
             list.leaves_of(i)
                 .iter()
-                .all(|&l| done[l] || list.tasks[l].optional)
+                .all(|&l| done[l] || (optional_left_out && list.tasks[l].optional))
         } else {
             true
         };
@@ -107,7 +114,7 @@ mod tests {
         let path = dir.path().join("tasks.md");
         let text = "# T\r\n\r\n- [ ] 1. One\r\n- [ ] 2. Two\r\n  - [x] 2.1 A\r\n  - [ ] 2.2 B\r\n";
         std::fs::write(&path, text).unwrap();
-        let r = tick(&path, Path::new("tasks.md"), "2.2", "B").unwrap();
+        let r = tick(&path, Path::new("tasks.md"), "2.2", "B", false).unwrap();
         assert_eq!(r.ids, ["2.2", "2"]);
         let after = std::fs::read_to_string(&path).unwrap();
         assert_eq!(
@@ -116,13 +123,13 @@ mod tests {
         );
         // Ticking again changes nothing.
         assert!(
-            tick(&path, Path::new("tasks.md"), "2.2", "B")
+            tick(&path, Path::new("tasks.md"), "2.2", "B", false)
                 .unwrap()
                 .ids
                 .is_empty()
         );
         // A changed title is not ticked.
-        assert!(tick(&path, Path::new("tasks.md"), "1", "Uno").is_err());
+        assert!(tick(&path, Path::new("tasks.md"), "1", "Uno", false).is_err());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), after);
     }
 
@@ -143,7 +150,7 @@ mod tests {
             [("1", "", 0), ("1.1", "Set up", 2), ("1.2", "Wire up", 1)]
         );
         assert_eq!(list.tasks[1].requirements.as_deref(), Some("1.1"));
-        let r = tick(&path, Path::new("tasks.md"), "1.1", "Set up").unwrap();
+        let r = tick(&path, Path::new("tasks.md"), "1.1", "Set up", false).unwrap();
         assert_eq!(r.ids, ["1.1"]);
         let after = std::fs::read_to_string(&path).unwrap();
         assert_eq!(after, text.replace("- [ ] Create", "- [x] Create"));
@@ -158,7 +165,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tasks.md");
         std::fs::write(&path, "- [X] 1. One\n- [ ] 2. Two\n").unwrap();
-        tick(&path, Path::new("tasks.md"), "2", "Two").unwrap();
+        tick(&path, Path::new("tasks.md"), "2", "Two", false).unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "- [X] 1. One\n- [X] 2. Two\n"

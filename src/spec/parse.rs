@@ -32,26 +32,30 @@ fn options_without_front_matter() -> ParseOptions {
 }
 
 /// Whether the `---` (or `+++`) block at the start of `text` is front matter: it is closed,
-/// holds at least one `key:` line, and no checkbox (a list of tasks between two rules is not
-/// metadata, and approving must not write into it).
+/// and holds nothing YAML or TOML cannot start a line with but markdown does: a checkbox, a
+/// bold `**…**` or a `* ` bullet. A list of tasks, or prose, between two rules is not metadata,
+/// and approving must not write into it.
 fn has_front_matter(text: &str) -> bool {
     let mut lines = text.lines();
     let Some(delimiter @ ("---" | "+++")) = lines.next().map(str::trim_end) else {
         return false;
     };
-    let mut keyed = false;
     for line in lines {
         let l = line.trim();
         if l == delimiter {
-            return keyed;
+            return true;
         }
-        let bullet = l.strip_prefix(['-', '*', '+']).map(str::trim_start);
-        if bullet.is_some_and(|b| b.starts_with('[')) {
+        let checkbox = l
+            .strip_prefix(['-', '*', '+'])
+            .map(str::trim_start)
+            .and_then(|b| b.strip_prefix('['))
+            .is_some_and(|b| {
+                let mut c = b.chars();
+                matches!(c.next(), Some(' ' | 'x' | 'X' | '~' | '-' | '/')) && c.next() == Some(']')
+            });
+        if checkbox || l.starts_with("**") || l.starts_with("* ") {
             return false;
         }
-        keyed |= l.split_once(':').is_some_and(|(k, _)| {
-            !k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || "_- ".contains(c))
-        });
     }
     false
 }

@@ -179,6 +179,11 @@ fn settle_duplicates(list: &mut TaskList) {
                 let Some(rest) = list.tasks[j].id.strip_prefix(&prefix) else {
                     break;
                 };
+                // One a dependency names keeps its id: renaming it would break the reference
+                // (and, written twice, it is reported as ambiguous).
+                if referenced.contains(&list.tasks[j].id) {
+                    continue;
+                }
                 list.tasks[j].id = format!("{new_id}.{rest}");
             }
             list.tasks[i].id = new_id;
@@ -672,15 +677,31 @@ impl Resolver {
             {
                 continue;
             }
+            // Only the wording of a review asking for changes, not negated ("with no changes
+            // requested"), and only review ids (`CR-A`, `PR-B`, `CR1`).
             let lower = trigger.to_ascii_lowercase();
-            if !(lower.contains("change") || lower.contains("fail") || lower.contains("reject")) {
+            let asks = [
+                "requires changes",
+                "require changes",
+                "changes requested",
+                "request changes",
+                "rejected",
+            ]
+            .iter()
+            .any(|w| lower.contains(w));
+            let negated = ["no changes", "not require", "without changes"]
+                .iter()
+                .any(|w| lower.contains(w));
+            if !asks || negated {
                 continue;
             }
             for word in
                 trigger.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'))
             {
                 let word = word.trim_end_matches('.');
-                if !super::deps::is_alpha_id(word) {
+                if !super::deps::is_alpha_id(word)
+                    || !(word.starts_with("CR") || word.starts_with("PR"))
+                {
                     continue;
                 }
                 if let Some(&on) = self.ids.get(word)
@@ -929,8 +950,12 @@ impl Resolver {
             let mut run: Vec<usize> = Vec::new();
             let mut run_base: Vec<usize> = Vec::new();
             for &t in members {
-                // A done task waits for nothing and holds nothing up: the chain goes through.
+                // A done task holds nothing up, but a done task without `[P]` still ends the
+                // `[P]` run before it: what follows waits for that run.
                 if list.tasks[t].state == TaskState::Done {
+                    if !list.tasks[t].parallel && !run.is_empty() {
+                        before = std::mem::take(&mut run);
+                    }
                     continue;
                 }
                 let waits = if list.tasks[t].parallel {
@@ -1170,6 +1195,21 @@ mod tests {
     }
 
     #[test]
+    fn a_done_barrier_keeps_two_p_runs_apart() {
+        let text = "## Phase 1: Setup\n- [ ] T001 [P] A\n- [ ] T002 [P] B\n- [x] T003 C\n\
+                    - [ ] T004 [P] D\n- [ ] T005 [P] E\n";
+        let w = waits(text);
+        let on = |id: &str| {
+            w.iter()
+                .find(|(t, _)| t == id)
+                .map(|(_, o)| o.clone())
+                .unwrap()
+        };
+        assert_eq!(on("T004"), ["T001", "T002"]);
+        assert_eq!(on("T005"), ["T001", "T002"]);
+    }
+
+    #[test]
     fn user_stories_run_together_only_when_the_dependencies_section_says_so() {
         let stories = "## Phase 1: Foundational\n- [ ] T001 Base\n\n\
             ## Phase 2: User Story 1 - A\n- [ ] T002 [US1] Warm the cache in parallel with startup\n\n\
@@ -1229,8 +1269,21 @@ mod tests {
         );
         assert_eq!(list.front_matter, None);
         assert_eq!(list.leaves().count(), 2);
-        let with = parse_bytes("tasks.md", b"---\ntitle: x\n---\n- [ ] 1. A\n".to_vec());
-        assert!(with.front_matter.is_some());
+        for fm in [
+            "---\ntitle: x\n---\n",
+            "---\n\"title\": x\n$schema: y\nfeature.name: z\nsteps:\n  - [build, test]\n---\n",
+            "---\n---\n",
+            "---\n# only a comment\n---\n",
+            "+++\ntitle = \"x\"\n+++\n",
+        ] {
+            let with = parse_bytes("tasks.md", format!("{fm}- [ ] 1. A\n").into_bytes());
+            assert!(with.front_matter.is_some(), "{fm}");
+        }
+        let prose = parse_bytes(
+            "tasks.md",
+            b"---\n**Goal**: add login\nScope: backend\n---\n- [ ] 1. A\n".to_vec(),
+        );
+        assert_eq!(prose.front_matter, None);
     }
 
     #[test]
@@ -1268,6 +1321,26 @@ mod tests {
             dialect("## Implementation Phases\n\n- [ ] 1.1: A\n"),
             Dialect::Specflow
         );
+    }
+
+    #[test]
+    fn a_trigger_about_other_things_adds_no_condition() {
+        let text = "- [ ] DB-1. Migrate\n- [ ] 3. Restore\n  - _Trigger: Only if the migration in DB-1 fails_\n\
+                    - [ ] CR-A. Review\n- [ ] 2. Publish\n  - _Trigger: After CR-A approves, with no changes requested_\n";
+        let list = parse_bytes("tasks.md", text.as_bytes().to_vec());
+        for id in ["3", "2"] {
+            let t = &list.tasks[list.find(id).unwrap()];
+            assert_eq!(t.condition().count(), 0, "{id}");
+        }
+    }
+
+    #[test]
+    fn a_referenced_sub_task_of_a_renamed_duplicate_keeps_its_id() {
+        let text = "- [ ] 1. One\n- [ ] 2. Two\n- [ ] 2. Again\n  - [ ] 2.1 Part\n- [ ] 3. Three\n  - _Dependencies: 2.1_\n";
+        let list = parse_bytes("tasks.md", text.as_bytes().to_vec());
+        assert!(!list.has_errors(), "{:?}", list.diagnostics);
+        let three = &list.tasks[list.find("3").unwrap()];
+        assert_eq!(list.tasks[three.deps[0].on].id, "2.1");
     }
 
     #[test]
