@@ -312,6 +312,39 @@ impl Walker<'_> {
         Some((checkbox, head.optional, task_head, plain))
     }
 
+    /// Bullets indented too deep to be a nested list (spec-kit's old template writes them six
+    /// spaces in, under `- [ ] T001 …`) continue the task's first paragraph: their
+    /// `Dependency: T002` and `Requirements:` lines still count.
+    fn continuation_metadata(&mut self, index: usize, more: &str, paragraph: &Node) {
+        let (from, to) = (start(paragraph), end(paragraph).max(start(paragraph)));
+        for line in more.lines() {
+            let Some(body) = line.trim_start().strip_prefix("- ") else {
+                continue;
+            };
+            let Some(meta) = dialect::metadata(body) else {
+                continue;
+            };
+            let value = meta.value.to_owned();
+            match dialect::canonical_key(meta.key) {
+                Key::Dependencies => {
+                    let at = self.text()[from..to]
+                        .find(body)
+                        .map_or(from, |k| from + k + meta.value_offset);
+                    let phrase = DepPhrase {
+                        parsed: deps::parse(&value),
+                        text: value,
+                        offset: at,
+                    };
+                    self.list.tasks[index].dep_phrases.push(phrase);
+                }
+                Key::Requirements if self.list.tasks[index].requirements.is_none() => {
+                    self.list.tasks[index].requirements = Some(value);
+                }
+                _ => {}
+            }
+        }
+    }
+
     fn top_item(&mut self, node: &Node, item: &ListItem) {
         if self.exec_level.is_some() && self.group_item(node, item) {
             return;
@@ -492,6 +525,7 @@ impl Walker<'_> {
                 let more = more.trim();
                 if !more.is_empty() {
                     self.list.tasks[index].details.push(more.to_owned());
+                    self.continuation_metadata(index, more, first);
                 }
             }
         }

@@ -1155,6 +1155,7 @@ fn contradiction(
 
 #[cfg(test)]
 mod tests {
+    use crate::spec::model::DepSource;
     use crate::spec::parse_bytes;
 
     fn messages(text: &str) -> Vec<(bool, String)> {
@@ -1192,6 +1193,21 @@ mod tests {
         assert_eq!(on("T001"), Vec::<String>::new());
         assert_eq!(on("T003"), ["T001"]);
         assert_eq!(on("T005"), ["T003"]);
+    }
+
+    #[test]
+    fn deep_dependency_bullets_of_the_old_spec_kit_template_count() {
+        let text = "## Phase 3.1: Setup\n- [ ] T001 Structure\n      - Dependency: none\n\
+                    - [ ] T002 [P] Docs\n- [ ] T003 [P] Lint\n      - Dependency: T001\n";
+        let list = parse_bytes("tasks.md", text.as_bytes().to_vec());
+        let t3 = &list.tasks[list.find("T003").unwrap()];
+        let own: Vec<&str> = t3
+            .deps
+            .iter()
+            .filter(|e| e.source == DepSource::Task)
+            .map(|e| list.tasks[e.on].id.as_str())
+            .collect();
+        assert_eq!(own, ["T001"]);
     }
 
     #[test]
