@@ -530,8 +530,11 @@ impl Resolver {
                 })
                 .collect());
         }
+        // Letter-prefixed ids (`PR-A`…`PR-F`, `T003`…`T008`); plain numbers of different
+        // depths (`1.1-2`) fall through to document order.
         if let (Some((pa, sa)), Some((pb, sb))) = (prefixed(from), prefixed(to))
             && pa == pb
+            && !pa.is_empty()
             && !sa.is_empty()
             && !sb.is_empty()
         {
@@ -1208,6 +1211,20 @@ mod tests {
             .map(|e| list.tasks[e.on].id.as_str())
             .collect();
         assert_eq!(own, ["T001"]);
+    }
+
+    #[test]
+    fn a_range_over_ids_of_different_depths_runs_in_document_order() {
+        let text = "- [ ] 1. A\n- [ ] 1.1 A1\n- [ ] 1.2 A2\n- [ ] 2. B\n- [ ] 3. C\n  - _Dependencies: Tasks 1.1-2_\n";
+        let list = parse_bytes("tasks.md", text.as_bytes().to_vec());
+        assert!(!list.has_errors(), "{:?}", list.diagnostics);
+        let three = &list.tasks[list.find("3").unwrap()];
+        let on: Vec<&str> = three
+            .deps
+            .iter()
+            .map(|e| list.tasks[e.on].id.as_str())
+            .collect();
+        assert_eq!(on, ["1.1", "1.2", "2"]);
     }
 
     #[test]
