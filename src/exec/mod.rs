@@ -1509,6 +1509,8 @@ async fn run_job_inner(
         return finish(report, Status::Failed, Some(why));
     }
 
+    // tasks.md as the worktree got it: the agent is not to change it (see the commit below).
+    let tasks_md_as_given = std::fs::read(worktree.join(shared.spec_rel.join("tasks.md"))).ok();
     let prompt_file = shared
         .run_dir
         .join("prompts")
@@ -1648,7 +1650,9 @@ async fn run_job_inner(
             // in the worktree anyway (some spec tools' prompts say to) would make every join
             // of two such branches conflict. What it wrote there is kept beside its log.
             let before = std::fs::read(worktree.join(&tasks_md)).ok();
-            git::restore_from_head(&worktree, &tasks_md)?;
+            if before != tasks_md_as_given {
+                git::restore_from_head(&worktree, &tasks_md)?;
+            }
             if let Some(before) = before
                 && std::fs::read(worktree.join(&tasks_md)).ok().as_ref() != Some(&before)
             {
