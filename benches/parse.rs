@@ -247,16 +247,6 @@ fn generate(size: usize, track_deps: bool) -> String {
     out
 }
 
-fn options() -> markdown::ParseOptions {
-    markdown::ParseOptions {
-        constructs: markdown::Constructs {
-            frontmatter: true,
-            ..markdown::Constructs::gfm()
-        },
-        ..markdown::ParseOptions::gfm()
-    }
-}
-
 fn plan_options() -> plan::Options {
     plan::Options {
         tracks: vec![],
@@ -267,12 +257,12 @@ fn plan_options() -> plan::Options {
 
 /// (a): the markdown tree alone.
 fn baseline(text: &str) -> bool {
-    markdown::to_mdast(text, &options()).is_ok()
+    markdown::to_mdast(text, &spec::markdown_options()).is_ok()
 }
 
 /// (p): the same tree, pieces in parallel.
 fn pieces(text: &str) -> bool {
-    spec::blocks::to_mdast(text, options).is_ok()
+    spec::blocks::to_mdast(text, spec::markdown_options).is_ok()
 }
 
 /// (b): the whole spec parse.
@@ -331,7 +321,9 @@ fn main() {
 
     // One run of each, kept as the first sample: it checks the document and sizes N.
     let (a0, ok) = time(text.as_str(), baseline);
-    if spec::blocks::to_mdast(&text, options).ok() != markdown::to_mdast(&text, &options()).ok() {
+    if spec::blocks::to_mdast(&text, spec::markdown_options).ok()
+        != markdown::to_mdast(&text, &spec::markdown_options()).ok()
+    {
         eprintln!("the tree parsed in pieces differs from the whole-file tree");
         std::process::exit(1);
     }

@@ -6,7 +6,6 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use markdown::mdast::Node;
-use markdown::{Constructs, ParseOptions};
 
 use crate::source::Source;
 use crate::spec::TaskList;
@@ -170,21 +169,11 @@ struct Resolved {
     body: String,
 }
 
-fn parse_options() -> ParseOptions {
-    ParseOptions {
-        constructs: Constructs {
-            frontmatter: true,
-            ..Constructs::gfm()
-        },
-        ..ParseOptions::gfm()
-    }
-}
-
 impl Requirements {
     /// Parses requirements.md's (lossy) text; line endings become `\n`.
     fn parse(text: &str) -> Option<Self> {
         let text = text.replace("\r\n", "\n").replace('\r', "\n");
-        let root = crate::spec::blocks::to_mdast(&text, parse_options).ok()?;
+        let root = crate::spec::blocks::to_mdast(&text, crate::spec::markdown_options).ok()?;
         let mut sections: Vec<Section> = Vec::new();
         let mut depths: Vec<u8> = Vec::new();
         for node in root.children().into_iter().flatten() {

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Diagnostic, Error, Result};
 use crate::source::{self, Source};
 pub use model::TaskList;
+pub use parse::options as markdown_options;
 
 /// A feature's spec directory.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,9 @@ use super::model::{
 use crate::error::Diagnostic;
 use crate::source::Source;
 
-pub(super) fn options() -> ParseOptions {
+/// The markdown every spec file is read with: GitHub's extensions and front matter. Requirements,
+/// benchmarks and tests use it too, so that a file means the same everywhere.
+pub fn options() -> ParseOptions {
     ParseOptions {
         constructs: Constructs {
             frontmatter: true,
