@@ -1375,6 +1375,26 @@ fn make_job(
 /// Branch, base and worktree for a job, under the git lock.
 fn prepare(shared: &Shared, job: &Job, worktree: &Path) -> Result<std::result::Result<(), String>> {
     let git = lock(&shared.git);
+    let base = match job_base(shared, &git, job)? {
+        Ok(base) => base,
+        Err(why) => return Ok(Err(why)),
+    };
+    git.set_branch(&job.branch, base, true)?;
+    git.add_worktree(
+        &worktree_name(&shared.feature, &job.run_name),
+        worktree,
+        &job.branch,
+    )?;
+    Ok(Ok(()))
+}
+
+/// The commit a job starts from: the branch it is told to start from (a review round, a
+/// rework), else its dependencies' tips (merged when several), else the base.
+fn job_base(
+    shared: &Shared,
+    git: &Git,
+    job: &Job,
+) -> Result<std::result::Result<git2::Oid, String>> {
     if let Some(from) = &job.base_branch {
         let Some(base) = git.branch_tip(from) else {
             return Ok(Err(format!("the branch `{from}` it starts from is gone")));
@@ -1388,13 +1408,7 @@ fn prepare(shared: &Shared, job: &Job, worktree: &Path) -> Result<std::result::R
                 job.branch
             )));
         }
-        git.set_branch(&job.branch, base, true)?;
-        git.add_worktree(
-            &worktree_name(&shared.feature, &job.run_name),
-            worktree,
-            &job.branch,
-        )?;
-        return Ok(Ok(()));
+        return Ok(Ok(base));
     }
     let mut tips: Vec<(String, git2::Oid)> = Vec::new();
     let mut needs_base = job.dep_branches.is_empty();
@@ -1408,39 +1422,28 @@ fn prepare(shared: &Shared, job: &Job, worktree: &Path) -> Result<std::result::R
     if needs_base {
         tips.insert(0, ("base".to_owned(), shared.base));
     }
-    let base = if tips.len() == 1 {
-        tips[0].1
-    } else {
-        let message = format!(
-            "{}: base of {}\n\nMerge of {}\n\n{}: {}\n{}: {}\n",
-            shared.feature,
-            job.id,
-            tips.iter()
-                .map(|(b, _)| b.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            git::FEATURE_TRAILER,
-            shared.feature,
-            git::BASE_TRAILER,
-            job.id,
-        );
-        match git.merge_tips(&tips, &message)? {
-            Ok(oid) => oid,
-            Err(conflict) => {
-                return Ok(Err(format!(
-                    "the branches of its dependencies conflict in {}",
-                    conflict.paths.join(", ")
-                )));
-            }
-        }
-    };
-    git.set_branch(&job.branch, base, true)?;
-    git.add_worktree(
-        &worktree_name(&shared.feature, &job.run_name),
-        worktree,
-        &job.branch,
-    )?;
-    Ok(Ok(()))
+    if tips.len() == 1 {
+        return Ok(Ok(tips[0].1));
+    }
+    let message = format!(
+        "{}: base of {}\n\nMerge of {}\n\n{}: {}\n{}: {}\n",
+        shared.feature,
+        job.id,
+        tips.iter()
+            .map(|(b, _)| b.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        git::FEATURE_TRAILER,
+        shared.feature,
+        git::BASE_TRAILER,
+        job.id,
+    );
+    Ok(git.merge_tips(&tips, &message)?.map_err(|conflict| {
+        format!(
+            "the branches of its dependencies conflict in {}",
+            conflict.paths.join(", ")
+        )
+    }))
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
