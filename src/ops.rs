@@ -36,11 +36,12 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         .map(usize::from)
         .or(ws.config.max_agents)
         .unwrap_or(DEFAULT_MAX_AGENTS);
-    if let Some(t) = &opts.timeout {
-        config::parse_duration(t).map_err(|why| {
+    let timeout = match &opts.timeout {
+        Some(t) => config::parse_duration(t).map_err(|why| {
             Error::user_with_help(format!("invalid --timeout: {why}"), "e.g. --timeout 30m")
-        })?;
-    }
+        })?,
+        None => ws.config.timeout.unwrap_or(config::DEFAULT_TIMEOUT),
+    };
     if let Some(agent) = &opts.agent
         && agent.trim().is_empty()
     {
@@ -49,7 +50,8 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
             "name a preset or a command",
         ));
     }
-    let feature = spec::find_anywhere(&ws.root, &ws.features_dir(), name)?;
+    let all = all_features(ws)?;
+    let feature = spec::pick(&all, &ws.root, &ws.features_dir(), name)?;
     // Shown as its directory's name (`001` finds `001-user-auth`), unless only a path tells it
     // from another feature of that name.
     let name = if name.contains('/') {
@@ -99,8 +101,8 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
     }
     // Branches, worktrees and run state are named after the feature: two features of one name
     // (in two spec tools' places) would take each other's work for their own.
-    let twins: Vec<String> = spec::all_features(&ws.root, &ws.features_dir())?
-        .into_iter()
+    let twins: Vec<String> = all
+        .iter()
         .filter(|f| f.name == feature.name && f.dir != feature.dir)
         .map(|f| format!("`{}`", display_path(&f.dir, &ws.root).display()))
         .collect();
@@ -164,10 +166,6 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         );
         return Ok(exit::OK);
     }
-    let timeout = match &opts.timeout {
-        Some(t) => config::parse_duration(t).unwrap_or(config::DEFAULT_TIMEOUT),
-        None => ws.config.timeout.unwrap_or(config::DEFAULT_TIMEOUT),
-    };
     // The agent names of the tasks to run, and the commands configured for them: every
     // program is looked for now, before any agent starts.
     let names: Vec<Option<&str>> = plan.nodes.iter().map(|n| list.agent_of(n.task)).collect();
@@ -541,9 +539,10 @@ pub fn check(shell: &Shell, ws: &Workspace, names: &[String]) -> Result<i32> {
     let features = if names.is_empty() {
         all_features(ws)?
     } else {
+        let all = all_features(ws)?;
         names
             .iter()
-            .map(|n| spec::find_anywhere(&ws.root, &ws.features_dir(), n))
+            .map(|n| spec::pick(&all, &ws.root, &ws.features_dir(), n))
             .collect::<Result<Vec<_>>>()?
     };
     if features.is_empty() {

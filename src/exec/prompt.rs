@@ -537,13 +537,7 @@ pub fn build(list: &TaskList, index: usize, ctx: &PromptContext<'_>) -> String {
         let _ = writeln!(p, "\nSpec references: {refs}");
     }
     if let Some(agent) = list.agent_of(index) {
-        let persona = ctx
-            .roots
-            .iter()
-            .flat_map(|r| [".claude/agents", ".kiro/agents"].map(|d| r.join(d)))
-            .map(|d| d.join(format!("{agent}.md")))
-            .find(|f| f.is_file())
-            .and_then(|f| read_lossy(&f));
+        let persona = super::agent::persona_file(&ctx.roots, agent).and_then(|f| read_lossy(&f));
         let _ = writeln!(p, "\n## Persona\n\nWork as `{agent}`.");
         if let Some(text) = persona {
             let _ = writeln!(p, "\n{}", text.trim_end());

@@ -100,7 +100,11 @@ fn names(f: &Feature, name: &str) -> bool {
 /// several is an error listing them, which a path relative to the workspace root
 /// (`.kiro/specs/auth`) settles.
 pub fn find_anywhere(root: &Path, features_dir: &Path, name: &str) -> Result<Feature> {
-    let all = all_features(root, features_dir)?;
+    pick(&all_features(root, features_dir)?, root, features_dir, name)
+}
+
+/// [`find_anywhere`] among features already listed by [`all_features`].
+pub fn pick(all: &[Feature], root: &Path, features_dir: &Path, name: &str) -> Result<Feature> {
     let rel = |f: &Feature| source::display_path(&f.dir, root).display().to_string();
     if name.contains('/') {
         let wanted = name.trim_end_matches('/');
