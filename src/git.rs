@@ -68,9 +68,7 @@ pub fn branch_diagnostics(
             if ok {
                 return None;
             }
-            let at = list.source.text[task.offset..]
-                .find(task.id.as_str())
-                .map_or(task.offset, |k| task.offset + k);
+            let at = list.id_offset(i);
             Some(
                 crate::error::Diagnostic::error(format!(
                     "task id `{}…` makes a branch name git cannot create",

@@ -274,9 +274,7 @@ pub fn file_overlaps(list: &TaskList, plan: &Plan) -> Vec<Diagnostic> {
             }
             let (ia, ib) = (&list.tasks[a].id, &list.tasks[b].id);
             let task = &list.tasks[b];
-            let at = list.source.text[task.offset..]
-                .find(task.id.as_str())
-                .map_or(task.offset, |k| task.offset + k);
+            let at = list.id_offset(b);
             out.push(
                 Diagnostic::warning(format!(
                     "tasks {ia} and {ib} both modify {} and may run together; add a dependency",

@@ -102,6 +102,18 @@ pub struct DepPhrase {
     pub parsed: deps::Parsed,
 }
 
+impl DepPhrase {
+    /// The phrase `text`, written at `offset`, with its parse.
+    pub fn new(text: impl Into<String>, offset: usize) -> DepPhrase {
+        let text = text.into();
+        DepPhrase {
+            parsed: deps::parse(&text),
+            text,
+            offset,
+        }
+    }
+}
+
 /// One resolved edge: this task waits for `on`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Edge {
@@ -171,6 +183,46 @@ pub struct Task {
 }
 
 impl Task {
+    /// A task with nothing but its id, title, state, place and section: no box, no details,
+    /// no dependencies. The parser and the resolver fill in the rest.
+    pub fn new(
+        id: String,
+        title: String,
+        state: TaskState,
+        (offset, line, column): (usize, usize, usize),
+        section: Option<usize>,
+    ) -> Task {
+        Task {
+            id,
+            title,
+            state,
+            offset,
+            line,
+            column,
+            checkbox: None,
+            parent: None,
+            children: Vec::new(),
+            nested_in: None,
+            section,
+            optional: false,
+            requirements: None,
+            agent: None,
+            trigger: None,
+            spec_references: None,
+            estimate: None,
+            metadata: Vec::new(),
+            details: Vec::new(),
+            code_blocks: Vec::new(),
+            dep_phrases: Vec::new(),
+            deps: Vec::new(),
+            files: Vec::new(),
+            prompt: None,
+            parallel: false,
+            story: None,
+            steps: Vec::new(),
+        }
+    }
+
     pub fn is_container(&self) -> bool {
         !self.children.is_empty()
     }
@@ -281,6 +333,14 @@ impl TaskList {
     /// Executable tasks (leaves), in document order.
     pub fn leaves(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.tasks.len()).filter(|&i| !self.tasks[i].is_container())
+    }
+
+    /// Where task `index`'s id is written (its line's start when it cannot be found).
+    pub fn id_offset(&self, index: usize) -> usize {
+        let t = &self.tasks[index];
+        self.source.text[t.offset..]
+            .find(t.id.as_str())
+            .map_or(t.offset, |k| t.offset + k)
     }
 
     pub fn find(&self, id: &str) -> Option<usize> {

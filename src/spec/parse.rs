@@ -189,11 +189,7 @@ impl Walker<'_> {
         let raw = self.text()[offset..raw_line_end].to_owned();
         let phrase = |(text, _): (&str, usize)| {
             let at = raw.find(text).map_or(offset, |i| offset + i);
-            DepPhrase {
-                text: text.to_owned(),
-                offset: at,
-                parsed: deps::parse(text),
-            }
+            DepPhrase::new(text, at)
         };
         let section = match dialect::heading(&plain) {
             Heading::ExecutionStrategy => {
@@ -332,12 +328,9 @@ impl Walker<'_> {
                     let at = self.text()[from..to]
                         .find(body)
                         .map_or(from, |k| from + k + meta.value_offset);
-                    let phrase = DepPhrase {
-                        parsed: deps::parse(&value),
-                        text: value,
-                        offset: at,
-                    };
-                    self.list.tasks[index].dep_phrases.push(phrase);
+                    self.list.tasks[index]
+                        .dep_phrases
+                        .push(DepPhrase::new(value, at));
                 }
                 Key::Requirements if self.list.tasks[index].requirements.is_none() => {
                     self.list.tasks[index].requirements = Some(value);
@@ -372,35 +365,13 @@ impl Walker<'_> {
         };
         let index = made.unwrap_or_else(|| {
             let (line, column) = self.list.source.line_col(offset);
-            self.list.tasks.push(Task {
+            self.list.tasks.push(Task::new(
                 id,
                 title,
-                state: TaskState::Done,
-                offset,
-                line,
-                column,
-                checkbox: None,
-                parent: None,
-                children: Vec::new(),
-                nested_in: None,
-                section: self.current_section,
-                optional: false,
-                requirements: None,
-                agent: None,
-                trigger: None,
-                spec_references: None,
-                estimate: None,
-                metadata: Vec::new(),
-                details: Vec::new(),
-                code_blocks: Vec::new(),
-                dep_phrases: Vec::new(),
-                deps: Vec::new(),
-                files: Vec::new(),
-                prompt: None,
-                parallel: false,
-                story: None,
-                steps: Vec::new(),
-            });
+                TaskState::Done,
+                (offset, line, column),
+                self.current_section,
+            ));
             self.tasks_in_section += 1;
             let index = self.list.tasks.len() - 1;
             if let Some(h) = &mut self.heading_task {
@@ -474,11 +445,7 @@ impl Walker<'_> {
             let phrase = title_text[list].to_owned();
             let (line_start, line_text) = self.item_line(node);
             let at = line_text.find(&phrase).map_or(offset, |i| line_start + i);
-            inline_deps = Some(DepPhrase {
-                parsed: deps::parse(&phrase),
-                text: phrase,
-                offset: at,
-            });
+            inline_deps = Some(DepPhrase::new(phrase, at));
             title_text.replace_range(whole, "");
             title_text = title_text.split_whitespace().collect::<Vec<_>>().join(" ");
         }
@@ -490,33 +457,21 @@ impl Walker<'_> {
         let (line, column) = self.list.source.line_col(offset);
         let index = self.list.tasks.len();
         self.list.tasks.push(Task {
-            id: head.id,
-            title: title_text,
-            state,
-            offset,
-            line,
-            column,
             checkbox: Some(checkbox),
-            parent: None,
-            children: Vec::new(),
             nested_in,
-            section: self.current_section,
             optional: optional || head.optional,
-            requirements: None,
-            agent: None,
-            trigger: None,
-            spec_references: None,
             estimate: title.estimate,
-            metadata: Vec::new(),
-            details: Vec::new(),
-            code_blocks: Vec::new(),
             dep_phrases: inline_deps.into_iter().collect(),
-            deps: Vec::new(),
             files,
-            prompt: None,
             parallel: title.parallel || marked_parallel,
             story,
-            steps: Vec::new(),
+            ..Task::new(
+                head.id,
+                title_text,
+                state,
+                (offset, line, column),
+                self.current_section,
+            )
         });
         self.tasks_in_section += 1;
 
@@ -708,11 +663,9 @@ impl Walker<'_> {
             line,
             member_phrases: Vec::new(),
             members: Vec::new(),
-            after: head.after.map(|(text, at)| DepPhrase {
-                text: text.to_owned(),
-                offset: content_start + at,
-                parsed: deps::parse(text),
-            }),
+            after: head
+                .after
+                .map(|(text, at)| DepPhrase::new(text, content_start + at)),
             immediate: head.immediate,
         };
         for child in &item.children {

@@ -141,10 +141,7 @@ fn settle_duplicates(list: &mut TaskList) {
             continue;
         };
         let (line, first_line) = (list.tasks[i].line, list.tasks[f].line);
-        let at = list.tasks[i].offset;
-        let id_at = list.source.text[at..]
-            .find(id.as_str())
-            .map_or(at, |k| at + k);
+        let id_at = list.id_offset(i);
         if list.tasks[i].title == list.tasks[f].title {
             keep[i] = false;
             same_as[i] = f;
@@ -282,32 +279,13 @@ fn insert_implied_parents(list: &mut TaskList) {
         }
         for parent in missing.into_iter().rev() {
             known.insert(parent.clone());
-            tasks.push(Task {
-                id: parent,
-                title: String::new(),
-                state: TaskState::Pending,
-                checkbox: None,
-                nested_in: None,
-                details: Vec::new(),
-                code_blocks: Vec::new(),
-                dep_phrases: Vec::new(),
-                metadata: Vec::new(),
-                deps: Vec::new(),
-                children: Vec::new(),
-                parent: None,
-                optional: false,
-                requirements: None,
-                agent: None,
-                trigger: None,
-                spec_references: None,
-                estimate: None,
-                files: Vec::new(),
-                prompt: None,
-                parallel: false,
-                story: None,
-                steps: Vec::new(),
-                ..task.clone()
-            });
+            tasks.push(Task::new(
+                parent,
+                String::new(),
+                TaskState::Pending,
+                (task.offset, task.line, task.column),
+                task.section,
+            ));
         }
         remap.push(tasks.len());
         tasks.push(task);
