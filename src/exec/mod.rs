@@ -919,9 +919,7 @@ async fn schedule(
                         let last = earlier.history.get(&t).and_then(|h| h.last());
                         // Its last round asked for changes and no rework came after it: the
                         // rework runs first, with that round's findings, then the review.
-                        let rework = plan.nodes.iter().map(|n| n.task).find(|&w| {
-                            state[&w] == State::Waiting && list.tasks[w].condition().any(|c| c == t)
-                        });
+                        let rework = waiting_rework(plan, list, &state, t);
                         if let (Some(last), Some(w)) = (last, rework)
                             && last.verdict == Some(Verdict::RequiresChanges)
                             && base == last.branch
@@ -939,28 +937,22 @@ async fn schedule(
                                     "(the findings were in the review's output in an earlier run)"
                                         .to_owned()
                                 });
-                            let run = rework_count.entry(w).or_insert(0);
-                            *run += 1;
-                            let mut rw = make_job(shared, list, w, &final_branch);
-                            rw.role = Role::Rework {
+                            let run = next_rework_run(&mut rework_count, &mut busy, w);
+                            let findings = Findings {
                                 review: t,
-                                run: *run,
+                                round: last.round,
+                                source: &file,
+                                text: &findings,
                             };
-                            rw.run_name = review::round_name(&rw.id, *run);
-                            rw.branch = review::round_branch(
-                                &shared.settings.branch_prefix,
-                                &shared.feature,
-                                &rw.id,
-                                *run,
-                            );
-                            rw.base_branch = Some(last.branch.clone());
-                            rw.prompt.push_str(&review::rework_prompt(
-                                &list.tasks[t].id,
-                                last.round,
-                                &file,
+                            let rw = rework_job(
+                                shared,
+                                list,
+                                w,
+                                run,
+                                last.branch.clone(),
                                 &findings,
-                            ));
-                            *busy.entry(w).or_default() += 1;
+                                &final_branch,
+                            );
                             state.insert(t, State::Running);
                             start(rw, &mut workers, display);
                             continue;
@@ -1024,9 +1016,7 @@ async fn schedule(
                             continue;
                         }
                         let max = shared.settings.max_review_rounds;
-                        let rework = plan.nodes.iter().map(|n| n.task).find(|&w| {
-                            state[&w] == State::Waiting && list.tasks[w].condition().any(|c| c == index)
-                        });
+                        let rework = waiting_rework(plan, list, &state, index);
                         let why = if interrupted {
                             report.status = Status::Interrupted;
                             Some("interrupted: it requires changes, and its rework did not start".to_owned())
@@ -1053,16 +1043,9 @@ async fn schedule(
                             continue;
                         }
                         let w = rework.unwrap_or(index);
-                        let run = rework_count.entry(w).or_insert(0);
-                        *run += 1;
-                        let mut rw = make_job(shared, list, w, &final_branch);
-                        rw.role = Role::Rework { review: index, run: *run };
-                        rw.run_name = review::round_name(&rw.id, *run);
-                        rw.branch = review::round_branch(&shared.settings.branch_prefix, &shared.feature, &rw.id, *run);
-                        rw.base_branch = Some(job.branch.clone());
-                        rw.prompt.push_str(&review::rework_prompt(&job.id, round, &source, &findings));
-                        *busy.entry(w).or_default() += 1;
-                        queue.push_back(rw);
+                        let run = next_rework_run(&mut rework_count, &mut busy, w);
+                        let findings = Findings { review: index, round, source: &source, text: &findings };
+                        queue.push_back(rework_job(shared, list, w, run, job.branch.clone(), &findings, &final_branch));
                     }
                     Role::Rework { review: r, run } => {
                         if let Some(b) = busy.get_mut(&index) {
@@ -1224,6 +1207,68 @@ fn resume_base(
         }
     }
     best.1
+}
+
+/// The rework that review `review` would start: a task of the plan not yet started whose
+/// condition names the review.
+fn waiting_rework(
+    plan: &Plan,
+    list: &TaskList,
+    state: &HashMap<usize, State>,
+    review: usize,
+) -> Option<usize> {
+    plan.nodes
+        .iter()
+        .map(|n| n.task)
+        .find(|&w| state[&w] == State::Waiting && list.tasks[w].condition().any(|c| c == review))
+}
+
+/// What a rework answers: review `review`'s round `round`, whose findings are `text`, read
+/// from `source`.
+struct Findings<'a> {
+    review: usize,
+    round: u32,
+    source: &'a str,
+    text: &'a str,
+}
+
+/// The number of rework `w`'s next run, counted as running.
+fn next_rework_run(
+    rework_count: &mut HashMap<usize, u32>,
+    busy: &mut HashMap<usize, usize>,
+    w: usize,
+) -> u32 {
+    let run = rework_count.entry(w).or_insert(0);
+    *run += 1;
+    *busy.entry(w).or_default() += 1;
+    *run
+}
+
+/// Run `run` of rework `w`, on top of `base`, with the findings it answers in its prompt.
+fn rework_job(
+    shared: &Shared,
+    list: &TaskList,
+    w: usize,
+    run: u32,
+    base: String,
+    findings: &Findings<'_>,
+    final_branch: &HashMap<usize, String>,
+) -> Job {
+    let mut rw = make_job(shared, list, w, final_branch);
+    rw.role = Role::Rework {
+        review: findings.review,
+        run,
+    };
+    rw.run_name = review::round_name(&rw.id, run);
+    rw.branch = review::round_branch(&shared.settings.branch_prefix, &shared.feature, &rw.id, run);
+    rw.base_branch = Some(base);
+    rw.prompt.push_str(&review::rework_prompt(
+        &list.tasks[findings.review].id,
+        findings.round,
+        findings.source,
+        findings.text,
+    ));
+    rw
 }
 
 /// Round `round` (after the first) of review `r`, on top of `base`.
