@@ -170,23 +170,16 @@ impl Git {
     pub fn task_commit(&self, branch: &str) -> Option<TaskCommit> {
         let tip = self.branch_tip(branch)?;
         let commit = self.repo.find_commit(tip).ok()?;
-        let message = commit.message()?;
-        let task = message.lines().find_map(|l| {
-            l.strip_prefix(TASK_TRAILER)
-                .and_then(|r| r.strip_prefix(':'))
-                .map(|v| v.trim().to_owned())
-        })?;
+        let task = trailer(commit.message()?, TASK_TRAILER)?.to_owned();
         Some(TaskCommit { oid: tip, task })
     }
 
     /// Whether the file at `path` (relative to the repository) in commit `at` holds `bytes`.
     pub fn same_at(&self, at: Oid, path: &Path, bytes: &[u8]) -> bool {
-        self.repo
-            .find_commit(at)
-            .and_then(|c| c.tree())
-            .and_then(|t| t.get_path(path))
-            .and_then(|e| e.to_object(&self.repo))
-            .is_ok_and(|o| o.as_blob().is_some_and(|b| b.content() == bytes))
+        let tree = self.repo.find_commit(at).and_then(|c| c.tree());
+        tree.ok()
+            .and_then(|t| blob_at(&self.repo, &t, path))
+            .is_some_and(|b| b == bytes)
     }
 
     /// Whether resetting branch `name` loses nothing but what spec-exec made: its tip is in
@@ -410,6 +403,22 @@ pub fn restore_from_head(worktree: &Path, rel: &Path) -> Result<()> {
     let mut opts = git2::build::CheckoutBuilder::new();
     opts.force().path(rel);
     repo.checkout_head(Some(&mut opts)).map_err(err)
+}
+
+/// The content of the file at `path` in `tree`, when there is one.
+pub fn blob_at(repo: &Repository, tree: &git2::Tree<'_>, path: &Path) -> Option<Vec<u8>> {
+    let entry = tree.get_path(path).ok()?;
+    let object = entry.to_object(repo).ok()?;
+    object.as_blob().map(|b| b.content().to_vec())
+}
+
+/// The value of trailer `key` (`Spec-Exec-Task: 2.1`) in a commit message.
+pub fn trailer<'a>(message: &'a str, key: &str) -> Option<&'a str> {
+    message.lines().find_map(|l| {
+        l.strip_prefix(key)
+            .and_then(|r| r.strip_prefix(':'))
+            .map(str::trim)
+    })
 }
 
 /// Whether the working tree at `path` has changes of any kind (untracked files included,

@@ -929,9 +929,8 @@ async fn schedule(
                                 .ok()
                                 .and_then(|repo| {
                                     let tree = repo.find_commit(last.oid).ok()?.tree().ok()?;
-                                    let entry = tree.get_path(Path::new(&file)).ok()?;
-                                    let blob = entry.to_object(&repo).ok()?.peel_to_blob().ok()?;
-                                    Some(String::from_utf8_lossy(blob.content()).into_owned())
+                                    let blob = git::blob_at(&repo, &tree, Path::new(&file))?;
+                                    Some(String::from_utf8_lossy(&blob).into_owned())
                                 })
                                 .unwrap_or_else(|| {
                                     "(the findings were in the review's output in an earlier run)"

@@ -12,6 +12,7 @@ use git2::Repository;
 
 use crate::error::{Error, Result};
 use crate::git;
+use crate::git::trailer;
 use crate::report::Verdict;
 use crate::spec::TaskList;
 use crate::spec::deps::Requirement;
@@ -242,14 +243,6 @@ pub fn recorded_rounds(repo: &Repository, prefix: &str, feature: &str, id: &str)
     out
 }
 
-fn trailer<'a>(message: &'a str, key: &str) -> Option<&'a str> {
-    message.lines().find_map(|l| {
-        l.strip_prefix(key)
-            .and_then(|r| r.strip_prefix(':'))
-            .map(str::trim)
-    })
-}
-
 /// A review round's verdict, with its findings and where they were read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Read {
@@ -297,9 +290,7 @@ pub fn read_verdict(
 fn head_content(worktree: &Path, file: &str) -> Option<Vec<u8>> {
     let repo = Repository::open(worktree).ok()?;
     let tree = repo.head().ok()?.peel_to_tree().ok()?;
-    let entry = tree.get_path(Path::new(file)).ok()?;
-    let object = entry.to_object(&repo).ok()?;
-    object.as_blob().map(|b| b.content().to_vec())
+    crate::git::blob_at(&repo, &tree, Path::new(file))
 }
 
 fn truncate(text: &str, max: usize) -> String {
