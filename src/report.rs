@@ -108,6 +108,30 @@ pub struct TaskReport {
     pub agent: Option<String>,
 }
 
+impl TaskReport {
+    /// A task's line with only its id, title, track and status: no branch, commit, log or
+    /// reason yet.
+    pub fn new(id: String, title: String, track: Option<String>, status: Status) -> TaskReport {
+        TaskReport {
+            id,
+            title,
+            track,
+            status,
+            branch: None,
+            commit: None,
+            files_changed: None,
+            duration_secs: 0.0,
+            log: None,
+            worktree: None,
+            reason: None,
+            tick_error: None,
+            verdict: None,
+            rounds: Vec::new(),
+            agent: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Totals {
     pub done: usize,

@@ -586,21 +586,13 @@ fn prepare_state_dir(target_dir: &Path, state_dir: &Path) -> Result<()> {
 fn skipped(list: &TaskList, t: usize, reason: String) -> TaskReport {
     let task = &list.tasks[t];
     TaskReport {
-        id: task.id.clone(),
-        title: task.title.clone(),
-        track: list.track_of(t).map(str::to_owned),
-        status: Status::Skipped,
-        branch: None,
-        commit: None,
-        files_changed: None,
-        duration_secs: 0.0,
-        log: None,
-        worktree: None,
         reason: Some(reason),
-        tick_error: None,
-        verdict: None,
-        rounds: Vec::new(),
-        agent: None,
+        ..TaskReport::new(
+            task.id.clone(),
+            task.title.clone(),
+            list.track_of(t).map(str::to_owned),
+            Status::Skipped,
+        )
     }
 }
 
@@ -1515,21 +1507,16 @@ async fn run_job_inner(
     let worktree = worktree_path(shared, &job.run_name);
     let log = log_path(shared, &job.run_name);
     let mut report = TaskReport {
-        id: job.id.clone(),
-        title: job.title.clone(),
-        track: job.track.clone(),
-        status: Status::Failed,
         branch: Some(job.branch.clone()),
-        commit: None,
-        files_changed: None,
-        duration_secs: 0.0,
         log: Some(log.clone()),
         worktree: Some(worktree.clone()),
-        reason: None,
-        tick_error: None,
-        verdict: None,
-        rounds: Vec::new(),
         agent: Some(job.agent.name().to_owned()),
+        ..TaskReport::new(
+            job.id.clone(),
+            job.title.clone(),
+            job.track.clone(),
+            Status::Failed,
+        )
     };
     let finish = |mut r: TaskReport, status: Status, reason: Option<String>| {
         r.status = status;
