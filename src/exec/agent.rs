@@ -428,9 +428,9 @@ pub struct Spawn<'a> {
     pub env: &'a [(String, String)],
     pub timeout: Duration,
     pub grace: Duration,
-    /// Where the agent's process group is written down (`<pgid> <run id>`), for a later run
-    /// to stop it if this one dies without doing so.
-    pub registry: Option<&'a Path>,
+    /// Where the agent's process group is written down, with the run's id (`<pgid> <run id>`),
+    /// for a later run to stop it if this one dies without doing so.
+    pub registry: Option<(&'a Path, &'a str)>,
 }
 
 fn signal_group(pid: u32, signal: rustix::process::Signal) {
@@ -480,12 +480,7 @@ pub async fn run(spawn: &Spawn<'_>, mut stop: watch::Receiver<Stop>) -> Outcome 
     let Some(pid) = child.id() else {
         return Outcome::SpawnFailed("the process ended before it could be watched".to_owned());
     };
-    if let Some(registry) = spawn.registry {
-        let run_id = spawn
-            .env
-            .iter()
-            .find(|(k, _)| k == "SPEC_EXEC_RUN_ID")
-            .map_or("", |(_, v)| v.as_str());
+    if let Some((registry, run_id)) = spawn.registry {
         let line = format!("{pid} {run_id}\n");
         let _ = std::fs::OpenOptions::new()
             .create(true)

@@ -65,6 +65,8 @@ struct Shared {
     spec_rel: PathBuf,
     spec_abs: PathBuf,
     state_dir: PathBuf,
+    /// The agents' process groups, for [`stop_orphaned_agents`].
+    registry: PathBuf,
     run_dir: PathBuf,
     run_id: String,
     base: git2::Oid,
@@ -353,6 +355,7 @@ pub fn execute(
         spec_rel,
         spec_abs: feature.dir.clone(),
         state_dir,
+        registry: registry.clone(),
         run_dir: run_dir.clone(),
         run_id: run_id.clone(),
         base,
@@ -1621,7 +1624,7 @@ async fn run_job_inner(
                 env: &env,
                 timeout: left,
                 grace: GRACE,
-                registry: Some(&shared.state_dir.join("agents")),
+                registry: Some((&shared.registry, &shared.run_id)),
             },
             stop.clone(),
         )
