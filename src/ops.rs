@@ -17,11 +17,18 @@ use crate::source::display_path;
 use crate::spec::{self, Feature, TaskList, approval};
 use crate::workspace::Workspace;
 
-/// Loads a feature's list, printing its warnings; its errors become the `Err`.
-fn load_valid(shell: &Shell, ws: &Workspace, feature: &Feature) -> Result<TaskList> {
+/// Loads a feature's list with the workspace's checks on it: task ids that make branch names
+/// git cannot create are errors too.
+fn load_checked(ws: &Workspace, feature: &Feature) -> Result<TaskList> {
     let mut list = spec::load(feature, &ws.root)?;
     let branches = crate::git::branch_diagnostics(&list, &ws.config.branch_prefix, &feature.name);
     list.diagnostics.extend(branches);
+    Ok(list)
+}
+
+/// Loads a feature's list, printing its warnings; its errors become the `Err`.
+fn load_valid(shell: &Shell, ws: &Workspace, feature: &Feature) -> Result<TaskList> {
+    let list = load_checked(ws, feature)?;
     shell.diagnostics(list.diagnostics.iter().filter(|d| !d.is_error()));
     if list.has_errors() {
         return Err(Error::Diagnostics(list.errors().cloned().collect()));
@@ -402,12 +409,9 @@ fn summarize(ws: &Workspace, roots: &[PathBuf], feature: Feature) -> Summary {
     let tasks_file = display_path(&feature.tasks_path(), &ws.root)
         .display()
         .to_string();
-    let loaded = spec::validate_name(&feature.name).and_then(|()| spec::load(&feature, &ws.root));
+    let loaded = spec::validate_name(&feature.name).and_then(|()| load_checked(ws, &feature));
     match loaded {
         Ok(mut list) => {
-            let branches =
-                crate::git::branch_diagnostics(&list, &ws.config.branch_prefix, &feature.name);
-            list.diagnostics.extend(branches);
             // The plan's own checks: tasks that may run together but declare the same file.
             if !list.has_errors()
                 && let Ok(plan) = crate::plan::build(

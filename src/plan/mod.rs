@@ -163,7 +163,7 @@ pub fn build(list: &TaskList, options: &Options) -> Result<Plan> {
             }
             if is_left_out[on] {
                 stack.extend(list.tasks[on].deps.iter().map(|e| e.on));
-            } else if is_pending[on] && !deps.contains(&on) {
+            } else if is_pending[on] {
                 deps.push(on);
             }
         }
@@ -224,7 +224,7 @@ pub fn build(list: &TaskList, options: &Options) -> Result<Plan> {
 
 /// Two tasks of the plan that may run at the same time (neither waits for the other) and
 /// declare the same file: a warning each pair, at the later task.
-pub fn file_overlaps(list: &TaskList, plan: &Plan) -> Vec<Diagnostic> {
+fn file_overlaps(list: &TaskList, plan: &Plan) -> Vec<Diagnostic> {
     let with_files: Vec<usize> = plan
         .nodes
         .iter()

@@ -95,19 +95,14 @@ fn line_endings(text: &str) -> usize {
         .count()
 }
 
-/// The end marker of an HTML block that `line` (without its indent) opens when that block may
-/// hold blank lines (comments, `<pre>`, `<script>`…); `None` for the others, which a blank line
-/// ends.
-fn html_block_end(body: &str) -> Option<&'static str> {
-    html_block(body).map(|(_, end)| end)
-}
-
 /// Whether an HTML block that `body` starts is still open at the end of `body`.
 fn html_open(body: &str) -> bool {
     html_block(body).is_some_and(|(open, end)| !body[open..].contains(end))
 }
 
-/// The opening marker's length and the end marker of such a block.
+/// The opening marker's length and the end marker of an HTML block that `body` (a line
+/// without its indent) opens when that block may hold blank lines (comments, `<pre>`,
+/// `<script>`…); `None` for the others, which a blank line ends.
 fn html_block(body: &str) -> Option<(usize, &'static str)> {
     const BLOCKS: [(&str, &str); 8] = [
         ("<!--", "-->"),
@@ -246,9 +241,9 @@ fn cuts(text: &str) -> Option<Vec<usize>> {
             }
         }
         if indent <= 3
-            && let Some(end) = html_block_end(body)
+            && let Some((open, end)) = html_block(body)
         {
-            if html_open(body) {
+            if !body[open..].contains(end) {
                 html_end = Some(end);
             }
             previous_blank = false;

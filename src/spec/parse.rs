@@ -687,7 +687,6 @@ impl Walker<'_> {
     }
 }
 
-/// Removes up to `width` columns of leading spaces (a tab counts as reaching the next stop).
 /// Which tool wrote the list, from what it holds.
 fn detect_dialect(list: &TaskList) -> Dialect {
     let tasks = &list.tasks;
@@ -705,12 +704,10 @@ fn detect_dialect(list: &TaskList) -> Dialect {
     } else if cc_sdd {
         Dialect::Kiro
     } else if early_specflow
+        // Groups, heading or task dependencies (read before any dialect adds its own).
+        || list.has_dependency_info
         || list.sections.iter().any(|s| s.track.is_some())
-        || !list.groups.is_empty()
-        || tasks
-            .iter()
-            .any(|t| deps::is_alpha_id(&t.id) || !t.dep_phrases.is_empty())
-        || list.sections.iter().any(|s| s.deps.is_some())
+        || tasks.iter().any(|t| deps::is_alpha_id(&t.id))
     {
         Dialect::Specflow
     } else if tasks.iter().any(|t| {
@@ -769,6 +766,7 @@ fn code_block(code: &markdown::mdast::Code) -> CodeBlock {
     }
 }
 
+/// Removes up to `width` columns of leading spaces (a tab counts as reaching the next stop).
 fn strip_indent(line: &str, width: usize) -> &str {
     let mut col = 0;
     for (i, c) in line.char_indices() {
