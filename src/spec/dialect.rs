@@ -466,6 +466,122 @@ pub fn id_class(id: &str) -> &str {
     &id[..end]
 }
 
+/// A task written as a heading: `Task 1.1: Title` (also `Task 3. Title`); its id and title.
+pub fn heading_task(text: &str) -> Option<(String, String)> {
+    let rest = text.trim().strip_prefix("Task ")?;
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    let id = rest[..end].trim_end_matches('.');
+    let after = &rest[end..];
+    if !deps::is_numeric_id(id) || !(rest[..end].ends_with('.') || after.starts_with(':')) {
+        return None;
+    }
+    let title = clean_title(after.trim_start_matches([':', ' ', '\t'])).title;
+    (!title.is_empty()).then(|| (id.to_owned(), title))
+}
+
+/// spec-kit's markers at the start of a title, `[P] [US1] Create …`: the title without them,
+/// whether `[P]` was there, and the story label.
+pub fn speckit_markers(title: &str) -> (String, bool, Option<String>) {
+    let mut rest = title.trim_start();
+    let mut parallel = false;
+    let mut story = None;
+    while let Some(inner) = rest.strip_prefix('[') {
+        let Some(close) = inner.find(']') else { break };
+        let marker = &inner[..close];
+        if marker == "P" {
+            parallel = true;
+        } else if marker.starts_with("US")
+            && marker[2..].bytes().all(|b| b.is_ascii_digit())
+            && marker.len() > 2
+        {
+            story = Some(marker.to_owned());
+        } else if !matches!(marker, "Story" | "conditional") {
+            break;
+        }
+        rest = inner[close + 1..].trim_start();
+    }
+    (rest.to_owned(), parallel, story)
+}
+
+/// spec-kit's inline `(depends on T012, T013)` in a title: the byte range of the whole
+/// parenthesis and of the list inside it.
+pub fn inline_depends(title: &str) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>)> {
+    let lower = title.to_ascii_lowercase();
+    let at = lower
+        .find("(depends on ")
+        .or_else(|| lower.find("(depends on:"))?;
+    let list_start = at + "(depends on".len();
+    let close = title[list_start..].find(')')? + list_start;
+    let list = &title[list_start..close];
+    let lead = list.len() - list.trim_start_matches([' ', ':']).len();
+    Some((at..close + 1, list_start + lead..close))
+}
+
+/// File paths named in a text: backticked words with a `/` or an extension, and bare words
+/// with a `/` and an extension (`src/config.rs`, `tests/unit/test_x.py`).
+pub fn paths_in(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (k, part) in text.split('`').enumerate() {
+        let words: Vec<&str> = if k % 2 == 1 {
+            vec![part.trim()]
+        } else {
+            // A bare word is a path when it has a `/`, or a file extension that says so
+            // (`README.md`, `docker-compose.yml`), not any dotted word (`e.g.`, `v1.2`).
+            part.split_whitespace()
+                .filter(|w| w.contains('/') || has_file_extension(w))
+                .collect()
+        };
+        for w in words {
+            if let Some(p) = as_path(w)
+                && !out.contains(&p)
+            {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn has_file_extension(word: &str) -> bool {
+    const EXTENSIONS: [&str; 40] = [
+        "md", "rs", "toml", "yml", "yaml", "json", "ts", "tsx", "js", "jsx", "mjs", "py", "go",
+        "java", "kt", "kts", "swift", "rb", "php", "c", "h", "cc", "cpp", "hpp", "cs", "sh", "sql",
+        "html", "css", "scss", "txt", "xml", "proto", "lock", "ini", "cfg", "env", "gradle", "vue",
+        "svelte",
+    ];
+    let w = word.trim_end_matches([',', ';', ':', ')', '"', '\'', '*', '.']);
+    w.rsplit_once('.').is_some_and(|(stem, ext)| {
+        !stem.is_empty()
+            && EXTENSIONS.contains(&ext)
+            // `3.c` is a clause, not a file; `Node.js` and `Vue.js` are names of things.
+            && !stem.bytes().all(|b| b.is_ascii_digit())
+            && (ext != "js" || !stem.starts_with(|c: char| c.is_ascii_uppercase()))
+    })
+}
+
+/// `w` as a relative file path, when it looks like one.
+fn as_path(w: &str) -> Option<String> {
+    let w = w
+        .trim_start_matches(['(', '"', '\'', '*'])
+        .trim_end_matches([',', ';', ':', ')', '"', '\'', '*', '.']);
+    let w = w.strip_prefix("./").unwrap_or(w);
+    let name = w.rsplit('/').next().unwrap_or(w);
+    let (stem, ext) = name.rsplit_once('.')?;
+    let ok = !w.is_empty()
+        && !w.contains("://")
+        && !w.starts_with(['/', '-'])
+        && !w.starts_with("..")
+        && w.chars()
+            .all(|c| c.is_alphanumeric() || "/._-@+".contains(c))
+        && !stem.is_empty()
+        && (1..=8).contains(&ext.len())
+        && ext.bytes().all(|b| b.is_ascii_alphanumeric())
+        && !ext.bytes().all(|b| b.is_ascii_digit());
+    ok.then(|| w.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -597,127 +713,6 @@ mod tests {
             "Group 2"
         );
     }
-}
-
-/// A task written as a heading: `Task 1.1: Title` (also `Task 3. Title`); its id and title.
-pub fn heading_task(text: &str) -> Option<(String, String)> {
-    let rest = text.trim().strip_prefix("Task ")?;
-    let end = rest
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(rest.len());
-    let id = rest[..end].trim_end_matches('.');
-    let after = &rest[end..];
-    if !deps::is_numeric_id(id) || !(rest[..end].ends_with('.') || after.starts_with(':')) {
-        return None;
-    }
-    let title = clean_title(after.trim_start_matches([':', ' ', '\t'])).title;
-    (!title.is_empty()).then(|| (id.to_owned(), title))
-}
-
-/// spec-kit's markers at the start of a title, `[P] [US1] Create …`: the title without them,
-/// whether `[P]` was there, and the story label.
-pub fn speckit_markers(title: &str) -> (String, bool, Option<String>) {
-    let mut rest = title.trim_start();
-    let mut parallel = false;
-    let mut story = None;
-    while let Some(inner) = rest.strip_prefix('[') {
-        let Some(close) = inner.find(']') else { break };
-        let marker = &inner[..close];
-        if marker == "P" {
-            parallel = true;
-        } else if marker.starts_with("US")
-            && marker[2..].bytes().all(|b| b.is_ascii_digit())
-            && marker.len() > 2
-        {
-            story = Some(marker.to_owned());
-        } else if !matches!(marker, "Story" | "conditional") {
-            break;
-        }
-        rest = inner[close + 1..].trim_start();
-    }
-    (rest.to_owned(), parallel, story)
-}
-
-/// spec-kit's inline `(depends on T012, T013)` in a title: the byte range of the whole
-/// parenthesis and of the list inside it.
-pub fn inline_depends(title: &str) -> Option<(std::ops::Range<usize>, std::ops::Range<usize>)> {
-    let lower = title.to_ascii_lowercase();
-    let at = lower
-        .find("(depends on ")
-        .or_else(|| lower.find("(depends on:"))?;
-    let list_start = at + "(depends on".len();
-    let close = title[list_start..].find(')')? + list_start;
-    let list = &title[list_start..close];
-    let lead = list.len() - list.trim_start_matches([' ', ':']).len();
-    Some((at..close + 1, list_start + lead..close))
-}
-
-/// File paths named in a text: backticked words with a `/` or an extension, and bare words
-/// with a `/` and an extension (`src/config.rs`, `tests/unit/test_x.py`).
-pub fn paths_in(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for (k, part) in text.split('`').enumerate() {
-        let words: Vec<&str> = if k % 2 == 1 {
-            vec![part.trim()]
-        } else {
-            // A bare word is a path when it has a `/`, or a file extension that says so
-            // (`README.md`, `docker-compose.yml`), not any dotted word (`e.g.`, `v1.2`).
-            part.split_whitespace()
-                .filter(|w| w.contains('/') || has_file_extension(w))
-                .collect()
-        };
-        for w in words {
-            if let Some(p) = as_path(w)
-                && !out.contains(&p)
-            {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
-fn has_file_extension(word: &str) -> bool {
-    const EXTENSIONS: [&str; 40] = [
-        "md", "rs", "toml", "yml", "yaml", "json", "ts", "tsx", "js", "jsx", "mjs", "py", "go",
-        "java", "kt", "kts", "swift", "rb", "php", "c", "h", "cc", "cpp", "hpp", "cs", "sh", "sql",
-        "html", "css", "scss", "txt", "xml", "proto", "lock", "ini", "cfg", "env", "gradle", "vue",
-        "svelte",
-    ];
-    let w = word.trim_end_matches([',', ';', ':', ')', '"', '\'', '*', '.']);
-    w.rsplit_once('.').is_some_and(|(stem, ext)| {
-        !stem.is_empty()
-            && EXTENSIONS.contains(&ext)
-            // `3.c` is a clause, not a file; `Node.js` and `Vue.js` are names of things.
-            && !stem.bytes().all(|b| b.is_ascii_digit())
-            && (ext != "js" || !stem.starts_with(|c: char| c.is_ascii_uppercase()))
-    })
-}
-
-/// `w` as a relative file path, when it looks like one.
-fn as_path(w: &str) -> Option<String> {
-    let w = w
-        .trim_start_matches(['(', '"', '\'', '*'])
-        .trim_end_matches([',', ';', ':', ')', '"', '\'', '*', '.']);
-    let w = w.strip_prefix("./").unwrap_or(w);
-    let name = w.rsplit('/').next().unwrap_or(w);
-    let (stem, ext) = name.rsplit_once('.')?;
-    let ok = !w.is_empty()
-        && !w.contains("://")
-        && !w.starts_with(['/', '-'])
-        && !w.starts_with("..")
-        && w.chars()
-            .all(|c| c.is_alphanumeric() || "/._-@+".contains(c))
-        && !stem.is_empty()
-        && (1..=8).contains(&ext.len())
-        && ext.bytes().all(|b| b.is_ascii_alphanumeric())
-        && !ext.bytes().all(|b| b.is_ascii_digit());
-    ok.then(|| w.to_owned())
-}
-
-#[cfg(test)]
-mod dialect_tests {
-    use super::*;
 
     #[test]
     fn speckit_heads_and_markers() {
