@@ -803,14 +803,11 @@ async fn schedule(
                 }
                 if let Some(pos) = failed_dep {
                     let on = &list.tasks[n.deps[pos]].id;
-                    let r = skipped(
+                    conclude!(skipped(
                         list,
                         n.task,
                         format!("depends on task {on}, which did not finish"),
-                    );
-                    display.event(&Event::TaskFinished(r.clone()));
-                    reports.push(r);
-                    state.insert(n.task, State::Finished(Status::Skipped));
+                    ));
                     changed = true;
                     continue;
                 }
@@ -819,7 +816,7 @@ async fn schedule(
                 }
                 if let Some(tc) = reused.get(&n.task) {
                     let gate = gates.get(&n.task);
-                    let mut r = TaskReport {
+                    let r = TaskReport {
                         status: Status::Reused,
                         branch: Some(final_branch.get(&n.task).cloned().unwrap_or_else(|| {
                             git::branch_name(
@@ -834,10 +831,7 @@ async fn schedule(
                         rounds: gate.map(|g| g.rounds.clone()).unwrap_or_default(),
                         ..skipped(list, n.task, String::new())
                     };
-                    tick(&mut r);
-                    display.event(&Event::TaskFinished(r.clone()));
-                    reports.push(r);
-                    state.insert(n.task, State::Finished(Status::Reused));
+                    conclude!(r);
                     changed = true;
                     continue;
                 }
@@ -854,15 +848,11 @@ async fn schedule(
                         .iter()
                         .map(|&c| list.tasks[c].id.as_str())
                         .collect();
-                    let mut r = TaskReport {
+                    conclude!(TaskReport {
                         status: Status::NotNeeded,
                         reason: Some(format!("{} approved", on.join(" and "))),
                         ..skipped(list, n.task, String::new())
-                    };
-                    tick(&mut r);
-                    display.event(&Event::TaskFinished(r.clone()));
-                    reports.push(r);
-                    state.insert(n.task, State::Finished(Status::NotNeeded));
+                    });
                     changed = true;
                 }
             }
