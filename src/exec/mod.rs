@@ -894,7 +894,7 @@ async fn schedule(
                 .collect();
             ready.sort_by_key(|t| (std::cmp::Reverse(chain.get(t).copied().unwrap_or(0)), *t));
             for t in ready.into_iter().take(free) {
-                let mut job = make_job(shared, list, t, &final_branch);
+                let mut job = make_job(shared, list, t, 1, None, &final_branch);
                 if shared.reviews[t] {
                     // A review recorded by an earlier run without approval runs again, on top
                     // of its last round (and of a rework made after it).
@@ -1238,13 +1238,11 @@ fn rework_job(
     findings: &Findings<'_>,
     final_branch: &HashMap<usize, String>,
 ) -> Job {
-    let mut rw = make_job(shared, list, w, final_branch);
+    let mut rw = make_job(shared, list, w, run, None, final_branch);
     rw.role = Role::Rework {
         review: findings.review,
         run,
     };
-    rw.run_name = review::round_name(&rw.id, run);
-    rw.branch = review::round_branch(&shared.settings.branch_prefix, &shared.feature, &rw.id, run);
     rw.base_branch = Some(base);
     rw.prompt.push_str(&review::rework_prompt(
         &list.tasks[findings.review].id,
@@ -1265,21 +1263,8 @@ fn review_round(
     reworked_by: Option<&str>,
     final_branch: &HashMap<usize, String>,
 ) -> Job {
-    let mut job = make_job(shared, list, r, final_branch);
-    job.role = Role::Review { round };
-    job.run_name = review::round_name(&job.id, round);
-    job.branch = review::round_branch(
-        &shared.settings.branch_prefix,
-        &shared.feature,
-        &job.id,
-        round,
-    );
+    let mut job = make_job(shared, list, r, round, reworked_by, final_branch);
     job.base_branch = Some(base);
-    let file = job.verdict_file.clone().unwrap_or_default();
-    // The prompt was made for the first round; say which round this is.
-    job.prompt = make_prompt(shared, list, r, &job.branch);
-    job.prompt
-        .push_str(&review::review_prompt(&file, round, reworked_by));
     job
 }
 
@@ -1346,16 +1331,25 @@ fn make_prompt(shared: &Shared, list: &TaskList, t: usize, branch: &str) -> Stri
     )
 }
 
-/// A task's job (a review's first round): on its branch, from its dependencies' branches (a
-/// review gate's last round's branch when it has several).
+/// A task's job, run `run` of it (1 but for a review's later rounds and a rework's later
+/// runs, which are on `.round-N` branches): from its dependencies' branches (a review gate's
+/// last round's branch when it has several). The prompt is made once, for the branch it runs
+/// on; `reworked_by` is the rework a review's round comes after.
 fn make_job(
     shared: &Shared,
     list: &TaskList,
     t: usize,
+    run: u32,
+    reworked_by: Option<&str>,
     final_branch: &HashMap<usize, String>,
 ) -> Job {
     let task = &list.tasks[t];
-    let branch = git::branch_name(&shared.settings.branch_prefix, &shared.feature, &task.id);
+    let branch = review::round_branch(
+        &shared.settings.branch_prefix,
+        &shared.feature,
+        &task.id,
+        run,
+    );
     let mut dep_branches: Vec<String> = task
         .deps
         .iter()
@@ -1373,8 +1367,8 @@ fn make_job(
     let mut prompt = make_prompt(shared, list, t, &branch);
     let (role, verdict_file) = if shared.reviews[t] {
         let file = review::verdict_file(list, t);
-        prompt.push_str(&review::review_prompt(&file, 1, None));
-        (Role::Review { round: 1 }, Some(file))
+        prompt.push_str(&review::review_prompt(&file, run, reworked_by));
+        (Role::Review { round: run }, Some(file))
     } else {
         (Role::Task, None)
     };
@@ -1390,7 +1384,7 @@ fn make_job(
         title: task.title.clone(),
         track: list.track_of(t).map(str::to_owned),
         role,
-        run_name: git::ref_safe(&task.id),
+        run_name: review::round_name(&task.id, run),
         branch,
         dep_branches,
         base_branch: None,
