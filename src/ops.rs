@@ -165,6 +165,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
                 duration_secs: 0.0,
                 exit_code: exit::OK,
                 report: None,
+                error: None,
             });
         }
         shell.status(

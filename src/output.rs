@@ -209,22 +209,12 @@ pub fn render(d: &Diagnostic) -> String {
     out
 }
 
-/// How the run's events are shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// JSON lines on stdout.
-    Json,
-    /// One cargo-style line per event on stderr.
-    Lines,
-    /// Lines, plus a progress block redrawn at the bottom of the terminal.
-    Live,
-}
-
-/// The consumer of a run's events: JSON lines, plain lines, or a live display.
+/// The human display of a run's events: cargo-style lines on stderr, plus a live progress
+/// block redrawn at the bottom of the terminal when stderr is one (and not in CI).
 #[derive(Debug)]
 pub struct Display<'a> {
     shell: &'a Shell,
-    mode: Mode,
+    live: bool,
     total: usize,
     /// Done, reused or not needed.
     completed: usize,
@@ -248,20 +238,22 @@ fn elapsed(since: std::time::Instant) -> String {
     }
 }
 
+/// `1 task`, `2 tasks`.
+pub fn count(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 impl<'a> Display<'a> {
     pub fn new(shell: &'a Shell, total: usize, root: &std::path::Path) -> Display<'a> {
         let term = console::Term::stderr();
         let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
-        let mode = if shell.is_json() {
-            Mode::Json
-        } else if term.is_term() && !ci && shell.verbosity > Verbosity::Quiet {
-            Mode::Live
-        } else {
-            Mode::Lines
-        };
         Display {
             shell,
-            mode,
+            live: term.is_term() && !ci && shell.verbosity > Verbosity::Quiet,
             total,
             completed: 0,
             skipped: 0,
@@ -282,8 +274,8 @@ impl<'a> Display<'a> {
     }
 
     /// Redraws the live block (no-op in other modes).
-    pub fn redraw(&mut self) {
-        if self.mode != Mode::Live {
+    fn draw(&mut self) {
+        if !self.live {
             return;
         }
         self.clear();
@@ -337,23 +329,11 @@ impl<'a> Display<'a> {
         } else {
             self.shell.status(verb, message);
         }
-        self.redraw();
+        self.draw();
     }
 
-    /// A line that is not an event (Ctrl-C notices).
-    pub fn notice(&mut self, message: &str) {
-        if self.mode == Mode::Json {
-            errln!("{message}");
-        } else {
-            self.line("Stopping", message.to_owned(), true);
-        }
-    }
-
-    pub fn event(&mut self, event: &crate::report::Event) {
+    fn show(&mut self, event: &crate::report::Event) {
         use crate::report::{Event, Status};
-        if self.mode == Mode::Json {
-            self.shell.json(event);
-        }
         match event {
             Event::RunStarted {
                 feature,
@@ -363,13 +343,14 @@ impl<'a> Display<'a> {
                 tasks,
                 ..
             } => {
-                if self.mode != Mode::Json {
-                    self.line(
-                        "Running",
-                        format!("{feature}: {tasks} tasks, up to {max_agents} at once, agent `{agent}` (run {run_id})"),
-                        false,
-                    );
-                }
+                self.line(
+                    "Running",
+                    format!(
+                        "{feature}: {}, up to {max_agents} at once, agent `{agent}` (run {run_id})",
+                        count(*tasks, "task")
+                    ),
+                    false,
+                );
             }
             Event::TaskStarted {
                 id,
@@ -384,9 +365,7 @@ impl<'a> Display<'a> {
                     track.clone(),
                     std::time::Instant::now(),
                 ));
-                if self.mode != Mode::Json {
-                    self.line("Started", format!("{id} {title} ({branch})"), false);
-                }
+                self.line("Started", format!("{id} {title} ({branch})"), false);
             }
             Event::ReviewVerdict {
                 id,
@@ -396,13 +375,11 @@ impl<'a> Display<'a> {
                 ..
             } => {
                 self.end_run(id);
-                if self.mode != Mode::Json {
-                    self.line(
-                        "Reviewed",
-                        format!("{id} round {round}: {} ({branch})", verdict.word()),
-                        false,
-                    );
-                }
+                self.line(
+                    "Reviewed",
+                    format!("{id} round {round}: {} ({branch})", verdict.word()),
+                    false,
+                );
             }
             Event::ReworkFinished {
                 id,
@@ -412,17 +389,14 @@ impl<'a> Display<'a> {
                 ..
             } => {
                 self.end_run(id);
-                if self.mode != Mode::Json {
-                    let files = files_changed.unwrap_or(0);
-                    self.line(
-                        "Reworked",
-                        format!(
-                            "{id} for {review} on {branch} ({files} {}); {review} runs again",
-                            if files == 1 { "file" } else { "files" }
-                        ),
-                        false,
-                    );
-                }
+                self.line(
+                    "Reworked",
+                    format!(
+                        "{id} for {review} on {branch} ({}); {review} runs again",
+                        count(files_changed.unwrap_or(0), "file")
+                    ),
+                    false,
+                );
             }
             Event::TaskFinished(r) => {
                 self.active.retain(|(id, ..)| *id != r.id);
@@ -430,9 +404,6 @@ impl<'a> Display<'a> {
                     s if s.is_success() => self.completed += 1,
                     Status::Failed => self.failed += 1,
                     _ => self.skipped += 1,
-                }
-                if self.mode == Mode::Json {
-                    return;
                 }
                 let log = r
                     .log
@@ -453,14 +424,13 @@ impl<'a> Display<'a> {
                         );
                     }
                     Status::Done => {
-                        let files = r.files_changed.unwrap_or(0);
                         self.line(
                             "Committed",
                             format!(
-                                "{} on {} ({files} {})",
+                                "{} on {} ({})",
                                 r.id,
                                 r.branch.as_deref().unwrap_or(""),
-                                if files == 1 { "file" } else { "files" }
+                                count(r.files_changed.unwrap_or(0), "file")
                             ),
                             false,
                         );
@@ -485,6 +455,9 @@ impl<'a> Display<'a> {
                     ),
                     Status::Failed => {
                         let mut parts: Vec<String> = r.reason.iter().cloned().collect();
+                        if let Some(last) = &r.last_output {
+                            parts.push(format!("last output: {last}"));
+                        }
                         parts.extend(log);
                         if let Some(w) = &r.worktree {
                             parts.push(format!("worktree: {}", self.rel(w).display()));
@@ -513,8 +486,11 @@ impl<'a> Display<'a> {
                 }
                 if let Some(e) = &r.tick_error {
                     self.clear();
-                    err!("{}", render(&Diagnostic::warning(e.clone())));
-                    self.redraw();
+                    err!(
+                        "{}",
+                        render(&Diagnostic::error(format!("{} was not ticked: {e}", r.id)))
+                    );
+                    self.draw();
                 }
             }
             Event::RunFinished {
@@ -522,11 +498,18 @@ impl<'a> Display<'a> {
                 duration_secs,
                 exit_code,
                 report,
+                error,
             } => {
                 self.clear();
                 self.drawn = 0;
-                if self.mode == Mode::Json {
-                    return;
+                if let Some(e) = error {
+                    err!(
+                        "{}",
+                        render(
+                            &Diagnostic::error(format!("the run's report was not written: {e}"))
+                                .help("free some space or fix the permissions; the tasks' branches and ticks are kept")
+                        )
+                    );
                 }
                 let mut parts = vec![format!("{} done", totals.done)];
                 for (n, word) in [
@@ -564,8 +547,18 @@ impl<'a> Display<'a> {
     fn rel<'p>(&self, path: &'p std::path::Path) -> &'p std::path::Path {
         path.strip_prefix(&self.root).unwrap_or(path)
     }
+}
 
-    pub fn finish(&mut self, _reports: &[crate::report::TaskReport]) {
-        self.clear();
+impl crate::report::sink::Sink for Display<'_> {
+    fn event(&mut self, event: &crate::report::Event) {
+        self.show(event);
+    }
+
+    fn notice(&mut self, message: &str) {
+        self.line("Interrupted", message.to_owned(), true);
+    }
+
+    fn redraw(&mut self) {
+        self.draw();
     }
 }

@@ -1,5 +1,7 @@
-//! The run's event stream and its final report. The scheduler emits [`Event`]s; the displays
-//! in [`crate::output`] and the report files consume them.
+//! The run's event stream and its final report. Exec emits [`Event`]s; every output is a
+//! [`sink::Sink`] of them: JSON lines, the human display in [`crate::output`], the report files.
+
+pub mod sink;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -106,6 +108,9 @@ pub struct TaskReport {
     pub rounds: Vec<Round>,
     /// The agent that ran it (`claude`, `shell`, a command's program); `null` when none ran.
     pub agent: Option<String>,
+    /// The last line the agent printed, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_output: Option<String>,
 }
 
 impl TaskReport {
@@ -128,6 +133,7 @@ impl TaskReport {
             verdict: None,
             rounds: Vec::new(),
             agent: None,
+            last_output: None,
         }
     }
 }
@@ -207,8 +213,12 @@ pub enum Event {
         totals: Totals,
         duration_secs: f64,
         exit_code: i32,
-        /// `None` when nothing ran (every selected task was done already).
+        /// `None` when nothing ran (every selected task was done already), or when the report
+        /// could not be written.
         report: Option<PathBuf>,
+        /// Why the report could not be written.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
     },
 }
 

@@ -1,0 +1,152 @@
+//! The async loop, and only that: it asks the [`Scheduler`] what to do, starts jobs on a
+//! `JoinSet`, and funnels their ends, signals and the display's timer back into it. Ticks run
+//! on the blocking pool; every outcome goes to the sinks as an event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::agent::Stop;
+use super::job::{self, Ctx, Job};
+use super::scheduler::{Action, Finished, Interrupt, Scheduler, Start};
+use crate::error::exit;
+use crate::report::sink::Sink;
+use crate::report::{Event, TaskReport};
+
+/// Turns a job the scheduler decided on into one that can run: its prompt and agent.
+pub trait MakeJob {
+    fn make(&self, start: Start) -> Job;
+}
+
+/// Ticks a settled task in tasks.md: the error, if the tick could not be written.
+pub trait Tick: Send + Sync + 'static {
+    fn tick(&self, report: &TaskReport) -> Option<String>;
+}
+
+/// Runs the scheduler's decisions until nothing is left; the settled tasks' reports.
+pub async fn drive(
+    ctx: &Arc<Ctx>,
+    mut scheduler: Scheduler<'_>,
+    make: &dyn MakeJob,
+    ticker: Arc<dyn Tick>,
+    sink: &mut dyn Sink,
+) -> Vec<TaskReport> {
+    let (stop_tx, stop_rx) = watch::channel(Stop::None);
+    let mut workers: JoinSet<Finished> = JoinSet::new();
+    let mut reports = Vec::new();
+    // Made once, before any agent starts, so that no signal falls between two listeners.
+    // SIGTERM (CI cancelling a job) and SIGHUP (the terminal closing) stop the run as Ctrl-C
+    // does: the agents are in process groups of their own and would otherwise live on.
+    let mut signals = [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+    ]
+    .map(|kind| signal(kind).ok());
+    let mut redraw = tokio::time::interval(Duration::from_secs(1));
+
+    let mut actions = scheduler.next_actions();
+    loop {
+        for action in actions.drain(..) {
+            match action {
+                Action::Start(start) => {
+                    let job = make.make(start);
+                    sink.event(&Event::TaskStarted {
+                        id: job.id.clone(),
+                        title: job.title.clone(),
+                        track: job.track.clone(),
+                        branch: job.start.branch.clone(),
+                        worktree: ctx.worktree(&job.run_name),
+                        log: ctx.log(&job.run_name),
+                        round: job.start.role.round(),
+                    });
+                    let (ctx, stop) = (Arc::clone(ctx), stop_rx.clone());
+                    workers.spawn(job::run(ctx, job, stop));
+                }
+                Action::Settle(report) => {
+                    let report = settle(&ticker, report).await;
+                    sink.event(&Event::TaskFinished(report.clone()));
+                    reports.push(report);
+                }
+                Action::Emit(event) => sink.event(&event),
+            }
+        }
+        if workers.is_empty() {
+            // Nothing runs, and nothing more could start.
+            let more = scheduler.next_actions();
+            if more.is_empty() {
+                break;
+            }
+            actions = more;
+            continue;
+        }
+        tokio::select! {
+            joined = workers.join_next() => {
+                let Some(joined) = joined else { continue };
+                let finished = match joined {
+                    Ok(f) => f,
+                    Err(e) => std::panic::resume_unwind(e.into_panic()),
+                };
+                actions = scheduler.finished(finished);
+                actions.extend(scheduler.next_actions());
+            }
+            () = next_signal(&mut signals) => {
+                match scheduler.interrupt() {
+                    Interrupt::Terminate => {
+                        sink.notice("stopping the agents (Ctrl-C again to kill them)");
+                        let _ = stop_tx.send(Stop::Terminate);
+                    }
+                    Interrupt::Kill => {
+                        sink.notice("killing the agents (Ctrl-C again to exit at once)");
+                        let _ = stop_tx.send(Stop::Kill);
+                    }
+                    Interrupt::Exit => std::process::exit(exit::INTERRUPTED),
+                }
+            }
+            _ = redraw.tick() => sink.redraw(),
+        }
+    }
+    for action in scheduler.finish() {
+        if let Action::Settle(report) = action {
+            let report = settle(&ticker, report).await;
+            sink.event(&Event::TaskFinished(report.clone()));
+            reports.push(report);
+        }
+    }
+    reports
+}
+
+/// A settled task is ticked when it succeeded (off the async loop).
+async fn settle(ticker: &Arc<dyn Tick>, mut report: TaskReport) -> TaskReport {
+    if !report.status.is_success() {
+        return report;
+    }
+    let ticker = Arc::clone(ticker);
+    let r = report.clone();
+    report.tick_error = match tokio::task::spawn_blocking(move || ticker.tick(&r)).await {
+        Ok(e) => e,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    };
+    report
+}
+
+/// The next SIGINT, SIGTERM or SIGHUP.
+async fn next_signal(signals: &mut [Option<Signal>; 3]) {
+    async fn recv(s: &mut Option<Signal>) {
+        match s {
+            Some(s) => {
+                s.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+    let [int, term, hup] = signals;
+    tokio::select! {
+        () = recv(int) => {}
+        () = recv(term) => {}
+        () = recv(hup) => {}
+    }
+}

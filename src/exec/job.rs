@@ -1,0 +1,545 @@
+//! One job as a pipeline of steps: prepare (branch, base, worktree) → agent → verdict →
+//! commit → clean up. Each step either lets the job go on or ends it with a status and a
+//! reason; a new step (verification, conflict resolution) is one more entry in [`PIPELINE`]
+//! and one more function. Blocking work (git, files) runs on the blocking pool, never on the
+//! async loop.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::watch;
+
+use super::agent::{self, Agent, Outcome, Stop};
+use super::review;
+use super::scheduler::{Base, Finished, Role, Start};
+use crate::error::Result;
+use crate::git::{self, Git};
+use crate::report::{Status, TaskReport};
+use crate::spec::TaskList;
+
+/// What every job of the run shares.
+#[derive(Debug)]
+pub struct Ctx {
+    pub git: Mutex<Git>,
+    pub feature: String,
+    pub root: PathBuf,
+    /// The repository's working tree (the workspace root or above it).
+    pub workdir: PathBuf,
+    /// The feature directory relative to the repository's working tree.
+    pub spec_rel: PathBuf,
+    pub spec_abs: PathBuf,
+    /// Where the run's worktrees are made.
+    pub worktrees: PathBuf,
+    /// The agents' process groups, for stopping them after a crash.
+    pub registry: PathBuf,
+    pub run_dir: PathBuf,
+    pub run_id: String,
+    pub base: git2::Oid,
+    /// Tips of the feature's task and round branches when the run started: a round branch
+    /// left at one of them by an earlier run holds nothing but spec-exec's work.
+    pub known: Vec<git2::Oid>,
+    pub timeout: Duration,
+    pub grace: Duration,
+}
+
+impl Ctx {
+    pub fn worktree(&self, run_name: &str) -> PathBuf {
+        self.worktrees.join(run_name)
+    }
+
+    pub fn log(&self, run_name: &str) -> PathBuf {
+        self.run_dir.join("logs").join(format!("{run_name}.log"))
+    }
+
+    fn prompt_file(&self, run_name: &str) -> PathBuf {
+        self.run_dir.join("prompts").join(format!("{run_name}.md"))
+    }
+}
+
+/// git's name for a task's worktree. The feature's length makes it unambiguous: `demo` task
+/// `x-1` and `demo-x` task `1` must never share a name.
+pub fn worktree_name(feature: &str, id: &str) -> String {
+    format!("{}{}", worktree_prefix(feature), git::ref_safe(id))
+}
+
+pub fn worktree_prefix(feature: &str) -> String {
+    format!("spec-exec-{}-{feature}-", feature.len())
+}
+
+pub fn lock(git: &Mutex<Git>) -> std::sync::MutexGuard<'_, Git> {
+    git.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One job, ready to run: what the scheduler decided, with the prompt and agent it runs with.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub start: Start,
+    pub id: String,
+    pub title: String,
+    pub track: Option<String>,
+    /// The name of its worktree, log and prompt: the id, with `.round-N` after the first run.
+    pub run_name: String,
+    /// A review's verdict file, relative to the worktree.
+    pub verdict_file: Option<String>,
+    pub prompt: String,
+    /// The shell agent's commands: the task's ```sh and ```bash blocks.
+    pub code_blocks: Vec<String>,
+    pub agent: Agent,
+}
+
+impl Job {
+    /// The job of `start`, with `prompt` (the task's prompt for its branch) and `agent`.
+    pub fn new(list: &TaskList, start: Start, mut prompt: String, agent: Agent) -> Job {
+        let t = start.task;
+        let task = &list.tasks[t];
+        let verdict_file = matches!(start.role, Role::Review { .. }).then(|| {
+            let file = review::verdict_file(list, t);
+            prompt.push_str(&review::review_prompt(
+                &file,
+                start.run,
+                start.reworked_by.as_deref(),
+            ));
+            file
+        });
+        if let Some(f) = &start.findings {
+            prompt.push_str(&review::rework_prompt(
+                &list.tasks[f.review].id,
+                f.round,
+                &f.source,
+                &f.text,
+            ));
+        }
+        Job {
+            id: task.id.clone(),
+            title: task.title.clone(),
+            track: list.track_of(t).map(str::to_owned),
+            run_name: review::round_name(&task.id, start.run),
+            verdict_file,
+            prompt,
+            code_blocks: task
+                .code_blocks
+                .iter()
+                .filter(|b| matches!(b.lang.as_deref(), Some("sh" | "bash" | "shell")))
+                .map(|b| b.code.clone())
+                .collect(),
+            agent,
+            start,
+        }
+    }
+}
+
+/// The steps of a job, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// The branch at its base (dependencies merged), checked out in a new worktree.
+    Prepare,
+    /// The agent runs in the worktree.
+    Agent,
+    /// A review's verdict is read.
+    Verdict,
+    /// The worktree's changes are committed on the branch.
+    Commit,
+    /// The worktree is removed.
+    Cleanup,
+}
+
+const PIPELINE: &[Step] = &[
+    Step::Prepare,
+    Step::Agent,
+    Step::Verdict,
+    Step::Commit,
+    Step::Cleanup,
+];
+
+/// Why a job ended before its last step.
+#[derive(Debug)]
+struct End {
+    status: Status,
+    reason: String,
+}
+
+impl End {
+    fn failed(reason: impl Into<String>) -> End {
+        End {
+            status: Status::Failed,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What the steps hand on to each other.
+#[derive(Debug)]
+struct Progress {
+    report: TaskReport,
+    worktree: PathBuf,
+    log: PathBuf,
+    /// tasks.md as the worktree got it: the agent is not to change it.
+    tasks_md_as_given: Option<Vec<u8>>,
+    agent_started: Option<SystemTime>,
+    verdict: Option<review::Read>,
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// Runs `job` to its end; never fails: how it ended is in the report.
+pub async fn run(ctx: Arc<Ctx>, job: Job, stop: watch::Receiver<Stop>) -> Finished {
+    let started = Instant::now();
+    let mut p = Progress {
+        report: TaskReport {
+            agent: Some(job.agent.name().to_owned()),
+            ..TaskReport::new(
+                job.id.clone(),
+                job.title.clone(),
+                job.track.clone(),
+                Status::Done,
+            )
+        },
+        worktree: ctx.worktree(&job.run_name),
+        log: ctx.log(&job.run_name),
+        tasks_md_as_given: None,
+        agent_started: None,
+        verdict: None,
+    };
+    for &step in PIPELINE {
+        let outcome = match step {
+            Step::Prepare => prepare(&ctx, &job, &mut p).await,
+            Step::Agent => run_agent(&ctx, &job, &mut p, &stop).await,
+            Step::Verdict => read_verdict(&job, &mut p).await,
+            Step::Commit => commit(&ctx, &job, &mut p).await,
+            Step::Cleanup => cleanup(&ctx, &job, &mut p).await,
+        };
+        if let Err(end) = outcome {
+            p.report.status = end.status;
+            p.report.reason = Some(end.reason);
+            // A worktree kept for inspection, when one was made.
+            p.report.worktree = p.worktree.exists().then(|| p.worktree.clone());
+            break;
+        }
+    }
+    p.report.duration_secs = started.elapsed().as_secs_f64();
+    if p.report.status == Status::Done {
+        p.report.verdict = p.verdict.as_ref().map(|r| r.verdict);
+    }
+    Finished {
+        start: job.start,
+        report: p.report,
+        verdict: p.verdict,
+    }
+}
+
+async fn prepare(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> {
+    let (made, result) = {
+        let ctx = Arc::clone(ctx);
+        let job = job.clone();
+        let worktree = p.worktree.clone();
+        blocking(move || prepare_worktree(&ctx, &job, &worktree)).await
+    };
+    if made {
+        p.report.branch = Some(job.start.branch.clone());
+    }
+    result?;
+    let tasks_md = p.worktree.join(ctx.spec_rel.join("tasks.md"));
+    p.tasks_md_as_given = blocking(move || std::fs::read(tasks_md).ok()).await;
+    Ok(())
+}
+
+/// Branch, base and worktree for a job, under the git lock. Whether the branch was set, and
+/// how it went.
+fn prepare_worktree(ctx: &Ctx, job: &Job, worktree: &Path) -> (bool, Result<(), End>) {
+    let git = lock(&ctx.git);
+    let base = match job_base(ctx, &git, job) {
+        Ok(Ok(base)) => base,
+        Ok(Err(why)) => return (false, Err(End::failed(why))),
+        Err(e) => return (false, Err(End::failed(e.to_string()))),
+    };
+    if let Err(e) = git.set_branch(&job.start.branch, base, true) {
+        return (false, Err(End::failed(e.to_string())));
+    }
+    let added = git
+        .add_worktree(
+            &worktree_name(&ctx.feature, &job.run_name),
+            worktree,
+            &job.start.branch,
+        )
+        .map_err(|e| End::failed(e.to_string()));
+    (true, added)
+}
+
+/// The commit a job starts from: the branch it is told to start from (a review round, a
+/// rework), else its dependencies' tips (merged when several), else the base.
+fn job_base(ctx: &Ctx, git: &Git, job: &Job) -> Result<std::result::Result<git2::Oid, String>> {
+    let deps = match &job.start.base {
+        Base::Branch(from) => {
+            let Some(base) = git.branch_tip(from) else {
+                return Ok(Err(format!("the branch `{from}` it starts from is gone")));
+            };
+            // A round branch left by an earlier run is moved only if that loses nothing.
+            let mut known = ctx.known.clone();
+            known.push(base);
+            if !git.only_spec_exec_work(&job.start.branch, &known, &worktree_prefix(&ctx.feature)) {
+                return Ok(Err(format!(
+                    "branch `{}` already exists, with commits spec-exec did not make (delete or rename it)",
+                    job.start.branch
+                )));
+            }
+            return Ok(Ok(base));
+        }
+        Base::Deps(deps) => deps,
+    };
+    let mut tips: Vec<(String, git2::Oid)> = Vec::new();
+    let mut needs_base = deps.is_empty();
+    for b in deps {
+        match git.branch_tip(b) {
+            Some(tip) => tips.push((b.clone(), tip)),
+            // Done before spec-exec, or not needed: its work is in the base.
+            None => needs_base = true,
+        }
+    }
+    if needs_base {
+        tips.insert(0, ("base".to_owned(), ctx.base));
+    }
+    if tips.len() == 1 {
+        return Ok(Ok(tips[0].1));
+    }
+    let message = format!(
+        "{}: base of {}\n\nMerge of {}\n\n{}: {}\n{}: {}\n",
+        ctx.feature,
+        job.id,
+        tips.iter()
+            .map(|(b, _)| b.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        git::FEATURE_TRAILER,
+        ctx.feature,
+        git::BASE_TRAILER,
+        job.id,
+    );
+    Ok(git.merge_tips(&tips, &message)?.map_err(|conflict| {
+        format!(
+            "the branches of its dependencies conflict in {}",
+            conflict.paths.join(", ")
+        )
+    }))
+}
+
+/// The argvs that run a job: the agent's command, or the shell agent's blocks in turn.
+fn argvs(job: &Job, prompt_file: &Path) -> Result<Vec<Vec<String>>, End> {
+    match &job.agent {
+        Agent::Shell if job.code_blocks.is_empty() => Err(End::failed(
+            "the shell agent found no ```sh or ```bash block in this task",
+        )),
+        // `-x`: the log shows each command, so a failure says which one.
+        Agent::Shell => Ok(job
+            .code_blocks
+            .iter()
+            .map(|code| {
+                ["bash", "-xeuo", "pipefail", "-c", code]
+                    .map(str::to_owned)
+                    .to_vec()
+            })
+            .collect()),
+        Agent::Command { argv, .. } => Ok(vec![
+            argv.iter()
+                .map(|a| a.replace(agent::PROMPT_FILE, &prompt_file.display().to_string()))
+                .collect(),
+        ]),
+    }
+}
+
+async fn run_agent(
+    ctx: &Arc<Ctx>,
+    job: &Job,
+    p: &mut Progress,
+    stop: &watch::Receiver<Stop>,
+) -> Result<(), End> {
+    let prompt_file = ctx.prompt_file(&job.run_name);
+    let argvs = argvs(job, &prompt_file)?;
+    {
+        let (file, prompt) = (prompt_file.clone(), job.prompt.clone());
+        blocking(move || std::fs::write(file, prompt))
+            .await
+            .map_err(|e| End::failed(format!("could not write the prompt: {e}")))?;
+    }
+    let env: Vec<(String, String)> = [
+        ("SPEC_EXEC_FEATURE", ctx.feature.clone()),
+        ("SPEC_EXEC_TASK_ID", job.id.clone()),
+        ("SPEC_EXEC_TASK_TITLE", job.title.clone()),
+        ("SPEC_EXEC_PROMPT_FILE", prompt_file.display().to_string()),
+        (
+            "SPEC_EXEC_SPEC_DIR",
+            p.worktree.join(&ctx.spec_rel).display().to_string(),
+        ),
+        ("SPEC_EXEC_WORKTREE", p.worktree.display().to_string()),
+        ("SPEC_EXEC_BRANCH", job.start.branch.clone()),
+        ("SPEC_EXEC_RUN_ID", ctx.run_id.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+
+    p.report.log = Some(p.log.clone());
+    // The timeout is the task's: the shell agent's blocks share it.
+    let deadline = Instant::now() + ctx.timeout;
+    p.agent_started = Some(SystemTime::now());
+    let mut outcome = Outcome::Exited(0);
+    for argv in &argvs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            outcome = Outcome::TimedOut;
+            break;
+        }
+        outcome = agent::run(
+            &agent::Spawn {
+                argv,
+                cwd: &p.worktree,
+                stdin: &prompt_file,
+                log: &p.log,
+                env: &env,
+                timeout: left,
+                grace: ctx.grace,
+                registry: Some((&ctx.registry, &ctx.run_id)),
+            },
+            stop.clone(),
+        )
+        .await;
+        if !outcome.success() {
+            break;
+        }
+    }
+    let end = match outcome {
+        Outcome::Exited(0) => return Ok(()),
+        Outcome::Interrupted => End {
+            status: Status::Interrupted,
+            reason: "interrupted".to_owned(),
+        },
+        Outcome::TimedOut => End::failed(format!("timed out after {}s", ctx.timeout.as_secs())),
+        other => End::failed(other.describe()),
+    };
+    let log = p.log.clone();
+    p.report.last_output = blocking(move || last_line(&log)).await;
+    Err(end)
+}
+
+/// The last line of an agent's output that says something (at most 200 characters).
+fn last_line(log: &Path) -> Option<String> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut file = std::fs::File::open(log).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let line = text.lines().map(str::trim).rfind(|l| !l.is_empty())?;
+    Some(console::truncate_str(line, 200, "…").into_owned())
+}
+
+/// A review's verdict: its file, else its output. No verdict, no review.
+async fn read_verdict(job: &Job, p: &mut Progress) -> Result<(), End> {
+    let Some(file) = job.verdict_file.clone() else {
+        return Ok(());
+    };
+    let (worktree, log) = (p.worktree.clone(), p.log.clone());
+    let started = p.agent_started.unwrap_or_else(SystemTime::now);
+    let read = {
+        let file = file.clone();
+        blocking(move || review::read_verdict(&worktree, &file, &log, started)).await
+    };
+    match read {
+        Some(read) => {
+            p.verdict = Some(read);
+            Ok(())
+        }
+        None => Err(End::failed(format!(
+            "no verdict found in `{file}` or the agent's output (a review ends with APPROVED or REQUIRES CHANGES)"
+        ))),
+    }
+}
+
+async fn commit(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> {
+    let message = review::commit_message(
+        &ctx.feature,
+        &job.id,
+        &job.title,
+        job.start.role.round().unwrap_or(1),
+        p.verdict.as_ref().map(|r| r.verdict),
+    );
+    let is_review = p.verdict.is_some();
+    let tasks_md = ctx.spec_rel.join("tasks.md");
+    let kept = p.log.with_extension("tasks.md");
+    let (ctx2, worktree, log, given) = (
+        Arc::clone(ctx),
+        p.worktree.clone(),
+        p.log.clone(),
+        p.tasks_md_as_given.clone(),
+    );
+    let committed = blocking(move || {
+        keep_tasks_md_out(&worktree, &tasks_md, given.as_deref(), &kept, &log)?;
+        let sig = lock(&ctx2.git).signature();
+        review::commit(&worktree, &message, &sig, is_review)
+    })
+    .await;
+    match committed {
+        Err(e) => Err(End::failed(e.to_string())),
+        Ok(None) => Err(End::failed(
+            "the agent reported success but changed nothing",
+        )),
+        Ok(Some(c)) => {
+            p.report.commit = Some(c.oid.to_string());
+            p.report.files_changed = Some(c.files_changed);
+            Ok(())
+        }
+    }
+}
+
+/// tasks.md is spec-exec's to tick, in the user's tree: an agent that ticked it in the
+/// worktree anyway (some spec tools' prompts say to) would make every join of two such
+/// branches conflict. What it wrote there is kept beside its log, and the log says so.
+fn keep_tasks_md_out(
+    worktree: &Path,
+    tasks_md: &Path,
+    given: Option<&[u8]>,
+    kept: &Path,
+    log: &Path,
+) -> Result<()> {
+    let before = std::fs::read(worktree.join(tasks_md)).ok();
+    if before.as_deref() != given {
+        git::restore_from_head(worktree, tasks_md)?;
+    }
+    if let Some(before) = before
+        && std::fs::read(worktree.join(tasks_md)).ok().as_ref() != Some(&before)
+    {
+        let _ = std::fs::write(kept, &before);
+        let note = format!(
+            "\nspec-exec: this agent changed tasks.md; the change is not committed (spec-exec ticks tasks.md itself). Its version is kept in {}\n",
+            kept.display()
+        );
+        let _ = std::fs::OpenOptions::new()
+            .append(true)
+            .open(log)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, note.as_bytes()));
+    }
+    Ok(())
+}
+
+/// The work is committed: its worktree goes. A worktree that cannot be removed is reported,
+/// and the task stays done.
+async fn cleanup(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> {
+    let removed = {
+        let ctx = Arc::clone(ctx);
+        let name = worktree_name(&ctx.feature, &job.run_name);
+        let worktree = p.worktree.clone();
+        blocking(move || lock(&ctx.git).remove_worktree(&name, &worktree)).await
+    };
+    if let Err(e) = removed {
+        p.report.worktree = Some(p.worktree.clone());
+        p.report.reason = Some(format!("committed, but the worktree was not removed: {e}"));
+    }
+    Ok(())
+}

@@ -1,0 +1,761 @@
+//! The scheduler: pure and synchronous. It decides which job starts next, what a finished job
+//! settles and unblocks, how review gates go round, and what an interrupt leaves; it runs no
+//! process, touches no file and reads no clock. The driver asks it ([`Scheduler::next_actions`],
+//! [`Scheduler::finished`], [`Scheduler::interrupt`], [`Scheduler::finish`]) and carries out
+//! the [`Action`]s it answers with.
+//!
+//! A task is waiting, running or finished. It is settled (finished, with a report) when it is
+//! done, reused from an earlier run, not needed (a rework whose reviews passed), failed, or
+//! skipped because something it depends on did not finish. Ready tasks start longest remaining
+//! chain first; rounds of review gates that are already going start before new tasks.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::gate::{self, Gate};
+use super::review;
+use crate::plan::Plan;
+use crate::report::{Event, Round, Status, TaskReport, Verdict};
+use crate::spec::TaskList;
+use crate::spec::model::TaskState;
+
+/// How the run's branches are named.
+#[derive(Debug, Clone)]
+pub struct Naming {
+    pub prefix: String,
+    pub feature: String,
+}
+
+impl Naming {
+    /// The branch of run `run` of task `id` (a review's round, a rework's run; 1 otherwise).
+    pub fn branch(&self, id: &str, run: u32) -> String {
+        review::round_branch(&self.prefix, &self.feature, id, run)
+    }
+}
+
+/// What the scheduler is told about the run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub max_agents: usize,
+    pub continue_on_error: bool,
+    /// How many rounds a review gate runs in one run before it fails.
+    pub max_review_rounds: u32,
+    pub naming: Naming,
+}
+
+/// What earlier runs left, read from git before the run starts.
+#[derive(Debug, Default, Clone)]
+pub struct Earlier {
+    /// Tasks finished by an earlier run: the commit their branch is reused at.
+    pub reused: HashMap<usize, String>,
+    /// The rounds recorded on round branches (reviews' rounds, reworks' runs).
+    pub history: HashMap<usize, Vec<review::Recorded>>,
+    /// For a review recorded without approval: the branch its next round starts from (its last
+    /// round, or a rework's later run on top of it).
+    pub resume_base: HashMap<usize, String>,
+    /// For a review whose last recorded round asked for changes: the findings of that round
+    /// (its review file at that commit), for the rework that runs first.
+    pub findings: HashMap<usize, String>,
+}
+
+/// What a job is to its task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Task,
+    /// A round of a review: its verdict decides the gate.
+    Review {
+        round: u32,
+    },
+    /// A run of a rework for `review`, which asked for changes.
+    Rework {
+        review: usize,
+        run: u32,
+    },
+}
+
+impl Role {
+    pub fn round(self) -> Option<u32> {
+        match self {
+            Role::Task => None,
+            Role::Review { round } => Some(round),
+            Role::Rework { run, .. } => Some(run),
+        }
+    }
+}
+
+/// What a job starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Base {
+    /// Its dependencies' branches (merged when several; the run's base when none, or when one
+    /// of them has no branch because it was done before spec-exec).
+    Deps(Vec<String>),
+    /// This branch's tip (a rework on its review's round, a review's round on its rework).
+    Branch(String),
+}
+
+/// What a rework answers: review `review`'s round `round`, whose findings are `text`, read from
+/// `source`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Findings {
+    pub review: usize,
+    pub round: u32,
+    pub source: String,
+    pub text: String,
+}
+
+/// A job to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Start {
+    pub task: usize,
+    pub role: Role,
+    /// 1, but for a review's later rounds and a rework's later runs.
+    pub run: u32,
+    pub branch: String,
+    pub base: Base,
+    /// The rework a review's round comes after (its prompt says so).
+    pub reworked_by: Option<String>,
+    /// The findings a rework answers (its prompt quotes them).
+    pub findings: Option<Findings>,
+}
+
+/// A job's end, as the job reports it.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub start: Start,
+    pub report: TaskReport,
+    /// A review's verdict and findings.
+    pub verdict: Option<review::Read>,
+}
+
+/// What the driver is to do.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Start a job.
+    Start(Start),
+    /// A task ended: tick it when it succeeded, then report it.
+    Settle(TaskReport),
+    /// Report a step of a task that goes on (a review's verdict, a rework's run).
+    Emit(Event),
+}
+
+/// What a Ctrl-C (or SIGTERM, SIGHUP) asks of the agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupt {
+    /// The first: stop scheduling, ask every agent group to terminate.
+    Terminate,
+    /// The second: kill them.
+    Kill,
+    /// The third: exit at once.
+    Exit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Waiting,
+    Running,
+    Finished(Status),
+}
+
+/// The scheduler of one run.
+#[derive(Debug)]
+pub struct Scheduler<'a> {
+    list: &'a TaskList,
+    plan: &'a Plan,
+    opts: Options,
+    earlier: Earlier,
+    /// Longest chain of plan tasks from each task to the end: the start order.
+    chain: HashMap<usize, usize>,
+    reviews: Vec<bool>,
+    state: HashMap<usize, State>,
+    running: usize,
+    /// Set when the run stops starting new tasks: the failed task's id, or empty when
+    /// interrupted.
+    stopping: Option<String>,
+    interrupts: u32,
+    gates: HashMap<usize, Gate>,
+    /// The branch each task's dependents start from (a review's or rework's last run's).
+    final_branch: HashMap<usize, String>,
+    /// A rework's runs in this run, its last run's report, its run count, and how many of its
+    /// runs are going on.
+    rework_runs: HashMap<usize, Vec<Round>>,
+    rework_last: HashMap<usize, TaskReport>,
+    rework_count: HashMap<usize, u32>,
+    busy: HashMap<usize, usize>,
+    /// Rounds of gates that are going on, waiting for an agent.
+    queue: VecDeque<Start>,
+}
+
+impl<'a> Scheduler<'a> {
+    pub fn new(list: &'a TaskList, plan: &'a Plan, opts: Options, earlier: Earlier) -> Self {
+        let reviews = review::reviews(list);
+        let mut gates = HashMap::new();
+        let mut final_branch = HashMap::new();
+        let mut rework_count = HashMap::new();
+        for (&t, recorded) in &earlier.history {
+            let Some(last) = recorded.last() else {
+                continue;
+            };
+            final_branch.insert(t, last.branch.clone());
+            if reviews[t] {
+                gates.insert(t, Gate::resumed(&list.tasks[t].id, recorded));
+            } else {
+                rework_count.insert(t, last.round);
+            }
+        }
+        Scheduler {
+            chain: remaining_chain(plan),
+            state: plan
+                .nodes
+                .iter()
+                .map(|n| (n.task, State::Waiting))
+                .collect(),
+            list,
+            plan,
+            opts,
+            earlier,
+            reviews,
+            running: 0,
+            stopping: None,
+            interrupts: 0,
+            gates,
+            final_branch,
+            rework_runs: HashMap::new(),
+            rework_last: HashMap::new(),
+            rework_count,
+            busy: HashMap::new(),
+            queue: VecDeque::new(),
+        }
+    }
+
+    /// Jobs going on.
+    pub fn running(&self) -> usize {
+        self.running
+    }
+
+    pub fn interrupted(&self) -> bool {
+        self.interrupts > 0
+    }
+
+    /// Settles what can be settled, then starts what is ready while agents are free.
+    pub fn next_actions(&mut self) -> Vec<Action> {
+        let mut actions = Vec::new();
+        self.settle(&mut actions);
+        let mut free = self.opts.max_agents.saturating_sub(self.running);
+        while !self.interrupted() && free > 0 {
+            let Some(start) = self.queue.pop_front() else {
+                break;
+            };
+            self.start(start, &mut actions);
+            free -= 1;
+        }
+        if self.stopping.is_some() {
+            return actions;
+        }
+        let mut ready: Vec<usize> = self
+            .plan
+            .nodes
+            .iter()
+            .filter(|n| self.state[&n.task] == State::Waiting)
+            .filter(|n| n.deps.iter().all(|d| self.succeeded(*d)))
+            .map(|n| n.task)
+            .collect();
+        ready.sort_by_key(|t| {
+            (
+                std::cmp::Reverse(self.chain.get(t).copied().unwrap_or(0)),
+                *t,
+            )
+        });
+        for t in ready.into_iter().take(free) {
+            let start = self.first_job(t);
+            self.state.insert(t, State::Running);
+            self.start(start, &mut actions);
+        }
+        actions
+    }
+
+    /// A job ended: settle its task, or take its gate a step further.
+    pub fn finished(&mut self, done: Finished) -> Vec<Action> {
+        self.running = self.running.saturating_sub(1);
+        let Finished {
+            start,
+            mut report,
+            verdict,
+        } = done;
+        let mut actions = Vec::new();
+        let index = start.task;
+        match start.role {
+            Role::Task => self.conclude(report, &mut actions),
+            Role::Review { round } => {
+                let rework = self.waiting_rework(index);
+                let gate = self.gates.entry(index).or_default();
+                gate.duration += report.duration_secs;
+                let Some(read) = verdict.filter(|_| report.status == Status::Done) else {
+                    report.rounds = gate.rounds.clone();
+                    report.duration_secs = gate.duration;
+                    self.conclude(report, &mut actions);
+                    return actions;
+                };
+                let step = gate.verdict(
+                    &start,
+                    &report,
+                    read.verdict,
+                    gate::Limits {
+                        interrupted: self.interrupts > 0,
+                        max_rounds: self.opts.max_review_rounds,
+                        rework: rework.is_some(),
+                    },
+                );
+                self.final_branch.insert(index, start.branch.clone());
+                actions.push(Action::Emit(Event::ReviewVerdict {
+                    id: self.list.tasks[index].id.clone(),
+                    round,
+                    branch: start.branch.clone(),
+                    commit: report.commit.clone(),
+                    verdict: read.verdict,
+                    log: report.log.clone().unwrap_or_default(),
+                }));
+                report.verdict = Some(read.verdict);
+                report.rounds = gate.rounds.clone();
+                report.duration_secs = gate.duration;
+                match (step, rework) {
+                    (gate::Step::Passed, _) => self.conclude(report, &mut actions),
+                    (gate::Step::Ends(status, why), _) => {
+                        report.status = status;
+                        report.reason = Some(why);
+                        self.conclude(report, &mut actions);
+                    }
+                    (gate::Step::Rework, Some(w)) => {
+                        let run = self.next_rework_run(w);
+                        let findings = Findings {
+                            review: index,
+                            round,
+                            source: read.source,
+                            text: read.findings,
+                        };
+                        let job = self.rework_job(w, run, start.branch.clone(), findings);
+                        self.queue.push_back(job);
+                    }
+                    (gate::Step::Rework, None) => {
+                        unreachable!("a gate asks for a rework only when one can run")
+                    }
+                }
+            }
+            Role::Rework { review: r, run } => {
+                if let Some(b) = self.busy.get_mut(&index) {
+                    *b = b.saturating_sub(1);
+                }
+                let id = self.list.tasks[index].id.clone();
+                let entry = Round {
+                    task: id.clone(),
+                    round: run,
+                    branch: start.branch.clone(),
+                    commit: report.commit.clone(),
+                    verdict: None,
+                    reused: false,
+                };
+                let gate = self.gates.entry(r).or_default();
+                gate.duration += report.duration_secs;
+                if report.status == Status::Done {
+                    gate.rounds.push(entry.clone());
+                    self.rework_runs.entry(index).or_default().push(entry);
+                    self.final_branch.insert(index, start.branch.clone());
+                    actions.push(Action::Emit(Event::ReworkFinished {
+                        id: id.clone(),
+                        review: self.list.tasks[r].id.clone(),
+                        round: run,
+                        branch: start.branch.clone(),
+                        commit: report.commit.clone(),
+                        files_changed: report.files_changed,
+                        duration_secs: report.duration_secs,
+                        log: report.log.clone().unwrap_or_default(),
+                    }));
+                    if let Some(before) = self.rework_last.get(&index) {
+                        report.duration_secs += before.duration_secs;
+                    }
+                    self.rework_last.insert(index, report);
+                    if self.interrupts > 0 {
+                        let rr = self.gate_report(
+                            r,
+                            Status::Interrupted,
+                            "interrupted between review rounds".to_owned(),
+                        );
+                        self.conclude(rr, &mut actions);
+                    } else {
+                        let gate = self.gates.entry(r).or_default();
+                        gate.round += 1;
+                        gate.this_run += 1;
+                        let round = gate.round;
+                        let next = self.review_round(r, round, start.branch.clone(), Some(id));
+                        self.queue.push_back(next);
+                    }
+                } else {
+                    let status = report.status;
+                    let mut runs = self.rework_runs.remove(&index).unwrap_or_default();
+                    runs.push(entry);
+                    report.rounds = runs;
+                    self.rework_last.remove(&index);
+                    let rr =
+                        self.gate_report(r, status, format!("its rework {id} {}", status.word()));
+                    self.conclude(report, &mut actions);
+                    self.conclude(rr, &mut actions);
+                }
+            }
+        }
+        actions
+    }
+
+    /// A Ctrl-C (SIGTERM, SIGHUP): no new job starts; what the agents are to do.
+    pub fn interrupt(&mut self) -> Interrupt {
+        self.interrupts += 1;
+        self.stopping.get_or_insert_with(String::new);
+        match self.interrupts {
+            1 => Interrupt::Terminate,
+            2 => Interrupt::Kill,
+            _ => Interrupt::Exit,
+        }
+    }
+
+    /// Once no job is going on: settles the gates whose next round never started and the
+    /// tasks that never started.
+    pub fn finish(mut self) -> Vec<Action> {
+        let mut actions = Vec::new();
+        while let Some(start) = self.queue.pop_front() {
+            let r = match start.role {
+                Role::Rework { review, .. } => review,
+                _ => start.task,
+            };
+            if self.state.get(&r) == Some(&State::Running) {
+                let rr = self.gate_report(
+                    r,
+                    Status::Interrupted,
+                    "interrupted between review rounds".to_owned(),
+                );
+                self.conclude(rr, &mut actions);
+            }
+        }
+        for n in &self.plan.nodes {
+            if self.state[&n.task] != State::Waiting {
+                continue;
+            }
+            let reason = match &self.stopping {
+                _ if self.interrupts > 0 => "not started: the run was interrupted".to_owned(),
+                Some(failed) if !failed.is_empty() => format!(
+                    "not started: the run stopped after task {failed} failed (see --continue-on-error)"
+                ),
+                _ => "not started".to_owned(),
+            };
+            actions.push(Action::Settle(report_of(
+                self.list,
+                n.task,
+                Status::Skipped,
+                reason,
+            )));
+        }
+        actions
+    }
+
+    fn start(&mut self, start: Start, actions: &mut Vec<Action>) {
+        self.running += 1;
+        actions.push(Action::Start(start));
+    }
+
+    fn succeeded(&self, t: usize) -> bool {
+        matches!(self.state[&t], State::Finished(s) if s.is_success())
+    }
+
+    /// A task's end: what depends on it can go on; a failure stops the run unless
+    /// `--continue-on-error`.
+    fn conclude(&mut self, r: TaskReport, actions: &mut Vec<Action>) {
+        let index = self
+            .list
+            .find(&r.id)
+            .unwrap_or_else(|| panic!("unknown task {}", r.id));
+        if r.status == Status::Failed && !self.opts.continue_on_error && self.stopping.is_none() {
+            self.stopping = Some(r.id.clone());
+        }
+        self.state.insert(index, State::Finished(r.status));
+        actions.push(Action::Settle(r));
+    }
+
+    /// Settles every waiting task whose dependencies are all finished but that cannot run:
+    /// a rework that ran, a task after a failure, a task finished by an earlier run, a rework
+    /// that is not needed.
+    fn settle(&mut self, actions: &mut Vec<Action>) {
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for n in &self.plan.nodes {
+                if self.state[&n.task] != State::Waiting
+                    || self.busy.get(&n.task).is_some_and(|&b| b > 0)
+                {
+                    continue;
+                }
+                let finished = n
+                    .deps
+                    .iter()
+                    .filter(|d| matches!(self.state[d], State::Finished(_)))
+                    .count();
+                let failed_dep = n
+                    .deps
+                    .iter()
+                    .find(|d| matches!(self.state[d], State::Finished(s) if !s.is_success()))
+                    .map(|&d| self.list.tasks[d].id.clone());
+                let all_finished = finished == n.deps.len();
+                if let Some(r) = self.settled(n.task, failed_dep, all_finished) {
+                    self.conclude(r, actions);
+                    changed = true;
+                }
+            }
+        }
+    }
+
+    /// How a waiting task is settled without running, if it is.
+    fn settled(
+        &self,
+        t: usize,
+        failed_dep: Option<String>,
+        all_finished: bool,
+    ) -> Option<TaskReport> {
+        // A rework that ran: done when every review it serves passed.
+        if let Some(last) = self.rework_last.get(&t) {
+            let mut r = TaskReport {
+                rounds: self.rework_runs.get(&t).cloned().unwrap_or_default(),
+                ..last.clone()
+            };
+            if let Some(on) = failed_dep {
+                r.status = Status::Failed;
+                r.reason = Some(format!(
+                    "it ran, but task {on} did not pass, so the rework is not done"
+                ));
+            } else if all_finished {
+                r.status = Status::Done;
+                r.reason = None;
+            } else {
+                return None;
+            }
+            return Some(r);
+        }
+        if let Some(on) = failed_dep {
+            return Some(report_of(
+                self.list,
+                t,
+                Status::Skipped,
+                format!("depends on task {on}, which did not finish"),
+            ));
+        }
+        if !all_finished {
+            return None;
+        }
+        let task = &self.list.tasks[t];
+        if let Some(commit) = self.earlier.reused.get(&t) {
+            return Some(TaskReport {
+                branch: Some(
+                    self.final_branch
+                        .get(&t)
+                        .cloned()
+                        .unwrap_or_else(|| self.opts.naming.branch(&task.id, 1)),
+                ),
+                commit: Some(commit.clone()),
+                verdict: self.reviews[t].then_some(Verdict::Approved),
+                rounds: self
+                    .gates
+                    .get(&t)
+                    .map(|g| g.rounds.clone())
+                    .unwrap_or_default(),
+                ..report_of(
+                    self.list,
+                    t,
+                    Status::Reused,
+                    "finished by an earlier run".to_owned(),
+                )
+            });
+        }
+        // A conditional task runs only if a review it waits on asked for changes; a review
+        // that finished successfully approved.
+        let conditional: Vec<usize> = task.condition().collect();
+        let approved = |c: &usize| {
+            matches!(self.state.get(c), Some(State::Finished(s)) if s.is_success())
+                || self.list.tasks[*c].state == TaskState::Done
+        };
+        if !conditional.is_empty() && conditional.iter().all(approved) {
+            let on: Vec<&str> = conditional
+                .iter()
+                .map(|&c| self.list.tasks[c].id.as_str())
+                .collect();
+            return Some(report_of(
+                self.list,
+                t,
+                Status::NotNeeded,
+                format!("{} approved", on.join(" and ")),
+            ));
+        }
+        None
+    }
+
+    /// The first job of a ready task. A review recorded by an earlier run without approval
+    /// runs again on top of its last round; when that round asked for changes and no rework
+    /// came after it, the rework runs first, with that round's findings.
+    fn first_job(&mut self, t: usize) -> Start {
+        if !self.reviews[t] {
+            return self.job(t, 1, None);
+        }
+        let resumed = self.gates.get(&t).is_some_and(|g| g.round > 0);
+        if !resumed {
+            let gate = self.gates.entry(t).or_default();
+            gate.round = 1;
+            gate.this_run += 1;
+            return self.job(t, 1, None);
+        }
+        let base = self
+            .earlier
+            .resume_base
+            .get(&t)
+            .cloned()
+            .or_else(|| self.final_branch.get(&t).cloned())
+            .unwrap_or_else(|| self.opts.naming.branch(&self.list.tasks[t].id, 1));
+        let last = self.earlier.history.get(&t).and_then(|h| h.last()).cloned();
+        if let (Some(last), Some(w)) = (last, self.waiting_rework(t))
+            && last.verdict == Some(Verdict::RequiresChanges)
+            && base == last.branch
+        {
+            let text = self.earlier.findings.get(&t).cloned().unwrap_or_else(|| {
+                "(the findings were in the review's output in an earlier run)".to_owned()
+            });
+            let run = self.next_rework_run(w);
+            let findings = Findings {
+                review: t,
+                round: last.round,
+                source: review::verdict_file(self.list, t),
+                text,
+            };
+            return self.rework_job(w, run, last.branch.clone(), findings);
+        }
+        let gate = self.gates.entry(t).or_default();
+        gate.round += 1;
+        gate.this_run += 1;
+        let round = gate.round;
+        self.review_round(t, round, base, None)
+    }
+
+    /// Run `run` of task `t`, from its dependencies' branches.
+    fn job(&self, t: usize, run: u32, reworked_by: Option<String>) -> Start {
+        let task = &self.list.tasks[t];
+        let mut deps: Vec<String> = task
+            .deps
+            .iter()
+            .map(|e| {
+                self.final_branch
+                    .get(&e.on)
+                    .cloned()
+                    .unwrap_or_else(|| self.opts.naming.branch(&self.list.tasks[e.on].id, 1))
+            })
+            .collect();
+        deps.dedup();
+        Start {
+            task: t,
+            role: if self.reviews[t] {
+                Role::Review { round: run }
+            } else {
+                Role::Task
+            },
+            run,
+            branch: self.opts.naming.branch(&task.id, run),
+            base: Base::Deps(deps),
+            reworked_by,
+            findings: None,
+        }
+    }
+
+    /// Round `round` (after the first) of review `r`, on top of `base`.
+    fn review_round(
+        &self,
+        r: usize,
+        round: u32,
+        base: String,
+        reworked_by: Option<String>,
+    ) -> Start {
+        Start {
+            base: Base::Branch(base),
+            ..self.job(r, round, reworked_by)
+        }
+    }
+
+    /// Run `run` of rework `w`, on top of `base`, answering `findings`.
+    fn rework_job(&self, w: usize, run: u32, base: String, findings: Findings) -> Start {
+        Start {
+            role: Role::Rework {
+                review: findings.review,
+                run,
+            },
+            base: Base::Branch(base),
+            findings: Some(findings),
+            ..self.job(w, run, None)
+        }
+    }
+
+    /// The number of rework `w`'s next run, counted as running.
+    fn next_rework_run(&mut self, w: usize) -> u32 {
+        let run = self.rework_count.entry(w).or_insert(0);
+        *run += 1;
+        *self.busy.entry(w).or_default() += 1;
+        *run
+    }
+
+    /// The rework that review `review` would start: a task of the plan not yet started whose
+    /// condition names the review.
+    fn waiting_rework(&self, review: usize) -> Option<usize> {
+        self.plan.nodes.iter().map(|n| n.task).find(|&w| {
+            self.state[&w] == State::Waiting && self.list.tasks[w].condition().any(|c| c == review)
+        })
+    }
+
+    /// A review gate's report when it ends between rounds.
+    fn gate_report(&mut self, r: usize, status: Status, reason: String) -> TaskReport {
+        let gate = self.gates.entry(r).or_default();
+        let last_review = gate.rounds.iter().rev().find(|x| x.verdict.is_some());
+        TaskReport {
+            branch: self.final_branch.get(&r).cloned(),
+            commit: last_review.and_then(|x| x.commit.clone()),
+            duration_secs: gate.duration,
+            verdict: last_review.and_then(|x| x.verdict),
+            rounds: gate.rounds.clone(),
+            ..report_of(self.list, r, status, reason)
+        }
+    }
+}
+
+/// A task's report with only its id, title, track, status and reason.
+pub fn report_of(list: &TaskList, t: usize, status: Status, reason: String) -> TaskReport {
+    let task = &list.tasks[t];
+    TaskReport {
+        reason: (!reason.is_empty()).then_some(reason),
+        ..TaskReport::new(
+            task.id.clone(),
+            task.title.clone(),
+            list.track_of(t).map(str::to_owned),
+            status,
+        )
+    }
+}
+
+/// Longest chain of plan tasks from each task to the end: the start order.
+fn remaining_chain(plan: &Plan) -> HashMap<usize, usize> {
+    let mut dependents: HashMap<usize, Vec<usize>> = HashMap::new();
+    for n in &plan.nodes {
+        for &d in &n.deps {
+            dependents.entry(d).or_default().push(n.task);
+        }
+    }
+    let mut by_level: Vec<&crate::plan::Node> = plan.nodes.iter().collect();
+    by_level.sort_by_key(|n| std::cmp::Reverse(n.level));
+    let mut chain = HashMap::new();
+    for n in by_level {
+        let c = 1 + dependents.get(&n.task).map_or(0, |ds| {
+            ds.iter()
+                .map(|d| chain.get(d).copied().unwrap_or(0))
+                .max()
+                .unwrap_or(0)
+        });
+        chain.insert(n.task, c);
+    }
+    chain
+}
