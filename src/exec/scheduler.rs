@@ -416,7 +416,7 @@ impl<'a> Scheduler<'a> {
 
     /// Once no job is going on: settles the gates whose next round never started and the
     /// tasks that never started.
-    pub fn finish(mut self) -> Vec<Action> {
+    pub fn finish(&mut self) -> Vec<Action> {
         let mut actions = Vec::new();
         while let Some(start) = self.queue.pop_front() {
             let r = match start.role {
@@ -758,4 +758,397 @@ fn remaining_chain(plan: &Plan) -> HashMap<usize, usize> {
         chain.insert(n.task, c);
     }
     chain
+}
+
+#[cfg(test)]
+mod tests {
+    //! The scheduler alone: no process, no git. Each test feeds it jobs' ends and reads the
+    //! order of what it decides.
+
+    use super::*;
+    use crate::plan;
+
+    fn list(md: &str) -> TaskList {
+        let list = crate::spec::parse_bytes("tasks.md", md.as_bytes().to_vec());
+        assert!(!list.has_errors(), "{:?}", list.diagnostics);
+        list
+    }
+
+    fn plan_of(list: &TaskList, max_agents: usize) -> Plan {
+        plan::build(
+            list,
+            &plan::Options {
+                max_agents,
+                ..plan::Options::default()
+            },
+        )
+        .unwrap()
+    }
+
+    fn task(id: &str, deps: &str) -> String {
+        let deps = if deps.is_empty() { "None" } else { deps };
+        format!("- [ ] {id}. **Task {id}**\n  - _Dependencies: {deps}_\n\n")
+    }
+
+    /// Tasks 1 and 3, and the gate of track A: CR-A, PR-A after CR-A approves, RW-A when
+    /// either asks for changes, 2 after PR-A approves.
+    fn gated() -> String {
+        format!(
+            "# Tasks\n\n{}{}{}{}{}{}",
+            task("1", ""),
+            task("CR-A", "Task 1"),
+            task("PR-A", "CR-A (approved)"),
+            task("RW-A", "CR-A and/or PR-A (failed)"),
+            task("2", "PR-A (approved)"),
+            task("3", ""),
+        )
+    }
+
+    fn options(max_agents: usize, continue_on_error: bool, max_review_rounds: u32) -> Options {
+        Options {
+            max_agents,
+            continue_on_error,
+            max_review_rounds,
+            naming: Naming {
+                prefix: "spec".into(),
+                feature: "f".into(),
+            },
+        }
+    }
+
+    /// Drives a scheduler by hand: what it started and settled, in order.
+    struct Sim<'a> {
+        s: Scheduler<'a>,
+        list: &'a TaskList,
+        running: Vec<Start>,
+        log: Vec<String>,
+    }
+
+    impl<'a> Sim<'a> {
+        fn new(list: &'a TaskList, plan: &'a Plan, opts: Options) -> Sim<'a> {
+            let mut sim = Sim {
+                s: Scheduler::new(list, plan, opts, Earlier::default()),
+                list,
+                running: Vec::new(),
+                log: Vec::new(),
+            };
+            let actions = sim.s.next_actions();
+            sim.apply(actions);
+            sim
+        }
+
+        fn apply(&mut self, actions: Vec<Action>) {
+            for a in actions {
+                match a {
+                    Action::Start(st) => {
+                        self.log.push(format!("start {}", st.branch));
+                        self.running.push(st);
+                    }
+                    Action::Settle(r) => self.log.push(format!(
+                        "{} {}{}",
+                        r.status.word(),
+                        r.id,
+                        r.reason.map(|x| format!(": {x}")).unwrap_or_default()
+                    )),
+                    Action::Emit(Event::ReviewVerdict { id, verdict, .. }) => {
+                        self.log.push(format!("verdict {id} {}", verdict.word()));
+                    }
+                    Action::Emit(_) => {}
+                }
+            }
+        }
+
+        /// The running job whose branch is `branch`.
+        fn take(&mut self, branch: &str) -> Start {
+            let i = self
+                .running
+                .iter()
+                .position(|s| s.branch == format!("spec/f/{branch}"))
+                .unwrap_or_else(|| panic!("{branch} is not running: {:?}", self.log));
+            self.running.remove(i)
+        }
+
+        fn end(&mut self, branch: &str, status: Status, verdict: Option<Verdict>) {
+            let start = self.take(branch);
+            let t = start.task;
+            let report = TaskReport {
+                commit: Some(format!("c-{branch}")),
+                ..report_of(self.list, t, status, String::new())
+            };
+            let verdict = verdict.map(|verdict| review::Read {
+                verdict,
+                findings: format!("findings of {branch}"),
+                source: "the review file".into(),
+            });
+            let mut actions = self.s.finished(Finished {
+                start,
+                report,
+                verdict,
+            });
+            actions.extend(self.s.next_actions());
+            self.apply(actions);
+        }
+
+        fn done(&mut self, branch: &str) {
+            self.end(branch, Status::Done, None);
+        }
+
+        fn review(&mut self, branch: &str, v: Verdict) {
+            self.end(branch, Status::Done, Some(v));
+        }
+
+        fn finish(mut self) -> Vec<String> {
+            assert!(self.running.is_empty(), "still running: {:?}", self.running);
+            let actions = self.s.finish();
+            self.apply(actions);
+            self.log
+        }
+    }
+
+    #[test]
+    fn starts_the_longest_chain_first_within_the_agent_limit() {
+        let l = list(&format!(
+            "# Tasks\n\n{}{}{}",
+            task("1", ""),
+            task("2", ""),
+            task("3", "Task 2")
+        ));
+        let p = plan_of(&l, 1);
+        let mut sim = Sim::new(&l, &p, options(1, false, 3));
+        assert_eq!(sim.log, ["start spec/f/2"]);
+        sim.done("2");
+        sim.done("1");
+        sim.done("3");
+        assert_eq!(
+            sim.finish(),
+            [
+                "start spec/f/2",
+                "done 2",
+                "start spec/f/1",
+                "done 1",
+                "start spec/f/3",
+                "done 3"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failure_stops_new_starts_unless_continue_on_error() {
+        let md = format!(
+            "# Tasks\n\n{}{}{}",
+            task("1", ""),
+            task("2", "Task 1"),
+            task("3", "")
+        );
+        let l = list(&md);
+        let p = plan_of(&l, 1);
+        let mut sim = Sim::new(&l, &p, options(1, false, 3));
+        sim.end("1", Status::Failed, None);
+        let log = sim.finish();
+        assert_eq!(log[1], "failed 1");
+        assert_eq!(log[2], "skipped 2: depends on task 1, which did not finish");
+        assert_eq!(
+            log[3],
+            "skipped 3: not started: the run stopped after task 1 failed (see --continue-on-error)"
+        );
+
+        let mut sim = Sim::new(&l, &p, options(1, true, 3));
+        sim.end("1", Status::Failed, None);
+        sim.done("3");
+        let log = sim.finish();
+        assert_eq!(
+            log,
+            [
+                "start spec/f/1",
+                "failed 1",
+                "skipped 2: depends on task 1, which did not finish",
+                "start spec/f/3",
+                "done 3"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_gate_loops_review_rework_review_until_approved() {
+        let l = list(&gated());
+        let p = plan_of(&l, 1);
+        let mut sim = Sim::new(&l, &p, options(1, false, 3));
+        sim.done("1");
+        sim.review("CR-A", Verdict::RequiresChanges);
+        let rework = sim.running[0].clone();
+        assert_eq!(rework.base, Base::Branch("spec/f/CR-A".into()));
+        assert_eq!(
+            rework.role,
+            Role::Rework {
+                review: l.find("CR-A").unwrap(),
+                run: 1
+            }
+        );
+        assert_eq!(
+            rework.findings.as_ref().map(|f| f.text.as_str()),
+            Some("findings of CR-A")
+        );
+        sim.done("RW-A");
+        let round2 = sim.running[0].clone();
+        assert_eq!(round2.branch, "spec/f/CR-A.round-2");
+        assert_eq!(round2.base, Base::Branch("spec/f/RW-A".into()));
+        assert_eq!(round2.reworked_by.as_deref(), Some("RW-A"));
+        sim.review("CR-A.round-2", Verdict::Approved);
+        // PR-A starts from the gate's last round.
+        assert_eq!(
+            sim.running[0].base,
+            Base::Deps(vec!["spec/f/CR-A.round-2".into()])
+        );
+        sim.review("PR-A", Verdict::Approved);
+        sim.done("2");
+        sim.done("3");
+        let log = sim.finish();
+        let want = [
+            "start spec/f/1",
+            "done 1",
+            "start spec/f/CR-A",
+            "verdict CR-A requires changes",
+            "start spec/f/RW-A",
+            "start spec/f/CR-A.round-2",
+            "verdict CR-A approved",
+            "done CR-A",
+            "start spec/f/PR-A",
+            "verdict PR-A approved",
+            "done PR-A",
+            "done RW-A",
+            "start spec/f/2",
+            "done 2",
+            "start spec/f/3",
+            "done 3",
+        ];
+        assert_eq!(log, want);
+    }
+
+    #[test]
+    fn one_rework_serves_two_reviews_with_a_run_for_each() {
+        let l = list(&gated());
+        let p = plan_of(&l, 2);
+        let mut sim = Sim::new(&l, &p, options(2, false, 3));
+        sim.done("1");
+        sim.done("3");
+        sim.review("CR-A", Verdict::RequiresChanges);
+        sim.done("RW-A");
+        sim.review("CR-A.round-2", Verdict::Approved);
+        sim.review("PR-A", Verdict::RequiresChanges);
+        // The rework's second run, for PR-A, on PR-A's round.
+        let second = sim.running[0].clone();
+        assert_eq!(second.branch, "spec/f/RW-A.round-2");
+        assert_eq!(second.base, Base::Branch("spec/f/PR-A".into()));
+        assert_eq!(
+            second.role,
+            Role::Rework {
+                review: l.find("PR-A").unwrap(),
+                run: 2
+            }
+        );
+        sim.done("RW-A.round-2");
+        assert_eq!(sim.running[0].branch, "spec/f/PR-A.round-2");
+        sim.review("PR-A.round-2", Verdict::Approved);
+        // 2 starts from PR-A's last round.
+        assert_eq!(
+            sim.running[0].base,
+            Base::Deps(vec!["spec/f/PR-A.round-2".into()])
+        );
+        sim.done("2");
+        let log = sim.finish();
+        let rw = log.iter().position(|x| x == "done RW-A").unwrap();
+        let pr = log.iter().position(|x| x == "done PR-A").unwrap();
+        assert!(
+            pr < rw,
+            "the rework is done once every review it serves passed: {log:?}"
+        );
+        assert_eq!(log.iter().filter(|x| x.starts_with("done RW-A")).count(), 1);
+    }
+
+    #[test]
+    fn an_interrupt_between_review_rounds_ends_the_gate_interrupted() {
+        let l = list(&gated());
+        let p = plan_of(&l, 1);
+        let mut sim = Sim::new(&l, &p, options(1, false, 3));
+        sim.done("1");
+        sim.review("CR-A", Verdict::RequiresChanges);
+        assert_eq!(sim.s.interrupt(), Interrupt::Terminate);
+        // The rework finished anyway: its work is kept, the next round does not start.
+        sim.done("RW-A");
+        assert!(sim.running.is_empty());
+        assert_eq!(sim.s.interrupt(), Interrupt::Kill);
+        assert_eq!(sim.s.interrupt(), Interrupt::Exit);
+        let log = sim.finish();
+        assert!(
+            log.contains(&"interrupted CR-A: interrupted between review rounds".to_owned()),
+            "{log:?}"
+        );
+        assert!(
+            log.contains(&"skipped 3: not started: the run was interrupted".to_owned()),
+            "{log:?}"
+        );
+        assert!(!log.iter().any(|x| x.contains("CR-A.round-2")), "{log:?}");
+    }
+
+    #[test]
+    fn an_interrupt_during_a_review_that_asks_for_changes_starts_no_rework() {
+        let l = list(&gated());
+        let p = plan_of(&l, 1);
+        let mut sim = Sim::new(&l, &p, options(1, false, 3));
+        sim.done("1");
+        sim.s.interrupt();
+        sim.review("CR-A", Verdict::RequiresChanges);
+        let log = sim.finish();
+        assert!(
+            log.contains(
+                &"interrupted CR-A: interrupted: it requires changes, and its rework did not start"
+                    .to_owned()
+            ),
+            "{log:?}"
+        );
+        assert!(!log.iter().any(|x| x.starts_with("start spec/f/RW-A")));
+    }
+
+    #[test]
+    fn a_gate_that_runs_out_of_rounds_fails_and_continue_on_error_goes_on() {
+        let l = list(&gated());
+        let p = plan_of(&l, 1);
+        let mut sim = Sim::new(&l, &p, options(1, true, 1));
+        sim.done("1");
+        sim.review("CR-A", Verdict::RequiresChanges);
+        sim.done("3");
+        let log = sim.finish();
+        assert_eq!(
+            log,
+            [
+                "start spec/f/1",
+                "done 1",
+                "start spec/f/CR-A",
+                "verdict CR-A requires changes",
+                "failed CR-A: still requires changes after 1 review round (the limit, --max-review-rounds 1)",
+                "skipped PR-A: depends on task CR-A, which did not finish",
+                "skipped RW-A: depends on task CR-A, which did not finish",
+                "skipped 2: depends on task PR-A, which did not finish",
+                "start spec/f/3",
+                "done 3",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_rework_is_not_needed_when_its_reviews_approve() {
+        let l = list(&gated());
+        let p = plan_of(&l, 1);
+        let mut sim = Sim::new(&l, &p, options(1, false, 3));
+        sim.done("1");
+        sim.review("CR-A", Verdict::Approved);
+        sim.review("PR-A", Verdict::Approved);
+        sim.done("2");
+        sim.done("3");
+        let log = sim.finish();
+        assert!(
+            log.contains(&"not needed RW-A: CR-A and PR-A approved".to_owned()),
+            "{log:?}"
+        );
+    }
 }
