@@ -68,6 +68,11 @@ fn a_task_that_fails_before_its_branch_is_made_names_no_branch() {
     let report = std::fs::read_to_string(s.run_dir().join("report.md")).unwrap();
     let row = report.lines().find(|l| l.starts_with("| 3 ")).unwrap();
     assert!(!row.contains("spec/"), "{row}");
+    // Each row names the agent that ran the task; none ran 3.
+    assert!(row.starts_with("| 3 Both | failed |  |"), "{row}");
+    let row = report.lines().find(|l| l.starts_with("| 1 ")).unwrap();
+    assert!(row.starts_with("| 1 One | done | `bash` |"), "{row}");
+    assert!(run.finished("3")["agent"].is_null(), "{}", run.context());
 }
 
 #[test]

@@ -192,15 +192,12 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 pub async fn run(ctx: Arc<Ctx>, job: Job, stop: watch::Receiver<Stop>) -> Finished {
     let started = Instant::now();
     let mut p = Progress {
-        report: TaskReport {
-            agent: Some(job.agent.name().to_owned()),
-            ..TaskReport::new(
-                job.id.clone(),
-                job.title.clone(),
-                job.track.clone(),
-                Status::Done,
-            )
-        },
+        report: TaskReport::new(
+            job.id.clone(),
+            job.title.clone(),
+            job.track.clone(),
+            Status::Done,
+        ),
         worktree: ctx.worktree(&job.run_name),
         log: ctx.log(&job.run_name),
         tasks_md_as_given: None,
@@ -385,6 +382,7 @@ async fn run_agent(
     .collect();
 
     p.report.log = Some(p.log.clone());
+    p.report.agent = Some(job.agent.name().to_owned());
     // The timeout is the task's: the shell agent's blocks share it.
     let deadline = Instant::now() + ctx.timeout;
     p.agent_started = Some(SystemTime::now());

@@ -285,14 +285,17 @@ pub fn execute(
         .enumerate()
         .map(|(i, t)| (t.id.clone(), i))
         .collect();
-    let files = ReportFiles::new(
-        &feature.name,
-        &run_id,
-        settings.agent.name(),
-        &run_dir,
-        root,
-        order,
-    );
+    // The agents that run the plan's tasks (the default one only when some task has no
+    // command of its own).
+    let mut agents: Vec<&str> = plan
+        .nodes
+        .iter()
+        .map(|n| settings.agent_for(list.agent_of(n.task)).name())
+        .collect();
+    agents.sort_unstable();
+    agents.dedup();
+    let agents = agents.join(", ");
+    let files = ReportFiles::new(&feature.name, &run_id, &agents, &run_dir, root, order);
     let mut sinks = Sinks::default().writer(files);
     sinks = if shell.is_json() {
         sinks.output(JsonLines(shell))
@@ -302,7 +305,7 @@ pub fn execute(
     sinks.event(&Event::run_started(
         &feature.name,
         &run_id,
-        settings.agent.name(),
+        &agents,
         settings.max_agents,
         plan.nodes.len(),
         &run_dir,

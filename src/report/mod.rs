@@ -282,7 +282,12 @@ impl Report<'_> {
         );
         let _ = writeln!(
             out,
-            "Agent `{}`, {} in all, exit code {}: {} done, {} reused, {} not needed, {} failed, {} skipped, {} interrupted.\n",
+            "{} `{}`, {} in all, exit code {}: {} done, {} reused, {} not needed, {} failed, {} skipped, {} interrupted.\n",
+            if self.agent.contains(", ") {
+                "Agents"
+            } else {
+                "Agent"
+            },
             self.agent,
             secs(self.duration_secs),
             self.exit_code,
@@ -295,9 +300,9 @@ impl Report<'_> {
         );
         let _ = writeln!(
             out,
-            "| task | status | branch | commit | files | time | log / note |"
+            "| task | status | agent | branch | commit | files | time | log / note |"
         );
-        let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |");
+        let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- | --- |");
         for r in self.tasks {
             let mut note: Vec<String> = r.reason.iter().cloned().collect();
             if let Some(log) = &r.log {
@@ -312,10 +317,14 @@ impl Report<'_> {
             let note = note.join("; ");
             let _ = writeln!(
                 out,
-                "| {} {} | {} | {} | {} | {} | {} | {} |",
+                "| {} {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.id,
                 r.title.replace('|', "\\|"),
                 r.status.word(),
+                r.agent
+                    .as_deref()
+                    .map(|a| format!("`{a}`"))
+                    .unwrap_or_default(),
                 r.branch
                     .as_deref()
                     .map(|b| format!("`{b}`"))
