@@ -562,3 +562,17 @@ impl crate::report::sink::Sink for Display<'_> {
         self.draw();
     }
 }
+
+/// JSON lines on stdout, one per event; notices on stderr.
+#[derive(Debug)]
+pub struct JsonLines<'a>(pub &'a Shell);
+
+impl crate::report::sink::Sink for JsonLines<'_> {
+    fn event(&mut self, event: &crate::report::Event) {
+        self.0.json(event);
+    }
+
+    fn notice(&mut self, message: &str) {
+        errln!("Interrupted: {message}");
+    }
+}

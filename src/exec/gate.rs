@@ -4,7 +4,6 @@
 //! the scheduler feeds it verdicts and asks it what comes next.
 
 use super::review;
-use super::scheduler::Start;
 use crate::report::{Round, Status, TaskReport, Verdict};
 
 /// A review gate's loop so far.
@@ -60,18 +59,19 @@ impl Gate {
         }
     }
 
-    /// Round `start` of the review ended, committed as `report`, with `verdict`.
+    /// Round `round` of the review ended on `branch`, committed as `report`, with `verdict`.
     pub fn verdict(
         &mut self,
-        start: &Start,
+        round: u32,
+        branch: &str,
         report: &TaskReport,
         verdict: Verdict,
         limits: Limits,
     ) -> Step {
         self.rounds.push(Round {
             task: report.id.clone(),
-            round: start.run,
-            branch: start.branch.clone(),
+            round,
+            branch: branch.to_owned(),
             commit: report.commit.clone(),
             verdict: Some(verdict),
             reused: false,

@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result, exit};
 use crate::git::{self, Git};
-use crate::output::{Display, Shell};
+use crate::output::{Display, JsonLines, Shell};
 use crate::plan::{Blocked, Plan};
-use crate::report::sink::{JsonLines, ReportFiles, Sink as _, Sinks};
+use crate::report::sink::{ReportFiles, Sink as _, Sinks};
 use crate::report::{Event, Status, TaskReport, Totals, Verdict};
 use crate::source::display_path;
 use crate::spec::{Feature, TaskList, edit};

@@ -295,7 +295,8 @@ impl<'a> Scheduler<'a> {
                     return actions;
                 };
                 let step = gate.verdict(
-                    &start,
+                    round,
+                    &start.branch,
                     &report,
                     read.verdict,
                     gate::Limits {

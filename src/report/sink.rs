@@ -6,7 +6,6 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::{Event, Report, TaskReport};
-use crate::output::Shell;
 use crate::plan::render::FORMAT_VERSION;
 
 /// Something that consumes the run's events.
@@ -105,20 +104,6 @@ impl Sink for Sinks<'_> {
         for s in self.all() {
             s.redraw();
         }
-    }
-}
-
-/// JSON lines on stdout, one per event; notices on stderr.
-#[derive(Debug)]
-pub struct JsonLines<'a>(pub &'a Shell);
-
-impl Sink for JsonLines<'_> {
-    fn event(&mut self, event: &Event) {
-        self.0.json(event);
-    }
-
-    fn notice(&mut self, message: &str) {
-        let _ = writeln!(std::io::stderr().lock(), "Interrupted: {message}");
     }
 }
 
