@@ -64,7 +64,7 @@ pub async fn drive(
                         round: job.start.role.round(),
                     });
                     let (ctx, stop) = (Arc::clone(ctx), stop_rx.clone());
-                    workers.spawn(job::run(ctx, job, stop));
+                    workers.spawn(guarded(ctx, job, stop));
                 }
                 Action::Settle(report) => {
                     let report = settle(&ticker, report).await;
@@ -117,6 +117,35 @@ pub async fn drive(
         }
     }
     reports
+}
+
+/// Runs a job in a task of its own, so that a bug that panics in it fails that task instead
+/// of ending the run without its report.
+async fn guarded(ctx: Arc<Ctx>, job: Job, stop: watch::Receiver<Stop>) -> Finished {
+    let start = job.start.clone();
+    let (id, title, track) = (job.id.clone(), job.title.clone(), job.track.clone());
+    match tokio::spawn(job::run(ctx, job, stop)).await {
+        Ok(finished) => finished,
+        Err(e) => {
+            let why = e
+                .try_into_panic()
+                .ok()
+                .and_then(|p| {
+                    p.downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                })
+                .unwrap_or_else(|| "it was cancelled".to_owned());
+            Finished {
+                start,
+                report: TaskReport {
+                    reason: Some(format!("internal error in spec-exec: {why}")),
+                    ..TaskReport::new(id, title, track, crate::report::Status::Failed)
+                },
+                verdict: None,
+            }
+        }
+    }
 }
 
 /// A settled task is ticked when it succeeded (off the async loop).
