@@ -410,7 +410,10 @@ pub fn execute(
     let totals = Totals::of(&reports);
     let code = if totals.interrupted > 0 {
         exit::INTERRUPTED
-    } else if totals.failed > 0 || totals.skipped > 0 {
+    } else if totals.failed > 0
+        || totals.skipped > 0
+        || reports.iter().any(|r| r.tick_error.is_some())
+    {
         exit::TASKS_FAILED
     } else {
         exit::OK
@@ -723,6 +726,7 @@ async fn schedule(
     let tick = |r: &mut TaskReport| {
         if r.status.is_success()
             && let Err(e) = edit::tick(
+                &shared.root,
                 &tasks_path,
                 &tasks_display,
                 &r.id,
