@@ -988,7 +988,7 @@ fn edits_made_during_the_run_are_kept_and_a_retitled_task_is_not_ticked() {
     ]));
     let before = s.tasks_md();
     let run = s.run(&["--max-agents", "3"]);
-    run.assert_code(0);
+    run.assert_code(1);
     for id in ["1", "2", "3"] {
         assert_eq!(run.status(id), "done", "{}", run.context());
     }
