@@ -76,6 +76,8 @@ struct Shared {
     known: Vec<git2::Oid>,
     /// Which tasks are reviews, by task index.
     reviews: Vec<bool>,
+    /// What every prompt is made from, read once.
+    prompts: prompt::Loaded,
 }
 
 /// What a job is to its task.
@@ -347,6 +349,13 @@ pub fn execute(
         std::fs::create_dir_all(&d).map_err(|e| Error::io("create", &d, e))?;
     }
 
+    let prompts = prompt::Loaded::load(
+        list,
+        &feature.name,
+        &spec_rel,
+        &feature.dir,
+        [root, &workdir],
+    );
     let shared = Arc::new(Shared {
         git: Mutex::new(git),
         feature: feature.name.clone(),
@@ -362,6 +371,7 @@ pub fn execute(
         settings: settings.clone(),
         known: tips.iter().map(|&(_, t)| t).collect(),
         reviews,
+        prompts,
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -1322,17 +1332,7 @@ fn log_path(shared: &Shared, id: &str) -> PathBuf {
 }
 
 fn make_prompt(shared: &Shared, list: &TaskList, t: usize, branch: &str) -> String {
-    prompt::build(
-        list,
-        t,
-        &prompt::PromptContext {
-            feature: &shared.feature,
-            spec_dir: &shared.spec_rel,
-            spec_dir_abs: &shared.spec_abs,
-            roots: [&shared.root, &shared.workdir],
-            branch,
-        },
-    )
+    prompt::build(&shared.prompts, list, t, branch)
 }
 
 /// A task's job, run `run` of it (1 but for a review's later rounds and a rework's later
