@@ -27,6 +27,14 @@ pub struct Ticked {
 /// How many times a tick starts over when the file changes under it.
 const ATTEMPTS: usize = 20;
 
+/// What a tick writes: the file's mark at each edit's offset, ticking `ids`.
+#[derive(Debug)]
+struct Writes {
+    edits: Vec<Edit>,
+    ids: Vec<String>,
+    mark: u8,
+}
+
 /// One byte to write: the state character at `offset`, on the line `line` of the bytes read.
 #[derive(Debug)]
 struct Edit {
@@ -92,7 +100,8 @@ fn try_tick(
     }
     let mut bytes = Vec::new();
     (&file).read_to_end(&mut bytes).map_err(|e| io("read", e))?;
-    let Some((edits, ticked, mark)) = find_edits(&bytes, display, id, title, optional_left_out)?
+    let Some(Writes { edits, ids, mark }) =
+        find_edits(&bytes, display, id, title, optional_left_out)?
     else {
         return Ok(Some(Vec::new()));
     };
@@ -116,7 +125,7 @@ fn try_tick(
     if !same_file(path, &opened) {
         return Ok(None);
     }
-    Ok(Some(ticked))
+    Ok(Some(ids))
 }
 
 /// Refuses a tasks.md that leads out of the workspace (checked at every tick: the file may
@@ -149,7 +158,7 @@ fn find_edits(
     id: &str,
     title: &str,
     optional_left_out: bool,
-) -> Result<Option<(Vec<Edit>, Vec<String>, u8)>> {
+) -> Result<Option<Writes>> {
     let list = super::parse_bytes(display.to_path_buf(), bytes.to_vec());
     let Some(index) = list
         .tasks
@@ -243,7 +252,11 @@ fn find_edits(
             line: start..end,
         });
     }
-    Ok(Some((edits, ticked, mark)))
+    Ok(Some(Writes {
+        edits,
+        ids: ticked,
+        mark,
+    }))
 }
 
 #[cfg(test)]
