@@ -1,13 +1,16 @@
 //! Writing a user's file without ever leaving it half-written or clobbering a concurrent edit.
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
 /// Replaces `path`'s content with `new`, atomically (a temporary file in the same directory,
 /// flushed, then renamed over it), but only if the file still holds `expected`: an edit made
 /// since it was read is never overwritten.
+///
+/// The temporary file is `.<name>.spec-exec-<pid>-<random>.tmp`: one left by a killed process
+/// is recognised, and removed, by [`remove_stale_temps`].
 pub fn replace_file(path: &Path, expected: &[u8], new: &[u8]) -> Result<()> {
     let current = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
     if current != expected {
@@ -26,49 +29,80 @@ pub fn replace_file(path: &Path, expected: &[u8], new: &[u8]) -> Result<()> {
     let name = target
         .file_name()
         .map_or_else(|| "file".into(), |n| n.to_string_lossy());
-    let tmp = dir.join(format!(".{name}.spec-exec-{}.tmp", std::process::id()));
     let write = || -> std::io::Result<()> {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(new)?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!("{}{}-", temp_prefix(&name), std::process::id()))
+            .suffix(".tmp")
+            .tempfile_in(dir)?;
+        tmp.write_all(new)?;
         if let Ok(meta) = std::fs::metadata(target) {
-            file.set_permissions(meta.permissions())?;
+            tmp.as_file().set_permissions(meta.permissions())?;
         }
-        file.sync_all()?;
-        std::fs::rename(&tmp, target)
+        tmp.as_file().sync_all()?;
+        tmp.persist(target).map(drop).map_err(|e| e.error)
     };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io("write", path, e)
+    write().map_err(|e| Error::io("write", path, e))
+}
+
+/// How the temporary copies of a file named `name` start; the writer's pid follows.
+fn temp_prefix(name: &str) -> String {
+    format!(".{name}.spec-exec-")
+}
+
+/// Removes the temporary copies of `path` (or of the file a link at `path` leads to) that a
+/// spec-exec killed while replacing it left next to it: `.<name>.spec-exec-<pid>.tmp` and
+/// `.<name>.spec-exec-<pid>-<random>.tmp`, where no process `<pid>` is alive. Returns what
+/// it removed.
+pub fn remove_stale_temps(path: &Path) -> Vec<PathBuf> {
+    let mut places: Vec<PathBuf> = vec![path.to_path_buf()];
+    if let Ok(real) = std::fs::canonicalize(path)
+        && real != path
+    {
+        places.push(real);
+    }
+    let mut removed = Vec::new();
+    for place in places {
+        let (Some(dir), Some(name)) = (place.parent(), place.file_name()) else {
+            continue;
+        };
+        let prefix = temp_prefix(&name.to_string_lossy());
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let Some(pid) = file_name
+                .to_str()
+                .and_then(|n| n.strip_prefix(&prefix)?.strip_suffix(".tmp"))
+                .and_then(|rest| rest.split('-').next()?.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+            if is_file && !process_alive(pid) && std::fs::remove_file(entry.path()).is_ok() {
+                removed.push(entry.path());
+            }
+        }
+    }
+    removed
+}
+
+/// Whether a process `pid` exists (this one always does).
+fn process_alive(pid: i32) -> bool {
+    if u32::try_from(pid).is_ok_and(|p| p == std::process::id()) {
+        return true;
+    }
+    rustix::process::Pid::from_raw(pid).is_some_and(|pid| {
+        !matches!(
+            rustix::process::test_kill_process(pid),
+            Err(rustix::io::Errno::SRCH)
+        )
     })
 }
 
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn utc_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    format_utc(secs)
-}
-
-/// Formats seconds since the Unix epoch (civil-from-days, proleptic Gregorian).
-pub fn format_utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
 #[cfg(test)]
@@ -93,10 +127,11 @@ mod tests {
     }
 
     #[test]
-    fn formats_dates() {
-        assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(format_utc(1_795_583_045), "2026-11-25T05:04:05Z");
+    fn formats_the_time_in_utc_to_the_second() {
+        let now = utc_now();
+        assert_eq!(now.len(), "2026-11-25T05:04:05Z".len(), "{now}");
+        assert!(now.ends_with('Z') && now.as_bytes()[10] == b'T', "{now}");
+        assert!(now.as_str() >= "2026-01-01T00:00:00Z", "{now}");
     }
 
     #[test]
@@ -109,5 +144,36 @@ mod tests {
         replace_file(&path, b"a", b"c").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"c");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn removes_only_temporary_copies_whose_writer_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tasks.md");
+        std::fs::write(&path, "a").unwrap();
+        // A process that has ended: its pid is not alive (short of reuse, which the
+        // kernel does not do this quickly).
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        let mine = std::process::id();
+        let names = [
+            format!(".tasks.md.spec-exec-{gone}.tmp"),
+            format!(".tasks.md.spec-exec-{gone}-abc123.tmp"),
+            format!(".tasks.md.spec-exec-{mine}.tmp"),
+            format!(".other.md.spec-exec-{gone}.tmp"),
+            "notes.tmp".to_owned(),
+        ];
+        for n in &names {
+            std::fs::write(dir.path().join(n), "x").unwrap();
+        }
+        let mut removed = remove_stale_temps(&path);
+        removed.sort();
+        let mut expected = vec![dir.path().join(&names[0]), dir.path().join(&names[1])];
+        expected.sort();
+        assert_eq!(removed, expected);
+        for n in &names[2..] {
+            assert!(dir.path().join(n).exists(), "{n}");
+        }
     }
 }

@@ -654,6 +654,15 @@ pub fn approve(shell: &Shell, ws: &Workspace, name: &str) -> Result<i32> {
         approval::state(&reparsed).is_approved(),
         "an approval written by approve must read back as approved"
     );
+    for stale in fsutil::remove_stale_temps(&path) {
+        shell.status(
+            "Removed",
+            format!(
+                "`{}`, a copy of {shown} left by a spec-exec that was stopped while writing it",
+                crate::source::display_path(&stale, &ws.root).display()
+            ),
+        );
+    }
     fsutil::replace_file(&path, &list.source.bytes, &new)?;
     let digest = approval::digest(&reparsed);
     approved_json(shell, name, &shown, &digest, true);

@@ -255,6 +255,23 @@ pub fn execute(
         std::fs::create_dir_all(&d).map_err(|e| Error::io("create", &d, e))?;
     }
 
+    // Copies of tasks.md that a killed run of an earlier version left beside it.
+    for removed in crate::fsutil::remove_stale_temps(&feature.dir.join("tasks.md")) {
+        shell.status(
+            "Removed",
+            format!(
+                "{}, left by a run that was killed while writing tasks.md",
+                display_path(&removed, root).display()
+            ),
+        );
+    }
+    let prompts = prompt::Loaded::load(
+        list,
+        &feature.name,
+        &spec_rel,
+        &feature.dir,
+        [root, &workdir],
+    );
     let ctx = Arc::new(Ctx {
         git: Mutex::new(git),
         feature: feature.name.clone(),
@@ -325,11 +342,12 @@ pub fn execute(
         earlier,
     );
     let maker = Maker {
-        ctx: &ctx,
         list,
         settings: &settings,
+        prompts: &prompts,
     };
     let ticker = Arc::new(Ticker {
+        root: root.to_path_buf(),
         path: feature.dir.join("tasks.md"),
         display: list.source.display_path.clone(),
         optional_left_out: !plan.left_out.is_empty(),
@@ -380,24 +398,15 @@ pub fn execute(
 
 /// Makes the jobs the scheduler starts: their prompt, for the branch they run on, and agent.
 struct Maker<'a> {
-    ctx: &'a Ctx,
     list: &'a TaskList,
     settings: &'a Settings,
+    /// What every prompt is made from, read once.
+    prompts: &'a prompt::Loaded,
 }
 
 impl MakeJob for Maker<'_> {
     fn make(&self, start: Start) -> Job {
-        let prompt = prompt::build(
-            self.list,
-            start.task,
-            &prompt::PromptContext {
-                feature: &self.ctx.feature,
-                spec_dir: &self.ctx.spec_rel,
-                spec_dir_abs: &self.ctx.spec_abs,
-                roots: [&self.ctx.root, &self.ctx.workdir],
-                branch: &start.branch,
-            },
-        );
+        let prompt = prompt::build(self.prompts, self.list, start.task, &start.branch);
         let agent = self
             .settings
             .agent_for(self.list.agent_of(start.task))
@@ -408,6 +417,8 @@ impl MakeJob for Maker<'_> {
 
 /// Ticks tasks.md in the user's tree.
 struct Ticker {
+    /// The workspace root: a tasks.md that leads out of it is not ticked.
+    root: PathBuf,
     path: PathBuf,
     display: PathBuf,
     optional_left_out: bool,
@@ -416,6 +427,7 @@ struct Ticker {
 impl Tick for Ticker {
     fn tick(&self, r: &TaskReport) -> Option<String> {
         edit::tick(
+            &self.root,
             &self.path,
             &self.display,
             &r.id,
@@ -479,8 +491,10 @@ fn earlier_runs(
     earlier
 }
 
+/// The run's id: its start, to the millisecond (so that runs sort in the order they started),
+/// and its pid.
 fn run_id() -> String {
-    let now = crate::fsutil::utc_now();
+    let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     let compact: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     format!("{compact}-{}", std::process::id())
 }

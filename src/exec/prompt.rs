@@ -2,27 +2,73 @@
 //! feature, where its context is, the task with its details, the requirements it names (with
 //! their text when requirements.md has them), the persona, and the rules.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use markdown::mdast::Node;
 
 use crate::source::Source;
 use crate::spec::TaskList;
 
-/// What the prompt needs besides the task.
+/// What every prompt of a run is made from, read from the user's checkout once, when the run
+/// starts: [`build`] then does no I/O.
 #[derive(Debug)]
-pub struct PromptContext<'a> {
-    pub feature: &'a str,
+pub struct Loaded {
+    feature: String,
     /// The feature's directory relative to the repository (the same inside every worktree).
-    pub spec_dir: &'a Path,
-    /// The feature's directory in the user's checkout, to read requirements.md from.
-    pub spec_dir_abs: &'a Path,
-    /// The workspace root and the repository's working tree in the user's checkout, where
-    /// persona files are looked for (in that order; they differ when the workspace is a
-    /// directory of a larger repository).
-    pub roots: [&'a Path; 2],
-    pub branch: &'a str,
+    spec_dir: PathBuf,
+    /// The spec's context files that exist, in the order the prompt lists them, with what
+    /// they are.
+    context_files: Vec<(&'static str, &'static str)>,
+    /// Whether a requirements file (requirements.md, spec.md or bugfix.md) could be read.
+    requirements_read: bool,
+    /// That file, parsed (`None` when it could not be read or parsed).
+    requirements: Option<Requirements>,
+    /// The persona text of each agent name the task list uses (`None`: no persona file).
+    personas: BTreeMap<String, Option<String>>,
+}
+
+impl Loaded {
+    /// Reads what the prompts of `list`'s tasks need: which spec files exist in
+    /// `spec_dir_abs` (the feature's directory in the user's checkout; `spec_dir` is the same
+    /// relative to the repository), the requirements, and the persona file of every agent name
+    /// the list uses, looked for under `roots` (the workspace root, then the repository's
+    /// working tree).
+    pub fn load(
+        list: &TaskList,
+        feature: &str,
+        spec_dir: &Path,
+        spec_dir_abs: &Path,
+        roots: [&Path; 2],
+    ) -> Loaded {
+        let context_files = CONTEXT_FILES
+            .into_iter()
+            .filter(|(file, _)| spec_dir_abs.join(file.trim_end_matches('/')).exists())
+            .collect();
+        // spec-kit keeps its requirements (FR-001…) in spec.md, Kiro bugfix specs in
+        // bugfix.md.
+        let text = ["requirements.md", "spec.md", "bugfix.md"]
+            .iter()
+            .map(|f| spec_dir_abs.join(f))
+            .find(|f| f.is_file())
+            .and_then(|f| read_lossy(&f));
+        let personas = (0..list.tasks.len())
+            .filter_map(|i| list.agent_of(i))
+            .map(|agent| {
+                let text = super::agent::persona_file(&roots, agent).and_then(|f| read_lossy(&f));
+                (agent.to_owned(), text)
+            })
+            .collect();
+        Loaded {
+            feature: feature.to_owned(),
+            spec_dir: spec_dir.to_path_buf(),
+            context_files,
+            requirements_read: text.is_some(),
+            requirements: text.as_deref().and_then(Requirements::parse),
+            personas,
+        }
+    }
 }
 
 /// The most lines of requirements.md quoted for one id.
@@ -364,16 +410,16 @@ fn dedent(text: &str, indent: usize) -> String {
     trim_blank_lines(&out.join("\n"))
 }
 
-/// The prompt's text for the requirement ids a task names: each one found in requirements.md
-/// (`text`, `None` when it cannot be read) quoted under its label, then the ids not found.
-fn requirements_text(ids: &[String], text: Option<&str>) -> String {
-    let doc = text.and_then(Requirements::parse);
+/// The prompt's text for the requirement ids a task names: each one found in the requirements
+/// (`doc`; `read` tells whether the file could be read at all) quoted under its label, then
+/// the ids not found.
+fn requirements_text(ids: &[String], doc: Option<&Requirements>, read: bool) -> String {
     let mut out = String::new();
     let mut missing = Vec::new();
     let mut left_out = Vec::new();
     let mut total = 0;
     for id in ids {
-        let Some(found) = doc.as_ref().and_then(|d| d.resolve(id)) else {
+        let Some(found) = doc.and_then(|d| d.resolve(id)) else {
             missing.push(id.as_str());
             continue;
         };
@@ -416,7 +462,7 @@ fn requirements_text(ids: &[String], text: Option<&str>) -> String {
         );
     }
     if !missing.is_empty() {
-        let why = if text.is_none() {
+        let why = if !read {
             " (the file is missing or unreadable)"
         } else {
             ""
@@ -450,29 +496,27 @@ const CONTEXT_FILES: [(&str, &str); 9] = [
     ("contracts/", "Contracts"),
 ];
 
-pub fn build(list: &TaskList, index: usize, ctx: &PromptContext<'_>) -> String {
+/// The prompt of task `index` of `list`, run on `branch`, from what the run `loaded`. Pure: no
+/// I/O. (A review round's and a rework's sections are appended by the caller:
+/// [`super::review::review_prompt`], [`super::review::rework_prompt`].)
+pub fn build(loaded: &Loaded, list: &TaskList, index: usize, branch: &str) -> String {
     let task = &list.tasks[index];
-    let spec = ctx.spec_dir.display();
+    let spec = loaded.spec_dir.display();
     let mut p = String::new();
     let _ = writeln!(p, "# Task {}: {}\n", task.id, task.title);
     let _ = writeln!(
         p,
         "You are implementing one task of the feature `{}`, in a git worktree of its own.\n",
-        ctx.feature
+        loaded.feature
     );
     let _ = writeln!(p, "## Context\n");
     let _ = writeln!(p, "- Specification: `{spec}/`");
     // The spec's files as each tool names them (spec-kit: spec.md, plan.md, data-model.md,
     // contracts/; Kiro bugfix specs: bugfix.md), those that exist.
-    let mut listed = false;
-    for (file, what) in CONTEXT_FILES {
-        let path = ctx.spec_dir_abs.join(file.trim_end_matches('/'));
-        if path.exists() {
-            let _ = writeln!(p, "- {what}: `{spec}/{file}`");
-            listed = true;
-        }
+    for (file, what) in &loaded.context_files {
+        let _ = writeln!(p, "- {what}: `{spec}/{file}`");
     }
-    if !listed {
+    if loaded.context_files.is_empty() {
         let _ = writeln!(p, "- Requirements: `{spec}/requirements.md`");
         let _ = writeln!(p, "- Design: `{spec}/design.md`");
     }
@@ -523,23 +567,19 @@ pub fn build(list: &TaskList, index: usize, ctx: &PromptContext<'_>) -> String {
         );
         let ids = requirement_ids(reqs);
         if !ids.is_empty() {
-            // spec-kit keeps its requirements (FR-001…) in spec.md, Kiro bugfix specs in
-            // bugfix.md.
-            let text = ["requirements.md", "spec.md", "bugfix.md"]
-                .iter()
-                .map(|f| ctx.spec_dir_abs.join(f))
-                .find(|f| f.is_file())
-                .and_then(|f| read_lossy(&f));
-            p.push_str(&requirements_text(&ids, text.as_deref()));
+            p.push_str(&requirements_text(
+                &ids,
+                loaded.requirements.as_ref(),
+                loaded.requirements_read,
+            ));
         }
     }
     if let Some(refs) = &task.spec_references {
         let _ = writeln!(p, "\nSpec references: {refs}");
     }
     if let Some(agent) = list.agent_of(index) {
-        let persona = super::agent::persona_file(&ctx.roots, agent).and_then(|f| read_lossy(&f));
         let _ = writeln!(p, "\n## Persona\n\nWork as `{agent}`.");
-        if let Some(text) = persona {
+        if let Some(Some(text)) = loaded.personas.get(agent) {
             let _ = writeln!(p, "\n{}", text.trim_end());
         }
     }
@@ -555,7 +595,7 @@ pub fn build(list: &TaskList, index: usize, ctx: &PromptContext<'_>) -> String {
     let _ = writeln!(
         p,
         "- Do not commit: spec-exec commits your changes on branch `{}`.",
-        ctx.branch
+        branch
     );
     let _ = writeln!(
         p,
@@ -609,6 +649,12 @@ Users register and log in.
 
     fn ids(s: &str) -> Vec<String> {
         requirement_ids(s)
+    }
+
+    /// The prompt's text for `ids`, from requirements.md's `text` (`None`: not readable).
+    fn quote(ids: &[String], text: Option<&str>) -> String {
+        let doc = text.and_then(Requirements::parse);
+        requirements_text(ids, doc.as_ref(), text.is_some())
     }
 
     fn resolve(text: &str, id: &str) -> Option<Resolved> {
@@ -665,7 +711,7 @@ Users register and log in.
 
     #[test]
     fn the_prompt_text_for_the_standard_layout() {
-        let out = requirements_text(&ids("1.1, 2, 9.9"), Some(STANDARD));
+        let out = quote(&ids("1.1, 2, 9.9"), Some(STANDARD));
         assert!(
             out.contains(
                 "### 1.1 — Requirement 1: User Registration, acceptance criterion 1\n\n\
@@ -700,7 +746,7 @@ Users register and log in.
                 body: "1.1 A user registers with an email address and a password.".into(),
             }
         );
-        let out = requirements_text(&ids("1.1, 2"), Some(FLAT));
+        let out = quote(&ids("1.1, 2"), Some(FLAT));
         assert!(!out.contains("- -"), "{out}");
         assert_eq!(
             out,
@@ -759,9 +805,9 @@ A visitor signs up.
 
     #[test]
     fn not_found_ids_are_listed() {
-        let out = requirements_text(&ids("4.2, REQ-9"), Some(FLAT));
+        let out = quote(&ids("4.2, REQ-9"), Some(FLAT));
         assert_eq!(out, "\nNot found in requirements.md: 4.2, REQ-9.\n");
-        let out = requirements_text(&ids("1.1"), None);
+        let out = quote(&ids("1.1"), None);
         assert_eq!(
             out,
             "\nNot found in requirements.md (the file is missing or unreadable): 1.1.\n"
@@ -771,7 +817,7 @@ A visitor signs up.
     #[test]
     fn crlf_and_lossy_text() {
         let crlf = STANDARD.replace('\n', "\r\n");
-        let out = requirements_text(&ids("1.2, 2"), Some(&crlf));
+        let out = quote(&ids("1.2, 2"), Some(&crlf));
         assert!(!out.contains('\r'), "{out:?}");
         assert!(
             out.contains(
@@ -797,7 +843,7 @@ A visitor signs up.
         for n in 1..=60 {
             let _ = writeln!(text, "{n}. WHEN {n} THEN the system SHALL do {n}");
         }
-        let out = requirements_text(&ids("1, 1.55"), Some(&text));
+        let out = quote(&ids("1, 1.55"), Some(&text));
         assert!(out.contains("> 38. WHEN 38 THEN"), "{out}");
         assert!(!out.contains("> 39. WHEN 39 THEN"), "{out}");
         assert!(
@@ -850,5 +896,109 @@ A visitor signs up.
             resolve(text, "2.1").expect("found").body,
             "2.1 Log in\n- with email\n- with a passkey"
         );
+    }
+
+    /// A feature's directory with requirements.md and design.md, a persona file, and a task
+    /// list with a plain task, a task naming requirements and an agent, a review and its
+    /// rework; loaded as a run loads it.
+    fn loaded_example() -> (tempfile::TempDir, TaskList, Loaded) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let spec = root.join("documentation/features/demo");
+        std::fs::create_dir_all(&spec).unwrap();
+        std::fs::create_dir_all(root.join(".claude/agents")).unwrap();
+        let tasks = "\
+# Implementation Plan
+
+- [ ] 1. Set up the crate
+  - Create `crates/auth` with an empty library
+- [ ] 2. Register users
+  - Hash the password before storing it
+  - _Requirements: 1.1, 2, 9.9_
+  - _Agent: rust-reviewer_
+- [ ] CR-A. Review the registration
+  - _Dependencies: Task 2_
+- [ ] RW-A. Rework the registration
+  - _Dependencies: CR-A (failed)_
+";
+        std::fs::write(spec.join("tasks.md"), tasks).unwrap();
+        std::fs::write(spec.join("requirements.md"), STANDARD).unwrap();
+        std::fs::write(spec.join("design.md"), "# Design\n").unwrap();
+        std::fs::write(
+            root.join(".claude/agents/rust-reviewer.md"),
+            "You review Rust code with care.\n",
+        )
+        .unwrap();
+        let list = crate::spec::parse_bytes("tasks.md", tasks.as_bytes().to_vec());
+        let loaded = Loaded::load(
+            &list,
+            "demo",
+            Path::new("documentation/features/demo"),
+            &spec,
+            [root, root],
+        );
+        (dir, list, loaded)
+    }
+
+    fn prompt_of(list: &TaskList, loaded: &Loaded, id: &str, branch: &str) -> String {
+        build(loaded, list, list.find(id).expect("task"), branch)
+    }
+
+    #[test]
+    fn prompt_of_a_plain_task() {
+        let (_dir, list, loaded) = loaded_example();
+        insta::assert_snapshot!(prompt_of(&list, &loaded, "1", "spec/demo/1"));
+    }
+
+    #[test]
+    fn prompt_of_a_task_with_requirements_and_a_persona() {
+        let (_dir, list, loaded) = loaded_example();
+        insta::assert_snapshot!(prompt_of(&list, &loaded, "2", "spec/demo/2"));
+    }
+
+    /// As the scheduler makes it: the task's prompt, then the review's section.
+    #[test]
+    fn prompt_of_a_review_round() {
+        let (_dir, list, loaded) = loaded_example();
+        let index = list.find("CR-A").expect("task");
+        let mut p = prompt_of(&list, &loaded, "CR-A", "spec/demo/CR-A.round-2");
+        p.push_str(&super::super::review::review_prompt(
+            &super::super::review::verdict_file(&list, index),
+            2,
+            Some("RW-A"),
+        ));
+        insta::assert_snapshot!(p);
+    }
+
+    /// As the scheduler makes it: the rework's prompt, then the findings it answers.
+    #[test]
+    fn prompt_of_a_rework() {
+        let (_dir, list, loaded) = loaded_example();
+        let mut p = prompt_of(&list, &loaded, "RW-A", "spec/demo/RW-A");
+        p.push_str(&super::super::review::rework_prompt(
+            "CR-A",
+            1,
+            "`code_review/CR-A.md`",
+            "Passwords are stored with MD5.\n\nStatus: REQUIRES CHANGES\n",
+        ));
+        insta::assert_snapshot!(p);
+    }
+
+    /// Everything is read by `Loaded::load`: with the files gone, the prompts are the same.
+    #[test]
+    fn building_reads_no_file() {
+        let (dir, list, loaded) = loaded_example();
+        let before: Vec<String> = ["1", "2", "CR-A", "RW-A"]
+            .iter()
+            .map(|id| prompt_of(&list, &loaded, id, "b"))
+            .collect();
+        drop(dir);
+        let after: Vec<String> = ["1", "2", "CR-A", "RW-A"]
+            .iter()
+            .map(|id| prompt_of(&list, &loaded, id, "b"))
+            .collect();
+        assert_eq!(before, after);
+        assert!(before[1].contains("You review Rust code with care."));
+        assert!(before[1].contains("> WHEN a visitor submits a valid email"));
     }
 }

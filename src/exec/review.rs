@@ -145,7 +145,9 @@ pub fn verdict_file(list: &TaskList, index: usize) -> String {
 
 /// The path of a `… saved to: path` line, when it is a relative path inside the worktree.
 fn saved_to(line: &str) -> Option<String> {
-    let lower = line.to_lowercase();
+    // ASCII case folding keeps every byte where it was, so offsets found in `lower` are valid
+    // in `line` (`to_lowercase` makes `İ` three bytes of two).
+    let lower = line.to_ascii_lowercase();
     let at = lower.find("saved to")?;
     let rest = line[at + "saved to".len()..].trim_start_matches(['*', '_', ' ']);
     let rest = rest.strip_prefix(':')?.trim_start_matches(['*', '_', ' ']);
@@ -435,6 +437,15 @@ mod tests {
         assert_eq!(saved_to("Review output saved to: `/etc/passwd`"), None);
         assert_eq!(saved_to("Review output saved to: `../x.md`"), None);
         assert_eq!(saved_to("Run the tests"), None);
+    }
+
+    #[test]
+    fn saved_to_with_letters_whose_lowercase_is_longer() {
+        assert_eq!(saved_to("İ saved to✅ x"), None);
+        assert_eq!(
+            saved_to("İİ SAVED TO: `reviews/İ.md`").as_deref(),
+            Some("reviews/İ.md")
+        );
     }
 
     #[test]

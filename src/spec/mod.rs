@@ -280,29 +280,10 @@ pub fn load(feature: &Feature, root: &Path) -> Result<TaskList> {
 /// workspace `root`: a feature's files are read, and ticked by a run, only inside it. A link that
 /// stays inside the workspace is fine; a tasks.md that does not exist is left to the reader.
 fn ensure_inside(feature: &Feature, root: &Path) -> Result<()> {
-    let real_root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     for path in [feature.dir.clone(), feature.tasks_path()] {
-        let real = match path.canonicalize() {
-            Ok(real) => real,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io("resolve", &source::display_path(&path, root), e)),
-        };
-        if real.starts_with(&real_root) {
+        let Some((link, target)) = leads_outside(&path, root)? else {
             continue;
-        }
-        // The first step of the path, from the root, that leads out: the link at fault.
-        let mut steps: Vec<&Path> = path
-            .ancestors()
-            .take_while(|a| a.starts_with(root) && *a != root)
-            .collect();
-        steps.reverse();
-        let (link, target) = steps
-            .into_iter()
-            .find_map(|step| {
-                let real = step.canonicalize().ok()?;
-                (!real.starts_with(&real_root)).then(|| (step.to_path_buf(), real))
-            })
-            .unwrap_or((path, real));
+        };
         let link = source::display_path(&link, root);
         return Err(Error::Diagnostics(vec![
             Diagnostic::error(format!(
@@ -323,6 +304,35 @@ fn ensure_inside(feature: &Feature, root: &Path) -> Result<()> {
         ]));
     }
     Ok(())
+}
+
+/// Whether `path` leads, through a symbolic link, out of `root`: the link at fault (the first
+/// step of the path, from the root, that leads out) and where it leads. A path that does not
+/// exist leads nowhere.
+pub(crate) fn leads_outside(path: &Path, root: &Path) -> Result<Option<(PathBuf, PathBuf)>> {
+    let real_root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let real = match path.canonicalize() {
+        Ok(real) => real,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io("resolve", &source::display_path(path, root), e)),
+    };
+    if real.starts_with(&real_root) {
+        return Ok(None);
+    }
+    let mut steps: Vec<&Path> = path
+        .ancestors()
+        .take_while(|a| a.starts_with(root) && *a != root)
+        .collect();
+    steps.reverse();
+    Ok(Some(
+        steps
+            .into_iter()
+            .find_map(|step| {
+                let real = step.canonicalize().ok()?;
+                (!real.starts_with(&real_root)).then(|| (step.to_path_buf(), real))
+            })
+            .unwrap_or((path.to_path_buf(), real)),
+    ))
 }
 
 /// Parses task-list bytes read from `display_path`.
