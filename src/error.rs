@@ -14,7 +14,8 @@ use serde::Serialize;
 pub mod exit {
     /// Every selected task is done (or, for `check`, every spec is clean).
     pub const OK: i32 = 0;
-    /// Some task failed or was skipped.
+    /// Some task failed or was skipped, a done task could not be ticked, or anything else
+    /// failed once the first agent had started.
     pub const TASKS_FAILED: i32 = 1;
     /// The spec, the configuration or the arguments are wrong; nothing ran.
     pub const INVALID: i32 = 2;
