@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub use crate::agents::AgentSpec;
+use crate::agents::is_preset;
 use crate::error::{Diagnostic, Error, Location, Result};
 
 pub const DEFAULT_FEATURES_DIR: &str = "documentation/features";
@@ -29,13 +31,6 @@ const KEYS: &[&str] = &[
 
 /// The keys of an `[….agents.<name>]` table.
 const AGENT_KEYS: &[&str] = &["command"];
-
-/// An agent as configured: a preset name, or an argv list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AgentSpec {
-    Preset(String),
-    Argv(Vec<String>),
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -240,7 +235,7 @@ impl Config {
                     ),
                 },
                 "agent" => match agent_spec(value) {
-                    Some(AgentSpec::Preset(name)) if !crate::exec::agent::is_preset(&name) => {
+                    Some(AgentSpec::Preset(name)) if !is_preset(&name) => {
                         problems.push(
                             bad(&format!("`{name}` is not an agent preset"))
                                 .help("use one of claude, codex, gemini, aider, shell, or a list of arguments: agent = [\"my-agent\", \"--flag\"]"),
@@ -366,7 +361,7 @@ fn agent_entry(
             Diagnostic::error(format!("invalid `command` in [{table}]: {what}")).at(loc.clone())
         };
         match agent_spec(value) {
-            Some(AgentSpec::Preset(p)) if !crate::exec::agent::is_preset(&p) => {
+            Some(AgentSpec::Preset(p)) if !is_preset(&p) => {
                 problems.push(bad(&format!("`{p}` is not an agent preset")).help(AGENT_HELP));
             }
             Some(spec) => command = Some(spec),

@@ -4,6 +4,7 @@
 //! and plan layers are pure (they read the spec files and decide); printing happens only in
 //! [`output`], and the commands in [`ops`] tie the pieces together.
 
+pub mod agents;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::agents;
 use crate::cli::RunOptions;
 use crate::config::{self, DEFAULT_MAX_AGENTS};
 use crate::error::{Diagnostic, Error, Result, exit};
@@ -79,7 +80,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
     if !(opts.dry_run && shell.is_json()) {
         shell.diagnostics(plan.warnings.iter());
     }
-    let lineup = exec::agent::Lineup::new(
+    let lineup = agents::Lineup::new(
         opts.agent.as_deref(),
         ws.config.agent.as_ref(),
         &ws.config.agents,
@@ -176,7 +177,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
     // The agent names of the tasks to run, and the commands configured for them: every
     // program is looked for now, before any agent starts.
     let names: Vec<Option<&str>> = plan.nodes.iter().map(|n| list.agent_of(n.task)).collect();
-    let agents = exec::agent::resolve_named(
+    let agents = agents::resolve_named(
         names.iter().flatten().copied(),
         opts.agent.is_some(),
         &ws.config.agents,
@@ -185,20 +186,19 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
     let needs_default = names
         .iter()
         .any(|n| n.is_none_or(|n| !agents.contains_key(n)));
-    let (agent, chosen) =
-        match exec::agent::resolve(opts.agent.as_deref(), ws.config.agent.as_ref()) {
-            Ok(found) => found,
-            // None was asked for or found, and none is needed: every task has its own.
-            Err(_) if !needs_default && opts.agent.is_none() && ws.config.agent.is_none() => {
-                let first = agents.values().next().cloned();
-                (
-                    first.unwrap_or(exec::agent::Agent::Shell),
-                    exec::agent::Chosen::Config,
-                )
-            }
-            Err(e) => return Err(e),
-        };
-    if chosen == exec::agent::Chosen::Found && needs_default {
+    let (agent, chosen) = match agents::resolve(opts.agent.as_deref(), ws.config.agent.as_ref()) {
+        Ok(found) => found,
+        // None was asked for or found, and none is needed: every task has its own.
+        Err(_) if !needs_default && opts.agent.is_none() && ws.config.agent.is_none() => {
+            let first = agents.values().next().cloned();
+            (
+                first.unwrap_or(agents::Agent::Shell),
+                agents::Chosen::Config,
+            )
+        }
+        Err(e) => return Err(e),
+    };
+    if chosen == agents::Chosen::Found && needs_default {
         shell.status(
             "Agent",
             format!(
@@ -316,7 +316,7 @@ fn unknown_agents(list: &TaskList, config: &config::Config, roots: &[&Path]) -> 
             continue;
         }
         seen.push(name);
-        if config.agents.contains_key(name) || exec::agent::persona_file(roots, name).is_some() {
+        if config.agents.contains_key(name) || agents::persona_file(roots, name).is_some() {
             continue;
         }
         let loc = agent_location(list, t, name);

@@ -6,7 +6,7 @@
 //! serialised behind one lock; agents run in parallel. Ctrl-C stops scheduling and asks every
 //! agent group to terminate; a second Ctrl-C kills them; a third exits at once.
 
-pub mod agent;
+pub mod process;
 pub mod prompt;
 pub mod review;
 
@@ -19,6 +19,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::agents::{self, Agent};
 use crate::error::{Error, Result, exit};
 use crate::git::{self, Git};
 use crate::output::{Display, Shell};
@@ -26,7 +27,7 @@ use crate::plan::{Blocked, Plan};
 use crate::report::{Event, Report, Round, Status, TaskReport, Totals, Verdict};
 use crate::source::display_path;
 use crate::spec::{Feature, TaskList, edit};
-use agent::{Agent, Outcome, Stop};
+use process::{Outcome, Stop};
 
 /// How long a terminated agent group gets before it is killed.
 pub const GRACE: Duration = Duration::from_secs(5);
@@ -1585,7 +1586,7 @@ async fn run_job_inner(
         }
         Agent::Command { argv, .. } => vec![
             argv.iter()
-                .map(|a| a.replace(agent::PROMPT_FILE, &prompt_file.display().to_string()))
+                .map(|a| a.replace(agents::PROMPT_FILE, &prompt_file.display().to_string()))
                 .collect(),
         ],
     };
@@ -1599,8 +1600,8 @@ async fn run_job_inner(
             outcome = Outcome::TimedOut;
             break;
         }
-        outcome = agent::run(
-            &agent::Spawn {
+        outcome = process::run(
+            &process::Spawn {
                 argv,
                 cwd: &worktree,
                 stdin: &prompt_file,

@@ -537,7 +537,7 @@ pub fn build(list: &TaskList, index: usize, ctx: &PromptContext<'_>) -> String {
         let _ = writeln!(p, "\nSpec references: {refs}");
     }
     if let Some(agent) = list.agent_of(index) {
-        let persona = super::agent::persona_file(&ctx.roots, agent).and_then(|f| read_lossy(&f));
+        let persona = crate::agents::persona_file(&ctx.roots, agent).and_then(|f| read_lossy(&f));
         let _ = writeln!(p, "\n## Persona\n\nWork as `{agent}`.");
         if let Some(text) = persona {
             let _ = writeln!(p, "\n{}", text.trim_end());
