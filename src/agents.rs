@@ -369,6 +369,12 @@ mod tests {
         assert_eq!((a, c), (Agent::Shell, Chosen::Flag));
         let (a, _) = resolve(Some("sh -c 'exit 0'"), None).unwrap();
         assert_eq!(a.name(), "sh");
+        let Agent::Command { argv, .. } = &a else {
+            panic!("{a:?}")
+        };
+        // Run by the path found now, wherever it runs.
+        assert!(Path::new(&argv[0]).is_absolute(), "{argv:?}");
+        assert_eq!(argv[1..], ["-c", "exit 0"]);
         assert!(resolve(Some("definitely-not-a-program-xyz"), None).is_err());
         let (a, _) = resolve(None, Some(&AgentSpec::Preset("shell".into()))).unwrap();
         assert_eq!(a, Agent::Shell);
