@@ -77,10 +77,11 @@ impl TableSource<'_> {
         self.locate_path(key.as_slice())
     }
 
-    /// The line that defines the key at `path` below the table: `command = …` under
+    /// Where the key at `path` below the table is defined: `command = …` under
     /// `[workspace.metadata.spec-exec.agents.reviewer]`, `agents.reviewer.command = …` under
-    /// `[workspace.metadata.spec-exec]`, and so on. When no line defines it, the line that
-    /// defines the nearest table above it (an inline table, a header), else the manifest.
+    /// `[workspace.metadata.spec-exec]`, and so on, at the key's name. When it is not there, the
+    /// nearest key above it that is (a key holding an inline table is as far as it goes), or the
+    /// table's header, else the manifest.
     fn locate_path(&self, path: &[&str]) -> Location {
         let fallback = Location {
             path: self.manifest.to_path_buf(),
@@ -92,99 +93,52 @@ impl TableSource<'_> {
         let Some(text) = self.text else {
             return fallback;
         };
+        let Ok(doc) = toml_edit::Document::parse(text) else {
+            return fallback;
+        };
         let target: Vec<&str> = self.table.split('.').chain(path.iter().copied()).collect();
         let base = target.len() - path.len();
-        let mut table: Vec<String> = Vec::new();
-        // The longest prefix of `target` defined so far, and where.
-        let mut best: Option<(usize, Location)> = None;
-        for (i, line) in text.lines().enumerate() {
-            let t = line.trim();
-            let (keys, header) = if let Some(inner) = t.strip_prefix("[[") {
-                match toml_keys(inner, "]]") {
-                    Some(keys) => (keys, true),
-                    None => continue,
-                }
-            } else if let Some(inner) = t.strip_prefix('[') {
-                match toml_keys(inner, "]") {
-                    Some(keys) => (keys, true),
-                    None => continue,
-                }
-            } else {
-                match toml_keys(t, "=") {
-                    Some(keys) => (keys, false),
-                    None => continue,
-                }
-            };
-            let full: Vec<String> = if header {
-                table.clone_from(&keys);
-                keys
-            } else {
-                table.iter().cloned().chain(keys).collect()
-            };
-            // How much of the target this line defines: it defines a table the target is in,
-            // or the target itself (maybe with keys below it).
-            let shared = full
-                .iter()
-                .zip(&target)
-                .take_while(|(a, b)| a.as_str() == **b)
-                .count();
-            if shared < base || (shared < full.len() && shared < target.len()) {
-                continue;
-            }
-            if best.as_ref().is_some_and(|(n, _)| *n >= shared) {
-                continue;
-            }
-            let word = if shared > base { target[shared - 1] } else { t };
-            best = Some((shared, loc_in(self.manifest, i + 1, line, word)));
-            if shared == target.len() {
+        let mut table = doc.as_table();
+        let mut best = None;
+        for (depth, name) in target.iter().enumerate() {
+            let Some((key, item)) = table.get_key_value(name) else {
                 break;
+            };
+            let header = item.as_table().and_then(toml_edit::Table::span);
+            // Below the table, the key's name; the table itself, its header.
+            let span = if depth + 1 > base {
+                key.span().or(header)
+            } else {
+                header.or_else(|| key.span())
+            };
+            if depth + 1 >= base && span.is_some() {
+                best = span;
+            }
+            match item {
+                toml_edit::Item::Table(t) => table = t,
+                _ => break,
             }
         }
-        best.map_or(fallback, |(_, loc)| loc)
+        best.map_or(fallback, |span| loc_at(self.manifest, text, span))
     }
 }
 
-/// The dotted key at the start of `text`, up to `end` (`=`, `]`, `]]`): `a.b."c d"` is
-/// `[a, b, c d]`. `None` when `text` does not start with a key followed by `end`.
-fn toml_keys(text: &str, end: &str) -> Option<Vec<String>> {
-    let mut keys = Vec::new();
-    let mut rest = text.trim_start();
-    loop {
-        let (key, after) = if let Some(r) = rest.strip_prefix('"') {
-            let close = r.find('"')?;
-            (r[..close].to_owned(), &r[close + 1..])
-        } else if let Some(r) = rest.strip_prefix('\'') {
-            let close = r.find('\'')?;
-            (r[..close].to_owned(), &r[close + 1..])
-        } else {
-            let len = rest
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-                .unwrap_or(rest.len());
-            if len == 0 {
-                return None;
-            }
-            (rest[..len].to_owned(), &rest[len..])
-        };
-        keys.push(key);
-        let after = after.trim_start();
-        if let Some(r) = after.strip_prefix('.') {
-            rest = r.trim_start();
-        } else if after.starts_with(end) {
-            return Some(keys);
-        } else {
-            return None;
-        }
-    }
-}
-
-fn loc_in(path: &Path, line: usize, text: &str, word: &str) -> Location {
-    let byte = text.find(word).unwrap_or(0);
+/// The location of the bytes `span` of `text` (cut at the end of its first line).
+fn loc_at(path: &Path, text: &str, span: std::ops::Range<usize>) -> Location {
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let end = span.end.clamp(start, line_end);
     Location {
         path: path.to_path_buf(),
-        line,
-        column: text[..byte].chars().count() + 1,
-        line_text: text.to_owned(),
-        width: word.chars().count().max(1),
+        line: text[..start].matches('\n').count() + 1,
+        column: text[line_start..start].chars().count() + 1,
+        line_text: text[line_start..line_end].trim_end_matches('\r').to_owned(),
+        width: text[start..end]
+            .trim_end_matches('\r')
+            .chars()
+            .count()
+            .max(1),
     }
 }
 
@@ -646,6 +600,25 @@ mod tests {
     }
 
     #[test]
+    fn text_inside_strings_and_comments_is_not_a_key() {
+        // A multi-line string and a comment that read like keys: the error is at the real key.
+        let text = "[workspace.metadata.spec-exec]\n\
+                    # timeout = \"10m\"\n\
+                    agent = [\"sh\", \"-c\", \"\"\"\n\
+                    timeout = 1\n\
+                    \"\"\"]\n\
+                    \ttimeout = \"forever\"\n";
+        let value =
+            serde_json::json!({"agent": ["sh", "-c", "timeout = 1\n"], "timeout": "forever"});
+        let e = errors(text, &value);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("Cargo.toml:6:2: invalid `timeout` in [workspace.metadata.spec-exec]"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
     fn agent_names() {
         for ok in ["reviewer", "rust-developer", "qa_2", "v1.2", "dévelopeur"] {
             assert_eq!(validate_agent_name(ok), Ok(()), "{ok}");
@@ -667,10 +640,5 @@ mod tests {
         assert_eq!(s.locate_path(&["agents", "a", "command"]).line, 8);
         let b = s.locate_path(&["agents", "b", "command"]);
         assert_eq!((b.line, b.column), (11, 38), "b's header, at its name");
-        assert_eq!(
-            toml_keys("a . \"b.c\" .'d' = 1", "="),
-            Some(vec!["a".into(), "b.c".into(), "d".into()])
-        );
-        assert_eq!(toml_keys("\"x = 1\",", "="), None);
     }
 }
