@@ -16,6 +16,10 @@ pub const DEFAULT_FEATURES_DIR: &str = "documentation/features";
 pub const DEFAULT_MAX_AGENTS: usize = 6;
 pub const DEFAULT_BRANCH_PREFIX: &str = "spec";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// How long an agent's process group has between SIGTERM and SIGKILL.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
+/// The environment variable that sets the kill grace, over `kill-grace` in the configuration.
+pub const KILL_GRACE_ENV: &str = "SPEC_EXEC_KILL_GRACE";
 /// How many times a review gate runs its review before it gives up.
 pub const DEFAULT_MAX_REVIEW_ROUNDS: u32 = 3;
 
@@ -24,6 +28,7 @@ const KEYS: &[&str] = &[
     "max-agents",
     "agent",
     "timeout",
+    "kill-grace",
     "branch-prefix",
     "max-review-rounds",
     "agents",
@@ -39,6 +44,8 @@ pub struct Config {
     pub max_agents: Option<usize>,
     pub agent: Option<AgentSpec>,
     pub timeout: Option<Duration>,
+    /// Between SIGTERM and SIGKILL when an agent is stopped.
+    pub kill_grace: Option<Duration>,
     pub branch_prefix: String,
     pub max_review_rounds: Option<u32>,
     /// `[….agents.<name>]`: the command that runs the tasks naming that agent
@@ -53,6 +60,7 @@ impl Default for Config {
             max_agents: None,
             agent: None,
             timeout: None,
+            kill_grace: None,
             branch_prefix: DEFAULT_BRANCH_PREFIX.to_owned(),
             max_review_rounds: None,
             agents: BTreeMap::new(),
@@ -220,6 +228,11 @@ impl Config {
                     Some(Ok(d)) => config.timeout = Some(d),
                     Some(Err(why)) => problems.push(bad(&why).help("e.g. timeout = \"30m\"")),
                     None => problems.push(bad("expected a duration string").help("e.g. timeout = \"30m\"")),
+                },
+                "kill-grace" => match value.as_str().map(parse_span) {
+                    Some(Ok(d)) => config.kill_grace = Some(d),
+                    Some(Err(why)) => problems.push(bad(&why).help("e.g. kill-grace = \"5s\"")),
+                    None => problems.push(bad("expected a duration string").help("e.g. kill-grace = \"5s\"")),
                 },
                 "branch-prefix" => match value.as_str() {
                     Some(s) => match validate_branch_prefix(s) {
@@ -389,48 +402,23 @@ pub fn validate_branch_prefix(prefix: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// Parses `30m`, `90s`, `1h30m`, `500ms`, or a bare number of seconds.
-pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+/// Parses a duration as humantime reads it (`30m`, `90s`, `1h30m`, `1h 30min`, `500ms`), or a
+/// bare number of seconds; zero is allowed.
+pub fn parse_span(s: &str) -> std::result::Result<Duration, String> {
     let s = s.trim();
-    let invalid = || format!("`{s}` is not a duration (use e.g. 90s, 30m, 1h30m)");
-    if s.is_empty() {
-        return Err(invalid());
+    match s.parse::<u64>() {
+        Ok(secs) => Ok(Duration::from_secs(secs)),
+        Err(_) => humantime::parse_duration(s)
+            .map_err(|why| format!("`{s}` is not a duration: {why} (use e.g. 90s, 30m, 1h30m)")),
     }
-    if let Ok(secs) = s.parse::<u64>() {
-        return if secs == 0 {
-            Err("a timeout must be longer than zero".to_owned())
-        } else {
-            Ok(Duration::from_secs(secs))
-        };
+}
+
+/// A timeout: a duration ([`parse_span`]) longer than zero.
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    match parse_span(s)? {
+        d if d.is_zero() => Err("a timeout must be longer than zero".to_owned()),
+        d => Ok(d),
     }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .ok_or_else(invalid)?;
-        if digits == 0 {
-            return Err(invalid());
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| invalid())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        total += match unit {
-            "ms" => Duration::from_millis(n),
-            "s" | "sec" | "secs" => Duration::from_secs(n),
-            "m" | "min" | "mins" => Duration::from_secs(n * 60),
-            "h" | "hr" | "hrs" => Duration::from_secs(n * 3600),
-            _ => return Err(invalid()),
-        };
-    }
-    if total.is_zero() {
-        return Err("a timeout must be longer than zero".to_owned());
-    }
-    Ok(total)
 }
 
 #[cfg(test)]
@@ -446,6 +434,12 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("m5").is_err());
+        // humantime's other spellings, and zero where zero makes sense.
+        assert_eq!(parse_duration("1h 30min"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2mins 5secs"), Ok(Duration::from_secs(125)));
+        assert_eq!(parse_span("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_span("0"), Ok(Duration::ZERO));
+        assert!(parse_span("").is_err());
     }
 
     fn src(text: &str) -> TableSource<'_> {
@@ -480,7 +474,7 @@ mod tests {
             panic!("expected errors");
         };
         assert_eq!(d.len(), 6);
-        let ok = serde_json::json!({"agent": ["my-agent", "--fast"], "timeout": "10m", "branch-prefix": "team/spec", "max-review-rounds": 2});
+        let ok = serde_json::json!({"agent": ["my-agent", "--fast"], "timeout": "10m", "kill-grace": "250ms", "branch-prefix": "team/spec", "max-review-rounds": 2});
         let c = Config::from_value(Some(&ok), &src("")).unwrap();
         assert_eq!(
             c.agent,
@@ -488,6 +482,21 @@ mod tests {
         );
         assert_eq!(c.branch_prefix, "team/spec");
         assert_eq!(c.max_review_rounds, Some(2));
+        assert_eq!(c.kill_grace, Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn a_bad_kill_grace_is_located() {
+        let text = "[workspace.metadata.spec-exec]\nkill-grace = \"soon\"\n";
+        let value = serde_json::json!({"kill-grace": "soon"});
+        let e = errors(text, &value);
+        assert!(
+            e[0].starts_with("Cargo.toml:2:1: invalid `kill-grace` in [workspace.metadata.spec-exec]: `soon` is not a duration"),
+            "{e:?}"
+        );
+        let zero = serde_json::json!({"kill-grace": "0s"});
+        let c = Config::from_value(Some(&zero), &src(text)).unwrap();
+        assert_eq!(c.kill_grace, Some(Duration::ZERO));
     }
 
     #[test]

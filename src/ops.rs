@@ -50,6 +50,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         })?,
         None => ws.config.timeout.unwrap_or(config::DEFAULT_TIMEOUT),
     };
+    let kill_grace = kill_grace(ws)?;
     if let Some(agent) = &opts.agent
         && agent.trim().is_empty()
     {
@@ -256,8 +257,32 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
                 .max_review_rounds
                 .or(ws.config.max_review_rounds)
                 .unwrap_or(config::DEFAULT_MAX_REVIEW_ROUNDS),
+            kill_grace,
         },
     )
+}
+
+/// Between SIGTERM and SIGKILL: `SPEC_EXEC_KILL_GRACE`, else `kill-grace` in the
+/// configuration, else 5 s.
+fn kill_grace(ws: &Workspace) -> Result<std::time::Duration> {
+    match std::env::var(config::KILL_GRACE_ENV) {
+        Ok(value) if !value.trim().is_empty() => config::parse_span(&value).map_err(|why| {
+            Error::user_with_help(
+                format!("invalid {}: {why}", config::KILL_GRACE_ENV),
+                format!(
+                    "set it to a duration such as 5s or 200ms, or unset it to use `kill-grace` in the configuration ({} by default)",
+                    humantime::format_duration(config::DEFAULT_KILL_GRACE)
+                ),
+            )
+        }),
+        Ok(_) | Err(std::env::VarError::NotPresent) => {
+            Ok(ws.config.kill_grace.unwrap_or(config::DEFAULT_KILL_GRACE))
+        }
+        Err(std::env::VarError::NotUnicode(_)) => Err(Error::user_with_help(
+            format!("invalid {}: it is not UTF-8", config::KILL_GRACE_ENV),
+            "set it to a duration such as 5s or 200ms",
+        )),
+    }
 }
 
 #[derive(Debug, Serialize)]

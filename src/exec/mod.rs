@@ -29,9 +29,6 @@ use crate::source::display_path;
 use crate::spec::{Feature, TaskList, edit};
 use process::{Outcome, Stop};
 
-/// How long a terminated agent group gets before it is killed.
-pub const GRACE: Duration = Duration::from_secs(5);
-
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub max_agents: usize,
@@ -46,6 +43,8 @@ pub struct Settings {
     pub agents: BTreeMap<String, Agent>,
     /// How many rounds a review gate runs in one run before it fails.
     pub max_review_rounds: u32,
+    /// How long a terminated agent group gets before it is killed.
+    pub kill_grace: Duration,
 }
 
 impl Settings {
@@ -1608,7 +1607,7 @@ async fn run_job_inner(
                 log: &log,
                 env: &env,
                 timeout: left,
-                grace: GRACE,
+                grace: shared.settings.kill_grace,
                 registry: Some((&shared.registry, &shared.run_id)),
             },
             stop.clone(),
