@@ -87,9 +87,18 @@ fn dispatch(shell: &Shell, cli: Cli) -> Result<i32, Error> {
         Some(Command::Approve { feature }) => {
             ops::approve(shell, &Workspace::load(manifest)?, &feature)
         }
-        None => Err(Error::user_with_help(
-            "no feature named",
-            "usage: cargo spec-exec <FEATURE> [--dry-run]; `cargo spec-exec list` shows the features, `--help` the rest",
-        )),
+        None => {
+            // As cargo answers a command missing its argument: the error, the usage, a pointer
+            // to --help; and, since the argument is a feature, the features there are. Exit 2,
+            // as for any other invalid arguments (nothing ran).
+            let found = ops::features_found(manifest);
+            let _ = <Cli as clap::CommandFactory>::command()
+                .error(
+                    clap::error::ErrorKind::MissingRequiredArgument,
+                    format!("no feature named; {found}"),
+                )
+                .print();
+            Ok(exit::INVALID)
+        }
     }
 }

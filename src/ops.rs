@@ -479,6 +479,53 @@ fn all_features(ws: &Workspace) -> Result<Vec<Feature>> {
     spec::all_features(&ws.root, &ws.features_dir())
 }
 
+/// What `cargo spec-exec` without a feature says after "no feature named": the features of the
+/// workspace, one a line with its progress and approval, or why there are none to show.
+pub fn features_found(manifest: Option<&Path>) -> String {
+    let ws = match Workspace::load(manifest) {
+        Ok(ws) => ws,
+        Err(e) => return format!("there is no workspace here to find features in ({e})"),
+    };
+    let dir = display_path(&ws.features_dir(), &ws.root);
+    let features = match all_features(&ws) {
+        Ok(features) => features,
+        Err(e) => {
+            return format!(
+                "the features under `{}` cannot be listed ({e})",
+                dir.display()
+            );
+        }
+    };
+    if features.is_empty() {
+        return format!(
+            "there are no features under `{}` (a feature is a directory there with a tasks.md)",
+            dir.display()
+        );
+    }
+    let roots = persona_roots(&ws);
+    let summaries: Vec<Summary> = features
+        .into_par_iter()
+        .map(|f| summarize(&ws, &roots, f))
+        .collect();
+    let width = summaries
+        .iter()
+        .map(|s| s.feature.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut text = format!("the features under `{}` are:", dir.display());
+    for s in &summaries {
+        let progress = s.progress.map_or_else(
+            || "cannot be read".to_owned(),
+            |(d, t)| format!("{d}/{t} done"),
+        );
+        text.push_str(&format!(
+            "\n  {:<width$}  {progress}, {}",
+            s.feature.name, s.approval
+        ));
+    }
+    text
+}
+
 pub fn list(shell: &Shell, ws: &Workspace) -> Result<i32> {
     let features = all_features(ws)?;
     if features.is_empty() {
