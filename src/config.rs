@@ -131,8 +131,16 @@ impl TableSource<'_> {
     }
 }
 
-/// The location of the bytes `span` of `text` (cut at the end of its first line).
-fn loc_at(path: &Path, text: &str, span: std::ops::Range<usize>) -> Location {
+/// The location of the bytes `span` of `text` (cut at the end of its first line); of a quoted
+/// key, the name inside the quotes.
+fn loc_at(path: &Path, text: &str, mut span: std::ops::Range<usize>) -> Location {
+    if let Some(inner) = text.get(span.clone())
+        && inner.len() >= 2
+        && ((inner.starts_with('"') && inner.ends_with('"'))
+            || (inner.starts_with('\'') && inner.ends_with('\'')))
+    {
+        span = span.start + 1..span.end - 1;
+    }
     let start = span.start.min(text.len());
     let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
     let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
