@@ -28,10 +28,10 @@ const KEYS: &[&str] = &[
     "max-agents",
     "agent",
     "timeout",
-    "kill-grace",
     "branch-prefix",
     "max-review-rounds",
     "agents",
+    "kill-grace",
 ];
 
 /// The keys of an `[….agents.<name>]` table.
