@@ -102,10 +102,45 @@ pub fn split_words(line: &str) -> std::result::Result<Vec<String>, String> {
 }
 
 /// Finds a program the way a shell in the caller's directory would: a name on `PATH`, a path
-/// with a `/` against the current directory. The path found is absolute (when the current
+/// with a `/` from the current directory. The path found is absolute (when the current
 /// directory can be read), so it names the same program from any other directory.
 pub fn which(program: &str) -> Option<PathBuf> {
     which::which(program).ok()
+}
+
+/// Finds a program: a name on `PATH`, a path with a `/` from `dir`. The path found is
+/// absolute when `dir` is.
+pub fn which_from(program: &str, dir: &Path) -> Option<PathBuf> {
+    if program.contains('/') {
+        which::which_in(program, std::env::var_os("PATH"), dir).ok()
+    } else {
+        which(program)
+    }
+}
+
+/// The caller's directory, where `--agent ./program` is looked for.
+fn caller_dir() -> PathBuf {
+    std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
+}
+
+/// Replaces the program of `argv` by the path it is found at from `dir`; when it is not
+/// found, says where it was looked for.
+fn locate_program(argv: &mut [String], dir: &Path) -> std::result::Result<(), String> {
+    let Some(program) = which_from(&argv[0], dir) else {
+        return Err(if argv[0].contains('/') {
+            format!(
+                "agent program `{}` was not found (or is not executable) from `{}`",
+                argv[0],
+                dir.display()
+            )
+        } else {
+            format!("agent program `{}` was not found on PATH", argv[0])
+        });
+    };
+    if let Ok(program) = program.into_os_string().into_string() {
+        argv[0] = program;
+    }
+    Ok(())
 }
 
 /// How the agent was chosen, for the status line.
@@ -156,8 +191,14 @@ fn from_spec(spec: &AgentSpec, whose: &str) -> Result<Agent> {
 }
 
 /// Picks the agent: `--agent`, else config `agent`, else the first of claude, codex, gemini,
-/// aider found on `PATH`.
-pub fn resolve(flag: Option<&str>, config: Option<&AgentSpec>) -> Result<(Agent, Chosen)> {
+/// aider found on `PATH`. Its program is looked for now and named by the path found: a path
+/// in `--agent` from the caller's directory, one in the configuration from `root` (the
+/// workspace root, where the configuration is).
+pub fn resolve(
+    flag: Option<&str>,
+    config: Option<&AgentSpec>,
+    root: &Path,
+) -> Result<(Agent, Chosen)> {
     let agent = if let Some(line) = flag {
         (from_flag(line)?, Chosen::Flag)
     } else if let Some(spec) = config {
@@ -179,41 +220,26 @@ pub fn resolve(flag: Option<&str>, config: Option<&AgentSpec>) -> Result<(Agent,
     };
     let (mut agent, chosen) = agent;
     if let Agent::Command { argv, .. } = &mut agent {
-        let Some(program) = which(&argv[0]) else {
-            return Err(Error::user_with_help(
-                format!(
-                    "agent program `{}` was not found{}",
-                    argv[0],
-                    where_looked(&argv[0])
-                ),
-                "install it, put it on PATH, or pass another --agent",
-            ));
+        let dir = match chosen {
+            Chosen::Flag => caller_dir(),
+            _ => root.to_path_buf(),
         };
-        if let Ok(program) = program.into_os_string().into_string() {
-            argv[0] = program;
-        }
+        locate_program(argv, &dir).map_err(|why| {
+            Error::user_with_help(why, "install it, put it on PATH, or pass another --agent")
+        })?;
     }
     Ok((agent, chosen))
 }
 
-/// Where a program that was not found was looked for.
-fn where_looked(program: &str) -> String {
-    if program.contains('/') {
-        let dir =
-            std::env::current_dir().map_or_else(|_| ".".to_owned(), |d| d.display().to_string());
-        format!(" (or is not executable), looked for from `{dir}`")
-    } else {
-        " on PATH".to_owned()
-    }
-}
-
 /// The commands of the agent names in `names` that have one in the configuration
-/// (`[….agents.<name>] command`), each program looked for on `PATH`. With `--agent` given,
-/// none: `--agent` runs every task.
+/// (`[….agents.<name>] command`), each program looked for on `PATH` (a path, from `root`, the
+/// workspace root) and named by the path found. With `--agent` given, none: `--agent` runs
+/// every task.
 pub fn resolve_named<'a>(
     names: impl IntoIterator<Item = &'a str>,
     flag_given: bool,
     config: &BTreeMap<String, AgentSpec>,
+    root: &Path,
 ) -> Result<BTreeMap<String, Agent>> {
     let mut agents = BTreeMap::new();
     if flag_given {
@@ -228,21 +254,16 @@ pub fn resolve_named<'a>(
         }
         let mut agent = from_spec(spec, &format!(" for agent `{name}`"))?;
         if let Agent::Command { argv, .. } = &mut agent {
-            let Some(program) = which(&argv[0]) else {
-                return Err(Error::user_with_help(
+            locate_program(argv, root).map_err(|why| {
+                Error::user_with_help(
                     format!(
-                        "agent program `{}` was not found{} (the command of agent `{name}`, which tasks name with `_Agent: {name}_`)",
-                        argv[0],
-                        where_looked(&argv[0])
+                        "{why} (the command of agent `{name}`, which tasks name with `_Agent: {name}_`)"
                     ),
                     format!(
                         "install it, put it on PATH, or change `command` under `agents.{name}` in the configuration"
                     ),
-                ));
-            };
-            if let Ok(program) = program.into_os_string().into_string() {
-                argv[0] = program;
-            }
+                )
+            })?;
         }
         agents.insert(name.to_owned(), agent);
     }
@@ -365,9 +386,9 @@ mod tests {
 
     #[test]
     fn presets_and_commands() {
-        let (a, c) = resolve(Some("shell"), None).unwrap();
+        let (a, c) = resolve(Some("shell"), None, Path::new("/")).unwrap();
         assert_eq!((a, c), (Agent::Shell, Chosen::Flag));
-        let (a, _) = resolve(Some("sh -c 'exit 0'"), None).unwrap();
+        let (a, _) = resolve(Some("sh -c 'exit 0'"), None, Path::new("/")).unwrap();
         assert_eq!(a.name(), "sh");
         let Agent::Command { argv, .. } = &a else {
             panic!("{a:?}")
@@ -375,10 +396,22 @@ mod tests {
         // Run by the path found now, wherever it runs.
         assert!(Path::new(&argv[0]).is_absolute(), "{argv:?}");
         assert_eq!(argv[1..], ["-c", "exit 0"]);
-        assert!(resolve(Some("definitely-not-a-program-xyz"), None).is_err());
-        let (a, _) = resolve(None, Some(&AgentSpec::Preset("shell".into()))).unwrap();
+        assert!(resolve(Some("definitely-not-a-program-xyz"), None, Path::new("/")).is_err());
+        let (a, _) = resolve(
+            None,
+            Some(&AgentSpec::Preset("shell".into())),
+            Path::new("/"),
+        )
+        .unwrap();
         assert_eq!(a, Agent::Shell);
-        assert!(resolve(None, Some(&AgentSpec::Preset("nope".into()))).is_err());
+        assert!(
+            resolve(
+                None,
+                Some(&AgentSpec::Preset("nope".into())),
+                Path::new("/")
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -395,17 +428,22 @@ mod tests {
             ),
         ]
         .into();
-        let got =
-            resolve_named(["reviewer", "runner", "writer", "reviewer"], false, &config).unwrap();
+        let got = resolve_named(
+            ["reviewer", "runner", "writer", "reviewer"],
+            false,
+            &config,
+            Path::new("/"),
+        )
+        .unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got["reviewer"].name(), "sh");
         assert_eq!(got["runner"], Agent::Shell);
         assert!(
-            resolve_named(["reviewer"], true, &config)
+            resolve_named(["reviewer"], true, &config, Path::new("/"))
                 .unwrap()
                 .is_empty()
         );
-        let err = resolve_named(["absent"], false, &config).unwrap_err();
+        let err = resolve_named(["absent"], false, &config, Path::new("/")).unwrap_err();
         assert!(
             err.to_string()
                 .contains("`not-installed-xyz` was not found"),
@@ -413,7 +451,7 @@ mod tests {
         );
         assert_eq!(err.exit_code(), crate::error::exit::INVALID);
         // With --agent, a missing program of a named agent does not matter.
-        assert!(resolve_named(["absent"], true, &config).is_ok());
+        assert!(resolve_named(["absent"], true, &config, Path::new("/")).is_ok());
     }
 
     #[test]

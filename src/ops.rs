@@ -182,23 +182,25 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         names.iter().flatten().copied(),
         opts.agent.is_some(),
         &ws.config.agents,
+        &ws.root,
     )?;
     // Whether some task runs with the default agent.
     let needs_default = names
         .iter()
         .any(|n| n.is_none_or(|n| !agents.contains_key(n)));
-    let (agent, chosen) = match agents::resolve(opts.agent.as_deref(), ws.config.agent.as_ref()) {
-        Ok(found) => found,
-        // None was asked for or found, and none is needed: every task has its own.
-        Err(_) if !needs_default && opts.agent.is_none() && ws.config.agent.is_none() => {
-            let first = agents.values().next().cloned();
-            (
-                first.unwrap_or(agents::Agent::Shell),
-                agents::Chosen::Config,
-            )
-        }
-        Err(e) => return Err(e),
-    };
+    let (agent, chosen) =
+        match agents::resolve(opts.agent.as_deref(), ws.config.agent.as_ref(), &ws.root) {
+            Ok(found) => found,
+            // None was asked for or found, and none is needed: every task has its own.
+            Err(_) if !needs_default && opts.agent.is_none() && ws.config.agent.is_none() => {
+                let first = agents.values().next().cloned();
+                (
+                    first.unwrap_or(agents::Agent::Shell),
+                    agents::Chosen::Config,
+                )
+            }
+            Err(e) => return Err(e),
+        };
     if chosen == agents::Chosen::Found && needs_default {
         shell.status(
             "Agent",

@@ -80,3 +80,37 @@ fn a_relative_agent_program_missing_from_the_callers_directory_is_refused_before
     assert!(run.started().is_empty());
     assert!(caller.join("my-agent.sh").is_file());
 }
+
+/// In the configuration, a program's path is from the workspace root, where the configuration
+/// is, wherever spec-exec is run from.
+#[test]
+fn a_relative_program_in_the_configuration_is_from_the_workspace_root() {
+    let s = Scratch::new(&tasks_md(&[task("1", "Write it", "", "nothing")]));
+    let script = s.repo().join("tools/agent.sh");
+    write(
+        &script,
+        "#!/bin/sh\necho \"$SPEC_EXEC_TASK_ID $*\" > from-config.txt\n",
+    );
+    let mut perm = std::fs::metadata(&script).unwrap().permissions();
+    perm.set_mode(0o755);
+    std::fs::set_permissions(&script, perm).unwrap();
+    let manifest = s.repo().join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    write(
+        &manifest,
+        &format!(
+            "{text}\n[workspace.metadata.spec-exec]\nagent = [\"./tools/agent.sh\", \"--from-config\"]\n"
+        ),
+    );
+    s.git(&["add", "-A"]);
+    s.git(&["commit", "-qm", "An agent of the project's own"]);
+    let mut cmd = s.spec_exec(&["run", FEATURE, "--message-format", "json"]);
+    cmd.current_dir(s.repo().join("crates/tiny"));
+    let run = Run::of(cmd);
+    run.assert_code(0);
+    assert_eq!(run.status("1"), "done", "{}", run.context());
+    assert_eq!(
+        s.show(&Scratch::branch("1"), "from-config.txt"),
+        "1 --from-config\n"
+    );
+}
