@@ -8,12 +8,18 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub use crate::agents::AgentSpec;
+use crate::agents::is_preset;
 use crate::error::{Diagnostic, Error, Location, Result};
 
 pub const DEFAULT_FEATURES_DIR: &str = "documentation/features";
 pub const DEFAULT_MAX_AGENTS: usize = 6;
 pub const DEFAULT_BRANCH_PREFIX: &str = "spec";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// How long an agent's process group has between SIGTERM and SIGKILL.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
+/// The environment variable that sets the kill grace, over `kill-grace` in the configuration.
+pub const KILL_GRACE_ENV: &str = "SPEC_EXEC_KILL_GRACE";
 /// How many times a review gate runs its review before it gives up.
 pub const DEFAULT_MAX_REVIEW_ROUNDS: u32 = 3;
 
@@ -25,17 +31,11 @@ const KEYS: &[&str] = &[
     "branch-prefix",
     "max-review-rounds",
     "agents",
+    "kill-grace",
 ];
 
 /// The keys of an `[….agents.<name>]` table.
 const AGENT_KEYS: &[&str] = &["command"];
-
-/// An agent as configured: a preset name, or an argv list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AgentSpec {
-    Preset(String),
-    Argv(Vec<String>),
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -44,6 +44,8 @@ pub struct Config {
     pub max_agents: Option<usize>,
     pub agent: Option<AgentSpec>,
     pub timeout: Option<Duration>,
+    /// Between SIGTERM and SIGKILL when an agent is stopped.
+    pub kill_grace: Option<Duration>,
     pub branch_prefix: String,
     pub max_review_rounds: Option<u32>,
     /// `[….agents.<name>]`: the command that runs the tasks naming that agent
@@ -58,6 +60,7 @@ impl Default for Config {
             max_agents: None,
             agent: None,
             timeout: None,
+            kill_grace: None,
             branch_prefix: DEFAULT_BRANCH_PREFIX.to_owned(),
             max_review_rounds: None,
             agents: BTreeMap::new(),
@@ -82,10 +85,11 @@ impl TableSource<'_> {
         self.locate_path(key.as_slice())
     }
 
-    /// The line that defines the key at `path` below the table: `command = …` under
+    /// Where the key at `path` below the table is defined: `command = …` under
     /// `[workspace.metadata.spec-exec.agents.reviewer]`, `agents.reviewer.command = …` under
-    /// `[workspace.metadata.spec-exec]`, and so on. When no line defines it, the line that
-    /// defines the nearest table above it (an inline table, a header), else the manifest.
+    /// `[workspace.metadata.spec-exec]`, and so on, at the key's name. When it is not there, the
+    /// nearest key above it that is (a key holding an inline table is as far as it goes), or the
+    /// table's header, else the manifest.
     fn locate_path(&self, path: &[&str]) -> Location {
         let fallback = Location {
             path: self.manifest.to_path_buf(),
@@ -97,99 +101,60 @@ impl TableSource<'_> {
         let Some(text) = self.text else {
             return fallback;
         };
+        let Ok(doc) = toml_edit::Document::parse(text) else {
+            return fallback;
+        };
         let target: Vec<&str> = self.table.split('.').chain(path.iter().copied()).collect();
         let base = target.len() - path.len();
-        let mut table: Vec<String> = Vec::new();
-        // The longest prefix of `target` defined so far, and where.
-        let mut best: Option<(usize, Location)> = None;
-        for (i, line) in text.lines().enumerate() {
-            let t = line.trim();
-            let (keys, header) = if let Some(inner) = t.strip_prefix("[[") {
-                match toml_keys(inner, "]]") {
-                    Some(keys) => (keys, true),
-                    None => continue,
-                }
-            } else if let Some(inner) = t.strip_prefix('[') {
-                match toml_keys(inner, "]") {
-                    Some(keys) => (keys, true),
-                    None => continue,
-                }
-            } else {
-                match toml_keys(t, "=") {
-                    Some(keys) => (keys, false),
-                    None => continue,
-                }
-            };
-            let full: Vec<String> = if header {
-                table.clone_from(&keys);
-                keys
-            } else {
-                table.iter().cloned().chain(keys).collect()
-            };
-            // How much of the target this line defines: it defines a table the target is in,
-            // or the target itself (maybe with keys below it).
-            let shared = full
-                .iter()
-                .zip(&target)
-                .take_while(|(a, b)| a.as_str() == **b)
-                .count();
-            if shared < base || (shared < full.len() && shared < target.len()) {
-                continue;
-            }
-            if best.as_ref().is_some_and(|(n, _)| *n >= shared) {
-                continue;
-            }
-            let word = if shared > base { target[shared - 1] } else { t };
-            best = Some((shared, loc_in(self.manifest, i + 1, line, word)));
-            if shared == target.len() {
+        let mut table = doc.as_table();
+        let mut best = None;
+        for (depth, name) in target.iter().enumerate() {
+            let Some((key, item)) = table.get_key_value(name) else {
                 break;
+            };
+            let header = item.as_table().and_then(toml_edit::Table::span);
+            // Below the table, the key's name; the table itself, its header.
+            let span = if depth + 1 > base {
+                key.span().or(header)
+            } else {
+                header.or_else(|| key.span())
+            };
+            if depth + 1 >= base && span.is_some() {
+                best = span;
+            }
+            match item {
+                toml_edit::Item::Table(t) => table = t,
+                _ => break,
             }
         }
-        best.map_or(fallback, |(_, loc)| loc)
+        best.map_or(fallback, |span| loc_at(self.manifest, text, span))
     }
 }
 
-/// The dotted key at the start of `text`, up to `end` (`=`, `]`, `]]`): `a.b."c d"` is
-/// `[a, b, c d]`. `None` when `text` does not start with a key followed by `end`.
-fn toml_keys(text: &str, end: &str) -> Option<Vec<String>> {
-    let mut keys = Vec::new();
-    let mut rest = text.trim_start();
-    loop {
-        let (key, after) = if let Some(r) = rest.strip_prefix('"') {
-            let close = r.find('"')?;
-            (r[..close].to_owned(), &r[close + 1..])
-        } else if let Some(r) = rest.strip_prefix('\'') {
-            let close = r.find('\'')?;
-            (r[..close].to_owned(), &r[close + 1..])
-        } else {
-            let len = rest
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-                .unwrap_or(rest.len());
-            if len == 0 {
-                return None;
-            }
-            (rest[..len].to_owned(), &rest[len..])
-        };
-        keys.push(key);
-        let after = after.trim_start();
-        if let Some(r) = after.strip_prefix('.') {
-            rest = r.trim_start();
-        } else if after.starts_with(end) {
-            return Some(keys);
-        } else {
-            return None;
-        }
+/// The location of the bytes `span` of `text` (cut at the end of its first line); of a quoted
+/// key, the name inside the quotes.
+fn loc_at(path: &Path, text: &str, mut span: std::ops::Range<usize>) -> Location {
+    if let Some(inner) = text.get(span.clone())
+        && inner.len() >= 2
+        && ((inner.starts_with('"') && inner.ends_with('"'))
+            || (inner.starts_with('\'') && inner.ends_with('\'')))
+    {
+        span = span.start + 1..span.end - 1;
     }
-}
-
-fn loc_in(path: &Path, line: usize, text: &str, word: &str) -> Location {
-    let byte = text.find(word).unwrap_or(0);
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let end = span.end.clamp(start, line_end);
     Location {
         path: path.to_path_buf(),
-        line,
-        column: text[..byte].chars().count() + 1,
-        line_text: text.to_owned(),
-        width: word.chars().count().max(1),
+        line: text[..start].matches('\n').count() + 1,
+        column: text[line_start..start].chars().count() + 1,
+        line_text: text[line_start..line_end].trim_end_matches('\r').to_owned(),
+        width: text[start..end]
+            .trim_end_matches('\r')
+            .chars()
+            .count()
+            .max(1),
     }
 }
 
@@ -240,7 +205,7 @@ impl Config {
                     ),
                 },
                 "agent" => match agent_spec(value) {
-                    Some(AgentSpec::Preset(name)) if !crate::exec::agent::is_preset(&name) => {
+                    Some(AgentSpec::Preset(name)) if !is_preset(&name) => {
                         problems.push(
                             bad(&format!("`{name}` is not an agent preset"))
                                 .help("use one of claude, codex, gemini, aider, shell, or a list of arguments: agent = [\"my-agent\", \"--flag\"]"),
@@ -271,6 +236,11 @@ impl Config {
                     Some(Ok(d)) => config.timeout = Some(d),
                     Some(Err(why)) => problems.push(bad(&why).help("e.g. timeout = \"30m\"")),
                     None => problems.push(bad("expected a duration string").help("e.g. timeout = \"30m\"")),
+                },
+                "kill-grace" => match value.as_str().map(parse_span) {
+                    Some(Ok(d)) => config.kill_grace = Some(d),
+                    Some(Err(why)) => problems.push(bad(&why).help("e.g. kill-grace = \"5s\"")),
+                    None => problems.push(bad("expected a duration string").help("e.g. kill-grace = \"5s\"")),
                 },
                 "branch-prefix" => match value.as_str() {
                     Some(s) => match validate_branch_prefix(s) {
@@ -366,7 +336,7 @@ fn agent_entry(
             Diagnostic::error(format!("invalid `command` in [{table}]: {what}")).at(loc.clone())
         };
         match agent_spec(value) {
-            Some(AgentSpec::Preset(p)) if !crate::exec::agent::is_preset(&p) => {
+            Some(AgentSpec::Preset(p)) if !is_preset(&p) => {
                 problems.push(bad(&format!("`{p}` is not an agent preset")).help(AGENT_HELP));
             }
             Some(spec) => command = Some(spec),
@@ -440,48 +410,23 @@ pub fn validate_branch_prefix(prefix: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// Parses `30m`, `90s`, `1h30m`, `500ms`, or a bare number of seconds.
-pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+/// Parses a duration as humantime reads it (`30m`, `90s`, `1h30m`, `1h 30min`, `500ms`), or a
+/// bare number of seconds; zero is allowed.
+pub fn parse_span(s: &str) -> std::result::Result<Duration, String> {
     let s = s.trim();
-    let invalid = || format!("`{s}` is not a duration (use e.g. 90s, 30m, 1h30m)");
-    if s.is_empty() {
-        return Err(invalid());
+    match s.parse::<u64>() {
+        Ok(secs) => Ok(Duration::from_secs(secs)),
+        Err(_) => humantime::parse_duration(s)
+            .map_err(|why| format!("`{s}` is not a duration: {why} (use e.g. 90s, 30m, 1h30m)")),
     }
-    if let Ok(secs) = s.parse::<u64>() {
-        return if secs == 0 {
-            Err("a timeout must be longer than zero".to_owned())
-        } else {
-            Ok(Duration::from_secs(secs))
-        };
+}
+
+/// A timeout: a duration ([`parse_span`]) longer than zero.
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    match parse_span(s)? {
+        d if d.is_zero() => Err("a timeout must be longer than zero".to_owned()),
+        d => Ok(d),
     }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .ok_or_else(invalid)?;
-        if digits == 0 {
-            return Err(invalid());
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| invalid())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        total += match unit {
-            "ms" => Duration::from_millis(n),
-            "s" | "sec" | "secs" => Duration::from_secs(n),
-            "m" | "min" | "mins" => Duration::from_secs(n * 60),
-            "h" | "hr" | "hrs" => Duration::from_secs(n * 3600),
-            _ => return Err(invalid()),
-        };
-    }
-    if total.is_zero() {
-        return Err("a timeout must be longer than zero".to_owned());
-    }
-    Ok(total)
 }
 
 #[cfg(test)]
@@ -497,6 +442,12 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("m5").is_err());
+        // humantime's other spellings, and zero where zero makes sense.
+        assert_eq!(parse_duration("1h 30min"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2mins 5secs"), Ok(Duration::from_secs(125)));
+        assert_eq!(parse_span("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_span("0"), Ok(Duration::ZERO));
+        assert!(parse_span("").is_err());
     }
 
     fn src(text: &str) -> TableSource<'_> {
@@ -531,7 +482,7 @@ mod tests {
             panic!("expected errors");
         };
         assert_eq!(d.len(), 6);
-        let ok = serde_json::json!({"agent": ["my-agent", "--fast"], "timeout": "10m", "branch-prefix": "team/spec", "max-review-rounds": 2});
+        let ok = serde_json::json!({"agent": ["my-agent", "--fast"], "timeout": "10m", "kill-grace": "250ms", "branch-prefix": "team/spec", "max-review-rounds": 2});
         let c = Config::from_value(Some(&ok), &src("")).unwrap();
         assert_eq!(
             c.agent,
@@ -539,6 +490,21 @@ mod tests {
         );
         assert_eq!(c.branch_prefix, "team/spec");
         assert_eq!(c.max_review_rounds, Some(2));
+        assert_eq!(c.kill_grace, Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn a_bad_kill_grace_is_located() {
+        let text = "[workspace.metadata.spec-exec]\nkill-grace = \"soon\"\n";
+        let value = serde_json::json!({"kill-grace": "soon"});
+        let e = errors(text, &value);
+        assert!(
+            e[0].starts_with("Cargo.toml:2:1: invalid `kill-grace` in [workspace.metadata.spec-exec]: `soon` is not a duration"),
+            "{e:?}"
+        );
+        let zero = serde_json::json!({"kill-grace": "0s"});
+        let c = Config::from_value(Some(&zero), &src(text)).unwrap();
+        assert_eq!(c.kill_grace, Some(Duration::ZERO));
     }
 
     #[test]
@@ -651,6 +617,25 @@ mod tests {
     }
 
     #[test]
+    fn text_inside_strings_and_comments_is_not_a_key() {
+        // A multi-line string and a comment that read like keys: the error is at the real key.
+        let text = "[workspace.metadata.spec-exec]\n\
+                    # timeout = \"10m\"\n\
+                    agent = [\"sh\", \"-c\", \"\"\"\n\
+                    timeout = 1\n\
+                    \"\"\"]\n\
+                    \ttimeout = \"forever\"\n";
+        let value =
+            serde_json::json!({"agent": ["sh", "-c", "timeout = 1\n"], "timeout": "forever"});
+        let e = errors(text, &value);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("Cargo.toml:6:2: invalid `timeout` in [workspace.metadata.spec-exec]"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
     fn agent_names() {
         for ok in ["reviewer", "rust-developer", "qa_2", "v1.2", "dévelopeur"] {
             assert_eq!(validate_agent_name(ok), Ok(()), "{ok}");
@@ -672,10 +657,5 @@ mod tests {
         assert_eq!(s.locate_path(&["agents", "a", "command"]).line, 8);
         let b = s.locate_path(&["agents", "b", "command"]);
         assert_eq!((b.line, b.column), (11, 38), "b's header, at its name");
-        assert_eq!(
-            toml_keys("a . \"b.c\" .'d' = 1", "="),
-            Some(vec!["a".into(), "b.c".into(), "d".into()])
-        );
-        assert_eq!(toml_keys("\"x = 1\",", "="), None);
     }
 }

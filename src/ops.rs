@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::agents;
 use crate::cli::RunOptions;
 use crate::config::{self, DEFAULT_MAX_AGENTS};
 use crate::error::{Diagnostic, Error, Result, exit};
@@ -49,6 +50,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         })?,
         None => ws.config.timeout.unwrap_or(config::DEFAULT_TIMEOUT),
     };
+    let kill_grace = kill_grace(ws)?;
     if let Some(agent) = &opts.agent
         && agent.trim().is_empty()
     {
@@ -79,7 +81,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
     if !(opts.dry_run && shell.is_json()) {
         shell.diagnostics(plan.warnings.iter());
     }
-    let lineup = exec::agent::Lineup::new(
+    let lineup = agents::Lineup::new(
         opts.agent.as_deref(),
         ws.config.agent.as_ref(),
         &ws.config.agents,
@@ -177,29 +179,30 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
     // The agent names of the tasks to run, and the commands configured for them: every
     // program is looked for now, before any agent starts.
     let names: Vec<Option<&str>> = plan.nodes.iter().map(|n| list.agent_of(n.task)).collect();
-    let agents = exec::agent::resolve_named(
+    let agents = agents::resolve_named(
         names.iter().flatten().copied(),
         opts.agent.is_some(),
         &ws.config.agents,
+        &ws.root,
     )?;
     // Whether some task runs with the default agent.
     let needs_default = names
         .iter()
         .any(|n| n.is_none_or(|n| !agents.contains_key(n)));
     let (agent, chosen) =
-        match exec::agent::resolve(opts.agent.as_deref(), ws.config.agent.as_ref()) {
+        match agents::resolve(opts.agent.as_deref(), ws.config.agent.as_ref(), &ws.root) {
             Ok(found) => found,
             // None was asked for or found, and none is needed: every task has its own.
             Err(_) if !needs_default && opts.agent.is_none() && ws.config.agent.is_none() => {
                 let first = agents.values().next().cloned();
                 (
-                    first.unwrap_or(exec::agent::Agent::Shell),
-                    exec::agent::Chosen::Config,
+                    first.unwrap_or(agents::Agent::Shell),
+                    agents::Chosen::Config,
                 )
             }
             Err(e) => return Err(e),
         };
-    if chosen == exec::agent::Chosen::Found && needs_default {
+    if chosen == agents::Chosen::Found && needs_default {
         shell.status(
             "Agent",
             format!(
@@ -257,8 +260,32 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
                 .max_review_rounds
                 .or(ws.config.max_review_rounds)
                 .unwrap_or(config::DEFAULT_MAX_REVIEW_ROUNDS),
+            kill_grace,
         },
     )
+}
+
+/// Between SIGTERM and SIGKILL: `SPEC_EXEC_KILL_GRACE`, else `kill-grace` in the
+/// configuration, else 5 s.
+fn kill_grace(ws: &Workspace) -> Result<std::time::Duration> {
+    match std::env::var(config::KILL_GRACE_ENV) {
+        Ok(value) if !value.trim().is_empty() => config::parse_span(&value).map_err(|why| {
+            Error::user_with_help(
+                format!("invalid {}: {why}", config::KILL_GRACE_ENV),
+                format!(
+                    "set it to a duration such as 5s or 200ms, or unset it to use `kill-grace` in the configuration ({} by default)",
+                    humantime::format_duration(config::DEFAULT_KILL_GRACE)
+                ),
+            )
+        }),
+        Ok(_) | Err(std::env::VarError::NotPresent) => {
+            Ok(ws.config.kill_grace.unwrap_or(config::DEFAULT_KILL_GRACE))
+        }
+        Err(std::env::VarError::NotUnicode(_)) => Err(Error::user_with_help(
+            format!("invalid {}: it is not UTF-8", config::KILL_GRACE_ENV),
+            "set it to a duration such as 5s or 200ms",
+        )),
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -317,7 +344,7 @@ fn unknown_agents(list: &TaskList, config: &config::Config, roots: &[&Path]) -> 
             continue;
         }
         seen.push(name);
-        if config.agents.contains_key(name) || exec::agent::persona_file(roots, name).is_some() {
+        if config.agents.contains_key(name) || agents::persona_file(roots, name).is_some() {
             continue;
         }
         let loc = agent_location(list, t, name);
@@ -453,6 +480,53 @@ fn summarize(ws: &Workspace, roots: &[PathBuf], feature: Feature) -> Summary {
 
 fn all_features(ws: &Workspace) -> Result<Vec<Feature>> {
     spec::all_features(&ws.root, &ws.features_dir())
+}
+
+/// What `cargo spec-exec` without a feature says after "no feature named": the features of the
+/// workspace, one a line with its progress and approval, or why there are none to show.
+pub fn features_found(manifest: Option<&Path>) -> String {
+    let ws = match Workspace::load(manifest) {
+        Ok(ws) => ws,
+        Err(e) => return format!("there is no workspace here to find features in ({e})"),
+    };
+    let dir = display_path(&ws.features_dir(), &ws.root);
+    let features = match all_features(&ws) {
+        Ok(features) => features,
+        Err(e) => {
+            return format!(
+                "the features under `{}` cannot be listed ({e})",
+                dir.display()
+            );
+        }
+    };
+    if features.is_empty() {
+        return format!(
+            "there are no features under `{}` (a feature is a directory there with a tasks.md)",
+            dir.display()
+        );
+    }
+    let roots = persona_roots(&ws);
+    let summaries: Vec<Summary> = features
+        .into_par_iter()
+        .map(|f| summarize(&ws, &roots, f))
+        .collect();
+    let width = summaries
+        .iter()
+        .map(|s| s.feature.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut text = format!("the features under `{}` are:", dir.display());
+    for s in &summaries {
+        let progress = s.progress.map_or_else(
+            || "cannot be read".to_owned(),
+            |(d, t)| format!("{d}/{t} done"),
+        );
+        text.push_str(&format!(
+            "\n  {:<width$}  {progress}, {}",
+            s.feature.name, s.approval
+        ));
+    }
+    text
 }
 
 pub fn list(shell: &Shell, ws: &Workspace) -> Result<i32> {

@@ -519,10 +519,22 @@ fn no_feature_named_is_an_error_with_a_hint() {
     let repo = Repo::new(&[("tracks", "specs/tracks")]);
     for args in [vec![], vec!["spec-exec"]] {
         let run = repo.run(&args).invalid();
-        assert!(run.stderr.contains("error: no feature named"), "{run:#?}");
+        // As cargo answers a missing argument, with the features there are to name.
+        assert!(
+            run.stderr.starts_with(
+                "error: no feature named; the features under `documentation/features` are:\n  tracks  0/"
+            ),
+            "{run:#?}"
+        );
+        assert!(
+            run.stderr.contains(
+                " done, not approved\n\nUsage: cargo spec-exec [OPTIONS] <FEATURE> [RUN OPTIONS]\n"
+            ),
+            "{run:#?}"
+        );
         assert!(
             run.stderr
-                .contains("= help: usage: cargo spec-exec <FEATURE>"),
+                .ends_with("For more information, try '--help'.\n"),
             "{run:#?}"
         );
     }

@@ -9,8 +9,8 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::agent::Stop;
 use super::job::{self, Ctx, Job};
+use super::process::Stop;
 use super::scheduler::{Action, Finished, Interrupt, Scheduler, Start};
 use crate::error::exit;
 use crate::report::sink::Sink;

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 
-use super::agent::{self, Agent, Outcome, Stop};
+use super::process::{self, Outcome, Stop};
 use super::review;
 use super::scheduler::{Base, Finished, Role, Start};
+use crate::agents::{self, Agent};
 use crate::error::Result;
 use crate::git::{self, Git};
 use crate::report::{Status, TaskReport};
@@ -344,7 +345,7 @@ fn argvs(job: &Job, prompt_file: &Path) -> Result<Vec<Vec<String>>, End> {
             .collect()),
         Agent::Command { argv, .. } => Ok(vec![
             argv.iter()
-                .map(|a| a.replace(agent::PROMPT_FILE, &prompt_file.display().to_string()))
+                .map(|a| a.replace(agents::PROMPT_FILE, &prompt_file.display().to_string()))
                 .collect(),
         ]),
     }
@@ -393,8 +394,8 @@ async fn run_agent(
             outcome = Outcome::TimedOut;
             break;
         }
-        outcome = agent::run(
-            &agent::Spawn {
+        outcome = process::run(
+            &process::Spawn {
                 argv,
                 cwd: &p.worktree,
                 stdin: &prompt_file,

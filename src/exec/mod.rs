@@ -6,10 +6,10 @@
 //! serialised behind one lock; agents run in parallel. Ctrl-C stops scheduling and asks every
 //! agent group to terminate; a second Ctrl-C kills them; a third exits at once.
 
-pub mod agent;
 mod driver;
 mod gate;
 pub mod job;
+pub mod process;
 pub mod prompt;
 pub mod review;
 pub mod scheduler;
@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::agents::Agent;
 use crate::error::{Error, Result, exit};
 use crate::git::{self, Git};
 use crate::output::{Display, JsonLines, Shell};
@@ -27,13 +28,9 @@ use crate::report::sink::{ReportFiles, Sink as _, Sinks};
 use crate::report::{Event, Status, TaskReport, Totals, Verdict};
 use crate::source::display_path;
 use crate::spec::{Feature, TaskList, edit};
-use agent::Agent;
 use driver::{MakeJob, Tick};
 use job::{Ctx, Job, worktree_prefix};
 use scheduler::{Earlier, Naming, Scheduler, Start};
-
-/// How long a terminated agent group gets before it is killed.
-pub const GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -49,6 +46,8 @@ pub struct Settings {
     pub agents: BTreeMap<String, Agent>,
     /// How many rounds a review gate runs in one run before it fails.
     pub max_review_rounds: u32,
+    /// How long a terminated agent group gets before it is killed.
+    pub kill_grace: Duration,
 }
 
 impl Settings {
@@ -286,7 +285,7 @@ pub fn execute(
         base,
         known: tips.iter().map(|&(_, t)| t).collect(),
         timeout: settings.timeout,
-        grace: GRACE,
+        grace: settings.kill_grace,
     });
     let earlier = earlier_runs(&workdir, list, &reviews, reused, history);
     let runtime = tokio::runtime::Builder::new_current_thread()

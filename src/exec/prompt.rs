@@ -56,7 +56,7 @@ impl Loaded {
         let personas = (0..list.tasks.len())
             .filter_map(|i| list.agent_of(i))
             .map(|agent| {
-                let text = super::agent::persona_file(&roots, agent).and_then(|f| read_lossy(&f));
+                let text = crate::agents::persona_file(&roots, agent).and_then(|f| read_lossy(&f));
                 (agent.to_owned(), text)
             })
             .collect();

@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::{Blocked, Plan};
+use crate::agents::Lineup;
 use crate::error::Diagnostic;
-use crate::exec::agent::Lineup;
 use crate::spec::TaskList;
 use crate::spec::approval::Approval;
 use crate::spec::deps::Requirement;

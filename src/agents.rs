@@ -1,19 +1,26 @@
-//! Which agent runs a task, and how its process is started, timed and stopped.
+//! Which agent runs a task: the presets, the configured and `--agent` commands, the agents per
+//! task name, their persona files, and the lineup `--dry-run` shows.
 //!
-//! An agent is an argv, never a shell line (unless the user's argv names a shell). Each agent
-//! process gets its worktree as working directory, the prompt file on standard input, both
-//! output streams in the task's log file, its own process group, and `SPEC_EXEC_*` variables.
+//! A leaf module: it decides from plain values (the configuration's [`AgentSpec`]s and the
+//! `--agent` line) and imports nothing from `config`, `plan` or `exec`, which import it. How an
+//! agent's process is started, timed and stopped is `exec::process`.
+//!
+//! An agent is an argv, never a shell line (unless the user's argv names a shell). Its program is
+//! looked for once, when the run is checked, against the caller's directory and `PATH`, and run by
+//! that absolute path: `--agent ./my-agent` means the caller's `./my-agent`, not one in the
+//! task's worktree.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
-use std::time::Duration;
 
-use tokio::process::Command;
-use tokio::sync::watch;
-
-use crate::config::AgentSpec;
 use crate::error::{Error, Result};
+
+/// An agent as configured: a preset name, or an argv list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentSpec {
+    Preset(String),
+    Argv(Vec<String>),
+}
 
 /// Placeholder for the prompt file's path in a preset's argv.
 pub const PROMPT_FILE: &str = "{prompt_file}";
@@ -87,83 +94,53 @@ fn preset(name: &str) -> Option<Agent> {
         })
 }
 
-/// Splits a command line into words the way a POSIX shell splits them (quotes and backslashes),
-/// without expanding or running anything.
+/// Splits a command line into words the way a POSIX shell splits them (quotes, backslashes and
+/// `#` comments), without expanding or running anything.
 pub fn split_words(line: &str) -> std::result::Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            ' ' | '\t' | '\n' => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => word.push(c),
-                        None => return Err("a single quote is not closed".to_owned()),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c @ ('"' | '\\' | '$' | '`')) => word.push(c),
-                            Some(c) => {
-                                word.push('\\');
-                                word.push(c);
-                            }
-                            None => return Err("a double quote is not closed".to_owned()),
-                        },
-                        Some(c) => word.push(c),
-                        None => return Err("a double quote is not closed".to_owned()),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                match chars.next() {
-                    Some(c) => word.push(c),
-                    None => return Err("the line ends with a backslash".to_owned()),
-                }
-            }
-            c => {
-                in_word = true;
-                word.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    Ok(words)
+    shlex::split(line)
+        .ok_or_else(|| "a quote is not closed, or the line ends with a backslash".to_owned())
 }
 
-/// Finds a program on `PATH`.
+/// Finds a program the way a shell in the caller's directory would: a name on `PATH`, a path
+/// with a `/` from the current directory. The path found is absolute (when the current
+/// directory can be read), so it names the same program from any other directory.
 pub fn which(program: &str) -> Option<PathBuf> {
-    if program.contains('/') {
-        let p = PathBuf::from(program);
-        return p.is_file().then_some(p);
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| is_executable(p))
+    which::which(program).ok()
 }
 
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+/// Finds a program: a name on `PATH`, a path with a `/` from `dir`. The path found is
+/// absolute when `dir` is.
+pub fn which_from(program: &str, dir: &Path) -> Option<PathBuf> {
+    if program.contains('/') {
+        which::which_in(program, std::env::var_os("PATH"), dir).ok()
+    } else {
+        which(program)
+    }
+}
+
+/// The caller's directory, where `--agent ./program` is looked for.
+fn caller_dir() -> PathBuf {
+    std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
+}
+
+/// Replaces the program of `argv` by the path it is found at from `dir`; when it is not
+/// found, says where it was looked for.
+fn locate_program(argv: &mut [String], dir: &Path) -> std::result::Result<(), String> {
+    let Some(program) = which_from(&argv[0], dir) else {
+        return Err(if argv[0].contains('/') {
+            format!(
+                "agent program `{}` was not found (or is not executable) from `{}`",
+                argv[0],
+                dir.display()
+            )
+        } else {
+            format!("agent program `{}` was not found on PATH", argv[0])
+        });
+    };
+    if let Ok(program) = program.into_os_string().into_string() {
+        argv[0] = program;
+    }
+    Ok(())
 }
 
 /// How the agent was chosen, for the status line.
@@ -214,8 +191,14 @@ fn from_spec(spec: &AgentSpec, whose: &str) -> Result<Agent> {
 }
 
 /// Picks the agent: `--agent`, else config `agent`, else the first of claude, codex, gemini,
-/// aider found on `PATH`.
-pub fn resolve(flag: Option<&str>, config: Option<&AgentSpec>) -> Result<(Agent, Chosen)> {
+/// aider found on `PATH`. Its program is looked for now and named by the path found: a path
+/// in `--agent` from the caller's directory, one in the configuration from `root` (the
+/// workspace root, where the configuration is).
+pub fn resolve(
+    flag: Option<&str>,
+    config: Option<&AgentSpec>,
+    root: &Path,
+) -> Result<(Agent, Chosen)> {
     let agent = if let Some(line) = flag {
         (from_flag(line)?, Chosen::Flag)
     } else if let Some(spec) = config {
@@ -235,24 +218,28 @@ pub fn resolve(flag: Option<&str>, config: Option<&AgentSpec>) -> Result<(Agent,
             }
         }
     };
-    if let (Agent::Command { argv, .. }, _) = &agent
-        && which(&argv[0]).is_none()
-    {
-        return Err(Error::user_with_help(
-            format!("agent program `{}` was not found", argv[0]),
-            "install it, put it on PATH, or pass another --agent",
-        ));
+    let (mut agent, chosen) = agent;
+    if let Agent::Command { argv, .. } = &mut agent {
+        let dir = match chosen {
+            Chosen::Flag => caller_dir(),
+            _ => root.to_path_buf(),
+        };
+        locate_program(argv, &dir).map_err(|why| {
+            Error::user_with_help(why, "install it, put it on PATH, or pass another --agent")
+        })?;
     }
-    Ok(agent)
+    Ok((agent, chosen))
 }
 
 /// The commands of the agent names in `names` that have one in the configuration
-/// (`[….agents.<name>] command`), each program looked for on `PATH`. With `--agent` given,
-/// none: `--agent` runs every task.
+/// (`[….agents.<name>] command`), each program looked for on `PATH` (a path, from `root`, the
+/// workspace root) and named by the path found. With `--agent` given, none: `--agent` runs
+/// every task.
 pub fn resolve_named<'a>(
     names: impl IntoIterator<Item = &'a str>,
     flag_given: bool,
     config: &BTreeMap<String, AgentSpec>,
+    root: &Path,
 ) -> Result<BTreeMap<String, Agent>> {
     let mut agents = BTreeMap::new();
     if flag_given {
@@ -265,19 +252,18 @@ pub fn resolve_named<'a>(
         if agents.contains_key(name) {
             continue;
         }
-        let agent = from_spec(spec, &format!(" for agent `{name}`"))?;
-        if let Agent::Command { argv, .. } = &agent
-            && which(&argv[0]).is_none()
-        {
-            return Err(Error::user_with_help(
-                format!(
-                    "agent program `{}` was not found (the command of agent `{name}`, which tasks name with `_Agent: {name}_`)",
-                    argv[0]
-                ),
-                format!(
-                    "install it, put it on PATH, or change `command` under `agents.{name}` in the configuration"
-                ),
-            ));
+        let mut agent = from_spec(spec, &format!(" for agent `{name}`"))?;
+        if let Agent::Command { argv, .. } = &mut agent {
+            locate_program(argv, root).map_err(|why| {
+                Error::user_with_help(
+                    format!(
+                        "{why} (the command of agent `{name}`, which tasks name with `_Agent: {name}_`)"
+                    ),
+                    format!(
+                        "install it, put it on PATH, or change `command` under `agents.{name}` in the configuration"
+                    ),
+                )
+            })?;
         }
         agents.insert(name.to_owned(), agent);
     }
@@ -382,146 +368,6 @@ pub fn persona_file(roots: &[&Path], name: &str) -> Option<PathBuf> {
         .find(|f| f.is_file())
 }
 
-/// How an agent process ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Exited(i32),
-    /// Killed by a signal (reported as 128+N).
-    Signaled(i32),
-    TimedOut,
-    Interrupted,
-    /// It could not be started.
-    SpawnFailed(String),
-}
-
-impl Outcome {
-    pub fn success(&self) -> bool {
-        *self == Outcome::Exited(0)
-    }
-
-    pub fn describe(&self) -> String {
-        match self {
-            Outcome::Exited(code) => format!("exit {code}"),
-            Outcome::Signaled(sig) => format!("killed by signal {sig} (exit {})", 128 + sig),
-            Outcome::TimedOut => "timed out".to_owned(),
-            Outcome::Interrupted => "interrupted".to_owned(),
-            Outcome::SpawnFailed(why) => format!("could not start: {why}"),
-        }
-    }
-}
-
-/// What the run asks of running agents: nothing, stop politely, or stop now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Stop {
-    None,
-    Terminate,
-    Kill,
-}
-
-/// One process to run for a task.
-#[derive(Debug)]
-pub struct Spawn<'a> {
-    pub argv: &'a [String],
-    pub cwd: &'a Path,
-    pub stdin: &'a Path,
-    pub log: &'a Path,
-    pub env: &'a [(String, String)],
-    pub timeout: Duration,
-    pub grace: Duration,
-    /// Where the agent's process group is written down, with the run's id (`<pgid> <run id>`),
-    /// for a later run to stop it if this one dies without doing so.
-    pub registry: Option<(&'a Path, &'a str)>,
-}
-
-fn signal_group(pid: u32, signal: rustix::process::Signal) {
-    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
-        let _ = rustix::process::kill_process_group(pid, signal);
-    }
-}
-
-fn outcome_of(status: ExitStatus) -> Outcome {
-    use std::os::unix::process::ExitStatusExt as _;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => Outcome::Exited(code),
-        (None, Some(sig)) => Outcome::Signaled(sig),
-        (None, None) => Outcome::Exited(1),
-    }
-}
-
-/// Runs one process to its end, a timeout, or a stop request. The whole process group gets
-/// SIGTERM, then SIGKILL after the grace period, so that children die with the agent.
-pub async fn run(spawn: &Spawn<'_>, mut stop: watch::Receiver<Stop>) -> Outcome {
-    let open = || -> std::io::Result<(std::fs::File, std::fs::File, std::fs::File)> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(spawn.log)?;
-        let log2 = log.try_clone()?;
-        let stdin = std::fs::File::open(spawn.stdin)?;
-        Ok((log, log2, stdin))
-    };
-    let (out, err, stdin) = match open() {
-        Ok(files) => files,
-        Err(e) => return Outcome::SpawnFailed(e.to_string()),
-    };
-    let mut cmd = Command::new(&spawn.argv[0]);
-    cmd.args(&spawn.argv[1..])
-        .current_dir(spawn.cwd)
-        .stdin(Stdio::from(stdin))
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
-        .envs(spawn.env.iter().map(|(k, v)| (k, v)))
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = match cmd.spawn() {
-        Ok(child) => child,
-        Err(e) => return Outcome::SpawnFailed(format!("{}: {e}", spawn.argv[0])),
-    };
-    let Some(pid) = child.id() else {
-        return Outcome::SpawnFailed("the process ended before it could be watched".to_owned());
-    };
-    if let Some((registry, run_id)) = spawn.registry {
-        let line = format!("{pid} {run_id}\n");
-        let _ = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(registry)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
-    }
-    if *stop.borrow() != Stop::None {
-        signal_group(pid, rustix::process::Signal::KILL);
-        let _ = child.wait().await;
-        return Outcome::Interrupted;
-    }
-    let deadline = tokio::time::sleep(spawn.timeout);
-    tokio::pin!(deadline);
-    let why = tokio::select! {
-        status = child.wait() => {
-            // The agent is gone; leftovers of its group go with it.
-            signal_group(pid, rustix::process::Signal::KILL);
-            return match status {
-                Ok(s) => outcome_of(s),
-                Err(e) => Outcome::SpawnFailed(e.to_string()),
-            };
-        }
-        () = &mut deadline => Outcome::TimedOut,
-        _ = stop.wait_for(|s| *s != Stop::None) => Outcome::Interrupted,
-    };
-    // Stop politely, then not.
-    let now = *stop.borrow() == Stop::Kill;
-    if !now {
-        signal_group(pid, rustix::process::Signal::TERM);
-        tokio::select! {
-            _ = child.wait() => {}
-            () = tokio::time::sleep(spawn.grace) => {}
-            _ = stop.wait_for(|s| *s == Stop::Kill) => {}
-        }
-    }
-    signal_group(pid, rustix::process::Signal::KILL);
-    let _ = child.wait().await;
-    why
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -540,14 +386,32 @@ mod tests {
 
     #[test]
     fn presets_and_commands() {
-        let (a, c) = resolve(Some("shell"), None).unwrap();
+        let (a, c) = resolve(Some("shell"), None, Path::new("/")).unwrap();
         assert_eq!((a, c), (Agent::Shell, Chosen::Flag));
-        let (a, _) = resolve(Some("sh -c 'exit 0'"), None).unwrap();
+        let (a, _) = resolve(Some("sh -c 'exit 0'"), None, Path::new("/")).unwrap();
         assert_eq!(a.name(), "sh");
-        assert!(resolve(Some("definitely-not-a-program-xyz"), None).is_err());
-        let (a, _) = resolve(None, Some(&AgentSpec::Preset("shell".into()))).unwrap();
+        let Agent::Command { argv, .. } = &a else {
+            panic!("{a:?}")
+        };
+        // Run by the path found now, wherever it runs.
+        assert!(Path::new(&argv[0]).is_absolute(), "{argv:?}");
+        assert_eq!(argv[1..], ["-c", "exit 0"]);
+        assert!(resolve(Some("definitely-not-a-program-xyz"), None, Path::new("/")).is_err());
+        let (a, _) = resolve(
+            None,
+            Some(&AgentSpec::Preset("shell".into())),
+            Path::new("/"),
+        )
+        .unwrap();
         assert_eq!(a, Agent::Shell);
-        assert!(resolve(None, Some(&AgentSpec::Preset("nope".into()))).is_err());
+        assert!(
+            resolve(
+                None,
+                Some(&AgentSpec::Preset("nope".into())),
+                Path::new("/")
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -564,17 +428,22 @@ mod tests {
             ),
         ]
         .into();
-        let got =
-            resolve_named(["reviewer", "runner", "writer", "reviewer"], false, &config).unwrap();
+        let got = resolve_named(
+            ["reviewer", "runner", "writer", "reviewer"],
+            false,
+            &config,
+            Path::new("/"),
+        )
+        .unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got["reviewer"].name(), "sh");
         assert_eq!(got["runner"], Agent::Shell);
         assert!(
-            resolve_named(["reviewer"], true, &config)
+            resolve_named(["reviewer"], true, &config, Path::new("/"))
                 .unwrap()
                 .is_empty()
         );
-        let err = resolve_named(["absent"], false, &config).unwrap_err();
+        let err = resolve_named(["absent"], false, &config, Path::new("/")).unwrap_err();
         assert!(
             err.to_string()
                 .contains("`not-installed-xyz` was not found"),
@@ -582,7 +451,7 @@ mod tests {
         );
         assert_eq!(err.exit_code(), crate::error::exit::INVALID);
         // With --agent, a missing program of a named agent does not matter.
-        assert!(resolve_named(["absent"], true, &config).is_ok());
+        assert!(resolve_named(["absent"], true, &config, Path::new("/")).is_ok());
     }
 
     #[test]

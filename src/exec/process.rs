@@ -1,0 +1,186 @@
+//! Running one agent process: its own process group, the prompt file on standard input, both
+//! output streams in the task's log, a timeout, and a stop that reaches its children.
+//!
+//! The whole group is stopped, never only the agent: SIGTERM, then SIGKILL after the grace
+//! period. A [`GroupGuard`] kills the group when [`run`]'s future is dropped before the agent was
+//! reaped (a panic in the scheduler, an aborted task, any early return), so no child of an agent
+//! outlives the run that started it.
+
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::process::Command;
+use tokio::sync::watch;
+
+/// How an agent process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Exited(i32),
+    /// Killed by a signal (reported as 128+N).
+    Signaled(i32),
+    TimedOut,
+    Interrupted,
+    /// It could not be started.
+    SpawnFailed(String),
+}
+
+impl Outcome {
+    pub fn success(&self) -> bool {
+        *self == Outcome::Exited(0)
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Outcome::Exited(code) => format!("exit {code}"),
+            Outcome::Signaled(sig) => format!("killed by signal {sig} (exit {})", 128 + sig),
+            Outcome::TimedOut => "timed out".to_owned(),
+            Outcome::Interrupted => "interrupted".to_owned(),
+            Outcome::SpawnFailed(why) => format!("could not start: {why}"),
+        }
+    }
+}
+
+/// What the run asks of running agents: nothing, stop politely, or stop now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stop {
+    None,
+    Terminate,
+    Kill,
+}
+
+/// One process to run for a task.
+#[derive(Debug)]
+pub struct Spawn<'a> {
+    pub argv: &'a [String],
+    pub cwd: &'a Path,
+    pub stdin: &'a Path,
+    pub log: &'a Path,
+    pub env: &'a [(String, String)],
+    pub timeout: Duration,
+    pub grace: Duration,
+    /// Where the agent's process group is written down, with the run's id (`<pgid> <run id>`),
+    /// for a later run to stop it if this one dies without doing so.
+    pub registry: Option<(&'a Path, &'a str)>,
+}
+
+fn signal_group(pid: u32, signal: rustix::process::Signal) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process_group(pid, signal);
+    }
+}
+
+/// Kills a process group when dropped, unless [`GroupGuard::reaped`] said its leader was waited
+/// for (after which the group's id may be another's).
+#[derive(Debug)]
+struct GroupGuard {
+    pgid: Option<u32>,
+}
+
+impl GroupGuard {
+    fn new(pgid: u32) -> GroupGuard {
+        GroupGuard { pgid: Some(pgid) }
+    }
+
+    /// The leader was reaped and its group stopped: there is nothing left to kill.
+    fn reaped(&mut self) {
+        self.pgid = None;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.pgid {
+            signal_group(pgid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+fn outcome_of(status: ExitStatus) -> Outcome {
+    use std::os::unix::process::ExitStatusExt as _;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => Outcome::Exited(code),
+        (None, Some(sig)) => Outcome::Signaled(sig),
+        (None, None) => Outcome::Exited(1),
+    }
+}
+
+/// Runs one process to its end, a timeout, or a stop request. The whole process group gets
+/// SIGTERM, then SIGKILL after the grace period, so that children die with the agent.
+pub async fn run(spawn: &Spawn<'_>, mut stop: watch::Receiver<Stop>) -> Outcome {
+    let open = || -> std::io::Result<(std::fs::File, std::fs::File, std::fs::File)> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(spawn.log)?;
+        let log2 = log.try_clone()?;
+        let stdin = std::fs::File::open(spawn.stdin)?;
+        Ok((log, log2, stdin))
+    };
+    let (out, err, stdin) = match open() {
+        Ok(files) => files,
+        Err(e) => return Outcome::SpawnFailed(e.to_string()),
+    };
+    let mut cmd = Command::new(&spawn.argv[0]);
+    cmd.args(&spawn.argv[1..])
+        .current_dir(spawn.cwd)
+        .stdin(Stdio::from(stdin))
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .envs(spawn.env.iter().map(|(k, v)| (k, v)))
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => return Outcome::SpawnFailed(format!("{}: {e}", spawn.argv[0])),
+    };
+    let Some(pid) = child.id() else {
+        return Outcome::SpawnFailed("the process ended before it could be watched".to_owned());
+    };
+    // Declared after `child`, so dropped before it: the group is killed while its leader is
+    // still unreaped (a zombie at worst), so its id still names this group.
+    let mut guard = GroupGuard::new(pid);
+    if let Some((registry, run_id)) = spawn.registry {
+        let line = format!("{pid} {run_id}\n");
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(registry)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+    }
+    if *stop.borrow() != Stop::None {
+        signal_group(pid, rustix::process::Signal::KILL);
+        let _ = child.wait().await;
+        guard.reaped();
+        return Outcome::Interrupted;
+    }
+    let deadline = tokio::time::sleep(spawn.timeout);
+    tokio::pin!(deadline);
+    let why = tokio::select! {
+        status = child.wait() => {
+            // The agent is gone; leftovers of its group go with it.
+            signal_group(pid, rustix::process::Signal::KILL);
+            guard.reaped();
+            return match status {
+                Ok(s) => outcome_of(s),
+                Err(e) => Outcome::SpawnFailed(e.to_string()),
+            };
+        }
+        () = &mut deadline => Outcome::TimedOut,
+        _ = stop.wait_for(|s| *s != Stop::None) => Outcome::Interrupted,
+    };
+    // Stop politely, then not.
+    let now = *stop.borrow() == Stop::Kill;
+    if !now {
+        signal_group(pid, rustix::process::Signal::TERM);
+        tokio::select! {
+            _ = child.wait() => {}
+            () = tokio::time::sleep(spawn.grace) => {}
+            _ = stop.wait_for(|s| *s == Stop::Kill) => {}
+        }
+    }
+    signal_group(pid, rustix::process::Signal::KILL);
+    let _ = child.wait().await;
+    guard.reaped();
+    why
+}
