@@ -1,35 +1,21 @@
 //! The exec core's contracts seen from outside: a run that cannot write its report still ends
-//! with `run-finished` and exit 1 (work was done), a failed task names only branches that
-//! exist, and the human lines count and say what happened.
+//! with `run-finished` and exit 1 (work was done), and the human lines count and say what
+//! happened.
 
 mod support;
 
-use support::{FEATURE, Scratch, helper_agent, task, tasks_md};
-
-/// A task run by the shell agent: its ```sh block.
-fn shell_task(id: &str, deps: &str, script: &str) -> String {
-    let deps = if deps.is_empty() { "None" } else { deps };
-    format!(
-        "- [ ] {id}. **Task {id}**\n  - _Dependencies: {deps}_\n\n  ```sh\n  {script}\n  ```\n\n"
-    )
-}
+use support::{FEATURE, Scratch, helper_agent, shell_task, task, tasks_md};
 
 #[test]
 fn a_report_that_cannot_be_written_exits_1_with_run_finished() {
     // The task leaves a directory where report.json is to go: the report cannot be written.
     let s = Scratch::package(&tasks_md(&[shell_task(
         "1",
+        "Task 1",
         "",
         r#"mkdir -p "$(dirname "$(dirname "$SPEC_EXEC_PROMPT_FILE")")/report.json/x" && echo one > one.txt"#,
     )]));
-    let run = s.run_args(&[
-        "run",
-        FEATURE,
-        "--agent",
-        "shell",
-        "--message-format",
-        "json",
-    ]);
+    let run = s.shell_run(&[]);
     run.assert_code(1);
     assert_eq!(run.status("1"), "done", "{}", run.context());
     let finished = run.run_finished();
@@ -49,30 +35,6 @@ fn a_report_that_cannot_be_written_exits_1_with_run_finished() {
         !names.iter().any(|n| n.starts_with(".report-")),
         "{names:?}"
     );
-}
-
-#[test]
-fn a_task_that_fails_before_its_branch_is_made_names_no_branch() {
-    // 1 and 2 write different text to one file: 3's base, their merge, conflicts.
-    let s = Scratch::package(&tasks_md(&[
-        task("1", "One", "", "write=same.txt"),
-        task("2", "Two", "", "write=same.txt"),
-        task("3", "Both", "Task 1, Task 2", "write=three.txt"),
-    ]));
-    let run = s.run(&[]);
-    run.assert_code(1);
-    assert_eq!(run.status("3"), "failed", "{}", run.context());
-    assert!(run.reason("3").contains("conflict"), "{}", run.context());
-    assert!(run.finished("3")["branch"].is_null(), "{}", run.context());
-    assert!(!s.git_ok(&["rev-parse", "--verify", "-q", &Scratch::branch("3")]));
-    let report = std::fs::read_to_string(s.run_dir().join("report.md")).unwrap();
-    let row = report.lines().find(|l| l.starts_with("| 3 ")).unwrap();
-    assert!(!row.contains("spec/"), "{row}");
-    // Each row names the agent that ran the task; none ran 3.
-    assert!(row.starts_with("| 3 Both | failed |  |"), "{row}");
-    let row = report.lines().find(|l| l.starts_with("| 1 ")).unwrap();
-    assert!(row.starts_with("| 1 One | done | `bash` |"), "{row}");
-    assert!(run.finished("3")["agent"].is_null(), "{}", run.context());
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 mod support;
 
-use support::{FEATURE, Run, Scratch, is_ticked};
+use support::{Scratch, is_ticked};
 
 #[test]
 fn a_review_line_with_unusual_letters_does_not_stop_the_run() {
@@ -15,14 +15,7 @@ fn a_review_line_with_unusual_letters_does_not_stop_the_run() {
          - [ ] 1. **Build**\n  - _Dependencies: None_\n  ```sh\n  echo 1 > one.txt\n  ```\n\n\
          - [ ] CR-A. **Review**\n  - İ saved to✅ x\n  - _Dependencies: Task 1_\n  ```sh\n  echo 'Status: APPROVED'\n  ```\n\n",
     );
-    let run = Run::of(s.spec_exec(&[
-        "run",
-        FEATURE,
-        "--agent",
-        "shell",
-        "--message-format",
-        "json",
-    ]));
+    let run = s.shell_run(&[]);
     run.assert_code(0);
     assert_eq!(run.status("CR-A"), "done", "{}", run.context());
     assert_eq!(

@@ -603,14 +603,7 @@ fn cargo_test_in_worktree(project: Project) {
     let tasks = "# Implementation Tasks\n\n- [ ] 1. **Test the crate**\n  - _Dependencies: None_\n  ```sh\n  cargo test --offline --quiet\n  echo tested > tested.txt\n  ```\n";
     let s = Scratch::unapproved(tasks, project);
     s.approve();
-    let run = s.run_args(&[
-        "run",
-        FEATURE,
-        "--agent",
-        "shell",
-        "--message-format",
-        "json",
-    ]);
+    let run = s.shell_run(&[]);
     let log = run
         .of_type("task-finished")
         .find_map(|e| e["log"].as_str())
@@ -1167,6 +1160,27 @@ fn conflicting_dependencies_fail_the_join_and_name_the_paths() {
     assert!(!reason.contains("left.txt"), "{reason}");
     assert!(!s.records().start.contains_key("3"), "the agent of 3 ran");
     assert!(!is_ticked(&s.tasks_md(), "3"));
+    // It failed before its branch was made: it names none, and none was made. The report's
+    // rows name the agent that ran each task; none ran 3.
+    assert!(run.finished("3")["branch"].is_null(), "{}", run.context());
+    assert!(run.finished("3")["agent"].is_null(), "{}", run.context());
+    assert!(!s.git_ok(&["rev-parse", "--verify", "-q", &Scratch::branch("3")]));
+    let report = std::fs::read_to_string(s.run_dir().join("report.md")).unwrap();
+    let row = |id: &str| {
+        report
+            .lines()
+            .find(|l| l.starts_with(&format!("| {id} ")))
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        row("3").starts_with("| 3 Join | failed |  |  |"),
+        "{report}"
+    );
+    assert!(
+        row("1").starts_with("| 1 Left | done | `bash` | `spec/"),
+        "{report}"
+    );
 }
 
 /// A second Ctrl-C kills the agents at once, without waiting for the grace period.

@@ -16,23 +16,7 @@ use serde_json::Value;
 
 mod support;
 
-use support::{FEATURE, Run, Scratch, is_ticked, text};
-
-/// A task the shell agent runs: its code block is `script`.
-fn shell_task(id: &str, title: &str, script: &str) -> String {
-    format!("- [ ] {id}. **{title}**\n  - _Dependencies: None_\n  ```sh\n  {script}\n  ```\n\n")
-}
-
-fn shell_run(s: &Scratch) -> std::process::Command {
-    s.spec_exec(&[
-        "run",
-        FEATURE,
-        "--agent",
-        "shell",
-        "--message-format",
-        "json",
-    ])
-}
+use support::{FEATURE, Run, Scratch, is_ticked, shell_task, text};
 
 /// A pid that no process has: one that has just ended.
 fn dead_pid() -> u32 {
@@ -64,6 +48,7 @@ fn lines_appended_to_tasks_md_during_a_run_are_kept_and_every_task_is_ticked() {
             shell_task(
                 &n.to_string(),
                 &format!("Task {n}"),
+                "",
                 &format!("echo {n} > f{n}.txt"),
             )
         })
@@ -72,8 +57,8 @@ fn lines_appended_to_tasks_md_during_a_run_are_kept_and_every_task_is_ticked() {
     let path = s.tasks_path();
     let before = s.tasks_md();
 
-    let mut child = shell_run(&s)
-        .args(["--max-agents", "4"])
+    let mut child = s
+        .shell_run_command(&["--max-agents", "4"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -162,11 +147,12 @@ fn a_tick_that_cannot_be_written_makes_the_run_exit_1() {
         shell_task(
             "1",
             "Rename me",
+            "",
             "sed -i 's/Rename me/Renamed/' \"$HELPER_USER_TASKS\" && echo 1 > one.txt"
         ),
-        shell_task("2", "Other", "echo 2 > two.txt"),
+        shell_task("2", "Other", "", "echo 2 > two.txt"),
     ));
-    let run = Run::of(shell_run(&s));
+    let run = s.shell_run(&[]);
     run.assert_code(1);
     assert_eq!(run.status("1"), "done", "{}", run.context());
     let reason = run.finished("1")["tick_error"].as_str().unwrap_or_default();
@@ -190,6 +176,7 @@ fn a_tasks_md_swapped_for_a_link_out_of_the_repository_is_not_ticked() {
         shell_task(
             "1",
             "Swap the task list",
+            "",
             "ln -sf \"$OUTSIDE_TASKS\" \"$HELPER_USER_TASKS\" && echo 1 > one.txt"
         ),
     ));
@@ -197,7 +184,7 @@ fn a_tasks_md_swapped_for_a_link_out_of_the_repository_is_not_ticked() {
     // A copy of the task list: a tick through the link would find the task there.
     let copy = s.tasks_md();
     std::fs::write(&outside, &copy).unwrap();
-    let mut cmd = shell_run(&s);
+    let mut cmd = s.shell_run_command(&[]);
     cmd.env("OUTSIDE_TASKS", &outside);
     let run = Run::of(cmd);
     assert!(
@@ -226,12 +213,12 @@ fn a_tasks_md_swapped_for_a_link_out_of_the_repository_is_not_ticked() {
 fn copies_of_tasks_md_left_by_a_killed_run_are_removed() {
     let s = Scratch::new(&format!(
         "# Implementation Tasks\n\n{}",
-        shell_task("1", "One", "echo 1 > one.txt"),
+        shell_task("1", "One", "", "echo 1 > one.txt"),
     ));
     let dir = spec_dir(&s);
     let stale = dir.join(format!(".tasks.md.spec-exec-{}.tmp", dead_pid()));
     std::fs::write(&stale, s.tasks_md()).unwrap();
-    let run = Run::of(shell_run(&s));
+    let run = s.shell_run(&[]);
     run.assert_code(0);
     assert!(is_ticked(&s.tasks_md(), "1"));
     assert_eq!(

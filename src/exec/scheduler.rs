@@ -275,133 +275,144 @@ impl<'a> Scheduler<'a> {
     /// A job ended: settle its task, or take its gate a step further.
     pub fn finished(&mut self, done: Finished) -> Vec<Action> {
         self.running = self.running.saturating_sub(1);
+        let mut actions = Vec::new();
+        match done.start.role {
+            Role::Task => self.conclude(done.report, &mut actions),
+            Role::Review { round } => self.review_finished(done, round, &mut actions),
+            Role::Rework { review, run } => {
+                self.rework_finished(done, review, run, &mut actions);
+            }
+        }
+        actions
+    }
+
+    /// Round `round` of a review ended: its gate passes, ends, or asks for the rework.
+    fn review_finished(&mut self, done: Finished, round: u32, actions: &mut Vec<Action>) {
         let Finished {
             start,
             mut report,
             verdict,
         } = done;
-        let mut actions = Vec::new();
         let index = start.task;
-        match start.role {
-            Role::Task => self.conclude(report, &mut actions),
-            Role::Review { round } => {
-                let rework = self.waiting_rework(index);
-                let gate = self.gates.entry(index).or_default();
-                gate.duration += report.duration_secs;
-                let Some(read) = verdict.filter(|_| report.status == Status::Done) else {
-                    report.rounds = gate.rounds.clone();
-                    report.duration_secs = gate.duration;
-                    self.conclude(report, &mut actions);
-                    return actions;
-                };
-                let step = gate.verdict(
-                    round,
-                    &start.branch,
-                    &report,
-                    read.verdict,
-                    gate::Limits {
-                        interrupted: self.interrupts > 0,
-                        max_rounds: self.opts.max_review_rounds,
-                        rework: rework.is_some(),
-                    },
-                );
-                self.final_branch.insert(index, start.branch.clone());
-                actions.push(Action::Emit(Event::ReviewVerdict {
-                    id: self.list.tasks[index].id.clone(),
-                    round,
-                    branch: start.branch.clone(),
-                    commit: report.commit.clone(),
-                    verdict: read.verdict,
-                    log: report.log.clone().unwrap_or_default(),
-                }));
-                report.verdict = Some(read.verdict);
-                report.rounds = gate.rounds.clone();
-                report.duration_secs = gate.duration;
-                match (step, rework) {
-                    (gate::Step::Passed, _) => self.conclude(report, &mut actions),
-                    (gate::Step::Ends(status, why), _) => {
-                        report.status = status;
-                        report.reason = Some(why);
-                        self.conclude(report, &mut actions);
-                    }
-                    (gate::Step::Rework, Some(w)) => {
-                        let run = self.next_rework_run(w);
-                        let findings = Findings {
-                            review: index,
-                            round,
-                            source: read.source,
-                            text: read.findings,
-                        };
-                        let job = self.rework_job(w, run, start.branch.clone(), findings);
-                        self.queue.push_back(job);
-                    }
-                    (gate::Step::Rework, None) => {
-                        unreachable!("a gate asks for a rework only when one can run")
-                    }
-                }
+        let rework = self.waiting_rework(index);
+        let gate = self.gates.entry(index).or_default();
+        gate.duration += report.duration_secs;
+        let Some(read) = verdict.filter(|_| report.status == Status::Done) else {
+            report.rounds = gate.rounds.clone();
+            report.duration_secs = gate.duration;
+            self.conclude(report, actions);
+            return;
+        };
+        let step = gate.verdict(
+            round,
+            &start.branch,
+            &report,
+            read.verdict,
+            gate::Limits {
+                interrupted: self.interrupts > 0,
+                max_rounds: self.opts.max_review_rounds,
+                rework: rework.is_some(),
+            },
+        );
+        self.final_branch.insert(index, start.branch.clone());
+        actions.push(Action::Emit(Event::ReviewVerdict {
+            id: self.list.tasks[index].id.clone(),
+            round,
+            branch: start.branch.clone(),
+            commit: report.commit.clone(),
+            verdict: read.verdict,
+            log: report.log.clone().unwrap_or_default(),
+        }));
+        report.verdict = Some(read.verdict);
+        report.rounds = gate.rounds.clone();
+        report.duration_secs = gate.duration;
+        match (step, rework) {
+            (gate::Step::Passed, _) => self.conclude(report, actions),
+            (gate::Step::Ends(status, why), _) => {
+                report.status = status;
+                report.reason = Some(why);
+                self.conclude(report, actions);
             }
-            Role::Rework { review: r, run } => {
-                if let Some(b) = self.busy.get_mut(&index) {
-                    *b = b.saturating_sub(1);
-                }
-                let id = self.list.tasks[index].id.clone();
-                let entry = Round {
-                    task: id.clone(),
-                    round: run,
-                    branch: start.branch.clone(),
-                    commit: report.commit.clone(),
-                    verdict: None,
-                    reused: false,
+            (gate::Step::Rework, Some(w)) => {
+                let run = self.next_rework_run(w);
+                let findings = Findings {
+                    review: index,
+                    round,
+                    source: read.source,
+                    text: read.findings,
                 };
-                let gate = self.gates.entry(r).or_default();
-                gate.duration += report.duration_secs;
-                if report.status == Status::Done {
-                    gate.rounds.push(entry.clone());
-                    self.rework_runs.entry(index).or_default().push(entry);
-                    self.final_branch.insert(index, start.branch.clone());
-                    actions.push(Action::Emit(Event::ReworkFinished {
-                        id: id.clone(),
-                        review: self.list.tasks[r].id.clone(),
-                        round: run,
-                        branch: start.branch.clone(),
-                        commit: report.commit.clone(),
-                        files_changed: report.files_changed,
-                        duration_secs: report.duration_secs,
-                        log: report.log.clone().unwrap_or_default(),
-                    }));
-                    if let Some(before) = self.rework_last.get(&index) {
-                        report.duration_secs += before.duration_secs;
-                    }
-                    self.rework_last.insert(index, report);
-                    if self.interrupts > 0 {
-                        let rr = self.gate_report(
-                            r,
-                            Status::Interrupted,
-                            "interrupted between review rounds".to_owned(),
-                        );
-                        self.conclude(rr, &mut actions);
-                    } else {
-                        let gate = self.gates.entry(r).or_default();
-                        gate.round += 1;
-                        gate.this_run += 1;
-                        let round = gate.round;
-                        let next = self.review_round(r, round, start.branch.clone(), Some(id));
-                        self.queue.push_back(next);
-                    }
-                } else {
-                    let status = report.status;
-                    let mut runs = self.rework_runs.remove(&index).unwrap_or_default();
-                    runs.push(entry);
-                    report.rounds = runs;
-                    self.rework_last.remove(&index);
-                    let rr =
-                        self.gate_report(r, status, format!("its rework {id} {}", status.word()));
-                    self.conclude(report, &mut actions);
-                    self.conclude(rr, &mut actions);
-                }
+                let job = self.rework_job(w, run, start.branch.clone(), findings);
+                self.queue.push_back(job);
+            }
+            (gate::Step::Rework, None) => {
+                unreachable!("a gate asks for a rework only when one can run")
             }
         }
-        actions
+    }
+
+    /// Run `run` of a rework for review `r` ended: the review goes again, or its gate ends.
+    fn rework_finished(&mut self, done: Finished, r: usize, run: u32, actions: &mut Vec<Action>) {
+        let Finished {
+            start, mut report, ..
+        } = done;
+        let index = start.task;
+        if let Some(b) = self.busy.get_mut(&index) {
+            *b = b.saturating_sub(1);
+        }
+        let id = self.list.tasks[index].id.clone();
+        let entry = Round {
+            task: id.clone(),
+            round: run,
+            branch: start.branch.clone(),
+            commit: report.commit.clone(),
+            verdict: None,
+            reused: false,
+        };
+        let gate = self.gates.entry(r).or_default();
+        gate.duration += report.duration_secs;
+        if report.status == Status::Done {
+            gate.rounds.push(entry.clone());
+            self.rework_runs.entry(index).or_default().push(entry);
+            self.final_branch.insert(index, start.branch.clone());
+            actions.push(Action::Emit(Event::ReworkFinished {
+                id: id.clone(),
+                review: self.list.tasks[r].id.clone(),
+                round: run,
+                branch: start.branch.clone(),
+                commit: report.commit.clone(),
+                files_changed: report.files_changed,
+                duration_secs: report.duration_secs,
+                log: report.log.clone().unwrap_or_default(),
+            }));
+            if let Some(before) = self.rework_last.get(&index) {
+                report.duration_secs += before.duration_secs;
+            }
+            self.rework_last.insert(index, report);
+            if self.interrupts > 0 {
+                let rr = self.gate_report(
+                    r,
+                    Status::Interrupted,
+                    "interrupted between review rounds".to_owned(),
+                );
+                self.conclude(rr, actions);
+            } else {
+                let gate = self.gates.entry(r).or_default();
+                gate.round += 1;
+                gate.this_run += 1;
+                let round = gate.round;
+                let next = self.review_round(r, round, start.branch.clone(), Some(id));
+                self.queue.push_back(next);
+            }
+        } else {
+            let status = report.status;
+            let mut runs = self.rework_runs.remove(&index).unwrap_or_default();
+            runs.push(entry);
+            report.rounds = runs;
+            self.rework_last.remove(&index);
+            let rr = self.gate_report(r, status, format!("its rework {id} {}", status.word()));
+            self.conclude(report, actions);
+            self.conclude(rr, actions);
+        }
     }
 
     /// A Ctrl-C (SIGTERM, SIGHUP): no new job starts; what the agents are to do.

@@ -300,6 +300,25 @@ impl Scratch {
         self.spec_exec(&args)
     }
 
+    /// The command that runs the feature with the built-in shell agent and JSON output.
+    pub fn shell_run_command(&self, extra: &[&str]) -> Command {
+        let mut args = vec![
+            "run",
+            FEATURE,
+            "--agent",
+            "shell",
+            "--message-format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        self.spec_exec(&args)
+    }
+
+    /// Runs the feature with the built-in shell agent and JSON output.
+    pub fn shell_run(&self, extra: &[&str]) -> Run {
+        Run::of(self.shell_run_command(extra))
+    }
+
     /// Runs the feature with the helper agent and JSON output.
     pub fn run(&self, extra: &[&str]) -> Run {
         Run::of(self.run_command(extra))
@@ -348,6 +367,12 @@ impl Scratch {
 pub fn task(id: &str, title: &str, deps: &str, helper: &str) -> String {
     let deps = if deps.is_empty() { "None" } else { deps };
     format!("- [ ] {id}. **{title}**\n  - helper: {helper}\n  - _Dependencies: {deps}_\n\n")
+}
+
+/// A task the built-in shell agent runs: its ```sh block is `script`.
+pub fn shell_task(id: &str, title: &str, deps: &str, script: &str) -> String {
+    let deps = if deps.is_empty() { "None" } else { deps };
+    format!("- [ ] {id}. **{title}**\n  - _Dependencies: {deps}_\n  ```sh\n  {script}\n  ```\n\n")
 }
 
 pub fn tasks_md(tasks: &[String]) -> String {
