@@ -71,14 +71,22 @@ impl Source {
         }
     }
 
-    /// 1-based line and column (in characters) of an offset in `text`.
+    /// `text_offset`, within `text` and moved back to the start of the character it falls in.
+    fn floor(&self, text_offset: usize) -> usize {
+        let mut at = text_offset.min(self.text.len());
+        while !self.text.is_char_boundary(at) {
+            at -= 1;
+        }
+        at
+    }
+
+    /// 1-based line and column (in characters) of an offset in `text` (an offset inside a
+    /// character counts as that character's).
     pub fn line_col(&self, text_offset: usize) -> (usize, usize) {
+        let text_offset = self.floor(text_offset);
         let line = self.line_starts.partition_point(|&s| s <= text_offset);
         let start = self.line_starts[line - 1];
-        let column = self.text[start..text_offset.min(self.text.len())]
-            .chars()
-            .count()
-            + 1;
+        let column = self.text[start..text_offset].chars().count() + 1;
         (line, column)
     }
 
@@ -95,6 +103,7 @@ impl Source {
 
     /// The offset in `text` where the line holding `text_offset` ends (before `\r\n`/`\n`).
     pub fn line_end(&self, text_offset: usize) -> usize {
+        let text_offset = self.floor(text_offset);
         let rest = &self.text[text_offset..];
         let end = rest.find('\n').map_or(self.text.len(), |i| text_offset + i);
         if end > text_offset && self.text.as_bytes()[end - 1] == b'\r' {
@@ -106,6 +115,7 @@ impl Source {
 
     /// A location covering `len` bytes of `text` from `text_offset`.
     pub fn location(&self, text_offset: usize, len: usize) -> Location {
+        let text_offset = self.floor(text_offset);
         let (line, column) = self.line_col(text_offset);
         let line_text = self.line_text(line).to_owned();
         let end = (text_offset + len).min(self.line_end(text_offset));
@@ -167,5 +177,21 @@ mod tests {
         assert_eq!(src.line_text(2), "zz");
         assert_eq!(src.line_end(0), 3);
         assert!(src.uses_crlf());
+    }
+
+    #[test]
+    fn an_offset_inside_a_character_is_that_character() {
+        let src = Source::new(
+            "t.md",
+            "a✅b
+c"
+            .as_bytes()
+            .to_vec(),
+        );
+        assert_eq!(src.line_col(2), (1, 2));
+        assert_eq!(src.line_end(3), 5);
+        let loc = src.location(2, 3);
+        assert_eq!((loc.line, loc.column, loc.width), (1, 2, 1));
+        assert_eq!(src.line_col(99), (2, 2));
     }
 }

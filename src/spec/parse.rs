@@ -81,12 +81,15 @@ pub fn parse(source: Source) -> TaskList {
     } else {
         options_without_front_matter
     };
+    if let Some(d) = super::limits::check(&list.source) {
+        list.diagnostics.push(d);
+        return list;
+    }
     let root = match super::blocks::to_mdast(&list.source.text, with) {
         Ok(root) => root,
-        Err(message) => {
-            let d = Diagnostic::error(format!("could not parse markdown: {message}"))
-                .in_file(&list.source.display_path);
-            list.diagnostics.push(d);
+        Err(failure) => {
+            list.diagnostics
+                .push(could_not_parse(&list.source, &failure));
             return list;
         }
     };
@@ -112,6 +115,29 @@ pub fn parse(source: Source) -> TaskList {
         .any(|t| t.checkbox.is_some_and(|c| c.ch == 'X'));
     super::resolve::resolve(&mut list);
     list
+}
+
+/// The error for text markdown-rs gives no tree for, at the line where it fails.
+fn could_not_parse(source: &Source, failure: &super::blocks::Failure) -> Diagnostic {
+    let at = failure.offset.min(source.text.len());
+    let len = source.line_end(at) - at;
+    if failure.panicked {
+        Diagnostic::error("could not parse this file: the markdown parser fails at this line")
+            .at(source.location(at, len))
+            .label("the parser fails once this line is added")
+            .note(format!(
+                "markdown-rs, the markdown parser, stopped with an internal error: {}",
+                failure.message
+            ))
+            .help(
+                "change the markdown here (close an open code fence, or put a blank line before this line), \
+                 and report the text to https://github.com/wooorm/markdown-rs/issues",
+            )
+    } else {
+        Diagnostic::error(format!("could not parse this file: {}", failure.message))
+            .at(source.location(at, len))
+            .help("change the markdown here")
+    }
 }
 
 struct Walker<'a> {
@@ -185,8 +211,8 @@ impl Walker<'_> {
         self.heading_task =
             dialect::heading_task(&plain).map(|(id, title)| (id, title, offset, None));
         let line = self.list.source.line_col(offset).0;
-        let raw_line_end = self.list.source.line_end(offset);
-        let raw = self.text()[offset..raw_line_end].to_owned();
+        // A setext heading's text runs over several lines: look for the phrase in all of them.
+        let raw = self.text()[offset..end(node).max(offset)].to_owned();
         let phrase = |(text, _): (&str, usize)| {
             let at = raw.find(text).map_or(offset, |i| offset + i);
             DepPhrase::new(text, at)
