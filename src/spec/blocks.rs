@@ -24,6 +24,8 @@ use rayon::prelude::*;
 const PARALLEL_FROM: usize = 64 * 1024;
 /// The smallest piece worth a task of its own.
 const PIECE: usize = 16 * 1024;
+/// Rounds of joining pieces whose cut turned out wrong before the file is parsed whole.
+const MAX_ROUNDS: usize = 8;
 /// Above this, a failing piece is not searched for the line that makes the parser fail.
 const SEARCH_UP_TO: usize = 1024 * 1024;
 
@@ -134,8 +136,12 @@ struct Cut {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CutKind {
-    /// The first piece, or a line that starts a block after a blank line with nothing open.
+    /// The first piece, or a heading after a blank line: nothing is open there.
     Fresh,
+    /// A line after a blank line that starts a paragraph (or a quote, a table…): nothing is
+    /// open there, but markdown-rs lets an ordered item interrupt the paragraph when a list
+    /// comes just before it, so the piece before must not end with a list.
+    Paragraph,
     /// A list item at the left margin: an item of the top-level list the piece before ends
     /// with, if its marker is the same, else (after a blank line) the start of a new list.
     Item { blank_before: bool },
@@ -151,6 +157,7 @@ fn parse_pieces(
 ) -> Result<Option<Node>, Failure> {
     let piece_end = |cuts: &[Cut], k: usize| cuts.get(k + 1).map_or(text.len(), |c| c.at);
     let mut trees: Vec<Option<Node>> = vec![None; cuts.len()];
+    let mut rounds = 0;
     loop {
         let todo: Vec<(usize, usize, usize)> = (0..cuts.len())
             .filter(|&k| trees[k].is_none())
@@ -176,7 +183,13 @@ fn parse_pieces(
                 .last()
                 .is_some_and(|n| open_at_end(n, piece))
             {
-                return Ok(None);
+                bad.push(k);
+                continue;
+            }
+            if cuts[k].kind == CutKind::Paragraph
+                && matches!(before.children.last(), Some(Node::List(_)))
+            {
+                bad.push(k);
             }
             if let CutKind::Item { blank_before } = cuts[k].kind {
                 let continues = matches!(
@@ -193,6 +206,10 @@ fn parse_pieces(
         }
         if bad.is_empty() {
             break;
+        }
+        rounds += 1;
+        if rounds > MAX_ROUNDS {
+            return Ok(None);
         }
         for &k in bad.iter().rev() {
             cuts.remove(k);
@@ -300,8 +317,8 @@ fn html_block(body: &str) -> Option<(usize, &'static str)> {
         .map(|&(open, end)| (open.len(), end))
 }
 
-/// Whether `node`, the last of a piece, is a code or HTML block that runs to the piece's end
-/// without being closed there.
+/// Whether `node`, the last of a piece, is (or ends with, in a list or a quote) a code or HTML
+/// block that runs to the piece's end without being closed there.
 fn open_at_end(node: &Node, piece: &str) -> bool {
     let Some(pos) = node.position() else {
         return true;
@@ -323,7 +340,10 @@ fn open_at_end(node: &Node, piece: &str) -> bool {
             !closing.is_some_and(|l| l.len() >= opening && l.chars().all(|c| c == ch))
         }
         Node::Html(_) => html_open(raw.trim_start()),
-        _ => false,
+        _ => node
+            .children()
+            .and_then(|c| c.last())
+            .is_some_and(|n| open_at_end(n, piece)),
     }
 }
 
@@ -492,7 +512,7 @@ fn cuts(text: &str, piece: usize) -> Option<Vec<Cut>> {
                 // Not `---` or `+++`: front matter, at the start of a piece.
                 && !content.starts_with(['\t', '|', '-', '+']) =>
             {
-                Some(CutKind::Fresh)
+                Some(CutKind::Paragraph)
             }
             None => None,
         };
