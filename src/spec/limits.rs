@@ -16,7 +16,7 @@ pub const MAX_LINE: usize = 64 * 1024;
 /// Tasks (checkbox items) in one file, at most.
 pub const MAX_TASKS: usize = 50_000;
 /// Emphasis and link markers (`*`, `_`, `~` runs, `[`, `]`) in one paragraph, at most.
-pub const MAX_MARKERS: usize = 512;
+pub const MAX_MARKERS: usize = 256;
 
 /// The first limit `source` crosses, as an error at the line that crosses it.
 pub fn check(source: &Source) -> Option<Diagnostic> {
