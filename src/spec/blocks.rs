@@ -497,8 +497,11 @@ fn cuts(text: &str, piece: usize) -> Option<Vec<Cut>> {
                 if !content[len..].trim().is_empty()
                     && !thematic_break(content)
                     && !content.contains('|')
-                    && (previous_blank || !ordered)
-                    && !(previous_blank && empty_item) =>
+                    && if previous_blank {
+                        !empty_item
+                    } else {
+                        !ordered
+                    } =>
             {
                 Some(CutKind::Item {
                     blank_before: previous_blank,
