@@ -6,7 +6,7 @@ use std::process::Output;
 
 mod support;
 
-use support::{FEATURE, git_in, spec_exec_in, text, write};
+use support::{FEATURE, git_in, plan_line, plan_task, spec_exec_in, text, write};
 
 struct Repo {
     _tmp: tempfile::TempDir,
@@ -111,4 +111,21 @@ fn more_than_50_000_tasks_are_refused_at_the_one_too_many() {
 fn a_paragraph_of_thousands_of_emphasis_markers_is_refused() {
     let tasks = format!("- [ ] 1. Do it\n\n{}\n", "*_".repeat(16_000));
     refused(tasks.as_bytes(), "3:1", "emphasis or link markers");
+}
+
+#[test]
+fn lone_carriage_returns_end_lines_and_each_task_has_its_own_box() {
+    // Old Mac line endings: each task's checkbox is on its own line, not the file's first.
+    let repo = Repo::with_tasks(b"- [ ] 1. One\r- [x] 2. Two\r  - _Dependencies: Task 9_\r");
+    let out = repo.run(&[FEATURE, "--dry-run", "--message-format", "json"]);
+    let plan = plan_line(&out);
+    assert_eq!(plan_task(&plan, "1")["state"], "pending");
+    assert_eq!(plan_task(&plan, "2")["state"], "done");
+    assert_eq!(plan_task(&plan, "2")["line"], 2);
+    let check = repo.run(&["check", FEATURE]);
+    let stderr = text(&check.stderr);
+    assert!(
+        stderr.contains(&format!("documentation/features/{FEATURE}/tasks.md:3:25")),
+        "{stderr}"
+    );
 }

@@ -73,7 +73,8 @@ proptest! {
         let list = spec::parse_bytes("tasks.md", bytes);
         // An answer: tasks, or an error saying why there are none.
         prop_assert!(!list.tasks.is_empty() || list.has_errors());
-        let lines = list.source.text.split('\n').count();
+        // Lines end at `\n`, `\r\n` or a lone `\r`; one more after a final ending.
+        let lines = cargo_spec_exec::source::lines_with_endings(&list.source.text).count() + 1;
         for d in &list.diagnostics {
             if let Some(loc) = &d.location
                 && loc.line > 0

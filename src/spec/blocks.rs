@@ -425,7 +425,7 @@ fn cuts(text: &str, piece: usize) -> Option<Vec<Cut>> {
     // The last line that was not blank held only a list marker (an empty item).
     let mut empty_item = false;
     let mut at = 0;
-    let mut lines = text.split_inclusive('\n').peekable();
+    let mut lines = crate::source::lines_with_endings(text).peekable();
 
     // Front matter is part of the first piece, whatever it holds.
     if let Some(first) = lines.peek()
@@ -679,6 +679,7 @@ mod tests {
             let text = lines.join("\n") + "\n";
             same_in_pieces_of(&text, 1);
             same_in_pieces_of(&text.replace('\n', "\r\n"), 1);
+            same_in_pieces_of(&text.replace('\n', "\r"), 1);
         }
     }
 }

@@ -7,7 +7,7 @@
 use super::blocks::list_marker;
 use super::dialect;
 use crate::error::Diagnostic;
-use crate::source::Source;
+use crate::source::{Source, lines_with_endings};
 
 /// Lists and block quotes inside each other, at most.
 pub const MAX_DEPTH: usize = 32;
@@ -35,7 +35,7 @@ pub fn check(source: &Source) -> Option<Diagnostic> {
     let mut tasks = 0;
     let mut markers = 0;
     let mut at = 0;
-    for line in lines(text) {
+    for line in lines_with_endings(text) {
         let start = at;
         at += line.len();
         let content = line.trim_end_matches(['\n', '\r']);
@@ -138,25 +138,6 @@ pub fn check(source: &Source) -> Option<Diagnostic> {
         }
     }
     None
-}
-
-/// The lines of `text` with their endings: `\n`, `\r\n`, or a lone `\r`, as markdown counts.
-fn lines(text: &str) -> impl Iterator<Item = &str> {
-    let mut rest = text;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let b = rest.as_bytes();
-        let end = match b.iter().position(|&c| c == b'\n' || c == b'\r') {
-            None => b.len(),
-            Some(i) if b[i] == b'\r' && b.get(i + 1) == Some(&b'\n') => i + 2,
-            Some(i) => i + 1,
-        };
-        let (line, next) = rest.split_at(end);
-        rest = next;
-        Some(line)
-    })
 }
 
 /// Leading indentation in columns (tabs to the next multiple of four).

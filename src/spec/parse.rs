@@ -162,7 +162,7 @@ fn end(node: &Node) -> usize {
 /// The plain text of a node's first line (emphasis markers dropped).
 fn first_line_plain(node: &Node) -> String {
     let text = node.to_string();
-    text.lines().next().unwrap_or("").to_owned()
+    crate::source::lines(&text).next().unwrap_or("").to_owned()
 }
 
 impl Walker<'_> {
@@ -272,7 +272,7 @@ impl Walker<'_> {
     /// The first line of a list item as written, from the start of its line.
     fn item_line(&self, node: &Node) -> (usize, &str) {
         let at = start(node);
-        let line_start = self.text()[..at].rfind('\n').map_or(0, |i| i + 1);
+        let line_start = self.text()[..at].rfind(['\n', '\r']).map_or(0, |i| i + 1);
         let line_end = self.list.source.line_end(at);
         (line_start, &self.text()[line_start..line_end])
     }
@@ -294,13 +294,12 @@ impl Walker<'_> {
         let (line_start, _) = self.item_line(node);
         let indent = columns(&self.text()[line_start..content_start]);
         let mut out = String::new();
-        for (i, line) in content.split('\n').enumerate() {
+        for (i, line) in crate::source::lines(content).enumerate() {
             if i > 0 {
                 out.push('\n');
-                let trimmed = strip_indent(line, indent);
-                out.push_str(trimmed.trim_end_matches('\r'));
+                out.push_str(strip_indent(line, indent));
             } else {
-                out.push_str(line.trim_end_matches('\r'));
+                out.push_str(line);
             }
         }
         (content_start, out.trim_end().to_owned())
@@ -538,13 +537,11 @@ impl Walker<'_> {
 
     fn raw(&self, node: &Node) -> String {
         let (s, e) = (start(node), end(node));
-        let line_start = self.text()[..s].rfind('\n').map_or(0, |i| i + 1);
+        let line_start = self.text()[..s].rfind(['\n', '\r']).map_or(0, |i| i + 1);
         let indent = columns(&self.text()[line_start..s]);
-        self.text()[s..e.max(s)]
-            .split('\n')
+        crate::source::lines(&self.text()[s..e.max(s)])
             .enumerate()
             .map(|(i, l)| if i == 0 { l } else { strip_indent(l, indent) })
-            .map(|l| l.trim_end_matches('\r'))
             .collect::<Vec<_>>()
             .join("\n")
     }
