@@ -6,6 +6,10 @@
 //! (b) `spec::parse_bytes` (the tree, the walk and the dependency resolution), and
 //! (c) `spec::parse_bytes` then `plan::build`.
 //!
+//! Then the inputs that once took markdown-rs seconds to minutes (or made it panic), each timed
+//! through `spec::parse_bytes` as the median of a few runs and shown as a ratio to (a): those
+//! beyond what a task list can be are refused with an error, the others parsed.
+//!
 //! `--no-track-deps` writes no `(Dependencies: Track X)` headings (every track heading names one
 //! task instead), to separate the parse from the resolution of whole-track dependencies.
 #![expect(
@@ -26,6 +30,8 @@ const DEFAULT_SIZE: usize = 1 << 20;
 const BUDGET: Duration = Duration::from_secs(24);
 const MAX_RUNS: usize = 101;
 const TASKS_PER_TRACK: usize = 40;
+/// Runs of each hostile input.
+const HOSTILE_RUNS: usize = 3;
 
 /// splitmix64, so that the document is the same on every run.
 #[derive(Debug)]
@@ -299,6 +305,99 @@ fn usage() -> ! {
     std::process::exit(2);
 }
 
+/// The inputs that once took markdown-rs seconds to minutes, or made it panic: (name, text).
+fn hostile() -> Vec<(&'static str, String)> {
+    let nested = |levels: usize| -> String {
+        (0..levels)
+            .map(|i| format!("{}- [ ] {}. x\n", "  ".repeat(i), i + 1))
+            .collect()
+    };
+    let until = |size: usize, unit: &str| unit.repeat(size / unit.len() + 1);
+    let task = "- [ ] 1. Do it\n\n";
+    vec![
+        (
+            "`*_` x 16,000 on one line (32 KB)",
+            format!("{task}{}\n", "*_".repeat(16_000)),
+        ),
+        (
+            "`*_` x 100,000 on one line (200 KB)",
+            format!("{task}{}\n", "*_".repeat(100_000)),
+        ),
+        (
+            "paragraphs of 128 `*_`, 2 MB",
+            format!("{task}{}", until(2_000_000, &("*_".repeat(128) + "\n\n"))),
+        ),
+        (
+            "paragraphs of 256 `*a`, 2 MB",
+            format!("{task}{}", until(2_000_000, &("*a".repeat(256) + "\n\n"))),
+        ),
+        ("500 nested list levels", nested(500)),
+        ("1,000 nested list levels", nested(1_000)),
+        (
+            "32 nested levels, again and again, 2 MB",
+            until(2_000_000, &nested(32)),
+        ),
+        (
+            "one 10 MB line",
+            format!("{task}{}\n", "word ".repeat(2_000_000)),
+        ),
+        (
+            "a 10 MB fenced code block",
+            format!("{task}```\n{}\n```\n", "code ".repeat(2_000_000)),
+        ),
+        (
+            "200,000 flat tasks",
+            (1..=200_000)
+                .map(|i| format!("- [ ] {i}. Task {i}\n"))
+                .collect(),
+        ),
+        (
+            "49,999 flat tasks",
+            (1..50_000)
+                .map(|i| format!("- [ ] {i}. Task number {i} with a longer title\n"))
+                .collect(),
+        ),
+        (
+            "2 MB of plain bullets",
+            format!("{task}{}", until(2_000_000, "- an item\n")),
+        ),
+        ("the generated list, 10 MB", generate(10_000_000, true)),
+        (
+            "the markdown-rs panic",
+            "- [ ] 1. Build it\n\n1. ```sh\n*".to_owned(),
+        ),
+    ]
+}
+
+/// Times [`parse`] on each of [`hostile`], against `baseline` (the median of (a)).
+fn hostile_inputs(baseline: Duration) {
+    println!("hostile inputs, spec::parse_bytes, median of {HOSTILE_RUNS} runs, ratio to (a):");
+    for (name, text) in hostile() {
+        let bytes = text.into_bytes();
+        let size = bytes.len();
+        let mut times = Vec::new();
+        let mut answer = String::new();
+        for _ in 0..HOSTILE_RUNS {
+            let (d, list) = time(bytes.clone(), parse);
+            times.push(d);
+            answer = list.errors().next().map_or_else(
+                || format!("parsed, {} tasks", list.tasks.len()),
+                |e| {
+                    let e = e.to_string();
+                    let cut: String = e.chars().take(60).collect();
+                    format!("refused: {cut}")
+                },
+            );
+        }
+        let d = median(times);
+        println!(
+            "  {name:<40} {size:>9} B {:>9.2} ms  x{:>6.2}  {answer}",
+            ms(d),
+            d.as_secs_f64() / baseline.as_secs_f64()
+        );
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a number is the size.
     let mut size = DEFAULT_SIZE;
@@ -397,4 +496,5 @@ fn main() {
         b.as_secs_f64() / a.as_secs_f64(),
         c.as_secs_f64() / a.as_secs_f64()
     );
+    hostile_inputs(a);
 }

@@ -46,7 +46,14 @@ impl Source {
             }
         }
         let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .chain(
+                lines_with_endings(&text)
+                    .scan(0, |at, line| {
+                        *at += line.len();
+                        Some(line.ends_with(['\n', '\r']).then_some(*at))
+                    })
+                    .flatten(),
+            )
             .collect();
         Source {
             display_path: display_path.into(),
@@ -71,14 +78,22 @@ impl Source {
         }
     }
 
-    /// 1-based line and column (in characters) of an offset in `text`.
+    /// `text_offset`, within `text` and moved back to the start of the character it falls in.
+    fn floor(&self, text_offset: usize) -> usize {
+        let mut at = text_offset.min(self.text.len());
+        while !self.text.is_char_boundary(at) {
+            at -= 1;
+        }
+        at
+    }
+
+    /// 1-based line and column (in characters) of an offset in `text` (an offset inside a
+    /// character counts as that character's).
     pub fn line_col(&self, text_offset: usize) -> (usize, usize) {
+        let text_offset = self.floor(text_offset);
         let line = self.line_starts.partition_point(|&s| s <= text_offset);
         let start = self.line_starts[line - 1];
-        let column = self.text[start..text_offset.min(self.text.len())]
-            .chars()
-            .count()
-            + 1;
+        let column = self.text[start..text_offset].chars().count() + 1;
         (line, column)
     }
 
@@ -95,8 +110,11 @@ impl Source {
 
     /// The offset in `text` where the line holding `text_offset` ends (before `\r\n`/`\n`).
     pub fn line_end(&self, text_offset: usize) -> usize {
+        let text_offset = self.floor(text_offset);
         let rest = &self.text[text_offset..];
-        let end = rest.find('\n').map_or(self.text.len(), |i| text_offset + i);
+        let end = rest
+            .find(['\n', '\r'])
+            .map_or(self.text.len(), |i| text_offset + i);
         if end > text_offset && self.text.as_bytes()[end - 1] == b'\r' {
             end - 1
         } else {
@@ -106,6 +124,7 @@ impl Source {
 
     /// A location covering `len` bytes of `text` from `text_offset`.
     pub fn location(&self, text_offset: usize, len: usize) -> Location {
+        let text_offset = self.floor(text_offset);
         let (line, column) = self.line_col(text_offset);
         let line_text = self.line_text(line).to_owned();
         let end = (text_offset + len).min(self.line_end(text_offset));
@@ -126,6 +145,31 @@ impl Source {
     pub fn uses_crlf(&self) -> bool {
         self.text.contains("\r\n")
     }
+}
+
+/// The lines of `text` with their endings: `\n`, `\r\n`, or a lone `\r` (markdown counts all
+/// three).
+pub fn lines_with_endings(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let b = rest.as_bytes();
+        let end = match b.iter().position(|&c| c == b'\n' || c == b'\r') {
+            None => b.len(),
+            Some(i) if b[i] == b'\r' && b.get(i + 1) == Some(&b'\n') => i + 2,
+            Some(i) => i + 1,
+        };
+        let (line, next) = rest.split_at(end);
+        rest = next;
+        Some(line)
+    })
+}
+
+/// The lines of `text` without their endings (`\n`, `\r\n` or a lone `\r`).
+pub fn lines(text: &str) -> impl Iterator<Item = &str> {
+    lines_with_endings(text).map(|l| l.trim_end_matches(['\n', '\r']))
 }
 
 /// Shows `path` relative to `base` when it lies inside it.
@@ -167,5 +211,36 @@ mod tests {
         assert_eq!(src.line_text(2), "zz");
         assert_eq!(src.line_end(0), 3);
         assert!(src.uses_crlf());
+    }
+
+    #[test]
+    fn a_lone_carriage_return_ends_a_line() {
+        let src = Source::new("t.md", b"a\rb\r\nc\nd".to_vec());
+        assert_eq!(src.line_col(2), (2, 1));
+        assert_eq!(src.line_col(5), (3, 1));
+        assert_eq!(src.line_col(7), (4, 1));
+        assert_eq!(src.line_text(1), "a");
+        assert_eq!(src.line_text(2), "b");
+        assert_eq!(src.line_end(2), 3);
+        assert_eq!(
+            lines("a\rb\r\nc\nd").collect::<Vec<_>>(),
+            ["a", "b", "c", "d"]
+        );
+    }
+
+    #[test]
+    fn an_offset_inside_a_character_is_that_character() {
+        let src = Source::new(
+            "t.md",
+            "a✅b
+c"
+            .as_bytes()
+            .to_vec(),
+        );
+        assert_eq!(src.line_col(2), (1, 2));
+        assert_eq!(src.line_end(3), 5);
+        let loc = src.location(2, 3);
+        assert_eq!((loc.line, loc.column, loc.width), (1, 2, 1));
+        assert_eq!(src.line_col(99), (2, 2));
     }
 }

@@ -68,8 +68,10 @@ impl Plan {
         self.nodes.len() + self.blocked.len()
     }
 
+    /// The node of `task`: `nodes` is sorted by task (see [`build`]).
     pub fn node(&self, task: usize) -> Option<&Node> {
-        self.nodes.iter().find(|n| n.task == task)
+        let i = self.nodes.binary_search_by_key(&task, |n| n.task).ok()?;
+        self.nodes.get(i)
     }
 
     /// The most agents that can be busy at once: the widest level, capped by `--max-agents`.

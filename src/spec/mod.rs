@@ -5,6 +5,7 @@ pub mod blocks;
 pub mod deps;
 pub mod dialect;
 pub mod edit;
+mod limits;
 pub mod model;
 mod parse;
 mod resolve;
@@ -338,7 +339,7 @@ pub(crate) fn leads_outside(path: &Path, root: &Path) -> Result<Option<(PathBuf,
 /// Parses task-list bytes read from `display_path`.
 pub fn parse_bytes(display_path: impl Into<PathBuf>, bytes: Vec<u8>) -> TaskList {
     let mut list = parse::parse(Source::new(display_path, bytes));
-    if list.tasks.is_empty() {
+    if list.tasks.is_empty() && !list.has_errors() {
         let d = if list.source.text.trim().is_empty() {
             Diagnostic::error("tasks.md is empty")
                 .help("generate the task list with your spec tool, then approve it")

@@ -81,12 +81,15 @@ pub fn parse(source: Source) -> TaskList {
     } else {
         options_without_front_matter
     };
+    if let Some(d) = super::limits::check(&list.source) {
+        list.diagnostics.push(d);
+        return list;
+    }
     let root = match super::blocks::to_mdast(&list.source.text, with) {
         Ok(root) => root,
-        Err(message) => {
-            let d = Diagnostic::error(format!("could not parse markdown: {message}"))
-                .in_file(&list.source.display_path);
-            list.diagnostics.push(d);
+        Err(failure) => {
+            list.diagnostics
+                .push(could_not_parse(&list.source, &failure));
             return list;
         }
     };
@@ -114,6 +117,29 @@ pub fn parse(source: Source) -> TaskList {
     list
 }
 
+/// The error for text markdown-rs gives no tree for, at the line where it fails.
+fn could_not_parse(source: &Source, failure: &super::blocks::Failure) -> Diagnostic {
+    let at = failure.offset.min(source.text.len());
+    let len = source.line_end(at) - at;
+    if failure.panicked {
+        Diagnostic::error("could not parse this file: the markdown parser fails at this line")
+            .at(source.location(at, len))
+            .label("the parser fails once this line is added")
+            .note(format!(
+                "markdown-rs, the markdown parser, stopped with an internal error: {}",
+                failure.message
+            ))
+            .help(
+                "change the markdown here (close an open code fence, or put a blank line before this line), \
+                 and report the text to https://github.com/wooorm/markdown-rs/issues",
+            )
+    } else {
+        Diagnostic::error(format!("could not parse this file: {}", failure.message))
+            .at(source.location(at, len))
+            .help("change the markdown here")
+    }
+}
+
 struct Walker<'a> {
     list: &'a mut TaskList,
     current_section: Option<usize>,
@@ -136,7 +162,7 @@ fn end(node: &Node) -> usize {
 /// The plain text of a node's first line (emphasis markers dropped).
 fn first_line_plain(node: &Node) -> String {
     let text = node.to_string();
-    text.lines().next().unwrap_or("").to_owned()
+    crate::source::lines(&text).next().unwrap_or("").to_owned()
 }
 
 impl Walker<'_> {
@@ -185,8 +211,8 @@ impl Walker<'_> {
         self.heading_task =
             dialect::heading_task(&plain).map(|(id, title)| (id, title, offset, None));
         let line = self.list.source.line_col(offset).0;
-        let raw_line_end = self.list.source.line_end(offset);
-        let raw = self.text()[offset..raw_line_end].to_owned();
+        // A setext heading's text runs over several lines: look for the phrase in all of them.
+        let raw = self.text()[offset..end(node).max(offset)].to_owned();
         let phrase = |(text, _): (&str, usize)| {
             let at = raw.find(text).map_or(offset, |i| offset + i);
             DepPhrase::new(text, at)
@@ -246,7 +272,7 @@ impl Walker<'_> {
     /// The first line of a list item as written, from the start of its line.
     fn item_line(&self, node: &Node) -> (usize, &str) {
         let at = start(node);
-        let line_start = self.text()[..at].rfind('\n').map_or(0, |i| i + 1);
+        let line_start = self.text()[..at].rfind(['\n', '\r']).map_or(0, |i| i + 1);
         let line_end = self.list.source.line_end(at);
         (line_start, &self.text()[line_start..line_end])
     }
@@ -268,13 +294,12 @@ impl Walker<'_> {
         let (line_start, _) = self.item_line(node);
         let indent = columns(&self.text()[line_start..content_start]);
         let mut out = String::new();
-        for (i, line) in content.split('\n').enumerate() {
+        for (i, line) in crate::source::lines(content).enumerate() {
             if i > 0 {
                 out.push('\n');
-                let trimmed = strip_indent(line, indent);
-                out.push_str(trimmed.trim_end_matches('\r'));
+                out.push_str(strip_indent(line, indent));
             } else {
-                out.push_str(line.trim_end_matches('\r'));
+                out.push_str(line);
             }
         }
         (content_start, out.trim_end().to_owned())
@@ -512,13 +537,11 @@ impl Walker<'_> {
 
     fn raw(&self, node: &Node) -> String {
         let (s, e) = (start(node), end(node));
-        let line_start = self.text()[..s].rfind('\n').map_or(0, |i| i + 1);
+        let line_start = self.text()[..s].rfind(['\n', '\r']).map_or(0, |i| i + 1);
         let indent = columns(&self.text()[line_start..s]);
-        self.text()[s..e.max(s)]
-            .split('\n')
+        crate::source::lines(&self.text()[s..e.max(s)])
             .enumerate()
             .map(|(i, l)| if i == 0 { l } else { strip_indent(l, indent) })
-            .map(|l| l.trim_end_matches('\r'))
             .collect::<Vec<_>>()
             .join("\n")
     }

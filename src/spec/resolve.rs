@@ -6,7 +6,7 @@
 //! that would close a cycle contradicts a higher one: it is dropped with a warning. A cycle made
 //! by the tasks' own dependencies is an error.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::deps::{DepRef, Requirement, Target};
 use super::dialect;
@@ -22,8 +22,15 @@ pub fn resolve(list: &mut TaskList) {
     review_tasks_join_their_tracks(list);
     report_states(list);
 
+    let mut numbered: BTreeMap<Vec<u64>, Vec<usize>> = BTreeMap::new();
+    for (i, task) in list.tasks.iter().enumerate() {
+        if let Some(c) = components(&task.id) {
+            numbered.entry(c).or_default().push(i);
+        }
+    }
     let mut r = Resolver {
         ids,
+        numbered,
         edges: vec![Vec::new(); list.tasks.len()],
     };
     r.task_dependencies(list);
@@ -367,6 +374,8 @@ fn report_states(list: &mut TaskList) {
 
 struct Resolver {
     ids: HashMap<String, usize>,
+    /// The tasks with numeric ids, by their components (`2.10` → [2, 10]), for ranges.
+    numbered: BTreeMap<Vec<u64>, Vec<usize>>,
     edges: Vec<Vec<Pending>>,
 }
 
@@ -501,12 +510,14 @@ impl Resolver {
             && a.len() == b.len()
         {
             let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-            return Ok((0..list.tasks.len())
-                .filter(|&i| {
-                    components(&list.tasks[i].id)
-                        .is_some_and(|c| c.len() == lo.len() && c >= lo && c <= hi)
-                })
-                .collect());
+            let mut found: Vec<usize> = self
+                .numbered
+                .range(lo.clone()..=hi)
+                .filter(|(c, _)| c.len() == lo.len())
+                .flat_map(|(_, tasks)| tasks.iter().copied())
+                .collect();
+            found.sort_unstable();
+            return Ok(found);
         }
         // Letter-prefixed ids (`PR-A`…`PR-F`, `T003`…`T008`); plain numbers of different
         // depths (`1.1-2`) fall through to document order.
