@@ -247,14 +247,43 @@ impl Git {
             .map_err(|e| git_err("find the base commit", e))?;
         self.repo
             .branch(name, &commit, force)
-            .map_err(|e| git_err(&format!("create branch `{name}`"), e))?;
+            .map_err(|e| self.ref_err(&format!("create branch `{name}`"), name, e))?;
         Ok(())
     }
 
+    /// A failure to write branch `name`; when git found the ref locked, the lock file's path
+    /// and what to do. (A lock left by a killed run of this feature is removed at the start of
+    /// the next run; one here is newer: some git process is writing the branch now.)
+    fn ref_err(&self, what: &str, name: &str, e: git2::Error) -> Error {
+        if e.code() != git2::ErrorCode::Locked {
+            return git_err(what, e);
+        }
+        let lock = self
+            .repo
+            .commondir()
+            .join("refs/heads")
+            .join(format!("{name}.lock"));
+        Error::user_with_help(
+            format!(
+                "git: could not {what}: it is locked by `{}` ({})",
+                lock.display(),
+                e.message()
+            ),
+            "another git process is writing that branch: wait for it to finish; if none is running, delete the lock file and run again",
+        )
+    }
+
+    /// git's directory shared by all working trees of the repository (`.git` of the main one).
+    pub fn common_dir(&self) -> PathBuf {
+        self.repo.commondir().to_path_buf()
+    }
+
     pub fn delete_branch(&self, name: &str) -> Result<()> {
+        // libgit2 checks that no worktree has it checked out: see [`Git::registration_lock`].
+        let _lock = self.registration_lock()?;
         if let Ok(mut b) = self.repo.find_branch(name, BranchType::Local) {
             b.delete()
-                .map_err(|e| git_err(&format!("delete branch `{name}`"), e))?;
+                .map_err(|e| self.ref_err(&format!("delete branch `{name}`"), name, e))?;
         }
         Ok(())
     }
@@ -335,9 +364,12 @@ impl Git {
         Ok(Ok(acc.id()))
     }
 
-    /// Adds a linked worktree named `name` at `path`, with `branch` checked out.
+    /// Adds a linked worktree named `name` at `path`, with `branch` checked out. What an
+    /// earlier attempt left under that name (git's record, a half-made record, the directory)
+    /// goes first.
     pub fn add_worktree(&self, name: &str, path: &Path, branch: &str) -> Result<()> {
-        self.remove_worktree(name, path)?;
+        let _lock = self.registration_lock()?;
+        self.remove_worktree_locked(name, path)?;
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
         }
@@ -356,16 +388,94 @@ impl Git {
 
     /// Removes a worktree (its directory and git's record of it), if there is one.
     pub fn remove_worktree(&self, name: &str, path: &Path) -> Result<()> {
+        let _lock = self.registration_lock()?;
+        self.remove_worktree_locked(name, path)
+    }
+
+    fn remove_worktree_locked(&self, name: &str, path: &Path) -> Result<()> {
         if let Ok(wt) = self.repo.find_worktree(name) {
             let mut opts = WorktreePruneOptions::new();
             opts.valid(true).working_tree(true).locked(true);
             wt.prune(Some(&mut opts))
                 .map_err(|e| git_err(&format!("remove the worktree `{name}`"), e))?;
         }
+        // A record git does not take for one (a run killed while git was making it: an empty
+        // folder, or one without `HEAD`): git refuses to make the worktree again while it is
+        // there. It holds nothing but git's bookkeeping.
+        let admin = self.repo.commondir().join("worktrees").join(name);
+        if admin.is_dir() {
+            std::fs::remove_dir_all(&admin).map_err(|e| Error::io("remove", &admin, e))?;
+        }
         if path.exists() {
             std::fs::remove_dir_all(path).map_err(|e| Error::io("remove", path, e))?;
         }
         Ok(())
+    }
+
+    /// Drops git's record of worktree `name` (a half-made one too), leaving its directory.
+    pub fn forget_worktree(&self, name: &str) -> Result<()> {
+        let _lock = self.registration_lock()?;
+        if let Ok(wt) = self.repo.find_worktree(name) {
+            let mut opts = WorktreePruneOptions::new();
+            opts.valid(true).locked(true);
+            wt.prune(Some(&mut opts))
+                .map_err(|e| git_err(&format!("remove git's record of the worktree `{name}`"), e))?;
+        }
+        let admin = self.repo.commondir().join("worktrees").join(name);
+        if admin.is_dir() {
+            std::fs::remove_dir_all(&admin).map_err(|e| Error::io("remove", &admin, e))?;
+        }
+        Ok(())
+    }
+
+    /// Serialises what reads or changes the set of linked worktrees (adding, removing, deleting
+    /// a branch), between the jobs of a run and between runs of different features: libgit2
+    /// lists the worktrees and then opens each, and takes one removed in between for one that
+    /// has the branch checked out ("reference … is already checked out"). An OS lock on
+    /// `<git-common-dir>/spec-exec/worktrees.lock`, released when the returned file is dropped
+    /// (or the process dies).
+    fn registration_lock(&self) -> Result<std::fs::File> {
+        let dir = self.repo.commondir().join("spec-exec");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+        let path = dir.join("worktrees.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("open", &path, e))?;
+        file.lock().map_err(|e| Error::io("lock", &path, e))?;
+        Ok(file)
+    }
+
+    /// The linked worktrees whose names start with `prefix`, with the directory git recorded
+    /// for each; also the records git does not list (half-made ones), with no directory.
+    pub fn worktrees_of(&self, prefix: &str) -> Vec<(String, Option<PathBuf>)> {
+        let mut out: Vec<(String, Option<PathBuf>)> = self
+            .worktrees_with_prefix(prefix)
+            .into_iter()
+            .map(|name| {
+                let path = self
+                    .repo
+                    .find_worktree(&name)
+                    .ok()
+                    .map(|w| w.path().to_path_buf());
+                (name, path)
+            })
+            .collect();
+        let admin = self.repo.commondir().join("worktrees");
+        if let Ok(entries) = std::fs::read_dir(&admin) {
+            for entry in entries.flatten() {
+                let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                if name.starts_with(prefix) && !out.iter().any(|(n, _)| *n == name) {
+                    out.push((name, None));
+                }
+            }
+        }
+        out.sort();
+        out
     }
 
     /// Names of the linked worktrees whose names start with `prefix`.

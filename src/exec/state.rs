@@ -1,0 +1,341 @@
+//! A feature's run state in one repository: `<git-common-dir>/spec-exec/<feature>/`, with the
+//! run lock, the task worktrees, the runs' logs and reports, the leftovers of earlier attempts
+//! and the registry of running agents. Under git's own directory it is never shared with
+//! another repository (a shared `CARGO_TARGET_DIR` used to mix them) and git ignores it.
+//!
+//! [`RunState::open`] takes the run lock and cleans what a killed run left: its agents, its ref
+//! locks, git's half-made worktree records. [`RunState::clean_worktrees`] clears the worktrees
+//! of earlier attempts, moving any with changed files to the leftovers.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::error::{Error, Result};
+use crate::git::{self, Git};
+use crate::source::display_path;
+
+/// Something the startup cleanup did, for a status line: (verb, what).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    pub verb: &'static str,
+    pub text: String,
+}
+
+impl Note {
+    fn new(verb: &'static str, text: String) -> Note {
+        Note { verb, text }
+    }
+}
+
+/// The run state of a feature, with its run lock held for as long as this lives.
+#[derive(Debug)]
+pub struct RunState {
+    dir: PathBuf,
+    /// The OS lock on `run.lock`: the kernel releases it when the process ends, however it
+    /// ends, so there is no stale lock to take over. The file itself is never removed (a run
+    /// could lock a removed file while another creates and locks a new one).
+    _lock: File,
+}
+
+/// Where run state lives for `feature` of the repository whose common git directory is
+/// `common_dir`.
+pub fn state_dir(common_dir: &Path, feature: &str) -> PathBuf {
+    common_dir.join("spec-exec").join(feature)
+}
+
+impl RunState {
+    /// Takes the run lock of `feature` in the repository of `git`, then cleans what a run of it
+    /// that was killed left: agents still running, ref locks under the feature's branches
+    /// (`refs/heads/<prefix>/<feature>/*.lock`) older than this run, and git's half-made
+    /// records of the feature's worktrees. `old_state` is where earlier versions kept the
+    /// feature's run state (`<target>/spec-exec/<feature>`): its agents are stopped too, and
+    /// its worktrees are cleaned by [`RunState::clean_worktrees`]; the rest is left there.
+    pub fn open(
+        git: &Git,
+        feature: &str,
+        branch_prefix: &str,
+        old_state: &Path,
+        root: &Path,
+    ) -> Result<(RunState, Vec<Note>)> {
+        let dir = state_dir(&git.common_dir(), feature);
+        let fresh = !dir.exists();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+        let lock = take_lock(&dir.join("run.lock"), feature)?;
+        let started = SystemTime::now();
+        let state = RunState { dir, _lock: lock };
+        let mut notes = Vec::new();
+
+        // A run that died without stopping its agents (`kill -9`, a crash) left them running
+        // in their worktrees: stop them before those worktrees are cleaned or reused.
+        let mut orphans = stop_orphaned_agents(&state.registry());
+        if old_state.exists() && !old_run_alive(old_state) {
+            orphans += stop_orphaned_agents(&old_state.join("agents"));
+        }
+        if orphans > 0 {
+            notes.push(Note::new(
+                "Stopped",
+                format!(
+                    "{orphans} agent{} left running by an earlier run that ended without stopping {}",
+                    if orphans == 1 { "" } else { "s" },
+                    if orphans == 1 { "it" } else { "them" }
+                ),
+            ));
+        }
+
+        // Ref locks of the feature's branches: while this run holds the run lock no other
+        // run writes them, so one older than this run is a killed run's.
+        let refs = git.common_dir().join("refs/heads").join(branch_prefix).join(feature);
+        for lock in stale_locks(&refs, started) {
+            std::fs::remove_file(&lock).map_err(|e| Error::io("remove", &lock, e))?;
+            notes.push(Note::new(
+                "Removed",
+                format!(
+                    "the ref lock `{}`, left by an earlier run that was killed",
+                    lock.display()
+                ),
+            ));
+        }
+
+        if fresh && old_state.exists() {
+            notes.push(Note::new(
+                "Moved",
+                format!(
+                    "run state to {}; what earlier versions kept in {} (logs, reports, leftovers) stays there: delete it when you no longer need it",
+                    display_path(&state.dir, root).display(),
+                    display_path(old_state, root).display(),
+                ),
+            ));
+        }
+        Ok((state, notes))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The task worktrees: `worktrees/<task-id>`.
+    pub fn worktrees(&self) -> PathBuf {
+        self.dir.join("worktrees")
+    }
+
+    /// The runs' logs, prompts and reports: `runs/<run-id>/`.
+    pub fn runs(&self) -> PathBuf {
+        self.dir.join("runs")
+    }
+
+    /// Worktrees of earlier attempts with changed files: `leftovers/<task-id>-<run-id>/`.
+    pub fn leftovers(&self) -> PathBuf {
+        self.dir.join("leftovers")
+    }
+
+    /// The process groups of the running agents.
+    pub fn registry(&self) -> PathBuf {
+        self.dir.join("agents")
+    }
+
+    /// Clears the feature's worktrees left by earlier runs (failed or interrupted tasks, and
+    /// half-made or half-removed ones): git's records whose names start with `prefix`, and
+    /// directories under [`RunState::worktrees`] git has no record of. Files changed in one
+    /// (by a failed agent, or by someone inspecting it) are moved to the leftovers, never
+    /// deleted.
+    pub fn clean_worktrees(
+        &self,
+        git: &Git,
+        prefix: &str,
+        run_id: &str,
+        root: &Path,
+    ) -> Result<Vec<Note>> {
+        let mut notes = Vec::new();
+        let mut recorded = Vec::new();
+        for (name, path) in git.worktrees_of(prefix) {
+            let id_part = &name[prefix.len()..];
+            let path = path.unwrap_or_else(|| self.worktrees().join(id_part));
+            recorded.push(path.clone());
+            if path.exists() && git::has_changes(&path) {
+                notes.push(self.keep(&path, id_part, run_id, root)?);
+                git.forget_worktree(&name)?;
+            } else {
+                git.remove_worktree(&name, &path)?;
+            }
+        }
+        // Directories whose git record is gone (a run killed while removing one).
+        let Ok(entries) = std::fs::read_dir(self.worktrees()) else {
+            return Ok(notes);
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if recorded.contains(&path) || !path.is_dir() {
+                continue;
+            }
+            let id_part = entry.file_name().to_string_lossy().into_owned();
+            let only_git = std::fs::read_dir(&path)
+                .map(|d| d.flatten().all(|e| e.file_name() == ".git"))
+                .unwrap_or(false);
+            if only_git {
+                std::fs::remove_dir_all(&path).map_err(|e| Error::io("remove", &path, e))?;
+            } else {
+                // Without git's record, what changed in it cannot be told: keep it all.
+                notes.push(self.keep(&path, &id_part, run_id, root)?);
+            }
+        }
+        Ok(notes)
+    }
+
+    /// Moves a worktree's files to the leftovers (or, when they cannot be moved there, leaves
+    /// them where they are), without its `.git` file: that points at git's record of the
+    /// worktree, which a later run reuses.
+    fn keep(&self, path: &Path, id_part: &str, run_id: &str, root: &Path) -> Result<Note> {
+        let kept = self.leftovers().join(format!("{id_part}-{run_id}"));
+        let parent = self.leftovers();
+        std::fs::create_dir_all(&parent).map_err(|e| Error::io("create", &parent, e))?;
+        let at = match std::fs::rename(path, &kept) {
+            Ok(()) => kept,
+            // Another file system (run state of an earlier version under a target directory
+            // elsewhere): the files stay where they are.
+            Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => path.to_path_buf(),
+            Err(e) => return Err(Error::io("move", path, e)),
+        };
+        let _ = std::fs::remove_file(at.join(".git"));
+        Ok(Note::new(
+            "Kept",
+            format!(
+                "the changed files of an earlier attempt of {id_part} in {}",
+                display_path(&at, root).display()
+            ),
+        ))
+    }
+}
+
+/// Takes the OS lock on `path` without waiting, writing the pid into it for the message of
+/// another run that finds it held.
+fn take_lock(path: &Path, feature: &str) -> Result<File> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io("open", path, e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(path)
+                .ok()
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .map(|pid| format!(" (pid {pid})"))
+                .unwrap_or_default();
+            return Err(Error::user_with_help(
+                format!(
+                    "another run of `{feature}` in this repository is in progress{holder}: it holds the lock on `{}`",
+                    path.display()
+                ),
+                "wait for it to finish, or stop it with Ctrl-C; the lock is released when that run ends (even when it is killed), so there is nothing to delete",
+            ));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", path, e)),
+    }
+    use std::io::{Seek as _, Write as _};
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = writeln!(file, "{}", std::process::id());
+    Ok(file)
+}
+
+/// Whether a run of an earlier version holds the run lock at the old place (a pid file).
+fn old_run_alive(old_state: &Path) -> bool {
+    std::fs::read_to_string(old_state.join("run.lock"))
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+        .and_then(rustix::process::Pid::from_raw)
+        .is_some_and(|pid| {
+            !matches!(
+                rustix::process::test_kill_process(pid),
+                Err(rustix::io::Errno::SRCH)
+            )
+        })
+}
+
+/// `*.lock` files directly in `dir` last changed before `started`.
+fn stale_locks(dir: &Path, started: SystemTime) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".lock"))
+        .filter(|e| {
+            e.metadata()
+                .ok()
+                .filter(std::fs::Metadata::is_file)
+                .and_then(|m| m.modified().ok())
+                .is_some_and(|m| m < started)
+        })
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Kills the agents a run that died left running: the process groups written down in
+/// `registry` as it started them, where a process of the group still carries that run's
+/// `SPEC_EXEC_RUN_ID` (so a reused group number is never taken for one). The number of groups
+/// stopped; the registry is then emptied. Only where `/proc` tells (Linux).
+pub fn stop_orphaned_agents(registry: &Path) -> usize {
+    let Ok(text) = std::fs::read_to_string(registry) else {
+        return 0;
+    };
+    let _ = std::fs::remove_file(registry);
+    let recorded: Vec<(i32, String)> = text
+        .lines()
+        .filter_map(|l| {
+            let (pgid, run) = l.split_once(' ')?;
+            Some((pgid.parse().ok()?, run.to_owned()))
+        })
+        .filter(|(_, run)| !run.is_empty())
+        .collect();
+    if recorded.is_empty() {
+        return 0;
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut alive = std::collections::BTreeSet::new();
+    for entry in entries.flatten() {
+        if !entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        {
+            continue;
+        }
+        // The process group is the fifth field of /proc/<pid>/stat, after `pid (comm) state
+        // ppid` (comm may hold spaces and parentheses: it ends at the last `)`).
+        let Some(group) = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                let rest = &stat[stat.rfind(')')? + 1..];
+                rest.split_whitespace().nth(2)?.parse::<i32>().ok()
+            })
+            .filter(|&g| g > 0)
+        else {
+            continue;
+        };
+        let Some((_, run)) = recorded.iter().find(|(g, _)| *g == group) else {
+            continue;
+        };
+        let want = format!("SPEC_EXEC_RUN_ID={run}");
+        let ours = std::fs::read(entry.path().join("environ"))
+            .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == want.as_bytes()));
+        if ours {
+            alive.insert(group);
+        }
+    }
+    for &g in &alive {
+        if let Some(pid) = rustix::process::Pid::from_raw(g) {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+    }
+    alive.len()
+}
