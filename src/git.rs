@@ -51,37 +51,6 @@ pub fn ref_safe(id: &str) -> String {
     out
 }
 
-/// Tasks whose branch git could not create (an id thousands of characters long, say), as
-/// errors at the task: found before anything runs.
-pub fn branch_diagnostics(
-    list: &crate::spec::TaskList,
-    prefix: &str,
-    feature: &str,
-) -> Vec<crate::error::Diagnostic> {
-    list.leaves()
-        .filter_map(|i| {
-            let task = &list.tasks[i];
-            let branch = branch_name(prefix, feature, &task.id);
-            let component = ref_safe(&task.id);
-            let ok = component.len() <= 200
-                && git2::Reference::is_valid_name(&format!("refs/heads/{branch}"));
-            if ok {
-                return None;
-            }
-            let at = list.id_offset(i);
-            Some(
-                crate::error::Diagnostic::error(format!(
-                    "task id `{}…` makes a branch name git cannot create",
-                    task.id.chars().take(24).collect::<String>()
-                ))
-                .at(list.location(at, task.id.chars().count().min(40)))
-                .label("too long for a branch name")
-                .help("shorten the id (at most 200 characters)"),
-            )
-        })
-        .collect()
-}
-
 /// `<prefix>/<feature>/<task-id>`.
 pub fn branch_name(prefix: &str, feature: &str, id: &str) -> String {
     format!("{prefix}/{feature}/{}", ref_safe(id))

@@ -66,10 +66,7 @@ fn diamond_commits_each_task_on_its_branch_and_merges_for_the_join() {
         let id = e["id"].as_str().unwrap();
         assert_eq!(e["branch"], Scratch::branch(id).as_str());
         // Paths in JSON are absolute.
-        let worktree = s
-            .repo()
-            .join("target/spec-exec")
-            .join(FEATURE)
+        let worktree = s.state_dir()
             .join("worktrees")
             .join(id);
         assert_eq!(e["worktree"], worktree.display().to_string().as_str());
@@ -174,10 +171,7 @@ fn diamond_commits_each_task_on_its_branch_and_merges_for_the_join() {
             .count(),
         1
     );
-    let worktrees = s
-        .repo()
-        .join("target/spec-exec")
-        .join(FEATURE)
+    let worktrees = s.state_dir()
         .join("worktrees");
     let left: Vec<_> = std::fs::read_dir(&worktrees)
         .map(|rd| rd.map(|e| e.unwrap().file_name()).collect())
@@ -726,13 +720,7 @@ fn a_second_run_of_the_same_feature_is_refused() {
     sigint(live.child.id());
     let (code, _) = live.finish();
     assert_eq!(code, Some(130));
-    assert!(
-        !s.repo()
-            .join("target/spec-exec")
-            .join(FEATURE)
-            .join("run.lock")
-            .exists()
-    );
+    assert!(s.run_lock_free(), "the run lock is still held");
 }
 
 #[test]
@@ -868,7 +856,7 @@ fn reports_and_human_output() {
         run.stderr
     );
     assert!(
-        has("Failed", "2 (exit 4, log: target/spec-exec/"),
+        has("Failed", "2 (exit 4, log: .git/spec-exec/"),
         "{}",
         run.stderr
     );
@@ -920,7 +908,7 @@ fn reports_and_human_output() {
     assert!(r1.contains(&s.tip("1")[..10]), "{r1}");
     let r2 = row("2");
     assert!(r2.contains("| failed |") && r2.contains("exit 4"), "{r2}");
-    assert!(r2.contains("`target/spec-exec/"), "{r2}");
+    assert!(r2.contains("`.git/spec-exec/"), "{r2}");
     assert!(!md.contains(&s.repo().display().to_string()), "{md}");
     assert!(row("3").contains("| skipped |"));
     // The finished line names the report.
@@ -1191,8 +1179,9 @@ fn a_stale_approval_is_refused() {
     assert_eq!(s.tasks_md(), edited);
 }
 
-/// The branch of a task that failed was made by spec-exec; deleting the target directory
-/// (`cargo clean`) must not turn it into a foreign branch that blocks resuming.
+/// The branch of a task that failed was made by spec-exec; deleting the run state (it used to
+/// be under the target directory, which `cargo clean` deletes) must not turn it into a foreign
+/// branch that blocks resuming.
 #[test]
 fn resume_after_cargo_clean() {
     let s = Scratch::new(&tasks_md(&[task("1", "Flaky", "", "write=one.txt")]));
@@ -1200,7 +1189,7 @@ fn resume_after_cargo_clean() {
     let first = s.run(&[]);
     first.assert_code(1);
     assert!(s.git_ok(&["rev-parse", "--verify", "-q", &Scratch::branch("1")]));
-    std::fs::remove_dir_all(s.repo().join("target")).unwrap();
+    std::fs::remove_dir_all(s.state_dir()).unwrap();
     s.control("1", "write=one.txt");
     let second = s.run(&[]);
     second.assert_code(0);
@@ -1225,10 +1214,7 @@ fn an_agent_gets_its_worktree_prompt_and_variables() {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-    let worktree = s
-        .repo()
-        .join("target/spec-exec")
-        .join(FEATURE)
+    let worktree = s.state_dir()
         .join("worktrees/CR-A");
     let run_id = run.of_type("run-started").next().unwrap()["run_id"]
         .as_str()
@@ -1255,9 +1241,7 @@ fn an_agent_gets_its_worktree_prompt_and_variables() {
     let prompt_file = PathBuf::from(&env["SPEC_EXEC_PROMPT_FILE"]);
     assert!(
         prompt_file.starts_with(
-            s.repo()
-                .join("target/spec-exec")
-                .join(FEATURE)
+            s.state_dir()
                 .join("runs")
                 .join(&run_id)
         ),
@@ -1318,10 +1302,7 @@ fn changed_files_of_a_failed_attempt_are_kept_aside() {
     let second = s.run(&[]);
     second.assert_code(0);
     assert!(second.stderr.contains("Kept"), "{}", second.context());
-    let leftovers = s
-        .repo()
-        .join("target/spec-exec")
-        .join(FEATURE)
+    let leftovers = s.state_dir()
         .join("leftovers");
     let kept: Vec<PathBuf> = std::fs::read_dir(&leftovers)
         .unwrap()
@@ -1359,13 +1340,7 @@ fn sigterm_and_sighup_stop_the_agents() {
         let (code, events) = live.finish();
         assert_eq!(code, Some(130), "{signal:?}: {events:?}");
         assert!(!alive(agent), "{signal:?}: the agent lives on");
-        assert!(
-            !s.repo()
-                .join("target/spec-exec")
-                .join(FEATURE)
-                .join("run.lock")
-                .exists()
-        );
+        assert!(s.run_lock_free(), "the run lock is still held");
     }
 }
 

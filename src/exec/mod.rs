@@ -27,6 +27,7 @@ use crate::plan::{Blocked, Plan};
 use crate::report::{Event, Report, Round, Status, TaskReport, Totals, Verdict};
 use crate::spec::{Feature, TaskList, edit};
 use agent::{Agent, Outcome, Stop};
+use state::{worktree_name, worktree_prefix};
 
 /// How long a terminated agent group gets before it is killed.
 pub const GRACE: Duration = Duration::from_secs(5);
@@ -135,16 +136,6 @@ struct JobResult {
     job: Job,
     /// A review's verdict and findings.
     verdict: Option<review::Read>,
-}
-
-/// git's name for a task's worktree. The feature's length makes it unambiguous: `demo` task
-/// `x-1` and `demo-x` task `1` must never share a name.
-fn worktree_name(feature: &str, id: &str) -> String {
-    format!("{}{}", worktree_prefix(feature), git::ref_safe(id))
-}
-
-fn worktree_prefix(feature: &str) -> String {
-    format!("spec-exec-{}-{feature}-", feature.len())
 }
 
 impl Shared {

@@ -339,3 +339,174 @@ pub fn stop_orphaned_agents(registry: &Path) -> usize {
     }
     alive.len()
 }
+
+/// git's name for a task's worktree. The feature's length makes it unambiguous: `demo` task
+/// `x-1` and `demo-x` task `1` must never share a name.
+pub fn worktree_name(feature: &str, id: &str) -> String {
+    format!("{}{}", worktree_prefix(feature), git::ref_safe(id))
+}
+
+pub fn worktree_prefix(feature: &str) -> String {
+    format!("spec-exec-{}-{feature}-", feature.len())
+}
+
+/// The longest file name the system takes (`NAME_MAX`) and the longest path (`PATH_MAX`).
+const NAME_MAX: usize = 255;
+const PATH_MAX: usize = 4096;
+/// Room left in names for a review's later rounds (`.round-1000`).
+const ROUND_ROOM: usize = ".round-1000".len();
+
+/// Everything about a feature's branches and worktrees that would make a run fail after it
+/// started, found from the list and the repository before anything runs: a task id git cannot
+/// make a branch of, two ids that make one branch, a branch in the way of the task branches
+/// (`spec`, `spec/<feature>`, `spec/<feature>/<id>/x`), and a worktree name or path too long for
+/// the file system. Errors are at the task where they are about one. `check`, `--dry-run` and
+/// the run itself all use this. The repository checks are skipped outside one.
+pub fn run_diagnostics(
+    list: &crate::spec::TaskList,
+    prefix: &str,
+    feature: &str,
+    root: &Path,
+) -> Vec<crate::error::Diagnostic> {
+    use crate::error::Diagnostic;
+    let repo = git2::Repository::discover(root).ok();
+    let mut out = Vec::new();
+    // A branch where a directory of branches must be: git cannot make branches below it.
+    if let Some(repo) = &repo {
+        let mut path = String::new();
+        for part in prefix.split('/').chain([feature]) {
+            if !path.is_empty() {
+                path.push('/');
+            }
+            path.push_str(part);
+            if repo.find_reference(&format!("refs/heads/{path}")).is_ok() {
+                out.push(
+                    Diagnostic::error(format!(
+                        "the branch `{path}` is in the way of this feature's task branches (`{prefix}/{feature}/<task-id>`): git cannot make branches below a branch"
+                    ))
+                    .help(format!(
+                        "rename it (`git branch -m {path} {path}-old`), or set another `branch-prefix` in [workspace.metadata.spec-exec]"
+                    )),
+                );
+                break;
+            }
+        }
+    }
+    let common = repo.as_ref().map(|r| r.commondir().to_path_buf());
+    let worktrees = common
+        .as_ref()
+        .map(|c| state_dir(c, feature).join("worktrees"));
+    // The longest path in the repository's index: what a worktree holds, roughly.
+    let longest_file = repo
+        .as_ref()
+        .and_then(|r| r.index().ok())
+        .map(|index| index.iter().map(|e| e.path.len()).max().unwrap_or(0))
+        .unwrap_or(0);
+    let name_room = NAME_MAX - ROUND_ROOM;
+    if worktree_prefix(feature).len() + 1 > name_room {
+        out.push(
+            Diagnostic::error(format!(
+                "the feature name `{}…` is too long: its worktrees' names would be over {NAME_MAX} bytes, the longest file name the system takes",
+                feature.chars().take(24).collect::<String>()
+            ))
+            .help(format!(
+                "rename the feature's directory (at most {} bytes)",
+                name_room - worktree_prefix("").len() - 4
+            )),
+        );
+        return out;
+    }
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for i in list.leaves() {
+        let task = &list.tasks[i];
+        let at = list.location(list.id_offset(i), task.id.chars().count().min(40));
+        let short = || {
+            let s: String = task.id.chars().take(24).collect();
+            if s.len() < task.id.len() {
+                format!("{s}…")
+            } else {
+                s
+            }
+        };
+        let branch = git::branch_name(prefix, feature, &task.id);
+        let component = git::ref_safe(&task.id);
+        if component.len() > 200
+            || !git2::Reference::is_valid_name(&format!("refs/heads/{branch}"))
+        {
+            out.push(
+                Diagnostic::error(format!(
+                    "task id `{}` makes a branch name git cannot create",
+                    short()
+                ))
+                .at(at)
+                .label("too long for a branch name")
+                .help("shorten the id (at most 200 characters)"),
+            );
+            continue;
+        }
+        if let Some(&other) = seen.get(&branch) {
+            out.push(
+                Diagnostic::error(format!(
+                    "tasks {} and {} would share the branch `{branch}`",
+                    list.tasks[other].id, task.id
+                ))
+                .at(at)
+                .label(format!("the same branch as task {}", list.tasks[other].id))
+                .help("give them ids that differ in letters, digits, `.`, `-` or `_`"),
+            );
+            continue;
+        }
+        seen.insert(branch.clone(), i);
+        let name = worktree_name(feature, &task.id);
+        if name.len() > name_room {
+            out.push(
+                Diagnostic::error(format!(
+                    "task id `{}` makes a worktree name of {} bytes (`spec-exec-<n>-<feature>-<id>`), over the {NAME_MAX} the system takes in a file name",
+                    short(),
+                    name.len() + ROUND_ROOM
+                ))
+                .at(at)
+                .label("too long for a worktree name")
+                .help(format!(
+                    "shorten the id, or the feature's name: together at most {} bytes",
+                    name_room - worktree_prefix("").len() - 2
+                )),
+            );
+            continue;
+        }
+        if let Some(dir) = &worktrees {
+            let len = dir.as_os_str().len() + 1 + component.len() + ROUND_ROOM + 1 + longest_file;
+            if len >= PATH_MAX {
+                out.push(
+                    Diagnostic::error(format!(
+                        "task id `{}` makes paths in its worktree of up to {len} bytes, over the {PATH_MAX} the system takes",
+                        short()
+                    ))
+                    .at(at)
+                    .label("too long for a worktree path")
+                    .help(format!(
+                        "shorten the id or the feature's name, or move the repository to a shorter path (worktrees are made in `{}`)",
+                        dir.display()
+                    )),
+                );
+                continue;
+            }
+        }
+        if let Some(repo) = &repo
+            && let Ok(mut below) = repo.references_glob(&format!("refs/heads/{branch}/*"))
+            && let Some(Ok(r)) = below.next()
+        {
+            let name = r.shorthand().unwrap_or("?").to_owned();
+            out.push(
+                Diagnostic::error(format!(
+                    "the branch `{name}` is in the way of task {}'s branch `{branch}`: git cannot make a branch where branches are below it",
+                    task.id
+                ))
+                .at(at)
+                .label("its branch cannot be created")
+                .help(format!("rename that branch (`git branch -m {name} <new-name>`)")),
+            );
+        }
+    }
+    out
+}
