@@ -232,14 +232,11 @@ impl Git {
             .commondir()
             .join("refs/heads")
             .join(format!("{name}.lock"));
-        Error::user_with_help(
-            format!(
-                "git: could not {what}: it is locked by `{}` ({})",
-                lock.display(),
-                e.message()
-            ),
-            "another git process is writing that branch: wait for it to finish; if none is running, delete the lock file and run again",
-        )
+        // One line: a task's failure reason shows the message only.
+        Error::user(format!(
+            "git: could not {what}: `{}` locks it (another git process is writing the branch); if no git process is running, delete the lock file and run again",
+            lock.display(),
+        ))
     }
 
     /// git's directory shared by all working trees of the repository (`.git` of the main one).
@@ -387,8 +384,9 @@ impl Git {
         if let Ok(wt) = self.repo.find_worktree(name) {
             let mut opts = WorktreePruneOptions::new();
             opts.valid(true).locked(true);
-            wt.prune(Some(&mut opts))
-                .map_err(|e| git_err(&format!("remove git's record of the worktree `{name}`"), e))?;
+            wt.prune(Some(&mut opts)).map_err(|e| {
+                git_err(&format!("remove git's record of the worktree `{name}`"), e)
+            })?;
         }
         let admin = self.repo.commondir().join("worktrees").join(name);
         if admin.is_dir() {

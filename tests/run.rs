@@ -66,9 +66,7 @@ fn diamond_commits_each_task_on_its_branch_and_merges_for_the_join() {
         let id = e["id"].as_str().unwrap();
         assert_eq!(e["branch"], Scratch::branch(id).as_str());
         // Paths in JSON are absolute.
-        let worktree = s.state_dir()
-            .join("worktrees")
-            .join(id);
+        let worktree = s.state_dir().join("worktrees").join(id);
         assert_eq!(e["worktree"], worktree.display().to_string().as_str());
         let log = PathBuf::from(e["log"].as_str().unwrap());
         assert!(log.is_absolute(), "{log:?}");
@@ -171,8 +169,7 @@ fn diamond_commits_each_task_on_its_branch_and_merges_for_the_join() {
             .count(),
         1
     );
-    let worktrees = s.state_dir()
-        .join("worktrees");
+    let worktrees = s.state_dir().join("worktrees");
     let left: Vec<_> = std::fs::read_dir(&worktrees)
         .map(|rd| rd.map(|e| e.unwrap().file_name()).collect())
         .unwrap_or_default();
@@ -1214,8 +1211,7 @@ fn an_agent_gets_its_worktree_prompt_and_variables() {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-    let worktree = s.state_dir()
-        .join("worktrees/CR-A");
+    let worktree = s.state_dir().join("worktrees/CR-A");
     let run_id = run.of_type("run-started").next().unwrap()["run_id"]
         .as_str()
         .unwrap()
@@ -1240,11 +1236,7 @@ fn an_agent_gets_its_worktree_prompt_and_variables() {
     expect("PGID", &env["PID"]);
     let prompt_file = PathBuf::from(&env["SPEC_EXEC_PROMPT_FILE"]);
     assert!(
-        prompt_file.starts_with(
-            s.state_dir()
-                .join("runs")
-                .join(&run_id)
-        ),
+        prompt_file.starts_with(s.state_dir().join("runs").join(&run_id)),
         "{prompt_file:?}"
     );
     let prompt = std::fs::read_to_string(&prompt_file).unwrap();
@@ -1302,8 +1294,7 @@ fn changed_files_of_a_failed_attempt_are_kept_aside() {
     let second = s.run(&[]);
     second.assert_code(0);
     assert!(second.stderr.contains("Kept"), "{}", second.context());
-    let leftovers = s.state_dir()
-        .join("leftovers");
+    let leftovers = s.state_dir().join("leftovers");
     let kept: Vec<PathBuf> = std::fs::read_dir(&leftovers)
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -85,7 +85,11 @@ impl RunState {
 
         // Ref locks of the feature's branches: while this run holds the run lock no other
         // run writes them, so one older than this run is a killed run's.
-        let refs = git.common_dir().join("refs/heads").join(branch_prefix).join(feature);
+        let refs = git
+            .common_dir()
+            .join("refs/heads")
+            .join(branch_prefix)
+            .join(feature);
         for lock in stale_locks(&refs, started) {
             std::fs::remove_file(&lock).map_err(|e| Error::io("remove", &lock, e))?;
             notes.push(Note::new(
@@ -430,8 +434,7 @@ pub fn run_diagnostics(
         };
         let branch = git::branch_name(prefix, feature, &task.id);
         let component = git::ref_safe(&task.id);
-        if component.len() > 200
-            || !git2::Reference::is_valid_name(&format!("refs/heads/{branch}"))
+        if component.len() > 200 || !git2::Reference::is_valid_name(&format!("refs/heads/{branch}"))
         {
             out.push(
                 Diagnostic::error(format!(
