@@ -364,34 +364,58 @@ fn two_features_run_at_once_in_one_repository() {
     }
 }
 
-/// What two runs do to the repository's worktrees at once, from two handles: adding and
+/// What runs do to the repository's worktrees at once, from three handles: adding and
 /// removing worktrees of different names never fails. (libgit2 lists the worktrees, then
 /// opens each; one removed in between made it report the branch "already checked out".)
 #[test]
-fn worktrees_added_and_removed_from_two_handles_at_once() {
+fn worktrees_added_and_removed_from_three_handles_at_once() {
     let s = Scratch::new(&tasks_md(&[task("1", "One", "", "nothing")]));
     let repo = s.repo();
-    for side in ["a", "b"] {
-        s.git(&["branch", &format!("spec/{side}/1")]);
+    const ROUNDS: usize = 150;
+    const KEEP: usize = 4;
+    for side in ["a", "b", "c"] {
+        for k in 0..KEEP {
+            s.git(&["branch", &format!("spec/{side}/{k}")]);
+        }
     }
     let state = s.repo().join(".git/spec-exec");
+    // Each side keeps a few worktrees at a time, adding one and removing its oldest.
     let work = |side: &'static str, repo: PathBuf, state: PathBuf| {
         std::thread::spawn(move || {
             let git = cargo_spec_exec::git::Git::open(&repo).unwrap();
-            for n in 0..60 {
-                let name = format!("spec-exec-1-{side}-{n}");
-                let path = state.join(side).join(n.to_string());
-                git.add_worktree(&name, &path, &format!("spec/{side}/1"))
+            let at = |n: usize| {
+                (
+                    format!("spec-exec-1-{side}-{n}"),
+                    state.join(side).join(n.to_string()),
+                )
+            };
+            for n in 0..ROUNDS {
+                let branch = format!("spec/{side}/{}", n % KEEP);
+                let (name, path) = at(n);
+                git.add_worktree(&name, &path, &branch)
                     .unwrap_or_else(|e| panic!("{side} {n}: {e}"));
-                git.remove_worktree(&name, &path)
-                    .unwrap_or_else(|e| panic!("{side} {n}: {e}"));
+                if n + 1 >= KEEP {
+                    let (name, path) = at(n + 1 - KEEP);
+                    git.remove_worktree(&name, &path)
+                        .unwrap_or_else(|e| panic!("{side} {n}: {e}"));
+                }
+            }
+            for n in ROUNDS + 1 - KEEP..ROUNDS {
+                let (name, path) = at(n);
+                git.remove_worktree(&name, &path).unwrap();
             }
         })
     };
-    let a = work("a", repo.clone(), state.clone());
-    let b = work("b", repo.clone(), state.clone());
-    let (ra, rb) = (a.join(), b.join());
-    assert!(ra.is_ok() && rb.is_ok(), "a worktree operation failed");
+    let sides: Vec<_> = ["a", "b", "c"]
+        .into_iter()
+        .map(|side| work(side, repo.clone(), state.clone()))
+        .collect();
+    let failed = sides
+        .into_iter()
+        .map(|t| t.join())
+        .filter(Result::is_err)
+        .count();
+    assert_eq!(failed, 0, "a worktree operation failed");
     let left = std::fs::read_dir(repo.join(".git/worktrees")).map_or(0, Iterator::count);
     assert_eq!(left, 0);
 }
