@@ -6,10 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use git2::{
-    BranchType, IndexAddOption, Oid, Repository, Signature, WorktreeAddOptions,
-    WorktreePruneOptions,
-};
+use git2::{BranchType, IndexAddOption, Oid, Repository, Signature, WorktreePruneOptions};
 
 use crate::error::{Error, Result};
 
@@ -160,7 +157,7 @@ impl Git {
         let Some(tip) = self.branch_tip(name) else {
             return true;
         };
-        !self.checked_out(name, ours) && self.covered(tip, known, 8)
+        !self.checked_out(name, Some(ours)) && self.covered(tip, known, 8)
     }
 
     fn covered(&self, commit: Oid, known: &[Oid], depth: usize) -> bool {
@@ -179,9 +176,9 @@ impl Git {
         ours && depth > 0 && c.parent_ids().all(|p| self.covered(p, known, depth - 1))
     }
 
-    /// Whether branch `name` is the HEAD of the main working tree or of a linked one whose
-    /// name does not start with `ours`.
-    fn checked_out(&self, name: &str, ours: &str) -> bool {
+    /// Whether branch `name` is the HEAD of the main working tree or of a linked one (one
+    /// whose name does not start with `ours`, when given).
+    fn checked_out(&self, name: &str, ours: Option<&str>) -> bool {
         let full = format!("refs/heads/{name}");
         let is_head = |repo: &Repository| {
             repo.find_reference("HEAD")
@@ -189,7 +186,9 @@ impl Git {
                 .and_then(|h| h.symbolic_target().map(|t| t == full))
                 .unwrap_or(false)
         };
-        if is_head(&self.repo) {
+        // The main working tree's, also when this handle is a linked worktree's.
+        let main = Repository::open(self.repo.commondir());
+        if is_head(&self.repo) || main.is_ok_and(|m| is_head(&m)) {
             return true;
         }
         let Ok(names) = self.repo.worktrees() else {
@@ -198,7 +197,7 @@ impl Git {
         names
             .iter()
             .flatten()
-            .filter(|wt| !wt.starts_with(ours))
+            .filter(|wt| ours.is_none_or(|ours| !wt.starts_with(ours)))
             .any(|wt| {
                 self.repo
                     .find_worktree(wt)
@@ -333,22 +332,62 @@ impl Git {
     /// Adds a linked worktree named `name` at `path`, with `branch` checked out. What an
     /// earlier attempt left under that name (git's record, a half-made record, the directory)
     /// goes first.
+    ///
+    /// Only the registration (git's record, the worktree's `.git` file and `HEAD`, as `git
+    /// worktree add` writes them) is made under [`Git::registration_lock`], after checking, as
+    /// git does, that no working tree has the branch checked out; the files are checked out
+    /// after it, so that jobs starting together do not wait for each other's checkouts.
     pub fn add_worktree(&self, name: &str, path: &Path, branch: &str) -> Result<()> {
-        let _lock = self.registration_lock()?;
-        self.remove_worktree_locked(name, path)?;
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+        let full = format!("refs/heads/{branch}");
+        {
+            let _lock = self.registration_lock()?;
+            self.remove_worktree_locked(name, path)?;
+            self.repo
+                .find_reference(&full)
+                .map_err(|e| git_err(&format!("find branch `{branch}`"), e))?;
+            if self.checked_out(branch, None) {
+                return Err(Error::user(format!(
+                    "git: could not add a worktree at `{}`: the branch `{branch}` is checked out in another working tree",
+                    path.display()
+                )));
+            }
+            self.register_worktree(name, path, &full)
+                .map_err(|(at, e)| Error::io("write", &at, e))?;
         }
-        let reference = self
-            .repo
-            .find_branch(branch, BranchType::Local)
-            .map_err(|e| git_err(&format!("find branch `{branch}`"), e))?
-            .into_reference();
-        let mut opts = WorktreeAddOptions::new();
-        opts.reference(Some(&reference));
-        self.repo
-            .worktree(name, path, Some(&opts))
-            .map_err(|e| git_err(&format!("add a worktree at `{}`", path.display()), e))?;
+        let err =
+            |e: git2::Error| git_err(&format!("check out `{branch}` in `{}`", path.display()), e);
+        let worktree = Repository::open(path).map_err(err)?;
+        let mut opts = git2::build::CheckoutBuilder::new();
+        opts.force().recreate_missing(true);
+        worktree.checkout_head(Some(&mut opts)).map_err(err)?;
+        Ok(())
+    }
+
+    /// Writes git's record of a linked worktree and the worktree's `.git` file, as `git
+    /// worktree add` does: `<common>/worktrees/<name>/{gitdir,commondir,HEAD}`.
+    fn register_worktree(
+        &self,
+        name: &str,
+        path: &Path,
+        head: &str,
+    ) -> std::result::Result<(), (PathBuf, std::io::Error)> {
+        let common = self.repo.commondir().to_path_buf();
+        let admin = common.join("worktrees").join(name);
+        let write = |at: PathBuf, text: String| std::fs::write(&at, text).map_err(|e| (at, e));
+        let mkdir = |at: &Path| std::fs::create_dir_all(at).map_err(|e| (at.to_path_buf(), e));
+        mkdir(&admin)?;
+        mkdir(path)?;
+        let path = path.canonicalize().map_err(|e| (path.to_path_buf(), e))?;
+        let common = common.canonicalize().map_err(|e| (common.clone(), e))?;
+        let admin = common.join("worktrees").join(name);
+        write(admin.join("commondir"), "../..\n".to_owned())?;
+        write(admin.join("HEAD"), format!("ref: {head}\n"))?;
+        write(path.join(".git"), format!("gitdir: {}\n", admin.display()))?;
+        // Last: git takes the record for a worktree once it points at its `.git` file.
+        write(
+            admin.join("gitdir"),
+            format!("{}\n", path.join(".git").display()),
+        )?;
         Ok(())
     }
 
