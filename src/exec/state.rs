@@ -156,7 +156,15 @@ impl RunState {
             let id_part = &name[prefix.len()..];
             let path = path.unwrap_or_else(|| self.worktrees().join(id_part));
             recorded.push(path.clone());
-            if path.exists() && git::has_changes(&path) {
+            // No index: the checkout never finished (a run killed while it made the worktree),
+            // so no agent ran there and it holds nothing but the base's files.
+            let checked_out = git
+                .common_dir()
+                .join("worktrees")
+                .join(&name)
+                .join("index")
+                .exists();
+            if checked_out && path.exists() && git::has_changes(&path) {
                 notes.push(self.keep(&path, id_part, run_id, root)?);
                 git.forget_worktree(&name)?;
             } else {
