@@ -456,6 +456,10 @@ pub fn run_diagnostics(
             continue;
         }
         if let Some(&other) = seen.get(&branch) {
+            // The same id twice is an error of the list already.
+            if list.tasks[other].id == task.id {
+                continue;
+            }
             out.push(
                 Diagnostic::error(format!(
                     "tasks {} and {} would share the branch `{branch}`",
