@@ -2,8 +2,9 @@
 //! worktree, started in critical-path order as their dependencies finish.
 //!
 //! Everything that can be checked is checked before the first agent starts (the repository, the
-//! base, every branch name and any branch left by an earlier run). Repository-level git work is
-//! serialised behind one lock; agents run in parallel. Ctrl-C stops scheduling and asks every
+//! base, every branch name and any branch left by an earlier run). Agents and their git work
+//! run in parallel; only adding and removing worktrees is serialised (see [`git::Git`]). The
+//! feature's run state and its lock are [`state`]'s. Ctrl-C stops scheduling and asks every
 //! agent group to terminate; a second Ctrl-C kills them; a third exits at once.
 
 pub mod agent;
@@ -57,9 +58,6 @@ impl Settings {
 
 /// What every task of the run shares.
 struct Shared {
-    /// Where the repository is: each git operation opens its own handle, so that jobs do
-    /// not queue behind each other's checkouts and commits (see [`Shared::git`]).
-    repo_dir: PathBuf,
     feature: String,
     root: PathBuf,
     /// The repository's working tree (the workspace root or above it).
@@ -139,11 +137,12 @@ struct JobResult {
 }
 
 impl Shared {
-    /// A handle on the repository for one operation. A job's git work touches its own branch,
-    /// worktree and index, and objects, which git writes safely side by side; what changes the
-    /// set of worktrees is serialised inside [`Git`].
+    /// A handle on the repository for one operation: jobs do not queue behind each other's
+    /// checkouts and commits. A job's git work touches its own branch, worktree and index, and
+    /// objects, which git writes safely side by side; what changes the set of worktrees is
+    /// serialised inside [`Git`].
     fn git(&self) -> Result<Git> {
-        Git::open(&self.repo_dir)
+        Git::open(&self.workdir)
     }
 }
 
@@ -188,7 +187,7 @@ pub fn execute(
         );
     }
 
-    // Branch names were checked with the list (`git::run_diagnostics`): one per task.
+    // Branch names were checked with the list (`state::run_diagnostics`): one per task.
     let branch_of =
         |i: usize| git::branch_name(&settings.branch_prefix, &feature.name, &list.tasks[i].id);
 
@@ -302,7 +301,6 @@ pub fn execute(
     }
 
     let shared = Arc::new(Shared {
-        repo_dir: workdir.clone(),
         feature: feature.name.clone(),
         root: root.to_path_buf(),
         workdir: workdir.clone(),
