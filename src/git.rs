@@ -244,7 +244,7 @@ impl Git {
     }
 
     pub fn delete_branch(&self, name: &str) -> Result<()> {
-        // libgit2 checks that no worktree has it checked out: see [`Git::registration_lock`].
+        // libgit2 checks that no worktree has it checked out: see `registration_lock`.
         let _lock = self.registration_lock()?;
         if let Ok(mut b) = self.repo.find_branch(name, BranchType::Local) {
             b.delete()
@@ -334,7 +334,7 @@ impl Git {
     /// goes first.
     ///
     /// Only the registration (git's record, the worktree's `.git` file and `HEAD`, as `git
-    /// worktree add` writes them) is made under [`Git::registration_lock`], after checking, as
+    /// worktree add` writes them) is made under the registration lock (`registration_lock`), after checking, as
     /// git does, that no working tree has the branch checked out; the files are checked out
     /// after it, so that jobs starting together do not wait for each other's checkouts.
     pub fn add_worktree(&self, name: &str, path: &Path, branch: &str) -> Result<()> {
