@@ -491,3 +491,50 @@ fn two_ids_of_one_branch_are_refused_at_the_task() {
         ],
     );
 }
+
+/// A branch below a task's branch name (`spec/demo/1/x`) leaves git no room for it either.
+#[test]
+fn a_branch_below_a_task_branch_is_refused_at_the_task() {
+    let s = Scratch::unapproved(
+        &tasks_md(&[task("1", "One", "", "write=one.txt")]),
+        Project::Workspace,
+    );
+    s.git(&["branch", "spec/demo/1/x"]);
+    let out = s.spec_exec(&["check", FEATURE]).output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the branch `spec/demo/1/x` is in the way of task 1's branch")
+            && err.contains("tasks.md:3:7"),
+        "{err}"
+    );
+}
+
+/// A worktree whose checkout never finished (no index: the run was killed while making it)
+/// holds no agent's work: the next run removes it without keeping a copy, and the task runs.
+#[test]
+fn a_worktree_whose_checkout_never_finished_is_not_kept() {
+    let s = Scratch::new(&tasks_md(&[task("1", "One", "", "write=one.txt")]));
+    let made = s.state_dir().join("worktrees/spec-exec-4-demo-1");
+    s.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        &Scratch::branch("1"),
+        made.to_str().unwrap(),
+    ]);
+    let wt = s.state_dir().join("worktrees/1");
+    s.git(&[
+        "worktree",
+        "move",
+        made.to_str().unwrap(),
+        wt.to_str().unwrap(),
+    ]);
+    std::fs::remove_file(s.repo().join(".git/worktrees/spec-exec-4-demo-1/index")).unwrap();
+    let run = s.run(&[]);
+    run.assert_code(0);
+    assert_eq!(run.status("1"), "done");
+    assert!(!run.stderr.contains("Kept"), "{}", run.context());
+    assert!(!s.state_dir().join("leftovers").exists());
+}
