@@ -6,10 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use git2::{
-    BranchType, IndexAddOption, Oid, Repository, Signature, WorktreeAddOptions,
-    WorktreePruneOptions,
-};
+use git2::{BranchType, IndexAddOption, Oid, Repository, Signature, WorktreePruneOptions};
 
 use crate::error::{Error, Result};
 
@@ -49,37 +46,6 @@ pub fn ref_safe(id: &str) -> String {
         out.push('_');
     }
     out
-}
-
-/// Tasks whose branch git could not create (an id thousands of characters long, say), as
-/// errors at the task: found before anything runs.
-pub fn branch_diagnostics(
-    list: &crate::spec::TaskList,
-    prefix: &str,
-    feature: &str,
-) -> Vec<crate::error::Diagnostic> {
-    list.leaves()
-        .filter_map(|i| {
-            let task = &list.tasks[i];
-            let branch = branch_name(prefix, feature, &task.id);
-            let component = ref_safe(&task.id);
-            let ok = component.len() <= 200
-                && git2::Reference::is_valid_name(&format!("refs/heads/{branch}"));
-            if ok {
-                return None;
-            }
-            let at = list.id_offset(i);
-            Some(
-                crate::error::Diagnostic::error(format!(
-                    "task id `{}…` makes a branch name git cannot create",
-                    task.id.chars().take(24).collect::<String>()
-                ))
-                .at(list.location(at, task.id.chars().count().min(40)))
-                .label("too long for a branch name")
-                .help("shorten the id (at most 200 characters)"),
-            )
-        })
-        .collect()
 }
 
 /// `<prefix>/<feature>/<task-id>`.
@@ -191,7 +157,7 @@ impl Git {
         let Some(tip) = self.branch_tip(name) else {
             return true;
         };
-        !self.checked_out(name, ours) && self.covered(tip, known, 8)
+        !self.checked_out(name, Some(ours)) && self.covered(tip, known, 8)
     }
 
     fn covered(&self, commit: Oid, known: &[Oid], depth: usize) -> bool {
@@ -210,9 +176,9 @@ impl Git {
         ours && depth > 0 && c.parent_ids().all(|p| self.covered(p, known, depth - 1))
     }
 
-    /// Whether branch `name` is the HEAD of the main working tree or of a linked one whose
-    /// name does not start with `ours`.
-    fn checked_out(&self, name: &str, ours: &str) -> bool {
+    /// Whether branch `name` is the HEAD of the main working tree or of a linked one (one
+    /// whose name does not start with `ours`, when given).
+    fn checked_out(&self, name: &str, ours: Option<&str>) -> bool {
         let full = format!("refs/heads/{name}");
         let is_head = |repo: &Repository| {
             repo.find_reference("HEAD")
@@ -220,7 +186,9 @@ impl Git {
                 .and_then(|h| h.symbolic_target().map(|t| t == full))
                 .unwrap_or(false)
         };
-        if is_head(&self.repo) {
+        // The main working tree's, also when this handle is a linked worktree's.
+        let main = Repository::open(self.repo.commondir());
+        if is_head(&self.repo) || main.is_ok_and(|m| is_head(&m)) {
             return true;
         }
         let Ok(names) = self.repo.worktrees() else {
@@ -229,7 +197,7 @@ impl Git {
         names
             .iter()
             .flatten()
-            .filter(|wt| !wt.starts_with(ours))
+            .filter(|wt| ours.is_none_or(|ours| !wt.starts_with(ours)))
             .any(|wt| {
                 self.repo
                     .find_worktree(wt)
@@ -247,14 +215,40 @@ impl Git {
             .map_err(|e| git_err("find the base commit", e))?;
         self.repo
             .branch(name, &commit, force)
-            .map_err(|e| git_err(&format!("create branch `{name}`"), e))?;
+            .map_err(|e| self.ref_err(&format!("create branch `{name}`"), name, e))?;
         Ok(())
     }
 
+    /// A failure to write branch `name`; when git found the ref locked, the lock file's path
+    /// and what to do. (A lock left by a killed run of this feature is removed at the start of
+    /// the next run; one here is newer: some git process is writing the branch now.)
+    fn ref_err(&self, what: &str, name: &str, e: git2::Error) -> Error {
+        if e.code() != git2::ErrorCode::Locked {
+            return git_err(what, e);
+        }
+        let lock = self
+            .repo
+            .commondir()
+            .join("refs/heads")
+            .join(format!("{name}.lock"));
+        // One line: a task's failure reason shows the message only.
+        Error::user(format!(
+            "git: could not {what}: `{}` locks it (another git process is writing the branch); if no git process is running, delete the lock file and run again",
+            lock.display(),
+        ))
+    }
+
+    /// git's directory shared by all working trees of the repository (`.git` of the main one).
+    pub fn common_dir(&self) -> PathBuf {
+        self.repo.commondir().to_path_buf()
+    }
+
     pub fn delete_branch(&self, name: &str) -> Result<()> {
+        // libgit2 checks that no worktree has it checked out: see `registration_lock`.
+        let _lock = self.registration_lock()?;
         if let Ok(mut b) = self.repo.find_branch(name, BranchType::Local) {
             b.delete()
-                .map_err(|e| git_err(&format!("delete branch `{name}`"), e))?;
+                .map_err(|e| self.ref_err(&format!("delete branch `{name}`"), name, e))?;
         }
         Ok(())
     }
@@ -335,37 +329,159 @@ impl Git {
         Ok(Ok(acc.id()))
     }
 
-    /// Adds a linked worktree named `name` at `path`, with `branch` checked out.
+    /// Adds a linked worktree named `name` at `path`, with `branch` checked out. What an
+    /// earlier attempt left under that name (git's record, a half-made record, the directory)
+    /// goes first.
+    ///
+    /// Only the registration (git's record, the worktree's `.git` file and `HEAD`, as `git
+    /// worktree add` writes them) is made under the registration lock (`registration_lock`), after checking, as
+    /// git does, that no working tree has the branch checked out; the files are checked out
+    /// after it, so that jobs starting together do not wait for each other's checkouts.
     pub fn add_worktree(&self, name: &str, path: &Path, branch: &str) -> Result<()> {
-        self.remove_worktree(name, path)?;
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+        let full = format!("refs/heads/{branch}");
+        {
+            let _lock = self.registration_lock()?;
+            self.remove_worktree_locked(name, path)?;
+            self.repo
+                .find_reference(&full)
+                .map_err(|e| git_err(&format!("find branch `{branch}`"), e))?;
+            if self.checked_out(branch, None) {
+                return Err(Error::user(format!(
+                    "git: could not add a worktree at `{}`: the branch `{branch}` is checked out in another working tree",
+                    path.display()
+                )));
+            }
+            self.register_worktree(name, path, &full)
+                .map_err(|(at, e)| Error::io("write", &at, e))?;
         }
-        let reference = self
-            .repo
-            .find_branch(branch, BranchType::Local)
-            .map_err(|e| git_err(&format!("find branch `{branch}`"), e))?
-            .into_reference();
-        let mut opts = WorktreeAddOptions::new();
-        opts.reference(Some(&reference));
-        self.repo
-            .worktree(name, path, Some(&opts))
-            .map_err(|e| git_err(&format!("add a worktree at `{}`", path.display()), e))?;
+        let err =
+            |e: git2::Error| git_err(&format!("check out `{branch}` in `{}`", path.display()), e);
+        let worktree = Repository::open(path).map_err(err)?;
+        let mut opts = git2::build::CheckoutBuilder::new();
+        opts.force().recreate_missing(true);
+        worktree.checkout_head(Some(&mut opts)).map_err(err)?;
+        Ok(())
+    }
+
+    /// Writes git's record of a linked worktree and the worktree's `.git` file, as `git
+    /// worktree add` does: `<common>/worktrees/<name>/{gitdir,commondir,HEAD}`.
+    fn register_worktree(
+        &self,
+        name: &str,
+        path: &Path,
+        head: &str,
+    ) -> std::result::Result<(), (PathBuf, std::io::Error)> {
+        let common = self.repo.commondir().to_path_buf();
+        let admin = common.join("worktrees").join(name);
+        let write = |at: PathBuf, text: String| std::fs::write(&at, text).map_err(|e| (at, e));
+        let mkdir = |at: &Path| std::fs::create_dir_all(at).map_err(|e| (at.to_path_buf(), e));
+        mkdir(&admin)?;
+        mkdir(path)?;
+        let path = path.canonicalize().map_err(|e| (path.to_path_buf(), e))?;
+        let common = common.canonicalize().map_err(|e| (common.clone(), e))?;
+        let admin = common.join("worktrees").join(name);
+        write(admin.join("commondir"), "../..\n".to_owned())?;
+        write(admin.join("HEAD"), format!("ref: {head}\n"))?;
+        write(path.join(".git"), format!("gitdir: {}\n", admin.display()))?;
+        // Last: git takes the record for a worktree once it points at its `.git` file.
+        write(
+            admin.join("gitdir"),
+            format!("{}\n", path.join(".git").display()),
+        )?;
         Ok(())
     }
 
     /// Removes a worktree (its directory and git's record of it), if there is one.
     pub fn remove_worktree(&self, name: &str, path: &Path) -> Result<()> {
+        let _lock = self.registration_lock()?;
+        self.remove_worktree_locked(name, path)
+    }
+
+    fn remove_worktree_locked(&self, name: &str, path: &Path) -> Result<()> {
         if let Ok(wt) = self.repo.find_worktree(name) {
             let mut opts = WorktreePruneOptions::new();
             opts.valid(true).working_tree(true).locked(true);
             wt.prune(Some(&mut opts))
                 .map_err(|e| git_err(&format!("remove the worktree `{name}`"), e))?;
         }
+        // A record git does not take for one (a run killed while git was making it: an empty
+        // folder, or one without `HEAD`): git refuses to make the worktree again while it is
+        // there. It holds nothing but git's bookkeeping.
+        let admin = self.repo.commondir().join("worktrees").join(name);
+        if admin.is_dir() {
+            std::fs::remove_dir_all(&admin).map_err(|e| Error::io("remove", &admin, e))?;
+        }
         if path.exists() {
             std::fs::remove_dir_all(path).map_err(|e| Error::io("remove", path, e))?;
         }
         Ok(())
+    }
+
+    /// Drops git's record of worktree `name` (a half-made one too), leaving its directory.
+    pub fn forget_worktree(&self, name: &str) -> Result<()> {
+        let _lock = self.registration_lock()?;
+        if let Ok(wt) = self.repo.find_worktree(name) {
+            let mut opts = WorktreePruneOptions::new();
+            opts.valid(true).locked(true);
+            wt.prune(Some(&mut opts)).map_err(|e| {
+                git_err(&format!("remove git's record of the worktree `{name}`"), e)
+            })?;
+        }
+        let admin = self.repo.commondir().join("worktrees").join(name);
+        if admin.is_dir() {
+            std::fs::remove_dir_all(&admin).map_err(|e| Error::io("remove", &admin, e))?;
+        }
+        Ok(())
+    }
+
+    /// Serialises what reads or changes the set of linked worktrees (adding, removing, deleting
+    /// a branch), between the jobs of a run and between runs of different features: libgit2
+    /// lists the worktrees and then opens each, and takes one removed in between for one that
+    /// has the branch checked out ("reference … is already checked out"). An OS lock on
+    /// `<git-common-dir>/spec-exec/worktrees.lock`, released when the returned file is dropped
+    /// (or the process dies).
+    fn registration_lock(&self) -> Result<std::fs::File> {
+        let dir = self.repo.commondir().join("spec-exec");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+        let path = dir.join("worktrees.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("open", &path, e))?;
+        file.lock().map_err(|e| Error::io("lock", &path, e))?;
+        Ok(file)
+    }
+
+    /// The linked worktrees whose names start with `prefix`, with the directory git recorded
+    /// for each; also the records git does not list (half-made ones), with no directory.
+    pub fn worktrees_of(&self, prefix: &str) -> Vec<(String, Option<PathBuf>)> {
+        let mut out: Vec<(String, Option<PathBuf>)> = self
+            .worktrees_with_prefix(prefix)
+            .into_iter()
+            .map(|name| {
+                let path = self
+                    .repo
+                    .find_worktree(&name)
+                    .ok()
+                    .map(|w| w.path().to_path_buf());
+                (name, path)
+            })
+            .collect();
+        let admin = self.repo.commondir().join("worktrees");
+        if let Ok(entries) = std::fs::read_dir(&admin) {
+            for entry in entries.flatten() {
+                let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                if name.starts_with(prefix) && !out.iter().any(|(n, _)| *n == name) {
+                    out.push((name, None));
+                }
+            }
+        }
+        out.sort();
+        out
     }
 
     /// Names of the linked worktrees whose names start with `prefix`.

@@ -18,11 +18,12 @@ use crate::source::display_path;
 use crate::spec::{self, Feature, TaskList, approval};
 use crate::workspace::Workspace;
 
-/// Loads a feature's list with the workspace's checks on it: task ids that make branch names
-/// git cannot create are errors too.
+/// Loads a feature's list with the workspace's checks on it: what would make a run fail after
+/// it started (branch names git cannot create, worktree paths too long) is an error too.
 fn load_checked(ws: &Workspace, feature: &Feature) -> Result<TaskList> {
     let mut list = spec::load(feature, &ws.root)?;
-    let branches = crate::git::branch_diagnostics(&list, &ws.config.branch_prefix, &feature.name);
+    let branches =
+        exec::state::run_diagnostics(&list, &ws.config.branch_prefix, &feature.name, &ws.root);
     list.diagnostics.extend(branches);
     Ok(list)
 }

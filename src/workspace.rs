@@ -1,5 +1,6 @@
 //! The Cargo workspace the tool runs in: its root (where specs and git live), its target
-//! directory (where run state will go), and the `spec-exec` configuration of its root manifest.
+//! directory (where earlier versions kept run state, now under git's directory), and the
+//! `spec-exec` configuration of its root manifest.
 
 use std::path::{Path, PathBuf};
 

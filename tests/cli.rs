@@ -558,7 +558,7 @@ fn invalid_run_arguments_are_rejected_before_anything_else() {
     assert!(run.stderr.contains("error: --agent is empty"), "{run:#?}");
     let run = repo.run(&["tracks", "--message-format", "xml"]).invalid();
     assert!(run.stderr.contains("xml"), "{run:#?}");
-    assert!(!repo.root().join("target/spec-exec").exists());
+    assert!(!repo.root().join(".git/spec-exec").exists());
 }
 
 #[test]
@@ -1658,7 +1658,7 @@ fn a_feature_linked_out_of_the_repository_is_refused() {
         fixture("specs/plain-list")
     );
     assert_eq!(std::fs::read_dir(&target).expect("list").count(), 1);
-    assert!(!repo.root().join("target/spec-exec").exists());
+    assert!(!repo.root().join(".git/spec-exec").exists());
 
     // `list` shows it as an error without reading it; `check` fails on it.
     let run = repo.run(&["list"]).ok();
@@ -1912,7 +1912,7 @@ fn run_refuses_an_unapproved_list_and_dry_run_list_check_do_not_need_approval() 
         );
     }
     // Nothing ran: no run directory, no branch, the file untouched.
-    assert!(!repo.root().join("target/spec-exec").exists());
+    assert!(!repo.root().join(".git/spec-exec").exists());
     assert_eq!(git(repo.root(), &["branch", "--list", "spec/*"]), "");
     assert_eq!(
         repo.read(&repo.tasks("plain-list")),
@@ -2089,7 +2089,7 @@ fn ticking_a_box_keeps_the_approval_and_editing_a_title_voids_it() {
                 .contains(&format!("`cargo spec-exec approve {name}`")),
             "{run:#?}"
         );
-        assert!(!repo.root().join("target/spec-exec").exists());
+        assert!(!repo.root().join(".git/spec-exec").exists());
 
         // Approving again replaces the record, keeps the body.
         repo.run(&["approve", name]).ok();

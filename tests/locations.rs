@@ -138,7 +138,7 @@ fn a_shared_name_cannot_run_and_an_unknown_one_lists_every_feature() {
         err.contains("`.kiro/specs/auth` is also the name of `documentation/features/auth`"),
         "{err}"
     );
-    assert!(!repo.root.join("target/spec-exec").exists());
+    assert!(!repo.root.join(".git/spec-exec").exists());
 
     let missing = repo.run(&["nosuch", "--dry-run"]);
     assert_eq!(missing.status.code(), Some(2));

@@ -66,12 +66,7 @@ fn diamond_commits_each_task_on_its_branch_and_merges_for_the_join() {
         let id = e["id"].as_str().unwrap();
         assert_eq!(e["branch"], Scratch::branch(id).as_str());
         // Paths in JSON are absolute.
-        let worktree = s
-            .repo()
-            .join("target/spec-exec")
-            .join(FEATURE)
-            .join("worktrees")
-            .join(id);
+        let worktree = s.state_dir().join("worktrees").join(id);
         assert_eq!(e["worktree"], worktree.display().to_string().as_str());
         let log = PathBuf::from(e["log"].as_str().unwrap());
         assert!(log.is_absolute(), "{log:?}");
@@ -174,11 +169,7 @@ fn diamond_commits_each_task_on_its_branch_and_merges_for_the_join() {
             .count(),
         1
     );
-    let worktrees = s
-        .repo()
-        .join("target/spec-exec")
-        .join(FEATURE)
-        .join("worktrees");
+    let worktrees = s.state_dir().join("worktrees");
     let left: Vec<_> = std::fs::read_dir(&worktrees)
         .map(|rd| rd.map(|e| e.unwrap().file_name()).collect())
         .unwrap_or_default();
@@ -748,13 +739,7 @@ fn a_second_run_of_the_same_feature_is_refused() {
     sigint(live.child.id());
     let (code, _) = live.finish();
     assert_eq!(code, Some(130));
-    assert!(
-        !s.repo()
-            .join("target/spec-exec")
-            .join(FEATURE)
-            .join("run.lock")
-            .exists()
-    );
+    assert!(s.run_lock_free(), "the run lock is still held");
 }
 
 #[test]
@@ -892,7 +877,7 @@ fn reports_and_human_output() {
     assert!(
         has(
             "Failed",
-            "2 (exit 4, last output: helper: task 2 exits with 4, log: target/spec-exec/"
+            "2 (exit 4, last output: helper: task 2 exits with 4, log: .git/spec-exec/"
         ),
         "{}",
         run.stderr
@@ -945,7 +930,7 @@ fn reports_and_human_output() {
     assert!(r1.contains(&s.tip("1")[..10]), "{r1}");
     let r2 = row("2");
     assert!(r2.contains("| failed |") && r2.contains("exit 4"), "{r2}");
-    assert!(r2.contains("`target/spec-exec/"), "{r2}");
+    assert!(r2.contains("`.git/spec-exec/"), "{r2}");
     assert!(!md.contains(&s.repo().display().to_string()), "{md}");
     assert!(row("3").contains("| skipped |"));
     // The finished line names the report.
@@ -1238,8 +1223,9 @@ fn a_stale_approval_is_refused() {
     assert_eq!(s.tasks_md(), edited);
 }
 
-/// The branch of a task that failed was made by spec-exec; deleting the target directory
-/// (`cargo clean`) must not turn it into a foreign branch that blocks resuming.
+/// The branch of a task that failed was made by spec-exec; deleting the run state (it used to
+/// be under the target directory, which `cargo clean` deletes) must not turn it into a foreign
+/// branch that blocks resuming.
 #[test]
 fn resume_after_cargo_clean() {
     let s = Scratch::new(&tasks_md(&[task("1", "Flaky", "", "write=one.txt")]));
@@ -1247,7 +1233,7 @@ fn resume_after_cargo_clean() {
     let first = s.run(&[]);
     first.assert_code(1);
     assert!(s.git_ok(&["rev-parse", "--verify", "-q", &Scratch::branch("1")]));
-    std::fs::remove_dir_all(s.repo().join("target")).unwrap();
+    std::fs::remove_dir_all(s.state_dir()).unwrap();
     s.control("1", "write=one.txt");
     let second = s.run(&[]);
     second.assert_code(0);
@@ -1272,11 +1258,7 @@ fn an_agent_gets_its_worktree_prompt_and_variables() {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-    let worktree = s
-        .repo()
-        .join("target/spec-exec")
-        .join(FEATURE)
-        .join("worktrees/CR-A");
+    let worktree = s.state_dir().join("worktrees/CR-A");
     let run_id = run.of_type("run-started").next().unwrap()["run_id"]
         .as_str()
         .unwrap()
@@ -1301,13 +1283,7 @@ fn an_agent_gets_its_worktree_prompt_and_variables() {
     expect("PGID", &env["PID"]);
     let prompt_file = PathBuf::from(&env["SPEC_EXEC_PROMPT_FILE"]);
     assert!(
-        prompt_file.starts_with(
-            s.repo()
-                .join("target/spec-exec")
-                .join(FEATURE)
-                .join("runs")
-                .join(&run_id)
-        ),
+        prompt_file.starts_with(s.state_dir().join("runs").join(&run_id)),
         "{prompt_file:?}"
     );
     let prompt = std::fs::read_to_string(&prompt_file).unwrap();
@@ -1365,11 +1341,7 @@ fn changed_files_of_a_failed_attempt_are_kept_aside() {
     let second = s.run(&[]);
     second.assert_code(0);
     assert!(second.stderr.contains("Kept"), "{}", second.context());
-    let leftovers = s
-        .repo()
-        .join("target/spec-exec")
-        .join(FEATURE)
-        .join("leftovers");
+    let leftovers = s.state_dir().join("leftovers");
     let kept: Vec<PathBuf> = std::fs::read_dir(&leftovers)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -1406,13 +1378,7 @@ fn sigterm_and_sighup_stop_the_agents() {
         let (code, events) = live.finish();
         assert_eq!(code, Some(130), "{signal:?}: {events:?}");
         assert!(!alive(agent), "{signal:?}: the agent lives on");
-        assert!(
-            !s.repo()
-                .join("target/spec-exec")
-                .join(FEATURE)
-                .join("run.lock")
-                .exists()
-        );
+        assert!(s.run_lock_free(), "the run lock is still held");
     }
 }
 

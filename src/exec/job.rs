@@ -5,7 +5,7 @@
 //! async loop.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use super::process::{self, Outcome, Stop};
 use super::review;
 use super::scheduler::{Base, Finished, Role, Start};
+use super::state::{worktree_name, worktree_prefix};
 use crate::agents::{self, Agent};
 use crate::error::Result;
 use crate::git::{self, Git};
@@ -22,7 +23,6 @@ use crate::spec::TaskList;
 /// What every job of the run shares.
 #[derive(Debug)]
 pub struct Ctx {
-    pub git: Mutex<Git>,
     pub feature: String,
     pub root: PathBuf,
     /// The repository's working tree (the workspace root or above it).
@@ -45,6 +45,14 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// A handle on the repository for one operation: jobs do not queue behind each other's
+    /// checkouts and commits. A job's git work touches its own branch, worktree and index, and
+    /// objects, which git writes safely side by side; what changes the set of worktrees is
+    /// serialised inside [`Git`].
+    pub fn git(&self) -> Result<Git> {
+        Git::open(&self.workdir)
+    }
+
     pub fn worktree(&self, run_name: &str) -> PathBuf {
         self.worktrees.join(run_name)
     }
@@ -56,21 +64,6 @@ impl Ctx {
     fn prompt_file(&self, run_name: &str) -> PathBuf {
         self.run_dir.join("prompts").join(format!("{run_name}.md"))
     }
-}
-
-/// git's name for a task's worktree. The feature's length makes it unambiguous: `demo` task
-/// `x-1` and `demo-x` task `1` must never share a name.
-pub fn worktree_name(feature: &str, id: &str) -> String {
-    format!("{}{}", worktree_prefix(feature), git::ref_safe(id))
-}
-
-pub fn worktree_prefix(feature: &str) -> String {
-    format!("spec-exec-{}-{feature}-", feature.len())
-}
-
-pub fn lock(git: &Mutex<Git>) -> std::sync::MutexGuard<'_, Git> {
-    git.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// One job, ready to run: what the scheduler decided, with the prompt and agent it runs with.
@@ -251,7 +244,10 @@ async fn prepare(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End>
 /// Branch, base and worktree for a job, under the git lock. Whether the branch was set, and
 /// how it went.
 fn prepare_worktree(ctx: &Ctx, job: &Job, worktree: &Path) -> (bool, Result<(), End>) {
-    let git = lock(&ctx.git);
+    let git = match ctx.git() {
+        Ok(git) => git,
+        Err(e) => return (false, Err(End::failed(e.to_string()))),
+    };
     let base = match job_base(ctx, &git, job) {
         Ok(Ok(base)) => base,
         Ok(Err(why)) => return (false, Err(End::failed(why))),
@@ -480,7 +476,7 @@ async fn commit(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> 
     );
     let committed = blocking(move || {
         keep_tasks_md_out(&worktree, &tasks_md, given.as_deref(), &kept, &log)?;
-        let sig = lock(&ctx2.git).signature();
+        let sig = ctx2.git()?.signature();
         review::commit(&worktree, &message, &sig, is_review)
     })
     .await;
@@ -534,7 +530,7 @@ async fn cleanup(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End>
         let ctx = Arc::clone(ctx);
         let name = worktree_name(&ctx.feature, &job.run_name);
         let worktree = p.worktree.clone();
-        blocking(move || lock(&ctx.git).remove_worktree(&name, &worktree)).await
+        blocking(move || ctx.git()?.remove_worktree(&name, &worktree)).await
     };
     if let Err(e) = removed {
         p.report.worktree = Some(p.worktree.clone());

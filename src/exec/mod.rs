@@ -13,10 +13,11 @@ pub mod process;
 pub mod prompt;
 pub mod review;
 pub mod scheduler;
+pub mod state;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::agents::Agent;
@@ -29,8 +30,9 @@ use crate::report::{Event, Status, TaskReport, Totals, Verdict};
 use crate::source::display_path;
 use crate::spec::{Feature, TaskList, edit};
 use driver::{MakeJob, Tick};
-use job::{Ctx, Job, worktree_prefix};
+use job::{Ctx, Job};
 use scheduler::{Earlier, Naming, Scheduler, Start};
+use state::worktree_prefix;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -98,41 +100,21 @@ pub fn execute(
         );
     }
 
-    // Branch names: one per task, never two tasks on one branch.
+    // Branch names were checked with the list (`state::run_diagnostics`): one per task.
     let branch_of =
         |i: usize| git::branch_name(&settings.branch_prefix, &feature.name, &list.tasks[i].id);
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for i in list.leaves() {
-        let b = branch_of(i);
-        if let Some(&other) = seen.get(&b) {
-            return Err(Error::user_with_help(
-                format!(
-                    "tasks {} and {} would share the branch `{b}`",
-                    list.tasks[other].id, list.tasks[i].id
-                ),
-                "give them ids that differ in letters, digits, `.`, `-` or `_`",
-            ));
-        }
-        seen.insert(b, i);
-    }
 
-    let state_dir = target_dir.join("spec-exec").join(&feature.name);
-    prepare_state_dir(target_dir, &state_dir)?;
-    let _lock = RunLock::acquire(&state_dir, &feature.name)?;
-    // A run that died without stopping its agents (`kill -9`, a crash) left them running in
-    // their worktrees: stop them before those worktrees are cleaned or reused.
-    let registry = state_dir.join("agents");
-    let orphans = stop_orphaned_agents(&registry);
-    if orphans > 0 {
-        shell.status(
-            "Stopped",
-            format!(
-                "{orphans} agent{} left running by an earlier run that ended without stopping {}",
-                if orphans == 1 { "" } else { "s" },
-                if orphans == 1 { "it" } else { "them" }
-            ),
-        );
+    let (state, notes) = state::RunState::open(
+        &git,
+        &feature.name,
+        &settings.branch_prefix,
+        &target_dir.join("spec-exec").join(&feature.name),
+        root,
+    )?;
+    for note in &notes {
+        shell.status(note.verb, &note.text);
     }
+    let registry = state.registry();
 
     // Branches left by earlier runs: finished ones are reused, unfinished ones are reset when
     // that loses nothing; anything else stops the run before it starts.
@@ -219,36 +201,12 @@ pub fn execute(
         ));
     }
     // Worktrees of this feature left by earlier runs (failed or interrupted tasks).
-    // Files changed in one (by a failed agent, or by someone inspecting it) are moved aside,
-    // never deleted.
     let run_id = run_id();
-    let prefix = worktree_prefix(&feature.name);
-    for name in git.worktrees_with_prefix(&prefix) {
-        let id_part = &name[prefix.len()..];
-        let path = state_dir.join("worktrees").join(id_part);
-        if path.exists() && git::has_changes(&path) {
-            let kept = state_dir
-                .join("leftovers")
-                .join(format!("{id_part}-{run_id}"));
-            if let Some(parent) = kept.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
-            }
-            std::fs::rename(&path, &kept).map_err(|e| Error::io("move", &path, e))?;
-            // Its `.git` file points at git's record of the worktree, which the next run
-            // reuses: without it, git commands in the kept copy cannot touch a live worktree.
-            let _ = std::fs::remove_file(kept.join(".git"));
-            shell.status(
-                "Kept",
-                format!(
-                    "the changed files of an earlier attempt of {id_part} in {}",
-                    display_path(&kept, root).display()
-                ),
-            );
-        }
-        git.remove_worktree(&name, &path)?;
+    for note in state.clean_worktrees(&git, &worktree_prefix(&feature.name), &run_id, root)? {
+        shell.status(note.verb, &note.text);
     }
 
-    let run_dir = state_dir.join("runs").join(&run_id);
+    let run_dir = state.runs().join(&run_id);
     for sub in ["logs", "prompts"] {
         let d = run_dir.join(sub);
         std::fs::create_dir_all(&d).map_err(|e| Error::io("create", &d, e))?;
@@ -272,13 +230,12 @@ pub fn execute(
         [root, &workdir],
     );
     let ctx = Arc::new(Ctx {
-        git: Mutex::new(git),
         feature: feature.name.clone(),
         root: root.to_path_buf(),
         workdir: workdir.clone(),
         spec_rel,
         spec_abs: feature.dir.clone(),
-        worktrees: state_dir.join("worktrees"),
+        worktrees: state.worktrees(),
         registry: registry.clone(),
         run_dir: run_dir.clone(),
         run_id: run_id.clone(),
@@ -496,144 +453,6 @@ fn run_id() -> String {
     let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     let compact: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     format!("{compact}-{}", std::process::id())
-}
-
-/// Kills the agents a run that died left running: the process groups written down in
-/// `registry` as it started them, where a process of the group still carries that run's
-/// `SPEC_EXEC_RUN_ID` (so a reused group number is never taken for one). The number of groups
-/// stopped; the registry is then emptied. Only where `/proc` tells (Linux).
-fn stop_orphaned_agents(registry: &Path) -> usize {
-    let Ok(text) = std::fs::read_to_string(registry) else {
-        return 0;
-    };
-    let _ = std::fs::remove_file(registry);
-    let recorded: Vec<(i32, String)> = text
-        .lines()
-        .filter_map(|l| {
-            let (pgid, run) = l.split_once(' ')?;
-            Some((pgid.parse().ok()?, run.to_owned()))
-        })
-        .filter(|(_, run)| !run.is_empty())
-        .collect();
-    if recorded.is_empty() {
-        return 0;
-    }
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    let mut alive = std::collections::BTreeSet::new();
-    for entry in entries.flatten() {
-        if !entry
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        {
-            continue;
-        }
-        // The process group is the fifth field of /proc/<pid>/stat, after `pid (comm) state
-        // ppid` (comm may hold spaces and parentheses: it ends at the last `)`).
-        let Some(group) = std::fs::read_to_string(entry.path().join("stat"))
-            .ok()
-            .and_then(|stat| {
-                let rest = &stat[stat.rfind(')')? + 1..];
-                rest.split_whitespace().nth(2)?.parse::<i32>().ok()
-            })
-            .filter(|&g| g > 0)
-        else {
-            continue;
-        };
-        let Some((_, run)) = recorded.iter().find(|(g, _)| *g == group) else {
-            continue;
-        };
-        let want = format!("SPEC_EXEC_RUN_ID={run}");
-        let ours = std::fs::read(entry.path().join("environ"))
-            .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == want.as_bytes()));
-        if ours {
-            alive.insert(group);
-        }
-    }
-    for &g in &alive {
-        if let Some(pid) = rustix::process::Pid::from_raw(g) {
-            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-        }
-    }
-    alive.len()
-}
-
-/// One run per feature at a time: two would share worktrees, branches and ticks. The lock is a
-/// file holding the run's pid, removed when the run ends; one left by a process that is gone
-/// (a crash, a reboot) is taken over.
-#[derive(Debug)]
-struct RunLock(PathBuf);
-
-impl RunLock {
-    fn acquire(state_dir: &Path, feature: &str) -> Result<RunLock> {
-        let path = state_dir.join("run.lock");
-        for _ in 0..2 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut file) => {
-                    use std::io::Write as _;
-                    let _ = writeln!(file, "{}", std::process::id());
-                    return Ok(RunLock(path));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = std::fs::read_to_string(&path)
-                        .ok()
-                        .and_then(|t| t.trim().parse::<i32>().ok())
-                        .and_then(rustix::process::Pid::from_raw);
-                    let alive = holder.is_some_and(|pid| {
-                        !matches!(
-                            rustix::process::test_kill_process(pid),
-                            Err(rustix::io::Errno::SRCH)
-                        )
-                    });
-                    if let (true, Some(pid)) = (alive, holder) {
-                        return Err(Error::user_with_help(
-                            format!(
-                                "another run of `{feature}` is in progress (pid {})",
-                                pid.as_raw_nonzero()
-                            ),
-                            format!(
-                                "wait for it to finish, or stop it with Ctrl-C; if no run is going on, delete `{}`",
-                                path.display()
-                            ),
-                        ));
-                    }
-                    // Left by a run that is gone.
-                    std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
-                }
-                Err(e) => return Err(Error::io("create", &path, e)),
-            }
-        }
-        Err(Error::user(format!(
-            "could not take the run lock `{}`",
-            path.display()
-        )))
-    }
-}
-
-impl Drop for RunLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Creates the state directory, and makes git ignore everything spec-exec keeps there.
-fn prepare_state_dir(target_dir: &Path, state_dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(state_dir).map_err(|e| Error::io("create", state_dir, e))?;
-    let ignore = target_dir.join("spec-exec").join(".gitignore");
-    if !ignore.exists() {
-        std::fs::write(
-            &ignore,
-            "# Written by cargo spec-exec: worktrees, logs and reports.\n*\n",
-        )
-        .map_err(|e| Error::io("write", &ignore, e))?;
-    }
-    Ok(())
 }
 
 /// The feature's files (tasks.md aside: its ticks and approval are the run's business) whose

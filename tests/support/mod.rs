@@ -341,13 +341,23 @@ impl Scratch {
             .count()
     }
 
-    /// Run directories under target/spec-exec/<feature>/runs.
+    /// The feature's run state: `.git/spec-exec/<feature>`.
+    pub fn state_dir(&self) -> PathBuf {
+        self.repo().join(".git/spec-exec").join(FEATURE)
+    }
+
+    /// Whether no process holds the feature's run lock.
+    pub fn run_lock_free(&self) -> bool {
+        let path = self.state_dir().join("run.lock");
+        match std::fs::File::open(&path) {
+            Ok(file) => file.try_lock().is_ok(),
+            Err(_) => true,
+        }
+    }
+
+    /// Run directories under .git/spec-exec/<feature>/runs.
     pub fn run_dirs(&self) -> Vec<PathBuf> {
-        let runs = self
-            .repo()
-            .join("target/spec-exec")
-            .join(FEATURE)
-            .join("runs");
+        let runs = self.state_dir().join("runs");
         let mut dirs: Vec<PathBuf> = match std::fs::read_dir(&runs) {
             Ok(rd) => rd.map(|e| e.unwrap().path()).collect(),
             Err(_) => Vec::new(),
