@@ -23,6 +23,8 @@ use crate::spec::TaskList;
 /// What every job of the run shares.
 #[derive(Debug)]
 pub struct Ctx {
+    /// When the run started.
+    pub started: Instant,
     pub feature: String,
     pub root: PathBuf,
     /// The repository's working tree (the workspace root or above it).

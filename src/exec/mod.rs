@@ -100,10 +100,6 @@ pub fn execute(
         );
     }
 
-    // Branch names were checked with the list (`state::run_diagnostics`): one per task.
-    let branch_of =
-        |i: usize| git::branch_name(&settings.branch_prefix, &feature.name, &list.tasks[i].id);
-
     let (state, notes) = state::RunState::open(
         &git,
         &feature.name,
@@ -116,90 +112,7 @@ pub fn execute(
     }
     let registry = state.registry();
 
-    // Branches left by earlier runs: finished ones are reused, unfinished ones are reset when
-    // that loses nothing; anything else stops the run before it starts.
-    // A review's rounds (and a rework's runs) are on round branches too: a review is reused
-    // only when its last recorded round approved; otherwise it runs again on top of it.
-    let reviews = review::reviews(list);
-    let mut reused: HashMap<usize, git::TaskCommit> = HashMap::new();
-    let mut history: HashMap<usize, Vec<review::Recorded>> = HashMap::new();
-    let mut problems = Vec::new();
-    let mut tips: Vec<(String, git2::Oid)> = list
-        .leaves()
-        .filter_map(|i| git.branch_tip(&branch_of(i)).map(|t| (branch_of(i), t)))
-        .collect();
-    if let Ok(repo) = git2::Repository::open(git.workdir().unwrap_or_else(|| root.to_path_buf())) {
-        for node in &plan.nodes {
-            let id = &list.tasks[node.task].id;
-            let recorded =
-                review::recorded_rounds(&repo, &settings.branch_prefix, &feature.name, id);
-            tips.extend(recorded.iter().skip(1).map(|r| (r.branch.clone(), r.oid)));
-            if !recorded.is_empty() {
-                history.insert(node.task, recorded);
-            }
-        }
-    }
-    for node in &plan.nodes {
-        let id = &list.tasks[node.task].id;
-        let branch = branch_of(node.task);
-        if git.branch_tip(&branch).is_none() {
-            continue;
-        }
-        match git.task_commit(&branch) {
-            Some(tc) if &tc.task == id && reviews[node.task] => {
-                let last = history.get(&node.task).and_then(|h| h.last());
-                if let Some(last) = last.filter(|l| l.verdict == Some(Verdict::Approved)) {
-                    reused.insert(
-                        node.task,
-                        git::TaskCommit {
-                            oid: last.oid,
-                            task: tc.task,
-                        },
-                    );
-                }
-            }
-            Some(tc) if &tc.task == id => {
-                reused.insert(node.task, tc);
-            }
-            // An unfinished task's branch is moved when it starts: only if that loses nothing
-            // but what spec-exec made (its base, a merge of its dependencies). Whether
-            // spec-exec made the branch does not matter: someone may have committed on it
-            // since, in the worktree kept for inspection.
-            _ => {
-                let mut others = vec![base];
-                others.extend(tips.iter().filter(|(b, _)| *b != branch).map(|&(_, t)| t));
-                if !git.only_spec_exec_work(&branch, &others, &worktree_prefix(&feature.name)) {
-                    problems.push(branch);
-                }
-            }
-        }
-    }
-    if !problems.is_empty() {
-        return Err(Error::user_with_help(
-            format!(
-                "{} {} already {}, with commits spec-exec did not make or checked out in a working tree",
-                if problems.len() == 1 {
-                    "branch"
-                } else {
-                    "branches"
-                },
-                problems
-                    .iter()
-                    .map(|b| format!("`{b}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                if problems.len() == 1 {
-                    "exists"
-                } else {
-                    "exist"
-                },
-            ),
-            format!(
-                "spec-exec never moves such a branch. If its commits finish the task (a fix made in the worktree kept for inspection, say), tick the task `[x]` in tasks.md: the run then builds on that branch. Otherwise keep the work elsewhere (`git branch -m {0} {0}-mine`, after `git worktree remove` of any worktree that has it checked out), or set another `branch-prefix` in [workspace.metadata.spec-exec]",
-                problems[0],
-            ),
-        ));
-    }
+    let (earlier, known) = read_earlier(&git, list, plan, &settings, &feature.name, base)?;
     // Worktrees of this feature left by earlier runs (failed or interrupted tasks).
     let run_id = run_id();
     for note in state.clean_worktrees(&git, &worktree_prefix(&feature.name), &run_id, root)? {
@@ -230,6 +143,7 @@ pub fn execute(
         [root, &workdir],
     );
     let ctx = Arc::new(Ctx {
+        started,
         feature: feature.name.clone(),
         root: root.to_path_buf(),
         workdir: workdir.clone(),
@@ -240,116 +154,18 @@ pub fn execute(
         run_dir: run_dir.clone(),
         run_id: run_id.clone(),
         base,
-        known: tips.iter().map(|&(_, t)| t).collect(),
+        known,
         timeout: settings.timeout,
         grace: settings.kill_grace,
     });
-    let earlier = earlier_runs(&workdir, list, &reviews, reused, history);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::user(format!("could not start the async runtime: {e}")))?;
 
-    // From here on agents run: whatever happens, the run ends with `run-finished` and an exit
-    // code that says work was done (never 2).
-    let order = list
-        .tasks
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.id.clone(), i))
-        .collect();
-    // The agents that run the plan's tasks (the default one only when some task has no
-    // command of its own).
-    let mut agents: Vec<&str> = plan
-        .nodes
-        .iter()
-        .map(|n| settings.agent_for(list.agent_of(n.task)).name())
-        .collect();
-    agents.sort_unstable();
-    agents.dedup();
-    let agents = agents.join(", ");
-    let files = ReportFiles::new(&feature.name, &run_id, &agents, &run_dir, root, order);
-    let mut sinks = Sinks::default().writer(files);
-    sinks = if shell.is_json() {
-        sinks.output(JsonLines(shell))
-    } else {
-        sinks.output(Display::new(shell, plan.nodes.len(), root))
-    };
-    sinks.event(&Event::run_started(
-        &feature.name,
-        &run_id,
-        &agents,
-        settings.max_agents,
-        plan.nodes.len(),
-        &run_dir,
-    ));
-    let scheduler = Scheduler::new(
-        list,
-        plan,
-        scheduler::Options {
-            max_agents: settings.max_agents,
-            continue_on_error: settings.continue_on_error,
-            max_review_rounds: settings.max_review_rounds,
-            naming: Naming {
-                prefix: settings.branch_prefix.clone(),
-                feature: feature.name.clone(),
-            },
-        },
-        earlier,
-    );
-    let maker = Maker {
-        list,
-        settings: &settings,
-        prompts: &prompts,
-    };
-    let ticker = Arc::new(Ticker {
-        root: root.to_path_buf(),
-        path: feature.dir.join("tasks.md"),
-        display: list.source.display_path.clone(),
-        optional_left_out: !plan.left_out.is_empty(),
-    });
-    let mut reports = runtime.block_on(driver::drive(&ctx, scheduler, &maker, ticker, &mut sinks));
-    // Every agent has ended: none is left for a later run to stop.
-    let _ = std::fs::remove_file(&registry);
-
-    // Tasks the plan could not run.
-    for (t, why) in &plan.blocked {
-        let reason = match why {
-            Blocked::NotRunnable => "marked not runnable (`[~]`)".to_owned(),
-            Blocked::WaitsForBlocked { on } => {
-                format!("waits for task {}, which cannot run", list.tasks[*on].id)
-            }
-            Blocked::OutsideTracks { waits_for } => format!(
-                "waits for unfinished work outside the selected tracks: {}",
-                waits_for
-                    .iter()
-                    .map(|&w| list.tasks[w].id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
-        let r = scheduler::report_of(list, *t, Status::Skipped, reason);
-        sinks.event(&Event::TaskFinished(r.clone()));
-        reports.push(r);
-    }
-    let totals = Totals::of(&reports);
-    let code = if totals.interrupted > 0 {
-        exit::INTERRUPTED
-    } else if totals.failed > 0
-        || totals.skipped > 0
-        || reports.iter().any(|r| r.tick_error.is_some())
-    {
-        exit::TASKS_FAILED
-    } else {
-        exit::OK
-    };
-    Ok(sinks.finish(Event::RunFinished {
-        totals,
-        duration_secs: started.elapsed().as_secs_f64(),
-        exit_code: code,
-        report: Some(ReportFiles::markdown_path(&run_dir)),
-        error: None,
-    }))
+    Ok(runtime.block_on(run_jobs(
+        shell, &ctx, list, plan, &settings, earlier, &prompts,
+    )))
 }
 
 /// Makes the jobs the scheduler starts: their prompt, for the branch they run on, and agent.
@@ -393,6 +209,239 @@ impl Tick for Ticker {
         .err()
         .map(|e| e.to_string())
     }
+}
+
+/// Runs the jobs to the end, every event to the sinks. From here on agents run: whatever
+/// happens, the run ends with `run-finished` and an exit code that says work was done (never 2).
+async fn run_jobs(
+    shell: &Shell,
+    ctx: &Arc<Ctx>,
+    list: &TaskList,
+    plan: &Plan,
+    settings: &Settings,
+    earlier: Earlier,
+    prompts: &prompt::Loaded,
+) -> i32 {
+    let order = list
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id.clone(), i))
+        .collect();
+    // The agents that run the plan's tasks (the default one only when some task has no
+    // command of its own).
+    let mut agents: Vec<&str> = plan
+        .nodes
+        .iter()
+        .map(|n| settings.agent_for(list.agent_of(n.task)).name())
+        .collect();
+    agents.sort_unstable();
+    agents.dedup();
+    let agents = agents.join(", ");
+    let files = ReportFiles::new(
+        &ctx.feature,
+        &ctx.run_id,
+        &agents,
+        &ctx.run_dir,
+        &ctx.root,
+        order,
+    );
+    let mut sinks = Sinks::default().writer(files);
+    sinks = if shell.is_json() {
+        sinks.output(JsonLines(shell))
+    } else {
+        sinks.output(Display::new(shell, plan.nodes.len(), &ctx.root))
+    };
+    sinks.event(&Event::run_started(
+        &ctx.feature,
+        &ctx.run_id,
+        &agents,
+        settings.max_agents,
+        plan.nodes.len(),
+        &ctx.run_dir,
+    ));
+    let scheduler = Scheduler::new(
+        list,
+        plan,
+        scheduler::Options {
+            max_agents: settings.max_agents,
+            continue_on_error: settings.continue_on_error,
+            max_review_rounds: settings.max_review_rounds,
+            naming: Naming {
+                prefix: settings.branch_prefix.clone(),
+                feature: ctx.feature.clone(),
+            },
+        },
+        earlier,
+    );
+    let maker = Maker {
+        list,
+        settings,
+        prompts,
+    };
+    let ticker = Arc::new(Ticker {
+        root: ctx.root.clone(),
+        path: ctx.spec_abs.join("tasks.md"),
+        display: list.source.display_path.clone(),
+        optional_left_out: !plan.left_out.is_empty(),
+    });
+    let mut reports = driver::drive(ctx, scheduler, &maker, ticker, &mut sinks).await;
+    // Every agent has ended: none is left for a later run to stop.
+    let _ = std::fs::remove_file(&ctx.registry);
+
+    // Tasks the plan could not run.
+    for r in blocked_reports(list, plan) {
+        sinks.event(&Event::TaskFinished(r.clone()));
+        reports.push(r);
+    }
+    let totals = Totals::of(&reports);
+    let code = if totals.interrupted > 0 {
+        exit::INTERRUPTED
+    } else if totals.failed > 0
+        || totals.skipped > 0
+        || reports.iter().any(|r| r.tick_error.is_some())
+    {
+        exit::TASKS_FAILED
+    } else {
+        exit::OK
+    };
+    sinks.finish(Event::RunFinished {
+        totals,
+        duration_secs: ctx.started.elapsed().as_secs_f64(),
+        exit_code: code,
+        report: Some(ReportFiles::markdown_path(&ctx.run_dir)),
+        error: None,
+    })
+}
+
+/// What earlier runs left, read from git before anything starts: finished tasks' commits (to
+/// reuse), recorded review rounds and where an unfinished gate goes on, and the tips of the
+/// feature's branches. A branch left unfinished with work spec-exec did not make stops the run.
+fn read_earlier(
+    git: &Git,
+    list: &TaskList,
+    plan: &Plan,
+    settings: &Settings,
+    feature: &str,
+    base: git2::Oid,
+) -> Result<(Earlier, Vec<git2::Oid>)> {
+    let workdir = git.workdir().unwrap_or_default();
+    // Branch names were checked with the list (`state::run_diagnostics`): one per task.
+    let branch_of =
+        |i: usize| git::branch_name(&settings.branch_prefix, feature, &list.tasks[i].id);
+
+    // Branches left by earlier runs: finished ones are reused, unfinished ones are reset when
+    // that loses nothing; anything else stops the run before it starts.
+    // A review's rounds (and a rework's runs) are on round branches too: a review is reused
+    // only when its last recorded round approved; otherwise it runs again on top of it.
+    let reviews = review::reviews(list);
+    let mut reused: HashMap<usize, git::TaskCommit> = HashMap::new();
+    let mut history: HashMap<usize, Vec<review::Recorded>> = HashMap::new();
+    let mut problems = Vec::new();
+    let mut tips: Vec<(String, git2::Oid)> = list
+        .leaves()
+        .filter_map(|i| git.branch_tip(&branch_of(i)).map(|t| (branch_of(i), t)))
+        .collect();
+    if let Ok(repo) = git2::Repository::open(&workdir) {
+        for node in &plan.nodes {
+            let id = &list.tasks[node.task].id;
+            let recorded = review::recorded_rounds(&repo, &settings.branch_prefix, feature, id);
+            tips.extend(recorded.iter().skip(1).map(|r| (r.branch.clone(), r.oid)));
+            if !recorded.is_empty() {
+                history.insert(node.task, recorded);
+            }
+        }
+    }
+    for node in &plan.nodes {
+        let id = &list.tasks[node.task].id;
+        let branch = branch_of(node.task);
+        if git.branch_tip(&branch).is_none() {
+            continue;
+        }
+        match git.task_commit(&branch) {
+            Some(tc) if &tc.task == id && reviews[node.task] => {
+                let last = history.get(&node.task).and_then(|h| h.last());
+                if let Some(last) = last.filter(|l| l.verdict == Some(Verdict::Approved)) {
+                    reused.insert(
+                        node.task,
+                        git::TaskCommit {
+                            oid: last.oid,
+                            task: tc.task,
+                        },
+                    );
+                }
+            }
+            Some(tc) if &tc.task == id => {
+                reused.insert(node.task, tc);
+            }
+            // An unfinished task's branch is moved when it starts: only if that loses nothing
+            // but what spec-exec made (its base, a merge of its dependencies). Whether
+            // spec-exec made the branch does not matter: someone may have committed on it
+            // since, in the worktree kept for inspection.
+            _ => {
+                let mut others = vec![base];
+                others.extend(tips.iter().filter(|(b, _)| *b != branch).map(|&(_, t)| t));
+                if !git.only_spec_exec_work(&branch, &others, &worktree_prefix(feature)) {
+                    problems.push(branch);
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::user_with_help(
+            format!(
+                "{} {} already {}, with commits spec-exec did not make or checked out in a working tree",
+                if problems.len() == 1 {
+                    "branch"
+                } else {
+                    "branches"
+                },
+                problems
+                    .iter()
+                    .map(|b| format!("`{b}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if problems.len() == 1 {
+                    "exists"
+                } else {
+                    "exist"
+                },
+            ),
+            format!(
+                "spec-exec never moves such a branch. If its commits finish the task (a fix made in the worktree kept for inspection, say), tick the task `[x]` in tasks.md: the run then builds on that branch. Otherwise keep the work elsewhere (`git branch -m {0} {0}-mine`, after `git worktree remove` of any worktree that has it checked out), or set another `branch-prefix` in [workspace.metadata.spec-exec]",
+                problems[0],
+            ),
+        ));
+    }
+    let known = tips.iter().map(|&(_, t)| t).collect();
+    Ok((
+        earlier_runs(&workdir, list, &reviews, reused, history),
+        known,
+    ))
+}
+
+/// The reports of the tasks the plan could not run: skipped, with why.
+fn blocked_reports(list: &TaskList, plan: &Plan) -> Vec<TaskReport> {
+    plan.blocked
+        .iter()
+        .map(|(t, why)| {
+            let reason = match why {
+                Blocked::NotRunnable => "marked not runnable (`[~]`)".to_owned(),
+                Blocked::WaitsForBlocked { on } => {
+                    format!("waits for task {}, which cannot run", list.tasks[*on].id)
+                }
+                Blocked::OutsideTracks { waits_for } => format!(
+                    "waits for unfinished work outside the selected tracks: {}",
+                    waits_for
+                        .iter()
+                        .map(|&w| list.tasks[w].id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            scheduler::report_of(list, *t, Status::Skipped, reason)
+        })
+        .collect()
 }
 
 /// What earlier runs left, for the scheduler: finished tasks' commits, recorded rounds, and
