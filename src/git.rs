@@ -373,7 +373,14 @@ impl Git {
     ) -> std::result::Result<(), (PathBuf, std::io::Error)> {
         let common = self.repo.commondir().to_path_buf();
         let admin = common.join("worktrees").join(name);
-        let write = |at: PathBuf, text: String| std::fs::write(&at, text).map_err(|e| (at, e));
+        // Each file whole or absent (written beside it, then renamed): a record cut short by a
+        // kill must never name another directory (an empty `gitdir` names `.`).
+        let write = |at: PathBuf, text: String| {
+            let tmp = at.with_extension("spec-exec-tmp");
+            std::fs::write(&tmp, text)
+                .and_then(|()| std::fs::rename(&tmp, &at))
+                .map_err(|e| (at, e))
+        };
         let mkdir = |at: &Path| std::fs::create_dir_all(at).map_err(|e| (at.to_path_buf(), e));
         mkdir(&admin)?;
         mkdir(path)?;
@@ -398,9 +405,12 @@ impl Git {
     }
 
     fn remove_worktree_locked(&self, name: &str, path: &Path) -> Result<()> {
+        // git's record only: libgit2 would remove the directory its record names, and a
+        // record cut short by a kill names `.` (the current directory). The directory is
+        // removed below, once it is known to be a worktree's.
         if let Ok(wt) = self.repo.find_worktree(name) {
             let mut opts = WorktreePruneOptions::new();
-            opts.valid(true).working_tree(true).locked(true);
+            opts.valid(true).locked(true);
             wt.prune(Some(&mut opts))
                 .map_err(|e| git_err(&format!("remove the worktree `{name}`"), e))?;
         }
@@ -412,7 +422,28 @@ impl Git {
             std::fs::remove_dir_all(&admin).map_err(|e| Error::io("remove", &admin, e))?;
         }
         if path.exists() {
+            self.ensure_removable(path)?;
             std::fs::remove_dir_all(path).map_err(|e| Error::io("remove", path, e))?;
+        }
+        Ok(())
+    }
+
+    /// A worktree's directory is removed only when it is an absolute path that holds neither
+    /// the repository's working tree nor its git directory: whatever a damaged record says,
+    /// the user's files are never removed with it.
+    fn ensure_removable(&self, path: &Path) -> Result<()> {
+        let real = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+        let target = real(path);
+        let holds = |p: &Path| real(p).starts_with(&target);
+        let mine = self.repo.workdir().is_some_and(holds) || holds(self.repo.commondir());
+        if !path.is_absolute() || target.parent().is_none() || mine {
+            return Err(Error::user_with_help(
+                format!(
+                    "refusing to remove `{}` as a worktree: it holds the repository",
+                    path.display()
+                ),
+                "a worktree record of spec-exec's is damaged: remove it with `git worktree prune`, then run again",
+            ));
         }
         Ok(())
     }

@@ -147,6 +147,47 @@ fn half_made_worktree_records_do_not_block_their_tasks() {
     assert!(!admin.join("spec-exec-4-demo-2").exists());
 }
 
+/// A record cut short by a kill while git's files were written: `gitdir` empty (libgit2 then
+/// takes the worktree for `.`, the directory the run is started from), or naming a directory
+/// that is no worktree of spec-exec's. The record goes; the user's files stay, every one.
+#[test]
+fn a_damaged_worktree_record_never_removes_the_users_files() {
+    let s = Scratch::new(&tasks_md(&[
+        task("1", "One", "", "write=one.txt"),
+        task("2", "Two", "", "write=two.txt"),
+    ]));
+    let admin = s.repo().join(".git/worktrees");
+    for (id, gitdir) in [
+        ("1", String::new()),
+        ("2", format!("{}\n", s.repo().join(".git").display())),
+    ] {
+        let record = admin.join(format!("spec-exec-4-demo-{id}"));
+        write(&record.join("commondir"), "../..\n");
+        write(
+            &record.join("HEAD"),
+            &format!("ref: refs/heads/spec/demo/{id}\n"),
+        );
+        write(&record.join("gitdir"), &gitdir);
+    }
+    let files_before = s.git(&["ls-files"]);
+    let run = s.run(&[]);
+    run.assert_code(0);
+    assert_eq!(run.status("1"), "done", "{}", run.context());
+    assert_eq!(run.status("2"), "done", "{}", run.context());
+    // Every tracked file is still there, and the repository with it.
+    assert_eq!(s.git(&["ls-files"]), files_before);
+    for f in files_before.lines() {
+        assert!(s.repo().join(f).exists(), "{f} is gone");
+    }
+    assert!(
+        s.git(&["status", "--porcelain", "--untracked-files=no"])
+            .lines()
+            .all(|l| l.ends_with("tasks.md"))
+    );
+    assert!(!admin.join("spec-exec-4-demo-1").exists());
+    assert!(!admin.join("spec-exec-4-demo-2").exists());
+}
+
 /// A worktree directory whose git record is gone (a kill while it was removed): its files are
 /// moved to the leftovers, never deleted, and one holding nothing but its `.git` file goes.
 #[test]

@@ -32,6 +32,8 @@ impl Note {
 #[derive(Debug)]
 pub struct RunState {
     dir: PathBuf,
+    /// Where earlier versions made the feature's worktrees.
+    old_worktrees: PathBuf,
     /// The OS lock on `run.lock`: the kernel releases it when the process ends, however it
     /// ends, so there is no stale lock to take over. The file itself is never removed (a run
     /// could lock a removed file while another creates and locks a new one).
@@ -63,7 +65,11 @@ impl RunState {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
         let lock = take_lock(&dir.join("run.lock"), feature)?;
         let started = SystemTime::now();
-        let state = RunState { dir, _lock: lock };
+        let state = RunState {
+            dir,
+            old_worktrees: old_state.join("worktrees"),
+            _lock: lock,
+        };
         let mut notes = Vec::new();
 
         // A run that died without stopping its agents (`kill -9`, a crash) left them running
@@ -154,7 +160,12 @@ impl RunState {
         let mut recorded = Vec::new();
         for (name, path) in git.worktrees_of(prefix) {
             let id_part = &name[prefix.len()..];
-            let path = path.unwrap_or_else(|| self.worktrees().join(id_part));
+            // The path git's record names, when it is one of this feature's worktree
+            // directories (here, or where an earlier version kept them); else where this
+            // run would have made it. A damaged record never leads elsewhere.
+            let path = path
+                .filter(|p| self.is_worktree_dir(p))
+                .unwrap_or_else(|| self.worktrees().join(id_part));
             recorded.push(path.clone());
             // No index: the checkout never finished (a run killed while it made the worktree),
             // so no agent ran there and it holds nothing but the base's files.
@@ -192,6 +203,17 @@ impl RunState {
             }
         }
         Ok(notes)
+    }
+
+    /// Whether `path` is a directory right under the feature's worktrees directory, or under
+    /// the one earlier versions used.
+    fn is_worktree_dir(&self, path: &Path) -> bool {
+        let real = |p: &Path| p.canonicalize().ok();
+        path.is_absolute()
+            && path.parent().and_then(real).is_some_and(|parent| {
+                Some(&parent) == real(&self.worktrees()).as_ref()
+                    || Some(&parent) == real(&self.old_worktrees).as_ref()
+            })
     }
 
     /// Moves a worktree's files to the leftovers (or, when they cannot be moved there, leaves
