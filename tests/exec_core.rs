@@ -64,3 +64,38 @@ fn human_lines_count_in_the_singular_and_say_what_failed() {
         "{failed}"
     );
 }
+
+#[test]
+fn ctrl_c_in_human_output_says_interrupted_once() {
+    let s = Scratch::package(&tasks_md(&[task("1", "Slow", "", "touch=started hang")]));
+    let agent = helper_agent();
+    let mut child = s
+        .spec_exec(&["run", FEATURE, "--agent", &agent, "--color", "never"])
+        .env("SPEC_EXEC_KILL_GRACE", "1h")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !s.ctl().join("started").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let notice = stderr
+        .lines()
+        .find(|l| l.contains("stopping the agents"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(
+        notice.trim_start(),
+        "Interrupted stopping the agents (Ctrl-C again to kill them)"
+    );
+    assert!(!stderr.contains("Stopping Interrupted"), "{stderr}");
+    assert!(stderr.contains("Interrupted 1 (not committed"), "{stderr}");
+}
