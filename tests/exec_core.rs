@@ -69,7 +69,7 @@ fn human_lines_count_in_the_singular_and_say_what_failed() {
 fn ctrl_c_in_human_output_says_interrupted_once() {
     let s = Scratch::package(&tasks_md(&[task("1", "Slow", "", "touch=started hang")]));
     let agent = helper_agent();
-    let mut child = s
+    let child = s
         .spec_exec(&["run", FEATURE, "--agent", &agent, "--color", "never"])
         .env("SPEC_EXEC_KILL_GRACE", "1h")
         .stderr(std::process::Stdio::piped())
