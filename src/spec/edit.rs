@@ -259,6 +259,153 @@ fn find_edits(
     }))
 }
 
+/// One line added to, or replaced in, tasks.md (see [`apply`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LineEdit {
+    /// 1-based line of the original bytes: the new line goes right after it, or replaces it.
+    pub line: usize,
+    /// Whether the line is replaced rather than a line added after it.
+    pub replace: bool,
+    /// The new line's bytes, without its line ending.
+    #[serde(serialize_with = "lossy")]
+    pub text: Vec<u8>,
+}
+
+fn lossy<S: serde::Serializer>(bytes: &[u8], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&String::from_utf8_lossy(bytes))
+}
+
+impl LineEdit {
+    /// The new line as text (invalid UTF-8 shown as U+FFFD).
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.text)
+    }
+}
+
+/// The lines of `bytes` as (start, content end, line end) byte offsets; a line ends with `\n`,
+/// `\r\n` or a lone `\r`, as the parser counts lines. A file ending with a line ending has no
+/// empty last line here.
+pub fn byte_lines(bytes: &[u8]) -> Vec<(usize, usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\n' => {
+                out.push((start, i, i + 1));
+                start = i + 1;
+            }
+            b'\r' => {
+                let end = if bytes.get(i + 1) == Some(&b'\n') {
+                    i + 2
+                } else {
+                    i + 1
+                };
+                out.push((start, i, end));
+                start = end;
+                i = end;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if start < bytes.len() {
+        out.push((start, bytes.len(), bytes.len()));
+    }
+    out
+}
+
+/// The file's own line ending: that of its first line (`\n` for a file of one line).
+pub fn line_ending(bytes: &[u8]) -> &'static [u8] {
+    match byte_lines(bytes).first().map(|&(_, c, e)| &bytes[c..e]) {
+        Some(b"\r\n") => b"\r\n",
+        Some(b"\r") => b"\r",
+        _ => b"\n",
+    }
+}
+
+/// `bytes` with `edits` made: every byte of every line not replaced stays as it was, line
+/// endings included; an added line ends with the file's own line ending. Edits after the same
+/// line are added in their order. A last line without a line ending gets one when a line is
+/// added after it, and the added line then has none, as the file had none.
+pub fn apply(bytes: &[u8], edits: &[LineEdit]) -> Vec<u8> {
+    let eol = line_ending(bytes);
+    let lines = byte_lines(bytes);
+    let mut out = Vec::with_capacity(bytes.len() + edits.len() * 40);
+    if edits.iter().any(|e| e.line == 0) {
+        // Before the first line: not produced by this module, but kept well-defined.
+        for e in edits.iter().filter(|e| e.line == 0) {
+            out.extend_from_slice(&e.text);
+            out.extend_from_slice(eol);
+        }
+    }
+    for (k, &(start, content_end, end)) in lines.iter().enumerate() {
+        let number = k + 1;
+        let mine: Vec<&LineEdit> = edits.iter().filter(|e| e.line == number).collect();
+        match mine.iter().find(|e| e.replace) {
+            Some(r) => out.extend_from_slice(&r.text),
+            None => out.extend_from_slice(&bytes[start..content_end]),
+        }
+        let ending = &bytes[content_end..end];
+        let added: Vec<&&LineEdit> = mine.iter().filter(|e| !e.replace).collect();
+        if added.is_empty() {
+            out.extend_from_slice(ending);
+            continue;
+        }
+        let last_line = ending.is_empty();
+        out.extend_from_slice(if last_line { eol } else { ending });
+        for (j, e) in added.iter().enumerate() {
+            out.extend_from_slice(&e.text);
+            if !(last_line && j + 1 == added.len()) {
+                out.extend_from_slice(eol);
+            }
+        }
+    }
+    out
+}
+
+/// The edits as a unified diff of `display` (`--- a/…`, `+++ b/…`, one hunk per edit with the
+/// line it follows as context), for `--dry-run`.
+pub fn render_diff(display: &Path, bytes: &[u8], edits: &[LineEdit]) -> String {
+    let lines = byte_lines(bytes);
+    let line = |n: usize| -> String {
+        lines.get(n - 1).map_or(String::new(), |&(s, c, _)| {
+            String::from_utf8_lossy(&bytes[s..c]).into_owned()
+        })
+    };
+    let mut sorted: Vec<&LineEdit> = edits.iter().collect();
+    sorted.sort_by_key(|e| (e.line, !e.replace));
+    let mut out = format!("--- a/{0}\n+++ b/{0}\n", display.display());
+    let mut shift: isize = 0;
+    let mut k = 0;
+    while k < sorted.len() {
+        let n = sorted[k].line;
+        let group: Vec<&LineEdit> = sorted[k..]
+            .iter()
+            .take_while(|e| e.line == n)
+            .copied()
+            .collect();
+        k += group.len();
+        let replaced = group.iter().find(|e| e.replace);
+        let added: Vec<&&LineEdit> = group.iter().filter(|e| !e.replace).collect();
+        let new_count = 1 + added.len();
+        let new_start = (n as isize + shift) as usize;
+        out.push_str(&format!("@@ -{n},1 +{new_start},{new_count} @@\n"));
+        match replaced {
+            Some(r) => {
+                out.push_str(&format!("-{}\n+{}\n", line(n), r.text()));
+            }
+            None => out.push_str(&format!(" {}\n", line(n))),
+        }
+        for e in added {
+            out.push_str(&format!("+{}\n", e.text()));
+        }
+        shift += new_count as isize - 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

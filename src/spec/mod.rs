@@ -5,6 +5,7 @@ pub mod blocks;
 pub mod deps;
 pub mod dialect;
 pub mod edit;
+pub mod inferred;
 mod limits;
 pub mod model;
 mod parse;
