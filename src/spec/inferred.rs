@@ -314,6 +314,30 @@ pub fn infer(
                 );
                 continue;
             };
+            let base = dep.split_once('@').map_or(dep, |(b, _)| b);
+            let namesakes: Vec<usize> = (0..list.tasks.len())
+                .filter(|&k| {
+                    let id = list.tasks[k].id.as_str();
+                    id == base || id.strip_prefix(base).is_some_and(|r| r.starts_with('@'))
+                })
+                .collect();
+            if namesakes.len() > 1 {
+                let lines: Vec<String> = namesakes
+                    .iter()
+                    .map(|&k| list.tasks[k].line.to_string())
+                    .collect();
+                errors.push(
+                    Diagnostic::error(format!(
+                        "task {} depends on {dep}, but {} tasks have the id {base} (lines {}): tasks.md cannot name one of them",
+                        task.id,
+                        namesakes.len(),
+                        lines.join(", ")
+                    ))
+                    .at(at(list, i))
+                    .help("give those tasks distinct ids, then run `deps` again"),
+                );
+                continue;
+            }
             if d == i {
                 errors.push(
                     Diagnostic::error(format!("task {} depends on itself", task.id))
@@ -661,7 +685,9 @@ fn is_bullet(line: &[u8]) -> bool {
 
 /// Where a task's first detail line goes (the 1-based line it follows: the task's line, or
 /// the last line of its wrapped title) and the new line's indentation and marker: those of the
-/// task's first detail bullet, or, with none, a nested list item under the task.
+/// task's first detail bullet, or, with none, a nested list item under the task. A task
+/// written as a heading (`#### Task 1.1: Title`) gets a `- ` line at the end of the list of
+/// steps under it, where its metadata is read.
 fn detail_place(
     bytes: &[u8],
     lines: &[(usize, usize, usize)],
@@ -678,6 +704,18 @@ fn detail_place(
         after += 1;
     }
     if heading {
+        // A heading task's metadata is read after its steps: the end of the list under it.
+        let mut n = after + 1;
+        while n <= lines.len() && is_blank(text(n)) {
+            n += 1;
+        }
+        while n <= lines.len()
+            && !is_blank(text(n))
+            && !text(n).trim_ascii_start().starts_with(b"#")
+        {
+            after = n;
+            n += 1;
+        }
         return (after, b"- ".to_vec());
     }
     let task_indent = indent_width(own);
@@ -1285,6 +1323,19 @@ mod tests {
         assert_eq!(dag(&inferred.after), expected(dag_));
     }
 
+    #[test]
+    fn a_task_written_as_a_heading_gets_the_line_after_its_steps() {
+        let text = "### Phase 1: Core\n\n#### Task 1.1: Service\n- [ ] Create the class\n- _Requirements: 1.1_\n\n#### Task 1.2: Lifecycle\n- [ ] Handle onCreate\n\n#### Task 1.3: Channel\n- [ ] Define constants\n";
+        let before = list(text.as_bytes());
+        let dag_: &[(&str, &[&str])] = &[("1.1", &[]), ("1.2", &["1.1"]), ("1.3", &["1.1"])];
+        let inferred = infer(&before, &answer(dag_), &Options::default()).unwrap();
+        assert_eq!(
+            String::from_utf8(inferred.bytes.clone()).unwrap(),
+            "### Phase 1: Core\n\n#### Task 1.1: Service\n- [ ] Create the class\n- _Requirements: 1.1_\n- _Dependencies: None_\n\n#### Task 1.2: Lifecycle\n- [ ] Handle onCreate\n- _Dependencies: 1.1_\n\n#### Task 1.3: Channel\n- [ ] Define constants\n- _Dependencies: 1.1_\n"
+        );
+        assert_eq!(dag(&inferred.after), expected(dag_));
+    }
+
     const SPECFLOW: &str = "# Tasks\n\n- [ ] 1. Base\n  - _Dependencies: None_\n- [ ] 2. Model\n  - _Agent: rust_\n- [ ] 3. Store\n  - _Dependencies: Task 1_\n";
 
     #[test]
@@ -1381,6 +1432,13 @@ mod tests {
         assert_eq!(
             refused(nested, &answer(&[("1.2", &["1"])])),
             ["specs/f/tasks.md:3:9: task 1.2 depends on 1, which contains it"]
+        );
+        let twice = "- [ ] 1. One\n- [ ] 2. Two\n- [ ] 2. Other\n";
+        assert_eq!(
+            refused(twice, &answer(&[("1", &["2"])])),
+            [
+                "specs/f/tasks.md:1:7: task 1 depends on 2, but 2 tasks have the id 2 (lines 2, 3): tasks.md cannot name one of them"
+            ]
         );
         // A missing task keeps its place: a cycle through it counts too.
         assert_eq!(
