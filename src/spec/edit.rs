@@ -530,4 +530,47 @@ mod tests {
         );
         assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
     }
+
+    fn add(line: usize, text: &str) -> LineEdit {
+        LineEdit {
+            line,
+            replace: false,
+            text: text.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn apply_adds_lines_with_the_files_own_ending_and_keeps_every_other_byte() {
+        let bytes = b"a\r\nb \xff\r\nc";
+        let out = apply(bytes, &[add(1, "x"), add(3, "y"), add(3, "z")]);
+        assert_eq!(out, b"a\r\nx\r\nb \xff\r\nc\r\ny\r\nz");
+        assert_eq!(apply(b"a\rb\r", &[add(1, "x")]), b"a\rx\rb\r");
+        assert_eq!(apply(b"a\nb\n", &[]), b"a\nb\n");
+        let replaced = apply(
+            b"a\r\nb\r\n",
+            &[LineEdit {
+                line: 2,
+                replace: true,
+                text: b"B".to_vec(),
+            }],
+        );
+        assert_eq!(replaced, b"a\r\nB\r\n");
+    }
+
+    #[test]
+    fn the_diff_counts_lines_as_the_edits_shift_them() {
+        let bytes = b"one\ntwo\nthree\n";
+        let edits = [
+            add(1, "  - x"),
+            LineEdit {
+                line: 3,
+                replace: true,
+                text: b"THREE".to_vec(),
+            },
+        ];
+        assert_eq!(
+            render_diff(Path::new("t.md"), bytes, &edits),
+            "--- a/t.md\n+++ b/t.md\n@@ -1,1 +1,2 @@\n one\n+  - x\n@@ -3,1 +4,1 @@\n-three\n+THREE\n"
+        );
+    }
 }

@@ -31,10 +31,42 @@ pub struct Answer {
 /// One task of the answer. `depends_on: []` means independent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnsweredTask {
+    #[serde(deserialize_with = "id")]
     pub id: String,
+    #[serde(deserialize_with = "ids")]
     pub depends_on: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// An id as a string, or as a number (`2`, `2.1`) as models sometimes write them.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Id {
+    Text(String),
+    Integer(u64),
+    Number(serde_json::Number),
+}
+
+impl From<Id> for String {
+    fn from(id: Id) -> String {
+        match id {
+            Id::Text(s) => s,
+            Id::Integer(n) => n.to_string(),
+            Id::Number(n) => n.to_string(),
+        }
+    }
+}
+
+fn id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Id::deserialize(d).map(String::from)
+}
+
+fn ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Vec::<Id>::deserialize(d)?
+        .into_iter()
+        .map(String::from)
+        .collect())
 }
 
 /// The answer format, as the prompt and the errors state it.
@@ -1501,6 +1533,11 @@ mod tests {
         );
         let whole = parse_answer(" {\"tasks\": [{\"id\": \"1\", \"depends_on\": []}]}\n").unwrap();
         assert_eq!(whole.tasks[0].reason, None);
+        // Numbers for ids are read as the ids they spell.
+        let numbers =
+            parse_answer("{\"tasks\": [{\"id\": 3, \"depends_on\": [1, 2.1, \"2.2\"]}]}").unwrap();
+        assert_eq!(numbers.tasks[0].id, "3");
+        assert_eq!(numbers.tasks[0].depends_on, ["1", "2.1", "2.2"]);
         assert_eq!(
             serde_json::from_str::<Answer>(FORMAT).unwrap().tasks[0].id,
             "2.1"
@@ -1520,7 +1557,7 @@ mod tests {
         assert_eq!(d.notes[0], "the output's first 20 lines (of 30):");
         assert_eq!(d.notes.len(), 21);
         assert_eq!(d.notes[20], "| line 20");
-        let d = parse_answer("```json\n{\"tasks\": [{\"id\": 2, \"depends_on\": []}]}\n```")
+        let d = parse_answer("```json\n{\"tasks\": [{\"id\": true, \"depends_on\": []}]}\n```")
             .unwrap_err();
         assert!(
             d.message.contains("last ```json block does not fit"),
