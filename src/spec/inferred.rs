@@ -808,7 +808,27 @@ fn inline_line(old: &[u8], deps: &[String]) -> Vec<u8> {
     if phrase.is_empty() {
         return old.to_vec();
     }
-    let content = old.trim_ascii_end().len();
+    // Before the markers that end the line (`[P]`, `(P)`, `[US1]`), which are read only there.
+    let mut content = old.trim_ascii_end().len();
+    loop {
+        let t = &old[..content];
+        let marker = if t.ends_with(b"[P]") || t.ends_with(b"(P)") {
+            3
+        } else if t.ends_with(b"]")
+            && let Some(open) = t.iter().rposition(|&b| b == b'[')
+            && t[open + 1..t.len() - 1].starts_with(b"US")
+            && t[open + 3..t.len() - 1].iter().all(u8::is_ascii_digit)
+        {
+            t.len() - open
+        } else {
+            break;
+        };
+        let before = &t[..t.len() - marker];
+        if !before.ends_with(b" ") {
+            break;
+        }
+        content = before.trim_ascii_end().len();
+    }
     let mut new = old[..content].to_vec();
     new.push(b' ');
     new.extend_from_slice(&phrase);
@@ -1287,7 +1307,7 @@ mod tests {
 
     #[test]
     fn spec_kit_writes_depends_on_at_the_end_of_the_task_line() {
-        let text = "# Tasks: F\n\n## Phase 1: Setup\n\n- [x] T001 Create the project\n- [ ] T002 [P] Add lint config in .eslintrc\n\n## Phase 2: Core\n\n- [ ] T003 [P] Model in src/model.ts\n- [ ] T004 [P] Store in src/store.ts\n- [ ] T005 [P] View in src/view.ts\n";
+        let text = "# Tasks: F\n\n## Phase 1: Setup\n\n- [x] T001 Create the project\n- [ ] T002 Add lint config in .eslintrc [P]\n\n## Phase 2: Core\n\n- [ ] T003 [P] Model in src/model.ts\n- [ ] T004 [P] Store in src/store.ts\n- [ ] T005 [P] View in src/view.ts\n";
         let before = list(text.as_bytes());
         let inferred = infer(
             &before,
@@ -1305,7 +1325,7 @@ mod tests {
             out,
             text.replace("src/store.ts\n", "src/store.ts (depends on T003)\n")
                 .replace("src/view.ts\n", "src/view.ts (depends on T003, T004)\n")
-                .replace(".eslintrc\n", ".eslintrc (depends on T001)\n")
+                .replace(".eslintrc [P]\n", ".eslintrc (depends on T001) [P]\n")
         );
         let d = dag(&inferred.after);
         // The phase order stays: the answer's edges come on top of it.
@@ -1318,9 +1338,14 @@ mod tests {
                 ("T005", &["T002", "T003", "T004"]),
             ])
         );
-        let t4 = &inferred.after.tasks[inferred.after.find("T004").unwrap()];
-        assert_eq!(t4.title, "Store in src/store.ts");
-        assert!(t4.parallel);
+        for (id, title) in [
+            ("T004", "Store in src/store.ts"),
+            ("T002", "Add lint config in .eslintrc"),
+        ] {
+            let t = &inferred.after.tasks[inferred.after.find(id).unwrap()];
+            assert_eq!(t.title, title);
+            assert!(t.parallel);
+        }
     }
 
     #[test]
@@ -1630,6 +1655,39 @@ mod tests {
             .collect();
         assert_eq!(sizes, [150, 150, 20]);
         assert_eq!(parts(&list(KIRO6.as_bytes()), PART_SIZE).len(), 1);
+    }
+
+    #[test]
+    fn spec_kit_lists_are_cut_along_phases() {
+        let mut text = String::from("# Tasks: F\n");
+        let mut n = 0;
+        for (phase, count) in [(1, 3), (2, 2), (3, 4)] {
+            text.push_str(&format!("\n## Phase {phase}: P{phase}\n\n### Tests\n\n"));
+            for _ in 0..count {
+                n += 1;
+                text.push_str(&format!("- [ ] T{n:03} [P] Task {n}\n"));
+            }
+        }
+        let l = list(text.as_bytes());
+        let ids =
+            |p: &Part| -> Vec<String> { p.tasks.iter().map(|&i| l.tasks[i].id.clone()).collect() };
+        let ps = parts(&l, 5);
+        assert_eq!(
+            ps.iter().map(ids).collect::<Vec<_>>(),
+            [
+                vec!["T001", "T002", "T003", "T004", "T005"],
+                vec!["T006", "T007", "T008", "T009"]
+            ]
+        );
+        let input = PromptInput {
+            feature: "f",
+            tasks: Path::new("tasks.md"),
+            requirements: None,
+            design: None,
+        };
+        let p = prompt(&l, &input, Some((2, 2, &ps[1])));
+        assert!(p.contains("a task may not depend on a task of a later phase"));
+        assert!(p.contains("- T001 Task 1\n"));
     }
 
     #[test]
