@@ -70,6 +70,33 @@ pub enum Command {
         #[arg(value_name = "FEATURE")]
         feature: String,
     },
+    /// Ask the agent which pending tasks depend on which, and write the answer into tasks.md
+    /// for review (the list then needs approving again)
+    Deps(DepsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DepsCommand {
+    /// The feature whose task list to complete with dependencies
+    #[arg(value_name = "FEATURE")]
+    pub feature: String,
+
+    /// Print the changes to tasks.md and the new plan; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Replace the dependencies tasks already declare (by default they are kept)
+    #[arg(long)]
+    pub replace: bool,
+
+    /// The agent to ask: a preset (claude, codex, gemini, aider) or a command line
+    #[arg(long, value_name = "CMD")]
+    pub agent: Option<String>,
+
+    /// Stop an agent that has not answered after this long, e.g. 10m [default: 30m, or
+    /// `timeout` in the configuration]
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -116,6 +116,7 @@ mod entry {
             Some(Command::Approve { feature }) => {
                 ops::approve(shell, &Workspace::load(manifest)?, &feature)
             }
+            Some(Command::Deps(deps)) => ops::deps::deps(shell, &Workspace::load(manifest)?, &deps),
             None => {
                 // As cargo answers a command missing its argument: the error, the usage, a pointer
                 // to --help; and, since the argument is a feature, the features there are. Exit 2,

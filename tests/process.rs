@@ -58,6 +58,7 @@ impl Agent {
             cwd: self.dir.path(),
             stdin: &prompt,
             log: &log,
+            stdout: None,
             env: &[],
             timeout: Duration::from_secs(600),
             grace: Duration::from_secs(600),

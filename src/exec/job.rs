@@ -398,6 +398,7 @@ async fn run_agent(
                 cwd: &p.worktree,
                 stdin: &prompt_file,
                 log: &p.log,
+                stdout: None,
                 env: &env,
                 timeout: left,
                 grace: ctx.grace,

@@ -56,6 +56,9 @@ pub struct Spawn<'a> {
     pub cwd: &'a Path,
     pub stdin: &'a Path,
     pub log: &'a Path,
+    /// Standard output apart from the log, when the caller reads it (an answer): the log then
+    /// has standard error only.
+    pub stdout: Option<&'a Path>,
     pub env: &'a [(String, String)],
     pub timeout: Duration,
     pub grace: Duration,
@@ -113,9 +116,12 @@ pub async fn run(spawn: &Spawn<'_>, mut stop: watch::Receiver<Stop>) -> Outcome 
             .create(true)
             .append(true)
             .open(spawn.log)?;
-        let log2 = log.try_clone()?;
+        let out = match spawn.stdout {
+            Some(path) => std::fs::File::create(path)?,
+            None => log.try_clone()?,
+        };
         let stdin = std::fs::File::open(spawn.stdin)?;
-        Ok((log, log2, stdin))
+        Ok((out, log, stdin))
     };
     let (out, err, stdin) = match open() {
         Ok(files) => files,

@@ -1,6 +1,9 @@
 //! The commands: each loads what it needs, decides with the pure core, and reports through the
 //! [`Shell`]. Errors a user can cause come back as [`Error`]s; the caller prints them.
 
+mod ask;
+pub mod deps;
+
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -29,7 +32,7 @@ fn load_checked(ws: &Workspace, feature: &Feature) -> Result<TaskList> {
 }
 
 /// Loads a feature's list, printing its warnings; its errors become the `Err`.
-fn load_valid(shell: &Shell, ws: &Workspace, feature: &Feature) -> Result<TaskList> {
+pub(crate) fn load_valid(shell: &Shell, ws: &Workspace, feature: &Feature) -> Result<TaskList> {
     let list = load_checked(ws, feature)?;
     shell.diagnostics(list.diagnostics.iter().filter(|d| !d.is_error()));
     if list.has_errors() {
@@ -268,7 +271,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
 
 /// Between SIGTERM and SIGKILL: `SPEC_EXEC_KILL_GRACE`, else `kill-grace` in the
 /// configuration, else 5 s.
-fn kill_grace(ws: &Workspace) -> Result<std::time::Duration> {
+pub(crate) fn kill_grace(ws: &Workspace) -> Result<std::time::Duration> {
     match std::env::var(config::KILL_GRACE_ENV) {
         Ok(value) if !value.trim().is_empty() => config::parse_span(&value).map_err(|why| {
             Error::user_with_help(
