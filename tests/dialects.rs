@@ -18,17 +18,20 @@ struct Repo {
 impl Repo {
     /// A workspace holding one feature, `demo`, with the dialect's fixture as its task list.
     fn new(dialect: &str) -> Repo {
+        let tasks =
+            fs::read_to_string(fixture(&format!("dialects/{dialect}/tasks.md"))).expect("fixture");
+        Repo::with_tasks(&tasks)
+    }
+
+    /// A workspace holding one feature, `demo`, with `tasks` as its task list.
+    fn with_tasks(tasks: &str) -> Repo {
         let tmp = tempfile::tempdir().expect("temp dir");
         let root = tmp.path().join("repo");
         let spec = root.join("documentation/features/demo");
         fs::create_dir_all(&spec).expect("spec dir");
         fs::write(root.join("Cargo.toml"), "[workspace]\n").expect("manifest");
         fs::write(root.join(".gitignore"), "/target\n").expect("gitignore");
-        fs::copy(
-            fixture(&format!("dialects/{dialect}/tasks.md")),
-            spec.join("tasks.md"),
-        )
-        .expect("fixture");
+        fs::write(spec.join("tasks.md"), tasks).expect("tasks.md");
         let repo = Repo { _tmp: tmp, root };
         repo.git(&["init", "-q", "-b", "main"]);
         repo.git(&["config", "user.name", "Dialect Tester"]);
@@ -78,6 +81,33 @@ impl Repo {
 
 fn group(plan: &Value, id: &str) -> Option<u64> {
     plan_task(plan, id)["group"].as_u64()
+}
+
+/// The ids task `id` waits for, in the plan's order.
+fn waits_for(plan: &Value, id: &str) -> Vec<String> {
+    plan_task(plan, id)["dependencies"]
+        .as_array()
+        .expect("dependencies")
+        .iter()
+        .map(|d| d["id"].as_str().expect("an id").to_owned())
+        .collect()
+}
+
+/// The plan's groups, as lists of ids.
+fn groups(plan: &Value) -> Vec<Vec<String>> {
+    plan["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| {
+            g["tasks"]
+                .as_array()
+                .expect("tasks")
+                .iter()
+                .map(|t| t.as_str().expect("an id").to_owned())
+                .collect()
+        })
+        .collect()
 }
 
 /// An agent that writes `<id>.done` in its worktree: a change to commit.
@@ -263,4 +293,67 @@ fn spec_kit_context_files_are_in_the_prompt() {
         assert!(prompt.contains(line), "{line}\n{prompt}");
     }
     assert!(!prompt.contains("design.md"), "{prompt}");
+}
+
+#[test]
+fn cc_sdd_order_parallel_marks_and_depends_make_the_dag() {
+    let repo = Repo::new("cc-sdd");
+    let plan = repo.plan(&[]);
+    assert_eq!(plan["dialect"], "cc-sdd");
+    assert_eq!(plan["sequential"], false);
+    // `(P)` siblings run together after what came before their run; the sibling after the
+    // run waits for all of it; a major task's sub-tasks start after the major before it.
+    assert_eq!(
+        groups(&plan),
+        [
+            vec!["1.1", "1.2"],
+            vec!["1.3"],
+            vec!["2.1", "2.2"],
+            vec!["2.3"],
+            vec!["3", "4"],
+            vec!["5"],
+        ]
+    );
+    assert_eq!(waits_for(&plan, "1.1"), Vec::<String>::new());
+    assert_eq!(waits_for(&plan, "1.3"), ["1.1", "1.2"]);
+    // `_Depends:_` first, then the order.
+    assert_eq!(waits_for(&plan, "2.2"), ["1.1", "1.3"]);
+    assert_eq!(waits_for(&plan, "2.3"), ["2.1", "2.2"]);
+    assert_eq!(waits_for(&plan, "5"), ["3", "4"]);
+    let human = repo.spec_exec(&["demo", "--dry-run"]);
+    assert!(
+        text(&human.stdout).contains("Format: cc-sdd task list"),
+        "{}",
+        text(&human.stdout)
+    );
+}
+
+#[test]
+fn cc_sdd_done_tasks_hold_nothing_up() {
+    let repo = Repo::with_tasks(
+        "# Implementation Plan\n\n- [ ] 1. (P) A\n- [x] 2. (P) B\n- [x] 3. C\n- [ ] 4. (P) D\n- [ ] 5. (P) E\n",
+    );
+    let plan = repo.plan(&[]);
+    assert_eq!(plan["dialect"], "cc-sdd");
+    assert_eq!(groups(&plan), [vec!["1"], vec!["4", "5"]]);
+    assert_eq!(waits_for(&plan, "4"), ["1"]);
+}
+
+#[test]
+fn cc_sdd_parallel_tasks_with_the_same_boundary_are_warned_about() {
+    let repo = Repo::with_tasks(
+        "# Implementation Plan\n\n- [ ] 1. (P) Add editing\n  - _Boundary: CommentList, CommentForm_\n\
+         - [ ] 2. (P) Add deleting\n  - _Boundary: CommentList_\n- [ ] 3. (P) Add a badge\n  - _Boundary: Badge_\n",
+    );
+    let plan = repo.plan(&[]);
+    let warnings: Vec<&str> = plan["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter_map(|w| w["message"].as_str())
+        .collect();
+    assert_eq!(
+        warnings,
+        ["tasks 1 and 2 both modify CommentList and may run together; add a dependency"]
+    );
 }

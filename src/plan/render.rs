@@ -426,7 +426,7 @@ pub struct PlanJson<'a> {
     pub kind: &'static str,
     pub format_version: u32,
     pub feature: &'a str,
-    /// `specflow`, `kiro`, `spec-kit` or `spec-workflow`, detected from the content.
+    /// `specflow`, `kiro`, `cc-sdd`, `spec-kit` or `spec-workflow`, detected from the content.
     pub dialect: crate::spec::model::Dialect,
     pub tasks_file: String,
     pub approval: &'a Approval,

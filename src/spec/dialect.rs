@@ -237,6 +237,8 @@ pub enum Key {
     Files,
     /// spec-workflow's `_Prompt:_`.
     Prompt,
+    /// cc-sdd's `_Boundary:_`: the files or components a task keeps to.
+    Boundary,
     Other,
 }
 
@@ -255,6 +257,7 @@ pub fn canonical_key(key: &str) -> Key {
         "estimate" | "effort" => Key::Estimate,
         "file" | "files" => Key::Files,
         "prompt" => Key::Prompt,
+        "boundary" => Key::Boundary,
         _ => Key::Other,
     }
 }
@@ -517,6 +520,18 @@ pub fn inline_depends(title: &str) -> Option<(std::ops::Range<usize>, std::ops::
     let list = &title[list_start..close];
     let lead = list.len() - list.trim_start_matches([' ', ':']).len();
     Some((at..close + 1, list_start + lead..close))
+}
+
+/// The parts of a cc-sdd `_Boundary:_` value: `update.ts`, `InlineCommentItem, InlineCommentReplies`.
+pub fn boundary_parts(value: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for part in value.split([',', '、', ';', '，']) {
+        let part = part.trim().trim_matches('`').trim();
+        if !part.is_empty() && !out.iter().any(|o| o == part) {
+            out.push(part.to_owned());
+        }
+    }
+    out
 }
 
 /// File paths named in a text: backticked words with a `/` or an extension, and bare words

@@ -49,6 +49,9 @@ pub enum Dialect {
     Kiro,
     /// GitHub spec-kit: `T001 [P] [US1]` tasks in `## Phase N:` sections.
     SpecKit,
+    /// cc-sdd (Kiro-compatible): document order, `(P)` for tasks that run alongside their
+    /// `(P)` neighbours, `_Depends:_` and `_Boundary:_` lines.
+    CcSdd,
     /// spec-workflow: numbered tasks with `File:`, `_Leverage:_`, `_Prompt:_`.
     SpecWorkflow,
 }
@@ -59,6 +62,7 @@ impl Dialect {
             Dialect::Specflow => "specflow",
             Dialect::Kiro => "Kiro",
             Dialect::SpecKit => "spec-kit",
+            Dialect::CcSdd => "cc-sdd",
             Dialect::SpecWorkflow => "spec-workflow",
         }
     }
@@ -89,6 +93,8 @@ pub enum DepSource {
     Group,
     /// spec-kit's order: phase after phase, a task after the ones before it unless both are `[P]`.
     Phase,
+    /// cc-sdd's order: a task after the sibling before it, unless both are `(P)`.
+    Order,
     /// No dependency information in the file: document order.
     DocumentOrder,
 }
@@ -173,8 +179,10 @@ pub struct Task {
     pub files: Vec<String>,
     /// spec-workflow's `_Prompt:_`: the agent's instructions for this task.
     pub prompt: Option<String>,
-    /// spec-kit's `[P]`: may run alongside the `[P]` tasks next to it.
+    /// spec-kit's `[P]`, cc-sdd's `(P)`: may run alongside the parallel tasks next to it.
     pub parallel: bool,
+    /// cc-sdd's `_Boundary:_`: the files or components the task keeps to.
+    pub boundary: Vec<String>,
     /// spec-kit's story label (`US1`): the task's track.
     pub story: Option<String>,
     /// A task written as a heading (`#### Task 1.1: Title`) has no box of its own: the
@@ -218,6 +226,7 @@ impl Task {
             files: Vec::new(),
             prompt: None,
             parallel: false,
+            boundary: Vec::new(),
             story: None,
             steps: Vec::new(),
         }
@@ -225,6 +234,18 @@ impl Task {
 
     pub fn is_container(&self) -> bool {
         !self.children.is_empty()
+    }
+
+    /// What the task says it changes, for the overlap warnings: its declared files and
+    /// cc-sdd's `_Boundary:_`.
+    pub fn touches(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for f in self.files.iter().chain(&self.boundary) {
+            if !out.contains(f) {
+                out.push(f.clone());
+            }
+        }
+        out
     }
 
     /// A container implied by its sub-tasks' numbering, with no line of its own.

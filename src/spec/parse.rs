@@ -107,8 +107,9 @@ pub fn parse(source: Source) -> TaskList {
         || list.sections.iter().any(|s| s.deps.is_some())
         || list.tasks.iter().any(|t| !t.dep_phrases.is_empty());
     list.dialect = detect_dialect(&list);
-    // spec-kit's phases and `[P]` markers are its dependency information.
-    list.has_dependency_info |= list.dialect == Dialect::SpecKit;
+    // spec-kit's phases and `[P]` markers, and cc-sdd's order with its `(P)` markers, are their
+    // dependency information.
+    list.has_dependency_info |= matches!(list.dialect, Dialect::SpecKit | Dialect::CcSdd);
     list.upper_x = list
         .tasks
         .iter()
@@ -620,6 +621,17 @@ impl Walker<'_> {
                         parsed,
                     });
                 }
+                Key::Boundary => {
+                    for part in dialect::boundary_parts(&value) {
+                        if !t.boundary.contains(&part) {
+                            t.boundary.push(part);
+                        }
+                    }
+                    t.metadata.push(MetaEntry {
+                        key: meta.key.to_owned(),
+                        value,
+                    });
+                }
                 Key::Other => t.metadata.push(MetaEntry {
                     key: meta.key.to_owned(),
                     value,
@@ -717,15 +729,22 @@ fn detect_dialect(list: &TaskList) -> Dialect {
     // cc-sdd, Kiro-compatible, writes `_Depends:_` and `_Boundary:_` where specflow writes
     // `_Dependencies:_`; specflow's early form has its `## Implementation Phases` and reading
     // list, or tasks written as headings.
-    let cc_sdd = (text.contains("_Depends:") || text.contains("_Boundary:"))
-        && !text.contains("_Dependencies:");
+    // Its `(P)` after a task's id (or at the end of its title) is cc-sdd's too: Kiro writes none.
+    let cc_sdd = ((text.contains("_Depends:") || text.contains("_Boundary:"))
+        && !text.contains("_Dependencies:"))
+        || tasks.iter().any(|t| {
+            t.parallel && {
+                let line_end = list.source.line_end(t.offset);
+                list.source.text[t.offset..line_end].contains("(P)")
+            }
+        });
     let early_specflow = text.contains("## Implementation Phases")
         || text.contains("### Required Reading")
         || tasks.iter().any(|t| !t.steps.is_empty());
     if tasks.iter().any(|t| deps::is_speckit_id(&t.id)) {
         Dialect::SpecKit
     } else if cc_sdd {
-        Dialect::Kiro
+        Dialect::CcSdd
     } else if early_specflow
         // Groups, heading or task dependencies (read before any dialect adds its own).
         || list.has_dependency_info

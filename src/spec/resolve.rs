@@ -42,6 +42,11 @@ pub fn resolve(list: &mut TaskList) {
     }
     if list.dialect == Dialect::SpecKit {
         r.speckit_order(list);
+    } else if list.dialect == Dialect::CcSdd {
+        let top: Vec<usize> = (0..list.tasks.len())
+            .filter(|&i| list.tasks[i].parent.is_none())
+            .collect();
+        r.ccsdd_siblings(list, &top, Vec::new());
     } else if !list.has_dependency_info {
         // Each pending task after the pending one before it: a done task in between satisfies
         // nothing on its own, or the tasks around it would run together.
@@ -977,6 +982,66 @@ impl Resolver {
         }
     }
 
+    /// cc-sdd: "order implies dependency", and `(P)` marks a task that does not wait for its
+    /// parallel siblings. Among `siblings` (the sub-tasks of one task, or the top-level tasks),
+    /// each task waits for the one before it; a run of consecutive `(P)` siblings all wait for
+    /// what came before the run, and the sibling after the run waits for all of it. A task with
+    /// sub-tasks passes this on to them. `entry` is what the first sibling waits for; returns
+    /// the pending tasks the next one must wait for. `_Depends:_` comes first; this only fills in.
+    fn ccsdd_siblings(
+        &mut self,
+        list: &TaskList,
+        siblings: &[usize],
+        entry: Vec<usize>,
+    ) -> Vec<usize> {
+        let mut before = entry;
+        let mut run: Option<(Vec<usize>, Vec<usize>)> = None; // (what it waits for, its ends)
+        for &t in siblings {
+            if list.tasks[t].parallel {
+                let base = run
+                    .get_or_insert_with(|| (before.clone(), Vec::new()))
+                    .0
+                    .clone();
+                let ends = self.ccsdd_task(list, t, base);
+                if let Some((_, run_ends)) = run.as_mut() {
+                    run_ends.extend(ends);
+                }
+                continue;
+            }
+            if let Some((_, ends)) = run.take()
+                && !ends.is_empty()
+            {
+                before = ends;
+            }
+            let ends = self.ccsdd_task(list, t, before.clone());
+            // A done task holds nothing up: what follows waits for the pending ones before it.
+            if !ends.is_empty() {
+                before = ends;
+            }
+        }
+        match run {
+            Some((_, ends)) if !ends.is_empty() => ends,
+            _ => before,
+        }
+    }
+
+    /// One task of [`Self::ccsdd_siblings`]: `waits` are its order's dependencies.
+    fn ccsdd_task(&mut self, list: &TaskList, t: usize, waits: Vec<usize>) -> Vec<usize> {
+        if list.tasks[t].is_container() {
+            let children = list.tasks[t].children.clone();
+            return self.ccsdd_siblings(list, &children, waits);
+        }
+        if list.tasks[t].state == TaskState::Done {
+            return Vec::new();
+        }
+        let edges: Vec<Pending> = waits
+            .into_iter()
+            .map(|on| Pending::new(on, Requirement::Done, DepSource::Order))
+            .collect();
+        self.add_filling(&[t], &edges);
+        vec![t]
+    }
+
     fn heading_dependencies(&mut self, list: &mut TaskList) {
         let mut problems = Vec::new();
         for s in 0..list.sections.len() {
@@ -1337,8 +1402,13 @@ mod tests {
         );
         assert_eq!(
             dialect("- [ ] 1. A\n  - _Depends: 2_\n- [ ] 2. B\n"),
-            Dialect::Kiro
+            Dialect::CcSdd
         );
+        assert_eq!(
+            dialect("## 1. Setup\n\n- [ ] 1.1 (P) A\n- [ ] 1.2 (P) B\n"),
+            Dialect::CcSdd
+        );
+        assert_eq!(dialect("- [ ] 1. A [P]\n- [ ] 2. B\n"), Dialect::Kiro);
         assert_eq!(
             dialect("## Implementation Phases\n\n- [ ] 1.1: A\n"),
             Dialect::Specflow
