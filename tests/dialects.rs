@@ -357,3 +357,48 @@ fn cc_sdd_parallel_tasks_with_the_same_boundary_are_warned_about() {
         ["tasks 1 and 2 both modify CommentList and may run together; add a dependency"]
     );
 }
+
+#[test]
+fn spec_kit_dependencies_section_facts_make_the_dag() {
+    let repo = Repo::with_tasks(
+        "# Tasks: Demo\n\n## Phase 1: Setup\n- [ ] T001 Create the project\n\n\
+         ## Phase 2: Foundational\n- [ ] T002 Add the database layer\n- [ ] T003 Add the config\n\n\
+         ## Phase 3: User Story 1 - Sign in (Priority: P1)\n- [ ] T004 [US1] Sign-in form\n- [ ] T005 [US1] Sign-in route\n\n\
+         ## Phase 4: User Story 2 - Sign out (Priority: P2)\n- [ ] T006 [US2] Sign-out route\n\n\
+         ## Phase 5: User Story 3 - Profile (Priority: P3)\n- [ ] T007 [US3] Profile page\n\n\
+         ## Phase 6: Docs\n- [ ] T008 Write the user guide\n\n\
+         ## Phase 7: Polish\n- [ ] T009 Final pass\n\n\
+         ## Dependencies & Execution Order\n\n### Phase Dependencies\n\n\
+         - Phase 2 depends on Phase 1\n- Phase 6 depends on Phase 2\n\
+         - Polish (Phase 7): Depends on all user stories and Docs\n\n\
+         ### User Story Dependencies\n\n\
+         - User Story 1 (P1): Can start after Foundational – no dependencies on other stories\n\
+         - User Story 2 (P2): Depends on User Story 1\n\
+         - User Story 3 (P3): Independent of US1 and US2\n\n\
+         ### Within Each User Story\n\n- T007 depends on T005 (the profile links to sign-in)\n",
+    );
+    let plan = repo.plan(&[]);
+    assert_eq!(plan["dialect"], "spec-kit");
+    assert_eq!(
+        groups(&plan),
+        [
+            vec!["T001"],
+            vec!["T002"],
+            vec!["T003"],
+            vec!["T004", "T008"],
+            vec!["T005"],
+            vec!["T006", "T007"],
+            vec!["T009"],
+        ]
+    );
+    // Story 2 after story 1; story 3 beside them, after what `T007 depends on T005` names.
+    assert_eq!(waits_for(&plan, "T006"), ["T005"]);
+    let mut t7 = waits_for(&plan, "T007");
+    t7.sort();
+    assert_eq!(t7, ["T003", "T005"]);
+    // `Phase 6 depends on Phase 2`, not on the stories before it.
+    assert_eq!(waits_for(&plan, "T008"), ["T003"]);
+    let mut t9 = waits_for(&plan, "T009");
+    t9.sort();
+    assert_eq!(t9, ["T006", "T007", "T008"]);
+}
