@@ -402,3 +402,76 @@ fn spec_kit_dependencies_section_facts_make_the_dag() {
     t9.sort();
     assert_eq!(t9, ["T006", "T007", "T008"]);
 }
+
+/// A Kiro list with its waves written as `graph` under `## Task Dependency Graph`.
+fn kiro_with_waves(graph: &str) -> String {
+    format!(
+        "# Implementation Plan: Demo\n\n## Overview\n\nTwo pieces, then the glue.\n\n## Tasks\n\n\
+         - [ ] 1. Storage\n  - [ ] 1.1 Write the store\n  - [ ]* 1.2 Property tests for the store\n\
+         - [ ] 2. Transport\n  - [ ] 2.1 Write the client\n\
+         - [ ] 3. Checkpoint - Ensure all tests pass\n\
+         - [ ] 4. Glue\n  - [ ] 4.1 Wire the store and the client\n\n\
+         ## Notes\n\n- Tasks marked with `*` are optional\n\n\
+         ## Task Dependency Graph\n\n```json\n{graph}\n```\n"
+    )
+}
+
+#[test]
+fn kiro_waves_make_the_dag() {
+    for graph in [
+        r#"{"waves": [{"id": 0, "tasks": ["1.1", "2.1"]}, {"id": 1, "tasks": ["4.1"]}]}"#,
+        r#"{"waves": [["1.1", "2.1"], ["4"]]}"#,
+        r#"{"waves": [{"id": 0, "tasks": ["1.1"], "depends_on": []}, {"id": 1, "tasks": ["2.1"], "depends_on": []},
+            {"id": 2, "tasks": ["4.1"], "depends_on": [0, 1]}]}"#,
+    ] {
+        let repo = Repo::with_tasks(&kiro_with_waves(graph));
+        let plan = repo.plan(&[]);
+        assert_eq!(plan["dialect"], "kiro", "{graph}");
+        assert_eq!(plan["warnings"], serde_json::json!([]), "{graph}");
+        // Waves run one after the other; the optional 1.2 and the checkpoint, which no wave
+        // names, wait for every task written before them.
+        assert_eq!(
+            groups(&plan),
+            [vec!["1.1", "2.1"], vec!["1.2", "4.1"], vec!["3"]],
+            "{graph}"
+        );
+        let mut three = waits_for(&plan, "3");
+        three.sort();
+        assert_eq!(three, ["1.1", "1.2", "2.1"], "{graph}");
+    }
+    // Integer ids naming parents: all their sub-tasks.
+    let repo = Repo::with_tasks(&kiro_with_waves(
+        r#"{"waves": [{"wave": 1, "tasks": [1, 2], "description": "pieces"}, {"wave": 2, "tasks": [4]}]}"#,
+    ));
+    assert_eq!(
+        groups(&repo.plan(&[])),
+        [vec!["1.1", "1.2", "2.1"], vec!["3", "4.1"]]
+    );
+}
+
+#[test]
+fn kiro_waves_that_cannot_be_read_are_reported_and_the_order_kept() {
+    let repo = Repo::with_tasks(&kiro_with_waves(
+        r#"{"waves": [{"id": 0, "tasks": ["1.1", "9.9"]}, {"id": 1, "tasks": ["2.1", "4.1"]}]}"#,
+    ));
+    let plan = repo.plan(&[]);
+    let messages: Vec<&str> = plan["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter_map(|w| w["message"].as_str())
+        .collect();
+    assert_eq!(
+        messages,
+        ["wave 0 of the task dependency graph names task `9.9`, which is not in the list"]
+    );
+    let repo = Repo::with_tasks(&kiro_with_waves(r#"{"waves": [1.1, "#));
+    let plan = repo.plan(&[]);
+    let warning = plan["warnings"][0]["message"].as_str().expect("a warning");
+    assert!(
+        warning.starts_with("the task dependency graph is not read: "),
+        "{warning}"
+    );
+    assert_eq!(plan["sequential"], true);
+    assert_eq!(groups(&plan).len(), 5);
+}

@@ -290,6 +290,18 @@ pub struct Group {
     pub immediate: bool,
 }
 
+/// One wave of Kiro's `## Task Dependency Graph` (`{"waves": [{"id": 0, "tasks": ["1.1"]}]}`):
+/// its tasks run together, after the wave before it (or the waves it names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wave {
+    /// `id` or `wave`, when written.
+    pub id: Option<i64>,
+    /// Task ids as written (`"1.1"`, `3`).
+    pub tasks: Vec<String>,
+    /// `depends_on`: the ids of the waves it waits for, when written.
+    pub depends_on: Option<Vec<i64>>,
+}
+
 #[derive(Debug, Clone)]
 pub struct TaskList {
     pub source: Source,
@@ -301,6 +313,9 @@ pub struct TaskList {
     pub checkbox_bytes: Vec<usize>,
     /// Text range of the front matter block, delimiters included.
     pub front_matter: Option<std::ops::Range<usize>>,
+    /// Kiro's waves, and the text offset of the block they are written in.
+    pub waves: Vec<Wave>,
+    pub waves_offset: usize,
     /// Whether the file declares any dependency (else it runs in document order).
     pub has_dependency_info: bool,
     /// Whether the file ticks boxes with `[X]`.

@@ -39,6 +39,9 @@ pub fn resolve(list: &mut TaskList) {
     if !r.report_cycles(list) {
         r.heading_dependencies(list);
         r.group_dependencies(list);
+        if !list.waves.is_empty() {
+            r.wave_dependencies(list);
+        }
     }
     if list.dialect == Dialect::SpecKit {
         r.speckit_order(list);
@@ -1171,6 +1174,73 @@ impl Resolver {
                     on,
                     dropped.len(),
                 ));
+            }
+        }
+        list.diagnostics.extend(problems);
+    }
+
+    /// Kiro's waves: a wave's tasks wait for the wave before it (or, with `depends_on`, the
+    /// waves it names). A wave may name a parent (all its sub-tasks) or sub-tasks. A task no
+    /// wave names (Kiro leaves out checkpoints and optional tasks) waits for every task before
+    /// it in the file, and nothing waits for it. Task ids that name no task are warned about.
+    fn wave_dependencies(&mut self, list: &mut TaskList) {
+        let mut problems = Vec::new();
+        let at = list.waves_offset;
+        let mut members: Vec<Vec<usize>> = Vec::with_capacity(list.waves.len());
+        let mut listed = vec![false; list.tasks.len()];
+        for (k, wave) in list.waves.iter().enumerate() {
+            let mut leaves = Vec::new();
+            for id in &wave.tasks {
+                match self.ids.get(id.trim_end_matches('.')) {
+                    Some(&t) => {
+                        for leaf in list.leaves_of(t) {
+                            listed[leaf] = true;
+                            leaves.push(leaf);
+                        }
+                    }
+                    None => problems.push(
+                        Diagnostic::warning(format!(
+                            "wave {} of the task dependency graph names task `{id}`, which is not in the list",
+                            wave.id.map_or(k as i64 + 1, |i| i)
+                        ))
+                        .at(list.location(at, list.source.line_end(at) - at))
+                        .label("ignored")
+                        .help("name the tasks by the ids written in the list (`1.1`, `3`)"),
+                    ),
+                }
+            }
+            members.push(leaves);
+        }
+        for (k, wave) in list.waves.iter().enumerate() {
+            let waits: Vec<usize> = match &wave.depends_on {
+                Some(on) => list
+                    .waves
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, w)| *j != k && w.id.is_some_and(|id| on.contains(&id)))
+                    .flat_map(|(j, _)| members[j].iter().copied())
+                    .collect(),
+                None if k > 0 => members[k - 1].clone(),
+                None => Vec::new(),
+            };
+            let edges: Vec<Pending> = waits
+                .into_iter()
+                .map(|on| Pending::new(on, Requirement::Done, DepSource::Group))
+                .collect();
+            let mine = members[k].clone();
+            self.add_filling(&mine, &edges);
+        }
+        let mut before: Vec<usize> = Vec::new();
+        for leaf in list.leaves().collect::<Vec<_>>() {
+            if !listed[leaf] && list.tasks[leaf].state != TaskState::Done {
+                let edges: Vec<Pending> = before
+                    .iter()
+                    .map(|&on| Pending::new(on, Requirement::Done, DepSource::Group))
+                    .collect();
+                self.add_filling(&[leaf], &edges);
+            }
+            if list.tasks[leaf].state != TaskState::Done {
+                before.push(leaf);
             }
         }
         list.diagnostics.extend(problems);
