@@ -475,3 +475,32 @@ fn kiro_waves_that_cannot_be_read_are_reported_and_the_order_kept() {
     assert_eq!(plan["sequential"], true);
     assert_eq!(groups(&plan).len(), 5);
 }
+
+#[test]
+fn parallel_tasks_naming_the_same_file_in_their_text_are_warned_about() {
+    let repo = Repo::with_tasks(
+        "# Implementation Plan\n\n- [ ] 1. (P) Add the parser\n  - Export it from `src/lib.rs`\n\
+         - [ ] 2. (P) Add the printer in src/print.rs\n  - Register it in src/lib.rs too\n\
+         - [ ] 3. (P) Write the guide in `docs/guide.md`\n  - Mention `console.log` and README.md\n\
+         - [ ] 4. Release\n  - Bump the version in `Cargo.toml` and in src/lib.rs\n",
+    );
+    let expected = "tasks 1 and 2 both modify src/lib.rs and may run together; add a dependency";
+    let plan = repo.plan(&[]);
+    let messages: Vec<&str> = plan["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter_map(|w| w["message"].as_str())
+        .collect();
+    // 4 waits for 1-3, so it may name the same file.
+    assert_eq!(messages, [expected]);
+    for args in [&["check", "demo"][..], &["demo", "--dry-run"][..]] {
+        let out = repo.spec_exec(args);
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(&format!("warning: {expected}")),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("tasks.md:5:7"), "{args:?}: {err:?}");
+    }
+}

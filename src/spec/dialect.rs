@@ -559,6 +559,36 @@ pub fn paths_in(text: &str) -> Vec<String> {
     out
 }
 
+/// File paths named anywhere in a task's words, for the overlap warnings: backticked words that
+/// are paths with a directory or a known file extension (`src/lib.rs`, `Cargo.toml`), and bare
+/// words with a directory and an extension (`src/lib.rs`). Stricter than [`paths_in`], so that
+/// prose (`console.log`, `e.g.`) is not read as files.
+pub fn named_paths(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (k, part) in text.split('`').enumerate() {
+        let words: Vec<&str> = if k % 2 == 1 {
+            let w = part.trim();
+            if w.contains('/') || has_file_extension(w) {
+                vec![w]
+            } else {
+                Vec::new()
+            }
+        } else {
+            part.split_whitespace()
+                .filter(|w| w.contains('/'))
+                .collect()
+        };
+        for w in words {
+            if let Some(p) = as_path(w)
+                && !out.contains(&p)
+            {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
 fn has_file_extension(word: &str) -> bool {
     const EXTENSIONS: [&str; 40] = [
         "md", "rs", "toml", "yml", "yaml", "json", "ts", "tsx", "js", "jsx", "mjs", "py", "go",
@@ -755,6 +785,16 @@ mod tests {
         let (whole, list) = inline_depends(t).expect("found");
         assert_eq!(&t[list], "T008, T009");
         assert_eq!(&t[whole], "(depends on T008, T009)");
+    }
+
+    #[test]
+    fn paths_named_in_prose_need_a_directory_or_backticks() {
+        assert_eq!(
+            named_paths(
+                "Edit `src/lib.rs` and `Cargo.toml`, then src/cli.rs; not README.md, `console.log` or e.g. v1.2"
+            ),
+            vec!["src/lib.rs", "Cargo.toml", "src/cli.rs"]
+        );
     }
 
     #[test]

@@ -236,13 +236,22 @@ impl Task {
         !self.children.is_empty()
     }
 
-    /// What the task says it changes, for the overlap warnings: its declared files and
-    /// cc-sdd's `_Boundary:_`.
+    /// What the task says it changes, for the overlap warnings: its declared files, cc-sdd's
+    /// `_Boundary:_`, and the file paths named in its title and details.
     pub fn touches(&self) -> Vec<String> {
+        let named = std::iter::once(&self.title)
+            .chain(&self.details)
+            .flat_map(|text| super::dialect::named_paths(text));
         let mut out: Vec<String> = Vec::new();
-        for f in self.files.iter().chain(&self.boundary) {
-            if !out.contains(f) {
-                out.push(f.clone());
+        for f in self
+            .files
+            .iter()
+            .chain(&self.boundary)
+            .cloned()
+            .chain(named)
+        {
+            if !out.contains(&f) {
+                out.push(f);
             }
         }
         out
