@@ -310,6 +310,8 @@ struct Summary {
     approval: &'static str,
     dialect: Option<crate::spec::model::Dialect>,
     diagnostics: Vec<Diagnostic>,
+    /// Advice that is not a warning (a plan that is one long chain).
+    notes: Vec<String>,
 }
 
 impl Summary {
@@ -441,6 +443,7 @@ fn summarize(ws: &Workspace, roots: &[PathBuf], feature: Feature) -> Summary {
     let loaded = spec::validate_name(&feature.name).and_then(|()| load_checked(ws, &feature));
     match loaded {
         Ok(mut list) => {
+            let mut notes = Vec::new();
             // The plan's own checks: tasks that may run together but declare the same file.
             if !list.has_errors()
                 && let Ok(plan) = crate::plan::build(
@@ -452,6 +455,7 @@ fn summarize(ws: &Workspace, roots: &[PathBuf], feature: Feature) -> Summary {
                     },
                 )
             {
+                notes.extend(plan.chain_note(&feature.name));
                 list.diagnostics.extend(plan.warnings);
             }
             if !list.has_errors() {
@@ -465,6 +469,7 @@ fn summarize(ws: &Workspace, roots: &[PathBuf], feature: Feature) -> Summary {
                 approval: approval::state(&list).label(),
                 dialect: Some(list.dialect),
                 diagnostics: list.diagnostics,
+                notes,
                 feature,
             }
         }
@@ -474,6 +479,7 @@ fn summarize(ws: &Workspace, roots: &[PathBuf], feature: Feature) -> Summary {
             approval: "-",
             dialect: None,
             diagnostics: e.into_diagnostics(),
+            notes: Vec::new(),
             feature,
         },
     }
@@ -613,6 +619,8 @@ struct CheckLine<'a> {
     total: usize,
     approval: &'static str,
     diagnostics: &'a [Diagnostic],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    notes: &'a [String],
 }
 
 pub fn check(shell: &Shell, ws: &Workspace, names: &[String]) -> Result<i32> {
@@ -660,6 +668,7 @@ pub fn check(shell: &Shell, ws: &Workspace, names: &[String]) -> Result<i32> {
                 total,
                 approval: s.approval,
                 diagnostics: &s.diagnostics,
+                notes: &s.notes,
             });
             continue;
         }
@@ -676,6 +685,9 @@ pub fn check(shell: &Shell, ws: &Workspace, names: &[String]) -> Result<i32> {
                     s.approval
                 ),
             );
+            for note in &s.notes {
+                shell.status("Note", note);
+            }
         }
     }
     let checked = results.len();

@@ -504,3 +504,42 @@ fn parallel_tasks_naming_the_same_file_in_their_text_are_warned_about() {
         assert!(err.contains("tasks.md:5:7"), "{args:?}: {err:?}");
     }
 }
+
+#[test]
+fn a_plan_that_is_one_long_chain_notes_the_deps_command() {
+    let note = "the 4 pending tasks run one after another (one chain), one agent at a time; \
+                `cargo spec-exec deps demo` asks the agent which of them depend on which, \
+                and writes its answer into tasks.md for you to review";
+    let repo = Repo::with_tasks(
+        "# Implementation Plan\n\n- [x] 1. A\n- [ ] 2. B\n- [ ] 3. C\n- [ ] 4. D\n- [ ] 5. E\n",
+    );
+    let plan = repo.plan(&[]);
+    assert_eq!(plan["notes"], serde_json::json!([note]));
+    assert_eq!(plan["warnings"], serde_json::json!([]));
+    let dry = repo.spec_exec(&["demo", "--dry-run"]);
+    assert!(
+        text(&dry.stdout).contains(&format!("\nNote: {note}.\n")),
+        "{}",
+        text(&dry.stdout)
+    );
+    let check = repo.spec_exec(&["check", "demo"]);
+    assert_eq!(check.status.code(), Some(0));
+    let err = text(&check.stderr);
+    assert!(err.contains(&format!("Note {note}")), "{err}");
+    assert!(err.contains("no errors, 0 warnings"), "{err}");
+    let json = repo.spec_exec(&["check", "demo", "--message-format", "json"]);
+    let line: Value =
+        serde_json::from_str(text(&json.stdout).lines().next().expect("a line")).expect("JSON");
+    assert_eq!(line["notes"], serde_json::json!([note]));
+
+    // Three tasks in a row, or tasks that run side by side, are no chain worth a note.
+    for tasks in [
+        "# Implementation Plan\n\n- [ ] 1. A\n- [ ] 2. B\n- [ ] 3. C\n",
+        "# Implementation Plan\n\n- [ ] 1. (P) A\n- [ ] 2. (P) B\n- [ ] 3. C\n- [ ] 4. D\n- [ ] 5. E\n",
+    ] {
+        let repo = Repo::with_tasks(tasks);
+        assert_eq!(repo.plan(&[])["notes"], Value::Null, "{tasks}");
+        let err = text(&repo.spec_exec(&["check", "demo"]).stderr);
+        assert!(!err.contains("spec-exec deps"), "{err}");
+    }
+}

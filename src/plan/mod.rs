@@ -74,6 +74,19 @@ impl Plan {
         self.nodes.get(i)
     }
 
+    /// For a plan that is one chain of more than three tasks: a note saying so, and that
+    /// `cargo spec-exec deps <feature>` can find which of them are independent.
+    pub fn chain_note(&self, feature: &str) -> Option<String> {
+        (self.nodes.len() > 3 && self.levels.iter().all(|l| l.len() == 1)).then(|| {
+            format!(
+                "the {} pending tasks run one after another (one chain), one agent at a time; \
+                 `cargo spec-exec deps {feature}` asks the agent which of them depend on which, \
+                 and writes its answer into tasks.md for you to review",
+                self.nodes.len()
+            )
+        })
+    }
+
     /// The most agents that can be busy at once: the widest level, capped by `--max-agents`.
     pub fn agents(&self) -> usize {
         let widest = self.levels.iter().map(Vec::len).max().unwrap_or(0);
