@@ -110,9 +110,10 @@ pub fn parse(source: Source) -> TaskList {
         || list.sections.iter().any(|s| s.deps.is_some())
         || list.tasks.iter().any(|t| !t.dep_phrases.is_empty());
     list.dialect = detect_dialect(&list);
-    // spec-kit's phases and `[P]` markers, and cc-sdd's order with its `(P)` markers, are their
-    // dependency information.
-    list.has_dependency_info |= matches!(list.dialect, Dialect::SpecKit | Dialect::CcSdd);
+    // spec-kit's phases and `[P]` markers, and cc-sdd's `(P)` markers, are their dependency
+    // information (a cc-sdd list without them runs in document order, and says so).
+    list.has_dependency_info |= list.dialect == Dialect::SpecKit
+        || (list.dialect == Dialect::CcSdd && list.tasks.iter().any(|t| t.parallel));
     // Kiro's waves are its dependency information (read after the dialect is told: a file
     // whose only dependency information is its waves is a Kiro file).
     list.has_dependency_info |= !list.waves.is_empty();

@@ -1793,6 +1793,13 @@ mod tests {
             Dialect::CcSdd
         );
         assert_eq!(dialect("- [ ] 1. A [P]\n- [ ] 2. B\n"), Dialect::Kiro);
+        // Without `(P)` or `_Depends:_`, a cc-sdd list runs in document order, and says so.
+        let plain = parse_bytes(
+            "tasks.md",
+            b"- [ ] 1. A\n  - _Boundary: src/a.rs_\n- [ ] 2. B\n".to_vec(),
+        );
+        assert_eq!(plain.dialect, Dialect::CcSdd);
+        assert!(!plain.has_dependency_info);
         assert_eq!(
             dialect("## Implementation Phases\n\n- [ ] 1.1: A\n"),
             Dialect::Specflow
