@@ -313,6 +313,8 @@ struct Summary {
     approval: &'static str,
     dialect: Option<crate::spec::model::Dialect>,
     diagnostics: Vec<Diagnostic>,
+    /// Advice that is not a warning (a plan that is one long chain).
+    notes: Vec<String>,
 }
 
 impl Summary {
@@ -444,6 +446,7 @@ fn summarize(ws: &Workspace, roots: &[PathBuf], feature: Feature) -> Summary {
     let loaded = spec::validate_name(&feature.name).and_then(|()| load_checked(ws, &feature));
     match loaded {
         Ok(mut list) => {
+            let mut notes = Vec::new();
             // The plan's own checks: tasks that may run together but declare the same file.
             if !list.has_errors()
                 && let Ok(plan) = crate::plan::build(
@@ -455,6 +458,7 @@ fn summarize(ws: &Workspace, roots: &[PathBuf], feature: Feature) -> Summary {
                     },
                 )
             {
+                notes.extend(plan.chain_note(&feature.name));
                 list.diagnostics.extend(plan.warnings);
             }
             if !list.has_errors() {
@@ -468,6 +472,7 @@ fn summarize(ws: &Workspace, roots: &[PathBuf], feature: Feature) -> Summary {
                 approval: approval::state(&list).label(),
                 dialect: Some(list.dialect),
                 diagnostics: list.diagnostics,
+                notes,
                 feature,
             }
         }
@@ -477,6 +482,7 @@ fn summarize(ws: &Workspace, roots: &[PathBuf], feature: Feature) -> Summary {
             approval: "-",
             dialect: None,
             diagnostics: e.into_diagnostics(),
+            notes: Vec::new(),
             feature,
         },
     }
@@ -616,6 +622,8 @@ struct CheckLine<'a> {
     total: usize,
     approval: &'static str,
     diagnostics: &'a [Diagnostic],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    notes: &'a [String],
 }
 
 pub fn check(shell: &Shell, ws: &Workspace, names: &[String]) -> Result<i32> {
@@ -663,6 +671,7 @@ pub fn check(shell: &Shell, ws: &Workspace, names: &[String]) -> Result<i32> {
                 total,
                 approval: s.approval,
                 diagnostics: &s.diagnostics,
+                notes: &s.notes,
             });
             continue;
         }
@@ -679,6 +688,9 @@ pub fn check(shell: &Shell, ws: &Workspace, names: &[String]) -> Result<i32> {
                     s.approval
                 ),
             );
+            for note in &s.notes {
+                shell.status("Note", note);
+            }
         }
     }
     let checked = results.len();

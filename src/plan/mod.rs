@@ -59,7 +59,7 @@ pub struct Plan {
     pub max_agents: usize,
     /// Optional tasks left out by `--skip-optional`.
     pub left_out: Vec<usize>,
-    /// Tasks that may run at the same time but declare the same file.
+    /// Tasks that may run at the same time but declare the same file (or cc-sdd boundary).
     pub warnings: Vec<Diagnostic>,
 }
 
@@ -72,6 +72,19 @@ impl Plan {
     pub fn node(&self, task: usize) -> Option<&Node> {
         let i = self.nodes.binary_search_by_key(&task, |n| n.task).ok()?;
         self.nodes.get(i)
+    }
+
+    /// For a plan that is one chain of more than three tasks: a note saying so, and that
+    /// `cargo spec-exec deps <feature>` can find which of them are independent.
+    pub fn chain_note(&self, feature: &str) -> Option<String> {
+        (self.nodes.len() > 3 && self.levels.iter().all(|l| l.len() == 1)).then(|| {
+            format!(
+                "the {} pending tasks run one after another (one chain), one agent at a time; \
+                 `cargo spec-exec deps {feature}` asks the agent which of them depend on which, \
+                 and writes its answer into tasks.md for you to review",
+                self.nodes.len()
+            )
+        })
     }
 
     /// The most agents that can be busy at once: the widest level, capped by `--max-agents`.
@@ -227,12 +240,14 @@ pub fn build(list: &TaskList, options: &Options) -> Result<Plan> {
 /// Two tasks of the plan that may run at the same time (neither waits for the other) and
 /// declare the same file: a warning each pair, at the later task.
 fn file_overlaps(list: &TaskList, plan: &Plan) -> Vec<Diagnostic> {
-    let with_files: Vec<usize> = plan
+    let touches: std::collections::HashMap<usize, Vec<String>> = plan
         .nodes
         .iter()
-        .map(|n| n.task)
-        .filter(|&t| !list.tasks[t].files.is_empty())
+        .map(|n| (n.task, list.tasks[n.task].touches()))
+        .filter(|(_, files)| !files.is_empty())
         .collect();
+    let mut with_files: Vec<usize> = touches.keys().copied().collect();
+    with_files.sort_unstable();
     if with_files.len() < 2 {
         return Vec::new();
     }
@@ -265,10 +280,9 @@ fn file_overlaps(list: &TaskList, plan: &Plan) -> Vec<Diagnostic> {
             if waits[j].contains(&a) || waits[i].contains(&b) {
                 continue;
             }
-            let shared: Vec<&str> = list.tasks[a]
-                .files
+            let shared: Vec<&str> = touches[&a]
                 .iter()
-                .filter(|f| list.tasks[b].files.contains(f))
+                .filter(|f| touches[&b].contains(f))
                 .map(String::as_str)
                 .collect();
             if shared.is_empty() {

@@ -300,6 +300,9 @@ pub fn human(
              independent ones), or `(Dependencies: …)` on `### Track X: …` headings."
         );
     }
+    if let Some(note) = plan.chain_note(feature) {
+        let _ = writeln!(out, "\nNote: {note}.");
+    }
     let approval_line = match approval {
         Approval::Approved { record } => {
             let mut s = "Approval: approved".to_owned();
@@ -426,7 +429,7 @@ pub struct PlanJson<'a> {
     pub kind: &'static str,
     pub format_version: u32,
     pub feature: &'a str,
-    /// `specflow`, `kiro`, `spec-kit` or `spec-workflow`, detected from the content.
+    /// `specflow`, `kiro`, `cc-sdd`, `spec-kit` or `spec-workflow`, detected from the content.
     pub dialect: crate::spec::model::Dialect,
     pub tasks_file: String,
     pub approval: &'a Approval,
@@ -437,6 +440,9 @@ pub struct PlanJson<'a> {
     pub groups: Vec<GroupJson<'a>>,
     pub tasks: Vec<TaskJson<'a>>,
     pub warnings: Vec<&'a Diagnostic>,
+    /// Advice that is not a warning: a plan that is one long chain names `deps`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 pub fn json<'a>(
@@ -552,6 +558,7 @@ pub fn json<'a>(
             .filter(|d| !d.is_error())
             .chain(&plan.warnings)
             .collect(),
+        notes: plan.chain_note(feature).into_iter().collect(),
     }
 }
 

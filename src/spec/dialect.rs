@@ -237,6 +237,8 @@ pub enum Key {
     Files,
     /// spec-workflow's `_Prompt:_`.
     Prompt,
+    /// cc-sdd's `_Boundary:_`: the files or components a task keeps to.
+    Boundary,
     Other,
 }
 
@@ -255,6 +257,7 @@ pub fn canonical_key(key: &str) -> Key {
         "estimate" | "effort" => Key::Estimate,
         "file" | "files" => Key::Files,
         "prompt" => Key::Prompt,
+        "boundary" => Key::Boundary,
         _ => Key::Other,
     }
 }
@@ -519,6 +522,18 @@ pub fn inline_depends(title: &str) -> Option<(std::ops::Range<usize>, std::ops::
     Some((at..close + 1, list_start + lead..close))
 }
 
+/// The parts of a cc-sdd `_Boundary:_` value: `update.ts`, `InlineCommentItem, InlineCommentReplies`.
+pub fn boundary_parts(value: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for part in value.split([',', '、', ';', '，']) {
+        let part = part.trim().trim_matches('`').trim();
+        if !part.is_empty() && !out.iter().any(|o| o == part) {
+            out.push(part.to_owned());
+        }
+    }
+    out
+}
+
 /// File paths named in a text: backticked words with a `/` or an extension, and bare words
 /// with a `/` and an extension (`src/config.rs`, `tests/unit/test_x.py`).
 pub fn paths_in(text: &str) -> Vec<String> {
@@ -531,6 +546,36 @@ pub fn paths_in(text: &str) -> Vec<String> {
             // (`README.md`, `docker-compose.yml`), not any dotted word (`e.g.`, `v1.2`).
             part.split_whitespace()
                 .filter(|w| w.contains('/') || has_file_extension(w))
+                .collect()
+        };
+        for w in words {
+            if let Some(p) = as_path(w)
+                && !out.contains(&p)
+            {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// File paths named anywhere in a task's words, for the overlap warnings: backticked words that
+/// are paths with a directory or a known file extension (`src/lib.rs`, `Cargo.toml`), and bare
+/// words with a directory and an extension (`src/lib.rs`). Stricter than [`paths_in`], so that
+/// prose (`console.log`, `e.g.`) is not read as files.
+pub fn named_paths(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (k, part) in text.split('`').enumerate() {
+        let words: Vec<&str> = if k % 2 == 1 {
+            let w = part.trim();
+            if w.contains('/') || has_file_extension(w) {
+                vec![w]
+            } else {
+                Vec::new()
+            }
+        } else {
+            part.split_whitespace()
+                .filter(|w| w.contains('/'))
                 .collect()
         };
         for w in words {
@@ -740,6 +785,16 @@ mod tests {
         let (whole, list) = inline_depends(t).expect("found");
         assert_eq!(&t[list], "T008, T009");
         assert_eq!(&t[whole], "(depends on T008, T009)");
+    }
+
+    #[test]
+    fn paths_named_in_prose_need_a_directory_or_backticks() {
+        assert_eq!(
+            named_paths(
+                "Edit `src/lib.rs` and `Cargo.toml`, then src/cli.rs; not README.md, `console.log` or e.g. v1.2"
+            ),
+            vec!["src/lib.rs", "Cargo.toml", "src/cli.rs"]
+        );
     }
 
     #[test]

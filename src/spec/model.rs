@@ -49,6 +49,9 @@ pub enum Dialect {
     Kiro,
     /// GitHub spec-kit: `T001 [P] [US1]` tasks in `## Phase N:` sections.
     SpecKit,
+    /// cc-sdd (Kiro-compatible): document order, `(P)` for tasks that run alongside their
+    /// `(P)` neighbours, `_Depends:_` and `_Boundary:_` lines.
+    CcSdd,
     /// spec-workflow: numbered tasks with `File:`, `_Leverage:_`, `_Prompt:_`.
     SpecWorkflow,
 }
@@ -59,6 +62,7 @@ impl Dialect {
             Dialect::Specflow => "specflow",
             Dialect::Kiro => "Kiro",
             Dialect::SpecKit => "spec-kit",
+            Dialect::CcSdd => "cc-sdd",
             Dialect::SpecWorkflow => "spec-workflow",
         }
     }
@@ -89,6 +93,8 @@ pub enum DepSource {
     Group,
     /// spec-kit's order: phase after phase, a task after the ones before it unless both are `[P]`.
     Phase,
+    /// cc-sdd's order: a task after the sibling before it, unless both are `(P)`.
+    Order,
     /// No dependency information in the file: document order.
     DocumentOrder,
 }
@@ -173,8 +179,10 @@ pub struct Task {
     pub files: Vec<String>,
     /// spec-workflow's `_Prompt:_`: the agent's instructions for this task.
     pub prompt: Option<String>,
-    /// spec-kit's `[P]`: may run alongside the `[P]` tasks next to it.
+    /// spec-kit's `[P]`, cc-sdd's `(P)`: may run alongside the parallel tasks next to it.
     pub parallel: bool,
+    /// cc-sdd's `_Boundary:_`: the files or components the task keeps to.
+    pub boundary: Vec<String>,
     /// spec-kit's story label (`US1`): the task's track.
     pub story: Option<String>,
     /// A task written as a heading (`#### Task 1.1: Title`) has no box of its own: the
@@ -218,6 +226,7 @@ impl Task {
             files: Vec::new(),
             prompt: None,
             parallel: false,
+            boundary: Vec::new(),
             story: None,
             steps: Vec::new(),
         }
@@ -225,6 +234,27 @@ impl Task {
 
     pub fn is_container(&self) -> bool {
         !self.children.is_empty()
+    }
+
+    /// What the task says it changes, for the overlap warnings: its declared files, cc-sdd's
+    /// `_Boundary:_`, and the file paths named in its title and details.
+    pub fn touches(&self) -> Vec<String> {
+        let named = std::iter::once(&self.title)
+            .chain(&self.details)
+            .flat_map(|text| super::dialect::named_paths(text));
+        let mut out: Vec<String> = Vec::new();
+        for f in self
+            .files
+            .iter()
+            .chain(&self.boundary)
+            .cloned()
+            .chain(named)
+        {
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
+        out
     }
 
     /// A container implied by its sub-tasks' numbering, with no line of its own.
@@ -269,6 +299,18 @@ pub struct Group {
     pub immediate: bool,
 }
 
+/// One wave of Kiro's `## Task Dependency Graph` (`{"waves": [{"id": 0, "tasks": ["1.1"]}]}`):
+/// its tasks run together, after the wave before it (or the waves it names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wave {
+    /// `id` or `wave`, when written.
+    pub id: Option<i64>,
+    /// Task ids as written (`"1.1"`, `3`).
+    pub tasks: Vec<String>,
+    /// `depends_on`: the ids of the waves it waits for, when written.
+    pub depends_on: Option<Vec<i64>>,
+}
+
 #[derive(Debug, Clone)]
 pub struct TaskList {
     pub source: Source,
@@ -280,6 +322,9 @@ pub struct TaskList {
     pub checkbox_bytes: Vec<usize>,
     /// Text range of the front matter block, delimiters included.
     pub front_matter: Option<std::ops::Range<usize>>,
+    /// Kiro's waves, and the text offset of the block they are written in.
+    pub waves: Vec<Wave>,
+    pub waves_offset: usize,
     /// Whether the file declares any dependency (else it runs in document order).
     pub has_dependency_info: bool,
     /// Whether the file ticks boxes with `[X]`.

@@ -72,6 +72,8 @@ pub fn parse(source: Source) -> TaskList {
         groups: Vec::new(),
         checkbox_bytes: Vec::new(),
         front_matter: None,
+        waves: Vec::new(),
+        waves_offset: 0,
         has_dependency_info: false,
         upper_x: false,
         diagnostics: Vec::new(),
@@ -99,6 +101,7 @@ pub fn parse(source: Source) -> TaskList {
         exec_level: None,
         tasks_in_section: 0,
         heading_task: None,
+        in_dependency_graph: false,
     };
     if let Some(children) = root.children() {
         walker.blocks(children);
@@ -107,8 +110,13 @@ pub fn parse(source: Source) -> TaskList {
         || list.sections.iter().any(|s| s.deps.is_some())
         || list.tasks.iter().any(|t| !t.dep_phrases.is_empty());
     list.dialect = detect_dialect(&list);
-    // spec-kit's phases and `[P]` markers are its dependency information.
-    list.has_dependency_info |= list.dialect == Dialect::SpecKit;
+    // spec-kit's phases and `[P]` markers, and cc-sdd's `(P)` markers, are their dependency
+    // information (a cc-sdd list without them runs in document order, and says so).
+    list.has_dependency_info |= list.dialect == Dialect::SpecKit
+        || (list.dialect == Dialect::CcSdd && list.tasks.iter().any(|t| t.parallel));
+    // Kiro's waves are its dependency information (read after the dialect is told: a file
+    // whose only dependency information is its waves is a Kiro file).
+    list.has_dependency_info |= !list.waves.is_empty();
     list.upper_x = list
         .tasks
         .iter()
@@ -149,6 +157,8 @@ struct Walker<'a> {
     /// The `#### Task 1.1: Title` heading we are under: its id, title, offset, and the task
     /// made of it once a step shows up.
     heading_task: Option<(String, String, usize, Option<usize>)>,
+    /// Under Kiro's `## Task Dependency Graph` heading.
+    in_dependency_graph: bool,
 }
 
 fn start(node: &Node) -> usize {
@@ -177,6 +187,14 @@ impl Walker<'_> {
                     self.list.front_matter = Some(start(node)..end(node));
                 }
                 Node::Heading(h) => self.heading(node, h.depth),
+                Node::Code(code)
+                    if self.in_dependency_graph
+                        && self.list.waves.is_empty()
+                        && (code.lang.as_deref() == Some("json")
+                            || code.value.trim_start().starts_with('{')) =>
+                {
+                    self.waves(node, code);
+                }
                 // A code block under a task written as a heading, after its steps.
                 Node::Code(code) => {
                     if let Some(index) = self.heading_task.as_ref().and_then(|h| h.3) {
@@ -201,6 +219,7 @@ impl Walker<'_> {
 
     fn heading(&mut self, node: &Node, level: u8) {
         let plain = node.to_string();
+        self.in_dependency_graph = plain.to_ascii_lowercase().contains("dependency graph");
         if let Some(exec) = self.exec_level {
             if level > exec {
                 return;
@@ -254,6 +273,33 @@ impl Walker<'_> {
         self.list.sections.push(section);
         self.current_section = Some(self.list.sections.len() - 1);
         self.tasks_in_section = 0;
+    }
+
+    /// Kiro's waves: `{"waves": [{"id": 0, "tasks": ["1.1", "3.1"]}, …]}` and the other shapes
+    /// Kiro writes (`"wave"` for `"id"`, integer task ids, waves as bare arrays, `depends_on`).
+    /// A block that is not such JSON is reported, and the list keeps its document order.
+    fn waves(&mut self, node: &Node, code: &markdown::mdast::Code) {
+        let at = start(node);
+        let parsed = serde_json::from_str::<serde_json::Value>(&code.value)
+            .map_err(|e| e.to_string())
+            .and_then(|v| read_waves(&v));
+        match parsed {
+            Ok(waves) => {
+                self.list.waves = waves;
+                self.list.waves_offset = at;
+            }
+            Err(why) => {
+                let loc = self.list.location(at, self.list.source.line_end(at) - at);
+                self.list.diagnostics.push(
+                    Diagnostic::warning(format!("the task dependency graph is not read: {why}"))
+                        .at(loc)
+                        .label("not waves")
+                        .help(
+                            "write `{\"waves\": [{\"id\": 0, \"tasks\": [\"1.1\", \"2.1\"]}, …]}`; until then tasks run in document order",
+                        ),
+                );
+            }
+        }
     }
 
     fn blockquote(&mut self, node: &Node) {
@@ -620,6 +666,17 @@ impl Walker<'_> {
                         parsed,
                     });
                 }
+                Key::Boundary => {
+                    for part in dialect::boundary_parts(&value) {
+                        if !t.boundary.contains(&part) {
+                            t.boundary.push(part);
+                        }
+                    }
+                    t.metadata.push(MetaEntry {
+                        key: meta.key.to_owned(),
+                        value,
+                    });
+                }
                 Key::Other => t.metadata.push(MetaEntry {
                     key: meta.key.to_owned(),
                     value,
@@ -717,15 +774,22 @@ fn detect_dialect(list: &TaskList) -> Dialect {
     // cc-sdd, Kiro-compatible, writes `_Depends:_` and `_Boundary:_` where specflow writes
     // `_Dependencies:_`; specflow's early form has its `## Implementation Phases` and reading
     // list, or tasks written as headings.
-    let cc_sdd = (text.contains("_Depends:") || text.contains("_Boundary:"))
-        && !text.contains("_Dependencies:");
+    // Its `(P)` after a task's id (or at the end of its title) is cc-sdd's too: Kiro writes none.
+    let cc_sdd = ((text.contains("_Depends:") || text.contains("_Boundary:"))
+        && !text.contains("_Dependencies:"))
+        || tasks.iter().any(|t| {
+            t.parallel && {
+                let line_end = list.source.line_end(t.offset);
+                list.source.text[t.offset..line_end].contains("(P)")
+            }
+        });
     let early_specflow = text.contains("## Implementation Phases")
         || text.contains("### Required Reading")
         || tasks.iter().any(|t| !t.steps.is_empty());
     if tasks.iter().any(|t| deps::is_speckit_id(&t.id)) {
         Dialect::SpecKit
     } else if cc_sdd {
-        Dialect::Kiro
+        Dialect::CcSdd
     } else if early_specflow
         // Groups, heading or task dependencies (read before any dialect adds its own).
         || list.has_dependency_info
@@ -744,6 +808,53 @@ fn detect_dialect(list: &TaskList) -> Dialect {
     } else {
         Dialect::Kiro
     }
+}
+
+/// The waves of a `{"waves": …}` value.
+fn read_waves(v: &serde_json::Value) -> Result<Vec<super::model::Wave>, String> {
+    use serde_json::Value;
+    let id_of = |t: &Value| match t {
+        Value::String(s) => Some(s.trim().to_owned()),
+        Value::Number(n) => n.as_u64().map(|n| n.to_string()),
+        _ => None,
+    };
+    let waves = v
+        .get("waves")
+        .and_then(Value::as_array)
+        .ok_or("it has no `waves` list")?;
+    let mut out = Vec::with_capacity(waves.len());
+    for (k, w) in waves.iter().enumerate() {
+        let (tasks, id, depends_on) = match w {
+            Value::Array(tasks) => (tasks, None, None),
+            Value::Object(o) => (
+                o.get("tasks")
+                    .and_then(Value::as_array)
+                    .ok_or(format!("wave {} has no `tasks` list", k + 1))?,
+                o.get("id")
+                    .or_else(|| o.get("wave"))
+                    .and_then(Value::as_i64),
+                o.get("depends_on")
+                    .and_then(Value::as_array)
+                    .map(|d| d.iter().filter_map(Value::as_i64).collect()),
+            ),
+            _ => return Err(format!("wave {} is neither a list nor an object", k + 1)),
+        };
+        let tasks = tasks
+            .iter()
+            .map(|t| {
+                id_of(t).ok_or(format!(
+                    "wave {} names a task by `{t}`, not by its id",
+                    k + 1
+                ))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        out.push(super::model::Wave {
+            id,
+            tasks,
+            depends_on,
+        });
+    }
+    Ok(out)
 }
 
 /// spec-workflow's `_Prompt: …_`, which may run over several lines and hold `_Key:` text of

@@ -39,9 +39,17 @@ pub fn resolve(list: &mut TaskList) {
     if !r.report_cycles(list) {
         r.heading_dependencies(list);
         r.group_dependencies(list);
+        if !list.waves.is_empty() {
+            r.wave_dependencies(list);
+        }
     }
     if list.dialect == Dialect::SpecKit {
         r.speckit_order(list);
+    } else if list.dialect == Dialect::CcSdd {
+        let top: Vec<usize> = (0..list.tasks.len())
+            .filter(|&i| list.tasks[i].parent.is_none())
+            .collect();
+        r.ccsdd_siblings(list, &top, Vec::new());
     } else if !list.has_dependency_info {
         // Each pending task after the pending one before it: a done task in between satisfies
         // nothing on its own, or the tasks around it would run together.
@@ -896,7 +904,6 @@ impl Resolver {
     /// phase before the first of them, and the phase after them waits for all of them. Inline
     /// `(depends on …)` comes first; this order only fills in.
     fn speckit_order(&mut self, list: &TaskList) {
-        let stories_parallel = stories_run_in_parallel(&list.source.text);
         // A `## Phase N:` heading holds the sections under it (`### Tests for User Story 1`).
         let mut phase_of: Vec<usize> = Vec::with_capacity(list.sections.len());
         let mut current: Option<usize> = None;
@@ -927,10 +934,82 @@ impl Resolver {
                     .contains("user story")
             })
         };
+        // How the dependencies section may name each phase: `Phase 3`, `Setup`, `User Story 1`.
+        let words_of = |s: Option<usize>| -> Vec<PhaseWord> {
+            let Some(s) = s else { return Vec::new() };
+            let title = list.sections[s].title.to_ascii_lowercase();
+            let mut words = Vec::new();
+            if let Some(rest) = title.strip_prefix("phase ") {
+                let (number, name) = rest.split_once(':').unwrap_or((rest, ""));
+                words.push(PhaseWord::Number(number.trim().to_owned()));
+                let name = name.trim();
+                if let Some(n) = name
+                    .find("user story ")
+                    .and_then(|at| story_number(&name[at..]))
+                {
+                    words.push(PhaseWord::Story(n));
+                } else if let Some(first) = name.split(|c: char| !c.is_ascii_alphanumeric()).next()
+                    && !first.is_empty()
+                {
+                    words.push(PhaseWord::Name(first.to_owned()));
+                }
+            }
+            words
+        };
+        let phase_words_of: Vec<Vec<PhaseWord>> =
+            phases.iter().map(|(s, _)| words_of(*s)).collect();
+        let names: Vec<String> = phase_words_of
+            .iter()
+            .flatten()
+            .filter_map(|w| match w {
+                PhaseWord::Name(n) => Some(n.clone()),
+                _ => None,
+            })
+            .collect();
+        let facts = section_facts(&list.source.text, &names);
+        let stories_parallel = facts.stories_parallel;
+        // `T012 depends on T010` in the section: edges before the order's.
+        for ((who, who_at), (on, on_at)) in &facts.task_facts {
+            let speckit_only = |phrase: DepPhrase| {
+                let mut phrase = phrase;
+                phrase.parsed.refs.retain(|r| match &r.target {
+                    Target::Id { id } => super::deps::is_speckit_id(id),
+                    Target::Range { from, to } => {
+                        super::deps::is_speckit_id(from) && super::deps::is_speckit_id(to)
+                    }
+                    _ => false,
+                });
+                phrase
+            };
+            let who = speckit_only(DepPhrase::new(who.clone(), *who_at));
+            let on = speckit_only(DepPhrase::new(on.clone(), *on_at));
+            let mut ignored = Vec::new();
+            let waiting: Vec<usize> = self
+                .phrase_edges(list, None, &who, DepSource::Phase, &mut ignored)
+                .into_iter()
+                .map(|p| p.edge.on)
+                .collect();
+            let edges = self.phrase_edges(list, None, &on, DepSource::Phase, &mut ignored);
+            let waiting: Vec<usize> = waiting
+                .into_iter()
+                .filter(|&t| list.tasks[t].state != TaskState::Done)
+                .collect();
+            self.add_filling(&waiting, &edges);
+        }
+        // The phases a phase waits for, where the section says so (earlier ones only).
+        let phase_index = |word: &PhaseWord, before: usize| -> Vec<usize> {
+            (0..before)
+                .filter(|&k| match word {
+                    PhaseWord::AllStories => is_story(phases[k].0),
+                    w => phase_words_of[k].contains(w),
+                })
+                .collect()
+        };
+        let mut ends_of: Vec<Vec<usize>> = Vec::with_capacity(phases.len());
         let mut entry: Vec<usize> = Vec::new();
         let mut story_entry: Option<Vec<usize>> = None;
         let mut story_ends: Vec<usize> = Vec::new();
-        for (section, members) in &phases {
+        for (k, (section, members)) in phases.iter().enumerate() {
             let story = stories_parallel && is_story(*section);
             if story {
                 let start = story_entry.get_or_insert_with(|| entry.clone()).clone();
@@ -938,6 +1017,36 @@ impl Resolver {
             } else if story_entry.take().is_some() {
                 entry = std::mem::take(&mut story_ends);
             }
+            // `Phase 4 depends on Phase 2`: the phases named, instead of the one before.
+            let named: Vec<usize> = facts
+                .phase_deps
+                .iter()
+                .filter(|(subject, _)| phase_words_of[k].contains(subject))
+                .flat_map(|(_, on)| on.iter().flat_map(|w| phase_index(w, k)))
+                .collect();
+            if !named.is_empty() {
+                entry = named.iter().flat_map(|&p| ends_of[p].clone()).collect();
+            }
+            // `User Story 2: Depends on User Story 1`: also after that story.
+            if story {
+                for word in &phase_words_of[k] {
+                    let PhaseWord::Story(n) = word else { continue };
+                    for m in facts.story_deps.get(n).into_iter().flatten() {
+                        for p in phase_index(&PhaseWord::Story(*m), k) {
+                            entry.extend(ends_of[p].iter().copied());
+                        }
+                    }
+                }
+            }
+            entry.sort_unstable();
+            entry.dedup();
+            // What another of them already waits for need not be waited for again.
+            let reached: Vec<usize> = entry
+                .iter()
+                .copied()
+                .filter(|&x| entry.iter().any(|&y| y != x && self.reaches(y, x)))
+                .collect();
+            entry.retain(|x| !reached.contains(x));
             let mut before = entry.clone();
             let mut run: Vec<usize> = Vec::new();
             let mut run_base: Vec<usize> = Vec::new();
@@ -969,12 +1078,73 @@ impl Resolver {
                 self.add_filling(&[t], &edges);
             }
             let end = if run.is_empty() { before } else { run };
+            ends_of.push(end.clone());
             if story {
                 story_ends.extend(end);
             } else {
                 entry = end;
             }
         }
+    }
+
+    /// cc-sdd: "order implies dependency", and `(P)` marks a task that does not wait for its
+    /// parallel siblings. Among `siblings` (the sub-tasks of one task, or the top-level tasks),
+    /// each task waits for the one before it; a run of consecutive `(P)` siblings all wait for
+    /// what came before the run, and the sibling after the run waits for all of it. A task with
+    /// sub-tasks passes this on to them. `entry` is what the first sibling waits for; returns
+    /// the pending tasks the next one must wait for. `_Depends:_` comes first; this only fills in.
+    fn ccsdd_siblings(
+        &mut self,
+        list: &TaskList,
+        siblings: &[usize],
+        entry: Vec<usize>,
+    ) -> Vec<usize> {
+        let mut before = entry;
+        let mut run: Option<(Vec<usize>, Vec<usize>)> = None; // (what it waits for, its ends)
+        for &t in siblings {
+            if list.tasks[t].parallel {
+                let base = run
+                    .get_or_insert_with(|| (before.clone(), Vec::new()))
+                    .0
+                    .clone();
+                let ends = self.ccsdd_task(list, t, base);
+                if let Some((_, run_ends)) = run.as_mut() {
+                    run_ends.extend(ends);
+                }
+                continue;
+            }
+            if let Some((_, ends)) = run.take()
+                && !ends.is_empty()
+            {
+                before = ends;
+            }
+            let ends = self.ccsdd_task(list, t, before.clone());
+            // A done task holds nothing up: what follows waits for the pending ones before it.
+            if !ends.is_empty() {
+                before = ends;
+            }
+        }
+        match run {
+            Some((_, ends)) if !ends.is_empty() => ends,
+            _ => before,
+        }
+    }
+
+    /// One task of [`Self::ccsdd_siblings`]: `waits` are its order's dependencies.
+    fn ccsdd_task(&mut self, list: &TaskList, t: usize, waits: Vec<usize>) -> Vec<usize> {
+        if list.tasks[t].is_container() {
+            let children = list.tasks[t].children.clone();
+            return self.ccsdd_siblings(list, &children, waits);
+        }
+        if list.tasks[t].state == TaskState::Done {
+            return Vec::new();
+        }
+        let edges: Vec<Pending> = waits
+            .into_iter()
+            .map(|on| Pending::new(on, Requirement::Done, DepSource::Order))
+            .collect();
+        self.add_filling(&[t], &edges);
+        vec![t]
     }
 
     fn heading_dependencies(&mut self, list: &mut TaskList) {
@@ -1004,6 +1174,73 @@ impl Resolver {
                     on,
                     dropped.len(),
                 ));
+            }
+        }
+        list.diagnostics.extend(problems);
+    }
+
+    /// Kiro's waves: a wave's tasks wait for the wave before it (or, with `depends_on`, the
+    /// waves it names). A wave may name a parent (all its sub-tasks) or sub-tasks. A task no
+    /// wave names (Kiro leaves out checkpoints and optional tasks) waits for every task before
+    /// it in the file, and nothing waits for it. Task ids that name no task are warned about.
+    fn wave_dependencies(&mut self, list: &mut TaskList) {
+        let mut problems = Vec::new();
+        let at = list.waves_offset;
+        let mut members: Vec<Vec<usize>> = Vec::with_capacity(list.waves.len());
+        let mut listed = vec![false; list.tasks.len()];
+        for (k, wave) in list.waves.iter().enumerate() {
+            let mut leaves = Vec::new();
+            for id in &wave.tasks {
+                match self.ids.get(id.trim_end_matches('.')) {
+                    Some(&t) => {
+                        for leaf in list.leaves_of(t) {
+                            listed[leaf] = true;
+                            leaves.push(leaf);
+                        }
+                    }
+                    None => problems.push(
+                        Diagnostic::warning(format!(
+                            "wave {} of the task dependency graph names task `{id}`, which is not in the list",
+                            wave.id.map_or(k as i64 + 1, |i| i)
+                        ))
+                        .at(list.location(at, list.source.line_end(at) - at))
+                        .label("ignored")
+                        .help("name the tasks by the ids written in the list (`1.1`, `3`)"),
+                    ),
+                }
+            }
+            members.push(leaves);
+        }
+        for (k, wave) in list.waves.iter().enumerate() {
+            let waits: Vec<usize> = match &wave.depends_on {
+                Some(on) => list
+                    .waves
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, w)| *j != k && w.id.is_some_and(|id| on.contains(&id)))
+                    .flat_map(|(j, _)| members[j].iter().copied())
+                    .collect(),
+                None if k > 0 => members[k - 1].clone(),
+                None => Vec::new(),
+            };
+            let edges: Vec<Pending> = waits
+                .into_iter()
+                .map(|on| Pending::new(on, Requirement::Done, DepSource::Group))
+                .collect();
+            let mine = members[k].clone();
+            self.add_filling(&mine, &edges);
+        }
+        let mut before: Vec<usize> = Vec::new();
+        for leaf in list.leaves().collect::<Vec<_>>() {
+            if !listed[leaf] && list.tasks[leaf].state != TaskState::Done {
+                let edges: Vec<Pending> = before
+                    .iter()
+                    .map(|&on| Pending::new(on, Requirement::Done, DepSource::Group))
+                    .collect();
+                self.add_filling(&[leaf], &edges);
+            }
+            if list.tasks[leaf].state != TaskState::Done {
+                before.push(leaf);
             }
         }
         list.diagnostics.extend(problems);
@@ -1094,27 +1331,216 @@ impl Resolver {
     }
 }
 
-/// Whether a spec-kit list lets its user stories run side by side: its "Dependencies &
-/// Execution Order" section says stories may run in parallel, and names no story that depends
-/// on another.
-fn stories_run_in_parallel(text: &str) -> bool {
+/// What a spec-kit list's "Dependencies & Execution Order" section (or `## Dependencies`) states
+/// in words a parser can trust.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct SectionFacts {
+    /// User stories may run side by side: the section says they may proceed in parallel, or
+    /// that a story is independent of the others.
+    stories_parallel: bool,
+    /// `User Story 2 (P2): Depends on User Story 1`: story → the stories it waits for.
+    story_deps: HashMap<u32, Vec<u32>>,
+    /// `Phase 4 depends on Phase 2`, `Foundational (Phase 2): Depends on Setup`: a phase (by
+    /// its subject as written) → what it waits for.
+    phase_deps: Vec<(PhaseWord, Vec<PhaseWord>)>,
+    /// `T012 depends on T010`, `T016 blocks T017–T018`, `T031 follows T030`: the phrase that
+    /// waits, the phrase waited for, with their offsets in the text.
+    task_facts: Vec<((String, usize), (String, usize))>,
+}
+
+/// How the section names a phase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PhaseWord {
+    /// `Phase 3`, `Phase 3.2`
+    Number(String),
+    /// `Setup`, `Foundational`, `Polish`: the first word of a phase's name.
+    Name(String),
+    /// `User Story 2`, `US2`
+    Story(u32),
+    /// `all user stories`
+    AllStories,
+}
+
+/// The lines of the dependencies section, with their offsets.
+fn dependency_section(text: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
     let mut in_section = false;
-    let mut parallel = false;
-    for line in text.lines() {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let at = offset;
+        offset += line.len();
+        let line = line.trim_end_matches(['\n', '\r']);
         let l = line.trim().to_ascii_lowercase();
         if l.starts_with("## ") {
             in_section = l.contains("dependencies") || l.contains("execution order");
             continue;
         }
-        if !in_section {
+        if in_section {
+            out.push((at, line));
+        }
+    }
+    out
+}
+
+/// `user story 2` / `us2` at `at` in a lowercased text: the story number.
+fn story_number(lower: &str) -> Option<u32> {
+    let rest = lower
+        .strip_prefix("user story ")
+        .or_else(|| lower.strip_prefix("us"))?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    rest[..digits].parse().ok()
+}
+
+/// Every phase a (lowercased) phrase names, in order.
+fn phase_words(phrase: &str, names: &[String]) -> Vec<PhaseWord> {
+    let mut out = Vec::new();
+    let words: Vec<(usize, &str)> = phrase
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '+'))
+        .scan(0usize, |pos, w| {
+            let at = phrase[*pos..].find(w).map_or(*pos, |k| *pos + k);
+            *pos = at + w.len();
+            Some((at, w))
+        })
+        .filter(|(_, w)| !w.is_empty())
+        .collect();
+    for (k, &(at, w)) in words.iter().enumerate() {
+        let w = w.trim_end_matches('.');
+        let next = words.get(k + 1).map(|(_, n)| n.trim_end_matches('.'));
+        let word = if w == "phase" {
+            // `Phase 3+` names many phases: not one to wait for.
+            next.filter(|n| {
+                !n.ends_with('+')
+                    && n.split('.')
+                        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .map(|n| PhaseWord::Number(n.to_owned()))
+        } else if w == "user" || (w.starts_with("us") && w.len() > 2) {
+            story_number(&phrase[at..])
+                .map(PhaseWord::Story)
+                .or_else(|| {
+                    phrase[at..]
+                        .starts_with("user stories")
+                        .then_some(PhaseWord::AllStories)
+                })
+        } else if names.iter().any(|n| n == w) {
+            Some(PhaseWord::Name(w.to_owned()))
+        } else {
+            None
+        };
+        if let Some(word) = word
+            && !out.contains(&word)
+        {
+            out.push(word);
+        }
+    }
+    out
+}
+
+/// Reads the section's facts; `names` are the first words of the phases' names (`setup`).
+fn section_facts(text: &str, names: &[String]) -> SectionFacts {
+    let mut facts = SectionFacts::default();
+    for (at, line) in dependency_section(text) {
+        let l = line.to_ascii_lowercase();
+        let body = l.trim_start().trim_start_matches(['-', '*', ' ']);
+        let mentions_stories = l.contains("stor");
+        if mentions_stories
+            && (l.contains("parallel")
+                || l.contains("independent")
+                || l.contains("no other story")
+                || l.contains("on other stories")
+                || l.contains("on other user stories"))
+        {
+            facts.stories_parallel = true;
+        }
+        // Task facts, clause by clause: `T016 blocks T017–T018; T018 blocks T019–T021`.
+        let mut clause_at = 0;
+        for clause in line.split(';') {
+            let c_at = at + clause_at;
+            clause_at += clause.len() + 1;
+            let lower = clause.to_ascii_lowercase();
+            for (key, reversed) in [
+                (" depends on ", false),
+                (" depend on ", false),
+                (" follows ", false),
+                (" blocks ", true),
+            ] {
+                let Some(k) = lower.find(key) else { continue };
+                let subject = &clause[..k];
+                // The subject is the last few words before the verb: `Admin endpoints (T020)`.
+                let subject_from = subject.rfind([':', ',']).map_or(0, |i| i + 1);
+                // The objects end where the prose goes on: `T001 before T002 – the directory`.
+                let tail = &clause[k + key.len()..];
+                let object_to = [" – ", " — ", ". "]
+                    .iter()
+                    .filter_map(|sep| tail.find(sep))
+                    .min()
+                    .map_or(clause.len(), |e| k + key.len() + e);
+                let who = (subject[subject_from..].to_owned(), c_at + subject_from);
+                let on = (
+                    clause[k + key.len()..object_to].to_owned(),
+                    c_at + k + key.len(),
+                );
+                facts
+                    .task_facts
+                    .push(if reversed { (on, who) } else { (who, on) });
+                break;
+            }
+        }
+        // Phase and story facts: `<subject>: Depends on <objects>`.
+        let Some(k) = body.find("depend") else {
+            continue;
+        };
+        let (subject, rest) = body.split_at(k);
+        if subject.contains("independent") {
             continue;
         }
-        if l.contains("user story") && l.contains("depends on user story") {
-            return false;
+        let rest = rest
+            .trim_start_matches("depends")
+            .trim_start_matches("depend")
+            .trim_start();
+        let Some(objects) = rest.strip_prefix("on ") else {
+            continue;
+        };
+        let objects = objects
+            .split(['–', '—', ';'])
+            .next()
+            .unwrap_or("")
+            .split(" - ")
+            .next()
+            .unwrap_or("");
+        let subjects = phase_words(subject, names);
+        let objects = phase_words(objects, names);
+        if objects.is_empty() {
+            continue;
         }
-        parallel |= l.contains("stor") && l.contains("parallel");
+        match subjects.as_slice() {
+            [PhaseWord::Story(n), ..] => {
+                let on: Vec<u32> = objects
+                    .iter()
+                    .filter_map(|o| match o {
+                        PhaseWord::Story(m) if m != n => Some(*m),
+                        _ => None,
+                    })
+                    .collect();
+                if !on.is_empty() {
+                    facts.story_deps.entry(*n).or_default().extend(on);
+                }
+            }
+            // `Foundational (Phase 2)`: the number names it best.
+            [first, ..] => {
+                let subject = subjects
+                    .iter()
+                    .find(|w| matches!(w, PhaseWord::Number(_)))
+                    .unwrap_or(first)
+                    .clone();
+                if !matches!(subject, PhaseWord::AllStories) {
+                    facts.phase_deps.push((subject, objects));
+                }
+            }
+            [] => {}
+        }
     }
-    parallel
+    facts
 }
 
 fn as_group_warning(mut d: Diagnostic) -> Diagnostic {
@@ -1252,6 +1678,29 @@ mod tests {
     }
 
     #[test]
+    fn task_facts_of_the_dependencies_section_are_edges() {
+        let text = "## Phase 1: Setup\n- [ ] T001 [P] A\n- [ ] T002 [P] B\n- [ ] T003 [P] C\n\
+                    - [ ] T004 [P] D\n- [ ] T005 [P] E\n\n## Dependencies\n\
+                    - T001 blocks T003–T004; T005 follows T002\n\
+                    - Admin endpoints (T002) depend on domain services (T001) – see plan.md\n";
+        let w = waits(text);
+        let on = |id: &str| {
+            let mut o = w
+                .iter()
+                .find(|(t, _)| t == id)
+                .map(|(_, o)| o.clone())
+                .unwrap();
+            o.sort();
+            o
+        };
+        assert_eq!(on("T001"), Vec::<String>::new());
+        assert_eq!(on("T002"), ["T001"]);
+        assert_eq!(on("T003"), ["T001"]);
+        assert_eq!(on("T004"), ["T001"]);
+        assert_eq!(on("T005"), ["T002"]);
+    }
+
+    #[test]
     fn a_renamed_duplicate_keeps_its_own_sub_tasks() {
         let text =
             "- [ ] 1. One\n- [ ] 2. Two\n- [ ] 2. Again\n- [ ] 2.1 Its part\n- [ ] 3. Three\n";
@@ -1337,8 +1786,20 @@ mod tests {
         );
         assert_eq!(
             dialect("- [ ] 1. A\n  - _Depends: 2_\n- [ ] 2. B\n"),
-            Dialect::Kiro
+            Dialect::CcSdd
         );
+        assert_eq!(
+            dialect("## 1. Setup\n\n- [ ] 1.1 (P) A\n- [ ] 1.2 (P) B\n"),
+            Dialect::CcSdd
+        );
+        assert_eq!(dialect("- [ ] 1. A [P]\n- [ ] 2. B\n"), Dialect::Kiro);
+        // Without `(P)` or `_Depends:_`, a cc-sdd list runs in document order, and says so.
+        let plain = parse_bytes(
+            "tasks.md",
+            b"- [ ] 1. A\n  - _Boundary: src/a.rs_\n- [ ] 2. B\n".to_vec(),
+        );
+        assert_eq!(plain.dialect, Dialect::CcSdd);
+        assert!(!plain.has_dependency_info);
         assert_eq!(
             dialect("## Implementation Phases\n\n- [ ] 1.1: A\n"),
             Dialect::Specflow
