@@ -162,3 +162,40 @@ fn the_bundled_example_runs_end_to_end_with_the_shell_agent() {
     );
     assert!(!repo.join("src/auth.rs").exists());
 }
+
+/// The README's `deps` example: the example's feature without dependencies, answered by its
+/// script, goes from one chain to three groups, and a dry run writes nothing.
+#[test]
+fn the_example_without_dependencies_gets_them_from_deps() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let repo = scratch.path();
+    copy_dir(&fixture("example"), repo);
+    git(repo, &["init", "-q", "-b", "main"]);
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-q", "-m", "The example"]);
+    let tasks = repo.join("documentation/features/notifications/tasks.md");
+    let before = fs::read(&tasks).expect("tasks.md");
+    let out = spec_exec(
+        repo,
+        &[
+            "deps",
+            "notifications",
+            "--agent",
+            "bash deps-agent.sh",
+            "--dry-run",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("Group 3: Tasks 4-5"), "{stdout}");
+    assert!(
+        stdout.contains("critical path 3 tasks, at most 2 agents"),
+        "{stdout}"
+    );
+    assert!(
+        text(&out.stderr).contains("critical path 6 of 6 tasks, widest group 1 → critical path 3 of 6 tasks, widest group 2"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(fs::read(&tasks).expect("tasks.md"), before);
+}

@@ -167,6 +167,25 @@ fn report(
         });
     } else if cmd.dry_run {
         shell.out(done.diff(list).trim_end());
+        // Why, where the agent said.
+        let reasons: Vec<String> = done
+            .planned
+            .iter()
+            .filter_map(|p| {
+                let on = if p.depends_on.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    p.depends_on.join(", ")
+                };
+                p.reason
+                    .as_ref()
+                    .map(|r| format!("  {} after {on}: {r}", p.id))
+            })
+            .collect();
+        if !reasons.is_empty() {
+            shell.out("\nThe agent's reasons:");
+            shell.out(reasons.join("\n"));
+        }
         // The plan the list would have.
         let plan = crate::plan::build(
             &done.after,
