@@ -222,3 +222,21 @@ fn the_shell_agent_is_refused_and_json_reports_the_edits() {
     assert_eq!(line["summary"]["after"]["critical_path"], 3);
     assert_eq!(line["answer"]["tasks"][1]["reason"], "queues the types");
 }
+
+#[test]
+fn tasks_md_edited_while_the_agent_answers_is_not_written() {
+    let s = Scratch::new(KIRO);
+    let path = s.tasks_path();
+    let edit = format!("echo '- [ ] 7. Added meanwhile' >> '{}'", path.display());
+    let agent = agent(&s, GOOD, 0, &edit);
+    let before = s.tasks_md();
+    let out = deps(&s, &agent, &[]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("changed while the agent was answering"),
+        "{err}"
+    );
+    // The edit is kept, and nothing of the answer was written.
+    assert_eq!(s.tasks_md(), format!("{before}- [ ] 7. Added meanwhile\n"));
+}

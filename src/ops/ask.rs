@@ -25,6 +25,9 @@ pub struct Question<'a> {
     pub feature: &'a str,
     pub timeout: Duration,
     pub grace: Duration,
+    /// A file the user may be editing meanwhile (tasks.md), relative to the repository's
+    /// working tree: when it alone changed, the error does not blame the agent.
+    pub watched: Option<&'a Path>,
 }
 
 /// What the agent answered.
@@ -132,6 +135,16 @@ pub fn ask(q: &Question<'_>) -> Result<Answer> {
                 log_hint,
             ));
         }
+    }
+    if let ([only], Some(watched)) = (changed.as_slice(), q.watched)
+        && Path::new(only.as_str()) == watched
+    {
+        return Err(Error::user_with_help(
+            format!(
+                "`{only}` changed while the agent was answering (an edit of yours, or the agent's); nothing was written"
+            ),
+            format!("run the command again once the file is as you want it; {log_hint}"),
+        ));
     }
     if !changed.is_empty() {
         return Err(Error::user_with_help(

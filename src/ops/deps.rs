@@ -2,6 +2,8 @@
 //! the answer, and writes it into tasks.md as the dialect's own annotations, for the user to
 //! review and approve like any other edit. Nothing is written unless the whole answer holds.
 
+use std::path::Path;
+
 use serde::Serialize;
 
 use super::ask::{self, Question};
@@ -64,6 +66,13 @@ pub fn deps(shell: &Shell, ws: &Workspace, cmd: &DepsCommand) -> Result<i32> {
     let dir = crate::exec::state::state_dir(&git.common_dir(), &feature.name)
         .join("deps")
         .join(stamp());
+    let watched = git.workdir().and_then(|w| {
+        feature
+            .tasks_path()
+            .strip_prefix(w)
+            .ok()
+            .map(Path::to_path_buf)
+    });
     let mut answers = Vec::new();
     for (k, part) in parts.iter().enumerate() {
         let prompt = if parts.len() == 1 {
@@ -98,6 +107,7 @@ pub fn deps(shell: &Shell, ws: &Workspace, cmd: &DepsCommand) -> Result<i32> {
             feature: &feature.name,
             timeout,
             grace,
+            watched: watched.as_deref(),
         })?;
         let parsed = inferred::parse_answer(&answer.output).map_err(|d| {
             Error::Diagnostics(vec![
