@@ -240,3 +240,15 @@ fn tasks_md_edited_while_the_agent_answers_is_not_written() {
     // The edit is kept, and nothing of the answer was written.
     assert_eq!(s.tasks_md(), format!("{before}- [ ] 7. Added meanwhile\n"));
 }
+
+#[test]
+fn a_hung_agent_is_stopped_at_the_timeout_and_nothing_is_written() {
+    let s = Scratch::new(KIRO);
+    let before = std::fs::read(s.tasks_path()).unwrap();
+    let agent = agent(&s, GOOD, 0, "sleep 300");
+    let out = deps(&s, &agent, &["--timeout", "1s"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("did not answer within 1s"), "{err}");
+    assert_eq!(std::fs::read(s.tasks_path()).unwrap(), before);
+}
