@@ -252,3 +252,29 @@ fn a_hung_agent_is_stopped_at_the_timeout_and_nothing_is_written() {
     assert!(err.contains("did not answer within 1s"), "{err}");
     assert_eq!(std::fs::read(s.tasks_path()).unwrap(), before);
 }
+
+#[test]
+fn a_long_list_is_asked_in_parts() {
+    let mut md = String::from("# Implementation Plan\n\n");
+    for major in 1..=4 {
+        md.push_str(&format!("- [ ] {major}. Part {major}\n"));
+        for minor in 1..=40 {
+            md.push_str(&format!(
+                "- [ ] {major}.{minor} Step {minor} of part {major}\n"
+            ));
+        }
+        md.push('\n');
+    }
+    let s = Scratch::new(&md);
+    let agent = agent(&s, r#"{"tasks": []}"#, 0, "");
+    let out = deps(&s, &agent, &["--dry-run"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("(part 1 of 2)") && err.contains("(part 2 of 2)"),
+        "{err}"
+    );
+    assert!(!err.contains("part 3"), "{err}");
+    // Nothing answered: every task keeps its place, and says so.
+    assert!(err.contains("warning"), "{err}");
+}
