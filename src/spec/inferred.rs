@@ -267,144 +267,14 @@ pub fn infer(
     answer: &Answer,
     options: &Options,
 ) -> Result<Inferred, Vec<Diagnostic>> {
-    let path = list.source.display_path.clone();
     let mut errors: Vec<Diagnostic> = Vec::new();
     let mut warnings: Vec<Diagnostic> = Vec::new();
-    let mut ids: HashMap<&str, usize> = HashMap::new();
-    for (i, t) in list.tasks.iter().enumerate() {
-        ids.entry(t.id.as_str()).or_insert(i);
-    }
-    let ancestors = |i: usize| {
-        let mut out = Vec::new();
-        let mut at = list.tasks[i].parent;
-        while let Some(p) = at {
-            out.push(p);
-            at = list.tasks[p].parent;
-        }
-        out
-    };
-
-    // The answer, task by task: (depends_on as written, leaves waited for, reason).
-    type Entry = (Vec<String>, Vec<usize>, Option<String>);
-    let mut answered: HashMap<usize, Entry> = HashMap::new();
-    for entry in &answer.tasks {
-        let Some(&i) = ids.get(entry.id.trim()) else {
-            errors.push(
-                Diagnostic::error(format!(
-                    "the answer gives dependencies for task {}, which is not in tasks.md",
-                    entry.id
-                ))
-                .in_file(&path)
-                .help("the answer may name only the tasks of the list it was given; ask again"),
-            );
-            continue;
-        };
-        let task = &list.tasks[i];
-        if task.is_container() {
-            errors.push(
-                Diagnostic::error(format!(
-                    "the answer gives dependencies for task {}, which has sub-tasks",
-                    task.id
-                ))
-                .at(at(list, i))
-                .label("a container runs as its sub-tasks")
-                .help("the answer must give the dependencies of its sub-tasks instead; ask again"),
-            );
-            continue;
-        }
-        if task.state == TaskState::Done {
-            warnings.push(
-                Diagnostic::warning(format!(
-                    "the answer gives dependencies for task {}, which is done; they are left out",
-                    task.id
-                ))
-                .at(at(list, i)),
-            );
-            continue;
-        }
-        if answered.contains_key(&i) {
-            errors.push(
-                Diagnostic::error(format!("the answer gives task {} twice", task.id))
-                    .at(at(list, i))
-                    .help("each pending task is answered once; ask again"),
-            );
-            continue;
-        }
-        let mut written: Vec<String> = Vec::new();
-        let mut leaves: Vec<usize> = Vec::new();
-        for dep in &entry.depends_on {
-            let dep = dep.trim();
-            let Some(&d) = ids.get(dep) else {
-                errors.push(
-                    Diagnostic::error(format!(
-                        "task {} depends on {dep}, which is not in tasks.md",
-                        task.id
-                    ))
-                    .at(at(list, i))
-                    .label("the answer names an unknown task here")
-                    .help("the answer may name only the tasks of the list; ask again"),
-                );
-                continue;
-            };
-            let base = dep.split_once('@').map_or(dep, |(b, _)| b);
-            let namesakes: Vec<usize> = (0..list.tasks.len())
-                .filter(|&k| {
-                    let id = list.tasks[k].id.as_str();
-                    id == base || id.strip_prefix(base).is_some_and(|r| r.starts_with('@'))
-                })
-                .collect();
-            if namesakes.len() > 1 {
-                let lines: Vec<String> = namesakes
-                    .iter()
-                    .map(|&k| list.tasks[k].line.to_string())
-                    .collect();
-                errors.push(
-                    Diagnostic::error(format!(
-                        "task {} depends on {dep}, but {} tasks have the id {base} (lines {}): tasks.md cannot name one of them",
-                        task.id,
-                        namesakes.len(),
-                        lines.join(", ")
-                    ))
-                    .at(at(list, i))
-                    .help("give those tasks distinct ids, then run `deps` again"),
-                );
-                continue;
-            }
-            if d == i {
-                errors.push(
-                    Diagnostic::error(format!("task {} depends on itself", task.id))
-                        .at(at(list, i))
-                        .help("a task cannot wait for itself; ask again"),
-                );
-                continue;
-            }
-            if ancestors(i).contains(&d) {
-                errors.push(
-                    Diagnostic::error(format!(
-                        "task {} depends on {dep}, which contains it",
-                        task.id
-                    ))
-                    .at(at(list, i))
-                    .help("a sub-task cannot wait for its own parent; ask again"),
-                );
-                continue;
-            }
-            if !written.iter().any(|w| w == dep) {
-                written.push(dep.to_owned());
-                for l in list.leaves_of(d) {
-                    if !leaves.contains(&l) {
-                        leaves.push(l);
-                    }
-                }
-            }
-        }
-        answered.insert(i, (written, leaves, entry.reason.clone()));
-    }
+    let answered = read_answer(list, answer, &mut errors, &mut warnings);
 
     // Every pending task's dependencies in the new plan.
     let pending = pending(list);
     let write_order = list.dialect != Dialect::SpecKit && !list.has_dependency_info;
-    let mut planned: Vec<(usize, Planned, Vec<usize>)> = Vec::new();
+    let mut planned: Vec<PlannedTask> = Vec::new();
     let mut missing: Vec<usize> = Vec::new();
     for &i in &pending {
         let task = &list.tasks[i];
@@ -522,7 +392,172 @@ pub fn infer(
         return Err(errors);
     }
 
-    // The edits.
+    let edits = line_edits(list, &planned, write_order)?;
+    let (new_bytes, after) = read_back(list, &planned, &edits)?;
+    Ok(Inferred {
+        planned: planned.into_iter().map(|(_, p, _)| p).collect(),
+        edits,
+        bytes: new_bytes,
+        after,
+        warnings,
+    })
+}
+
+/// An answered task: its dependencies as written, the leaves it waits for, and the reason.
+type Entry = (Vec<String>, Vec<usize>, Option<String>);
+
+/// The answer, task by task, with what is wrong in it added to `errors` (and what is odd to
+/// `warnings`).
+fn read_answer(
+    list: &TaskList,
+    answer: &Answer,
+    errors: &mut Vec<Diagnostic>,
+    warnings: &mut Vec<Diagnostic>,
+) -> HashMap<usize, Entry> {
+    let path = list.source.display_path.clone();
+    let mut ids: HashMap<&str, usize> = HashMap::new();
+    for (i, t) in list.tasks.iter().enumerate() {
+        ids.entry(t.id.as_str()).or_insert(i);
+    }
+    let ancestors = |i: usize| {
+        let mut out = Vec::new();
+        let mut at = list.tasks[i].parent;
+        while let Some(p) = at {
+            out.push(p);
+            at = list.tasks[p].parent;
+        }
+        out
+    };
+
+    let mut answered: HashMap<usize, Entry> = HashMap::new();
+    for entry in &answer.tasks {
+        let Some(&i) = ids.get(entry.id.trim()) else {
+            errors.push(
+                Diagnostic::error(format!(
+                    "the answer gives dependencies for task {}, which is not in tasks.md",
+                    entry.id
+                ))
+                .in_file(&path)
+                .help("the answer may name only the tasks of the list it was given; ask again"),
+            );
+            continue;
+        };
+        let task = &list.tasks[i];
+        if task.is_container() {
+            errors.push(
+                Diagnostic::error(format!(
+                    "the answer gives dependencies for task {}, which has sub-tasks",
+                    task.id
+                ))
+                .at(at(list, i))
+                .label("a container runs as its sub-tasks")
+                .help("the answer must give the dependencies of its sub-tasks instead; ask again"),
+            );
+            continue;
+        }
+        if task.state == TaskState::Done {
+            warnings.push(
+                Diagnostic::warning(format!(
+                    "the answer gives dependencies for task {}, which is done; they are left out",
+                    task.id
+                ))
+                .at(at(list, i)),
+            );
+            continue;
+        }
+        if answered.contains_key(&i) {
+            errors.push(
+                Diagnostic::error(format!("the answer gives task {} twice", task.id))
+                    .at(at(list, i))
+                    .help("each pending task is answered once; ask again"),
+            );
+            continue;
+        }
+        let mut written: Vec<String> = Vec::new();
+        let mut leaves: Vec<usize> = Vec::new();
+        for dep in &entry.depends_on {
+            let dep = dep.trim();
+            let Some(&d) = ids.get(dep) else {
+                errors.push(
+                    Diagnostic::error(format!(
+                        "task {} depends on {dep}, which is not in tasks.md",
+                        task.id
+                    ))
+                    .at(at(list, i))
+                    .label("the answer names an unknown task here")
+                    .help("the answer may name only the tasks of the list; ask again"),
+                );
+                continue;
+            };
+            let base = dep.split_once('@').map_or(dep, |(b, _)| b);
+            let namesakes: Vec<usize> = (0..list.tasks.len())
+                .filter(|&k| {
+                    let id = list.tasks[k].id.as_str();
+                    id == base || id.strip_prefix(base).is_some_and(|r| r.starts_with('@'))
+                })
+                .collect();
+            if namesakes.len() > 1 {
+                let lines: Vec<String> = namesakes
+                    .iter()
+                    .map(|&k| list.tasks[k].line.to_string())
+                    .collect();
+                errors.push(
+                    Diagnostic::error(format!(
+                        "task {} depends on {dep}, but {} tasks have the id {base} (lines {}): tasks.md cannot name one of them",
+                        task.id,
+                        namesakes.len(),
+                        lines.join(", ")
+                    ))
+                    .at(at(list, i))
+                    .help("give those tasks distinct ids, then run `deps` again"),
+                );
+                continue;
+            }
+            if d == i {
+                errors.push(
+                    Diagnostic::error(format!("task {} depends on itself", task.id))
+                        .at(at(list, i))
+                        .help("a task cannot wait for itself; ask again"),
+                );
+                continue;
+            }
+            if ancestors(i).contains(&d) {
+                errors.push(
+                    Diagnostic::error(format!(
+                        "task {} depends on {dep}, which contains it",
+                        task.id
+                    ))
+                    .at(at(list, i))
+                    .help("a sub-task cannot wait for its own parent; ask again"),
+                );
+                continue;
+            }
+            if !written.iter().any(|w| w == dep) {
+                written.push(dep.to_owned());
+                for l in list.leaves_of(d) {
+                    if !leaves.contains(&l) {
+                        leaves.push(l);
+                    }
+                }
+            }
+        }
+        answered.insert(i, (written, leaves, entry.reason.clone()));
+    }
+    answered
+}
+
+/// A task of the new plan: its index, its dependencies, and the leaves it waits for.
+type PlannedTask = (usize, Planned, Vec<usize>);
+
+/// The lines that write `planned` into tasks.md, in the dialect's own form: a task's answered
+/// dependencies (and, in a file with no dependency information, `write_order`, the order of
+/// tasks the answer left out).
+fn line_edits(
+    list: &TaskList,
+    planned: &[PlannedTask],
+    write_order: bool,
+) -> Result<Vec<LineEdit>, Vec<Diagnostic>> {
+    let mut errors: Vec<Diagnostic> = Vec::new();
     let bytes = &list.source.bytes;
     let lines = edit::byte_lines(bytes);
     let key = if list.source.text.contains("_Dependencies:") {
@@ -533,7 +568,7 @@ pub fn infer(
         "Dependencies"
     };
     let mut edits: Vec<LineEdit> = Vec::new();
-    for (i, p, _) in &planned {
+    for (i, p, _) in planned {
         let write = match p.origin {
             Origin::Answer => true,
             Origin::Unanswered => write_order,
@@ -611,9 +646,20 @@ pub fn infer(
     if !errors.is_empty() {
         return Err(errors);
     }
+    Ok(edits)
+}
 
-    // The edited file must read back as the plan answered.
-    let new_bytes = edit::apply(bytes, &edits);
+/// The file with `edits` applied, parsed again: it must read back as `planned` answered, every
+/// answered edge holding, or nothing is written.
+fn read_back(
+    list: &TaskList,
+    planned: &[PlannedTask],
+    edits: &[LineEdit],
+) -> Result<(Vec<u8>, TaskList), Vec<Diagnostic>> {
+    let path = list.source.display_path.clone();
+    let bytes = &list.source.bytes;
+    let mut errors: Vec<Diagnostic> = Vec::new();
+    let new_bytes = edit::apply(bytes, edits);
     let after = super::parse_bytes(path.clone(), new_bytes.clone());
     if after.has_errors() {
         let mut out: Vec<Diagnostic> = after.errors().cloned().collect();
@@ -624,7 +670,7 @@ pub fn infer(
         }
         return Err(out);
     }
-    for (i, p, leaves) in &planned {
+    for (i, p, leaves) in planned {
         let Some(j) = after.find(&p.id) else {
             continue;
         };
@@ -650,13 +696,7 @@ pub fn infer(
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(Inferred {
-        planned: planned.into_iter().map(|(_, p, _)| p).collect(),
-        edits,
-        bytes: new_bytes,
-        after,
-        warnings,
-    })
+    Ok((new_bytes, after))
 }
 
 /// A line with its leading list marker (`- `, `* `, `12. `) and indentation: the rest.
