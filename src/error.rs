@@ -148,7 +148,8 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// The errors a user can cause. Every variant exits with [`exit::INVALID`]: nothing ran.
+/// The errors a user can cause. Every variant but [`Error::Interrupted`] (130) exits with
+/// [`exit::INVALID`]: nothing ran.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Problems in a spec or configuration file; all of them are listed.
@@ -160,6 +161,9 @@ pub enum Error {
         message: String,
         help: Option<String>,
     },
+    /// Interrupted (Ctrl-C) before anything was written.
+    #[error("{message}")]
+    Interrupted { message: String, help: String },
     /// A file that could not be read or written.
     #[error("could not {action} `{}`: {source}", path.display())]
     Io {
@@ -201,7 +205,10 @@ impl Error {
     }
 
     pub fn exit_code(&self) -> i32 {
-        exit::INVALID
+        match self {
+            Error::Interrupted { .. } => exit::INTERRUPTED,
+            _ => exit::INVALID,
+        }
     }
 
     /// The error as diagnostics, for uniform rendering.
@@ -213,6 +220,7 @@ impl Error {
                 d.help = help;
                 vec![d]
             }
+            Error::Interrupted { message, help } => vec![Diagnostic::error(message).help(help)],
             Error::Io {
                 action,
                 path,

@@ -278,3 +278,39 @@ fn a_long_list_is_asked_in_parts() {
     // Nothing answered: every task keeps its place, and says so.
     assert!(err.contains("warning"), "{err}");
 }
+
+#[test]
+fn ctrl_c_while_the_agent_answers_exits_130_and_writes_nothing() {
+    let s = Scratch::new(KIRO);
+    let before = std::fs::read(s.tasks_path()).unwrap();
+    let started = s.ctl().join("started");
+    let agent = agent(
+        &s,
+        GOOD,
+        0,
+        &format!("touch '{}'; sleep 300", started.display()),
+    );
+    let child = s
+        .spec_exec(&["deps", FEATURE, "--agent", &agent])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !started.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("interrupted while the agent was answering"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(s.tasks_path()).unwrap(), before);
+}

@@ -112,10 +112,11 @@ pub fn ask(q: &Question<'_>) -> Result<Answer> {
     match outcome {
         Outcome::Exited(0) => {}
         Outcome::Interrupted => {
-            return Err(Error::user_with_help(
-                "interrupted while the agent was answering; nothing was written",
-                log_hint,
-            ));
+            return Err(Error::Interrupted {
+                message: "interrupted while the agent was answering; nothing was written"
+                    .to_owned(),
+                help: log_hint,
+            });
         }
         Outcome::TimedOut => {
             return Err(Error::user_with_help(
