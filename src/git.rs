@@ -409,6 +409,22 @@ impl Git {
         // record cut short by a kill names `.` (the current directory). The directory is
         // removed below, once it is known to be a worktree's.
         if let Ok(wt) = self.repo.find_worktree(name) {
+            // A worktree of that name elsewhere, that exists, is someone's own: never removed.
+            let at = wt.path();
+            let real = |p: &Path| p.canonicalize().ok();
+            if at.is_absolute() && at.exists() && real(at) != real(path) && !self.is_repository(at)
+            {
+                return Err(Error::user_with_help(
+                    format!(
+                        "a worktree named `{name}` at `{}` is in the way, and it is not spec-exec's",
+                        at.display()
+                    ),
+                    format!(
+                        "rename it (`git worktree move {} <new path>` keeps its files; the name is the folder's)",
+                        at.display()
+                    ),
+                ));
+            }
             let mut opts = WorktreePruneOptions::new();
             opts.valid(true).locked(true);
             wt.prune(Some(&mut opts))
@@ -421,11 +437,27 @@ impl Git {
         if admin.is_dir() {
             std::fs::remove_dir_all(&admin).map_err(|e| Error::io("remove", &admin, e))?;
         }
-        if path.exists() {
-            self.ensure_removable(path)?;
-            std::fs::remove_dir_all(path).map_err(|e| Error::io("remove", path, e))?;
+        match std::fs::symlink_metadata(path) {
+            // A link where the worktree was: only the link goes.
+            Ok(meta) if meta.file_type().is_symlink() => {
+                std::fs::remove_file(path).map_err(|e| Error::io("remove", path, e))?;
+            }
+            Ok(_) => {
+                self.ensure_removable(path)?;
+                std::fs::remove_dir_all(path).map_err(|e| Error::io("remove", path, e))?;
+            }
+            Err(_) => {}
         }
         Ok(())
+    }
+
+    /// Whether `path` is the repository's own working tree or git directory, or holds one of
+    /// them: no linked worktree of anyone's is there, so a record naming it is a damaged one.
+    pub fn is_repository(&self, path: &Path) -> bool {
+        let real = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+        let target = real(path);
+        let held = |p: &Path| real(p).starts_with(&target);
+        self.repo.workdir().is_some_and(held) || held(self.repo.commondir())
     }
 
     /// A worktree's directory is removed only when it is an absolute path that holds neither
@@ -533,6 +565,50 @@ impl Git {
     pub fn workdir(&self) -> Option<PathBuf> {
         self.repo.workdir().map(Path::to_path_buf)
     }
+}
+
+/// Checks that `path` is still the linked worktree spec-exec made there for `branch`, before
+/// anything is staged or committed in it: a real directory (not a link), whose git directory is
+/// git's record `<common>/worktrees/<name>`, with `branch` checked out. An agent that put a
+/// link to another tree there, pointed its `.git` elsewhere or switched branches would
+/// otherwise have spec-exec commit in the wrong repository or on the wrong branch.
+pub fn check_worktree(common: &Path, name: &str, path: &Path, branch: &str) -> Result<()> {
+    let wrong = |what: String| {
+        Err(Error::user(format!(
+            "the task's worktree is no longer the one spec-exec made ({what}); nothing was committed"
+        )))
+    };
+    let real = |p: &Path| p.canonicalize().ok();
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return wrong(format!("`{}` is a link now", path.display())),
+        Err(e) => return wrong(format!("`{}`: {e}", path.display())),
+    }
+    match std::fs::symlink_metadata(path.join(".git")) {
+        Ok(meta) if meta.is_file() => {}
+        _ => return wrong("its `.git` is not the file git wrote".to_owned()),
+    }
+    let Ok(repo) = Repository::open(path) else {
+        return wrong("git cannot open it".to_owned());
+    };
+    let record = real(&common.join("worktrees").join(name));
+    if record.is_none() || real(repo.path()) != record {
+        return wrong(format!("its `.git` leads to `{}`", repo.path().display()));
+    }
+    if repo.workdir().and_then(real) != real(path) {
+        return wrong("its git record names another directory".to_owned());
+    }
+    let head = repo
+        .find_reference("HEAD")
+        .ok()
+        .and_then(|h| h.symbolic_target().map(str::to_owned));
+    if head.as_deref() != Some(format!("refs/heads/{branch}").as_str()) {
+        return wrong(format!(
+            "it has {} checked out instead of `{branch}`",
+            head.map_or_else(|| "a detached HEAD".to_owned(), |h| format!("`{h}`"))
+        ));
+    }
+    Ok(())
 }
 
 /// Puts the file `rel` of the worktree at `worktree` back as its HEAD has it (nothing when HEAD

@@ -255,6 +255,19 @@ fn prepare_worktree(ctx: &Ctx, job: &Job, worktree: &Path) -> (bool, Result<(), 
         Ok(Err(why)) => return (false, Err(End::failed(why))),
         Err(e) => return (false, Err(End::failed(e.to_string()))),
     };
+    // The branch is moved only if that loses nothing but spec-exec's work: commits made on it
+    // since the run started (by hand, meanwhile) stop the task instead.
+    let mut known = ctx.known.clone();
+    known.extend([base, ctx.base]);
+    if !git.only_spec_exec_work(&job.start.branch, &known, &worktree_prefix(&ctx.feature)) {
+        return (
+            false,
+            Err(End::failed(format!(
+                "branch `{}` has commits spec-exec did not make, or is checked out elsewhere; it was not moved (keep that work on another branch, then run again)",
+                job.start.branch
+            ))),
+        );
+    }
     if let Err(e) = git.set_branch(&job.start.branch, base, true) {
         return (false, Err(End::failed(e.to_string())));
     }
@@ -477,9 +490,15 @@ async fn commit(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> 
         p.log.clone(),
         p.tasks_md_as_given.clone(),
     );
+    let (name, branch) = (
+        worktree_name(&ctx.feature, &job.run_name),
+        job.start.branch.clone(),
+    );
     let committed = blocking(move || {
+        let git = ctx2.git()?;
+        git::check_worktree(&git.common_dir(), &name, &worktree, &branch)?;
         keep_tasks_md_out(&worktree, &tasks_md, given.as_deref(), &kept, &log)?;
-        let sig = ctx2.git()?.signature();
+        let sig = git.signature();
         review::commit(&worktree, &message, &sig, is_review)
     })
     .await;

@@ -160,13 +160,37 @@ impl RunState {
         let mut recorded = Vec::new();
         for (name, path) in git.worktrees_of(prefix) {
             let id_part = &name[prefix.len()..];
+            let expected = self.worktrees().join(id_part);
             // The path git's record names, when it is one of this feature's worktree
-            // directories (here, or where an earlier version kept them); else where this
-            // run would have made it. A damaged record never leads elsewhere.
-            let path = path
-                .filter(|p| self.is_worktree_dir(p))
-                .unwrap_or_else(|| self.worktrees().join(id_part));
+            // directories (here, or where an earlier version kept them). A record cut short by
+            // a kill (no path, or not an absolute one) is this feature's and leads nowhere
+            // else. A record of a worktree elsewhere that exists is someone's own: left alone.
+            let path = match path {
+                Some(p) if p.is_absolute() && self.is_worktree_dir(&p, id_part) => p,
+                Some(p)
+                    if p.is_absolute()
+                        && std::fs::symlink_metadata(&p).is_ok()
+                        && !git.is_repository(&p) =>
+                {
+                    notes.push(Note::new(
+                        "Skipped",
+                        format!(
+                            "the worktree `{name}` at {}: it is not one of spec-exec's (rename it with `git worktree move` if a task of {id_part} needs the name)",
+                            p.display()
+                        ),
+                    ));
+                    continue;
+                }
+                _ => expected,
+            };
             recorded.push(path.clone());
+            // A link where the worktree was (an agent's doing): only the link goes, and
+            // nothing is read or moved through it.
+            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+                std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+                git.forget_worktree(&name)?;
+                continue;
+            }
             // No index: the checkout never finished (a run killed while it made the worktree),
             // so no agent ran there and it holds nothing but the base's files.
             let checked_out = git
@@ -188,7 +212,18 @@ impl RunState {
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            if recorded.contains(&path) || !path.is_dir() {
+            // Not followed: a link is removed as a link.
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if recorded.contains(&path) {
+                continue;
+            }
+            if kind.is_symlink() {
+                std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+                continue;
+            }
+            if !kind.is_dir() {
                 continue;
             }
             let id_part = entry.file_name().to_string_lossy().into_owned();
@@ -205,11 +240,16 @@ impl RunState {
         Ok(notes)
     }
 
-    /// Whether `path` is a directory right under the feature's worktrees directory, or under
-    /// the one earlier versions used.
-    fn is_worktree_dir(&self, path: &Path) -> bool {
+    /// Whether `path` is the directory `id_part` right under the feature's worktrees directory,
+    /// or under the one earlier versions used (no `..` or `.` in it).
+    fn is_worktree_dir(&self, path: &Path, id_part: &str) -> bool {
+        use std::path::Component;
         let real = |p: &Path| p.canonicalize().ok();
         path.is_absolute()
+            && path
+                .components()
+                .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+            && path.file_name().is_some_and(|n| n == id_part)
             && path.parent().and_then(real).is_some_and(|parent| {
                 Some(&parent) == real(&self.worktrees()).as_ref()
                     || Some(&parent) == real(&self.old_worktrees).as_ref()
@@ -230,7 +270,12 @@ impl RunState {
             Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => path.to_path_buf(),
             Err(e) => return Err(Error::io("move", path, e)),
         };
-        let _ = std::fs::remove_file(at.join(".git"));
+        // Only a real directory's own `.git` file, never one reached through a link.
+        let real_dir = std::fs::symlink_metadata(&at).is_ok_and(|m| m.is_dir());
+        let git_file = std::fs::symlink_metadata(at.join(".git")).is_ok_and(|m| m.is_file());
+        if real_dir && git_file {
+            let _ = std::fs::remove_file(at.join(".git"));
+        }
         Ok(Note::new(
             "Kept",
             format!(

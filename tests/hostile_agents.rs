@@ -1,0 +1,110 @@
+//! Agents that turn on the tool: a worktree swapped for a link to the user's tree, a `.git`
+//! pointed elsewhere, a branch switched. spec-exec commits nothing then, and its clean-up never
+//! reaches the user's files through what the agent left.
+
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+mod support;
+
+use support::{Scratch, shell_task, tasks_md};
+
+/// Shell lines that set `repo` to the user's working tree, from inside a task's worktree.
+const USER_REPO: &str =
+    r#"repo=$(dirname "$(git rev-parse --path-format=absolute --git-common-dir)")"#;
+
+fn user_edits(s: &Scratch) {
+    std::fs::write(s.repo().join("README.md"), "the user's edit\n").unwrap();
+    std::fs::write(s.repo().join("notes.txt"), "untracked\n").unwrap();
+}
+
+fn assert_user_tree_intact(s: &Scratch, head: &str) {
+    assert_eq!(
+        s.git(&["rev-parse", "HEAD"]),
+        head,
+        "the user's branch moved"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.repo().join("README.md")).unwrap(),
+        "the user's edit\n"
+    );
+    let status = s.git(&["status", "--porcelain"]);
+    assert!(status.contains(" M README.md"), "{status}");
+    assert!(status.contains("?? notes.txt"), "{status}");
+}
+
+#[test]
+fn a_worktree_swapped_for_a_link_to_the_users_tree_is_not_committed() {
+    let s = Scratch::new(&tasks_md(&[
+        shell_task("1", "One", "", "echo 1 > one.txt"),
+        shell_task(
+            "2",
+            "Swap",
+            "Task 1",
+            &format!("echo 2 > two.txt; {USER_REPO}; cd .. && mv 2 2.real && ln -s \"$repo\" 2"),
+        ),
+    ]));
+    user_edits(&s);
+    let head = s.git(&["rev-parse", "HEAD"]);
+    let run = s.shell_run(&[]);
+    run.assert_code(1);
+    assert_eq!(run.status("1"), "done", "{}", run.context());
+    assert_eq!(run.status("2"), "failed", "{}", run.context());
+    assert!(
+        run.reason("2").contains("no longer the one spec-exec made"),
+        "{}",
+        run.context()
+    );
+    assert_user_tree_intact(&s, &head);
+    // Task 1's tick is kept; 2 is not ticked.
+    assert!(support::is_ticked(&s.tasks_md(), "1"));
+    assert!(!support::is_ticked(&s.tasks_md(), "2"));
+
+    // The next run clears the link without reaching through it.
+    let again = s.shell_run(&[]);
+    assert_user_tree_intact(&s, &head);
+    assert!(s.repo().join(".git/HEAD").exists());
+    let _ = again;
+}
+
+#[test]
+fn a_git_pointed_at_the_users_repository_or_a_switched_branch_is_not_committed() {
+    let s = Scratch::new(&tasks_md(&[
+        shell_task(
+            "1",
+            "Repoint",
+            "",
+            &format!("echo 1 > one.txt; {USER_REPO}; rm .git && ln -s \"$repo/.git\" .git"),
+        ),
+        shell_task(
+            "2",
+            "Switch",
+            "",
+            "git checkout -q -b elsewhere && echo 2 > two.txt",
+        ),
+    ]));
+    user_edits(&s);
+    s.git(&["add", "notes.txt"]);
+    let head = s.git(&["rev-parse", "HEAD"]);
+    let index = std::fs::read(s.repo().join(".git/index")).unwrap();
+    let run = s.shell_run(&["--continue-on-error"]);
+    run.assert_code(1);
+    for id in ["1", "2"] {
+        assert_eq!(run.status(id), "failed", "{}", run.context());
+        assert!(
+            run.reason(id).contains("no longer the one spec-exec made"),
+            "{}",
+            run.context()
+        );
+    }
+    assert_eq!(s.git(&["rev-parse", "HEAD"]), head);
+    assert_eq!(
+        std::fs::read(s.repo().join(".git/index")).unwrap(),
+        index,
+        "the user's index was rewritten"
+    );
+    let elsewhere = s.git(&["rev-parse", "elsewhere"]);
+    assert_eq!(
+        elsewhere, head,
+        "a commit was made on the switched-to branch"
+    );
+}
