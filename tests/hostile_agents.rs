@@ -108,3 +108,29 @@ fn a_git_pointed_at_the_users_repository_or_a_switched_branch_is_not_committed()
         "a commit was made on the switched-to branch"
     );
 }
+
+/// A worktree of the user's whose name happens to start like spec-exec's is left alone, with
+/// what is staged in it.
+#[test]
+fn a_users_worktree_named_like_spec_execs_is_left_alone() {
+    let s = Scratch::new(&tasks_md(&[shell_task("1", "One", "", "echo 1 > one.txt")]));
+    let mine = s.repo().parent().unwrap().join("spec-exec-4-demo-mine");
+    s.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "mine",
+        mine.to_str().unwrap(),
+    ]);
+    std::fs::write(mine.join("staged.txt"), "mine\n").unwrap();
+    support::git_in(&mine, &["add", "staged.txt"]);
+    let run = s.shell_run(&[]);
+    run.assert_code(0);
+    let status = support::git_in(&mine, &["status", "--porcelain"]);
+    assert!(status.contains("A  staged.txt"), "{status}");
+    assert!(
+        s.git(&["worktree", "list"])
+            .contains("spec-exec-4-demo-mine")
+    );
+}
