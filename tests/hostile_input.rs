@@ -90,6 +90,30 @@ fn lists_nested_too_deep_are_refused_at_the_level_too_deep() {
     refused(one_line.as_bytes(), "2:65", "nested more than 32 deep");
 }
 
+/// What looks like a code fence but is none to markdown (indented 4 columns, or left open
+/// in a list item that ends) does not hide what follows from the limits.
+#[test]
+fn a_fence_markdown_does_not_open_hides_nothing_from_the_limits() {
+    let nest = |lead: &str| {
+        let mut tasks = lead.to_owned();
+        for depth in 0..40 {
+            tasks.push_str(&"  ".repeat(depth));
+            tasks.push_str(&format!("- [ ] {depth}. t\n"));
+        }
+        tasks
+    };
+    refused(
+        nest("    ```\n\n").as_bytes(),
+        "35:65",
+        "nested more than 32 deep",
+    );
+    refused(
+        nest("- [ ] 100. first\n  ```\n\nends the item\n\n").as_bytes(),
+        "38:65",
+        "nested more than 32 deep",
+    );
+}
+
 #[test]
 fn a_line_longer_than_64_kib_is_refused_outside_code_blocks() {
     let long = "word ".repeat(14_000);

@@ -29,7 +29,9 @@ pub fn check(source: &Source) -> Option<Diagnostic> {
                 .note("a task list this large or this deeply nested is refused rather than parsed: the markdown parser would take minutes"),
         )
     };
-    let mut fence: Option<(u8, usize)> = None;
+    // An open code fence: its character, its length, and the content column of the list item
+    // it is in (0 outside lists): the fence ends with that item.
+    let mut fence: Option<(u8, usize, usize)> = None;
     // Content columns of the open list items.
     let mut items: Vec<usize> = Vec::new();
     let mut tasks = 0;
@@ -50,6 +52,10 @@ pub fn check(source: &Source) -> Option<Diagnostic> {
         let mut column = indent;
         let mut quotes = 0;
         let mut new_block = false;
+        // A line left of the item a fence is in ends the item, and the fence with it.
+        if fence.is_some_and(|(_, _, item)| indent < item) {
+            fence = None;
+        }
         if fence.is_none() {
             items.retain(|&c| c <= indent);
         }
@@ -86,16 +92,22 @@ pub fn check(source: &Source) -> Option<Diagnostic> {
         }
         // Code fences: their lines are not markdown.
         let run_of = |c: u8| rest.bytes().take_while(|&b| b == c).count();
-        if let Some((ch, len)) = fence {
+        if let Some((ch, len, _)) = fence {
             if run_of(ch) >= len && rest[run_of(ch)..].trim().is_empty() {
                 fence = None;
             }
             continue;
         }
-        if let Some(ch) = rest.bytes().next().filter(|c| matches!(c, b'`' | b'~')) {
+        // A fence opens at most 3 columns right of where its item's content starts; further
+        // right it is an indented code block's text, which opens nothing.
+        let item = items.last().copied().unwrap_or(0);
+        let fence_column = if new_block { column } else { indent };
+        if let Some(ch) = rest.bytes().next().filter(|c| matches!(c, b'`' | b'~'))
+            && fence_column <= item + 3
+        {
             let run = run_of(ch);
             if run >= 3 && !(ch == b'`' && rest[run..].contains('`')) {
-                fence = Some((ch, run));
+                fence = Some((ch, run, item));
                 markers = 0;
                 continue;
             }
