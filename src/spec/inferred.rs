@@ -670,6 +670,32 @@ fn read_back(
         }
         return Err(out);
     }
+    // Nothing but the dependencies changes: every task keeps its title and code blocks.
+    // Only lines were added or replaced: the tasks are the same, in the same order.
+    for (i, task) in list.tasks.iter().enumerate() {
+        let same = after.tasks.len() == list.tasks.len() && {
+            let t = &after.tasks[i];
+            t.id == task.id
+                && t.title == task.title
+                && t.code_blocks
+                    .iter()
+                    .map(|b| &b.code)
+                    .eq(task.code_blocks.iter().map(|b| &b.code))
+        };
+        if !same {
+            errors.push(
+                Diagnostic::error(format!(
+                    "writing the answer would change task {}'s text, not only its dependencies; nothing was written",
+                    task.id
+                ))
+                .at(at(list, i))
+                .help("add its dependencies by hand, or ask again"),
+            );
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
     for (i, p, leaves) in planned {
         let Some(j) = after.find(&p.id) else {
             continue;
@@ -684,7 +710,7 @@ fn read_back(
             if !read.contains(want) {
                 errors.push(
                     Diagnostic::error(format!(
-                        "task {}'s dependency on {want} would not hold in tasks.md: the file's own order runs {want} after it",
+                        "task {}'s dependency on {want} would not hold in tasks.md as written (the file's own order may run {want} after it)",
                         p.id
                     ))
                     .at(at(list, *i))
@@ -777,14 +803,19 @@ fn detail_place(
     }
     if heading {
         // A heading task's metadata is read after its steps: the end of the list under it.
+        // A code fence's lines (blank ones too) belong to it: the line goes after the fence.
         let mut n = after + 1;
         while n <= lines.len() && is_blank(text(n)) {
             n += 1;
         }
+        let mut fence = false;
         while n <= lines.len()
-            && !is_blank(text(n))
-            && !text(n).trim_ascii_start().starts_with(b"#")
+            && (fence || (!is_blank(text(n)) && !text(n).trim_ascii_start().starts_with(b"#")))
         {
+            let t = text(n).trim_ascii_start();
+            if t.starts_with(b"```") || t.starts_with(b"~~~") {
+                fence = !fence;
+            }
             after = n;
             n += 1;
         }
@@ -1421,6 +1452,23 @@ mod tests {
         // dependencies on top of it): 2.1 also waits for the rest of major 1.
         let read: &[(&str, &[&str])] = &[("1.1", &[]), ("1.2", &[]), ("2.1", &["1.1", "1.2"])];
         assert_eq!(dag(&inferred.after), expected(read));
+    }
+
+    #[test]
+    fn a_heading_tasks_line_goes_after_its_code_fence_not_into_it() {
+        let text = "### Task 1: Setup\n- [ ] Make it\n\n### Task 2: Build\n\n- [ ] Step one\n```sh\ncargo build\n\ncargo test\n```\n\n### Task 3: Ship\n- [ ] Ship it\n";
+        let before = list(text.as_bytes());
+        let dag_: &[(&str, &[&str])] = &[("1", &[]), ("2", &[]), ("3", &["1", "2"])];
+        let inferred = infer(&before, &answer(dag_), &Options::default()).unwrap();
+        let two = |l: &TaskList| {
+            let t = &l.tasks[l.find("2").unwrap()];
+            t.code_blocks
+                .iter()
+                .map(|b| b.code.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(two(&inferred.after), two(&before));
+        assert_eq!(dag(&inferred.after), expected(dag_));
     }
 
     #[test]
