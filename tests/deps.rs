@@ -149,6 +149,13 @@ fn every_bad_answer_leaves_tasks_md_byte_identical() {
             "| I think they are all independent.",
         ),
         (
+            "escape sequences",
+            "\u{1b}]0;title\u{7}\u{1b}[2J not json".into(),
+            0,
+            "",
+            "| \u{fffd}]0;title\u{fffd}\u{fffd}[2J not json",
+        ),
+        (
             "unknown id",
             r#"{"tasks": [{"id": "9", "depends_on": []}]}"#.into(),
             0,

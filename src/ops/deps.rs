@@ -189,7 +189,7 @@ fn report(
                 };
                 p.reason
                     .as_ref()
-                    .map(|r| format!("  {} after {on}: {r}", p.id))
+                    .map(|r| format!("  {} after {on}: {}", p.id, inferred::printable(r)))
             })
             .collect();
         if !reasons.is_empty() {

@@ -48,25 +48,29 @@ enum Id {
     Number(serde_json::Number),
 }
 
-impl From<Id> for String {
-    fn from(id: Id) -> String {
-        match id {
-            Id::Text(s) => s,
-            Id::Integer(n) => n.to_string(),
-            Id::Number(n) => n.to_string(),
+impl Id {
+    /// The id as text. A number with a fraction is refused: as a JSON number `1.10` is `1.1`,
+    /// another task.
+    fn text<E: serde::de::Error>(self) -> Result<String, E> {
+        match self {
+            Id::Text(s) => Ok(s),
+            Id::Integer(n) => Ok(n.to_string()),
+            Id::Number(n) => Err(E::custom(format!(
+                "the id {n} is written as a number; write ids as strings (\"{n}\"): as a number, 1.10 is read as 1.1"
+            ))),
         }
     }
 }
 
 fn id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Id::deserialize(d).map(String::from)
+    Id::deserialize(d)?.text()
 }
 
 fn ids<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    Ok(Vec::<Id>::deserialize(d)?
+    Vec::<Id>::deserialize(d)?
         .into_iter()
-        .map(String::from)
-        .collect())
+        .map(Id::text)
+        .collect()
 }
 
 /// The answer format, as the prompt and the errors state it.
@@ -115,9 +119,23 @@ pub fn parse_answer(output: &str) -> Result<Answer, Diagnostic> {
         "the output:".to_owned()
     });
     for line in lines.iter().take(SHOWN_LINES) {
-        d = d.note(format!("| {line}"));
+        d = d.note(format!("| {}", printable(line)));
     }
     Err(d)
+}
+
+/// An agent's text as it may be shown on a terminal: control characters (escape sequences, a
+/// bell) each become `�`; tabs stay.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// The text of the last fenced block whose info string is `json`.
@@ -1649,11 +1667,16 @@ mod tests {
         );
         let whole = parse_answer(" {\"tasks\": [{\"id\": \"1\", \"depends_on\": []}]}\n").unwrap();
         assert_eq!(whole.tasks[0].reason, None);
-        // Numbers for ids are read as the ids they spell.
+        // Whole numbers for ids are read as the ids they spell; a number with a fraction is
+        // refused (as a number, 1.10 is 1.1).
         let numbers =
-            parse_answer("{\"tasks\": [{\"id\": 3, \"depends_on\": [1, 2.1, \"2.2\"]}]}").unwrap();
+            parse_answer("{\"tasks\": [{\"id\": 3, \"depends_on\": [1, \"2.2\"]}]}").unwrap();
         assert_eq!(numbers.tasks[0].id, "3");
-        assert_eq!(numbers.tasks[0].depends_on, ["1", "2.1", "2.2"]);
+        assert_eq!(numbers.tasks[0].depends_on, ["1", "2.2"]);
+        let fraction = parse_answer("{\"tasks\": [{\"id\": 1.10, \"depends_on\": []}]}")
+            .unwrap_err()
+            .to_string();
+        assert!(fraction.contains("write ids as strings"), "{fraction}");
         assert_eq!(
             serde_json::from_str::<Answer>(FORMAT).unwrap().tasks[0].id,
             "2.1"
