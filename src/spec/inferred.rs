@@ -643,6 +643,24 @@ fn line_edits(
         let annotation = format!("_{key}: {value}_");
         if let Some(&n) = phrase_lines.first() {
             let old = line_bytes(n);
+            // The line is replaced whole: only when it says nothing but the dependencies.
+            let body = trim_bullet(old).trim_ascii();
+            let only_phrase = (body.starts_with(b"_Dependencies:")
+                || body.starts_with(b"_Depends:"))
+                && body.len() > 1
+                && body.ends_with(b"_")
+                && !body[1..body.len() - 1].contains(&b'_');
+            if !only_phrase {
+                errors.push(
+                    Diagnostic::error(format!(
+                        "task {}'s dependencies are declared on a line that says more than them; `--replace` would lose the rest",
+                        task.id
+                    ))
+                    .at(at(list, *i))
+                    .help("put the dependencies on a line of their own (`_Dependencies: …_`), then run `deps --replace` again"),
+                );
+                continue;
+            }
             let lead = old.len() - trim_bullet(old).len();
             let mut text = old[..lead].to_vec();
             text.extend_from_slice(annotation.as_bytes());
@@ -735,6 +753,23 @@ fn read_back(
                     .help("ask again, or move the tasks in the file"),
                 );
             }
+        } // What the task itself declares is what was answered: a declaration the edit left
+        // in place (on another line) must not keep a dependency the answer dropped.
+        if p.origin == Origin::Answer {
+            let wanted: HashSet<&str> = leaves.iter().map(|&d| list.tasks[d].id.as_str()).collect();
+            for e in &after.tasks[j].deps {
+                let on = after.tasks[e.on].id.as_str();
+                if e.source == crate::spec::model::DepSource::Task && !wanted.contains(on) {
+                    errors.push(
+                        Diagnostic::error(format!(
+                            "task {} would still declare a dependency on {on}, which the answer leaves out; nothing was written",
+                            p.id
+                        ))
+                        .at(at(list, *i))
+                        .help("remove that declaration by hand (it is not on the line spec-exec replaces), then run `deps --replace` again"),
+                    );
+                }
+            }
         }
     }
     if !errors.is_empty() {
@@ -750,13 +785,14 @@ fn trim_bullet(line: &[u8]) -> &[u8] {
         .position(|b| !matches!(b, b' ' | b'\t'))
         .unwrap_or(line.len());
     let rest = &line[k..];
-    if matches!(rest.first(), Some(b'-' | b'*' | b'+')) && rest.get(1) == Some(&b' ') {
+    if matches!(rest.first(), Some(b'-' | b'*' | b'+')) && matches!(rest.get(1), Some(b' ' | b'\t'))
+    {
         k += 2;
     } else {
         let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
         if digits > 0
             && matches!(rest.get(digits), Some(b'.' | b')'))
-            && rest.get(digits + 1) == Some(&b' ')
+            && matches!(rest.get(digits + 1), Some(b' ' | b'\t'))
         {
             k += digits + 2;
         }
@@ -1487,6 +1523,30 @@ mod tests {
         };
         assert_eq!(two(&inferred.after), two(&before));
         assert_eq!(dag(&inferred.after), expected(dag_));
+    }
+
+    #[test]
+    fn replace_refuses_what_it_cannot_replace_whole() {
+        let replace = Options { replace: true };
+        // A declaration with more on its line.
+        let text =
+            "# Tasks\n\n- [ ] 1. One\n- [ ] 2. Two\n  - _Dependencies: 1_ see the caching note\n";
+        let e = infer(&list(text.as_bytes()), &answer(&[("2", &[])]), &replace).unwrap_err();
+        assert!(e[0].to_string().contains("says more than them"), "{e:?}");
+        // A declaration on another line than the one replaced.
+        let text = "# Tasks\n\n## Phase 1: Setup\n\n- [ ] T001 [P] Create project in src/a.rs\n- [ ] T002 [P] Add thing in src/b.rs\n      - Dependency: T001\n- [ ] T003 [P] Add other in src/c.rs\n";
+        let e = infer(
+            &list(text.as_bytes()),
+            &answer(&[("T002", &["T003"])]),
+            &replace,
+        )
+        .unwrap_err();
+        assert!(
+            e.iter().any(|d| d
+                .to_string()
+                .contains("would still declare a dependency on T001")),
+            "{e:?}"
+        );
     }
 
     #[test]
