@@ -10,8 +10,13 @@ use crate::error::{Error, Result};
 /// since it was read is never overwritten.
 ///
 /// The temporary file is `.<name>.spec-exec-<pid>-<random>.tmp`: one left by a killed process
-/// is recognised, and removed, by [`remove_stale_temps`].
+/// is recognised, and removed, by [`remove_stale_temps`]. The file is locked (an OS lock, as
+/// ticks take it) from the comparison to the rename.
 pub fn replace_file(path: &Path, expected: &[u8], new: &[u8]) -> Result<()> {
+    // Held until the new file is in place: a tick (which takes the same lock) cannot land
+    // between the comparison and the rename, and be lost with the old file.
+    let held = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+    held.lock().map_err(|e| Error::io("lock", path, e))?;
     let current = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
     if current != expected {
         return Err(Error::user_with_help(

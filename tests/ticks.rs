@@ -244,3 +244,46 @@ fn copies_of_tasks_md_left_by_a_killed_run_are_removed() {
     );
     assert_eq!(stray_copies(&dir), Vec::<String>::new());
 }
+
+/// A tick waits for the lock a whole-file replace holds (as `approve` and `deps` take it), and
+/// then ticks the file that replaced the one it opened: neither write is lost.
+#[test]
+fn a_tick_waits_for_a_replace_in_progress_and_ticks_the_new_file() {
+    let s = Scratch::new(&format!(
+        "# Implementation Tasks\n\n{}",
+        shell_task("1", "One", "", "echo 1 > one.txt")
+    ));
+    let path = s.tasks_path();
+    let before = s.tasks_md();
+    let held = std::fs::File::open(&path).unwrap();
+    held.lock().unwrap();
+    let mut child = s
+        .shell_run_command(&[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The agent's work is committed; the tick is what waits.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !s.git_ok(&["rev-parse", "--verify", "-q", "spec/demo/1"])
+        || s.git(&["log", "-1", "--format=%s", "spec/demo/1"]).trim() != "demo: 1 One"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "task 1 never committed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // A writer that replaces the file whole, from what it read before, while it holds the lock.
+    let new = format!("{before}\nA note written meanwhile.\n");
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, &new).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    drop(held);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let md = s.tasks_md();
+    assert!(md.contains("A note written meanwhile."), "{md}");
+    assert!(is_ticked(&md, "1"), "{md}");
+}

@@ -87,6 +87,9 @@ fn try_tick(
         .write(true)
         .open(path)
         .map_err(|e| io("open", e))?;
+    // The same lock a whole-file replace (`approve`, `deps`) holds: a tick waits for it, then
+    // finds the file replaced (below) and starts over on the new one.
+    file.lock().map_err(|e| io("lock", e))?;
     let opened = file.metadata().map_err(|e| io("read", e))?;
     if !opened.is_file() {
         return Err(Error::user(format!(
