@@ -257,7 +257,7 @@ fn a_tick_waits_for_a_replace_in_progress_and_ticks_the_new_file() {
     let before = s.tasks_md();
     let held = std::fs::File::open(&path).unwrap();
     held.lock().unwrap();
-    let mut child = s
+    let child = s
         .shell_run_command(&[])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
