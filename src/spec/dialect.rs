@@ -537,26 +537,9 @@ pub fn boundary_parts(value: &str) -> Vec<String> {
 /// File paths named in a text: backticked words with a `/` or an extension, and bare words
 /// with a `/` and an extension (`src/config.rs`, `tests/unit/test_x.py`).
 pub fn paths_in(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for (k, part) in text.split('`').enumerate() {
-        let words: Vec<&str> = if k % 2 == 1 {
-            vec![part.trim()]
-        } else {
-            // A bare word is a path when it has a `/`, or a file extension that says so
-            // (`README.md`, `docker-compose.yml`), not any dotted word (`e.g.`, `v1.2`).
-            part.split_whitespace()
-                .filter(|w| w.contains('/') || has_file_extension(w))
-                .collect()
-        };
-        for w in words {
-            if let Some(p) = as_path(w)
-                && !out.contains(&p)
-            {
-                out.push(p);
-            }
-        }
-    }
-    out
+    // A bare word is a path when it has a `/`, or a file extension that says so (`README.md`,
+    // `docker-compose.yml`), not any dotted word (`e.g.`, `v1.2`).
+    collect_paths(text, |_| true, |w| w.contains('/') || has_file_extension(w))
 }
 
 /// File paths named anywhere in a task's words, for the overlap warnings: backticked words that
@@ -564,19 +547,26 @@ pub fn paths_in(text: &str) -> Vec<String> {
 /// words with a directory and an extension (`src/lib.rs`). Stricter than [`paths_in`], so that
 /// prose (`console.log`, `e.g.`) is not read as files.
 pub fn named_paths(text: &str) -> Vec<String> {
+    collect_paths(
+        text,
+        |w| w.contains('/') || has_file_extension(w),
+        |w| w.contains('/'),
+    )
+}
+
+/// The paths among the words of `text`: backticked ones that `code` accepts, bare ones that
+/// `bare` accepts, each kept when [`as_path`] takes it for a path, once.
+fn collect_paths(
+    text: &str,
+    code: impl Fn(&str) -> bool,
+    bare: impl Fn(&str) -> bool,
+) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for (k, part) in text.split('`').enumerate() {
         let words: Vec<&str> = if k % 2 == 1 {
-            let w = part.trim();
-            if w.contains('/') || has_file_extension(w) {
-                vec![w]
-            } else {
-                Vec::new()
-            }
+            Some(part.trim()).filter(|w| code(w)).into_iter().collect()
         } else {
-            part.split_whitespace()
-                .filter(|w| w.contains('/'))
-                .collect()
+            part.split_whitespace().filter(|w| bare(w)).collect()
         };
         for w in words {
             if let Some(p) = as_path(w)
