@@ -8,7 +8,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use support::{FEATURE, Scratch, plan_line, text, write};
+use support::{FEATURE, Scratch, plan_line, sigint, text, wait_until, write};
 
 /// A Kiro list of six tasks that declares no dependencies.
 const KIRO: &str = "# Implementation Plan\n\n\
@@ -302,16 +302,8 @@ fn ctrl_c_while_the_agent_answers_exits_130_and_writes_nothing() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !started.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the agent never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    wait_until("the agent never started", || started.exists());
+    sigint(child.id());
     let out = child.wait_with_output().unwrap();
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");

@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{FEATURE, Scratch, helper_agent, shell_task, task, tasks_md};
+use support::{FEATURE, Scratch, helper_agent, shell_task, sigint, task, tasks_md, wait_until};
 
 #[test]
 fn a_report_that_cannot_be_written_exits_1_with_run_finished() {
@@ -75,16 +75,10 @@ fn ctrl_c_in_human_output_says_interrupted_once() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !s.ctl().join("started").exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the agent never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    wait_until("the agent never started", || {
+        s.ctl().join("started").exists()
+    });
+    sigint(child.id());
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");

@@ -20,8 +20,8 @@ use serde_json::Value;
 mod support;
 
 use support::{
-    FEATURE, Project, Run, Scratch, alive, helper_agent, is_ticked, task, tasks_md, text, tick,
-    write,
+    FEATURE, Project, Run, Scratch, alive, helper_agent, is_ticked, sigint, task, tasks_md, text,
+    tick, wait_until, write,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -456,11 +456,6 @@ impl Live {
     }
 }
 
-fn sigint(pid: u32) {
-    let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
-}
-
 /// Ctrl-C: exit 130, the interrupted task neither committed nor ticked; the next run resumes.
 #[test]
 fn ctrl_c_interrupts_and_the_next_run_resumes() {
@@ -478,11 +473,9 @@ fn ctrl_c_interrupts_and_the_next_run_resumes() {
         e["type"] == "task-started" && e["id"] == "2"
     });
     // The agent of 2 itself has started.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !s.records().pid.contains_key("2") {
-        assert!(Instant::now() < deadline, "the agent of 2 never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the agent of 2 never started", || {
+        s.records().pid.contains_key("2")
+    });
     let agent2 = s.records().pid["2"];
     sigint(live.child.id());
     // SIGTERM ends the helper at once, and the run ends then, not after the grace (an hour).
@@ -1181,11 +1174,9 @@ fn a_second_ctrl_c_kills_at_once() {
     live.wait_for("task 1 started", |e| {
         e["type"] == "task-started" && e["id"] == "1"
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !s.records().child.contains_key("1") {
-        assert!(Instant::now() < deadline, "the agent never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the agent never started", || {
+        s.records().child.contains_key("1")
+    });
     sigint(live.child.id());
     // The first Ctrl-C's SIGTERM reached the agent, which lives on; the second kills it, and
     // the run ends then, not after the grace (an hour).
@@ -1367,11 +1358,9 @@ fn sigterm_and_sighup_stop_the_agents() {
         live.wait_for("task 1 started", |e| {
             e["type"] == "task-started" && e["id"] == "1"
         });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !s.records().pid.contains_key("1") {
-            assert!(Instant::now() < deadline, "the agent never started");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_until("the agent never started", || {
+            s.records().pid.contains_key("1")
+        });
         let agent = s.records().pid["1"];
         let pid = rustix::process::Pid::from_raw(live.child.id() as i32).unwrap();
         rustix::process::kill_process(pid, signal).unwrap();
@@ -1493,11 +1482,9 @@ fn agents_orphaned_by_a_killed_run_are_stopped_by_the_next() {
     live.wait_for("task 1 started", |e| {
         e["type"] == "task-started" && e["id"] == "1"
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !s.records().pid.contains_key("1") {
-        assert!(Instant::now() < deadline, "the agent never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the agent never started", || {
+        s.records().pid.contains_key("1")
+    });
     let agent = s.records().pid["1"];
     let pid = rustix::process::Pid::from_raw(live.child.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();

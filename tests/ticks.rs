@@ -264,16 +264,10 @@ fn a_tick_waits_for_a_replace_in_progress_and_ticks_the_new_file() {
         .spawn()
         .unwrap();
     // The agent's work is committed; the tick is what waits.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !s.git_ok(&["rev-parse", "--verify", "-q", "spec/demo/1"])
-        || s.git(&["log", "-1", "--format=%s", "spec/demo/1"]).trim() != "demo: 1 One"
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "task 1 never committed"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    support::wait_until("task 1 never committed", || {
+        s.git_ok(&["rev-parse", "--verify", "-q", "spec/demo/1"])
+            && s.git(&["log", "-1", "--format=%s", "spec/demo/1"]).trim() == "demo: 1 One"
+    });
     std::thread::sleep(std::time::Duration::from_millis(200));
     // A writer that replaces the file whole, from what it read before, while it holds the lock.
     let new = format!("{before}\nA note written meanwhile.\n");
