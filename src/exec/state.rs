@@ -11,7 +11,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::error::{Error, Result};
+use crate::error::{Diagnostic, Error, Result};
 use crate::git::{self, Git};
 use crate::source::display_path;
 
@@ -446,41 +446,13 @@ pub fn run_diagnostics(
     prefix: &str,
     feature: &str,
     root: &Path,
-) -> Vec<crate::error::Diagnostic> {
-    use crate::error::Diagnostic;
+) -> Vec<Diagnostic> {
     let repo = git2::Repository::discover(root).ok();
-    let mut out = Vec::new();
-    // A branch where a directory of branches must be: git cannot make branches below it.
-    if let Some(repo) = &repo {
-        let mut path = String::new();
-        for part in prefix.split('/').chain([feature]) {
-            if !path.is_empty() {
-                path.push('/');
-            }
-            path.push_str(part);
-            if repo.find_reference(&format!("refs/heads/{path}")).is_ok() {
-                out.push(
-                    Diagnostic::error(format!(
-                        "the branch `{path}` is in the way of this feature's task branches (`{prefix}/{feature}/<task-id>`): git cannot make branches below a branch"
-                    ))
-                    .help(format!(
-                        "rename it (`git branch -m {path} {path}-old`), or set another `branch-prefix` in [workspace.metadata.spec-exec]"
-                    )),
-                );
-                break;
-            }
-        }
-    }
-    let common = repo.as_ref().map(|r| r.commondir().to_path_buf());
-    let worktrees = common
+    let mut out: Vec<Diagnostic> = repo
         .as_ref()
-        .map(|c| state_dir(c, feature).join("worktrees"));
-    // The longest path in the repository's index: what a worktree holds, roughly.
-    let longest_file = repo
-        .as_ref()
-        .and_then(|r| r.index().ok())
-        .map(|index| index.iter().map(|e| e.path.len()).max().unwrap_or(0))
-        .unwrap_or(0);
+        .and_then(|repo| branch_in_the_way(repo, prefix, feature))
+        .into_iter()
+        .collect();
     let name_room = NAME_MAX - ROUND_ROOM;
     if worktree_prefix(feature).len() + 1 > name_room {
         out.push(
@@ -495,26 +467,31 @@ pub fn run_diagnostics(
         );
         return out;
     }
+    let room = Room {
+        worktrees: repo
+            .as_ref()
+            .map(|r| state_dir(r.commondir(), feature).join("worktrees")),
+        // The longest path in the repository's index: what a worktree holds, roughly.
+        longest_file: repo
+            .as_ref()
+            .and_then(|r| r.index().ok())
+            .map(|index| index.iter().map(|e| e.path.len()).max().unwrap_or(0))
+            .unwrap_or(0),
+        repo,
+        feature,
+    };
     let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for i in list.leaves() {
         let task = &list.tasks[i];
         let at = list.location(list.id_offset(i), task.id.chars().count().min(40));
-        let short = || {
-            let s: String = task.id.chars().take(24).collect();
-            if s.len() < task.id.len() {
-                format!("{s}…")
-            } else {
-                s
-            }
-        };
         let branch = git::branch_name(prefix, feature, &task.id);
-        let component = git::ref_safe(&task.id);
-        if component.len() > 200 || !git2::Reference::is_valid_name(&format!("refs/heads/{branch}"))
+        if git::ref_safe(&task.id).len() > 200
+            || !git2::Reference::is_valid_name(&format!("refs/heads/{branch}"))
         {
             out.push(
                 Diagnostic::error(format!(
                     "task id `{}` makes a branch name git cannot create",
-                    short()
+                    short_id(&task.id)
                 ))
                 .at(at)
                 .label("too long for a branch name")
@@ -524,71 +501,122 @@ pub fn run_diagnostics(
         }
         if let Some(&other) = seen.get(&branch) {
             // The same id twice is an error of the list already.
-            if list.tasks[other].id == task.id {
-                continue;
+            if list.tasks[other].id != task.id {
+                out.push(
+                    Diagnostic::error(format!(
+                        "tasks {} and {} would share the branch `{branch}`",
+                        list.tasks[other].id, task.id
+                    ))
+                    .at(at)
+                    .label(format!("the same branch as task {}", list.tasks[other].id))
+                    .help("give them ids that differ in letters, digits, `.`, `-` or `_`"),
+                );
             }
-            out.push(
-                Diagnostic::error(format!(
-                    "tasks {} and {} would share the branch `{branch}`",
-                    list.tasks[other].id, task.id
-                ))
-                .at(at)
-                .label(format!("the same branch as task {}", list.tasks[other].id))
-                .help("give them ids that differ in letters, digits, `.`, `-` or `_`"),
-            );
             continue;
         }
         seen.insert(branch.clone(), i);
-        let name = worktree_name(feature, &task.id);
+        out.extend(room.problem(&task.id, &branch).map(|d| d.at(at)));
+    }
+    out
+}
+
+/// A branch where a directory of branches must be (`spec`, `spec/<feature>`): git cannot make
+/// branches below it.
+fn branch_in_the_way(repo: &git2::Repository, prefix: &str, feature: &str) -> Option<Diagnostic> {
+    let mut path = String::new();
+    for part in prefix.split('/').chain([feature]) {
+        if !path.is_empty() {
+            path.push('/');
+        }
+        path.push_str(part);
+        if repo.find_reference(&format!("refs/heads/{path}")).is_ok() {
+            return Some(
+                Diagnostic::error(format!(
+                    "the branch `{path}` is in the way of this feature's task branches (`{prefix}/{feature}/<task-id>`): git cannot make branches below a branch"
+                ))
+                .help(format!(
+                    "rename it (`git branch -m {path} {path}-old`), or set another `branch-prefix` in [workspace.metadata.spec-exec]"
+                )),
+            );
+        }
+    }
+    None
+}
+
+/// An id shown in a message: its first 24 characters.
+fn short_id(id: &str) -> String {
+    let s: String = id.chars().take(24).collect();
+    if s.len() < id.len() {
+        format!("{s}…")
+    } else {
+        s
+    }
+}
+
+/// What a task's worktree and branch must fit in.
+struct Room<'a> {
+    repo: Option<git2::Repository>,
+    /// Where the feature's worktrees are made.
+    worktrees: Option<PathBuf>,
+    longest_file: usize,
+    feature: &'a str,
+}
+
+impl Room<'_> {
+    /// Why task `id`'s worktree or branch `branch` could not be made, if it could not (the
+    /// caller places it at the task).
+    fn problem(&self, id: &str, branch: &str) -> Option<Diagnostic> {
+        let name_room = NAME_MAX - ROUND_ROOM;
+        let name = worktree_name(self.feature, id);
         if name.len() > name_room {
-            out.push(
+            return Some(
                 Diagnostic::error(format!(
                     "task id `{}` makes a worktree name of {} bytes (`spec-exec-<n>-<feature>-<id>`), over the {NAME_MAX} the system takes in a file name",
-                    short(),
+                    short_id(id),
                     name.len() + ROUND_ROOM
                 ))
-                .at(at)
                 .label("too long for a worktree name")
                 .help(format!(
                     "shorten the id, or the feature's name: together at most {} bytes",
                     name_room - worktree_prefix("").len() - 2
                 )),
             );
-            continue;
         }
-        if let Some(dir) = &worktrees {
-            let len = dir.as_os_str().len() + 1 + component.len() + ROUND_ROOM + 1 + longest_file;
+        if let Some(dir) = &self.worktrees {
+            let len = dir.as_os_str().len()
+                + 1
+                + git::ref_safe(id).len()
+                + ROUND_ROOM
+                + 1
+                + self.longest_file;
             if len >= PATH_MAX {
-                out.push(
+                return Some(
                     Diagnostic::error(format!(
                         "task id `{}` makes paths in its worktree of up to {len} bytes, over the {PATH_MAX} the system takes",
-                        short()
+                        short_id(id)
                     ))
-                    .at(at)
                     .label("too long for a worktree path")
                     .help(format!(
                         "shorten the id or the feature's name, or move the repository to a shorter path (worktrees are made in `{}`)",
                         dir.display()
                     )),
                 );
-                continue;
             }
         }
-        if let Some(repo) = &repo
-            && let Ok(mut below) = repo.references_glob(&format!("refs/heads/{branch}/*"))
-            && let Some(Ok(r)) = below.next()
-        {
-            let name = r.shorthand().unwrap_or("?").to_owned();
-            out.push(
-                Diagnostic::error(format!(
-                    "the branch `{name}` is in the way of task {}'s branch `{branch}`: git cannot make a branch where branches are below it",
-                    task.id
-                ))
-                .at(at)
-                .label("its branch cannot be created")
-                .help(format!("rename that branch (`git branch -m {name} <new-name>`)")),
-            );
-        }
+        let repo = self.repo.as_ref()?;
+        let mut below = repo
+            .references_glob(&format!("refs/heads/{branch}/*"))
+            .ok()?;
+        let Some(Ok(r)) = below.next() else {
+            return None;
+        };
+        let other = r.shorthand().unwrap_or("?").to_owned();
+        Some(
+            Diagnostic::error(format!(
+                "the branch `{other}` is in the way of task {id}'s branch `{branch}`: git cannot make a branch where branches are below it"
+            ))
+            .label("its branch cannot be created")
+            .help(format!("rename that branch (`git branch -m {other} <new-name>`)")),
+        )
     }
-    out
 }
