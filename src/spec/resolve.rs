@@ -898,78 +898,9 @@ impl Resolver {
         seen
     }
 
-    /// spec-kit: a phase starts after the phase before it; inside a phase a task waits for
-    /// the tasks before it, except that `[P]` tasks next to each other run together. When the
-    /// file says user stories may run in parallel, the user-story phases all start after the
-    /// phase before the first of them, and the phase after them waits for all of them. Inline
-    /// `(depends on …)` comes first; this order only fills in.
-    fn speckit_order(&mut self, list: &TaskList) {
-        // A `## Phase N:` heading holds the sections under it (`### Tests for User Story 1`).
-        let mut phase_of: Vec<usize> = Vec::with_capacity(list.sections.len());
-        let mut current: Option<usize> = None;
-        for (k, section) in list.sections.iter().enumerate() {
-            let is_phase = section.title.to_ascii_lowercase().starts_with("phase");
-            match current {
-                Some(p) if !is_phase && section.level > list.sections[p].level => phase_of.push(p),
-                _ => {
-                    current = is_phase.then_some(k);
-                    phase_of.push(k);
-                }
-            }
-        }
-        // Leaves by phase, in document order.
-        let mut phases: Vec<(Option<usize>, Vec<usize>)> = Vec::new();
-        for t in list.leaves() {
-            let section = list.tasks[t].section.map(|s| phase_of[s]);
-            match phases.last_mut() {
-                Some((s, members)) if *s == section => members.push(t),
-                _ => phases.push((section, vec![t])),
-            }
-        }
-        let is_story = |s: Option<usize>| {
-            s.is_some_and(|s| {
-                list.sections[s]
-                    .title
-                    .to_ascii_lowercase()
-                    .contains("user story")
-            })
-        };
-        // How the dependencies section may name each phase: `Phase 3`, `Setup`, `User Story 1`.
-        let words_of = |s: Option<usize>| -> Vec<PhaseWord> {
-            let Some(s) = s else { return Vec::new() };
-            let title = list.sections[s].title.to_ascii_lowercase();
-            let mut words = Vec::new();
-            if let Some(rest) = title.strip_prefix("phase ") {
-                let (number, name) = rest.split_once(':').unwrap_or((rest, ""));
-                words.push(PhaseWord::Number(number.trim().to_owned()));
-                let name = name.trim();
-                if let Some(n) = name
-                    .find("user story ")
-                    .and_then(|at| story_number(&name[at..]))
-                {
-                    words.push(PhaseWord::Story(n));
-                } else if let Some(first) = name.split(|c: char| !c.is_ascii_alphanumeric()).next()
-                    && !first.is_empty()
-                {
-                    words.push(PhaseWord::Name(first.to_owned()));
-                }
-            }
-            words
-        };
-        let phase_words_of: Vec<Vec<PhaseWord>> =
-            phases.iter().map(|(s, _)| words_of(*s)).collect();
-        let names: Vec<String> = phase_words_of
-            .iter()
-            .flatten()
-            .filter_map(|w| match w {
-                PhaseWord::Name(n) => Some(n.clone()),
-                _ => None,
-            })
-            .collect();
-        let facts = section_facts(&list.source.text, &names);
-        let stories_parallel = facts.stories_parallel;
-        // `T012 depends on T010` in the section: edges before the order's.
-        for ((who, who_at), (on, on_at)) in &facts.task_facts {
+    /// The section's `T012 depends on T010` facts (each side with its offset), as edges.
+    fn section_task_edges(&mut self, list: &TaskList, facts: &[TaskFact]) {
+        for ((who, who_at), (on, on_at)) in facts {
             let speckit_only = |phrase: DepPhrase| {
                 let mut phrase = phrase;
                 phrase.parsed.refs.retain(|r| match &r.target {
@@ -996,6 +927,37 @@ impl Resolver {
                 .collect();
             self.add_filling(&waiting, &edges);
         }
+    }
+
+    /// spec-kit: a phase starts after the phase before it; inside a phase a task waits for
+    /// the tasks before it, except that `[P]` tasks next to each other run together. When the
+    /// file says user stories may run in parallel, the user-story phases all start after the
+    /// phase before the first of them, and the phase after them waits for all of them. Inline
+    /// `(depends on …)` comes first; this order only fills in.
+    fn speckit_order(&mut self, list: &TaskList) {
+        let phases = speckit_phases(list);
+        let is_story = |s: Option<usize>| {
+            s.is_some_and(|s| {
+                list.sections[s]
+                    .title
+                    .to_ascii_lowercase()
+                    .contains("user story")
+            })
+        };
+        let phase_words_of: Vec<Vec<PhaseWord>> =
+            phases.iter().map(|(s, _)| phase_names(list, *s)).collect();
+        let names: Vec<String> = phase_words_of
+            .iter()
+            .flatten()
+            .filter_map(|w| match w {
+                PhaseWord::Name(n) => Some(n.clone()),
+                _ => None,
+            })
+            .collect();
+        let facts = section_facts(&list.source.text, &names);
+        let stories_parallel = facts.stories_parallel;
+        // `T012 depends on T010` in the section: edges before the order's.
+        self.section_task_edges(list, &facts.task_facts);
         // The phases a phase waits for, where the section says so (earlier ones only).
         let phase_index = |word: &PhaseWord, before: usize| -> Vec<usize> {
             (0..before)
@@ -1331,6 +1293,10 @@ impl Resolver {
     }
 }
 
+/// One of the section's task facts: the phrase that waits and the phrase waited for, each
+/// with its offset in the text.
+type TaskFact = ((String, usize), (String, usize));
+
 /// What a spec-kit list's "Dependencies & Execution Order" section (or `## Dependencies`) states
 /// in words a parser can trust.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -1345,7 +1311,7 @@ struct SectionFacts {
     phase_deps: Vec<(PhaseWord, Vec<PhaseWord>)>,
     /// `T012 depends on T010`, `T016 blocks T017–T018`, `T031 follows T030`: the phrase that
     /// waits, the phrase waited for, with their offsets in the text.
-    task_facts: Vec<((String, usize), (String, usize))>,
+    task_facts: Vec<TaskFact>,
 }
 
 /// How the section names a phase.
@@ -1569,6 +1535,55 @@ fn contradiction(
     .at(list.location(phrase.offset, phrase.text.len()))
     .label("ignored where it contradicts the tasks' own dependencies")
     .help("move the task under the right heading, or make the dependencies agree")
+}
+
+/// spec-kit's phases: the plan's leaves by phase, in document order, each with the `## Phase N:`
+/// section that holds it (a phase holds the sections under it, `### Tests for User Story 1`).
+fn speckit_phases(list: &TaskList) -> Vec<(Option<usize>, Vec<usize>)> {
+    let mut phase_of: Vec<usize> = Vec::with_capacity(list.sections.len());
+    let mut current: Option<usize> = None;
+    for (k, section) in list.sections.iter().enumerate() {
+        let is_phase = section.title.to_ascii_lowercase().starts_with("phase");
+        match current {
+            Some(p) if !is_phase && section.level > list.sections[p].level => phase_of.push(p),
+            _ => {
+                current = is_phase.then_some(k);
+                phase_of.push(k);
+            }
+        }
+    }
+    let mut phases: Vec<(Option<usize>, Vec<usize>)> = Vec::new();
+    for t in list.leaves() {
+        let section = list.tasks[t].section.map(|s| phase_of[s]);
+        match phases.last_mut() {
+            Some((s, members)) if *s == section => members.push(t),
+            _ => phases.push((section, vec![t])),
+        }
+    }
+    phases
+}
+
+/// How the dependencies section may name phase section `s`: `Phase 3`, `Setup`, `User Story 1`.
+fn phase_names(list: &TaskList, s: Option<usize>) -> Vec<PhaseWord> {
+    let Some(s) = s else { return Vec::new() };
+    let title = list.sections[s].title.to_ascii_lowercase();
+    let mut words = Vec::new();
+    if let Some(rest) = title.strip_prefix("phase ") {
+        let (number, name) = rest.split_once(':').unwrap_or((rest, ""));
+        words.push(PhaseWord::Number(number.trim().to_owned()));
+        let name = name.trim();
+        if let Some(n) = name
+            .find("user story ")
+            .and_then(|at| story_number(&name[at..]))
+        {
+            words.push(PhaseWord::Story(n));
+        } else if let Some(first) = name.split(|c: char| !c.is_ascii_alphanumeric()).next()
+            && !first.is_empty()
+        {
+            words.push(PhaseWord::Name(first.to_owned()));
+        }
+    }
+    words
 }
 
 #[cfg(test)]
