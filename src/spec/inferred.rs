@@ -967,18 +967,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// spec-kit: the `## Phase N:` section each task is in (the phase heading's section index).
 fn speckit_phases(list: &TaskList) -> Vec<Option<usize>> {
-    let mut phase_of: Vec<Option<usize>> = Vec::with_capacity(list.sections.len());
-    let mut current: Option<usize> = None;
-    for (k, s) in list.sections.iter().enumerate() {
-        let is_phase = s.title.to_ascii_lowercase().starts_with("phase");
-        match current {
-            Some(p) if !is_phase && s.level > list.sections[p].level => phase_of.push(Some(p)),
-            _ => {
-                current = is_phase.then_some(k);
-                phase_of.push(current);
-            }
-        }
-    }
+    let phase_of = super::resolve::phase_sections(list);
     list.tasks
         .iter()
         .map(|t| t.section.and_then(|s| phase_of[s]))

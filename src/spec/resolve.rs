@@ -1540,27 +1540,37 @@ fn contradiction(
 /// spec-kit's phases: the plan's leaves by phase, in document order, each with the `## Phase N:`
 /// section that holds it (a phase holds the sections under it, `### Tests for User Story 1`).
 fn speckit_phases(list: &TaskList) -> Vec<(Option<usize>, Vec<usize>)> {
-    let mut phase_of: Vec<usize> = Vec::with_capacity(list.sections.len());
-    let mut current: Option<usize> = None;
-    for (k, section) in list.sections.iter().enumerate() {
-        let is_phase = section.title.to_ascii_lowercase().starts_with("phase");
-        match current {
-            Some(p) if !is_phase && section.level > list.sections[p].level => phase_of.push(p),
-            _ => {
-                current = is_phase.then_some(k);
-                phase_of.push(k);
-            }
-        }
-    }
+    let phase_of = phase_sections(list);
     let mut phases: Vec<(Option<usize>, Vec<usize>)> = Vec::new();
     for t in list.leaves() {
-        let section = list.tasks[t].section.map(|s| phase_of[s]);
+        // A section under no phase groups its own tasks.
+        let section = list.tasks[t].section.map(|s| phase_of[s].unwrap_or(s));
         match phases.last_mut() {
             Some((s, members)) if *s == section => members.push(t),
             _ => phases.push((section, vec![t])),
         }
     }
     phases
+}
+
+/// The `## Phase N:` section each section is, or is under (`### Tests for User Story 1`);
+/// `None` for a section under no phase. Indexed by section.
+pub(super) fn phase_sections(list: &TaskList) -> Vec<Option<usize>> {
+    let mut phase_of: Vec<Option<usize>> = Vec::with_capacity(list.sections.len());
+    let mut current: Option<usize> = None;
+    for (k, section) in list.sections.iter().enumerate() {
+        let is_phase = section.title.to_ascii_lowercase().starts_with("phase");
+        match current {
+            Some(p) if !is_phase && section.level > list.sections[p].level => {
+                phase_of.push(Some(p));
+            }
+            _ => {
+                current = is_phase.then_some(k);
+                phase_of.push(current);
+            }
+        }
+    }
+    phase_of
 }
 
 /// How the dependencies section may name phase section `s`: `Phase 3`, `Setup`, `User Story 1`.
