@@ -333,7 +333,7 @@ impl<'a> Display<'a> {
     }
 
     fn show(&mut self, event: &crate::report::Event) {
-        use crate::report::{Event, Status};
+        use crate::report::Event;
         match event {
             Event::RunStarted {
                 feature,
@@ -398,142 +398,162 @@ impl<'a> Display<'a> {
                     false,
                 );
             }
-            Event::TaskFinished(r) => {
-                self.active.retain(|(id, ..)| *id != r.id);
-                match r.status {
-                    s if s.is_success() => self.completed += 1,
-                    Status::Failed => self.failed += 1,
-                    _ => self.skipped += 1,
-                }
-                let log = r
-                    .log
-                    .as_ref()
-                    .map(|l| format!("log: {}", self.rel(l).display()));
-                match r.status {
-                    Status::Done if r.verdict.is_some() => {
-                        let rounds = r.rounds.iter().filter(|x| x.verdict.is_some()).count();
-                        self.line(
-                            "Approved",
-                            format!(
-                                "{} on {} (after {rounds} review {})",
-                                r.id,
-                                r.branch.as_deref().unwrap_or(""),
-                                if rounds == 1 { "round" } else { "rounds" }
-                            ),
-                            false,
-                        );
-                    }
-                    Status::Done => {
-                        self.line(
-                            "Committed",
-                            format!(
-                                "{} on {} ({})",
-                                r.id,
-                                r.branch.as_deref().unwrap_or(""),
-                                count(r.files_changed.unwrap_or(0), "file")
-                            ),
-                            false,
-                        );
-                    }
-                    Status::Reused => self.line(
-                        "Reused",
-                        format!(
-                            "{} ({}, finished by an earlier run)",
-                            r.id,
-                            r.branch.as_deref().unwrap_or("")
-                        ),
-                        false,
-                    ),
-                    Status::NotNeeded => self.line(
-                        "Skipped",
-                        format!(
-                            "{} (not needed: {})",
-                            r.id,
-                            r.reason.as_deref().unwrap_or("")
-                        ),
-                        false,
-                    ),
-                    Status::Failed => {
-                        let mut parts: Vec<String> = r.reason.iter().cloned().collect();
-                        if let Some(last) = &r.last_output {
-                            parts.push(format!("last output: {last}"));
-                        }
-                        parts.extend(log);
-                        if let Some(w) = &r.worktree {
-                            parts.push(format!("worktree: {}", self.rel(w).display()));
-                        }
-                        self.line("Failed", format!("{} ({})", r.id, parts.join(", ")), true);
-                    }
-                    Status::Skipped => self.line(
-                        "Skipped",
-                        format!("{} ({})", r.id, r.reason.as_deref().unwrap_or("")),
-                        true,
-                    ),
-                    Status::Interrupted => {
-                        // A review's earlier rounds were committed; only the one running was not.
-                        let mut parts = vec![if r.rounds.is_empty() {
-                            "not committed".to_owned()
-                        } else {
-                            "its last round not committed".to_owned()
-                        }];
-                        parts.extend(log);
-                        self.line(
-                            "Interrupted",
-                            format!("{} ({})", r.id, parts.join(", ")),
-                            true,
-                        );
-                    }
-                }
-                if let Some(e) = &r.tick_error {
-                    self.clear();
-                    err!(
-                        "{}",
-                        render(&Diagnostic::error(format!("{} was not ticked: {e}", r.id)))
-                    );
-                    self.draw();
-                }
-            }
+            Event::TaskFinished(r) => self.task_finished(r),
             Event::RunFinished {
                 totals,
                 duration_secs,
                 exit_code,
                 report,
                 error,
-            } => {
-                self.clear();
-                self.drawn = 0;
-                if let Some(e) = error {
-                    err!(
-                        "{}",
-                        render(
-                            &Diagnostic::error(format!("the run's report was not written: {e}"))
-                                .help("free some space or fix the permissions; the tasks' branches and ticks are kept")
-                        )
-                    );
-                }
-                let mut parts = vec![format!("{} done", totals.done)];
-                for (n, word) in [
-                    (totals.reused, "reused"),
-                    (totals.not_needed, "not needed"),
-                    (totals.failed, "failed"),
-                    (totals.skipped, "skipped"),
-                    (totals.interrupted, "interrupted"),
-                ] {
-                    if n > 0 {
-                        parts.push(format!("{n} {word}"));
-                    }
-                }
-                let verb = "Finished";
-                let mut msg = format!("in {:.1}s: {}", duration_secs, parts.join(", "));
-                if let Some(report) = report {
-                    msg.push_str(&format!("; report: {}", self.rel(report).display()));
-                }
-                if *exit_code == 0 {
-                    self.shell.status(verb, msg);
-                } else {
-                    errln!("{:>12} {msg}", style(verb).red().bold().for_stderr());
-                }
+            } => self.run_finished(
+                totals,
+                *duration_secs,
+                *exit_code,
+                report.as_deref(),
+                error.as_deref(),
+            ),
+        }
+    }
+
+    /// A task ended: its line, and the counts of the live block.
+    fn task_finished(&mut self, r: &crate::report::TaskReport) {
+        use crate::report::Status;
+        self.active.retain(|(id, ..)| *id != r.id);
+        match r.status {
+            s if s.is_success() => self.completed += 1,
+            Status::Failed => self.failed += 1,
+            _ => self.skipped += 1,
+        }
+        let log = r
+            .log
+            .as_ref()
+            .map(|l| format!("log: {}", self.rel(l).display()));
+        match r.status {
+            Status::Done if r.verdict.is_some() => {
+                let rounds = r.rounds.iter().filter(|x| x.verdict.is_some()).count();
+                self.line(
+                    "Approved",
+                    format!(
+                        "{} on {} (after {rounds} review {})",
+                        r.id,
+                        r.branch.as_deref().unwrap_or(""),
+                        if rounds == 1 { "round" } else { "rounds" }
+                    ),
+                    false,
+                );
             }
+            Status::Done => {
+                self.line(
+                    "Committed",
+                    format!(
+                        "{} on {} ({})",
+                        r.id,
+                        r.branch.as_deref().unwrap_or(""),
+                        count(r.files_changed.unwrap_or(0), "file")
+                    ),
+                    false,
+                );
+            }
+            Status::Reused => self.line(
+                "Reused",
+                format!(
+                    "{} ({}, finished by an earlier run)",
+                    r.id,
+                    r.branch.as_deref().unwrap_or("")
+                ),
+                false,
+            ),
+            Status::NotNeeded => self.line(
+                "Skipped",
+                format!(
+                    "{} (not needed: {})",
+                    r.id,
+                    r.reason.as_deref().unwrap_or("")
+                ),
+                false,
+            ),
+            Status::Failed => {
+                let mut parts: Vec<String> = r.reason.iter().cloned().collect();
+                if let Some(last) = &r.last_output {
+                    parts.push(format!("last output: {last}"));
+                }
+                parts.extend(log);
+                if let Some(w) = &r.worktree {
+                    parts.push(format!("worktree: {}", self.rel(w).display()));
+                }
+                self.line("Failed", format!("{} ({})", r.id, parts.join(", ")), true);
+            }
+            Status::Skipped => self.line(
+                "Skipped",
+                format!("{} ({})", r.id, r.reason.as_deref().unwrap_or("")),
+                true,
+            ),
+            Status::Interrupted => {
+                // A review's earlier rounds were committed; only the one running was not.
+                let mut parts = vec![if r.rounds.is_empty() {
+                    "not committed".to_owned()
+                } else {
+                    "its last round not committed".to_owned()
+                }];
+                parts.extend(log);
+                self.line(
+                    "Interrupted",
+                    format!("{} ({})", r.id, parts.join(", ")),
+                    true,
+                );
+            }
+        }
+        if let Some(e) = &r.tick_error {
+            self.clear();
+            err!(
+                "{}",
+                render(&Diagnostic::error(format!("{} was not ticked: {e}", r.id)))
+            );
+            self.draw();
+        }
+    }
+
+    /// The run ended: why its report is missing, if it is, then the totals.
+    fn run_finished(
+        &mut self,
+        totals: &crate::report::Totals,
+        duration_secs: f64,
+        exit_code: i32,
+        report: Option<&std::path::Path>,
+        error: Option<&str>,
+    ) {
+        self.clear();
+        self.drawn = 0;
+        if let Some(e) = error {
+            err!(
+                "{}",
+                render(
+                    &Diagnostic::error(format!("the run's report was not written: {e}"))
+                        .help("free some space or fix the permissions; the tasks' branches and ticks are kept")
+                )
+            );
+        }
+        let mut parts = vec![format!("{} done", totals.done)];
+        for (n, word) in [
+            (totals.reused, "reused"),
+            (totals.not_needed, "not needed"),
+            (totals.failed, "failed"),
+            (totals.skipped, "skipped"),
+            (totals.interrupted, "interrupted"),
+        ] {
+            if n > 0 {
+                parts.push(format!("{n} {word}"));
+            }
+        }
+        let verb = "Finished";
+        let mut msg = format!("in {:.1}s: {}", duration_secs, parts.join(", "));
+        if let Some(report) = report {
+            msg.push_str(&format!("; report: {}", self.rel(report).display()));
+        }
+        if exit_code == 0 {
+            self.shell.status(verb, msg);
+        } else {
+            errln!("{:>12} {msg}", style(verb).red().bold().for_stderr());
         }
     }
 
