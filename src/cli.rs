@@ -36,7 +36,7 @@ pub enum ColorChoice {
         cargo spec-exec [OPTIONS] <COMMAND>",
     after_help = "A bare <FEATURE> is short for `run <FEATURE>` and takes the run options: \
         --dry-run, --max-agents, --track, --skip-optional, --continue-on-error, --agent, --timeout, \
-        --max-review-rounds and --base \
+        --max-review-rounds, --base, --verify, --no-verify, --max-attempts and --no-resolve \
         (`cargo spec-exec run --help` explains them). Options may come before or after the \
         feature or command.\n\n\
         Exit status: 0 all selected tasks done, 1 a task failed or was skipped, \
@@ -147,6 +147,26 @@ pub struct RunOptions {
     /// The revision tasks without dependencies start from [default: HEAD]
     #[arg(long, value_name = "REV")]
     pub base: Option<String>,
+
+    /// Verify each task's work with this command line before it is committed (repeatable;
+    /// replaces `verify` in the configuration) [default: `verify` in the configuration, else a
+    /// `cargo check` of every target of the workspace]
+    #[arg(long = "verify", value_name = "CMD", conflicts_with = "no_verify")]
+    pub verify: Vec<String>,
+
+    /// Commit each task's work without verifying it
+    #[arg(long)]
+    pub no_verify: bool,
+
+    /// Run the agent at most N times for a step whose verification fails or whose agent exits
+    /// non-zero [default: 2, or `max-attempts` in the configuration]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: Option<u32>,
+
+    /// Fail a task whose dependencies' branches conflict, instead of having the agent resolve
+    /// the conflicts first
+    #[arg(long)]
+    pub no_resolve: bool,
 }
 
 /// Accepted before or after the command word; listed after a command's own options.

@@ -22,6 +22,10 @@ pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
 pub const KILL_GRACE_ENV: &str = "SPEC_EXEC_KILL_GRACE";
 /// How many times a review gate runs its review before it gives up.
 pub const DEFAULT_MAX_REVIEW_ROUNDS: u32 = 3;
+/// How many times an agent runs for one step of a task before the task fails.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 2;
+/// What verifies a task's work in a Cargo workspace when `verify` is not configured.
+pub const DEFAULT_VERIFY: &str = "cargo check --workspace --all-targets";
 
 const KEYS: &[&str] = &[
     "features-dir",
@@ -32,6 +36,8 @@ const KEYS: &[&str] = &[
     "max-review-rounds",
     "agents",
     "kill-grace",
+    "verify",
+    "max-attempts",
 ];
 
 /// The keys of an `[….agents.<name>]` table.
@@ -51,6 +57,34 @@ pub struct Config {
     /// `[….agents.<name>]`: the command that runs the tasks naming that agent
     /// (`_Agent: name_` or the track's `> Primary Agent: name`).
     pub agents: BTreeMap<String, AgentSpec>,
+    /// `verify`: the command lines that check a task's work, each split into words; `None`
+    /// when not configured (the default applies), empty when configured off.
+    pub verify: Option<Vec<VerifyCommand>>,
+    pub max_attempts: Option<u32>,
+}
+
+/// A verify command: the line as written and its words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyCommand {
+    pub line: String,
+    pub argv: Vec<String>,
+}
+
+impl VerifyCommand {
+    /// Splits `line` into words as a POSIX shell would, without running a shell: quotes
+    /// group, `$`, `|`, `;` and the like are plain characters.
+    pub fn parse(line: &str) -> std::result::Result<VerifyCommand, String> {
+        match shlex::split(line) {
+            None => Err(format!(
+                "`{line}` has an unclosed quote or a trailing backslash"
+            )),
+            Some(argv) if argv.is_empty() => Err("a verify command cannot be empty".to_owned()),
+            Some(argv) => Ok(VerifyCommand {
+                line: line.trim().to_owned(),
+                argv,
+            }),
+        }
+    }
 }
 
 impl Default for Config {
@@ -64,6 +98,8 @@ impl Default for Config {
             branch_prefix: DEFAULT_BRANCH_PREFIX.to_owned(),
             max_review_rounds: None,
             agents: BTreeMap::new(),
+            verify: None,
+            max_attempts: None,
         }
     }
 }
@@ -194,6 +230,19 @@ impl Config {
                 "max-agents" => match value.as_u64() {
                     Some(n) if n >= 1 => config.max_agents = Some(n as usize),
                     _ => problems.push(bad("expected a whole number of at least 1").help("e.g. max-agents = 4")),
+                },
+                "max-attempts" => match value.as_u64() {
+                    Some(n) if (1..=100).contains(&n) => config.max_attempts = Some(n as u32),
+                    _ => problems.push(
+                        bad("expected a whole number from 1 to 100")
+                            .help("e.g. max-attempts = 2"),
+                    ),
+                },
+                "verify" => match verify_list(value) {
+                    Ok(list) => config.verify = Some(list),
+                    Err(why) => problems.push(bad(&why).help(
+                        "give a list of command lines, e.g. verify = [\"cargo check --workspace --all-targets\", \"cargo test --workspace\"], or verify = [] for none",
+                    )),
                 },
                 "max-review-rounds" => match value.as_u64() {
                     Some(n) if (1..=u64::from(u32::MAX)).contains(&n) => {
@@ -361,6 +410,21 @@ fn agent_entry(
 }
 
 /// A TOML key as it would be written: bare when it can be, quoted otherwise.
+/// `verify = ["cmd …", …]`: each line split into words.
+fn verify_list(value: &Value) -> std::result::Result<Vec<VerifyCommand>, String> {
+    let Some(items) = value.as_array() else {
+        return Err("expected a list of command lines".to_owned());
+    };
+    items
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .ok_or_else(|| "every entry must be a string".to_owned())
+                .and_then(VerifyCommand::parse)
+        })
+        .collect()
+}
+
 fn toml_key(key: &str) -> String {
     if !key.is_empty()
         && key
@@ -491,6 +555,36 @@ mod tests {
         assert_eq!(c.branch_prefix, "team/spec");
         assert_eq!(c.max_review_rounds, Some(2));
         assert_eq!(c.kill_grace, Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn verify_commands_are_split_into_words() {
+        let value = serde_json::json!({
+            "verify": ["cargo check --workspace", "sh -c 'cargo test | tee out'"],
+            "max-attempts": 3
+        });
+        let c = Config::from_value(Some(&value), &src("")).unwrap();
+        let verify = c.verify.unwrap();
+        assert_eq!(verify[0].argv, ["cargo", "check", "--workspace"]);
+        assert_eq!(verify[1].argv, ["sh", "-c", "cargo test | tee out"]);
+        assert_eq!(c.max_attempts, Some(3));
+        let off = serde_json::json!({"verify": []});
+        assert_eq!(
+            Config::from_value(Some(&off), &src("")).unwrap().verify,
+            Some(vec![])
+        );
+        for bad in [
+            serde_json::json!({"verify": "cargo check"}),
+            serde_json::json!({"verify": ["cargo 'check"]}),
+            serde_json::json!({"verify": ["  "]}),
+            serde_json::json!({"verify": [["cargo", "check"]]}),
+            serde_json::json!({"max-attempts": 0}),
+        ] {
+            assert!(
+                Config::from_value(Some(&bad), &src("")).is_err(),
+                "{bad} was accepted"
+            );
+        }
     }
 
     #[test]

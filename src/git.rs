@@ -15,6 +15,10 @@ pub const TASK_TRAILER: &str = "Spec-Exec-Task";
 pub const FEATURE_TRAILER: &str = "Spec-Exec-Feature";
 /// On the merge commits spec-exec makes to start a task from several dependencies.
 pub const BASE_TRAILER: &str = "Spec-Exec-Base-Of";
+/// One per verify command that passed on the commit's tree.
+pub const VERIFIED_TRAILER: &str = "Spec-Exec-Verified";
+/// On a merge whose conflicts an agent resolved: the paths that conflicted.
+pub const RESOLVED_TRAILER: &str = "Spec-Exec-Resolved";
 
 fn git_err(what: &str, e: git2::Error) -> Error {
     Error::user(format!("git: could not {what}: {}", e.message()))
@@ -71,6 +75,21 @@ pub struct Committed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conflict {
     pub paths: Vec<String>,
+    /// The merge of the tips before the one that conflicts.
+    pub at: Oid,
+    /// The tip that conflicts with `at`, and those after it, still to merge.
+    pub rest: Vec<(String, Oid)>,
+}
+
+/// How merging a tip into a worktree went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Merged {
+    /// Its work was there already, or the worktree's branch moved forward to it.
+    Contained,
+    /// Merged without conflicts, and committed.
+    Committed(Oid),
+    /// The merge is in progress in the worktree: these paths have conflict markers.
+    Conflicted(Vec<String>),
 }
 
 pub struct Git {
@@ -274,7 +293,7 @@ impl Git {
             .repo
             .find_commit(tips[0].1)
             .map_err(|e| git_err("find a dependency's commit", e))?;
-        for (_, tip) in &tips[1..] {
+        for (k, (_, tip)) in tips.iter().enumerate().skip(1) {
             let other = self
                 .repo
                 .find_commit(*tip)
@@ -299,16 +318,11 @@ impl Git {
                 .merge_commits(&acc, &other, None)
                 .map_err(|e| git_err("merge the dependencies' branches", e))?;
             if index.has_conflicts() {
-                let mut paths: Vec<String> = index
-                    .conflicts()
-                    .map_err(|e| git_err("read merge conflicts", e))?
-                    .filter_map(|c| c.ok())
-                    .filter_map(|c| c.our.or(c.their).or(c.ancestor))
-                    .map(|entry| String::from_utf8_lossy(&entry.path).into_owned())
-                    .collect();
-                paths.sort();
-                paths.dedup();
-                return Ok(Err(Conflict { paths }));
+                return Ok(Err(Conflict {
+                    paths: conflicted_paths(&index)?,
+                    at: acc.id(),
+                    rest: tips[k..].to_vec(),
+                }));
             }
             let tree_id = index
                 .write_tree_to(&self.repo)
@@ -656,6 +670,26 @@ pub fn has_changes(path: &Path) -> bool {
         .map_or(true, |s| !s.is_empty())
 }
 
+/// The untracked files of the working tree at `path` (ignored ones not), relative to it.
+pub fn untracked_files(path: &Path) -> std::collections::BTreeSet<PathBuf> {
+    let Ok(repo) = Repository::open(path) else {
+        return Default::default();
+    };
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false);
+    repo.statuses(Some(&mut opts))
+        .map(|statuses| {
+            statuses
+                .iter()
+                .filter(|e| e.status().contains(git2::Status::WT_NEW))
+                .filter_map(|e| e.path().map(PathBuf::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Stages everything in a worktree (new, modified and deleted files; `.gitignore` respected) and
 /// commits it on the worktree's branch. `None` when nothing changed.
 pub fn commit_worktree(
@@ -701,6 +735,191 @@ pub fn commit_worktree(
         .commit(Some("HEAD"), sig, sig, message, &tree, &[&head])
         .map_err(|e| git_err("commit the task's changes", e))?;
     Ok(Some(Committed { oid, files_changed }))
+}
+
+/// The paths of an index's conflicts, sorted.
+fn conflicted_paths(index: &git2::Index) -> Result<Vec<String>> {
+    let mut paths: Vec<String> = index
+        .conflicts()
+        .map_err(|e| git_err("read merge conflicts", e))?
+        .filter_map(|c| c.ok())
+        .filter_map(|c| c.our.or(c.their).or(c.ancestor))
+        .map(|entry| String::from_utf8_lossy(&entry.path).into_owned())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    Ok(paths)
+}
+
+/// Merges commit `tip` into the branch checked out in `worktree`, as `git merge` would: a
+/// fast-forward when the branch is behind it, a merge commit (`message`) when it merges
+/// cleanly, and otherwise a merge left in progress, conflict markers in the files (labelled
+/// `ours` and `theirs`) and `MERGE_HEAD` set, for [`commit_merge`] to finish.
+pub fn merge_into_worktree(
+    worktree: &Path,
+    tip: Oid,
+    labels: (&str, &str),
+    message: &str,
+    sig: &Signature<'_>,
+) -> Result<Merged> {
+    let repo = Repository::open(worktree).map_err(|e| git_err("open the task's worktree", e))?;
+    let their = repo
+        .find_annotated_commit(tip)
+        .map_err(|e| git_err("find a dependency's commit", e))?;
+    let (analysis, _) = repo
+        .merge_analysis(&[&their])
+        .map_err(|e| git_err("compare the branches to merge", e))?;
+    if analysis.is_up_to_date() {
+        return Ok(Merged::Contained);
+    }
+    let mut checkout = git2::build::CheckoutBuilder::new();
+    checkout.our_label(labels.0).their_label(labels.1);
+    if analysis.is_fast_forward() {
+        let commit = repo
+            .find_commit(tip)
+            .map_err(|e| git_err("find a dependency's commit", e))?;
+        repo.checkout_tree(commit.as_object(), Some(&mut checkout))
+            .map_err(|e| git_err("check out a dependency's tree", e))?;
+        repo.head()
+            .and_then(|mut h| h.set_target(tip, "spec-exec: fast-forward to a dependency"))
+            .map_err(|e| git_err("move the task's branch", e))?;
+        return Ok(Merged::Contained);
+    }
+    repo.merge(&[&their], None, Some(&mut checkout))
+        .map_err(|e| git_err("merge a dependency's branch", e))?;
+    let index = repo
+        .index()
+        .map_err(|e| git_err("read the worktree's index", e))?;
+    if index.has_conflicts() {
+        return Ok(Merged::Conflicted(conflicted_paths(&index)?));
+    }
+    commit_merge(worktree, message, sig).map(Merged::Committed)
+}
+
+/// Finishes the merge in progress in `worktree`: everything in it staged (the conflicts the
+/// agent resolved with it), committed with `HEAD` and `MERGE_HEAD` as parents.
+pub fn commit_merge(worktree: &Path, message: &str, sig: &Signature<'_>) -> Result<Oid> {
+    let mut repo =
+        Repository::open(worktree).map_err(|e| git_err("open the task's worktree", e))?;
+    let mut theirs = Vec::new();
+    repo.mergehead_foreach(|oid| {
+        theirs.push(*oid);
+        true
+    })
+    .map_err(|e| git_err("read MERGE_HEAD (the merge is no longer in progress)", e))?;
+    let mut index = repo
+        .index()
+        .map_err(|e| git_err("read the worktree's index", e))?;
+    index
+        .add_all(["*"], IndexAddOption::DEFAULT, None)
+        .map_err(|e| git_err("stage the resolved files", e))?;
+    index
+        .update_all(["*"], None)
+        .map_err(|e| git_err("stage the resolved deletions", e))?;
+    if index.has_conflicts() {
+        return Err(Error::user(format!(
+            "conflicts remain in {}",
+            conflicted_paths(&index)?.join(", ")
+        )));
+    }
+    index
+        .write()
+        .map_err(|e| git_err("write the worktree's index", e))?;
+    let tree_id = index
+        .write_tree()
+        .map_err(|e| git_err("write the merged tree", e))?;
+    let tree = repo
+        .find_tree(tree_id)
+        .map_err(|e| git_err("read the merged tree", e))?;
+    let head = repo
+        .head()
+        .and_then(|h| h.peel_to_commit())
+        .map_err(|e| git_err("read the worktree's HEAD", e))?;
+    let mut parents = vec![head];
+    for oid in theirs {
+        parents.push(
+            repo.find_commit(oid)
+                .map_err(|e| git_err("find the merged commit", e))?,
+        );
+    }
+    let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
+    let oid = repo
+        .commit(Some("HEAD"), sig, sig, message, &tree, &parents)
+        .map_err(|e| git_err("commit the merge", e))?;
+    repo.cleanup_state()
+        .map_err(|e| git_err("end the merge", e))?;
+    Ok(oid)
+}
+
+/// Ends the merge of `tip` in `worktree`: commits it when it is still in progress; accepts
+/// it when the agent committed it itself (the branch then holds `tip`).
+pub fn finish_merge(worktree: &Path, tip: Oid, message: &str, sig: &Signature<'_>) -> Result<Oid> {
+    if merge_in_progress(worktree) {
+        return commit_merge(worktree, message, sig);
+    }
+    let repo = Repository::open(worktree).map_err(|e| git_err("open the task's worktree", e))?;
+    let head = repo
+        .head()
+        .ok()
+        .and_then(|h| h.target())
+        .ok_or_else(|| Error::user("git: the worktree's HEAD is unreadable"))?;
+    if head == tip || repo.graph_descendant_of(head, tip).unwrap_or(false) {
+        if has_changes(worktree) {
+            return Err(Error::user(
+                "the merge was committed by the agent, but changes were left uncommitted",
+            ));
+        }
+        return Ok(head);
+    }
+    Err(Error::user(format!(
+        "the merge was abandoned: no merge is in progress and the branch does not hold {tip}"
+    )))
+}
+
+/// The bytes of `rel` at the `HEAD` of the worktree at `worktree`.
+pub fn blob_at_head(worktree: &Path, rel: &Path) -> Option<Vec<u8>> {
+    let repo = Repository::open(worktree).ok()?;
+    let tree = repo.head().ok()?.peel_to_tree().ok()?;
+    blob_at(&repo, &tree, rel)
+}
+
+/// Whether a merge is in progress in `worktree` (`MERGE_HEAD` is set).
+pub fn merge_in_progress(worktree: &Path) -> bool {
+    Repository::open(worktree).is_ok_and(|r| r.state() == git2::RepositoryState::Merge)
+}
+
+/// The conflict markers left in `paths` of `worktree`: `path:line` of each marker line, at
+/// most a few per file. A `=======` line counts only after a `<<<<<<<` one, as markdown uses
+/// it for headings.
+pub fn conflict_markers(worktree: &Path, paths: &[String]) -> Vec<String> {
+    let mut found = Vec::new();
+    for path in paths {
+        let Ok(bytes) = std::fs::read(worktree.join(path)) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        let mut open = false;
+        let mut in_file = 0;
+        for (n, line) in text.lines().enumerate() {
+            let marker = |m: &str| {
+                line.strip_prefix(m)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
+            };
+            let hit = if marker("<<<<<<<") {
+                open = true;
+                true
+            } else {
+                marker(">>>>>>>") || (open && line == "=======")
+            };
+            if hit {
+                in_file += 1;
+                if in_file <= 3 {
+                    found.push(format!("{path}:{}", n + 1));
+                }
+            }
+        }
+    }
+    found
 }
 
 /// `<feature>: <id> <title>` with trailers naming the feature and the task.

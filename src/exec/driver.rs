@@ -68,7 +68,7 @@ pub async fn drive(
                 }
                 Action::Settle(report) => {
                     let report = settle(&ticker, report).await;
-                    sink.event(&Event::TaskFinished(report.clone()));
+                    sink.event(&Event::TaskFinished(Box::new(report.clone())));
                     reports.push(report);
                 }
                 Action::Emit(event) => sink.event(&event),
@@ -112,7 +112,7 @@ pub async fn drive(
     for action in scheduler.finish() {
         if let Action::Settle(report) = action {
             let report = settle(&ticker, report).await;
-            sink.event(&Event::TaskFinished(report.clone()));
+            sink.event(&Event::TaskFinished(Box::new(report.clone())));
             reports.push(report);
         }
     }

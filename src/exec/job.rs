@@ -10,11 +10,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 
-use super::process::{self, Outcome, Stop};
+mod attempt;
+
+use super::process::Stop;
 use super::review;
 use super::scheduler::{Base, Finished, Role, Start};
 use super::state::{worktree_name, worktree_prefix};
 use crate::agents::{self, Agent};
+use crate::config::VerifyCommand;
 use crate::error::Result;
 use crate::git::{self, Git};
 use crate::report::{Status, TaskReport};
@@ -44,6 +47,17 @@ pub struct Ctx {
     pub known: Vec<git2::Oid>,
     pub timeout: Duration,
     pub grace: Duration,
+    /// What verifies a task's work, run in the worktree's copy of the workspace root.
+    pub verify: Vec<VerifyCommand>,
+    /// `verify` is the default (`cargo check`): it applies only where the worktree has the
+    /// workspace's Cargo.toml.
+    pub verify_default: bool,
+    /// How many times an agent runs for one step before the task fails.
+    pub max_attempts: u32,
+    /// Conflicts between a task's dependencies' branches go to the agent.
+    pub resolve: bool,
+    /// The workspace root relative to the repository's working tree.
+    pub root_rel: PathBuf,
 }
 
 impl Ctx {
@@ -66,6 +80,43 @@ impl Ctx {
     fn prompt_file(&self, run_name: &str) -> PathBuf {
         self.run_dir.join("prompts").join(format!("{run_name}.md"))
     }
+
+    /// Where the verify commands run in `worktree`: its copy of the workspace root.
+    fn verify_dir(&self, worktree: &Path) -> PathBuf {
+        let dir = worktree.join(&self.root_rel);
+        if dir.is_dir() {
+            dir
+        } else {
+            worktree.to_path_buf()
+        }
+    }
+
+    /// The verify commands for `worktree`: none for the default where its tree has no
+    /// Cargo package to check.
+    fn verify_commands(&self, worktree: &Path) -> Vec<VerifyCommand> {
+        if self.verify_default && !has_packages(&self.verify_dir(worktree).join("Cargo.toml")) {
+            return Vec::new();
+        }
+        self.verify.clone()
+    }
+}
+
+/// Whether the manifest at `path` is a package or a workspace with members: a virtual
+/// manifest without members has nothing for `cargo check` to check (it fails on it).
+fn has_packages(path: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    let Ok(doc) = text.parse::<toml_edit::DocumentMut>() else {
+        // Let cargo say what is wrong with it.
+        return true;
+    };
+    doc.get("package").is_some()
+        || doc
+            .get("workspace")
+            .and_then(|w| w.get("members"))
+            .and_then(|m| m.as_array())
+            .is_some_and(|m| !m.is_empty())
 }
 
 /// One job, ready to run: what the scheduler decided, with the prompt and agent it runs with.
@@ -83,6 +134,9 @@ pub struct Job {
     /// The shell agent's commands: the task's ```sh and ```bash blocks.
     pub code_blocks: Vec<String>,
     pub agent: Agent,
+    /// Its dependencies' branches, each with the task it holds (`task 2 “Title”`), for a
+    /// prompt that resolves their conflicts.
+    pub sides: Vec<(String, String)>,
 }
 
 impl Job {
@@ -107,7 +161,15 @@ impl Job {
                 &f.text,
             ));
         }
+        let sides = match &start.base {
+            Base::Deps(branches) => branches
+                .iter()
+                .map(|b| (b.clone(), side_label(list, b)))
+                .collect(),
+            Base::Branch(_) => Vec::new(),
+        };
         Job {
+            sides,
             id: task.id.clone(),
             title: task.title.clone(),
             track: list.track_of(t).map(str::to_owned),
@@ -126,12 +188,34 @@ impl Job {
     }
 }
 
+/// What a task branch holds, for a person or an agent: `task 2 “Title”`, or the branch when
+/// no task of the list has it.
+fn side_label(list: &TaskList, branch: &str) -> String {
+    let last = branch.rsplit('/').next().unwrap_or(branch);
+    let (name, round) = match last.rsplit_once(".round-") {
+        Some((name, n)) if n.parse::<u32>().is_ok() => (name, Some(n)),
+        _ => (last, None),
+    };
+    match list.tasks.iter().find(|t| git::ref_safe(&t.id) == name) {
+        Some(t) => format!(
+            "task {} “{}”{}",
+            t.id,
+            t.title,
+            round.map(|n| format!(" (round {n})")).unwrap_or_default()
+        ),
+        None => format!("`{branch}`"),
+    }
+}
+
 /// The steps of a job, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
     /// The branch at its base (dependencies merged), checked out in a new worktree.
     Prepare,
-    /// The agent runs in the worktree.
+    /// Dependencies' branches that conflicted are merged in the worktree, the agent resolving
+    /// the conflicts; the result is the task's base.
+    Resolve,
+    /// The agent runs in the worktree, attempt after attempt until its work passes verify.
     Agent,
     /// A review's verdict is read.
     Verdict,
@@ -143,6 +227,7 @@ enum Step {
 
 const PIPELINE: &[Step] = &[
     Step::Prepare,
+    Step::Resolve,
     Step::Agent,
     Step::Verdict,
     Step::Commit,
@@ -175,6 +260,12 @@ struct Progress {
     tasks_md_as_given: Option<Vec<u8>>,
     agent_started: Option<SystemTime>,
     verdict: Option<review::Read>,
+    /// Where the verify commands' output goes.
+    verify_log: PathBuf,
+    /// Dependency tips still to merge into the worktree, from the first that conflicted.
+    pending: Vec<(String, git2::Oid)>,
+    /// The verify commands the work passed, for the commit's trailers.
+    verified: Vec<String>,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -199,10 +290,14 @@ pub async fn run(ctx: Arc<Ctx>, job: Job, stop: watch::Receiver<Stop>) -> Finish
         tasks_md_as_given: None,
         agent_started: None,
         verdict: None,
+        verify_log: ctx.log(&format!("{}.verify", job.run_name)),
+        pending: Vec::new(),
+        verified: Vec::new(),
     };
     for &step in PIPELINE {
         let outcome = match step {
             Step::Prepare => prepare(&ctx, &job, &mut p).await,
+            Step::Resolve => resolve(&ctx, &job, &mut p, &stop).await,
             Step::Agent => run_agent(&ctx, &job, &mut p, &stop).await,
             Step::Verdict => read_verdict(&job, &mut p).await,
             Step::Commit => commit(&ctx, &job, &mut p).await,
@@ -237,22 +332,35 @@ async fn prepare(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End>
     if made {
         p.report.branch = Some(job.start.branch.clone());
     }
-    result?;
-    let tasks_md = p.worktree.join(ctx.spec_rel.join("tasks.md"));
-    p.tasks_md_as_given = blocking(move || std::fs::read(tasks_md).ok()).await;
+    p.pending = result?;
     Ok(())
 }
 
-/// Branch, base and worktree for a job, under the git lock. Whether the branch was set, and
-/// how it went.
-fn prepare_worktree(ctx: &Ctx, job: &Job, worktree: &Path) -> (bool, Result<(), End>) {
+/// Branch, base and worktree for a job. Whether the branch was set, and how it went: the
+/// dependency tips still to merge in the worktree when some conflicted.
+fn prepare_worktree(
+    ctx: &Ctx,
+    job: &Job,
+    worktree: &Path,
+) -> (bool, Result<Vec<(String, git2::Oid)>, End>) {
     let git = match ctx.git() {
         Ok(git) => git,
         Err(e) => return (false, Err(End::failed(e.to_string()))),
     };
-    let base = match job_base(ctx, &git, job) {
-        Ok(Ok(base)) => base,
-        Ok(Err(why)) => return (false, Err(End::failed(why))),
+    let (base, pending) = match job_base(ctx, &git, job) {
+        Ok(Ok(base)) => (base, Vec::new()),
+        Ok(Err(Based::Failed(why))) => return (false, Err(End::failed(why))),
+        Ok(Err(Based::Conflict(c))) if ctx.resolve => (c.at, c.rest),
+        Ok(Err(Based::Conflict(c))) => {
+            return (
+                false,
+                Err(End::failed(format!(
+                    "{}; {} (--no-resolve is set: without it the agent resolves them)",
+                    conflict_text(&c.paths),
+                    merge_hint(job)
+                ))),
+            );
+        }
         Err(e) => return (false, Err(End::failed(e.to_string()))),
     };
     // The branch is moved only if that loses nothing but spec-exec's work: commits made on it
@@ -278,25 +386,50 @@ fn prepare_worktree(ctx: &Ctx, job: &Job, worktree: &Path) -> (bool, Result<(), 
             &job.start.branch,
         )
         .map_err(|e| End::failed(e.to_string()));
-    (true, added)
+    (true, added.map(|()| pending))
+}
+
+fn conflict_text(paths: &[String]) -> String {
+    format!(
+        "the branches of its dependencies conflict in {}",
+        paths.join(", ")
+    )
+}
+
+/// How a person brings a task's dependencies together by hand.
+fn merge_hint(job: &Job) -> String {
+    let branches: Vec<String> = job.sides.iter().map(|(b, _)| format!("`{b}`")).collect();
+    format!(
+        "merge {} by hand on its branch `{}` (git merge), or run again to have the agent try again",
+        branches.join(" and "),
+        job.start.branch
+    )
+}
+
+/// Why a job has no base.
+enum Based {
+    Failed(String),
+    Conflict(git::Conflict),
 }
 
 /// The commit a job starts from: the branch it is told to start from (a review round, a
 /// rework), else its dependencies' tips (merged when several), else the base.
-fn job_base(ctx: &Ctx, git: &Git, job: &Job) -> Result<std::result::Result<git2::Oid, String>> {
+fn job_base(ctx: &Ctx, git: &Git, job: &Job) -> Result<std::result::Result<git2::Oid, Based>> {
     let deps = match &job.start.base {
         Base::Branch(from) => {
             let Some(base) = git.branch_tip(from) else {
-                return Ok(Err(format!("the branch `{from}` it starts from is gone")));
+                return Ok(Err(Based::Failed(format!(
+                    "the branch `{from}` it starts from is gone"
+                ))));
             };
             // A round branch left by an earlier run is moved only if that loses nothing.
             let mut known = ctx.known.clone();
             known.push(base);
             if !git.only_spec_exec_work(&job.start.branch, &known, &worktree_prefix(&ctx.feature)) {
-                return Ok(Err(format!(
+                return Ok(Err(Based::Failed(format!(
                     "branch `{}` already exists, with commits spec-exec did not make (delete or rename it)",
                     job.start.branch
-                )));
+                ))));
             }
             return Ok(Ok(base));
         }
@@ -317,7 +450,20 @@ fn job_base(ctx: &Ctx, git: &Git, job: &Job) -> Result<std::result::Result<git2:
     if tips.len() == 1 {
         return Ok(Ok(tips[0].1));
     }
-    let message = format!(
+    let message = base_message(ctx, job, &tips, &[], &[]);
+    Ok(git.merge_tips(&tips, &message)?.map_err(Based::Conflict))
+}
+
+/// The message of the merge commit a task starts from, with the paths whose conflicts an
+/// agent resolved and the verify commands that passed on it.
+fn base_message(
+    ctx: &Ctx,
+    job: &Job,
+    tips: &[(String, git2::Oid)],
+    resolved: &[String],
+    verified: &[String],
+) -> String {
+    let mut m = format!(
         "{}: base of {}\n\nMerge of {}\n\n{}: {}\n{}: {}\n",
         ctx.feature,
         job.id,
@@ -330,12 +476,17 @@ fn job_base(ctx: &Ctx, git: &Git, job: &Job) -> Result<std::result::Result<git2:
         git::BASE_TRAILER,
         job.id,
     );
-    Ok(git.merge_tips(&tips, &message)?.map_err(|conflict| {
-        format!(
-            "the branches of its dependencies conflict in {}",
-            conflict.paths.join(", ")
-        )
-    }))
+    if !resolved.is_empty() {
+        m.push_str(&format!(
+            "{}: {}\n",
+            git::RESOLVED_TRAILER,
+            resolved.join(", ")
+        ));
+    }
+    for v in verified {
+        m.push_str(&format!("{}: {v}\n", git::VERIFIED_TRAILER));
+    }
+    m
 }
 
 /// The argvs that run a job: the agent's command, or the shell agent's blocks in turn.
@@ -362,80 +513,105 @@ fn argvs(job: &Job, prompt_file: &Path) -> Result<Vec<Vec<String>>, End> {
     }
 }
 
+/// Merges the dependency tips that conflicted into the worktree, one by one: a clean merge is
+/// committed at once, a conflicting one goes to the agent (`SPEC_EXEC_STEP=resolve`) and is
+/// committed, with the resolved paths and the verify commands it passed in its trailers, once
+/// no conflict marker is left and it passes verify.
+async fn resolve(
+    ctx: &Arc<Ctx>,
+    job: &Job,
+    p: &mut Progress,
+    stop: &watch::Receiver<Stop>,
+) -> Result<(), End> {
+    while let Some((branch, tip)) = p.pending.first().cloned() {
+        let ours = format!("base of {}", job.id);
+        let message = base_message(ctx, job, &[(branch.clone(), tip)], &[], &[]);
+        let merged = {
+            let (worktree, branch, ctx) = (p.worktree.clone(), branch.clone(), Arc::clone(ctx));
+            blocking(move || {
+                let sig = ctx.git()?.signature();
+                git::merge_into_worktree(&worktree, tip, (&ours, &branch), &message, &sig)
+            })
+            .await
+            .map_err(|e| End::failed(e.to_string()))?
+        };
+        if let git::Merged::Conflicted(paths) = merged {
+            let step = attempt::Step {
+                kind: attempt::Kind::Resolve,
+                prompt: crate::exec::prompt::resolve(
+                    &ctx.feature,
+                    &job.id,
+                    &job.title,
+                    &job.sides,
+                    &branch,
+                    &paths,
+                ),
+                prompt_file: ctx.prompt_file(&format!("{}.resolve", job.run_name)),
+                markers_in: paths.clone(),
+                verify_always: true,
+            };
+            let passed = attempt::run(ctx, job, p, stop, step)
+                .await
+                .map_err(|mut end| {
+                    if end.status == Status::Failed {
+                        end.reason = format!(
+                            "{}; {}; {}",
+                            conflict_text(&paths),
+                            end.reason,
+                            merge_hint(job)
+                        );
+                    }
+                    end
+                })?;
+            let message =
+                base_message(ctx, job, &[(branch.clone(), tip)], &paths, &passed.verified);
+            let (worktree, ctx2) = (p.worktree.clone(), Arc::clone(ctx));
+            let tasks_md = ctx.spec_rel.join("tasks.md");
+            let (kept, log) = (p.log.with_extension("resolve.tasks.md"), p.log.clone());
+            blocking(move || {
+                let given = git::blob_at_head(&worktree, &tasks_md);
+                keep_tasks_md_out(&worktree, &tasks_md, given.as_deref(), &kept, &log)?;
+                git::finish_merge(&worktree, tip, &message, &ctx2.git()?.signature())
+            })
+            .await
+            .map_err(|e| {
+                End::failed(format!(
+                    "{}; the resolution could not be committed: {e}; {}",
+                    conflict_text(&paths),
+                    merge_hint(job)
+                ))
+            })?;
+            p.report.resolved.extend(paths);
+        }
+        p.pending.remove(0);
+    }
+    // tasks.md as the task's agent gets it, now that its base is complete.
+    let tasks_md = p.worktree.join(ctx.spec_rel.join("tasks.md"));
+    p.tasks_md_as_given = blocking(move || std::fs::read(tasks_md).ok()).await;
+    Ok(())
+}
+
+/// The agent does the task (or the review), attempt after attempt until its work passes.
 async fn run_agent(
     ctx: &Arc<Ctx>,
     job: &Job,
     p: &mut Progress,
     stop: &watch::Receiver<Stop>,
 ) -> Result<(), End> {
-    let prompt_file = ctx.prompt_file(&job.run_name);
-    let argvs = argvs(job, &prompt_file)?;
-    {
-        let (file, prompt) = (prompt_file.clone(), job.prompt.clone());
-        blocking(move || std::fs::write(file, prompt))
-            .await
-            .map_err(|e| End::failed(format!("could not write the prompt: {e}")))?;
-    }
-    let env: Vec<(String, String)> = [
-        ("SPEC_EXEC_FEATURE", ctx.feature.clone()),
-        ("SPEC_EXEC_TASK_ID", job.id.clone()),
-        ("SPEC_EXEC_TASK_TITLE", job.title.clone()),
-        ("SPEC_EXEC_PROMPT_FILE", prompt_file.display().to_string()),
-        (
-            "SPEC_EXEC_SPEC_DIR",
-            p.worktree.join(&ctx.spec_rel).display().to_string(),
-        ),
-        ("SPEC_EXEC_WORKTREE", p.worktree.display().to_string()),
-        ("SPEC_EXEC_BRANCH", job.start.branch.clone()),
-        ("SPEC_EXEC_RUN_ID", ctx.run_id.clone()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-
-    p.report.log = Some(p.log.clone());
-    p.report.agent = Some(job.agent.name().to_owned());
-    // The timeout is the task's: the shell agent's blocks share it.
-    let deadline = Instant::now() + ctx.timeout;
-    p.agent_started = Some(SystemTime::now());
-    let mut outcome = Outcome::Exited(0);
-    for argv in &argvs {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            outcome = Outcome::TimedOut;
-            break;
-        }
-        outcome = process::run(
-            &process::Spawn {
-                argv,
-                cwd: &p.worktree,
-                stdin: &prompt_file,
-                log: &p.log,
-                stdout: None,
-                env: &env,
-                timeout: left,
-                grace: ctx.grace,
-                registry: Some((&ctx.registry, &ctx.run_id)),
-            },
-            stop.clone(),
-        )
-        .await;
-        if !outcome.success() {
-            break;
-        }
-    }
-    let end = match outcome {
-        Outcome::Exited(0) => return Ok(()),
-        Outcome::Interrupted => End {
-            status: Status::Interrupted,
-            reason: "interrupted".to_owned(),
+    let step = attempt::Step {
+        kind: if job.verdict_file.is_some() {
+            attempt::Kind::Review
+        } else {
+            attempt::Kind::Task
         },
-        Outcome::TimedOut => End::failed(format!("timed out after {}s", ctx.timeout.as_secs())),
-        other => End::failed(other.describe()),
+        prompt: job.prompt.clone(),
+        prompt_file: ctx.prompt_file(&job.run_name),
+        markers_in: Vec::new(),
+        verify_always: false,
     };
-    let log = p.log.clone();
-    p.report.last_output = blocking(move || last_line(&log)).await;
-    Err(end)
+    let passed = attempt::run(ctx, job, p, stop, step).await?;
+    p.verified = passed.verified;
+    Ok(())
 }
 
 /// The last line of an agent's output that says something (at most 200 characters).
@@ -481,6 +657,10 @@ async fn commit(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> 
         job.start.role.round().unwrap_or(1),
         p.verdict.as_ref().map(|r| r.verdict),
     );
+    let mut message = message;
+    for v in &p.verified {
+        message.push_str(&format!("{}: {v}\n", git::VERIFIED_TRAILER));
+    }
     let is_review = p.verdict.is_some();
     let tasks_md = ctx.spec_rel.join("tasks.md");
     let kept = p.log.with_extension("tasks.md");

@@ -50,6 +50,14 @@ pub struct Settings {
     pub max_review_rounds: u32,
     /// How long a terminated agent group gets before it is killed.
     pub kill_grace: Duration,
+    /// What verifies each task's work before it is committed (none: not verified).
+    pub verify: Vec<crate::config::VerifyCommand>,
+    /// `verify` is the default, which applies only where the tree has a Cargo workspace.
+    pub verify_default: bool,
+    /// How many times an agent runs for one step before the task fails.
+    pub max_attempts: u32,
+    /// Conflicts between dependencies' branches go to the agent (else the task fails).
+    pub resolve: bool,
 }
 
 impl Settings {
@@ -157,6 +165,14 @@ pub fn execute(
         known,
         timeout: settings.timeout,
         grace: settings.kill_grace,
+        verify: settings.verify.clone(),
+        verify_default: settings.verify_default,
+        max_attempts: settings.max_attempts,
+        resolve: settings.resolve,
+        root_rel: root
+            .strip_prefix(&workdir)
+            .unwrap_or(Path::new(""))
+            .to_path_buf(),
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -178,7 +194,10 @@ struct Maker<'a> {
 
 impl MakeJob for Maker<'_> {
     fn make(&self, start: Start) -> Job {
-        let prompt = prompt::build(self.prompts, self.list, start.task, &start.branch);
+        let mut prompt = prompt::build(self.prompts, self.list, start.task, &start.branch);
+        if !self.settings.verify.is_empty() {
+            prompt.push_str(&prompt::verification(&self.settings.verify));
+        }
         let agent = self
             .settings
             .agent_for(self.list.agent_of(start.task))
@@ -291,7 +310,7 @@ async fn run_jobs(
 
     // Tasks the plan could not run.
     for r in blocked_reports(list, plan) {
-        sinks.event(&Event::TaskFinished(r.clone()));
+        sinks.event(&Event::TaskFinished(Box::new(r.clone())));
         reports.push(r);
     }
     let totals = Totals::of(&reports);

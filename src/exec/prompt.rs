@@ -604,6 +604,95 @@ pub fn build(loaded: &Loaded, list: &TaskList, index: usize, branch: &str) -> St
     p
 }
 
+/// The section of a prompt that says how the work is checked before it is committed.
+pub fn verification(commands: &[crate::config::VerifyCommand]) -> String {
+    let mut p = String::from(
+        "\n## Verification\n\nBefore your work is committed, spec-exec runs these commands in the workspace; when one fails, you get its output and another attempt:\n",
+    );
+    for c in commands {
+        let _ = writeln!(p, "- `{}`", c.line);
+    }
+    p
+}
+
+/// The prompt that asks the agent to resolve the conflicts between the dependencies of task
+/// `id` before it starts: `sides` are its dependencies' branches with what each holds,
+/// `merging` the branch whose merge conflicted in `paths`. Pure.
+pub fn resolve(
+    feature: &str,
+    id: &str,
+    title: &str,
+    sides: &[(String, String)],
+    merging: &str,
+    paths: &[String],
+) -> String {
+    let mut p = String::new();
+    let _ = writeln!(
+        p,
+        "# Resolve the conflicts of the base of task {id}
+"
+    );
+    let _ = writeln!(
+        p,
+        "Task {id} of the feature `{feature}` (“{title}”) builds on the work of the tasks it depends on. Their branches were merged into this worktree, and the merge conflicts: a merge is in progress, with conflict markers in the files.
+"
+    );
+    let _ = writeln!(
+        p,
+        "## The sides
+"
+    );
+    for (branch, label) in sides {
+        let mark = if branch == merging {
+            " (being merged: `theirs`)"
+        } else {
+            ""
+        };
+        let _ = writeln!(p, "- {label}: branch `{branch}`{mark}");
+    }
+    let _ = writeln!(
+        p,
+        "
+`ours` in the markers is what was merged before; `theirs` is `{merging}`.
+"
+    );
+    let _ = writeln!(
+        p,
+        "## Conflicted files
+"
+    );
+    for path in paths {
+        let _ = writeln!(p, "- `{path}`");
+    }
+    let _ = writeln!(
+        p,
+        "
+## What to do
+"
+    );
+    let _ = writeln!(
+        p,
+        "- Resolve the conflicts so both tasks' work is kept: combine the two sides, do not drop either."
+    );
+    let _ = writeln!(
+        p,
+        "- Remove every conflict marker (`<<<<<<<`, `=======`, `>>>>>>>`)."
+    );
+    let _ = writeln!(
+        p,
+        "- Do not start task {id} yet: it runs after this, on the resolved base."
+    );
+    let _ = writeln!(
+        p,
+        "- Do not commit and do not edit tasks.md: spec-exec checks the result (no markers left, the verify commands pass) and commits the merge."
+    );
+    let _ = writeln!(
+        p,
+        "- Exit with status 0 when the conflicts are resolved, non-zero if you could not resolve them."
+    );
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

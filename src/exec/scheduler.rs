@@ -128,6 +128,10 @@ pub struct Finished {
 
 /// What the driver is to do.
 #[derive(Debug, Clone)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a few actions at a time, each consumed at once"
+)]
 pub enum Action {
     /// Start a job.
     Start(Start),

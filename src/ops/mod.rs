@@ -55,6 +55,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         None => ws.config.timeout.unwrap_or(config::DEFAULT_TIMEOUT),
     };
     let kill_grace = kill_grace(ws)?;
+    let (verify, verify_default) = verify_commands(ws, opts)?;
     if let Some(agent) = &opts.agent
         && agent.trim().is_empty()
     {
@@ -265,8 +266,51 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
                 .or(ws.config.max_review_rounds)
                 .unwrap_or(config::DEFAULT_MAX_REVIEW_ROUNDS),
             kill_grace,
+            verify,
+            verify_default,
+            max_attempts: opts
+                .max_attempts
+                .or(ws.config.max_attempts)
+                .unwrap_or(config::DEFAULT_MAX_ATTEMPTS),
+            resolve: !opts.no_resolve,
         },
     )
+}
+
+/// The verify commands of a run: none with --no-verify, else --verify's, else the
+/// configuration's, else the default. Whether they are the default.
+fn verify_commands(
+    ws: &Workspace,
+    opts: &RunOptions,
+) -> Result<(Vec<config::VerifyCommand>, bool)> {
+    if opts.no_verify {
+        return Ok((Vec::new(), false));
+    }
+    if !opts.verify.is_empty() {
+        let commands = opts
+            .verify
+            .iter()
+            .map(|line| {
+                config::VerifyCommand::parse(line).map_err(|why| {
+                    Error::user_with_help(
+                        format!("invalid --verify: {why}"),
+                        "give one command line, e.g. --verify 'cargo test --workspace'; write `sh -c '…'` for a shell",
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        return Ok((commands, false));
+    }
+    match &ws.config.verify {
+        Some(commands) => Ok((commands.clone(), false)),
+        None => Ok((
+            vec![
+                config::VerifyCommand::parse(config::DEFAULT_VERIFY)
+                    .unwrap_or_else(|why| panic!("the default verify command is valid: {why}")),
+            ],
+            true,
+        )),
+    }
 }
 
 /// Between SIGTERM and SIGKILL: `SPEC_EXEC_KILL_GRACE`, else `kill-grace` in the

@@ -84,6 +84,22 @@ pub struct Round {
     pub reused: bool,
 }
 
+/// One run of a verify command on a task's work.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyRun {
+    /// The command line, as configured.
+    pub command: String,
+    /// The attempt whose work it checked (1, 2, …).
+    pub attempt: u32,
+    /// The step it checked: `task`, `resolve` or `review`.
+    pub step: &'static str,
+    pub passed: bool,
+    /// How it ended when it did not pass (`exit 101`, `timed out`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    pub duration_secs: f64,
+}
+
 /// One task's line of the report.
 #[derive(Debug, Clone, Serialize)]
 pub struct TaskReport {
@@ -111,6 +127,14 @@ pub struct TaskReport {
     /// The last line the agent printed, when it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_output: Option<String>,
+    /// How many times the agent ran for the task's own step (0 when it never ran).
+    pub attempts: u32,
+    /// Every verify command run on the task's work, in order, across attempts.
+    pub verify: Vec<VerifyRun>,
+    /// The verify commands' output.
+    pub verify_log: Option<PathBuf>,
+    /// The paths whose conflicts between its dependencies' branches an agent resolved.
+    pub resolved: Vec<String>,
 }
 
 impl TaskReport {
@@ -134,6 +158,10 @@ impl TaskReport {
             rounds: Vec::new(),
             agent: None,
             last_output: None,
+            attempts: 0,
+            verify: Vec::new(),
+            verify_log: None,
+            resolved: Vec::new(),
         }
     }
 }
@@ -208,7 +236,7 @@ pub enum Event {
         duration_secs: f64,
         log: PathBuf,
     },
-    TaskFinished(TaskReport),
+    TaskFinished(Box<TaskReport>),
     RunFinished {
         totals: Totals,
         duration_secs: f64,

@@ -179,7 +179,7 @@ impl Sink for ReportFiles {
     fn event(&mut self, event: &Event) {
         match event {
             Event::RunStarted { .. } => self.started = Some(std::time::Instant::now()),
-            Event::TaskFinished(r) => self.tasks.push(r.clone()),
+            Event::TaskFinished(r) => self.tasks.push((**r).clone()),
             Event::RunFinished {
                 duration_secs,
                 exit_code,

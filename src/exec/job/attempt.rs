@@ -1,0 +1,487 @@
+//! A step of a job that an agent does (the task itself, resolving its base's conflicts, a
+//! review), attempt after attempt: the agent runs, its work is checked (no conflict markers
+//! left, the verify commands pass), and what failed goes back to the agent in the next
+//! attempt's prompt, until the work passes or the attempts run out.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use tokio::sync::watch;
+
+use super::{Ctx, End, Job, Progress, argvs, blocking, last_line};
+use crate::agents::Agent;
+use crate::exec::process::{self, Outcome, Stop};
+use crate::report::{Status, VerifyRun};
+
+/// How many lines of a failed command's output the next attempt's prompt quotes.
+const TAIL_LINES: usize = 200;
+/// At most this much of that output, from its end: a few lines can be very long.
+const TAIL_BYTES: u64 = 64 * 1024;
+
+/// What the agent is asked to do in a step: `SPEC_EXEC_STEP`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Task,
+    Resolve,
+    Review,
+}
+
+impl Kind {
+    pub fn word(self) -> &'static str {
+        match self {
+            Kind::Task => "task",
+            Kind::Resolve => "resolve",
+            Kind::Review => "review",
+        }
+    }
+}
+
+/// One step for the agent.
+#[derive(Debug)]
+pub struct Step {
+    pub kind: Kind,
+    /// The step's prompt; a later attempt's adds what failed.
+    pub prompt: String,
+    /// Where the prompt is written.
+    pub prompt_file: PathBuf,
+    /// Files that must hold no conflict markers afterwards.
+    pub markers_in: Vec<String>,
+    /// Verify the work even when the worktree has no uncommitted changes (a resolved merge).
+    pub verify_always: bool,
+}
+
+/// What passed: the verify commands that passed on the final attempt's work.
+#[derive(Debug, Default)]
+pub struct Passed {
+    pub verified: Vec<String>,
+}
+
+/// Why an attempt did not pass, as the next attempt's prompt tells the agent.
+#[derive(Debug)]
+enum Failure {
+    Agent {
+        outcome: String,
+        tail: String,
+    },
+    Markers {
+        at: Vec<String>,
+    },
+    Verify {
+        line: String,
+        outcome: String,
+        tail: String,
+    },
+}
+
+impl Failure {
+    /// The reason a task fails with when this was the last attempt.
+    fn reason(&self) -> String {
+        match self {
+            Failure::Agent { outcome, .. } => outcome.clone(),
+            Failure::Markers { at } => format!("conflict markers are left in {}", at.join(", ")),
+            Failure::Verify { line, outcome, .. } => {
+                format!("verify failed: `{line}` ended with {outcome}")
+            }
+        }
+    }
+
+    fn tail(&self) -> Option<&str> {
+        match self {
+            Failure::Agent { tail, .. } | Failure::Verify { tail, .. } => Some(tail),
+            Failure::Markers { .. } => None,
+        }
+    }
+
+    /// The section of the next attempt's prompt.
+    fn prompt(&self, attempt: u32, max: u32) -> String {
+        let mut p = format!("\n\n## Attempt {attempt} of {max}\n\n");
+        match self {
+            Failure::Agent { outcome, tail } => {
+                p.push_str(&format!(
+                    "The previous attempt ended with {outcome}. The worktree holds what it did. The last lines of its output:\n\n{}\n\nFind out what went wrong, then finish the work.\n",
+                    fenced(tail)
+                ));
+            }
+            Failure::Markers { at } => {
+                p.push_str(&format!(
+                    "The previous attempt left conflict markers (`<<<<<<<`, `=======`, `>>>>>>>`) at {}. Resolve every conflict: no marker may be left.\n",
+                    at.join(", ")
+                ));
+            }
+            Failure::Verify {
+                line,
+                outcome,
+                tail,
+            } => {
+                p.push_str(&format!(
+                    "The work of the previous attempt was checked with `{line}`, which ended with {outcome}. The last lines of its output:\n\n{}\n\nFix what it reports, keep the rest of the work, and make sure `{line}` passes.\n",
+                    fenced(tail)
+                ));
+            }
+        }
+        p
+    }
+}
+
+/// `text` in a fence longer than any run of backticks in it.
+fn fenced(text: &str) -> String {
+    let mut longest = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat((longest + 1).max(3));
+    format!("{fence}text\n{}\n{fence}", text.trim_end())
+}
+
+/// The end of `path` from byte `from`: its last [`TAIL_LINES`] lines.
+fn tail_from(path: &Path, from: u64) -> String {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = from.max(len.saturating_sub(TAIL_BYTES));
+    let mut bytes = Vec::new();
+    if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut bytes).is_err() {
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
+}
+
+fn len_of(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+fn append(path: &Path, text: &str) {
+    let _ = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()));
+}
+
+/// How many attempts a step gets: the shell agent's blocks would only do the same again.
+fn attempts_for(ctx: &Ctx, agent: &Agent) -> u32 {
+    match agent {
+        Agent::Shell => 1,
+        Agent::Command { .. } => ctx.max_attempts.max(1),
+    }
+}
+
+/// Runs `step` to success or to its last failed attempt.
+pub async fn run(
+    ctx: &Arc<Ctx>,
+    job: &Job,
+    p: &mut Progress,
+    stop: &watch::Receiver<Stop>,
+    step: Step,
+) -> Result<Passed, End> {
+    if step.kind == Kind::Resolve && matches!(job.agent, Agent::Shell) {
+        return Err(End::failed(
+            "the shell agent cannot resolve conflicts (it only runs the task's code blocks)",
+        ));
+    }
+    let argvs = argvs(job, &step.prompt_file)?;
+    let max = attempts_for(ctx, &job.agent);
+    p.report.log = Some(p.log.clone());
+    p.report.agent = Some(job.agent.name().to_owned());
+    let mut failure: Option<Failure> = None;
+    for attempt in 1..=max {
+        let mut prompt = step.prompt.clone();
+        if let Some(f) = &failure {
+            prompt.push_str(&f.prompt(attempt, max));
+            append(
+                &p.log,
+                &format!("\n── spec-exec: attempt {attempt} of {max} ──\n"),
+            );
+        }
+        {
+            let file = step.prompt_file.clone();
+            blocking(move || std::fs::write(file, prompt))
+                .await
+                .map_err(|e| End::failed(format!("could not write the prompt: {e}")))?;
+        }
+        if step.kind == Kind::Task {
+            p.report.attempts = attempt;
+        }
+        let from = len_of(&p.log);
+        let outcome = run_agent(ctx, job, p, stop, &step, &argvs, attempt).await;
+        failure = match outcome {
+            Outcome::Exited(0) => check(ctx, p, stop, &step, attempt).await?,
+            Outcome::Interrupted => return Err(interrupted()),
+            // Another attempt would most likely run out of time too.
+            Outcome::TimedOut => {
+                let log = p.log.clone();
+                p.report.last_output = blocking(move || last_line(&log)).await;
+                return Err(End::failed(format!(
+                    "timed out after {}",
+                    humantime::format_duration(ctx.timeout)
+                )));
+            }
+            other => Some(Failure::Agent {
+                outcome: other.describe(),
+                tail: {
+                    let log = p.log.clone();
+                    blocking(move || tail_from(&log, from)).await
+                },
+            }),
+        };
+        let Some(f) = &failure else {
+            return Ok(Passed {
+                verified: p
+                    .report
+                    .verify
+                    .iter()
+                    .filter(|v| v.attempt == attempt && v.step == step.kind.word() && v.passed)
+                    .map(|v| v.command.clone())
+                    .collect(),
+            });
+        };
+        if attempt == max {
+            p.report.last_output = f
+                .tail()
+                .and_then(|t| t.lines().map(str::trim).rfind(|l| !l.is_empty()))
+                .map(|l| console::truncate_str(l, 200, "…").into_owned());
+            let mut reason = f.reason();
+            if step.kind == Kind::Resolve {
+                reason = format!("resolving the conflicts: {reason}");
+            }
+            if max > 1 {
+                reason.push_str(&format!(" (after {max} attempts)"));
+            }
+            return Err(End::failed(reason));
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+fn interrupted() -> End {
+    End {
+        status: Status::Interrupted,
+        reason: "interrupted".to_owned(),
+    }
+}
+
+/// The environment of the agent and of the verify commands.
+fn env(ctx: &Ctx, job: &Job, p: &Progress, step: &Step, attempt: u32) -> Vec<(String, String)> {
+    [
+        ("SPEC_EXEC_FEATURE", ctx.feature.clone()),
+        ("SPEC_EXEC_TASK_ID", job.id.clone()),
+        ("SPEC_EXEC_TASK_TITLE", job.title.clone()),
+        (
+            "SPEC_EXEC_PROMPT_FILE",
+            step.prompt_file.display().to_string(),
+        ),
+        (
+            "SPEC_EXEC_SPEC_DIR",
+            p.worktree.join(&ctx.spec_rel).display().to_string(),
+        ),
+        ("SPEC_EXEC_WORKTREE", p.worktree.display().to_string()),
+        ("SPEC_EXEC_BRANCH", job.start.branch.clone()),
+        ("SPEC_EXEC_RUN_ID", ctx.run_id.clone()),
+        ("SPEC_EXEC_STEP", step.kind.word().to_owned()),
+        ("SPEC_EXEC_ATTEMPT", attempt.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// The agent's run of one attempt: its argvs in turn (the shell agent's blocks), sharing the
+/// task's timeout.
+async fn run_agent(
+    ctx: &Arc<Ctx>,
+    job: &Job,
+    p: &mut Progress,
+    stop: &watch::Receiver<Stop>,
+    step: &Step,
+    argvs: &[Vec<String>],
+    attempt: u32,
+) -> Outcome {
+    let env = env(ctx, job, p, step, attempt);
+    let deadline = Instant::now() + ctx.timeout;
+    p.agent_started = Some(SystemTime::now());
+    let mut outcome = Outcome::Exited(0);
+    for argv in argvs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Outcome::TimedOut;
+        }
+        outcome = process::run(
+            &process::Spawn {
+                argv,
+                cwd: &p.worktree,
+                stdin: &step.prompt_file,
+                log: &p.log,
+                stdout: None,
+                env: &env,
+                timeout: left,
+                grace: ctx.grace,
+                registry: Some((&ctx.registry, &ctx.run_id)),
+            },
+            stop.clone(),
+        )
+        .await;
+        if !outcome.success() {
+            break;
+        }
+    }
+    outcome
+}
+
+/// Checks an attempt's work: conflict markers, then the verify commands in order (the first
+/// that fails ends the check).
+async fn check(
+    ctx: &Arc<Ctx>,
+    p: &mut Progress,
+    stop: &watch::Receiver<Stop>,
+    step: &Step,
+    attempt: u32,
+) -> Result<Option<Failure>, End> {
+    if !step.markers_in.is_empty() {
+        let (worktree, paths) = (p.worktree.clone(), step.markers_in.clone());
+        let at = blocking(move || crate::git::conflict_markers(&worktree, &paths)).await;
+        if !at.is_empty() {
+            return Ok(Some(Failure::Markers { at }));
+        }
+    }
+    let commands = ctx.verify_commands(&p.worktree);
+    if commands.is_empty() {
+        return Ok(None);
+    }
+    if !step.verify_always {
+        let worktree = p.worktree.clone();
+        if !blocking(move || crate::git::has_changes(&worktree)).await {
+            return Ok(None);
+        }
+    }
+    let before = {
+        let worktree = p.worktree.clone();
+        blocking(move || crate::git::untracked_files(&worktree)).await
+    };
+    let failure = verify(ctx, p, stop, step, attempt, commands).await;
+    // What the commands made (a Cargo.lock the repository does not track, say) is not the
+    // agent's work: it goes, so that it is not committed.
+    let worktree = p.worktree.clone();
+    blocking(move || {
+        for new in crate::git::untracked_files(&worktree).difference(&before) {
+            let _ = std::fs::remove_file(worktree.join(new));
+            let mut dir = new.parent();
+            while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+                if std::fs::remove_dir(worktree.join(d)).is_err() {
+                    break;
+                }
+                dir = d.parent();
+            }
+        }
+    })
+    .await;
+    failure
+}
+
+/// Runs the verify commands in order; the first that fails ends the check.
+async fn verify(
+    ctx: &Arc<Ctx>,
+    p: &mut Progress,
+    stop: &watch::Receiver<Stop>,
+    step: &Step,
+    attempt: u32,
+    commands: Vec<crate::config::VerifyCommand>,
+) -> Result<Option<Failure>, End> {
+    let log = p.verify_log.clone();
+    p.report.verify_log = Some(log.clone());
+    let cwd = ctx.verify_dir(&p.worktree);
+    let stdin = PathBuf::from("/dev/null");
+    for command in commands {
+        append(
+            &log,
+            &format!(
+                "── spec-exec: {} (step {}, attempt {attempt}) ──\n",
+                command.line,
+                step.kind.word()
+            ),
+        );
+        let from = len_of(&log);
+        let started = Instant::now();
+        let outcome = process::run(
+            &process::Spawn {
+                argv: &command.argv,
+                cwd: &cwd,
+                stdin: &stdin,
+                log: &log,
+                stdout: None,
+                env: &[
+                    ("SPEC_EXEC_FEATURE".to_owned(), ctx.feature.clone()),
+                    ("SPEC_EXEC_STEP".to_owned(), "verify".to_owned()),
+                    ("SPEC_EXEC_ATTEMPT".to_owned(), attempt.to_string()),
+                ],
+                timeout: ctx.timeout,
+                grace: ctx.grace,
+                registry: Some((&ctx.registry, &ctx.run_id)),
+            },
+            stop.clone(),
+        )
+        .await;
+        if outcome == Outcome::Interrupted {
+            return Err(interrupted());
+        }
+        let passed = outcome.success();
+        let failure = (!passed).then(|| match &outcome {
+            Outcome::TimedOut => format!(
+                "a timeout after {}",
+                humantime::format_duration(ctx.timeout)
+            ),
+            Outcome::SpawnFailed(why) => format!("an error: it could not start ({why})"),
+            other => other.describe(),
+        });
+        p.report.verify.push(VerifyRun {
+            command: command.line.clone(),
+            attempt,
+            step: step.kind.word(),
+            passed,
+            failure: failure.clone(),
+            duration_secs: started.elapsed().as_secs_f64(),
+        });
+        if let Some(outcome) = failure {
+            let log = log.clone();
+            return Ok(Some(Failure::Verify {
+                line: command.line,
+                outcome,
+                tail: blocking(move || tail_from(&log, from)).await,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fence_is_longer_than_the_backticks_inside() {
+        assert_eq!(fenced("a"), "```text\na\n```");
+        assert_eq!(fenced("x ```` y"), "`````text\nx ```` y\n`````");
+    }
+
+    #[test]
+    fn the_tail_is_the_last_lines_after_the_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let head = "before\n";
+        let body: String = (1..=300).map(|n| format!("line {n}\n")).collect();
+        std::fs::write(&log, format!("{head}{body}")).unwrap();
+        let tail = tail_from(&log, head.len() as u64);
+        let lines: Vec<&str> = tail.lines().collect();
+        assert_eq!(lines.len(), TAIL_LINES);
+        assert_eq!(lines[0], "line 101");
+        assert_eq!(lines.last(), Some(&"line 300"));
+        std::fs::write(&log, format!("{head}only\n")).unwrap();
+        assert_eq!(tail_from(&log, head.len() as u64), "only");
+    }
+}
