@@ -304,18 +304,15 @@ fn clean_frees_the_finished_worktrees_and_nothing_else() {
 #[test]
 fn a_dry_run_removes_nothing_and_counts_what_would_go() {
     let Setup { s, finished, .. } = setup();
-    let state = |s: &Scratch| {
-        let mut all = user_tree(&s.repo().join(".git"));
-        all.insert("index".into(), Vec::new());
-        (all, user_state(s))
-    };
+    // Every file under .git (the run state, git's worktree records) and the user's state.
+    let state = |s: &Scratch| (user_tree(&s.repo().join(".git")), user_state(s));
     let before = state(&s);
     let out = clean(&s, &["--dry-run", "--keep", "1"]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
-        err.contains("Would remove .git/spec-exec/demo/worktrees/1 (1.")
-            && err.contains("B, the worktree of finished task 1, committed on `spec/demo/1`)"),
+        err.contains("Would remove .git/spec-exec/demo/worktrees/1 (")
+            && err.contains(", the worktree of finished task 1, committed on `spec/demo/1`)"),
         "{err}"
     );
     assert!(
