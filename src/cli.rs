@@ -73,6 +73,29 @@ pub enum Command {
     /// Ask the agent which pending tasks depend on which, and write the answer into tasks.md
     /// for review (the list then needs approving again)
     Deps(DepsCommand),
+    /// Remove the run state of finished work: finished tasks' worktrees and all but the newest
+    /// run directories (every feature with run state when none is named)
+    Clean(CleanCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct CleanCommand {
+    /// The feature whose run state to clean [default: every feature with run state]
+    #[arg(value_name = "FEATURE")]
+    pub feature: Option<String>,
+
+    /// Keep the newest N run directories (logs, prompts, reports) of each feature
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub keep: usize,
+
+    /// Also remove the kept worktrees (failed tasks', and ones with uncommitted changes) and
+    /// the moved-aside copies in leftovers/
+    #[arg(long)]
+    pub leftovers: bool,
+
+    /// Say what would be removed and how much it would free; remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

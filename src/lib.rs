@@ -117,6 +117,9 @@ mod entry {
                 ops::approve(shell, &Workspace::load(manifest)?, &feature)
             }
             Some(Command::Deps(deps)) => ops::deps::deps(shell, &Workspace::load(manifest)?, &deps),
+            Some(Command::Clean(clean)) => {
+                ops::clean::clean(shell, &Workspace::load(manifest)?, &clean)
+            }
             None => {
                 // As cargo answers a command missing its argument: the error, the usage, a pointer
                 // to --help; and, since the argument is a feature, the features there are. Exit 2,

@@ -2,6 +2,7 @@
 //! [`Shell`]. Errors a user can cause come back as [`Error`]s; the caller prints them.
 
 mod ask;
+pub mod clean;
 pub mod deps;
 
 use std::path::{Path, PathBuf};
