@@ -117,6 +117,7 @@ mod entry {
                 ops::approve(shell, &Workspace::load(manifest)?, &feature)
             }
             Some(Command::Deps(deps)) => ops::deps::deps(shell, &Workspace::load(manifest)?, &deps),
+            Some(Command::Pr(pr)) => ops::pr::pr(shell, &Workspace::load(manifest)?, &pr),
             None => {
                 // As cargo answers a command missing its argument: the error, the usage, a pointer
                 // to --help; and, since the argument is a feature, the features there are. Exit 2,

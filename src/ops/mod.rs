@@ -3,6 +3,7 @@
 
 mod ask;
 pub mod deps;
+pub mod pr;
 
 use std::path::{Path, PathBuf};
 

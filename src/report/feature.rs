@@ -125,12 +125,14 @@ fn short(commit: &str) -> &str {
     &commit[..commit.len().min(10)]
 }
 
+/// Text on one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Text for a table cell: one line, no `|` that would end the cell.
 fn cell(text: &str) -> String {
-    text.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .replace('|', "\\|")
+    one_line(text).replace('|', "\\|")
 }
 
 /// `done`, `done (approved)`, `failed (requires changes)`.
@@ -224,13 +226,13 @@ impl FeatureReport {
                 let _ = writeln!(
                     out,
                     "- **{}** {} in run `{}`{}",
-                    cell(&t.task.id),
+                    one_line(&t.task.id),
                     t.task.status.word(),
                     t.run,
                     t.task
                         .reason
                         .as_deref()
-                        .map(|why| format!(": {}", cell(why)))
+                        .map(|why| format!(": {}", one_line(why)))
                         .unwrap_or_default(),
                 );
             }
@@ -253,7 +255,7 @@ impl FeatureReport {
                     out,
                     "- `{}` could not be read ({}); its tasks are not in this report",
                     u.path.display(),
-                    cell(&u.error)
+                    one_line(&u.error)
                 );
             }
         }
@@ -271,8 +273,8 @@ impl FeatureReport {
             out,
             "# Feature `{}`, task {}: {}\n",
             self.feature,
-            cell(&r.id),
-            cell(&r.title)
+            one_line(&r.id),
+            one_line(&r.title)
         );
         let _ = writeln!(out, "| status | branch | commit | runs |");
         let _ = writeln!(out, "| --- | --- | --- | --- |");
@@ -288,7 +290,7 @@ impl FeatureReport {
             runs_cell(&t.runs),
         );
         if let Some(why) = &r.reason {
-            let _ = writeln!(out, "\n{}", cell(why));
+            let _ = writeln!(out, "\n{}", one_line(why));
         }
         if r.rounds.iter().any(|x| x.verdict.is_some()) {
             let _ = writeln!(out, "\n{}", review_line(r));
@@ -304,10 +306,10 @@ fn review_line(r: &TaskReport) -> String {
         .iter()
         .map(|x| match x.verdict {
             Some(v) => format!("{} (round {})", v.word(), x.round),
-            None => format!("rework {}", cell(&x.task)),
+            None => format!("rework {}", one_line(&x.task)),
         })
         .collect();
-    format!("**{}**: {}", cell(&r.id), steps.join(", "))
+    format!("**{}**: {}", one_line(&r.id), steps.join(", "))
 }
 
 /// Reads every `runs/*/report.json` under `state_dir` but run `except`'s (whose report the
