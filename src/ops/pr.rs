@@ -2,9 +2,10 @@
 //! request for it with GitHub's `gh`, the feature report as its body; `--stacked` opens one
 //! pull request per task instead, each on top of what the task was built on.
 //!
-//! Pushes go through the git CLI (the user's credential helpers work), never forced; `gh` is
-//! run with an argv, never through a shell. Without `gh` the commands are printed for the user
-//! to run. Nothing local is changed but the feature's state directory (the report, the bodies).
+//! Pushes go through the git CLI (the user's git credentials and SSH keys work), never forced;
+//! `gh` is run with an argv, never through a shell. Without `gh` the commands are printed for
+//! the user to run. Nothing local is changed but the feature's state directory (the report,
+//! the bodies).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -143,6 +144,16 @@ fn plural(n: usize, word: &str) -> String {
     crate::output::count(n, word)
 }
 
+/// Where the pull request goes: the branches and the remote, each checked.
+#[derive(Debug)]
+struct Target {
+    integration: String,
+    integration_tip: Oid,
+    base: String,
+    base_tip: Oid,
+    remote: String,
+}
+
 pub fn pr(shell: &Shell, ws: &Workspace, cmd: &PrCommand) -> Result<i32> {
     let feature = spec::find_anywhere(&ws.root, &ws.features_dir(), &cmd.feature)?;
     let name = feature.name.clone();
@@ -158,83 +169,19 @@ pub fn pr(shell: &Shell, ws: &Workspace, cmd: &PrCommand) -> Result<i32> {
     let workdir = repo
         .workdir()
         .map_or_else(|| ws.root.clone(), Path::to_path_buf);
-
-    let integration = integration_branch(prefix, &name);
-    let Some(integration_tip) = branch_tip(&repo, &integration) else {
-        return Err(Error::user_with_help(
-            format!("`{name}` has no integration branch: `{integration}` does not exist"),
-            format!(
-                "build it with `cargo spec-exec land {name}` (it merges the feature's task branches), then run `cargo spec-exec pr {name}` again"
-            ),
-        ));
-    };
-    let base = match &cmd.base {
-        Some(b) if b.trim().is_empty() => {
-            return Err(Error::user_with_help(
-                "--base is empty",
-                "name the branch the pull request goes into, e.g. --base main",
-            ));
-        }
-        Some(b) => b.clone(),
-        None => head_branch(&repo)?,
-    };
-    let remote = cmd
-        .remote
-        .clone()
-        .or_else(|| upstream_remote(&repo, &base))
-        .unwrap_or_else(|| "origin".to_owned());
-    if repo.find_remote(&remote).is_err() {
-        let known: Vec<String> = repo
-            .remotes()
-            .map(|r| r.iter().flatten().map(|n| format!("`{n}`")).collect())
-            .unwrap_or_default();
-        let how = if cmd.remote.is_some() {
-            "--remote names it"
-        } else {
-            "it is the default: the base branch has no upstream remote"
-        };
-        return Err(Error::user_with_help(
-            format!("there is no remote `{remote}` in this repository ({how})"),
-            if known.is_empty() {
-                format!(
-                    "add it with `git remote add {remote} <url>`, then run `cargo spec-exec pr {name}` again"
-                )
-            } else {
-                format!(
-                    "pass one of {} with --remote, or add it with `git remote add {remote} <url>`",
-                    known.join(", ")
-                )
-            },
-        ));
-    }
-    let Some(base_tip) = branch_tip(&repo, &base).or_else(|| {
-        repo.refname_to_id(&format!("refs/remotes/{remote}/{base}"))
-            .ok()
-    }) else {
-        return Err(Error::user_with_help(
-            format!(
-                "the base branch `{base}` is neither a branch of this repository nor `{remote}/{base}`"
-            ),
-            "pass the branch the pull request goes into with --base BRANCH (`git fetch` first when only the remote has it)",
-        ));
-    };
-    if base == integration {
-        return Err(Error::user_with_help(
-            format!("the base branch is the integration branch `{integration}` itself"),
-            "pass the branch the pull request goes into with --base BRANCH",
-        ));
-    }
-
-    let done = tasks_done(&repo, integration_tip, base_tip, &name).map_err(|e| {
+    let t = target(&repo, cmd, prefix, &name)?;
+    let done = tasks_done(&repo, t.integration_tip, t.base_tip, &name).map_err(|e| {
         Error::user(format!(
-            "git: could not read `{integration}`: {}",
+            "git: could not read `{}`: {}",
+            t.integration,
             e.message()
         ))
     })?;
     if done.is_empty() {
         return Err(Error::user_with_help(
             format!(
-                "`{integration}` holds no task of `{name}` that `{base}` lacks: there is nothing to open a pull request for"
+                "`{}` holds no task of `{name}` that `{}` lacks: there is nothing to open a pull request for",
+                t.integration, t.base
             ),
             format!(
                 "run the feature's tasks and `cargo spec-exec land {name}` first, or pass the branch the pull request goes into with --base"
@@ -261,57 +208,151 @@ pub fn pr(shell: &Shell, ws: &Workspace, cmd: &PrCommand) -> Result<i32> {
     };
 
     let requests = if cmd.stacked {
-        stacked(&repo, prefix, &name, &base, &done, &report, &state)
+        stacked(&repo, prefix, &name, &t.base, &done, &report, &state)
     } else {
         vec![Request {
             pushes: vec![Push {
-                source: integration.clone(),
-                branch: integration.clone(),
-                commit: integration_tip,
+                source: t.integration.clone(),
+                branch: t.integration.clone(),
+                commit: t.integration_tip,
                 what: format!("integration branch with {}", plural(done.len(), "task")),
             }],
-            base: base.clone(),
-            head: integration.clone(),
+            base: t.base.clone(),
+            head: t.integration.clone(),
             title: format!("{name}: {}", plural(done.len(), "task")),
             body: report.markdown(),
             body_file: feature::markdown_path(&state),
         }]
     };
-
     if cmd.dry_run {
-        for r in &requests {
-            let commands = r.commands(&remote);
-            if shell.is_json() {
-                shell.json(&line(&name, &remote, r, false, None));
-            } else {
-                for p in &r.pushes {
-                    shell.status(
-                        "Would push",
-                        format!(
-                            "`{}` ({}, at {}) to `{remote}`",
-                            p.branch,
-                            p.what,
-                            short(p.commit)
-                        ),
-                    );
-                }
-                for c in commands {
-                    shell.out(quoted(&c));
-                }
-            }
-        }
-        shell.status(
-            "Finished",
-            "--dry-run: nothing was pushed or opened, and no body file written",
-        );
-        return Ok(exit::OK);
+        dry_run(shell, &name, &t.remote, &requests);
+        Ok(exit::OK)
+    } else {
+        open(shell, &name, &workdir, &t.remote, &requests, &state)
     }
+}
 
+/// The integration branch, the base and the remote, or what is wrong with them (exit 2).
+fn target(repo: &Repository, cmd: &PrCommand, prefix: &str, name: &str) -> Result<Target> {
+    let integration = integration_branch(prefix, name);
+    let Some(integration_tip) = branch_tip(repo, &integration) else {
+        return Err(Error::user_with_help(
+            format!("`{name}` has no integration branch: `{integration}` does not exist"),
+            format!(
+                "build it with `cargo spec-exec land {name}` (it merges the feature's task branches), then run `cargo spec-exec pr {name}` again"
+            ),
+        ));
+    };
+    let base = match &cmd.base {
+        Some(b) if b.trim().is_empty() => {
+            return Err(Error::user_with_help(
+                "--base is empty",
+                "name the branch the pull request goes into, e.g. --base main",
+            ));
+        }
+        Some(b) => b.clone(),
+        None => head_branch(repo)?,
+    };
+    if base == integration {
+        return Err(Error::user_with_help(
+            format!("the base branch is the integration branch `{integration}` itself"),
+            "pass the branch the pull request goes into with --base BRANCH",
+        ));
+    }
+    let remote = cmd
+        .remote
+        .clone()
+        .or_else(|| upstream_remote(repo, &base))
+        .unwrap_or_else(|| "origin".to_owned());
+    if repo.find_remote(&remote).is_err() {
+        let known: Vec<String> = repo
+            .remotes()
+            .map(|r| r.iter().flatten().map(|n| format!("`{n}`")).collect())
+            .unwrap_or_default();
+        let how = if cmd.remote.is_some() {
+            "--remote names it"
+        } else {
+            "it is the default: the base branch has no upstream remote"
+        };
+        return Err(Error::user_with_help(
+            format!("there is no remote `{remote}` in this repository ({how})"),
+            if known.is_empty() {
+                format!(
+                    "add it with `git remote add {remote} <url>`, then run `cargo spec-exec pr {name}` again"
+                )
+            } else {
+                format!(
+                    "pass one of {} with --remote, or add it with `git remote add {remote} <url>`",
+                    known.join(", ")
+                )
+            },
+        ));
+    }
+    let Some(base_tip) = branch_tip(repo, &base).or_else(|| {
+        repo.refname_to_id(&format!("refs/remotes/{remote}/{base}"))
+            .ok()
+    }) else {
+        return Err(Error::user_with_help(
+            format!(
+                "the base branch `{base}` is neither a branch of this repository nor `{remote}/{base}`"
+            ),
+            "pass the branch the pull request goes into with --base BRANCH (`git fetch` first when only the remote has it)",
+        ));
+    };
+    Ok(Target {
+        integration,
+        integration_tip,
+        base,
+        base_tip,
+        remote,
+    })
+}
+
+/// `--dry-run`: what would be pushed, and the commands.
+fn dry_run(shell: &Shell, name: &str, remote: &str, requests: &[Request]) {
+    for r in requests {
+        if shell.is_json() {
+            shell.json(&line(name, remote, r, false, None));
+            continue;
+        }
+        for p in &r.pushes {
+            shell.status("Would push", pushed(p, remote));
+        }
+        for c in r.commands(remote) {
+            shell.out(quoted(&c));
+        }
+    }
+    shell.status(
+        "Finished",
+        "--dry-run: nothing was pushed or opened, and no body file written",
+    );
+}
+
+/// `` `spec/f/2` (task 2, at 0123456789) to `origin` ``.
+fn pushed(p: &Push, remote: &str) -> String {
+    format!(
+        "`{}` ({}, at {}) to `{remote}`",
+        p.branch,
+        p.what,
+        short(p.commit)
+    )
+}
+
+/// Pushes each request's branches and opens it with `gh`, or, without `gh`, prints the
+/// commands that open them. A failed push or `gh` stops there (exit 1).
+fn open(
+    shell: &Shell,
+    name: &str,
+    workdir: &Path,
+    remote: &str,
+    requests: &[Request],
+    state: &Path,
+) -> Result<i32> {
     let gh = which::which("gh").ok();
     let mut printed = Vec::new();
-    for r in &requests {
+    for r in requests {
         for p in &r.pushes {
-            if let Err(why) = push(&workdir, &remote, p) {
+            if let Err(why) = push(workdir, remote, p) {
                 shell.diagnostic(
                     &Diagnostic::error(format!(
                         "could not push `{}` to `{remote}`: {why}",
@@ -321,35 +362,27 @@ pub fn pr(shell: &Shell, ws: &Workspace, cmd: &PrCommand) -> Result<i32> {
                 );
                 return Ok(exit::TASKS_FAILED);
             }
-            shell.status(
-                "Pushed",
-                format!(
-                    "`{}` ({}, at {}) to `{remote}`",
-                    p.branch,
-                    p.what,
-                    short(p.commit)
-                ),
-            );
+            shell.status("Pushed", pushed(p, remote));
         }
-        if r.body_file != feature::markdown_path(&state) {
+        if r.body_file != feature::markdown_path(state) {
             write_body(&r.body_file, &r.body)?;
         }
         let Some(gh) = &gh else {
             if shell.is_json() {
-                shell.json(&line(&name, &remote, r, true, None));
+                shell.json(&line(name, remote, r, true, None));
             } else {
                 printed.push(quoted(&r.gh_command()));
             }
             continue;
         };
-        match run_gh(gh, &workdir, &r.gh_args()) {
+        match run_gh(gh, workdir, &r.gh_args()) {
             Ok(url) => {
                 shell.status(
                     "Opened",
                     format!("a pull request of `{}` into `{}`", r.head, r.base),
                 );
                 if shell.is_json() {
-                    shell.json(&line(&name, &remote, r, true, Some(url)));
+                    shell.json(&line(name, remote, r, true, Some(url)));
                 } else if !url.is_empty() {
                     shell.out(url);
                 }
@@ -367,12 +400,13 @@ pub fn pr(shell: &Shell, ws: &Workspace, cmd: &PrCommand) -> Result<i32> {
         }
     }
     if !printed.is_empty() {
+        let one = printed.len() == 1;
         shell.status(
             "Next",
             format!(
                 "`gh` (GitHub's command line) is not on PATH: open the pull request{} with {}",
-                if printed.len() == 1 { "" } else { "s" },
-                if printed.len() == 1 {
+                if one { "" } else { "s" },
+                if one {
                     "this command"
                 } else {
                     "these commands"
