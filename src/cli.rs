@@ -76,6 +76,8 @@ pub enum Command {
     /// Remove the run state of finished work: finished tasks' worktrees and all but the newest
     /// run directories (every feature with run state when none is named)
     Clean(CleanCommand),
+    /// Push the feature's integration branch and open a pull request for it with `gh`
+    Pr(PrCommand),
 }
 
 #[derive(Debug, Args)]
@@ -94,6 +96,29 @@ pub struct CleanCommand {
     pub leftovers: bool,
 
     /// Say what would be removed and how much it would free; remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PrCommand {
+    /// The feature whose work to propose
+    #[arg(value_name = "FEATURE")]
+    pub feature: String,
+
+    /// The branch the pull request goes into [default: the branch HEAD is on]
+    #[arg(long, value_name = "BRANCH")]
+    pub base: Option<String>,
+
+    /// The remote to push to [default: the base branch's upstream remote, else origin]
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+
+    /// One pull request per task, each into the branch of what the task was built on
+    #[arg(long)]
+    pub stacked: bool,
+
+    /// Print what would be pushed and run; push, write and open nothing
     #[arg(long)]
     pub dry_run: bool,
 }

@@ -120,6 +120,7 @@ mod entry {
             Some(Command::Clean(clean)) => {
                 ops::clean::clean(shell, &Workspace::load(manifest)?, &clean)
             }
+            Some(Command::Pr(pr)) => ops::pr::pr(shell, &Workspace::load(manifest)?, &pr),
             None => {
                 // As cargo answers a command missing its argument: the error, the usage, a pointer
                 // to --help; and, since the argument is a feature, the features there are. Exit 2,

@@ -4,6 +4,7 @@
 mod ask;
 pub mod clean;
 pub mod deps;
+pub mod pr;
 
 use std::path::{Path, PathBuf};
 

@@ -1,17 +1,18 @@
 //! The run's event stream and its final report. Exec emits [`Event`]s; every output is a
 //! [`sink::Sink`] of them: JSON lines, the human display in [`crate::output`], the report files.
 
+pub mod feature;
 pub mod sink;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::plan::render::FORMAT_VERSION;
 
 /// How a task ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     /// Ran, committed and ticked.
@@ -45,7 +46,7 @@ impl Status {
 }
 
 /// A review's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     Approved,
@@ -70,7 +71,7 @@ impl Verdict {
 }
 
 /// One run of a review gate's loop: a review round (with its verdict) or a run of its rework.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Round {
     /// The review, or the rework that ran between two of its rounds.
     pub task: String,
@@ -85,14 +86,14 @@ pub struct Round {
 }
 
 /// One run of a verify command on a task's work.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VerifyRun {
     /// The command line, as configured.
     pub command: String,
     /// The attempt whose work it checked (1, 2, …).
     pub attempt: u32,
     /// The step it checked: `task`, `resolve` or `review`.
-    pub step: &'static str,
+    pub step: String,
     pub passed: bool,
     /// How it ended when it did not pass (`exit 101`, `timed out`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,8 +101,8 @@ pub struct VerifyRun {
     pub duration_secs: f64,
 }
 
-/// One task's line of the report.
-#[derive(Debug, Clone, Serialize)]
+/// One task's line of the report (read back from `report.json` for the feature report).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaskReport {
     pub id: String,
     pub title: String,
@@ -110,6 +111,7 @@ pub struct TaskReport {
     pub branch: Option<String>,
     pub commit: Option<String>,
     pub files_changed: Option<usize>,
+    #[serde(default)]
     pub duration_secs: f64,
     pub log: Option<PathBuf>,
     /// Kept for inspection when the task did not finish.
@@ -121,6 +123,7 @@ pub struct TaskReport {
     pub verdict: Option<Verdict>,
     /// A review's loop, round by round, with the rework runs between rounds; a rework's own
     /// runs. Empty for other tasks.
+    #[serde(default)]
     pub rounds: Vec<Round>,
     /// The agent that ran it (`claude`, `shell`, a command's program); `null` when none ran.
     pub agent: Option<String>,
@@ -128,12 +131,16 @@ pub struct TaskReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_output: Option<String>,
     /// How many times the agent ran for the task's own step (0 when it never ran).
+    #[serde(default)]
     pub attempts: u32,
     /// Every verify command run on the task's work, in order, across attempts.
+    #[serde(default)]
     pub verify: Vec<VerifyRun>,
     /// The verify commands' output.
+    #[serde(default)]
     pub verify_log: Option<PathBuf>,
     /// The paths whose conflicts between its dependencies' branches an agent resolved.
+    #[serde(default)]
     pub resolved: Vec<String>,
 }
 
@@ -166,7 +173,7 @@ impl TaskReport {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
     pub done: usize,
     pub reused: usize,

@@ -108,7 +108,8 @@ impl Sink for Sinks<'_> {
 }
 
 /// Writes `report.json` and `report.md` into the run's directory when the run finishes, each
-/// atomically (a temporary file renamed over it): a report is whole or absent, never cut.
+/// atomically (a temporary file renamed over it): a report is whole or absent, never cut. Then
+/// the feature report over every run (see [`super::feature`]) in the feature's state directory.
 #[derive(Debug)]
 pub struct ReportFiles {
     pub feature: String,
@@ -171,6 +172,17 @@ impl ReportFiles {
         for (name, text) in [("report.json", json), ("report.md", markdown)] {
             write_atomic(&self.run_dir.join(name), text.as_bytes())?;
         }
+        // The feature's report, over every run of it: `<state-dir>/runs/<run-id>` is this run's.
+        if let Some(state_dir) = self.run_dir.parent().and_then(Path::parent) {
+            let current = super::feature::RunReport {
+                feature: self.feature.clone(),
+                run_id: self.run_id.clone(),
+                agent: self.agent.clone(),
+                exit_code,
+                tasks: self.tasks.clone(),
+            };
+            super::feature::refresh(state_dir, &self.feature, Some(current), &self.order)?;
+        }
         Ok(())
     }
 }
@@ -200,7 +212,7 @@ impl Sink for ReportFiles {
 
 /// Writes `bytes` to `path` through a temporary file in the same directory, synced, then
 /// renamed over it.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+pub(super) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let fail = |e: std::io::Error| format!("could not write `{}`: {e}", path.display());
     let mut tmp = tempfile::Builder::new()

@@ -442,7 +442,7 @@ async fn verify(
         p.report.verify.push(VerifyRun {
             command: command.line.clone(),
             attempt,
-            step: step.kind.word(),
+            step: step.kind.word().to_owned(),
             passed,
             failure: failure.clone(),
             duration_secs: started.elapsed().as_secs_f64(),
