@@ -36,7 +36,7 @@ pub enum ColorChoice {
         cargo spec-exec [OPTIONS] <COMMAND>",
     after_help = "A bare <FEATURE> is short for `run <FEATURE>` and takes the run options: \
         --dry-run, --max-agents, --track, --skip-optional, --continue-on-error, --agent, --timeout, \
-        --max-review-rounds and --base \
+        --max-review-rounds, --base and --overlap \
         (`cargo spec-exec run --help` explains them). Options may come before or after the \
         feature or command.\n\n\
         Exit status: 0 all selected tasks done, 1 a task failed or was skipped, \
@@ -147,6 +147,12 @@ pub struct RunOptions {
     /// The revision tasks without dependencies start from [default: HEAD]
     #[arg(long, value_name = "REV")]
     pub base: Option<String>,
+
+    /// Tasks that may run together but declare the same file: warn, or serialize them (the
+    /// later task in the document waits for the earlier one and builds on its branch)
+    /// [default: warn, or `overlap` in the configuration]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub overlap: Option<crate::plan::Overlap>,
 }
 
 /// Accepted before or after the command word; listed after a command's own options.
