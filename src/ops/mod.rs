@@ -99,7 +99,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
     if !opts.dry_run
         && let Some(note) = plan.orderings_note(&list)
     {
-        shell.status("Ordered", note);
+        shell.status("Note", note);
     }
     let lineup = agents::Lineup::new(
         opts.agent.as_deref(),
