@@ -166,6 +166,8 @@ fn an_ordering_that_would_close_a_cycle_is_not_added() {
     assert!(plan.warnings.is_empty(), "{:?}", messages(&plan));
     assert_eq!(levels(&list, &plan), [["4"], ["1"], ["2"], ["3"]]);
     assert_eq!(ids(&list, &plan.critical_path), ["4", "1", "2", "3"]);
+    // A chain the user asked for: no note proposing `deps` to find independent tasks.
+    assert_eq!(plan.chain_note("demo"), None);
 }
 
 #[test]

@@ -119,9 +119,13 @@ impl Plan {
     }
 
     /// For a plan that is one chain of more than three tasks: a note saying so, and that
-    /// `cargo spec-exec deps <feature>` can find which of them are independent.
+    /// `cargo spec-exec deps <feature>` can find which of them are independent. Not when
+    /// `--overlap serialize` made it one: the tasks were asked to wait for each other.
     pub fn chain_note(&self, feature: &str) -> Option<String> {
-        (self.nodes.len() > 3 && self.levels.iter().all(|l| l.len() == 1)).then(|| {
+        (self.nodes.len() > 3
+            && self.orderings.is_empty()
+            && self.levels.iter().all(|l| l.len() == 1))
+        .then(|| {
             format!(
                 "the {} pending tasks run one after another (one chain), one agent at a time; \
                  `cargo spec-exec deps {feature}` asks the agent which of them depend on which, \
