@@ -258,6 +258,7 @@ fn plan_options() -> plan::Options {
         tracks: vec![],
         max_agents: 6,
         skip_optional: false,
+        ..plan::Options::default()
     }
 }
 

@@ -26,6 +26,8 @@ pub const DEFAULT_MAX_REVIEW_ROUNDS: u32 = 3;
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 2;
 /// What verifies a task's work in a Cargo workspace when `verify` is not configured.
 pub const DEFAULT_VERIFY: &str = "cargo check --workspace --all-targets";
+/// The feature's integration branch: `{prefix}` is the branch prefix, `{feature}` the feature.
+pub const DEFAULT_INTEGRATION_BRANCH: &str = "{prefix}/{feature}/integration";
 
 const KEYS: &[&str] = &[
     "features-dir",
@@ -38,6 +40,8 @@ const KEYS: &[&str] = &[
     "kill-grace",
     "verify",
     "max-attempts",
+    "overlap",
+    "integration-branch",
 ];
 
 /// The keys of an `[….agents.<name>]` table.
@@ -61,6 +65,10 @@ pub struct Config {
     /// when not configured (the default applies), empty when configured off.
     pub verify: Option<Vec<VerifyCommand>>,
     pub max_attempts: Option<u32>,
+    /// What the plan does about tasks that may run together but declare the same file.
+    pub overlap: crate::plan::Overlap,
+    /// The integration branch's template (see [`Config::integration_branch`]).
+    pub integration_branch: String,
 }
 
 /// A verify command: the line as written and its words.
@@ -100,6 +108,8 @@ impl Default for Config {
             agents: BTreeMap::new(),
             verify: None,
             max_attempts: None,
+            overlap: crate::plan::Overlap::default(),
+            integration_branch: DEFAULT_INTEGRATION_BRANCH.to_owned(),
         }
     }
 }
@@ -298,6 +308,20 @@ impl Config {
                     },
                     None => problems.push(bad("expected a string").help("e.g. branch-prefix = \"spec\"")),
                 },
+                "overlap" => match value.as_str().and_then(crate::plan::Overlap::from_name) {
+                    Some(mode) => config.overlap = mode,
+                    None => problems.push(
+                        bad(&format!(
+                            "expected one of {}",
+                            crate::plan::Overlap::NAMES.map(|n| format!("\"{n}\"")).join(", ")
+                        ))
+                        .help("e.g. overlap = \"serialize\" (the later of two tasks that declare the same file waits for the earlier)"),
+                    ),
+                },
+                "integration-branch" => match value.as_str() {
+                    Some(s) => config.integration_branch = s.to_owned(),
+                    None => problems.push(bad("expected a string").help(INTEGRATION_HELP)),
+                },
                 _ => problems.push(
                     Diagnostic::error(format!("unknown key `{key}` in [{}]", src.table))
                         .at(loc)
@@ -306,12 +330,98 @@ impl Config {
                 ),
             }
         }
+        // Checked with the prefix it is used with, whichever key came first.
+        if table
+            .get("integration-branch")
+            .is_some_and(Value::is_string)
+            && !problems
+                .iter()
+                .any(|d| d.message.contains("`branch-prefix`"))
+            && let Err(why) =
+                validate_integration_branch(&config.integration_branch, &config.branch_prefix)
+        {
+            problems.push(
+                Diagnostic::error(format!(
+                    "invalid `integration-branch` in [{}]: {why}",
+                    src.table
+                ))
+                .at(src.locate(Some("integration-branch")))
+                .help(INTEGRATION_HELP),
+            );
+        }
         if problems.is_empty() {
             Ok(config)
         } else {
             Err(Error::Diagnostics(problems))
         }
     }
+}
+
+impl Config {
+    /// The feature's integration branch: the `integration-branch` template with `{prefix}`
+    /// and `{feature}` filled in (`spec/user-auth/integration` by default).
+    pub fn integration_branch(&self, feature: &str) -> String {
+        expand_integration_branch(&self.integration_branch, &self.branch_prefix, feature)
+    }
+}
+
+const INTEGRATION_HELP: &str = "e.g. integration-branch = \"{prefix}/{feature}/integration\" ({prefix} is the branch prefix, {feature} the feature's name)";
+
+fn expand_integration_branch(template: &str, prefix: &str, feature: &str) -> String {
+    template
+        .replace("{prefix}", prefix)
+        .replace("{feature}", feature)
+}
+
+/// Checks an `integration-branch` template: `{prefix}` and `{feature}` are its only
+/// placeholders, it names the feature, and it makes a branch name git takes that is not where
+/// the feature's task branches (`<prefix>/<feature>/<task-id>`) go.
+pub fn validate_integration_branch(
+    template: &str,
+    prefix: &str,
+) -> std::result::Result<(), String> {
+    let mut rest = template;
+    while let Some(open) = rest.find(['{', '}']) {
+        let tail = &rest[open..];
+        match ["{prefix}", "{feature}"]
+            .iter()
+            .find(|p| tail.starts_with(*p))
+        {
+            Some(p) => rest = &tail[p.len()..],
+            None => {
+                let bad = tail
+                    .find('}')
+                    .filter(|_| tail.starts_with('{'))
+                    .map_or(&tail[..1], |end| &tail[..=end]);
+                return Err(format!(
+                    "`{bad}` is not a placeholder (the placeholders are {{prefix}} and {{feature}})"
+                ));
+            }
+        }
+    }
+    if !template.contains("{feature}") {
+        return Err(format!(
+            "`{template}` does not name the feature: every feature needs a branch of its own"
+        ));
+    }
+    let sample = "user-auth";
+    let branch = expand_integration_branch(template, prefix, sample);
+    if branch.is_empty()
+        || branch.starts_with('/')
+        || branch.ends_with('/')
+        || !git2::Reference::is_valid_name(&format!("refs/heads/{branch}"))
+    {
+        return Err(format!(
+            "`{template}` makes `{branch}` for a feature `{sample}`, which is not a valid git branch name"
+        ));
+    }
+    let tasks = format!("{prefix}/{sample}");
+    if tasks == branch || tasks.starts_with(&format!("{branch}/")) {
+        return Err(format!(
+            "`{template}` makes `{branch}` for a feature `{sample}`, where its task branches (`{tasks}/<task-id>`) go: git cannot hold a branch and branches below it"
+        ));
+    }
+    Ok(())
 }
 
 /// The help for a bad agent command.
@@ -737,6 +847,86 @@ mod tests {
         for bad in ["", ".hidden", "a/b", "a b", "a\\b", "tab\there"] {
             assert!(validate_agent_name(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn overlap_is_read_and_checked() {
+        assert_eq!(Config::default().overlap, crate::plan::Overlap::Warn);
+        let value = serde_json::json!({"overlap": "serialize"});
+        let c = Config::from_value(Some(&value), &src("")).unwrap();
+        assert_eq!(c.overlap, crate::plan::Overlap::Serialize);
+        let text = "[workspace.metadata.spec-exec]\nmax-agents = 2\noverlap = \"always\"\n";
+        let value = serde_json::json!({"max-agents": 2, "overlap": "always"});
+        assert_eq!(
+            errors(text, &value),
+            [
+                "Cargo.toml:3:1: invalid `overlap` in [workspace.metadata.spec-exec]: expected one of \"warn\", \"serialize\""
+            ]
+        );
+        assert_eq!(errors("", &serde_json::json!({"overlap": true})).len(), 1);
+    }
+
+    #[test]
+    fn the_integration_branch_fills_in_its_template() {
+        let c = Config::default();
+        assert_eq!(
+            c.integration_branch("user-auth"),
+            "spec/user-auth/integration"
+        );
+        let value = serde_json::json!({
+            "branch-prefix": "team/spec",
+            "integration-branch": "{prefix}/{feature}-integration",
+        });
+        let c = Config::from_value(Some(&value), &src("")).unwrap();
+        assert_eq!(
+            c.integration_branch("user-auth"),
+            "team/spec/user-auth-integration"
+        );
+        // Checked with the configured prefix, whichever key comes first.
+        let value = serde_json::json!({"integration-branch": "{prefix}/{feature}", "branch-prefix": "team/spec"});
+        let e = errors("", &value);
+        assert!(e[0].contains("makes `team/spec/user-auth`"), "{e:?}");
+    }
+
+    #[test]
+    fn integration_branch_templates() {
+        for ok in [
+            "{prefix}/{feature}/integration",
+            "{prefix}/{feature}-integration",
+            "integration/{feature}",
+            "{feature}",
+        ] {
+            assert_eq!(validate_integration_branch(ok, "spec"), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("{prefix}/{feature}/{task}", "`{task}` is not a placeholder"),
+            ("{prefix}/{feature}/{", "`{` is not a placeholder"),
+            ("{prefix}/{feature}}", "`}` is not a placeholder"),
+            ("{prefix}/integration", "does not name the feature"),
+            ("{prefix}/{feature}/", "not a valid git branch name"),
+            ("{prefix}/{feature} x", "not a valid git branch name"),
+            ("{prefix}/{feature}.lock", "not a valid git branch name"),
+            ("{prefix}/{feature}", "where its task branches"),
+        ] {
+            let e = validate_integration_branch(bad, "spec").expect_err(bad);
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_bad_integration_branch_is_located() {
+        let text = "[workspace]\n\n[workspace.metadata.spec-exec]\nintegration-branch = \"{prefix}/{feature}/{id}\"\n";
+        let value = serde_json::json!({"integration-branch": "{prefix}/{feature}/{id}"});
+        let e = errors(text, &value);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("Cargo.toml:4:1: invalid `integration-branch` in [workspace.metadata.spec-exec]: `{id}` is not a placeholder"),
+            "{e:?}"
+        );
+        assert_eq!(
+            errors("", &serde_json::json!({"integration-branch": 3})).len(),
+            1
+        );
     }
 
     #[test]

@@ -360,6 +360,7 @@ fn build(list: &TaskList) -> Plan {
             tracks: vec![],
             max_agents: 6,
             skip_optional: false,
+            ..plan::Options::default()
         },
     )
     .expect("plan builds")

@@ -520,6 +520,41 @@ pub fn run_diagnostics(
     out
 }
 
+/// Tasks whose branch (`<prefix>/<feature>/<task-id>`) git could not hold beside the feature's
+/// integration branch `integration`: the same name, or one a directory of the other
+/// (`a/b` and `a/b/c`). An error each, at the task's id.
+pub fn integration_clashes(
+    list: &crate::spec::TaskList,
+    prefix: &str,
+    feature: &str,
+    integration: &str,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for i in list.leaves() {
+        let task = &list.tasks[i];
+        let branch = git::branch_name(prefix, feature, &task.id);
+        let how = if branch == integration {
+            "is"
+        } else if integration.starts_with(&format!("{branch}/")) {
+            "is a directory of"
+        } else if branch.starts_with(&format!("{integration}/")) {
+            "is below"
+        } else {
+            continue;
+        };
+        out.push(
+            Diagnostic::error(format!(
+                "task {}'s branch `{branch}` {how} the feature's integration branch `{integration}`: git cannot hold both",
+                short_id(&task.id)
+            ))
+            .at(list.location(list.id_offset(i), task.id.chars().count().clamp(1, 40)))
+            .label("this id makes the branch")
+            .help("rename the task id, or set another `integration-branch` in [workspace.metadata.spec-exec] (e.g. \"{prefix}/{feature}-integration\")"),
+        );
+    }
+    out
+}
+
 /// A branch where a directory of branches must be (`spec`, `spec/<feature>`): git cannot make
 /// branches below it.
 fn branch_in_the_way(repo: &git2::Repository, prefix: &str, feature: &str) -> Option<Diagnostic> {

@@ -30,6 +30,13 @@ fn load_checked(ws: &Workspace, feature: &Feature) -> Result<TaskList> {
     let branches =
         exec::state::run_diagnostics(&list, &ws.config.branch_prefix, &feature.name, &ws.root);
     list.diagnostics.extend(branches);
+    let integration = exec::state::integration_clashes(
+        &list,
+        &ws.config.branch_prefix,
+        &feature.name,
+        &ws.config.integration_branch(&feature.name),
+    );
+    list.diagnostics.extend(integration);
     Ok(list)
 }
 
@@ -75,7 +82,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
     } else {
         feature.name.as_str()
     };
-    let list = load_valid(shell, ws, &feature)?;
+    let mut list = load_valid(shell, ws, &feature)?;
     let approval = approval::state(&list);
     let plan = plan::build(
         &list,
@@ -83,10 +90,19 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
             tracks: opts.tracks.clone(),
             max_agents,
             skip_optional: opts.skip_optional,
+            overlap: opts.overlap.unwrap_or(ws.config.overlap),
         },
     )?;
+    // The orders `--overlap serialize` added are the list's dependencies from now on: the
+    // JSON plan shows them, and each such task builds on the branch of the one it waits for.
+    plan.add_orderings(&mut list);
     if !(opts.dry_run && shell.is_json()) {
         shell.diagnostics(plan.warnings.iter());
+    }
+    if !opts.dry_run
+        && let Some(note) = plan.orderings_note(&list)
+    {
+        shell.status("Note", note);
     }
     let lineup = agents::Lineup::new(
         opts.agent.as_deref(),
@@ -501,10 +517,12 @@ fn summarize(ws: &Workspace, roots: &[PathBuf], feature: Feature) -> Summary {
                         tracks: Vec::new(),
                         max_agents: ws.config.max_agents.unwrap_or(DEFAULT_MAX_AGENTS),
                         skip_optional: false,
+                        overlap: ws.config.overlap,
                     },
                 )
             {
                 notes.extend(plan.chain_note(&feature.name));
+                notes.extend(plan.orderings_note(&list));
                 list.diagnostics.extend(plan.warnings);
             }
             if !list.has_errors() {

@@ -22,13 +22,6 @@ use crate::report::feature::{self, FeatureReport};
 use crate::spec;
 use crate::workspace::Workspace;
 
-/// The feature's integration branch, `<prefix>/<feature>/integration`, which `land` builds.
-/// Kept here, private, until the configuration names it (`Config::integration_branch`): swap
-/// this function for that one then.
-fn integration_branch(prefix: &str, feature: &str) -> String {
-    git::branch_name(prefix, feature, "integration")
-}
-
 /// A task done on the integration branch: its commits there (a review has one per round),
 /// oldest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,7 +162,7 @@ pub fn pr(shell: &Shell, ws: &Workspace, cmd: &PrCommand) -> Result<i32> {
     let workdir = repo
         .workdir()
         .map_or_else(|| ws.root.clone(), Path::to_path_buf);
-    let t = target(&repo, cmd, prefix, &name)?;
+    let t = target(&repo, cmd, &ws.config.integration_branch(&name), &name)?;
     let done = tasks_done(&repo, t.integration_tip, t.base_tip, &name).map_err(|e| {
         Error::user(format!(
             "git: could not read `{}`: {}",
@@ -233,8 +226,8 @@ pub fn pr(shell: &Shell, ws: &Workspace, cmd: &PrCommand) -> Result<i32> {
 }
 
 /// The integration branch, the base and the remote, or what is wrong with them (exit 2).
-fn target(repo: &Repository, cmd: &PrCommand, prefix: &str, name: &str) -> Result<Target> {
-    let integration = integration_branch(prefix, name);
+fn target(repo: &Repository, cmd: &PrCommand, integration: &str, name: &str) -> Result<Target> {
+    let integration = integration.to_owned();
     let Some(integration_tip) = branch_tip(repo, &integration) else {
         return Err(Error::user_with_help(
             format!("`{name}` has no integration branch: `{integration}` does not exist"),

@@ -5,9 +5,12 @@
 
 pub mod render;
 
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
 use crate::error::{Diagnostic, Error, Result};
 use crate::spec::TaskList;
-use crate::spec::model::TaskState;
+use crate::spec::deps::Requirement;
+use crate::spec::model::{DepSource, Edge, TaskState};
 
 /// What the user selected.
 #[derive(Debug, Clone, Default)]
@@ -17,6 +20,44 @@ pub struct Options {
     pub max_agents: usize,
     /// `--skip-optional`: leave out optional tasks (`- [ ]* 2.3`); what waits for them does not.
     pub skip_optional: bool,
+    /// `--overlap`: what to do about tasks that may run together but declare the same file.
+    pub overlap: Overlap,
+}
+
+/// What the plan does about two tasks that may run at the same time (neither waits for the
+/// other) and declare the same file: `--overlap`, `overlap` in the configuration. `Warn` warns
+/// at the later task and lets them run together; `Serialize` orders them: the later task in the
+/// document waits for the earlier one and builds on its branch.
+// (No doc comments on the variants: clap would show them, in the long help layout.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Overlap {
+    #[default]
+    Warn,
+    Serialize,
+}
+
+impl Overlap {
+    /// The names as the command line and the configuration write them.
+    pub const NAMES: [&'static str; 2] = ["warn", "serialize"];
+
+    pub fn from_name(name: &str) -> Option<Overlap> {
+        match name {
+            "warn" => Some(Overlap::Warn),
+            "serialize" => Some(Overlap::Serialize),
+            _ => None,
+        }
+    }
+}
+
+/// An order `--overlap serialize` added: `task` waits for `after`, since both declare `files`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ordering {
+    /// The later task in the document.
+    pub task: usize,
+    /// The earlier one.
+    pub after: usize,
+    /// The files both declare.
+    pub files: Vec<String>,
 }
 
 /// Why a selected pending task cannot run in this plan.
@@ -61,6 +102,9 @@ pub struct Plan {
     pub left_out: Vec<usize>,
     /// Tasks that may run at the same time but declare the same file (or cc-sdd boundary).
     pub warnings: Vec<Diagnostic>,
+    /// With `--overlap serialize`, the orders added between such tasks instead of warnings
+    /// (already in the nodes' `deps`; [`Plan::add_orderings`] puts them in the list too).
+    pub orderings: Vec<Ordering>,
 }
 
 impl Plan {
@@ -75,9 +119,13 @@ impl Plan {
     }
 
     /// For a plan that is one chain of more than three tasks: a note saying so, and that
-    /// `cargo spec-exec deps <feature>` can find which of them are independent.
+    /// `cargo spec-exec deps <feature>` can find which of them are independent. Not when
+    /// `--overlap serialize` made it one: the tasks were asked to wait for each other.
     pub fn chain_note(&self, feature: &str) -> Option<String> {
-        (self.nodes.len() > 3 && self.levels.iter().all(|l| l.len() == 1)).then(|| {
+        (self.nodes.len() > 3
+            && self.orderings.is_empty()
+            && self.levels.iter().all(|l| l.len() == 1))
+        .then(|| {
             format!(
                 "the {} pending tasks run one after another (one chain), one agent at a time; \
                  `cargo spec-exec deps {feature}` asks the agent which of them depend on which, \
@@ -85,6 +133,51 @@ impl Plan {
                 self.nodes.len()
             )
         })
+    }
+
+    /// The orders `--overlap serialize` added, as the list's dependencies of their own
+    /// ([`DepSource::Overlap`]): the run builds each such task on the branch of the task it
+    /// now waits for, and the JSON plan shows them with the task's other dependencies.
+    pub fn add_orderings(&self, list: &mut TaskList) {
+        for o in &self.orderings {
+            let deps = &mut list.tasks[o.task].deps;
+            if !deps.iter().any(|e| e.on == o.after) {
+                let at = deps.partition_point(|e| e.on < o.after);
+                deps.insert(
+                    at,
+                    Edge {
+                        on: o.after,
+                        requirement: Requirement::Done,
+                        source: DepSource::Overlap,
+                    },
+                );
+            }
+        }
+    }
+
+    /// For `--overlap serialize`, what it ordered: `1 ordering added … : 2 after 1 (src/lib.rs)`.
+    pub fn orderings_note(&self, list: &TaskList) -> Option<String> {
+        if self.orderings.is_empty() {
+            return None;
+        }
+        let each: Vec<String> = self
+            .orderings
+            .iter()
+            .map(|o| {
+                format!(
+                    "{} after {} ({})",
+                    list.tasks[o.task].id,
+                    list.tasks[o.after].id,
+                    o.files.join(", ")
+                )
+            })
+            .collect();
+        let n = each.len();
+        Some(format!(
+            "{n} {} added for tasks that declare the same files (overlap: serialize): {}",
+            if n == 1 { "ordering" } else { "orderings" },
+            each.join("; ")
+        ))
     }
 
     /// The most agents that can be busy at once: the widest level, capped by `--max-agents`.
@@ -158,11 +251,8 @@ pub fn build(list: &TaskList, options: &Options) -> Result<Plan> {
         }
     }
 
-    // Levels and the critical path over what can run.
-    let mut level = vec![0usize; n];
-    let mut chain = vec![0usize; n];
-    let mut best_dep: Vec<Option<usize>> = vec![None; n];
-    let mut nodes = Vec::new();
+    // What each task that can run waits for, within the plan.
+    let mut deps_of: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for &i in &order {
         if blocked[i].is_some() {
             continue;
@@ -171,7 +261,7 @@ pub fn build(list: &TaskList, options: &Options) -> Result<Plan> {
         // still runs after 2.1.
         let mut deps: Vec<usize> = Vec::new();
         let mut stack: Vec<usize> = list.tasks[i].deps.iter().map(|e| e.on).collect();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         while let Some(on) = stack.pop() {
             if !seen.insert(on) {
                 continue;
@@ -183,6 +273,17 @@ pub fn build(list: &TaskList, options: &Options) -> Result<Plan> {
             }
         }
         deps.sort_unstable();
+        deps_of.insert(i, deps);
+    }
+    let (warnings, orderings) = file_overlaps(list, &mut deps_of, options.overlap);
+
+    // Levels and the critical path over what can run.
+    let mut level = vec![0usize; n];
+    let mut chain = vec![0usize; n];
+    let mut best_dep: Vec<Option<usize>> = vec![None; n];
+    let mut nodes = Vec::new();
+    for i in runnable_order(&deps_of) {
+        let deps = deps_of.remove(&i).unwrap_or_default();
         level[i] = 1 + deps.iter().map(|&d| level[d]).max().unwrap_or(0);
         if let Some(&d) = deps
             .iter()
@@ -221,7 +322,7 @@ pub fn build(list: &TaskList, options: &Options) -> Result<Plan> {
         .filter_map(|&i| blocked[i].clone().map(|b| (i, b)))
         .collect();
     blocked_list.sort_by_key(|(i, _)| *i);
-    let mut plan = Plan {
+    Ok(Plan {
         nodes,
         levels,
         critical_path,
@@ -231,79 +332,139 @@ pub fn build(list: &TaskList, options: &Options) -> Result<Plan> {
         sequential: !list.has_dependency_info,
         max_agents: options.max_agents,
         left_out,
-        warnings: Vec::new(),
-    };
-    plan.warnings = file_overlaps(list, &plan);
-    Ok(plan)
+        warnings,
+        orderings,
+    })
 }
 
-/// Two tasks of the plan that may run at the same time (neither waits for the other) and
-/// declare the same file: a warning each pair, at the later task.
-fn file_overlaps(list: &TaskList, plan: &Plan) -> Vec<Diagnostic> {
-    let touches: std::collections::HashMap<usize, Vec<String>> = plan
-        .nodes
+/// The tasks of `deps` (task → what it waits for) in an order where each comes after what it
+/// waits for, document order among equals.
+fn runnable_order(deps: &BTreeMap<usize, Vec<usize>>) -> Vec<usize> {
+    let mut waiting: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut dependents: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (&t, on) in deps {
+        waiting.insert(t, on.len());
+        for &d in on {
+            dependents.entry(d).or_default().push(t);
+        }
+    }
+    let mut ready: BTreeSet<usize> = waiting
         .iter()
-        .map(|n| (n.task, list.tasks[n.task].touches()))
+        .filter(|&(_, &w)| w == 0)
+        .map(|(&t, _)| t)
+        .collect();
+    let mut out = Vec::with_capacity(deps.len());
+    while let Some(t) = ready.pop_first() {
+        out.push(t);
+        for d in dependents.get(&t).into_iter().flatten() {
+            if let Some(w) = waiting.get_mut(d) {
+                *w -= 1;
+                if *w == 0 {
+                    ready.insert(*d);
+                }
+            }
+        }
+    }
+    debug_assert_eq!(out.len(), deps.len(), "cycle in a plan");
+    out
+}
+
+/// Two tasks of the plan that may run at the same time (neither waits for the other, directly
+/// or not) and declare the same file. With [`Overlap::Warn`], a warning each pair, at the later
+/// task. With [`Overlap::Serialize`], the later task waits for the earlier one instead (added to
+/// `deps`): each task in document order, with the tasks before it from the nearest back, so
+/// that three tasks on one file make one chain. A pair is ordered only while neither waits for
+/// the other, which is also why an added order never closes a cycle; a pair an earlier order
+/// already put one after the other gets none.
+fn file_overlaps(
+    list: &TaskList,
+    deps: &mut BTreeMap<usize, Vec<usize>>,
+    mode: Overlap,
+) -> (Vec<Diagnostic>, Vec<Ordering>) {
+    let touches: BTreeMap<usize, Vec<String>> = deps
+        .keys()
+        .map(|&t| (t, list.tasks[t].touches()))
         .filter(|(_, files)| !files.is_empty())
         .collect();
-    let mut with_files: Vec<usize> = touches.keys().copied().collect();
-    with_files.sort_unstable();
-    if with_files.len() < 2 {
-        return Vec::new();
+    if touches.len() < 2 {
+        return (Vec::new(), Vec::new());
     }
-    // What each of them waits for, directly or not, within the plan.
-    let index: std::collections::HashMap<usize, usize> = plan
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(k, n)| (n.task, k))
-        .collect();
-    let ancestors = |t: usize| {
-        let mut seen = std::collections::HashSet::new();
-        let mut stack = vec![t];
-        while let Some(x) = stack.pop() {
-            if let Some(&k) = index.get(&x) {
-                for &d in &plan.nodes[k].deps {
+    // What each of them waits for, directly or not, within the plan: kept whole as orders
+    // are added.
+    let mut waits: BTreeMap<usize, HashSet<usize>> = touches
+        .keys()
+        .map(|&t| {
+            let mut seen = HashSet::new();
+            let mut stack = vec![t];
+            while let Some(x) = stack.pop() {
+                for &d in deps.get(&x).into_iter().flatten() {
                     if seen.insert(d) {
                         stack.push(d);
                     }
                 }
             }
-        }
-        seen
-    };
-    let waits: Vec<std::collections::HashSet<usize>> =
-        with_files.iter().map(|&t| ancestors(t)).collect();
-    let mut out = Vec::new();
+            (t, seen)
+        })
+        .collect();
+    let with_files: Vec<usize> = touches.keys().copied().collect();
+    let mut warnings = Vec::new();
+    let mut orderings = Vec::new();
     for (j, &b) in with_files.iter().enumerate() {
-        for (i, &a) in with_files[..j].iter().enumerate() {
-            if waits[j].contains(&a) || waits[i].contains(&b) {
+        for &a in with_files[..j].iter().rev() {
+            if waits[&b].contains(&a) || waits[&a].contains(&b) {
                 continue;
             }
-            let shared: Vec<&str> = touches[&a]
+            let shared: Vec<String> = touches[&a]
                 .iter()
                 .filter(|f| touches[&b].contains(f))
-                .map(String::as_str)
+                .cloned()
                 .collect();
             if shared.is_empty() {
                 continue;
             }
-            let (ia, ib) = (&list.tasks[a].id, &list.tasks[b].id);
-            let task = &list.tasks[b];
-            let at = list.id_offset(b);
-            out.push(
-                Diagnostic::warning(format!(
-                    "tasks {ia} and {ib} both modify {} and may run together; add a dependency",
-                    shared.join(", ")
-                ))
-                .at(list.location(at, task.id.len().max(1)))
-                .help(format!(
-                    "make {ib} wait for {ia} (or the other way round), so that their changes do not conflict"
-                )),
-            );
+            match mode {
+                Overlap::Serialize => {
+                    if let Some(d) = deps.get_mut(&b) {
+                        let at = d.partition_point(|&x| x < a);
+                        d.insert(at, a);
+                    }
+                    // Whatever waits for `b` (and `b` itself) now waits for `a` and all `a`
+                    // waits for.
+                    let mut gained = waits[&a].clone();
+                    gained.insert(a);
+                    for (&t, w) in &mut waits {
+                        if t == b || w.contains(&b) {
+                            w.extend(gained.iter().copied());
+                        }
+                    }
+                    orderings.push(Ordering {
+                        task: b,
+                        after: a,
+                        files: shared,
+                    });
+                }
+                Overlap::Warn => {
+                    let (ia, ib) = (&list.tasks[a].id, &list.tasks[b].id);
+                    let task = &list.tasks[b];
+                    let at = list.id_offset(b);
+                    warnings.push((
+                        (b, a),
+                        Diagnostic::warning(format!(
+                            "tasks {ia} and {ib} both modify {} and may run together; add a dependency",
+                            shared.join(", ")
+                        ))
+                        .at(list.location(at, task.id.len().max(1)))
+                        .help(format!(
+                            "make {ib} wait for {ia} (or the other way round), so that their changes do not conflict, or have such tasks ordered with `--overlap serialize` (`overlap = \"serialize\"` in the configuration)"
+                        )),
+                    ));
+                }
+            }
         }
     }
-    out
+    // By the later task, then the earlier.
+    warnings.sort_by_key(|(pair, _)| *pair);
+    (warnings.into_iter().map(|(_, d)| d).collect(), orderings)
 }
 
 /// Matches `--track` values to the file's tracks (`A`, `a`, `Track A`).

@@ -192,6 +192,23 @@ pub fn human(
         out.push('\n');
     }
 
+    if !plan.orderings.is_empty() {
+        let _ = writeln!(
+            out,
+            "Ordered for Shared Files (overlap: serialize; dependency source `overlap`):"
+        );
+        for o in &plan.orderings {
+            let _ = writeln!(
+                out,
+                "- Task {} after {}: both modify {}",
+                list.tasks[o.task].id,
+                list.tasks[o.after].id,
+                o.files.join(", ")
+            );
+        }
+        out.push('\n');
+    }
+
     let conditional: Vec<usize> = plan
         .nodes
         .iter()
@@ -440,7 +457,8 @@ pub struct PlanJson<'a> {
     pub groups: Vec<GroupJson<'a>>,
     pub tasks: Vec<TaskJson<'a>>,
     pub warnings: Vec<&'a Diagnostic>,
-    /// Advice that is not a warning: a plan that is one long chain names `deps`.
+    /// Advice that is not a warning: a plan that is one long chain names `deps`; the orders
+    /// `--overlap serialize` added.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
@@ -558,7 +576,11 @@ pub fn json<'a>(
             .filter(|d| !d.is_error())
             .chain(&plan.warnings)
             .collect(),
-        notes: plan.chain_note(feature).into_iter().collect(),
+        notes: plan
+            .chain_note(feature)
+            .into_iter()
+            .chain(plan.orderings_note(list))
+            .collect(),
     }
 }
 

@@ -97,6 +97,10 @@ pub enum DepSource {
     Order,
     /// No dependency information in the file: document order.
     DocumentOrder,
+    /// `--overlap serialize`: the task declares a file an earlier task it could have run
+    /// beside declares too, so it waits for that task (added by the plan, not written in the
+    /// file).
+    Overlap,
 }
 
 /// A dependency phrase as written, before it is resolved.
