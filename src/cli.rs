@@ -76,6 +76,9 @@ pub enum Command {
     /// Remove the run state of finished work: finished tasks' worktrees and all but the newest
     /// run directories (every feature with run state when none is named)
     Clean(CleanCommand),
+    /// Build the feature's integration branch from its done tasks' branches (a run that
+    /// leaves every task done builds it itself)
+    Land(LandCommand),
     /// Push the feature's integration branch and open a pull request for it with `gh`
     Pr(PrCommand),
 }
@@ -98,6 +101,40 @@ pub struct CleanCommand {
     /// Say what would be removed and how much it would free; remove nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LandCommand {
+    /// The feature whose done tasks to bring together
+    #[arg(value_name = "FEATURE")]
+    pub feature: String,
+
+    /// The revision a new integration branch starts from [default: HEAD]; an existing one
+    /// merges it when it lacks it
+    #[arg(long, value_name = "REV")]
+    pub onto: Option<String>,
+
+    /// The agent that resolves conflicts and fixes what fails verification: a preset or a
+    /// command line [default: `agent` in the configuration, else one found on PATH]
+    #[arg(long, value_name = "CMD")]
+    pub agent: Option<String>,
+
+    /// Verify the result with this command line (repeatable; replaces `verify` in the
+    /// configuration)
+    #[arg(long = "verify", value_name = "CMD", conflicts_with = "no_verify")]
+    pub verify: Vec<String>,
+
+    /// Do not verify the result
+    #[arg(long)]
+    pub no_verify: bool,
+
+    /// Run the agent at most N times for a conflict or a failed verification [default: 2]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: Option<u32>,
+
+    /// End an agent or a verify command that runs longer than this [default: 30m]
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Args)]

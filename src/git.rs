@@ -17,6 +17,8 @@ pub const FEATURE_TRAILER: &str = "Spec-Exec-Feature";
 pub const BASE_TRAILER: &str = "Spec-Exec-Base-Of";
 /// One per verify command that passed on the commit's tree.
 pub const VERIFIED_TRAILER: &str = "Spec-Exec-Verified";
+/// On the commits of a feature's integration branch.
+pub const INTEGRATION_TRAILER: &str = "Spec-Exec-Integration";
 /// On a merge whose conflicts an agent resolved: the paths that conflicted.
 pub const RESOLVED_TRAILER: &str = "Spec-Exec-Resolved";
 
@@ -236,6 +238,56 @@ impl Git {
             .branch(name, &commit, force)
             .map_err(|e| self.ref_err(&format!("create branch `{name}`"), name, e))?;
         Ok(())
+    }
+
+    /// Moves branch `name` to `to`, only if it is still at `from` (`None`: only if it does not
+    /// exist yet), as one compare-and-swap of the ref: someone moving it meanwhile is an
+    /// error, never overwritten.
+    pub fn move_branch(&self, name: &str, from: Option<Oid>, to: Oid) -> Result<()> {
+        let full = format!("refs/heads/{name}");
+        let message = "spec-exec: integration";
+        let done = match from {
+            Some(from) => self.repo.reference_matching(&full, to, true, from, message),
+            None => self.repo.reference(&full, to, false, message),
+        };
+        done.map(|_| ())
+            .map_err(|e| self.ref_err(&format!("move branch `{name}`"), name, e))
+    }
+
+    /// Whether `at` holds `commit` (is it or descends from it).
+    pub fn contains(&self, at: Oid, commit: Oid) -> bool {
+        at == commit || self.repo.graph_descendant_of(at, commit).unwrap_or(false)
+    }
+
+    /// The message of commit `oid`.
+    pub fn message(&self, oid: Oid) -> Option<String> {
+        self.repo
+            .find_commit(oid)
+            .ok()
+            .and_then(|c| c.message().map(str::to_owned))
+    }
+
+    /// Files changed, lines inserted and deleted from `from` to `to`.
+    pub fn diff_stat(&self, from: Oid, to: Oid) -> Option<(usize, usize, usize)> {
+        let tree = |oid| self.repo.find_commit(oid).and_then(|c| c.tree()).ok();
+        let diff = self
+            .repo
+            .diff_tree_to_tree(tree(from).as_ref(), tree(to).as_ref(), None)
+            .ok()?;
+        let stats = diff.stats().ok()?;
+        Some((stats.files_changed(), stats.insertions(), stats.deletions()))
+    }
+
+    /// The branch HEAD is on, else HEAD's short commit id.
+    pub fn head_name(&self) -> String {
+        match self.repo.head() {
+            Ok(h) if h.is_branch() => h.shorthand().unwrap_or("HEAD").to_owned(),
+            Ok(h) => h
+                .target()
+                .map(|o| o.to_string()[..10].to_owned())
+                .unwrap_or_else(|| "HEAD".to_owned()),
+            Err(_) => "HEAD".to_owned(),
+        }
     }
 
     /// A failure to write branch `name`; when git found the ref locked, the lock file's path
@@ -874,6 +926,24 @@ pub fn finish_merge(worktree: &Path, tip: Oid, message: &str, sig: &Signature<'_
     Err(Error::user(format!(
         "the merge was abandoned: no merge is in progress and the branch does not hold {tip}"
     )))
+}
+
+/// Rewrites the message of the commit at the `HEAD` of `worktree` (same tree, same parents).
+pub fn amend_head_message(worktree: &Path, message: &str) -> Result<Oid> {
+    let repo = Repository::open(worktree).map_err(|e| git_err("open the worktree", e))?;
+    let head = repo
+        .head()
+        .and_then(|h| h.peel_to_commit())
+        .map_err(|e| git_err("read the worktree's HEAD", e))?;
+    head.amend(Some("HEAD"), None, None, None, Some(message), None)
+        .map_err(|e| git_err("record the verification", e))
+}
+
+/// The commit at the `HEAD` of `worktree`.
+pub fn head_of(worktree: &Path) -> Result<Oid> {
+    Repository::open(worktree)
+        .and_then(|r| r.head().and_then(|h| h.peel_to_commit()).map(|c| c.id()))
+        .map_err(|e| git_err("read the worktree's HEAD", e))
 }
 
 /// The bytes of `rel` at the `HEAD` of the worktree at `worktree`.

@@ -120,6 +120,7 @@ mod entry {
             Some(Command::Clean(clean)) => {
                 ops::clean::clean(shell, &Workspace::load(manifest)?, &clean)
             }
+            Some(Command::Land(land)) => ops::land::land(shell, &Workspace::load(manifest)?, &land),
             Some(Command::Pr(pr)) => ops::pr::pr(shell, &Workspace::load(manifest)?, &pr),
             None => {
                 // As cargo answers a command missing its argument: the error, the usage, a pointer

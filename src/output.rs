@@ -90,6 +90,12 @@ impl Shell {
         }
     }
 
+    /// A status line that reports a failure, in red; shown even with -q, as cargo shows its
+    /// errors.
+    pub fn error_status(&self, verb: &str, message: impl Show) {
+        errln!("{:>12} {message}", style(verb).red().bold().for_stderr());
+    }
+
     /// A line of the result on stdout.
     pub fn out(&self, text: impl Show) {
         outln!("{text}");
@@ -227,6 +233,9 @@ pub struct Display<'a> {
     term: console::Term,
     /// Paths are shown relative to it (events carry them absolute).
     root: std::path::PathBuf,
+    feature: String,
+    /// The feature's integration branch, shown with the next steps after the run's end.
+    integration: Option<crate::report::IntegrationReport>,
 }
 
 fn elapsed(since: std::time::Instant) -> String {
@@ -236,6 +245,120 @@ fn elapsed(since: std::time::Instant) -> String {
     } else {
         format!("{}m{:02}s", s / 60, s % 60)
     }
+}
+
+/// The integration branch and what to do next, as status lines (verb, message, whether it is
+/// an error).
+pub fn integration_lines(
+    r: &crate::report::IntegrationReport,
+    feature: &str,
+    root: &std::path::Path,
+) -> Vec<(&'static str, String, bool)> {
+    let rel = |p: &std::path::Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
+    let mut out = Vec::new();
+    let short = |c: &Option<String>| {
+        c.as_deref()
+            .map(|c| c[..c.len().min(10)].to_owned())
+            .unwrap_or_default()
+    };
+    match r.status {
+        "failed" => {
+            let mut m = format!(
+                "{} was not built: {}",
+                r.branch,
+                r.reason.as_deref().unwrap_or("unknown reason")
+            );
+            if let Some(log) = &r.log {
+                m.push_str(&format!("; log: {}", rel(log)));
+            }
+            out.push(("Failed", m, true));
+            out.push((
+                "Next",
+                format!("fix it, then run `cargo spec-exec land {feature}`"),
+                false,
+            ));
+            return out;
+        }
+        "unchanged" => out.push((
+            "Integrated",
+            format!(
+                "{} at {}: it holds every done task's work already",
+                r.branch,
+                short(&r.commit)
+            ),
+            false,
+        )),
+        _ => {
+            let mut m = format!(
+                "{} at {}: {} merged",
+                r.branch,
+                short(&r.commit),
+                match r.merged.len() {
+                    1 => "1 branch".to_owned(),
+                    n => format!("{n} branches"),
+                }
+            );
+            if !r.resolved.is_empty() {
+                m.push_str(&format!(
+                    ", conflicts in {} resolved by the agent",
+                    r.resolved.join(", ")
+                ));
+            }
+            if !r.verified.is_empty() {
+                m.push_str(&format!(
+                    ", verified with {}",
+                    r.verified
+                        .iter()
+                        .map(|v| format!("`{v}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            out.push(("Integrated", m, false));
+        }
+    }
+    if let (Some(f), Some(i), Some(d)) = (r.files_changed, r.insertions, r.deletions) {
+        out.push((
+            "Changes",
+            format!(
+                "{} against {}: {}, {i} insertions(+), {d} deletions(-)",
+                r.branch,
+                r.base,
+                count(f, "file")
+            ),
+            false,
+        ));
+    }
+    out.push((
+        "Next",
+        format!(
+            "review it: git log --oneline {0}..{1}; git diff {0}...{1}",
+            r.base, r.branch
+        ),
+        false,
+    ));
+    if let Some(tasks) = &r.uncommitted {
+        out.push((
+            "Next",
+            format!(
+                "commit the ticks and the approval: git commit {}",
+                rel(tasks)
+            ),
+            false,
+        ));
+    }
+    out.push((
+        "Next",
+        if r.gh {
+            format!("open a pull request: cargo spec-exec pr {feature}")
+        } else {
+            format!(
+                "open a pull request: cargo spec-exec pr {feature} (gh is not on PATH: it prints the commands)"
+            )
+        },
+        false,
+    ));
+    out
 }
 
 /// `1 task`, `2 tasks`.
@@ -263,6 +386,8 @@ impl<'a> Display<'a> {
             drawn: 0,
             term,
             root: root.to_path_buf(),
+            feature: String::new(),
+            integration: None,
         }
     }
 
@@ -343,6 +468,7 @@ impl<'a> Display<'a> {
                 tasks,
                 ..
             } => {
+                self.feature.clone_from(feature);
                 self.line(
                     "Running",
                     format!(
@@ -399,19 +525,28 @@ impl<'a> Display<'a> {
                 );
             }
             Event::TaskFinished(r) => self.task_finished(r),
+            Event::Integrated(r) => self.integration = Some((**r).clone()),
             Event::RunFinished {
                 totals,
                 duration_secs,
                 exit_code,
                 report,
                 error,
-            } => self.run_finished(
-                totals,
-                *duration_secs,
-                *exit_code,
-                report.as_deref(),
-                error.as_deref(),
-            ),
+                ..
+            } => {
+                self.run_finished(
+                    totals,
+                    *duration_secs,
+                    *exit_code,
+                    report.as_deref(),
+                    error.as_deref(),
+                );
+                if let Some(r) = self.integration.take() {
+                    for (verb, message, bad) in integration_lines(&r, &self.feature, &self.root) {
+                        self.line(verb, message, bad);
+                    }
+                }
+            }
         }
     }
 

@@ -405,7 +405,14 @@ fn a_running_feature_is_not_touched() {
     assert!(!finished.exists());
     assert!(s.run_dirs().is_empty());
     assert!(names_in(&s.state_dir().join("leftovers")).is_empty());
-    assert_eq!(s.branches(), [Scratch::branch("1"), Scratch::branch("2")]);
+    assert_eq!(
+        s.branches(),
+        [
+            Scratch::branch("1"),
+            Scratch::branch("2"),
+            Scratch::branch("integration")
+        ]
+    );
 }
 
 /// A name that is not a feature's, or that could lead out of the state directory, is an error

@@ -339,7 +339,21 @@ fn a_serialized_run_builds_the_later_task_on_the_earlier() {
 fn a_run_by_default_warns_and_runs_them_side_by_side() {
     let s = Scratch::package(&appending_tasks());
     let run = s.shell_run(&[]);
-    run.assert_code(0);
+    // Both tasks are done, but their branches conflict: the shell agent cannot resolve the
+    // conflict to build the feature's integration branch, and the run says so.
+    run.assert_code(1);
+    for id in ["1", "2"] {
+        assert_eq!(run.status(id), "done", "{}", run.context());
+    }
+    let integrated = run.of_type("integrated").next().unwrap();
+    assert_eq!(integrated["status"], "failed");
+    assert!(
+        integrated["reason"]
+            .as_str()
+            .unwrap()
+            .contains("conflicts in docs/notes.txt"),
+        "{integrated}"
+    );
     let warnings: Vec<&serde_json::Value> = run
         .of_type("diagnostic")
         .filter(|d| {

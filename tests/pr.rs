@@ -115,9 +115,15 @@ impl Setup {
         Run::of(cmd)
     }
 
+    /// The integration branch at task `tip`'s branch (the run built it; this puts it where
+    /// the test wants it).
     fn integrate(&self, tip: &str) {
-        self.s
-            .git(&["branch", "spec/demo/integration", &Scratch::branch(tip)]);
+        self.s.git(&[
+            "branch",
+            "-f",
+            "spec/demo/integration",
+            &Scratch::branch(tip),
+        ]);
     }
 }
 
@@ -345,6 +351,7 @@ fn the_remote_defaults_to_the_base_branch_upstream() {
 fn what_is_missing_is_said_before_anything_is_pushed() {
     let t = Setup::new(&two_tasks());
     // No integration branch.
+    t.s.git(&["branch", "-D", "spec/demo/integration"]);
     let run = t.pr(&["demo"]);
     run.assert_code(2);
     assert!(

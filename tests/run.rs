@@ -158,10 +158,13 @@ fn diamond_commits_each_task_on_its_branch_and_merges_for_the_join() {
     }
     assert_eq!(s.tasks_md(), expected);
     assert!(!s.repo().join("one.txt").exists());
-    // Only spec-exec's branches were added, and the worktrees are gone.
+    // Only spec-exec's branches were added (the tasks' and the feature's integration
+    // branch), and the worktrees are gone.
     assert_eq!(
         s.branches(),
-        ["1", "2", "3", "4"].map(Scratch::branch).to_vec()
+        ["1", "2", "3", "4", "integration"]
+            .map(Scratch::branch)
+            .to_vec()
     );
     assert_eq!(
         s.git(&["worktree", "list", "--porcelain"])

@@ -401,7 +401,8 @@ fn two_features_run_at_once_in_one_repository() {
         for out in [wait(a), wait(b)] {
             assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
         }
-        assert_eq!(s.branches().len(), 12, "{:?}", s.branches());
+        // Six task branches and an integration branch each.
+        assert_eq!(s.branches().len(), 14, "{:?}", s.branches());
     }
 }
 

@@ -163,7 +163,7 @@ async fn settle(ticker: &Arc<dyn Tick>, mut report: TaskReport) -> TaskReport {
 }
 
 /// The next SIGINT, SIGTERM or SIGHUP.
-async fn next_signal(signals: &mut [Option<Signal>; 3]) {
+pub(super) async fn next_signal(signals: &mut [Option<Signal>; 3]) {
     async fn recv(s: &mut Option<Signal>) {
         match s {
             Some(s) => {

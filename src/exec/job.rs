@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 
 mod attempt;
+pub mod integrate;
 
 use super::process::Stop;
 use super::review;
@@ -190,7 +191,7 @@ impl Job {
 
 /// What a task branch holds, for a person or an agent: `task 2 “Title”`, or the branch when
 /// no task of the list has it.
-fn side_label(list: &TaskList, branch: &str) -> String {
+pub(crate) fn side_label(list: &TaskList, branch: &str) -> String {
     let last = branch.rsplit('/').next().unwrap_or(branch);
     let (name, round) = match last.rsplit_once(".round-") {
         Some((name, n)) if n.parse::<u32>().is_ok() => (name, Some(n)),
@@ -490,14 +491,17 @@ fn base_message(
 }
 
 /// The argvs that run a job: the agent's command, or the shell agent's blocks in turn.
-fn argvs(job: &Job, prompt_file: &Path) -> Result<Vec<Vec<String>>, End> {
-    match &job.agent {
-        Agent::Shell if job.code_blocks.is_empty() => Err(End::failed(
+fn argvs(
+    agent: &Agent,
+    code_blocks: &[String],
+    prompt_file: &Path,
+) -> Result<Vec<Vec<String>>, End> {
+    match agent {
+        Agent::Shell if code_blocks.is_empty() => Err(End::failed(
             "the shell agent found no ```sh or ```bash block in this task",
         )),
         // `-x`: the log shows each command, so a failure says which one.
-        Agent::Shell => Ok(job
-            .code_blocks
+        Agent::Shell => Ok(code_blocks
             .iter()
             .map(|code| {
                 ["bash", "-xeuo", "pipefail", "-c", code]
@@ -540,8 +544,10 @@ async fn resolve(
                 kind: attempt::Kind::Resolve,
                 prompt: crate::exec::prompt::resolve(
                     &ctx.feature,
-                    &job.id,
-                    &job.title,
+                    crate::exec::prompt::Resolving::Base {
+                        id: &job.id,
+                        title: &job.title,
+                    },
                     &job.sides,
                     &branch,
                     &paths,
@@ -549,8 +555,9 @@ async fn resolve(
                 prompt_file: ctx.prompt_file(&format!("{}.resolve", job.run_name)),
                 markers_in: paths.clone(),
                 verify_always: true,
+                check_first: false,
             };
-            let passed = attempt::run(ctx, job, p, stop, step)
+            let passed = attempt::run(ctx, attempt::Who::of(job), p, stop, step)
                 .await
                 .map_err(|mut end| {
                     if end.status == Status::Failed {
@@ -608,8 +615,9 @@ async fn run_agent(
         prompt_file: ctx.prompt_file(&job.run_name),
         markers_in: Vec::new(),
         verify_always: false,
+        check_first: false,
     };
-    let passed = attempt::run(ctx, job, p, stop, step).await?;
+    let passed = attempt::run(ctx, attempt::Who::of(job), p, stop, step).await?;
     p.verified = passed.verified;
     Ok(())
 }

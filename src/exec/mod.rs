@@ -9,6 +9,7 @@
 mod driver;
 mod gate;
 pub mod job;
+mod land;
 pub mod process;
 pub mod prompt;
 pub mod review;
@@ -58,6 +59,8 @@ pub struct Settings {
     pub max_attempts: u32,
     /// Conflicts between dependencies' branches go to the agent (else the task fails).
     pub resolve: bool,
+    /// The feature's integration branch.
+    pub integration_branch: String,
 }
 
 impl Settings {
@@ -182,6 +185,150 @@ pub fn execute(
     Ok(runtime.block_on(run_jobs(
         shell, &ctx, list, plan, &settings, earlier, &prompts,
     )))
+}
+
+/// Builds (or moves forward) the feature's integration branch from its done tasks whose
+/// dependencies are done, onto `onto` (default HEAD) for a new branch. Returns the exit code:
+/// 0 built or up to date, 1 it could not be built, 2 nothing to integrate.
+pub fn land(
+    shell: &Shell,
+    root: &Path,
+    target_dir: &Path,
+    feature: &Feature,
+    list: &TaskList,
+    settings: Settings,
+) -> Result<i32> {
+    let started = Instant::now();
+    let git = Git::open(root)?;
+    let workdir = git.workdir().unwrap_or_else(|| root.to_path_buf());
+    let base = git.resolve(settings.base.as_deref().unwrap_or("HEAD"))?;
+    let base_name = settings.base.clone().unwrap_or_else(|| git.head_name());
+    let spec_rel = feature
+        .dir
+        .strip_prefix(&workdir)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let selection = land::select(&git, list, &settings.branch_prefix, &feature.name);
+    if selection.tips.is_empty() {
+        return Err(Error::user_with_help(
+            format!(
+                "no task of `{}` has work on a branch of its own: there is nothing to integrate",
+                feature.name
+            ),
+            format!("run the feature first: cargo spec-exec {}", feature.name),
+        ));
+    }
+    if !selection.waiting.is_empty() {
+        shell.status(
+            "Waiting",
+            format!(
+                "{} {} done but left out: {} dependencies are not",
+                selection.waiting.join(", "),
+                if selection.waiting.len() == 1 {
+                    "is"
+                } else {
+                    "are"
+                },
+                if selection.waiting.len() == 1 {
+                    "its"
+                } else {
+                    "their"
+                },
+            ),
+        );
+    }
+    // The run lock: no run of the feature moves its branches meanwhile.
+    let (state, notes) = state::RunState::open(
+        &git,
+        &feature.name,
+        &settings.branch_prefix,
+        &target_dir.join("spec-exec").join(&feature.name),
+        root,
+    )?;
+    for note in &notes {
+        shell.status(note.verb, &note.text);
+    }
+    let run_id = run_id();
+    let run_dir = state.dir().join("integration").join(&run_id);
+    for sub in ["logs", "prompts"] {
+        let d = run_dir.join(sub);
+        std::fs::create_dir_all(&d).map_err(|e| Error::io("create", &d, e))?;
+    }
+    let ctx = Arc::new(Ctx {
+        started,
+        feature: feature.name.clone(),
+        root: root.to_path_buf(),
+        workdir: workdir.clone(),
+        spec_rel,
+        spec_abs: feature.dir.clone(),
+        worktrees: state.worktrees(),
+        registry: state.registry(),
+        run_dir,
+        run_id,
+        base,
+        known: Vec::new(),
+        timeout: settings.timeout,
+        grace: settings.kill_grace,
+        verify: settings.verify.clone(),
+        verify_default: settings.verify_default,
+        max_attempts: settings.max_attempts,
+        resolve: settings.resolve,
+        root_rel: root
+            .strip_prefix(&workdir)
+            .unwrap_or(Path::new(""))
+            .to_path_buf(),
+    });
+    shell.status(
+        "Integrating",
+        format!(
+            "{}: {} into {}",
+            feature.name,
+            count_of(selection.tips.len(), "task branch", "task branches"),
+            settings.integration_branch
+        ),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::user(format!("could not start the async runtime: {e}")))?;
+    let report = runtime.block_on(land::stoppable(|stop| {
+        land::build(
+            &ctx,
+            &settings.integration_branch,
+            &base_name,
+            selection,
+            settings.agent.clone(),
+            stop,
+        )
+    }));
+    let _ = std::fs::remove_file(&ctx.registry);
+    let Some(report) = report else {
+        return Ok(exit::OK);
+    };
+    if shell.is_json() {
+        shell.json(&Event::Integrated(Box::new(report.clone())));
+    } else {
+        for (verb, message, bad) in crate::output::integration_lines(&report, &feature.name, root) {
+            if bad {
+                shell.error_status(verb, &message);
+            } else {
+                shell.status(verb, message);
+            }
+        }
+    }
+    Ok(if report.status == "failed" {
+        exit::TASKS_FAILED
+    } else {
+        exit::OK
+    })
+}
+
+fn count_of(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
 }
 
 /// Makes the jobs the scheduler starts: their prompt, for the branch they run on, and agent.
@@ -314,7 +461,7 @@ async fn run_jobs(
         reports.push(r);
     }
     let totals = Totals::of(&reports);
-    let code = if totals.interrupted > 0 {
+    let mut code = if totals.interrupted > 0 {
         exit::INTERRUPTED
     } else if totals.failed > 0
         || totals.skipped > 0
@@ -324,10 +471,40 @@ async fn run_jobs(
     } else {
         exit::OK
     };
+    // Every task of the feature done: its integration branch.
+    let mut integration = None;
+    if code == exit::OK
+        && let Ok(git) = ctx.git()
+    {
+        let selection = land::select(&git, list, &settings.branch_prefix, &ctx.feature);
+        if selection.all_done {
+            let base = settings.base.clone().unwrap_or_else(|| git.head_name());
+            integration = land::stoppable(|stop| {
+                land::build(
+                    ctx,
+                    &settings.integration_branch,
+                    &base,
+                    selection,
+                    settings.agent.clone(),
+                    stop,
+                )
+            })
+            .await;
+        }
+    }
+    if let Some(r) = &integration {
+        sinks.event(&Event::Integrated(Box::new(r.clone())));
+        if r.status == "failed" {
+            code = exit::TASKS_FAILED;
+        }
+    }
+    let built = integration.filter(|r| r.status != "failed");
     sinks.finish(Event::RunFinished {
         totals,
         duration_secs: ctx.started.elapsed().as_secs_f64(),
         exit_code: code,
+        integration_branch: built.as_ref().map(|r| r.branch.clone()),
+        integration_commit: built.and_then(|r| r.commit),
         report: Some(ReportFiles::markdown_path(&ctx.run_dir)),
         error: None,
     })

@@ -615,33 +615,46 @@ pub fn verification(commands: &[crate::config::VerifyCommand]) -> String {
     p
 }
 
-/// The prompt that asks the agent to resolve the conflicts between the dependencies of task
-/// `id` before it starts: `sides` are its dependencies' branches with what each holds,
-/// `merging` the branch whose merge conflicted in `paths`. Pure.
+/// What a merge that conflicts is for.
+#[derive(Debug, Clone, Copy)]
+pub enum Resolving<'a> {
+    /// The base of task `id`: the merge of its dependencies' branches.
+    Base { id: &'a str, title: &'a str },
+    /// The feature's integration branch: every done task's branch merged.
+    Integration { branch: &'a str },
+}
+
+/// The prompt that asks the agent to resolve the conflicts of a merge: `sides` are the
+/// branches merged with what each holds, `merging` the branch whose merge conflicted in
+/// `paths`. Pure.
 pub fn resolve(
     feature: &str,
-    id: &str,
-    title: &str,
+    what: Resolving<'_>,
     sides: &[(String, String)],
     merging: &str,
     paths: &[String],
 ) -> String {
     let mut p = String::new();
-    let _ = writeln!(
-        p,
-        "# Resolve the conflicts of the base of task {id}
-"
-    );
-    let _ = writeln!(
-        p,
-        "Task {id} of the feature `{feature}` (“{title}”) builds on the work of the tasks it depends on. Their branches were merged into this worktree, and the merge conflicts: a merge is in progress, with conflict markers in the files.
-"
-    );
-    let _ = writeln!(
-        p,
-        "## The sides
-"
-    );
+    match what {
+        Resolving::Base { id, title } => {
+            let _ = writeln!(p, "# Resolve the conflicts of the base of task {id}\n");
+            let _ = writeln!(
+                p,
+                "Task {id} of the feature `{feature}` (“{title}”) builds on the work of the tasks it depends on. Their branches were merged into this worktree, and the merge conflicts: a merge is in progress, with conflict markers in the files.\n"
+            );
+        }
+        Resolving::Integration { branch } => {
+            let _ = writeln!(
+                p,
+                "# Resolve the conflicts of the integration of `{feature}`\n"
+            );
+            let _ = writeln!(
+                p,
+                "The branches of the done tasks of the feature `{feature}` are being merged into its integration branch (`{branch}`), and a merge conflicts: a merge is in progress in this worktree, with conflict markers in the files.\n"
+            );
+        }
+    }
+    let _ = writeln!(p, "## The sides\n");
     for (branch, label) in sides {
         let mark = if branch == merging {
             " (being merged: `theirs`)"
@@ -652,24 +665,13 @@ pub fn resolve(
     }
     let _ = writeln!(
         p,
-        "
-`ours` in the markers is what was merged before; `theirs` is `{merging}`.
-"
+        "\n`ours` in the markers is what was merged before; `theirs` is `{merging}`.\n"
     );
-    let _ = writeln!(
-        p,
-        "## Conflicted files
-"
-    );
+    let _ = writeln!(p, "## Conflicted files\n");
     for path in paths {
         let _ = writeln!(p, "- `{path}`");
     }
-    let _ = writeln!(
-        p,
-        "
-## What to do
-"
-    );
+    let _ = writeln!(p, "\n## What to do\n");
     let _ = writeln!(
         p,
         "- Resolve the conflicts so both tasks' work is kept: combine the two sides, do not drop either."
@@ -678,10 +680,17 @@ pub fn resolve(
         p,
         "- Remove every conflict marker (`<<<<<<<`, `=======`, `>>>>>>>`)."
     );
-    let _ = writeln!(
-        p,
-        "- Do not start task {id} yet: it runs after this, on the resolved base."
-    );
+    match what {
+        Resolving::Base { id, .. } => {
+            let _ = writeln!(
+                p,
+                "- Do not start task {id} yet: it runs after this, on the resolved base."
+            );
+        }
+        Resolving::Integration { .. } => {
+            let _ = writeln!(p, "- Change nothing else: no new work, only the merge.");
+        }
+    }
     let _ = writeln!(
         p,
         "- Do not commit and do not edit tasks.md: spec-exec checks the result (no markers left, the verify commands pass) and commits the merge."
@@ -689,6 +698,32 @@ pub fn resolve(
     let _ = writeln!(
         p,
         "- Exit with status 0 when the conflicts are resolved, non-zero if you could not resolve them."
+    );
+    p
+}
+
+/// The prompt that asks the agent to make the feature's integration pass its checks: every
+/// task's branch merged cleanly, but the result fails a verify command (the failure follows,
+/// added by the attempt). Pure.
+pub fn integration_fix(feature: &str, branch: &str, sides: &[(String, String)]) -> String {
+    let mut p = String::new();
+    let _ = writeln!(p, "# Make the integration of `{feature}` pass its checks\n");
+    let _ = writeln!(
+        p,
+        "The branches of the done tasks of the feature `{feature}` were merged into its integration branch (`{branch}`) without conflicts, and this worktree holds the result. Each task passed its checks on its own branch, but together they do not.\n"
+    );
+    let _ = writeln!(p, "## The tasks merged\n");
+    for (branch, label) in sides {
+        let _ = writeln!(p, "- {label}: branch `{branch}`");
+    }
+    let _ = writeln!(p, "\n## What to do\n");
+    let _ = writeln!(
+        p,
+        "- Fix what the check below reports so that every task's work is kept and works together; add nothing else."
+    );
+    let _ = writeln!(
+        p,
+        "- Do not commit and do not edit tasks.md: spec-exec checks the result and commits it."
     );
     p
 }

@@ -4,6 +4,7 @@
 mod ask;
 pub mod clean;
 pub mod deps;
+pub mod land;
 pub mod pr;
 
 use std::path::{Path, PathBuf};
@@ -189,6 +190,8 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
                 totals: crate::report::Totals::default(),
                 duration_secs: 0.0,
                 exit_code: exit::OK,
+                integration_branch: None,
+                integration_commit: None,
                 report: None,
                 error: None,
             });
@@ -291,13 +294,14 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
                 .or(ws.config.max_attempts)
                 .unwrap_or(config::DEFAULT_MAX_ATTEMPTS),
             resolve: !opts.no_resolve,
+            integration_branch: ws.config.integration_branch(&feature.name),
         },
     )
 }
 
 /// The verify commands of a run: none with --no-verify, else --verify's, else the
 /// configuration's, else the default. Whether they are the default.
-fn verify_commands(
+pub(crate) fn verify_commands(
     ws: &Workspace,
     opts: &RunOptions,
 ) -> Result<(Vec<config::VerifyCommand>, bool)> {
@@ -552,7 +556,7 @@ fn summarize(ws: &Workspace, roots: &[PathBuf], feature: Feature) -> Summary {
     }
 }
 
-fn all_features(ws: &Workspace) -> Result<Vec<Feature>> {
+pub(crate) fn all_features(ws: &Workspace) -> Result<Vec<Feature>> {
     spec::all_features(&ws.root, &ws.features_dir())
 }
 

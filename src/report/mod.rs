@@ -101,6 +101,35 @@ pub struct VerifyRun {
     pub duration_secs: f64,
 }
 
+/// The feature's integration branch, and what to do next.
+#[derive(Debug, Clone, Serialize)]
+pub struct IntegrationReport {
+    pub branch: String,
+    /// `built`, `unchanged` (it held every task's work already) or `failed`.
+    pub status: &'static str,
+    pub commit: Option<String>,
+    /// The base it is compared with, as the user names it (`main`).
+    pub base: String,
+    /// The task branches merged into it by this run.
+    pub merged: Vec<String>,
+    /// Paths whose conflicts an agent resolved.
+    pub resolved: Vec<String>,
+    /// The verify commands it passed.
+    pub verified: Vec<String>,
+    /// Against the base.
+    pub files_changed: Option<usize>,
+    pub insertions: Option<usize>,
+    pub deletions: Option<usize>,
+    pub reason: Option<String>,
+    /// Kept for inspection when it failed.
+    pub worktree: Option<PathBuf>,
+    pub log: Option<PathBuf>,
+    /// tasks.md, when it has changes (ticks, an approval) that are not committed.
+    pub uncommitted: Option<PathBuf>,
+    /// Whether `gh` is on PATH (`cargo spec-exec pr` opens the pull request with it).
+    pub gh: bool,
+}
+
 /// One task's line of the report (read back from `report.json` for the feature report).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaskReport {
@@ -244,10 +273,16 @@ pub enum Event {
         log: PathBuf,
     },
     TaskFinished(Box<TaskReport>),
+    /// The feature's integration branch was built, found up to date, or could not be built.
+    Integrated(Box<IntegrationReport>),
     RunFinished {
         totals: Totals,
         duration_secs: f64,
         exit_code: i32,
+        /// The feature's integration branch and its commit, when the run built it (or found
+        /// it holding every task's work).
+        integration_branch: Option<String>,
+        integration_commit: Option<String>,
         /// `None` when nothing ran (every selected task was done already), or when the report
         /// could not be written.
         report: Option<PathBuf>,

@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 
 use tokio::sync::watch;
 
-use super::{Ctx, End, Job, Progress, argvs, blocking, last_line};
+use super::{Ctx, End, Progress, argvs, blocking, last_line};
 use crate::agents::Agent;
 use crate::exec::process::{self, Outcome, Stop};
 use crate::report::{Status, VerifyRun};
@@ -37,6 +37,29 @@ impl Kind {
     }
 }
 
+/// Who does a step: a task's job, or the feature's integration.
+#[derive(Debug, Clone, Copy)]
+pub struct Who<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    pub branch: &'a str,
+    pub agent: &'a Agent,
+    /// The shell agent's commands.
+    pub code_blocks: &'a [String],
+}
+
+impl<'a> Who<'a> {
+    pub fn of(job: &'a super::Job) -> Who<'a> {
+        Who {
+            id: &job.id,
+            title: &job.title,
+            branch: &job.start.branch,
+            agent: &job.agent,
+            code_blocks: &job.code_blocks,
+        }
+    }
+}
+
 /// One step for the agent.
 #[derive(Debug)]
 pub struct Step {
@@ -49,6 +72,9 @@ pub struct Step {
     pub markers_in: Vec<String>,
     /// Verify the work even when the worktree has no uncommitted changes (a resolved merge).
     pub verify_always: bool,
+    /// Check the worktree before the agent runs: the agent runs only when the check fails,
+    /// with the failure in its prompt.
+    pub check_first: bool,
 }
 
 /// What passed: the verify commands that passed on the final attempt's work.
@@ -115,7 +141,7 @@ impl Failure {
                 tail,
             } => {
                 p.push_str(&format!(
-                    "The work of the previous attempt was checked with `{line}`, which ended with {outcome}. The last lines of its output:\n\n{}\n\nFix what it reports, keep the rest of the work, and make sure `{line}` passes.\n",
+                    "The work was checked with `{line}`, which ended with {outcome}. The last lines of its output:\n\n{}\n\nFix what it reports, keep the rest of the work, and make sure `{line}` passes.\n",
                     fenced(tail)
                 ));
             }
@@ -176,21 +202,32 @@ fn attempts_for(ctx: &Ctx, agent: &Agent) -> u32 {
 /// Runs `step` to success or to its last failed attempt.
 pub async fn run(
     ctx: &Arc<Ctx>,
-    job: &Job,
+    who: Who<'_>,
     p: &mut Progress,
     stop: &watch::Receiver<Stop>,
     step: Step,
 ) -> Result<Passed, End> {
-    if step.kind == Kind::Resolve && matches!(job.agent, Agent::Shell) {
-        return Err(End::failed(
-            "the shell agent cannot resolve conflicts (it only runs the task's code blocks)",
-        ));
-    }
-    let argvs = argvs(job, &step.prompt_file)?;
-    let max = attempts_for(ctx, &job.agent);
-    p.report.log = Some(p.log.clone());
-    p.report.agent = Some(job.agent.name().to_owned());
     let mut failure: Option<Failure> = None;
+    if step.check_first {
+        failure = check(ctx, p, stop, &step, 0).await?;
+        if failure.is_none() {
+            return Ok(passed(p, &step, 0));
+        }
+    }
+    if step.kind == Kind::Resolve && matches!(who.agent, Agent::Shell) {
+        return Err(End::failed(match &failure {
+            Some(f) => format!(
+                "{}; the shell agent cannot fix it (it only runs a task's code blocks)",
+                f.reason()
+            ),
+            None => "the shell agent cannot resolve conflicts (it only runs a task's code blocks)"
+                .to_owned(),
+        }));
+    }
+    let argvs = argvs(who.agent, who.code_blocks, &step.prompt_file)?;
+    let max = attempts_for(ctx, who.agent);
+    p.report.log = Some(p.log.clone());
+    p.report.agent = Some(who.agent.name().to_owned());
     for attempt in 1..=max {
         let mut prompt = step.prompt.clone();
         if let Some(f) = &failure {
@@ -210,7 +247,7 @@ pub async fn run(
             p.report.attempts = attempt;
         }
         let from = len_of(&p.log);
-        let outcome = run_agent(ctx, job, p, stop, &step, &argvs, attempt).await;
+        let outcome = run_agent(ctx, who, p, stop, &step, &argvs, attempt).await;
         failure = match outcome {
             Outcome::Exited(0) => check(ctx, p, stop, &step, attempt).await?,
             Outcome::Interrupted => return Err(interrupted()),
@@ -232,15 +269,7 @@ pub async fn run(
             }),
         };
         let Some(f) = &failure else {
-            return Ok(Passed {
-                verified: p
-                    .report
-                    .verify
-                    .iter()
-                    .filter(|v| v.attempt == attempt && v.step == step.kind.word() && v.passed)
-                    .map(|v| v.command.clone())
-                    .collect(),
-            });
+            return Ok(passed(p, &step, attempt));
         };
         if attempt == max {
             p.report.last_output = f
@@ -260,6 +289,19 @@ pub async fn run(
     unreachable!("the last attempt returns")
 }
 
+/// The verify commands that passed on `attempt`'s work.
+fn passed(p: &Progress, step: &Step, attempt: u32) -> Passed {
+    Passed {
+        verified: p
+            .report
+            .verify
+            .iter()
+            .filter(|v| v.attempt == attempt && v.step == step.kind.word() && v.passed)
+            .map(|v| v.command.clone())
+            .collect(),
+    }
+}
+
 fn interrupted() -> End {
     End {
         status: Status::Interrupted,
@@ -268,11 +310,11 @@ fn interrupted() -> End {
 }
 
 /// The environment of the agent and of the verify commands.
-fn env(ctx: &Ctx, job: &Job, p: &Progress, step: &Step, attempt: u32) -> Vec<(String, String)> {
+fn env(ctx: &Ctx, who: Who<'_>, p: &Progress, step: &Step, attempt: u32) -> Vec<(String, String)> {
     [
         ("SPEC_EXEC_FEATURE", ctx.feature.clone()),
-        ("SPEC_EXEC_TASK_ID", job.id.clone()),
-        ("SPEC_EXEC_TASK_TITLE", job.title.clone()),
+        ("SPEC_EXEC_TASK_ID", who.id.to_owned()),
+        ("SPEC_EXEC_TASK_TITLE", who.title.to_owned()),
         (
             "SPEC_EXEC_PROMPT_FILE",
             step.prompt_file.display().to_string(),
@@ -282,7 +324,7 @@ fn env(ctx: &Ctx, job: &Job, p: &Progress, step: &Step, attempt: u32) -> Vec<(St
             p.worktree.join(&ctx.spec_rel).display().to_string(),
         ),
         ("SPEC_EXEC_WORKTREE", p.worktree.display().to_string()),
-        ("SPEC_EXEC_BRANCH", job.start.branch.clone()),
+        ("SPEC_EXEC_BRANCH", who.branch.to_owned()),
         ("SPEC_EXEC_RUN_ID", ctx.run_id.clone()),
         ("SPEC_EXEC_STEP", step.kind.word().to_owned()),
         ("SPEC_EXEC_ATTEMPT", attempt.to_string()),
@@ -296,14 +338,14 @@ fn env(ctx: &Ctx, job: &Job, p: &Progress, step: &Step, attempt: u32) -> Vec<(St
 /// task's timeout.
 async fn run_agent(
     ctx: &Arc<Ctx>,
-    job: &Job,
+    who: Who<'_>,
     p: &mut Progress,
     stop: &watch::Receiver<Stop>,
     step: &Step,
     argvs: &[Vec<String>],
     attempt: u32,
 ) -> Outcome {
-    let env = env(ctx, job, p, step, attempt);
+    let env = env(ctx, who, p, step, attempt);
     let deadline = Instant::now() + ctx.timeout;
     p.agent_started = Some(SystemTime::now());
     let mut outcome = Outcome::Exited(0);

@@ -1,0 +1,430 @@
+//! The feature's integration branch: every done task's branch merged onto the base, in
+//! dependency order, through the same conflict resolution and verification as a task's base.
+//!
+//! The branch is built on a work branch of its own (`<integration>.next`, in a worktree of the
+//! run's), and moved only when the result passed: forward from where spec-exec left it, by a
+//! compare-and-swap of the ref, so that work someone else put on it is never overwritten. The
+//! user's branches, index and working tree are not touched.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use git2::Oid;
+use tokio::sync::watch;
+
+use super::attempt::{self, Kind, Who};
+use super::{Ctx, End, Progress, blocking, keep_tasks_md_out};
+use crate::agents::Agent;
+use crate::exec::process::Stop;
+use crate::exec::prompt::{self, Resolving};
+use crate::exec::state::worktree_name;
+use crate::git::{self, Merged};
+use crate::report::{Status, TaskReport};
+
+/// The name of the integration's worktree, log and prompts.
+const NAME: &str = "integration";
+
+/// A done task's branch to merge.
+#[derive(Debug, Clone)]
+pub struct Tip {
+    pub branch: String,
+    /// `task 2 “Title”`.
+    pub label: String,
+    pub oid: Oid,
+}
+
+/// What to integrate.
+#[derive(Debug, Clone)]
+pub struct Integration {
+    pub branch: String,
+    /// Where a new integration branch starts; merged into an existing one that lacks it.
+    pub onto: Oid,
+    /// In dependency order.
+    pub tips: Vec<Tip>,
+    /// Resolves conflicts and fixes what fails verify.
+    pub agent: Agent,
+}
+
+/// How it went.
+#[derive(Debug, Clone)]
+pub enum Landed {
+    /// The branch was made or moved to `commit`.
+    Built {
+        commit: Oid,
+        previous: Option<Oid>,
+        /// The branches merged (those the branch did not hold yet).
+        merged: Vec<String>,
+        resolved: Vec<String>,
+        verified: Vec<String>,
+        log: Option<PathBuf>,
+    },
+    /// The branch held every task's work already.
+    Unchanged { commit: Oid },
+    /// Nothing is done yet: there is nothing to integrate.
+    Nothing,
+    Failed {
+        reason: String,
+        /// Kept for inspection (the merge in progress, say).
+        worktree: Option<PathBuf>,
+        log: Option<PathBuf>,
+    },
+}
+
+fn failed(reason: impl Into<String>) -> Landed {
+    Landed::Failed {
+        reason: reason.into(),
+        worktree: None,
+        log: None,
+    }
+}
+
+/// The message of an integration commit.
+fn message(ctx: &Ctx, merged: &[&str], resolved: &[String], verified: &[String]) -> String {
+    let mut m = format!(
+        "{}: integration\n\nMerge of {}\n\n{}: {}\n{}: {}\n",
+        ctx.feature,
+        merged.join(", "),
+        git::FEATURE_TRAILER,
+        ctx.feature,
+        git::INTEGRATION_TRAILER,
+        ctx.feature,
+    );
+    if !resolved.is_empty() {
+        m.push_str(&format!(
+            "{}: {}\n",
+            git::RESOLVED_TRAILER,
+            resolved.join(", ")
+        ));
+    }
+    for v in verified {
+        m.push_str(&format!("{}: {v}\n", git::VERIFIED_TRAILER));
+    }
+    m
+}
+
+/// Where the integration starts, what it merges, and the in-memory merge of it all.
+struct Start {
+    previous: Option<Oid>,
+    /// Tips not yet on the branch, the base first when an existing branch lacks it.
+    todo: Vec<(String, Oid)>,
+    merged: Result<Oid, git::Conflict>,
+}
+
+fn start(ctx: &Ctx, it: &Integration) -> crate::error::Result<Result<Option<Start>, String>> {
+    let git = ctx.git()?;
+    let previous = git.branch_tip(&it.branch);
+    let from = previous.unwrap_or(it.onto);
+    let mut todo = Vec::new();
+    if previous.is_some() && !git.contains(from, it.onto) {
+        todo.push(("base".to_owned(), it.onto));
+    }
+    // A tip that a later task built on is merged with it: only the heads are merged, so
+    // that conflicts a task's base resolved are not met again.
+    for (k, t) in it.tips.iter().enumerate() {
+        let held_by_another = it
+            .tips
+            .iter()
+            .enumerate()
+            .any(|(j, u)| j != k && u.oid != t.oid && git.contains(u.oid, t.oid));
+        let duplicate = it.tips[..k].iter().any(|u| u.oid == t.oid);
+        if !git.contains(from, t.oid) && !held_by_another && !duplicate {
+            todo.push((t.branch.clone(), t.oid));
+        }
+    }
+    if todo.is_empty() {
+        return Ok(Ok(None));
+    }
+    // It moves only forward from where spec-exec left it: a tip that is not spec-exec's
+    // (someone committed on it) stops the integration.
+    if let Some(tip) = previous {
+        let ours = git
+            .message(tip)
+            .is_some_and(|m| git::trailer(&m, git::FEATURE_TRAILER) == Some(&ctx.feature));
+        if !ours {
+            return Ok(Err(format!(
+                "`{}` holds commits spec-exec did not make (its tip {} is not one of this feature's); it was not moved. Keep that work on another branch and delete `{}`, or set `integration-branch` in the configuration",
+                it.branch,
+                &tip.to_string()[..10],
+                it.branch
+            )));
+        }
+    }
+    let mut tips = vec![(it.branch.clone(), from)];
+    tips.extend(todo.iter().cloned());
+    let names: Vec<&str> = todo.iter().map(|(b, _)| b.as_str()).collect();
+    let merged = git.merge_tips(&tips, &message(ctx, &names, &[], &[]))?;
+    Ok(Ok(Some(Start {
+        previous,
+        todo,
+        merged,
+    })))
+}
+
+/// Builds or moves the integration branch.
+pub async fn integrate(ctx: Arc<Ctx>, it: Integration, stop: watch::Receiver<Stop>) -> Landed {
+    let start = {
+        let (ctx, it) = (Arc::clone(&ctx), it.clone());
+        blocking(move || start(&ctx, &it)).await
+    };
+    let start = match start {
+        Err(e) => return failed(e.to_string()),
+        Ok(Err(why)) => return failed(why),
+        Ok(Ok(None)) => {
+            let tip = {
+                let ctx = Arc::clone(&ctx);
+                let branch = it.branch.clone();
+                blocking(move || ctx.git().ok().and_then(|g| g.branch_tip(&branch))).await
+            };
+            return match tip {
+                Some(commit) => Landed::Unchanged { commit },
+                None => Landed::Nothing,
+            };
+        }
+        Ok(Ok(Some(start))) => start,
+    };
+    // Without verify commands and without conflicts, the merge is the result: no worktree.
+    let verifies = !ctx.verify.is_empty();
+    if let (Ok(commit), false) = (&start.merged, verifies) {
+        return finish(&ctx, &it, &start, *commit, Vec::new(), Vec::new(), None).await;
+    }
+    in_worktree(ctx, it, start, stop).await
+}
+
+/// Moves the branch to `commit`, if it is still where the integration started.
+async fn finish(
+    ctx: &Arc<Ctx>,
+    it: &Integration,
+    start: &Start,
+    commit: Oid,
+    resolved: Vec<String>,
+    verified: Vec<String>,
+    log: Option<PathBuf>,
+) -> Landed {
+    let moved = {
+        let (ctx, branch, previous) = (Arc::clone(ctx), it.branch.clone(), start.previous);
+        blocking(move || ctx.git()?.move_branch(&branch, previous, commit)).await
+    };
+    match moved {
+        Ok(()) => Landed::Built {
+            commit,
+            previous: start.previous,
+            merged: start.todo.iter().map(|(b, _)| b.clone()).collect(),
+            resolved,
+            verified,
+            log,
+        },
+        Err(e) => failed(format!(
+            "{e} (it moved while the integration was built; run `cargo spec-exec land {}` again)",
+            ctx.feature
+        )),
+    }
+}
+
+/// The integration in a worktree: conflicts resolved by the agent, the result verified (and
+/// fixed by the agent when it fails), then the branch moved.
+async fn in_worktree(
+    ctx: Arc<Ctx>,
+    it: Integration,
+    start: Start,
+    stop: watch::Receiver<Stop>,
+) -> Landed {
+    let work = format!("{}.next", it.branch);
+    let worktree = ctx.worktree(NAME);
+    let (at, pending) = match &start.merged {
+        Ok(commit) => (*commit, Vec::new()),
+        Err(c) => (c.at, c.rest.clone()),
+    };
+    let made = {
+        let (ctx, work, worktree) = (Arc::clone(&ctx), work.clone(), worktree.clone());
+        blocking(move || {
+            let git = ctx.git()?;
+            git.set_branch(&work, at, true)?;
+            git.add_worktree(&worktree_name(&ctx.feature, NAME), &worktree, &work)
+        })
+        .await
+    };
+    if let Err(e) = made {
+        return failed(format!("could not make the integration's worktree: {e}"));
+    }
+    let mut p = Progress {
+        report: TaskReport::new(NAME.to_owned(), NAME.to_owned(), None, Status::Done),
+        worktree: worktree.clone(),
+        log: ctx.log(NAME),
+        tasks_md_as_given: None,
+        agent_started: None::<SystemTime>,
+        verdict: None,
+        verify_log: ctx.log(&format!("{NAME}.verify")),
+        pending,
+        verified: Vec::new(),
+    };
+    let title = format!("Integrate {}", ctx.feature);
+    let who = Who {
+        id: NAME,
+        title: &title,
+        branch: &work,
+        agent: &it.agent,
+        code_blocks: &[],
+    };
+    let sides: Vec<(String, String)> = it
+        .tips
+        .iter()
+        .map(|t| (t.branch.clone(), t.label.clone()))
+        .collect();
+    let outcome = build(&ctx, &it, &sides, who, &mut p, &stop).await;
+    let log = p.report.log.clone().or(p.report.verify_log.clone());
+    let (commit, resolved, verified) = match outcome {
+        Ok(done) => done,
+        Err(end) => {
+            return Landed::Failed {
+                reason: format!(
+                    "{}; the integration's worktree is kept at {} on branch `{work}`",
+                    end.reason,
+                    worktree.display()
+                ),
+                worktree: Some(worktree),
+                log,
+            };
+        }
+    };
+    let landed = finish(&ctx, &it, &start, commit, resolved, verified, log).await;
+    if matches!(landed, Landed::Built { .. }) {
+        let (ctx, work) = (Arc::clone(&ctx), work.clone());
+        let _ = blocking(move || {
+            let git = ctx.git()?;
+            git.remove_worktree(&worktree_name(&ctx.feature, NAME), &worktree)?;
+            git.delete_branch(&work)
+        })
+        .await;
+    }
+    landed
+}
+
+/// Resolves what conflicts, verifies the result (the agent fixing what fails), and records
+/// the verification on the last commit. The commit, the resolved paths, the verify commands
+/// that passed.
+async fn build(
+    ctx: &Arc<Ctx>,
+    it: &Integration,
+    sides: &[(String, String)],
+    who: Who<'_>,
+    p: &mut Progress,
+    stop: &watch::Receiver<Stop>,
+) -> Result<(Oid, Vec<String>, Vec<String>), End> {
+    let mut resolved = Vec::new();
+    let mut verified: Vec<String> = Vec::new();
+    while let Some((branch, tip)) = p.pending.first().cloned() {
+        let merged = {
+            let (worktree, branch, ctx) = (p.worktree.clone(), branch.clone(), Arc::clone(ctx));
+            let message = message(&ctx, &[&branch], &[], &[]);
+            let ours = it.branch.clone();
+            blocking(move || {
+                let sig = ctx.git()?.signature();
+                git::merge_into_worktree(&worktree, tip, (&ours, &branch), &message, &sig)
+            })
+            .await
+            .map_err(|e| End::failed(e.to_string()))?
+        };
+        verified.clear();
+        if let Merged::Conflicted(paths) = merged {
+            let step = attempt::Step {
+                kind: Kind::Resolve,
+                prompt: prompt::resolve(
+                    &ctx.feature,
+                    Resolving::Integration { branch: &it.branch },
+                    sides,
+                    &branch,
+                    &paths,
+                ),
+                prompt_file: ctx.prompt_file(&format!("{NAME}.resolve")),
+                markers_in: paths.clone(),
+                verify_always: true,
+                check_first: false,
+            };
+            let passed = attempt::run(ctx, who, p, stop, step)
+                .await
+                .map_err(|mut end| {
+                    end.reason = format!(
+                        "merging `{branch}` conflicts in {}; {}",
+                        paths.join(", "),
+                        end.reason
+                    );
+                    end
+                })?;
+            let message = message(ctx, &[&branch], &paths, &passed.verified);
+            let (worktree, ctx2) = (p.worktree.clone(), Arc::clone(ctx));
+            let tasks_md = ctx.spec_rel.join("tasks.md");
+            let (kept, log) = (p.log.with_extension("tasks.md"), p.log.clone());
+            blocking(move || {
+                let given = git::blob_at_head(&worktree, &tasks_md);
+                keep_tasks_md_out(&worktree, &tasks_md, given.as_deref(), &kept, &log)?;
+                git::finish_merge(&worktree, tip, &message, &ctx2.git()?.signature())
+            })
+            .await
+            .map_err(|e| End::failed(format!("the resolution could not be committed: {e}")))?;
+            resolved.extend(paths);
+            verified = passed.verified;
+        }
+        p.pending.remove(0);
+    }
+    if verified.is_empty() {
+        let step = attempt::Step {
+            kind: Kind::Resolve,
+            prompt: prompt::integration_fix(&ctx.feature, &it.branch, sides),
+            prompt_file: ctx.prompt_file(&format!("{NAME}.fix")),
+            markers_in: Vec::new(),
+            verify_always: true,
+            check_first: true,
+        };
+        verified = attempt::run(ctx, who, p, stop, step).await?.verified;
+        // What the agent changed to make it pass is a commit of its own.
+        let (worktree, ctx2) = (p.worktree.clone(), Arc::clone(ctx));
+        let fix = format!(
+            "{}: integration fix\n\nWhat the merged tasks needed to pass together.\n\n{}: {}\n{}: {}\n{}",
+            ctx.feature,
+            git::FEATURE_TRAILER,
+            ctx.feature,
+            git::INTEGRATION_TRAILER,
+            ctx.feature,
+            verified
+                .iter()
+                .map(|v| format!("{}: {v}\n", git::VERIFIED_TRAILER))
+                .collect::<String>()
+        );
+        let tasks_md = ctx.spec_rel.join("tasks.md");
+        let (kept, log) = (p.log.with_extension("tasks.md"), p.log.clone());
+        let verified_now = verified.clone();
+        let tips: Vec<Oid> = it.tips.iter().map(|t| t.oid).collect();
+        blocking(move || -> crate::error::Result<()> {
+            let given = git::blob_at_head(&worktree, &tasks_md);
+            keep_tasks_md_out(&worktree, &tasks_md, given.as_deref(), &kept, &log)?;
+            let sig = ctx2.git()?.signature();
+            if git::commit_worktree(&worktree, &fix, &sig)?.is_some() {
+                return Ok(());
+            }
+            // Nothing to fix: the verification goes on the integration's own last commit (a
+            // task's commit, when the branch only moved forward to one, has its own).
+            let head = git::head_of(&worktree)?;
+            let message = ctx2.git()?.message(head).unwrap_or_default();
+            if !verified_now.is_empty()
+                && !tips.contains(&head)
+                && git::trailer(&message, git::INTEGRATION_TRAILER).is_some()
+                && git::trailer(&message, git::VERIFIED_TRAILER).is_none()
+            {
+                let mut message = message;
+                for v in &verified_now {
+                    message.push_str(&format!("{}: {v}\n", git::VERIFIED_TRAILER));
+                }
+                git::amend_head_message(&worktree, &message)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| End::failed(e.to_string()))?;
+    }
+    let worktree = p.worktree.clone();
+    let head = blocking(move || git::head_of(&worktree))
+        .await
+        .map_err(|e| End::failed(e.to_string()))?;
+    Ok((head, resolved, verified))
+}

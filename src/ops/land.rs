@@ -1,0 +1,75 @@
+//! `cargo spec-exec land <FEATURE>`: the feature's integration branch, on demand, for a partly
+//! done feature too.
+
+use crate::agents;
+use crate::cli::{LandCommand, RunOptions};
+use crate::config;
+use crate::error::{Error, Result};
+use crate::exec;
+use crate::output::Shell;
+use crate::spec;
+use crate::workspace::Workspace;
+
+pub fn land(shell: &Shell, ws: &Workspace, cmd: &LandCommand) -> Result<i32> {
+    // Every argument is checked before anything else happens.
+    let timeout = match &cmd.timeout {
+        Some(t) => config::parse_duration(t).map_err(|why| {
+            Error::user_with_help(format!("invalid --timeout: {why}"), "e.g. --timeout 30m")
+        })?,
+        None => ws.config.timeout.unwrap_or(config::DEFAULT_TIMEOUT),
+    };
+    let kill_grace = super::kill_grace(ws)?;
+    let opts = RunOptions {
+        verify: cmd.verify.clone(),
+        no_verify: cmd.no_verify,
+        ..RunOptions::default()
+    };
+    let (verify, verify_default) = super::verify_commands(ws, &opts)?;
+    let all = super::all_features(ws)?;
+    let feature = spec::pick(&all, &ws.root, &ws.features_dir(), &cmd.feature)?;
+    let mut list = super::load_valid(shell, ws, &feature)?;
+    // The orders `overlap = "serialize"` adds are dependencies too.
+    let plan = crate::plan::build(
+        &list,
+        &crate::plan::Options {
+            overlap: ws.config.overlap,
+            ..crate::plan::Options::default()
+        },
+    )?;
+    plan.add_orderings(&mut list);
+    if let Some(rev) = &cmd.onto {
+        crate::git::Git::open(&ws.root)?.resolve(rev)?;
+    }
+    // Conflicts and failed checks go to the agent; without one, they end the integration.
+    let agent = match agents::resolve(cmd.agent.as_deref(), ws.config.agent.as_ref(), &ws.root) {
+        Ok((agent, _)) => agent,
+        Err(e) if cmd.agent.is_some() => return Err(e),
+        Err(_) => agents::Agent::Shell,
+    };
+    exec::land(
+        shell,
+        &ws.root,
+        &ws.target_dir,
+        &feature,
+        &list,
+        exec::Settings {
+            max_agents: 1,
+            continue_on_error: false,
+            timeout,
+            base: cmd.onto.clone(),
+            branch_prefix: ws.config.branch_prefix.clone(),
+            agent,
+            agents: Default::default(),
+            max_review_rounds: 1,
+            kill_grace,
+            verify,
+            verify_default,
+            max_attempts: cmd
+                .max_attempts
+                .or(ws.config.max_attempts)
+                .unwrap_or(config::DEFAULT_MAX_ATTEMPTS),
+            resolve: true,
+            integration_branch: ws.config.integration_branch(&feature.name),
+        },
+    )
+}

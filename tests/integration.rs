@@ -1,0 +1,237 @@
+//! The feature's integration branch: built when a run leaves every task done, on demand with
+//! `land`, moved only forward, never over someone else's commits. Real git, real cargo, the
+//! helper agent.
+
+mod support;
+
+use support::{Scratch, helper_agent, task, tasks_md, text};
+
+const INTEGRATION: &str = "spec/demo/integration";
+
+fn three_tasks() -> Scratch {
+    Scratch::new(&tasks_md(&[
+        task("1", "One", "", "write=one.txt"),
+        task("2", "Two", "", "write=two.txt"),
+        task("3", "Three", "Task 1", "write=three.txt"),
+    ]))
+}
+
+/// The user's side of the repository: HEAD, its branch, the index and the status.
+fn user_side(s: &Scratch) -> (String, String, String) {
+    (
+        s.git(&["rev-parse", "HEAD"]),
+        s.git(&["symbolic-ref", "HEAD"]),
+        s.git(&["ls-files", "--stage"]),
+    )
+}
+
+#[test]
+fn a_run_that_finishes_the_feature_builds_its_integration_branch_verified() {
+    let s = three_tasks();
+    let before = user_side(&s);
+    let run = s.run(&[]);
+    run.assert_code(0);
+    let integrated = run
+        .of_type("integrated")
+        .next()
+        .unwrap_or_else(|| panic!("no integrated event\n{}", run.context()));
+    assert_eq!(integrated["status"], "built", "{integrated}");
+    assert_eq!(integrated["branch"], INTEGRATION);
+    assert_eq!(integrated["base"], "main");
+    assert_eq!(
+        integrated["verified"],
+        serde_json::json!(["cargo check --workspace --all-targets"])
+    );
+    assert_eq!(integrated["files_changed"], 3);
+    // Comes before run-finished, which names the branch and its commit.
+    let finished = run.of_type("run-finished").next().unwrap();
+    assert_eq!(finished["integration_branch"], INTEGRATION);
+    let commit = s.git(&["rev-parse", INTEGRATION]).trim().to_owned();
+    assert_eq!(finished["integration_commit"], commit.as_str());
+    let types: Vec<&str> = run
+        .events
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(&types[types.len() - 2..], ["integrated", "run-finished"]);
+
+    // Every task's change, on top of main, with the verification recorded.
+    let files = s.files(INTEGRATION);
+    for f in ["one.txt", "two.txt", "three.txt"] {
+        assert!(files.contains(f), "{f} missing: {files:?}");
+    }
+    assert!(s.is_ancestor("main", INTEGRATION));
+    for id in ["1", "2", "3"] {
+        assert!(s.is_ancestor(&Scratch::branch(id), INTEGRATION));
+    }
+    let message = s.git(&["log", "-1", "--format=%B", INTEGRATION]);
+    assert!(
+        message.contains("Spec-Exec-Integration: demo")
+            && message.contains("Spec-Exec-Verified: cargo check --workspace --all-targets"),
+        "{message}"
+    );
+    // The user's HEAD, branch and index are as they were; the work branch and worktree went.
+    assert_eq!(user_side(&s), before);
+    assert!(!s.git_ok(&["rev-parse", "--verify", "-q", "spec/demo/integration.next"]));
+    assert_eq!(s.git(&["worktree", "list"]).lines().count(), 1);
+
+    // Nothing new: `land` finds it up to date and leaves it.
+    let out = s.spec_exec(&["land", "demo"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("holds every done task's work already"));
+    assert_eq!(s.git(&["rev-parse", INTEGRATION]).trim(), commit);
+}
+
+#[test]
+fn the_end_of_a_run_says_what_to_do_next() {
+    let s = three_tasks();
+    let agent = helper_agent();
+    let out = s
+        .spec_exec(&["demo", "--agent", &agent, "--color", "never"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    let finished = err.find("Finished").expect("a Finished line");
+    let next = err[finished..].to_owned();
+    for needle in [
+        "Integrated spec/demo/integration at ",
+        "2 branches merged",
+        "spec/demo/integration against main: 3 files, 3 insertions(+), 0 deletions(-)",
+        "git log --oneline main..spec/demo/integration",
+        "git diff main...spec/demo/integration",
+        "commit the ticks and the approval: git commit documentation/features/demo/tasks.md",
+        "cargo spec-exec pr demo",
+    ] {
+        assert!(next.contains(needle), "{needle} not in\n{err}");
+    }
+}
+
+#[test]
+fn land_builds_a_partly_done_feature_from_the_tasks_whose_dependencies_are_done() {
+    let s = Scratch::new(&tasks_md(&[
+        task("1", "One", "", "write=one.txt"),
+        task("2", "Broken", "", "exit=1"),
+        task("3", "After two", "Task 2", "write=three.txt"),
+    ]));
+    let run = s.run(&["--continue-on-error", "--max-attempts", "1"]);
+    run.assert_code(1);
+    assert!(
+        run.of_type("integrated").next().is_none(),
+        "not every task is done"
+    );
+    assert!(!s.git_ok(&["rev-parse", "--verify", "-q", INTEGRATION]));
+
+    let land = s.run_args(&["land", "demo", "--message-format", "json"]);
+    land.assert_code(0);
+    let integrated = land.of_type("integrated").next().unwrap();
+    assert_eq!(integrated["merged"], serde_json::json!(["spec/demo/1"]));
+    let files = s.files(INTEGRATION);
+    assert!(files.contains("one.txt") && !files.contains("three.txt"));
+
+    // Task 2 done later (by hand, here): the next land moves the branch forward.
+    let old = s.git(&["rev-parse", INTEGRATION]).trim().to_owned();
+    s.control("2", "write=two.txt");
+    s.control("3", "write=three.txt");
+    let run = s.run(&[]);
+    run.assert_code(0);
+    let integrated = run.of_type("integrated").next().unwrap();
+    assert_eq!(integrated["status"], "built", "{}", run.context());
+    assert!(s.is_ancestor(&old, INTEGRATION), "it only moves forward");
+    let files = s.files(INTEGRATION);
+    for f in ["one.txt", "two.txt", "three.txt"] {
+        assert!(files.contains(f), "{f} missing: {files:?}");
+    }
+}
+
+#[test]
+fn an_integration_branch_someone_else_moved_is_left_alone() {
+    let s = three_tasks();
+    s.run(&[]).assert_code(0);
+    // Someone commits on it by hand.
+    s.git(&["checkout", "-q", INTEGRATION]);
+    std::fs::write(s.repo().join("mine.txt"), "mine\n").unwrap();
+    s.git(&["add", "mine.txt"]);
+    s.git(&["commit", "-qm", "My own work"]);
+    s.git(&["checkout", "-q", "main"]);
+    let mine = s.git(&["rev-parse", INTEGRATION]).trim().to_owned();
+
+    let land = s.run_args(&["land", "demo", "--message-format", "json", "--onto", "HEAD"]);
+    // Nothing new to merge: it is left as it is.
+    land.assert_code(0);
+    assert_eq!(s.git(&["rev-parse", INTEGRATION]).trim(), mine);
+
+    // With new work to merge, it is not moved, and says why.
+    s.git(&["branch", "-f", "spec/demo/3", "spec/demo/3"]);
+    std::fs::write(s.repo().join("later.txt"), "later\n").unwrap();
+    s.git(&["add", "later.txt"]);
+    s.git(&["commit", "-qm", "Later work on main"]);
+    let land = s.run_args(&["land", "demo", "--message-format", "json"]);
+    land.assert_code(1);
+    let integrated = land.of_type("integrated").next().unwrap();
+    assert_eq!(integrated["status"], "failed");
+    let reason = integrated["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("holds commits spec-exec did not make"),
+        "{reason}"
+    );
+    assert_eq!(s.git(&["rev-parse", INTEGRATION]).trim(), mine);
+}
+
+#[test]
+fn conflicts_between_tasks_are_resolved_by_the_agent_in_the_integration() {
+    const LIB: &str = "crates/tiny/src/lib.rs";
+    let s = Scratch::new(&tasks_md(&[
+        task("1", "Add one", "", &format!("line={LIB}:pub~fn~one()~{{}}")),
+        task("2", "Add two", "", &format!("line={LIB}:pub~fn~two()~{{}}")),
+    ]));
+    s.control("integration", &format!("step=resolve unmark={LIB}"));
+    let run = s.run(&[]);
+    run.assert_code(0);
+    let integrated = run.of_type("integrated").next().unwrap();
+    assert_eq!(integrated["status"], "built", "{}", run.context());
+    assert_eq!(integrated["resolved"], serde_json::json!([LIB]));
+    let lib = s.show(INTEGRATION, LIB);
+    assert!(
+        lib.contains("fn one()") && lib.contains("fn two()"),
+        "{lib}"
+    );
+    assert!(!lib.contains("<<<<<<<"), "{lib}");
+    let message = s.git(&["log", "-1", "--format=%B", INTEGRATION]);
+    assert!(
+        message.contains(&format!("Spec-Exec-Resolved: {LIB}")),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_result_that_fails_verify_together_is_fixed_by_the_agent() {
+    // Each task passes alone; together they do not.
+    let s = three_tasks();
+    s.control("integration", "rm=two.txt");
+    let verify = "sh -c 'test ! -e one.txt || test ! -e two.txt'";
+    let run = s.run(&["--verify", verify]);
+    run.assert_code(0);
+    let integrated = run.of_type("integrated").next().unwrap();
+    assert_eq!(integrated["status"], "built", "{}", run.context());
+    assert_eq!(integrated["verified"], serde_json::json!([verify]));
+    let files = s.files(INTEGRATION);
+    assert!(files.contains("one.txt") && !files.contains("two.txt"));
+    let subject = s.git(&["log", "-1", "--format=%s", INTEGRATION]);
+    assert_eq!(subject.trim(), "demo: integration fix");
+
+    // Without an agent that can fix it, the run fails and says so; the branch is not made.
+    let s = three_tasks();
+    let run = s.run(&["--verify", verify, "--max-attempts", "1"]);
+    run.assert_code(1);
+    let integrated = run.of_type("integrated").next().unwrap();
+    assert_eq!(integrated["status"], "failed");
+    assert!(
+        integrated["reason"]
+            .as_str()
+            .unwrap()
+            .contains("verify failed"),
+        "{integrated}"
+    );
+    assert!(!s.git_ok(&["rev-parse", "--verify", "-q", INTEGRATION]));
+}
