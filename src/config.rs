@@ -82,10 +82,19 @@ impl VerifyCommand {
     /// Splits `line` into words as a POSIX shell would, without running a shell: quotes
     /// group, `$`, `|`, `;` and the like are plain characters.
     pub fn parse(line: &str) -> std::result::Result<VerifyCommand, String> {
+        if line.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(format!(
+                "`{}` is not one line (it has a newline or a control character)",
+                line.escape_debug()
+            ));
+        }
         match shlex::split(line) {
             None => Err(format!(
                 "`{line}` has an unclosed quote or a trailing backslash"
             )),
+            Some(argv) if argv.first().is_some_and(String::is_empty) => {
+                Err(format!("`{line}` names no program"))
+            }
             Some(argv) if argv.is_empty() => Err("a verify command cannot be empty".to_owned()),
             Some(argv) => Ok(VerifyCommand {
                 line: line.trim().to_owned(),

@@ -90,8 +90,21 @@ pub enum Merged {
     Contained,
     /// Merged without conflicts, and committed.
     Committed(Oid),
-    /// The merge is in progress in the worktree: these paths have conflict markers.
-    Conflicted(Vec<String>),
+    /// The merge is in progress in the worktree.
+    Conflicted(Conflicted),
+}
+
+/// A merge left in progress, for the agent to resolve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflicted {
+    /// The conflicted paths, for people.
+    pub paths: Vec<String>,
+    /// The branch's commit before the merge.
+    pub ours: Oid,
+    /// The conflicted paths as git has them, and those that are text conflicts (markers in
+    /// the file).
+    pub entries: Vec<Vec<u8>>,
+    pub textual: Vec<Vec<u8>>,
 }
 
 pub struct Git {
@@ -252,6 +265,34 @@ impl Git {
         };
         done.map(|_| ())
             .map_err(|e| self.ref_err(&format!("move branch `{name}`"), name, e))
+    }
+
+    /// Whether `tip` is a merge of `parts` and nothing else: it holds every one of them, and
+    /// every commit it adds to them is a merge (a resolution of their conflicts, by spec-exec
+    /// or by hand).
+    pub fn merge_of(&self, tip: Oid, parts: &[Oid]) -> bool {
+        parts.iter().all(|&p| self.contains(tip, p)) && self.merges_only_over(tip, parts)
+    }
+
+    /// Whether every commit `tip` adds to `known` is a merge, and there is at least one.
+    pub fn merges_only_over(&self, tip: Oid, known: &[Oid]) -> bool {
+        let Ok(mut walk) = self.repo.revwalk() else {
+            return false;
+        };
+        if walk.push(tip).is_err() || known.iter().any(|&p| walk.hide(p).is_err()) {
+            return false;
+        }
+        let mut any = false;
+        for oid in walk {
+            let Ok(commit) = oid.and_then(|o| self.repo.find_commit(o)) else {
+                return false;
+            };
+            if commit.parent_count() < 2 {
+                return false;
+            }
+            any = true;
+        }
+        any
     }
 
     /// Whether `at` holds `commit` (is it or descends from it).
@@ -742,6 +783,41 @@ pub fn untracked_files(path: &Path) -> std::collections::BTreeSet<PathBuf> {
         .unwrap_or_default()
 }
 
+/// Stages everything in the worktree at `worktree` (`.gitignore` respected), so that
+/// [`restore_staged`] can put it back as it is now.
+pub fn stage_all(worktree: &Path) -> Result<()> {
+    let repo = Repository::open(worktree).map_err(|e| git_err("open the task's worktree", e))?;
+    let mut index = repo
+        .index()
+        .map_err(|e| git_err("read the worktree's index", e))?;
+    index
+        .add_all(["*"], IndexAddOption::DEFAULT, None)
+        .and_then(|()| index.update_all(["*"], None))
+        .and_then(|()| index.write())
+        .map_err(|e| git_err("stage the worktree's files", e))
+}
+
+/// Puts the worktree at `worktree` back as [`stage_all`] left it: files changed or deleted
+/// since are restored from the index, files added since (not ignored ones) removed.
+pub fn restore_staged(worktree: &Path) -> Result<()> {
+    let repo = Repository::open(worktree).map_err(|e| git_err("open the task's worktree", e))?;
+    let mut checkout = git2::build::CheckoutBuilder::new();
+    checkout.force();
+    repo.checkout_index(None, Some(&mut checkout))
+        .map_err(|e| git_err("restore the worktree's files", e))?;
+    for new in untracked_files(worktree) {
+        let _ = std::fs::remove_file(worktree.join(&new));
+        let mut dir = new.parent();
+        while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+            if std::fs::remove_dir(worktree.join(d)).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+    Ok(())
+}
+
 /// Stages everything in a worktree (new, modified and deleted files; `.gitignore` respected) and
 /// commits it on the worktree's branch. `None` when nothing changed.
 pub fn commit_worktree(
@@ -806,7 +882,7 @@ fn conflicted_paths(index: &git2::Index) -> Result<Vec<String>> {
 /// Merges commit `tip` into the branch checked out in `worktree`, as `git merge` would: a
 /// fast-forward when the branch is behind it, a merge commit (`message`) when it merges
 /// cleanly, and otherwise a merge left in progress, conflict markers in the files (labelled
-/// `ours` and `theirs`) and `MERGE_HEAD` set, for [`commit_merge`] to finish.
+/// `ours` and `theirs`) and `MERGE_HEAD` set, for [`finish_merge`] to finish.
 pub fn merge_into_worktree(
     worktree: &Path,
     tip: Oid,
@@ -842,23 +918,63 @@ pub fn merge_into_worktree(
     let index = repo
         .index()
         .map_err(|e| git_err("read the worktree's index", e))?;
+    let ours = repo
+        .head()
+        .ok()
+        .and_then(|h| h.target())
+        .ok_or_else(|| Error::user("git: the worktree's HEAD is unreadable"))?;
     if index.has_conflicts() {
-        return Ok(Merged::Conflicted(conflicted_paths(&index)?));
+        let (entries, textual) = conflicts_of(worktree);
+        return Ok(Merged::Conflicted(Conflicted {
+            paths: conflicted_paths(&index)?,
+            ours,
+            entries,
+            textual,
+        }));
     }
-    commit_merge(worktree, message, sig).map(Merged::Committed)
+    finish_merge(worktree, ours, tip, message, sig).map(Merged::Committed)
 }
 
-/// Finishes the merge in progress in `worktree`: everything in it staged (the conflicts the
-/// agent resolved with it), committed with `HEAD` and `MERGE_HEAD` as parents.
-pub fn commit_merge(worktree: &Path, message: &str, sig: &Signature<'_>) -> Result<Oid> {
+/// Ends the merge of `tip` into `ours` in `worktree`: whatever the worktree holds now
+/// (staged, resolved conflicts included) is committed with `ours` and `tip` as parents, and
+/// the worktree's branch moved to it. Whether the merge is still in progress or the agent
+/// committed it itself, the merge commit is spec-exec's own, with its trailers. A merge that
+/// was abandoned (`git merge --abort`, a reset) is refused: the result must still hold both
+/// sides.
+pub fn finish_merge(
+    worktree: &Path,
+    ours: Oid,
+    tip: Oid,
+    message: &str,
+    sig: &Signature<'_>,
+) -> Result<Oid> {
     let mut repo =
         Repository::open(worktree).map_err(|e| git_err("open the task's worktree", e))?;
-    let mut theirs = Vec::new();
-    repo.mergehead_foreach(|oid| {
-        theirs.push(*oid);
-        true
-    })
-    .map_err(|e| git_err("read MERGE_HEAD (the merge is no longer in progress)", e))?;
+    let head = repo
+        .head()
+        .ok()
+        .and_then(|h| h.target())
+        .ok_or_else(|| Error::user("git: the worktree's HEAD is unreadable"))?;
+    if repo.state() == git2::RepositoryState::Merge {
+        let mut merging = Vec::new();
+        repo.mergehead_foreach(|oid| {
+            merging.push(*oid);
+            true
+        })
+        .map_err(|e| git_err("read MERGE_HEAD", e))?;
+        if head != ours || merging != [tip] {
+            return Err(Error::user(
+                "the merge in progress is no longer the one spec-exec started (HEAD or MERGE_HEAD changed)",
+            ));
+        }
+    } else {
+        let holds = |c: Oid| head == c || repo.graph_descendant_of(head, c).unwrap_or(false);
+        if !(holds(ours) && holds(tip)) {
+            return Err(Error::user(
+                "the merge was abandoned (no merge is in progress, and the branch does not hold both sides)",
+            ));
+        }
+    }
     let mut index = repo
         .index()
         .map_err(|e| git_err("read the worktree's index", e))?;
@@ -877,55 +993,86 @@ pub fn commit_merge(worktree: &Path, message: &str, sig: &Signature<'_>) -> Resu
     index
         .write()
         .map_err(|e| git_err("write the worktree's index", e))?;
-    let tree_id = index
+    let tree = index
         .write_tree()
+        .and_then(|t| repo.find_tree(t))
         .map_err(|e| git_err("write the merged tree", e))?;
-    let tree = repo
-        .find_tree(tree_id)
-        .map_err(|e| git_err("read the merged tree", e))?;
-    let head = repo
-        .head()
-        .and_then(|h| h.peel_to_commit())
-        .map_err(|e| git_err("read the worktree's HEAD", e))?;
-    let mut parents = vec![head];
-    for oid in theirs {
-        parents.push(
-            repo.find_commit(oid)
-                .map_err(|e| git_err("find the merged commit", e))?,
-        );
-    }
+    let parents = [ours, tip]
+        .map(|oid| repo.find_commit(oid))
+        .into_iter()
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| git_err("find the merged commits", e))?;
     let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
     let oid = repo
-        .commit(Some("HEAD"), sig, sig, message, &tree, &parents)
+        .commit(None, sig, sig, message, &tree, &parents)
         .map_err(|e| git_err("commit the merge", e))?;
+    repo.head()
+        .and_then(|mut h| h.set_target(oid, "spec-exec: merge"))
+        .map_err(|e| git_err("move the task's branch", e))?;
     repo.cleanup_state()
         .map_err(|e| git_err("end the merge", e))?;
     Ok(oid)
 }
 
-/// Ends the merge of `tip` in `worktree`: commits it when it is still in progress; accepts
-/// it when the agent committed it itself (the branch then holds `tip`).
-pub fn finish_merge(worktree: &Path, tip: Oid, message: &str, sig: &Signature<'_>) -> Result<Oid> {
-    if merge_in_progress(worktree) {
-        return commit_merge(worktree, message, sig);
+/// The paths of `index`'s conflicts, as bytes, sorted.
+fn conflict_entries(index: &git2::Index) -> Vec<Vec<u8>> {
+    let mut all: Vec<Vec<u8>> = index
+        .conflicts()
+        .map(|cs| {
+            cs.filter_map(|c| c.ok())
+                .filter_map(|c| c.our.or(c.their).or(c.ancestor))
+                .map(|e| e.path)
+                .collect()
+        })
+        .unwrap_or_default();
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// The conflicted paths of the merge in progress in `worktree`, as bytes, and those whose
+/// file has conflict markers (text conflicts).
+pub fn conflicts_of(worktree: &Path) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    use std::os::unix::ffi::OsStrExt as _;
+    let Ok(index) = Repository::open(worktree).and_then(|r| r.index()) else {
+        return Default::default();
+    };
+    let all = conflict_entries(&index);
+    let textual = all
+        .iter()
+        .filter(|raw| !markers_in(&worktree.join(std::ffi::OsStr::from_bytes(raw)), "").is_empty())
+        .cloned()
+        .collect();
+    (all, textual)
+}
+
+/// Conflicts the agent left unresolved in `worktree`: any conflicted file that still has
+/// markers (`path:line`), and paths the index still records as conflicted other than text
+/// conflicts (`textual`) whose file is there without a marker: a binary, link or submodule
+/// conflict, or a deleted file, is resolved only by staging it (`git add`, `git rm`).
+pub fn unresolved(worktree: &Path, conflicted: &[Vec<u8>], textual: &[Vec<u8>]) -> Vec<String> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let file = |raw: &[u8]| worktree.join(std::ffi::OsStr::from_bytes(raw));
+    let shown = |raw: &[u8]| String::from_utf8_lossy(raw).into_owned();
+    let mut out = Vec::new();
+    for raw in conflicted {
+        out.extend(markers_in(&file(raw), &shown(raw)));
     }
-    let repo = Repository::open(worktree).map_err(|e| git_err("open the task's worktree", e))?;
-    let head = repo
-        .head()
-        .ok()
-        .and_then(|h| h.target())
-        .ok_or_else(|| Error::user("git: the worktree's HEAD is unreadable"))?;
-    if head == tip || repo.graph_descendant_of(head, tip).unwrap_or(false) {
-        if has_changes(worktree) {
-            return Err(Error::user(
-                "the merge was committed by the agent, but changes were left uncommitted",
+    let Ok(index) = Repository::open(worktree).and_then(|r| r.index()) else {
+        out.push("the worktree's index cannot be read".to_owned());
+        return out;
+    };
+    for raw in conflict_entries(&index) {
+        let text_done = textual.contains(&raw)
+            && std::fs::symlink_metadata(file(&raw)).is_ok_and(|m| m.is_file());
+        if !text_done {
+            out.push(format!(
+                "{} (not resolved: choose its content, then `git add` it, or `git rm` it)",
+                shown(&raw)
             ));
         }
-        return Ok(head);
     }
-    Err(Error::user(format!(
-        "the merge was abandoned: no merge is in progress and the branch does not hold {tip}"
-    )))
+    out
 }
 
 /// Rewrites the message of the commit at the `HEAD` of `worktree` (same tree, same parents).
@@ -953,39 +1100,31 @@ pub fn blob_at_head(worktree: &Path, rel: &Path) -> Option<Vec<u8>> {
     blob_at(&repo, &tree, rel)
 }
 
-/// Whether a merge is in progress in `worktree` (`MERGE_HEAD` is set).
-pub fn merge_in_progress(worktree: &Path) -> bool {
-    Repository::open(worktree).is_ok_and(|r| r.state() == git2::RepositoryState::Merge)
-}
-
-/// The conflict markers left in `paths` of `worktree`: `path:line` of each marker line, at
-/// most a few per file. A `=======` line counts only after a `<<<<<<<` one, as markdown uses
-/// it for headings.
-pub fn conflict_markers(worktree: &Path, paths: &[String]) -> Vec<String> {
+/// The conflict markers in the file at `file` (shown as `shown`): `shown:line` of each marker
+/// line, at most three. A `=======` or `|||||||` line counts only after a `<<<<<<<` one, as
+/// markdown uses `=======` for headings.
+fn markers_in(file: &Path, shown: &str) -> Vec<String> {
+    let Ok(bytes) = std::fs::read(file) else {
+        return Vec::new();
+    };
     let mut found = Vec::new();
-    for path in paths {
-        let Ok(bytes) = std::fs::read(worktree.join(path)) else {
-            continue;
+    let mut open = false;
+    for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let marker = |m: &[u8]| {
+            line.strip_prefix(m)
+                .is_some_and(|rest| rest.is_empty() || rest[0] == b' ')
         };
-        let text = String::from_utf8_lossy(&bytes);
-        let mut open = false;
-        let mut in_file = 0;
-        for (n, line) in text.lines().enumerate() {
-            let marker = |m: &str| {
-                line.strip_prefix(m)
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(' '))
-            };
-            let hit = if marker("<<<<<<<") {
-                open = true;
-                true
-            } else {
-                marker(">>>>>>>") || (open && line == "=======")
-            };
-            if hit {
-                in_file += 1;
-                if in_file <= 3 {
-                    found.push(format!("{path}:{}", n + 1));
-                }
+        let hit = if marker(b"<<<<<<<") {
+            open = true;
+            true
+        } else {
+            marker(b">>>>>>>") || (open && (line == b"=======" || marker(b"|||||||")))
+        };
+        if hit {
+            found.push(format!("{shown}:{}", n + 1));
+            if found.len() == 3 {
+                break;
             }
         }
     }

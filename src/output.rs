@@ -559,10 +559,15 @@ impl<'a> Display<'a> {
             Status::Failed => self.failed += 1,
             _ => self.skipped += 1,
         }
-        let log = r
-            .log
-            .as_ref()
-            .map(|l| format!("log: {}", self.rel(l).display()));
+        // A task that failed its verification: the commands' output says why.
+        let verify_failed = r.verify.last().is_some_and(|v| !v.passed);
+        let log = match (&r.verify_log, verify_failed) {
+            (Some(v), true) => Some(format!("verify log: {}", self.rel(v).display())),
+            _ => r
+                .log
+                .as_ref()
+                .map(|l| format!("log: {}", self.rel(l).display())),
+        };
         match r.status {
             Status::Done if r.verdict.is_some() => {
                 let rounds = r.rounds.iter().filter(|x| x.verdict.is_some()).count();

@@ -1512,6 +1512,49 @@ fn agents_orphaned_by_a_killed_run_are_stopped_by_the_next() {
     }
 }
 
+/// A verify command of a run killed outright is stopped by the next run, as agents are.
+#[test]
+fn verify_commands_orphaned_by_a_killed_run_are_stopped_by_the_next() {
+    let s = Scratch::new(&tasks_md(&[task("1", "Write", "", "write=one.txt")]));
+    let pid_file = s.ctl().join("verify.pid");
+    let verify = format!("sh -c 'echo $$ > {}; exec sleep 300'", pid_file.display());
+    let mut live = Live::start(&s, &["--verify", &verify]);
+    wait_until("the verify command never started", || pid_file.exists());
+    let verify_pid: i32 = loop {
+        if let Ok(pid) = std::fs::read_to_string(&pid_file)
+            .unwrap_or_default()
+            .trim()
+            .parse()
+        {
+            break pid;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let pid = rustix::process::Pid::from_raw(live.child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    let _ = live.child.wait();
+    assert!(
+        alive(verify_pid),
+        "the verify command should outlive a killed run"
+    );
+
+    let second = s.run(&["--verify", "true"]);
+    second.assert_code(0);
+    assert!(
+        second.stderr.contains("left running by an earlier run"),
+        "{}",
+        second.context()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(verify_pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the orphaned verify command still runs"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A daemon an agent started in a group of its own (`setsid`), as a signed commit starts
 /// gpg-agent, is not an orphaned agent: the next run leaves it alone.
 #[test]

@@ -205,3 +205,80 @@ fn the_shell_agent_runs_its_blocks_once() {
     let lib = std::fs::read_to_string(std::path::Path::new(worktree).join(LIB)).unwrap();
     assert_eq!(lib.matches("not rust").count(), 1);
 }
+
+#[test]
+fn what_verify_changes_is_put_back_before_the_commit() {
+    // The agent adds a file and changes README.md; the verify command appends to README.md,
+    // deletes the agent's file and makes one of its own: none of that is committed.
+    let s = Scratch::new(&tasks_md(&[task(
+        "1",
+        "Work",
+        "",
+        "write=new.txt line=README.md:agent~line",
+    )]));
+    let run = s.run(&[
+        "--verify",
+        "sh -c 'echo junk >> README.md; rm new.txt; echo made > made-by-verify.txt'",
+    ]);
+    run.assert_code(0);
+    let branch = Scratch::branch("1");
+    let files = s.files(&branch);
+    assert!(files.contains("new.txt"), "{files:?}");
+    assert!(!files.contains("made-by-verify.txt"), "{files:?}");
+    assert_eq!(s.show(&branch, "README.md"), "scratch\nagent line\n");
+}
+
+#[test]
+fn an_agent_cannot_turn_the_default_verification_off() {
+    // The agent empties the workspace's members (which would leave `cargo check` nothing to
+    // check) and breaks the crate: the default still applies, as decided on the base.
+    let s = Scratch::new(&tasks_md(&[task(
+        "1",
+        "Hide the crate",
+        "",
+        &format!(
+            "write=Cargo.toml line=Cargo.toml:[workspace] line=Cargo.toml:members~=~[] line={LIB}:not~rust"
+        ),
+    )]));
+    let run = s.run(&["--max-attempts", "1"]);
+    run.assert_code(1);
+    assert_eq!(
+        run.finished("1")["verify"][0]["passed"],
+        false,
+        "{}",
+        run.context()
+    );
+}
+
+#[test]
+fn verify_commands_that_cannot_run_are_refused_before_anything_starts() {
+    let s = Scratch::new(&tasks_md(&[task("1", "Write", "", "write=out.txt")]));
+    for (flag, says) in [
+        ("no-such-program-anywhere --flag", "which is not on PATH"),
+        ("'' --flag", "names no program"),
+        ("sh -c \"true\n\nexit 0\"", "is not one line"),
+    ] {
+        let run = s.run(&["--verify", flag]);
+        run.assert_code(2);
+        assert!(run.stderr.contains(says), "{flag}: {}", run.context());
+    }
+    assert!(!s.agent_log().exists());
+}
+
+#[test]
+fn the_last_output_shown_drives_no_terminal() {
+    let s = Scratch::new(&tasks_md(&[task("1", "Write", "", "write=out.txt")]));
+    let run = s.run(&[
+        "--verify",
+        "sh -c 'printf \"\\033]0;title\\007\\033[31mRED\\n\"; exit 1'",
+        "--max-attempts",
+        "1",
+    ]);
+    run.assert_code(1);
+    let last = run.finished("1")["last_output"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(last.contains("RED"), "{last}");
+    assert!(!last.chars().any(char::is_control), "{last:?}");
+}

@@ -256,6 +256,8 @@ impl End {
 struct Progress {
     report: TaskReport,
     worktree: PathBuf,
+    /// Its name in git's records of worktrees.
+    worktree_name: String,
     log: PathBuf,
     /// tasks.md as the worktree got it: the agent is not to change it.
     tasks_md_as_given: Option<Vec<u8>>,
@@ -267,6 +269,9 @@ struct Progress {
     pending: Vec<(String, git2::Oid)>,
     /// The verify commands the work passed, for the commit's trailers.
     verified: Vec<String>,
+    /// The verify commands, as decided on the job's base (an agent does not turn the default
+    /// off by changing Cargo.toml).
+    verify_commands: Option<Vec<VerifyCommand>>,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -287,6 +292,7 @@ pub async fn run(ctx: Arc<Ctx>, job: Job, stop: watch::Receiver<Stop>) -> Finish
             Status::Done,
         ),
         worktree: ctx.worktree(&job.run_name),
+        worktree_name: worktree_name(&ctx.feature, &job.run_name),
         log: ctx.log(&job.run_name),
         tasks_md_as_given: None,
         agent_started: None,
@@ -294,6 +300,7 @@ pub async fn run(ctx: Arc<Ctx>, job: Job, stop: watch::Receiver<Stop>) -> Finish
         verify_log: ctx.log(&format!("{}.verify", job.run_name)),
         pending: Vec::new(),
         verified: Vec::new(),
+        verify_commands: None,
     };
     for &step in PIPELINE {
         let outcome = match step {
@@ -334,6 +341,8 @@ async fn prepare(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End>
         p.report.branch = Some(job.start.branch.clone());
     }
     p.pending = result?;
+    let (ctx, worktree) = (Arc::clone(ctx), p.worktree.clone());
+    p.verify_commands = Some(blocking(move || ctx.verify_commands(&worktree)).await);
     Ok(())
 }
 
@@ -356,9 +365,9 @@ fn prepare_worktree(
             return (
                 false,
                 Err(End::failed(format!(
-                    "{}; {} (--no-resolve is set: without it the agent resolves them)",
+                    "{}; {}",
                     conflict_text(&c.paths),
-                    merge_hint(job)
+                    manual_merge_hint(job)
                 ))),
             );
         }
@@ -401,9 +410,21 @@ fn conflict_text(paths: &[String]) -> String {
 fn merge_hint(job: &Job) -> String {
     let branches: Vec<String> = job.sides.iter().map(|(b, _)| format!("`{b}`")).collect();
     format!(
-        "merge {} by hand on its branch `{}` (git merge), or run again to have the agent try again",
+        "run again to have the agent try again, or merge {} yourself on branch `{}` (in the worktree kept for it, resolve the conflicts and `git commit`) and run again: the task then builds on your merge",
         branches.join(" and "),
         job.start.branch
+    )
+}
+
+/// The same, when the agent does not resolve conflicts (`--no-resolve`).
+fn manual_merge_hint(job: &Job) -> String {
+    let mut sides = job.sides.iter().map(|(b, _)| b.as_str());
+    let first = sides.next().unwrap_or_default();
+    let rest: Vec<&str> = sides.collect();
+    format!(
+        "merge them yourself and run again, the task then builds on your merge: `git switch -c {} {first}`, `git merge {}`, resolve and commit; or run without --no-resolve to have the agent resolve them",
+        job.start.branch,
+        rest.join(" ")
     )
 }
 
@@ -451,7 +472,16 @@ fn job_base(ctx: &Ctx, git: &Git, job: &Job) -> Result<std::result::Result<git2:
     if tips.len() == 1 {
         return Ok(Ok(tips[0].1));
     }
-    let message = base_message(ctx, job, &tips, &[], &[]);
+    // The branch holds their merge already (resolved by an earlier run, or by hand after one
+    // failed): the task builds on it rather than on a new merge.
+    if let Some(tip) = git.branch_tip(&job.start.branch) {
+        let parts: Vec<git2::Oid> = tips.iter().map(|&(_, t)| t).collect();
+        if git.task_commit(&job.start.branch).is_none() && git.merge_of(tip, &parts) {
+            return Ok(Ok(tip));
+        }
+    }
+    let names: Vec<&str> = tips.iter().map(|(b, _)| b.as_str()).collect();
+    let message = base_message(ctx, job, &names, &[], &[]);
     Ok(git.merge_tips(&tips, &message)?.map_err(Based::Conflict))
 }
 
@@ -460,7 +490,7 @@ fn job_base(ctx: &Ctx, git: &Git, job: &Job) -> Result<std::result::Result<git2:
 fn base_message(
     ctx: &Ctx,
     job: &Job,
-    tips: &[(String, git2::Oid)],
+    merged: &[&str],
     resolved: &[String],
     verified: &[String],
 ) -> String {
@@ -468,10 +498,7 @@ fn base_message(
         "{}: base of {}\n\nMerge of {}\n\n{}: {}\n{}: {}\n",
         ctx.feature,
         job.id,
-        tips.iter()
-            .map(|(b, _)| b.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
+        merged.join(", "),
         git::FEATURE_TRAILER,
         ctx.feature,
         git::BASE_TRAILER,
@@ -529,7 +556,15 @@ async fn resolve(
 ) -> Result<(), End> {
     while let Some((branch, tip)) = p.pending.first().cloned() {
         let ours = format!("base of {}", job.id);
-        let message = base_message(ctx, job, &[(branch.clone(), tip)], &[], &[]);
+        // Its dependencies' branches, the one merged now last.
+        let mut names: Vec<&str> = job
+            .sides
+            .iter()
+            .map(|(b, _)| b.as_str())
+            .filter(|b| *b != branch)
+            .collect();
+        names.push(&branch);
+        let message = base_message(ctx, job, &names, &[], &[]);
         let merged = {
             let (worktree, branch, ctx) = (p.worktree.clone(), branch.clone(), Arc::clone(ctx));
             blocking(move || {
@@ -539,7 +574,8 @@ async fn resolve(
             .await
             .map_err(|e| End::failed(e.to_string()))?
         };
-        if let git::Merged::Conflicted(paths) = merged {
+        if let git::Merged::Conflicted(conflicted) = merged {
+            let paths = conflicted.paths.clone();
             let step = attempt::Step {
                 kind: attempt::Kind::Resolve,
                 prompt: crate::exec::prompt::resolve(
@@ -553,7 +589,7 @@ async fn resolve(
                     &paths,
                 ),
                 prompt_file: ctx.prompt_file(&format!("{}.resolve", job.run_name)),
-                markers_in: paths.clone(),
+                conflicts: Some((conflicted.entries.clone(), conflicted.textual.clone())),
                 verify_always: true,
                 check_first: false,
             };
@@ -570,15 +606,26 @@ async fn resolve(
                     }
                     end
                 })?;
-            let message =
-                base_message(ctx, job, &[(branch.clone(), tip)], &paths, &passed.verified);
+            let message = base_message(ctx, job, &names, &paths, &passed.verified);
             let (worktree, ctx2) = (p.worktree.clone(), Arc::clone(ctx));
             let tasks_md = ctx.spec_rel.join("tasks.md");
             let (kept, log) = (p.log.with_extension("resolve.tasks.md"), p.log.clone());
+            let (name, branch_name) = (
+                worktree_name(&ctx.feature, &job.run_name),
+                job.start.branch.clone(),
+            );
             blocking(move || {
+                let git = ctx2.git()?;
+                git::check_worktree(&git.common_dir(), &name, &worktree, &branch_name)?;
                 let given = git::blob_at_head(&worktree, &tasks_md);
                 keep_tasks_md_out(&worktree, &tasks_md, given.as_deref(), &kept, &log)?;
-                git::finish_merge(&worktree, tip, &message, &ctx2.git()?.signature())
+                git::finish_merge(
+                    &worktree,
+                    conflicted.ours,
+                    tip,
+                    &message,
+                    &ctx2.git()?.signature(),
+                )
             })
             .await
             .map_err(|e| {
@@ -613,7 +660,7 @@ async fn run_agent(
         },
         prompt: job.prompt.clone(),
         prompt_file: ctx.prompt_file(&job.run_name),
-        markers_in: Vec::new(),
+        conflicts: None,
         verify_always: false,
         check_first: false,
     };
@@ -630,9 +677,24 @@ fn last_line(log: &Path) -> Option<String> {
     file.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes).ok()?;
-    let text = String::from_utf8_lossy(&bytes);
-    let line = text.lines().map(str::trim).rfind(|l| !l.is_empty())?;
-    Some(console::truncate_str(line, 200, "…").into_owned())
+    last_printable(&String::from_utf8_lossy(&bytes))
+}
+
+/// The last line of `text` that says something, without terminal escapes or control
+/// characters (output shown to a person must not drive their terminal), at most 200
+/// characters.
+fn last_printable(text: &str) -> Option<String> {
+    let text = console::strip_ansi_codes(text);
+    let line = text
+        .lines()
+        .map(|l| {
+            l.chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect::<String>()
+        })
+        .map(|l| l.trim().to_owned())
+        .rfind(|l| !l.is_empty())?;
+    Some(console::truncate_str(&line, 200, "…").into_owned())
 }
 
 /// A review's verdict: its file, else its output. No verdict, no review.

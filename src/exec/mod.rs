@@ -577,7 +577,14 @@ fn read_earlier(
             _ => {
                 let mut others = vec![base];
                 others.extend(tips.iter().filter(|(b, _)| *b != branch).map(|&(_, t)| t));
-                if !git.only_spec_exec_work(&branch, &others, &worktree_prefix(feature)) {
+                // A merge of other branches made by hand (after a resolution failed) is the
+                // task's base: kept, not reset.
+                let merge_by_hand = git
+                    .branch_tip(&branch)
+                    .is_some_and(|tip| git.merges_only_over(tip, &others));
+                if !merge_by_hand
+                    && !git.only_spec_exec_work(&branch, &others, &worktree_prefix(feature))
+                {
                     problems.push(branch);
                 }
             }

@@ -301,6 +301,22 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
 
 /// The verify commands of a run: none with --no-verify, else --verify's, else the
 /// configuration's, else the default. Whether they are the default.
+/// A verify command's program must exist: otherwise every attempt would fail the same way,
+/// and the agent would be asked to fix what it cannot.
+fn verify_program(c: &config::VerifyCommand, from: &str) -> Result<()> {
+    let program = &c.argv[0];
+    if program.contains('/') || which::which(program).is_ok() {
+        return Ok(());
+    }
+    Err(Error::user_with_help(
+        format!(
+            "the verify command `{}` ({from}) runs `{program}`, which is not on PATH",
+            c.line
+        ),
+        "install it, or give another command; `--no-verify` commits without verifying",
+    ))
+}
+
 pub(crate) fn verify_commands(
     ws: &Workspace,
     opts: &RunOptions,
@@ -321,10 +337,18 @@ pub(crate) fn verify_commands(
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        for c in &commands {
+            verify_program(c, "--verify")?;
+        }
         return Ok((commands, false));
     }
     match &ws.config.verify {
-        Some(commands) => Ok((commands.clone(), false)),
+        Some(commands) => {
+            for c in commands {
+                verify_program(c, "`verify` in the configuration")?;
+            }
+            Ok((commands.clone(), false))
+        }
         None => Ok((
             vec![
                 config::VerifyCommand::parse(config::DEFAULT_VERIFY)

@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 
 use tokio::sync::watch;
 
-use super::{Ctx, End, Progress, argvs, blocking, last_line};
+use super::{Ctx, End, Progress, argvs, blocking, last_line, last_printable};
 use crate::agents::Agent;
 use crate::exec::process::{self, Outcome, Stop};
 use crate::report::{Status, VerifyRun};
@@ -68,14 +68,18 @@ pub struct Step {
     pub prompt: String,
     /// Where the prompt is written.
     pub prompt_file: PathBuf,
-    /// Files that must hold no conflict markers afterwards.
-    pub markers_in: Vec<String>,
+    /// The merge's conflicts the agent is to resolve.
+    pub conflicts: Option<Conflicts>,
     /// Verify the work even when the worktree has no uncommitted changes (a resolved merge).
     pub verify_always: bool,
     /// Check the worktree before the agent runs: the agent runs only when the check fails,
     /// with the failure in its prompt.
     pub check_first: bool,
 }
+
+/// A merge's conflicts, as git has their paths: all of them, and the text ones (with
+/// markers in their files).
+pub type Conflicts = (Vec<Vec<u8>>, Vec<Vec<u8>>);
 
 /// What passed: the verify commands that passed on the final attempt's work.
 #[derive(Debug, Default)]
@@ -105,7 +109,7 @@ impl Failure {
     fn reason(&self) -> String {
         match self {
             Failure::Agent { outcome, .. } => outcome.clone(),
-            Failure::Markers { at } => format!("conflict markers are left in {}", at.join(", ")),
+            Failure::Markers { at } => format!("unresolved conflicts in {}", at.join(", ")),
             Failure::Verify { line, outcome, .. } => {
                 format!("verify failed: `{line}` ended with {outcome}")
             }
@@ -131,7 +135,7 @@ impl Failure {
             }
             Failure::Markers { at } => {
                 p.push_str(&format!(
-                    "The previous attempt left conflict markers (`<<<<<<<`, `=======`, `>>>>>>>`) at {}. Resolve every conflict: no marker may be left.\n",
+                    "The previous attempt left conflicts unresolved: {}. Resolve every conflict: no marker (`<<<<<<<`, `=======`, `|||||||`, `>>>>>>>`) may be left, and a conflict without markers (a binary file, a link, a deleted file) is resolved by choosing its content and staging it with `git add` (or `git rm`).\n",
                     at.join(", ")
                 ));
             }
@@ -209,7 +213,7 @@ pub async fn run(
 ) -> Result<Passed, End> {
     let mut failure: Option<Failure> = None;
     if step.check_first {
-        failure = check(ctx, p, stop, &step, 0).await?;
+        failure = check(ctx, who, p, stop, &step, 0).await?;
         if failure.is_none() {
             return Ok(passed(p, &step, 0));
         }
@@ -243,13 +247,13 @@ pub async fn run(
                 .await
                 .map_err(|e| End::failed(format!("could not write the prompt: {e}")))?;
         }
-        if step.kind == Kind::Task {
+        if step.kind != Kind::Resolve {
             p.report.attempts = attempt;
         }
         let from = len_of(&p.log);
         let outcome = run_agent(ctx, who, p, stop, &step, &argvs, attempt).await;
         failure = match outcome {
-            Outcome::Exited(0) => check(ctx, p, stop, &step, attempt).await?,
+            Outcome::Exited(0) => check(ctx, who, p, stop, &step, attempt).await?,
             Outcome::Interrupted => return Err(interrupted()),
             // Another attempt would most likely run out of time too.
             Outcome::TimedOut => {
@@ -272,13 +276,10 @@ pub async fn run(
             return Ok(passed(p, &step, attempt));
         };
         if attempt == max {
-            p.report.last_output = f
-                .tail()
-                .and_then(|t| t.lines().map(str::trim).rfind(|l| !l.is_empty()))
-                .map(|l| console::truncate_str(l, 200, "…").into_owned());
+            p.report.last_output = f.tail().and_then(last_printable);
             let mut reason = f.reason();
             if step.kind == Kind::Resolve {
-                reason = format!("resolving the conflicts: {reason}");
+                reason = format!("the agent did not resolve them: {reason}");
             }
             if max > 1 {
                 reason.push_str(&format!(" (after {max} attempts)"));
@@ -380,19 +381,23 @@ async fn run_agent(
 /// that fails ends the check).
 async fn check(
     ctx: &Arc<Ctx>,
+    who: Who<'_>,
     p: &mut Progress,
     stop: &watch::Receiver<Stop>,
     step: &Step,
     attempt: u32,
 ) -> Result<Option<Failure>, End> {
-    if !step.markers_in.is_empty() {
-        let (worktree, paths) = (p.worktree.clone(), step.markers_in.clone());
-        let at = blocking(move || crate::git::conflict_markers(&worktree, &paths)).await;
+    if let Some((all, textual)) = step.conflicts.clone() {
+        let worktree = p.worktree.clone();
+        let at = blocking(move || crate::git::unresolved(&worktree, &all, &textual)).await;
         if !at.is_empty() {
             return Ok(Some(Failure::Markers { at }));
         }
     }
-    let commands = ctx.verify_commands(&p.worktree);
+    let commands = p
+        .verify_commands
+        .clone()
+        .unwrap_or_else(|| ctx.verify_commands(&p.worktree));
     if commands.is_empty() {
         return Ok(None);
     }
@@ -402,27 +407,36 @@ async fn check(
             return Ok(None);
         }
     }
-    let before = {
-        let worktree = p.worktree.clone();
-        blocking(move || crate::git::untracked_files(&worktree)).await
-    };
+    // The commands check the work; they do not change it: what they write, change or delete
+    // (an untracked Cargo.lock, a formatted file) is put back as the agent left it. Only in
+    // the worktree spec-exec made: an agent may have swapped it for something else.
+    {
+        let (worktree, name, branch) = (
+            p.worktree.clone(),
+            p.worktree_name.clone(),
+            who.branch.to_owned(),
+        );
+        let ctx = Arc::clone(ctx);
+        blocking(move || {
+            crate::git::check_worktree(&ctx.git()?.common_dir(), &name, &worktree, &branch)?;
+            crate::git::stage_all(&worktree)
+        })
+        .await
+        .map_err(|e| End::failed(e.to_string()))?;
+    }
     let failure = verify(ctx, p, stop, step, attempt, commands).await;
-    // What the commands made (a Cargo.lock the repository does not track, say) is not the
-    // agent's work: it goes, so that it is not committed.
-    let worktree = p.worktree.clone();
+    let (worktree, name, branch) = (
+        p.worktree.clone(),
+        p.worktree_name.clone(),
+        who.branch.to_owned(),
+    );
+    let ctx = Arc::clone(ctx);
     blocking(move || {
-        for new in crate::git::untracked_files(&worktree).difference(&before) {
-            let _ = std::fs::remove_file(worktree.join(new));
-            let mut dir = new.parent();
-            while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
-                if std::fs::remove_dir(worktree.join(d)).is_err() {
-                    break;
-                }
-                dir = d.parent();
-            }
-        }
+        crate::git::check_worktree(&ctx.git()?.common_dir(), &name, &worktree, &branch)?;
+        crate::git::restore_staged(&worktree)
     })
-    .await;
+    .await
+    .map_err(|e| End::failed(e.to_string()))?;
     failure
 }
 
@@ -459,6 +473,8 @@ async fn verify(
                 stdout: None,
                 env: &[
                     ("SPEC_EXEC_FEATURE".to_owned(), ctx.feature.clone()),
+                    // How a later run finds the commands of a run that died.
+                    ("SPEC_EXEC_RUN_ID".to_owned(), ctx.run_id.clone()),
                     ("SPEC_EXEC_STEP".to_owned(), "verify".to_owned()),
                     ("SPEC_EXEC_ATTEMPT".to_owned(), attempt.to_string()),
                 ],

@@ -250,6 +250,7 @@ async fn in_worktree(
     let mut p = Progress {
         report: TaskReport::new(NAME.to_owned(), NAME.to_owned(), None, Status::Done),
         worktree: worktree.clone(),
+        worktree_name: worktree_name(&ctx.feature, NAME),
         log: ctx.log(NAME),
         tasks_md_as_given: None,
         agent_started: None::<SystemTime>,
@@ -257,6 +258,7 @@ async fn in_worktree(
         verify_log: ctx.log(&format!("{NAME}.verify")),
         pending,
         verified: Vec::new(),
+        verify_commands: Some(ctx.verify_commands(&worktree)),
     };
     let title = format!("Integrate {}", ctx.feature);
     let who = Who {
@@ -326,7 +328,8 @@ async fn build(
             .map_err(|e| End::failed(e.to_string()))?
         };
         verified.clear();
-        if let Merged::Conflicted(paths) = merged {
+        if let Merged::Conflicted(conflicted) = merged {
+            let paths = conflicted.paths.clone();
             let step = attempt::Step {
                 kind: Kind::Resolve,
                 prompt: prompt::resolve(
@@ -337,7 +340,7 @@ async fn build(
                     &paths,
                 ),
                 prompt_file: ctx.prompt_file(&format!("{NAME}.resolve")),
-                markers_in: paths.clone(),
+                conflicts: Some((conflicted.entries.clone(), conflicted.textual.clone())),
                 verify_always: true,
                 check_first: false,
             };
@@ -355,10 +358,19 @@ async fn build(
             let (worktree, ctx2) = (p.worktree.clone(), Arc::clone(ctx));
             let tasks_md = ctx.spec_rel.join("tasks.md");
             let (kept, log) = (p.log.with_extension("tasks.md"), p.log.clone());
+            let (name, work) = (worktree_name(&ctx.feature, NAME), who.branch.to_owned());
             blocking(move || {
+                let git = ctx2.git()?;
+                git::check_worktree(&git.common_dir(), &name, &worktree, &work)?;
                 let given = git::blob_at_head(&worktree, &tasks_md);
                 keep_tasks_md_out(&worktree, &tasks_md, given.as_deref(), &kept, &log)?;
-                git::finish_merge(&worktree, tip, &message, &ctx2.git()?.signature())
+                git::finish_merge(
+                    &worktree,
+                    conflicted.ours,
+                    tip,
+                    &message,
+                    &ctx2.git()?.signature(),
+                )
             })
             .await
             .map_err(|e| End::failed(format!("the resolution could not be committed: {e}")))?;
@@ -372,7 +384,7 @@ async fn build(
             kind: Kind::Resolve,
             prompt: prompt::integration_fix(&ctx.feature, &it.branch, sides),
             prompt_file: ctx.prompt_file(&format!("{NAME}.fix")),
-            markers_in: Vec::new(),
+            conflicts: None,
             verify_always: true,
             check_first: true,
         };
@@ -395,7 +407,9 @@ async fn build(
         let (kept, log) = (p.log.with_extension("tasks.md"), p.log.clone());
         let verified_now = verified.clone();
         let tips: Vec<Oid> = it.tips.iter().map(|t| t.oid).collect();
+        let (name, work) = (worktree_name(&ctx.feature, NAME), who.branch.to_owned());
         blocking(move || -> crate::error::Result<()> {
+            git::check_worktree(&ctx2.git()?.common_dir(), &name, &worktree, &work)?;
             let given = git::blob_at_head(&worktree, &tasks_md);
             keep_tasks_md_out(&worktree, &tasks_md, given.as_deref(), &kept, &log)?;
             let sig = ctx2.git()?.signature();
