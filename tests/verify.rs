@@ -95,6 +95,12 @@ fn work_that_fails_every_attempt_fails_the_task_with_the_command_and_keeps_the_w
     );
     assert!(reason.contains("after 3 attempts"), "{reason}");
     assert!(finished["last_output"].is_string(), "{finished}");
+    // The tail of cargo's output, as the task's report keeps it.
+    let tail = finished["output_tail"].as_str().unwrap();
+    assert!(
+        tail.contains("error") && tail.lines().count() <= 20,
+        "{tail}"
+    );
     let worktree = finished["worktree"].as_str().expect("the worktree is kept");
     assert!(std::path::Path::new(worktree).join(LIB).exists());
     // Nothing committed, nothing ticked.

@@ -159,6 +159,10 @@ pub struct TaskReport {
     /// The last line the agent printed, when it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_output: Option<String>,
+    /// The last lines (at most 20) of what failed last: the verify command's output, or the
+    /// agent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tail: Option<String>,
     /// How many times the agent ran for the task's own step (0 when it never ran).
     #[serde(default)]
     pub attempts: u32,
@@ -194,6 +198,7 @@ impl TaskReport {
             rounds: Vec::new(),
             agent: None,
             last_output: None,
+            output_tail: None,
             attempts: 0,
             verify: Vec::new(),
             verify_log: None,

@@ -277,6 +277,19 @@ pub async fn run(
         };
         if attempt == max {
             p.report.last_output = f.tail().and_then(last_printable);
+            p.report.output_tail = f.tail().map(|t| {
+                let text = console::strip_ansi_codes(t);
+                let lines: Vec<&str> = text.lines().collect();
+                lines[lines.len().saturating_sub(20)..]
+                    .iter()
+                    .map(|l| {
+                        l.chars()
+                            .filter(|c| !c.is_control() || *c == '\t')
+                            .collect::<String>()
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
             let mut reason = f.reason();
             if step.kind == Kind::Resolve {
                 reason = format!("the agent did not resolve them: {reason}");
