@@ -364,8 +364,8 @@ pub fn refresh(
     let report = aggregate(feature, &runs, order, unreadable);
     let json = serde_json::to_string_pretty(&report)
         .map_err(|e| format!("could not serialise the feature report: {e}"))?;
-    super::sink::write_atomic(&state_dir.join("report.json"), json.as_bytes())?;
-    super::sink::write_atomic(&markdown_path(state_dir), report.markdown().as_bytes())?;
+    super::write_atomic(&state_dir.join("report.json"), json.as_bytes())?;
+    super::write_atomic(&markdown_path(state_dir), report.markdown().as_bytes())?;
     Ok(report)
 }
 

@@ -444,3 +444,18 @@ impl Report<'_> {
         out
     }
 }
+
+/// Writes `bytes` to `path` through a temporary file in the same directory, synced, then
+/// renamed over it.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let fail = |e: std::io::Error| format!("could not write `{}`: {e}", path.display());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".report-")
+        .tempfile_in(dir)
+        .map_err(fail)?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(fail)?;
+    tmp.as_file().sync_all().map_err(fail)?;
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
+}

@@ -2,7 +2,6 @@
 //! files are all sinks of the same events; exec only emits.
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::{Event, Report, TaskReport};
@@ -170,7 +169,7 @@ impl ReportFiles {
             .map_err(|e| format!("could not serialise the report: {e}"))?;
         let markdown = report.markdown();
         for (name, text) in [("report.json", json), ("report.md", markdown)] {
-            write_atomic(&self.run_dir.join(name), text.as_bytes())?;
+            super::write_atomic(&self.run_dir.join(name), text.as_bytes())?;
         }
         // The feature's report, over every run of it: `<state-dir>/runs/<run-id>` is this run's.
         if let Some(state_dir) = self.run_dir.parent().and_then(Path::parent) {
@@ -208,19 +207,4 @@ impl Sink for ReportFiles {
     fn failure(&self) -> Option<String> {
         self.failed.clone()
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory, synced, then
-/// renamed over it.
-pub(super) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let fail = |e: std::io::Error| format!("could not write `{}`: {e}", path.display());
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".report-")
-        .tempfile_in(dir)
-        .map_err(fail)?;
-    tmp.write_all(bytes).map_err(fail)?;
-    tmp.as_file().sync_all().map_err(fail)?;
-    tmp.persist(path).map_err(|e| fail(e.error))?;
-    Ok(())
 }
