@@ -103,6 +103,25 @@ pub struct CleanCommand {
     pub dry_run: bool,
 }
 
+/// How work is verified: the run's options, and `land`'s.
+#[derive(Debug, Clone, Default, Args)]
+pub struct VerifyOptions {
+    /// Verify the work with this command line before it is committed (repeatable; replaces
+    /// `verify` in the configuration) [default: `verify` in the configuration, else a
+    /// `cargo check` of every target of the workspace]
+    #[arg(long = "verify", value_name = "CMD", conflicts_with = "no_verify")]
+    pub verify: Vec<String>,
+
+    /// Commit the work without verifying it
+    #[arg(long)]
+    pub no_verify: bool,
+
+    /// Run the agent at most N times for a step whose verification fails or whose agent exits
+    /// non-zero [default: 2, or `max-attempts` in the configuration]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: Option<u32>,
+}
+
 #[derive(Debug, Args)]
 pub struct LandCommand {
     /// The feature whose done tasks to bring together
@@ -119,18 +138,8 @@ pub struct LandCommand {
     #[arg(long, value_name = "CMD")]
     pub agent: Option<String>,
 
-    /// Verify the result with this command line (repeatable; replaces `verify` in the
-    /// configuration)
-    #[arg(long = "verify", value_name = "CMD", conflicts_with = "no_verify")]
-    pub verify: Vec<String>,
-
-    /// Do not verify the result
-    #[arg(long)]
-    pub no_verify: bool,
-
-    /// Run the agent at most N times for a conflict or a failed verification [default: 2]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub max_attempts: Option<u32>,
+    #[command(flatten)]
+    pub verify: VerifyOptions,
 
     /// End an agent or a verify command that runs longer than this [default: 30m]
     #[arg(long, value_name = "DURATION")]
@@ -233,20 +242,8 @@ pub struct RunOptions {
     #[arg(long, value_name = "REV")]
     pub base: Option<String>,
 
-    /// Verify each task's work with this command line before it is committed (repeatable;
-    /// replaces `verify` in the configuration) [default: `verify` in the configuration, else a
-    /// `cargo check` of every target of the workspace]
-    #[arg(long = "verify", value_name = "CMD", conflicts_with = "no_verify")]
-    pub verify: Vec<String>,
-
-    /// Commit each task's work without verifying it
-    #[arg(long)]
-    pub no_verify: bool,
-
-    /// Run the agent at most N times for a step whose verification fails or whose agent exits
-    /// non-zero [default: 2, or `max-attempts` in the configuration]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub max_attempts: Option<u32>,
+    #[command(flatten)]
+    pub verify: VerifyOptions,
 
     /// Fail a task whose dependencies' branches conflict, instead of having the agent resolve
     /// the conflicts first

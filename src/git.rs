@@ -1093,6 +1093,13 @@ pub fn head_of(worktree: &Path) -> Result<Oid> {
         .map_err(|e| git_err("read the worktree's HEAD", e))
 }
 
+/// The bytes of `rel` at commit `at`, read through the worktree at `worktree`.
+pub fn blob_at_commit(worktree: &Path, at: Oid, rel: &Path) -> Option<Vec<u8>> {
+    let repo = Repository::open(worktree).ok()?;
+    let tree = repo.find_commit(at).ok()?.tree().ok()?;
+    blob_at(&repo, &tree, rel)
+}
+
 /// The bytes of `rel` at the `HEAD` of the worktree at `worktree`.
 pub fn blob_at_head(worktree: &Path, rel: &Path) -> Option<Vec<u8>> {
     let repo = Repository::open(worktree).ok()?;

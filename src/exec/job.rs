@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 mod attempt;
 pub mod integrate;
+mod merge;
 
 use super::process::Stop;
 use super::review;
@@ -555,7 +556,6 @@ async fn resolve(
     stop: &watch::Receiver<Stop>,
 ) -> Result<(), End> {
     while let Some((branch, tip)) = p.pending.first().cloned() {
-        let ours = format!("base of {}", job.id);
         // Its dependencies' branches, the one merged now last.
         let mut names: Vec<&str> = job
             .sides
@@ -564,77 +564,47 @@ async fn resolve(
             .filter(|b| *b != branch)
             .collect();
         names.push(&branch);
-        let message = base_message(ctx, job, &names, &[], &[]);
-        let merged = {
-            let (worktree, branch, ctx) = (p.worktree.clone(), branch.clone(), Arc::clone(ctx));
-            blocking(move || {
-                let sig = ctx.git()?.signature();
-                git::merge_into_worktree(&worktree, tip, (&ours, &branch), &message, &sig)
-            })
-            .await
-            .map_err(|e| End::failed(e.to_string()))?
+        let message =
+            |paths: &[String], verified: &[String]| base_message(ctx, job, &names, paths, verified);
+        let prompt = |paths: &[String]| {
+            crate::exec::prompt::resolve(
+                &ctx.feature,
+                crate::exec::prompt::Resolving::Base {
+                    id: &job.id,
+                    title: &job.title,
+                },
+                &job.sides,
+                &branch,
+                paths,
+            )
         };
-        if let git::Merged::Conflicted(conflicted) = merged {
-            let paths = conflicted.paths.clone();
-            let step = attempt::Step {
-                kind: attempt::Kind::Resolve,
-                prompt: crate::exec::prompt::resolve(
-                    &ctx.feature,
-                    crate::exec::prompt::Resolving::Base {
-                        id: &job.id,
-                        title: &job.title,
-                    },
-                    &job.sides,
-                    &branch,
-                    &paths,
-                ),
+        let joined = merge::merge(
+            ctx,
+            attempt::Who::of(job),
+            p,
+            stop,
+            merge::Merge {
+                branch: &branch,
+                tip,
+                ours: format!("base of {}", job.id),
+                message: &message,
+                prompt: &prompt,
                 prompt_file: ctx.prompt_file(&format!("{}.resolve", job.run_name)),
-                conflicts: Some((conflicted.entries.clone(), conflicted.textual.clone())),
-                verify_always: true,
-                check_first: false,
-            };
-            let passed = attempt::run(ctx, attempt::Who::of(job), p, stop, step)
-                .await
-                .map_err(|mut end| {
-                    if end.status == Status::Failed {
-                        end.reason = format!(
-                            "{}; {}; {}",
-                            conflict_text(&paths),
-                            end.reason,
-                            merge_hint(job)
-                        );
-                    }
-                    end
-                })?;
-            let message = base_message(ctx, job, &names, &paths, &passed.verified);
-            let (worktree, ctx2) = (p.worktree.clone(), Arc::clone(ctx));
-            let tasks_md = ctx.spec_rel.join("tasks.md");
-            let (kept, log) = (p.log.with_extension("resolve.tasks.md"), p.log.clone());
-            let (name, branch_name) = (
-                worktree_name(&ctx.feature, &job.run_name),
-                job.start.branch.clone(),
-            );
-            blocking(move || {
-                let git = ctx2.git()?;
-                git::check_worktree(&git.common_dir(), &name, &worktree, &branch_name)?;
-                let given = git::blob_at_head(&worktree, &tasks_md);
-                keep_tasks_md_out(&worktree, &tasks_md, given.as_deref(), &kept, &log)?;
-                git::finish_merge(
-                    &worktree,
-                    conflicted.ours,
-                    tip,
-                    &message,
-                    &ctx2.git()?.signature(),
-                )
-            })
-            .await
-            .map_err(|e| {
-                End::failed(format!(
-                    "{}; the resolution could not be committed: {e}; {}",
-                    conflict_text(&paths),
+            },
+        )
+        .await
+        .map_err(|mut f| {
+            if f.end.status == Status::Failed && !f.paths.is_empty() {
+                f.end.reason = format!(
+                    "{}; {}; {}",
+                    conflict_text(&f.paths),
+                    f.end.reason,
                     merge_hint(job)
-                ))
-            })?;
+                );
+            }
+            f.end
+        })?;
+        if let merge::Joined::Resolved { paths, .. } = joined {
             p.report.resolved.extend(paths);
         }
         p.pending.remove(0);

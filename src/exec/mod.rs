@@ -154,28 +154,20 @@ pub fn execute(
         [root, &workdir],
     );
     let ctx = Arc::new(Ctx {
-        started,
-        feature: feature.name.clone(),
-        root: root.to_path_buf(),
-        workdir: workdir.clone(),
-        spec_rel,
-        spec_abs: feature.dir.clone(),
-        worktrees: state.worktrees(),
         registry: registry.clone(),
-        run_dir: run_dir.clone(),
-        run_id: run_id.clone(),
-        base,
         known,
-        timeout: settings.timeout,
-        grace: settings.kill_grace,
-        verify: settings.verify.clone(),
-        verify_default: settings.verify_default,
-        max_attempts: settings.max_attempts,
-        resolve: settings.resolve,
-        root_rel: root
-            .strip_prefix(&workdir)
-            .unwrap_or(Path::new(""))
-            .to_path_buf(),
+        ..context(&Where {
+            started,
+            feature,
+            root,
+            workdir: &workdir,
+            spec_rel,
+            state: &state,
+            run_dir: run_dir.clone(),
+            run_id: run_id.clone(),
+            base,
+            settings: &settings,
+        })
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -254,30 +246,18 @@ pub fn land(
         let d = run_dir.join(sub);
         std::fs::create_dir_all(&d).map_err(|e| Error::io("create", &d, e))?;
     }
-    let ctx = Arc::new(Ctx {
+    let ctx = Arc::new(context(&Where {
         started,
-        feature: feature.name.clone(),
-        root: root.to_path_buf(),
-        workdir: workdir.clone(),
+        feature,
+        root,
+        workdir: &workdir,
         spec_rel,
-        spec_abs: feature.dir.clone(),
-        worktrees: state.worktrees(),
-        registry: state.registry(),
+        state: &state,
         run_dir,
         run_id,
         base,
-        known: Vec::new(),
-        timeout: settings.timeout,
-        grace: settings.kill_grace,
-        verify: settings.verify.clone(),
-        verify_default: settings.verify_default,
-        max_attempts: settings.max_attempts,
-        resolve: settings.resolve,
-        root_rel: root
-            .strip_prefix(&workdir)
-            .unwrap_or(Path::new(""))
-            .to_path_buf(),
-    });
+        settings: &settings,
+    }));
     shell.status(
         "Integrating",
         format!(
@@ -321,6 +301,50 @@ pub fn land(
     } else {
         exit::OK
     })
+}
+
+/// Where a run (or an integration) works, for [`context`].
+struct Where<'a> {
+    started: Instant,
+    feature: &'a Feature,
+    root: &'a Path,
+    workdir: &'a Path,
+    spec_rel: PathBuf,
+    state: &'a state::RunState,
+    run_dir: PathBuf,
+    run_id: String,
+    base: git2::Oid,
+    settings: &'a Settings,
+}
+
+/// What every job of a run shares, from where it works and its settings.
+fn context(w: &Where<'_>) -> Ctx {
+    let s = w.settings;
+    Ctx {
+        started: w.started,
+        feature: w.feature.name.clone(),
+        root: w.root.to_path_buf(),
+        workdir: w.workdir.to_path_buf(),
+        spec_rel: w.spec_rel.clone(),
+        spec_abs: w.feature.dir.clone(),
+        worktrees: w.state.worktrees(),
+        registry: w.state.registry(),
+        run_dir: w.run_dir.clone(),
+        run_id: w.run_id.clone(),
+        base: w.base,
+        known: Vec::new(),
+        timeout: s.timeout,
+        grace: s.kill_grace,
+        verify: s.verify.clone(),
+        verify_default: s.verify_default,
+        max_attempts: s.max_attempts,
+        resolve: s.resolve,
+        root_rel: w
+            .root
+            .strip_prefix(w.workdir)
+            .unwrap_or(Path::new(""))
+            .to_path_buf(),
+    }
 }
 
 fn count_of(n: usize, one: &str, many: &str) -> String {

@@ -2,7 +2,7 @@
 //! done feature too.
 
 use crate::agents;
-use crate::cli::{LandCommand, RunOptions};
+use crate::cli::LandCommand;
 use crate::config;
 use crate::error::{Error, Result};
 use crate::exec;
@@ -19,12 +19,7 @@ pub fn land(shell: &Shell, ws: &Workspace, cmd: &LandCommand) -> Result<i32> {
         None => ws.config.timeout.unwrap_or(config::DEFAULT_TIMEOUT),
     };
     let kill_grace = super::kill_grace(ws)?;
-    let opts = RunOptions {
-        verify: cmd.verify.clone(),
-        no_verify: cmd.no_verify,
-        ..RunOptions::default()
-    };
-    let (verify, verify_default) = super::verify_commands(ws, &opts)?;
+    let (verify, verify_default) = super::verify_commands(ws, &cmd.verify)?;
     let all = super::all_features(ws)?;
     let feature = spec::pick(&all, &ws.root, &ws.features_dir(), &cmd.feature)?;
     let mut list = super::load_valid(shell, ws, &feature)?;
@@ -65,6 +60,7 @@ pub fn land(shell: &Shell, ws: &Workspace, cmd: &LandCommand) -> Result<i32> {
             verify,
             verify_default,
             max_attempts: cmd
+                .verify
                 .max_attempts
                 .or(ws.config.max_attempts)
                 .unwrap_or(config::DEFAULT_MAX_ATTEMPTS),

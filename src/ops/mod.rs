@@ -65,7 +65,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         None => ws.config.timeout.unwrap_or(config::DEFAULT_TIMEOUT),
     };
     let kill_grace = kill_grace(ws)?;
-    let (verify, verify_default) = verify_commands(ws, opts)?;
+    let (verify, verify_default) = verify_commands(ws, &opts.verify)?;
     if let Some(agent) = &opts.agent
         && agent.trim().is_empty()
     {
@@ -290,6 +290,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
             verify,
             verify_default,
             max_attempts: opts
+                .verify
                 .max_attempts
                 .or(ws.config.max_attempts)
                 .unwrap_or(config::DEFAULT_MAX_ATTEMPTS),
@@ -319,7 +320,7 @@ fn verify_program(c: &config::VerifyCommand, from: &str) -> Result<()> {
 
 pub(crate) fn verify_commands(
     ws: &Workspace,
-    opts: &RunOptions,
+    opts: &crate::cli::VerifyOptions,
 ) -> Result<(Vec<config::VerifyCommand>, bool)> {
     if opts.no_verify {
         return Ok((Vec::new(), false));

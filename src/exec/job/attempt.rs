@@ -421,23 +421,21 @@ async fn check(
         }
     }
     // The commands check the work; they do not change it: what they write, change or delete
-    // (an untracked Cargo.lock, a formatted file) is put back as the agent left it. Only in
-    // the worktree spec-exec made: an agent may have swapped it for something else.
-    {
-        let (worktree, name, branch) = (
-            p.worktree.clone(),
-            p.worktree_name.clone(),
-            who.branch.to_owned(),
-        );
-        let ctx = Arc::clone(ctx);
-        blocking(move || {
-            crate::git::check_worktree(&ctx.git()?.common_dir(), &name, &worktree, &branch)?;
-            crate::git::stage_all(&worktree)
-        })
-        .await
-        .map_err(|e| End::failed(e.to_string()))?;
-    }
+    // (an untracked Cargo.lock, a formatted file) is put back as the agent left it.
+    in_own_worktree(ctx, who, p, crate::git::stage_all).await?;
     let failure = verify(ctx, p, stop, step, attempt, commands).await;
+    in_own_worktree(ctx, who, p, crate::git::restore_staged).await?;
+    failure
+}
+
+/// Runs `f` on the job's worktree, if it still is the one spec-exec made (an agent may have
+/// swapped it for a link to the user's tree, or pointed its `.git` elsewhere).
+async fn in_own_worktree(
+    ctx: &Arc<Ctx>,
+    who: Who<'_>,
+    p: &Progress,
+    f: fn(&Path) -> crate::error::Result<()>,
+) -> Result<(), End> {
     let (worktree, name, branch) = (
         p.worktree.clone(),
         p.worktree_name.clone(),
@@ -446,11 +444,10 @@ async fn check(
     let ctx = Arc::clone(ctx);
     blocking(move || {
         crate::git::check_worktree(&ctx.git()?.common_dir(), &name, &worktree, &branch)?;
-        crate::git::restore_staged(&worktree)
+        f(&worktree)
     })
     .await
-    .map_err(|e| End::failed(e.to_string()))?;
-    failure
+    .map_err(|e| End::failed(e.to_string()))
 }
 
 /// Runs the verify commands in order; the first that fails ends the check.

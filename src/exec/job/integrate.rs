@@ -14,12 +14,13 @@ use git2::Oid;
 use tokio::sync::watch;
 
 use super::attempt::{self, Kind, Who};
+use super::merge;
 use super::{Ctx, End, Progress, blocking, keep_tasks_md_out};
 use crate::agents::Agent;
 use crate::exec::process::Stop;
 use crate::exec::prompt::{self, Resolving};
 use crate::exec::state::worktree_name;
-use crate::git::{self, Merged};
+use crate::git;
 use crate::report::{Status, TaskReport};
 
 /// The name of the integration's worktree, log and prompts.
@@ -316,66 +317,50 @@ async fn build(
     let mut resolved = Vec::new();
     let mut verified: Vec<String> = Vec::new();
     while let Some((branch, tip)) = p.pending.first().cloned() {
-        let merged = {
-            let (worktree, branch, ctx) = (p.worktree.clone(), branch.clone(), Arc::clone(ctx));
-            let message = message(&ctx, &[&branch], &[], &[]);
-            let ours = it.branch.clone();
-            blocking(move || {
-                let sig = ctx.git()?.signature();
-                git::merge_into_worktree(&worktree, tip, (&ours, &branch), &message, &sig)
-            })
-            .await
-            .map_err(|e| End::failed(e.to_string()))?
+        let message =
+            |paths: &[String], verified: &[String]| message(ctx, &[&branch], paths, verified);
+        let prompt = |paths: &[String]| {
+            prompt::resolve(
+                &ctx.feature,
+                Resolving::Integration { branch: &it.branch },
+                sides,
+                &branch,
+                paths,
+            )
         };
-        verified.clear();
-        if let Merged::Conflicted(conflicted) = merged {
-            let paths = conflicted.paths.clone();
-            let step = attempt::Step {
-                kind: Kind::Resolve,
-                prompt: prompt::resolve(
-                    &ctx.feature,
-                    Resolving::Integration { branch: &it.branch },
-                    sides,
-                    &branch,
-                    &paths,
-                ),
+        let joined = merge::merge(
+            ctx,
+            who,
+            p,
+            stop,
+            merge::Merge {
+                branch: &branch,
+                tip,
+                ours: it.branch.clone(),
+                message: &message,
+                prompt: &prompt,
                 prompt_file: ctx.prompt_file(&format!("{NAME}.resolve")),
-                conflicts: Some((conflicted.entries.clone(), conflicted.textual.clone())),
-                verify_always: true,
-                check_first: false,
-            };
-            let passed = attempt::run(ctx, who, p, stop, step)
-                .await
-                .map_err(|mut end| {
-                    end.reason = format!(
-                        "merging `{branch}` conflicts in {}; {}",
-                        paths.join(", "),
-                        end.reason
-                    );
-                    end
-                })?;
-            let message = message(ctx, &[&branch], &paths, &passed.verified);
-            let (worktree, ctx2) = (p.worktree.clone(), Arc::clone(ctx));
-            let tasks_md = ctx.spec_rel.join("tasks.md");
-            let (kept, log) = (p.log.with_extension("tasks.md"), p.log.clone());
-            let (name, work) = (worktree_name(&ctx.feature, NAME), who.branch.to_owned());
-            blocking(move || {
-                let git = ctx2.git()?;
-                git::check_worktree(&git.common_dir(), &name, &worktree, &work)?;
-                let given = git::blob_at_head(&worktree, &tasks_md);
-                keep_tasks_md_out(&worktree, &tasks_md, given.as_deref(), &kept, &log)?;
-                git::finish_merge(
-                    &worktree,
-                    conflicted.ours,
-                    tip,
-                    &message,
-                    &ctx2.git()?.signature(),
-                )
-            })
-            .await
-            .map_err(|e| End::failed(format!("the resolution could not be committed: {e}")))?;
+            },
+        )
+        .await
+        .map_err(|mut f| {
+            if !f.paths.is_empty() {
+                f.end.reason = format!(
+                    "merging `{branch}` conflicts in {}; {}",
+                    f.paths.join(", "),
+                    f.end.reason
+                );
+            }
+            f.end
+        })?;
+        verified.clear();
+        if let merge::Joined::Resolved {
+            paths,
+            verified: passed,
+        } = joined
+        {
             resolved.extend(paths);
-            verified = passed.verified;
+            verified = passed;
         }
         p.pending.remove(0);
     }
