@@ -271,6 +271,9 @@ pub fn integration_lines(
             if let Some(log) = &r.log {
                 m.push_str(&format!("; log: {}", rel(log)));
             }
+            if let Some(w) = &r.worktree {
+                m.push_str(&format!("; worktree kept: {}", rel(w)));
+            }
             out.push(("Failed", m, true));
             out.push((
                 "Next",
@@ -341,7 +344,7 @@ pub fn integration_lines(
         out.push((
             "Next",
             format!(
-                "commit the ticks and the approval: git commit {}",
+                "commit tasks.md (its ticks, and an approval not yet committed): git commit {}",
                 rel(tasks)
             ),
             false,

@@ -155,6 +155,18 @@ fn the_bundled_example_runs_end_to_end_with_the_shell_agent() {
             "{f} missing from CR-FINAL:\n{files}"
         );
     }
+    // Every task done (the rework not needed): the feature's integration branch holds it all.
+    assert_eq!(
+        finished["integration_branch"], "spec/user-auth/integration",
+        "{finished}"
+    );
+    let integrated = git(
+        repo,
+        &["ls-tree", "-r", "--name-only", "spec/user-auth/integration"],
+    );
+    for f in ["src/auth.rs", "src/session.rs", "src/expiry.rs"] {
+        assert!(integrated.lines().any(|l| l == f), "{f}:\n{integrated}");
+    }
     assert_eq!(git(repo, &["rev-parse", "HEAD"]), head);
     assert_eq!(
         git(repo, &["status", "--porcelain"]),

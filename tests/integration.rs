@@ -100,7 +100,7 @@ fn the_end_of_a_run_says_what_to_do_next() {
         "spec/demo/integration against main: 3 files, 3 insertions(+), 0 deletions(-)",
         "git log --oneline main..spec/demo/integration",
         "git diff main...spec/demo/integration",
-        "commit the ticks and the approval: git commit documentation/features/demo/tasks.md",
+        "commit tasks.md (its ticks, and an approval not yet committed): git commit documentation/features/demo/tasks.md",
         "cargo spec-exec pr demo",
     ] {
         assert!(next.contains(needle), "{needle} not in\n{err}");

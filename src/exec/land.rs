@@ -55,15 +55,25 @@ fn finished_tip(git: &Git, prefix: &str, feature: &str, list: &TaskList, t: usiz
         })
 }
 
-/// Which tasks' branches the integration merges, read from the list and the branches.
-pub fn select(git: &Git, list: &TaskList, prefix: &str, feature: &str) -> Selection {
+/// Which tasks' branches the integration merges, read from the list and the branches;
+/// `settled` are tasks a run just settled as done, reused or not needed (the list in hand was
+/// read before their ticks).
+pub fn select(
+    git: &Git,
+    list: &TaskList,
+    prefix: &str,
+    feature: &str,
+    settled: &[&str],
+) -> Selection {
     let leaves: Vec<usize> = list.leaves().collect();
     let n = list.tasks.len();
     let mut tip: Vec<Option<Tip>> = vec![None; n];
     let mut done = vec![false; n];
     for &t in &leaves {
         tip[t] = finished_tip(git, prefix, feature, list, t);
-        done[t] = tip[t].is_some() || list.tasks[t].state == TaskState::Done;
+        done[t] = tip[t].is_some()
+            || list.tasks[t].state == TaskState::Done
+            || settled.contains(&list.tasks[t].id.as_str());
     }
     // Dependency order: a task after everything it depends on, otherwise the document's.
     let mut order = Vec::with_capacity(leaves.len());

@@ -200,7 +200,7 @@ pub fn land(
         .strip_prefix(&workdir)
         .map(Path::to_path_buf)
         .unwrap_or_default();
-    let selection = land::select(&git, list, &settings.branch_prefix, &feature.name);
+    let selection = land::select(&git, list, &settings.branch_prefix, &feature.name, &[]);
     if selection.tips.is_empty() {
         return Err(Error::user_with_help(
             format!(
@@ -500,7 +500,12 @@ async fn run_jobs(
     if code == exit::OK
         && let Ok(git) = ctx.git()
     {
-        let selection = land::select(&git, list, &settings.branch_prefix, &ctx.feature);
+        let settled: Vec<&str> = reports
+            .iter()
+            .filter(|r| r.status.is_success())
+            .map(|r| r.id.as_str())
+            .collect();
+        let selection = land::select(&git, list, &settings.branch_prefix, &ctx.feature, &settled);
         if selection.all_done {
             let base = settings.base.clone().unwrap_or_else(|| git.head_name());
             integration = land::stoppable(|stop| {

@@ -200,6 +200,17 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
             "Finished",
             format!("{name}: nothing to do, every selected task is done"),
         );
+        let integration = ws.config.integration_branch(&feature.name);
+        let missing =
+            crate::git::Git::open(&ws.root).is_ok_and(|git| git.branch_tip(&integration).is_none());
+        if missing {
+            shell.status(
+                "Next",
+                format!(
+                    "`cargo spec-exec land {name}` builds its integration branch, {integration}"
+                ),
+            );
+        }
         return Ok(exit::OK);
     }
     // The agent names of the tasks to run, and the commands configured for them: every

@@ -280,11 +280,7 @@ async fn in_worktree(
         Ok(done) => done,
         Err(end) => {
             return Landed::Failed {
-                reason: format!(
-                    "{}; the integration's worktree is kept at {} on branch `{work}`",
-                    end.reason,
-                    worktree.display()
-                ),
+                reason: format!("{} (on branch `{work}`)", end.reason),
                 worktree: Some(worktree),
                 log,
             };
