@@ -417,8 +417,12 @@ pub fn validate_integration_branch(
     let branch = expand_integration_branch(template, prefix, sample);
     if branch.is_empty()
         || branch.starts_with('/')
+        || branch.starts_with('-')
+        || branch.starts_with("refs/")
         || branch.ends_with('/')
         || !git2::Reference::is_valid_name(&format!("refs/heads/{branch}"))
+        // The work branch it is built on.
+        || !git2::Reference::is_valid_name(&format!("refs/heads/{branch}.next"))
     {
         return Err(format!(
             "`{template}` makes `{branch}` for a feature `{sample}`, which is not a valid git branch name"

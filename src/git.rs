@@ -210,6 +210,11 @@ impl Git {
         ours && depth > 0 && c.parent_ids().all(|p| self.covered(p, known, depth - 1))
     }
 
+    /// Whether branch `name` is checked out in any working tree.
+    pub fn is_checked_out(&self, name: &str) -> bool {
+        self.checked_out(name, None)
+    }
+
     /// Whether branch `name` is the HEAD of the main working tree or of a linked one (one
     /// whose name does not start with `ours`, when given).
     fn checked_out(&self, name: &str, ours: Option<&str>) -> bool {

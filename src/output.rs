@@ -261,8 +261,32 @@ pub fn integration_lines(
             .map(|c| c[..c.len().min(10)].to_owned())
             .unwrap_or_default()
     };
+    // Names as a shell takes them: a branch name may hold characters a shell reads.
+    let q = |s: &str| {
+        shlex::try_quote(s)
+            .map(|c| c.into_owned())
+            .unwrap_or_else(|_| s.to_owned())
+    };
+    let (branch, base) = (q(&r.branch), q(&r.base));
+    if !r.without_branch.is_empty() {
+        out.push((
+            "Note",
+            format!(
+                "{} done without a branch of {}: taken to be in {} already",
+                r.without_branch.join(", "),
+                if r.without_branch.len() == 1 {
+                    "its work"
+                } else {
+                    "their work"
+                },
+                r.base
+            ),
+            false,
+        ));
+    }
     match r.status {
-        "failed" => {
+        "failed" | "interrupted" => {
+            let interrupted = r.status == "interrupted";
             let mut m = format!(
                 "{} was not built: {}",
                 r.branch,
@@ -274,10 +298,16 @@ pub fn integration_lines(
             if let Some(w) = &r.worktree {
                 m.push_str(&format!("; worktree kept: {}", rel(w)));
             }
-            out.push(("Failed", m, true));
+            out.push((if interrupted { "Interrupted" } else { "Failed" }, m, true));
             out.push((
                 "Next",
-                format!("fix it, then run `cargo spec-exec land {feature}`"),
+                if interrupted {
+                    format!("`cargo spec-exec land {feature}` finishes it")
+                } else {
+                    format!(
+                        "fix it, then run `cargo spec-exec land {feature}` (with the --agent and --verify of the run, if it had any)"
+                    )
+                },
                 false,
             ));
             return out;
@@ -324,20 +354,19 @@ pub fn integration_lines(
         out.push((
             "Changes",
             format!(
-                "{} against {}: {}, {i} insertions(+), {d} deletions(-)",
+                "{} against {}: {}, {}(+), {}(-)",
                 r.branch,
                 r.base,
-                count(f, "file")
+                count(f, "file"),
+                count(i, "insertion"),
+                count(d, "deletion")
             ),
             false,
         ));
     }
     out.push((
         "Next",
-        format!(
-            "review it: git log --oneline {0}..{1}; git diff {0}...{1}",
-            r.base, r.branch
-        ),
+        format!("review it: git log --oneline {base}..{branch}; git diff {base}...{branch}"),
         false,
     ));
     if let Some(tasks) = &r.uncommitted {
@@ -345,23 +374,55 @@ pub fn integration_lines(
             "Next",
             format!(
                 "commit tasks.md (its ticks, and an approval not yet committed): git commit {}",
-                rel(tasks)
+                q(&from_here(tasks))
             ),
             false,
         ));
     }
     out.push((
         "Next",
-        if r.gh {
-            format!("open a pull request: cargo spec-exec pr {feature}")
-        } else {
-            format!(
-                "open a pull request: cargo spec-exec pr {feature} (gh is not on PATH: it prints the commands)"
-            )
+        {
+            // Into the branch it was built on (a commit id is no branch to open it into).
+            let pr = if r.base.chars().all(|c| c.is_ascii_hexdigit()) {
+                format!("cargo spec-exec pr {feature}")
+            } else {
+                format!("cargo spec-exec pr {feature} --base {base}")
+            };
+            if r.gh {
+                format!("open a pull request: {pr}")
+            } else {
+                format!("open a pull request: {pr} (gh is not on PATH: it prints the commands)")
+            }
         },
         false,
     ));
     out
+}
+
+/// `path` as a command run here names it: relative to the current directory when it is below
+/// it or near it, else whole.
+fn from_here(path: &std::path::Path) -> String {
+    let Ok(here) = std::env::current_dir() else {
+        return path.display().to_string();
+    };
+    let (path_c, here_c): (Vec<_>, Vec<_>) =
+        (path.components().collect(), here.components().collect());
+    let common = path_c
+        .iter()
+        .zip(&here_c)
+        .take_while(|(a, b)| a == b)
+        .count();
+    if common == 0 {
+        return path.display().to_string();
+    }
+    let mut rel = std::path::PathBuf::new();
+    for _ in common..here_c.len() {
+        rel.push("..");
+    }
+    for c in &path_c[common..] {
+        rel.push(c);
+    }
+    rel.display().to_string()
 }
 
 /// `1 task`, `2 tasks`.

@@ -166,13 +166,13 @@ fn an_integration_branch_someone_else_moved_is_left_alone() {
     std::fs::write(s.repo().join("later.txt"), "later\n").unwrap();
     s.git(&["add", "later.txt"]);
     s.git(&["commit", "-qm", "Later work on main"]);
-    let land = s.run_args(&["land", "demo", "--message-format", "json"]);
+    let land = s.run_args(&["land", "demo", "--onto", "main", "--message-format", "json"]);
     land.assert_code(1);
     let integrated = land.of_type("integrated").next().unwrap();
     assert_eq!(integrated["status"], "failed");
     let reason = integrated["reason"].as_str().unwrap();
     assert!(
-        reason.contains("holds commits spec-exec did not make"),
+        reason.contains("was moved since spec-exec left it"),
         "{reason}"
     );
     assert_eq!(s.git(&["rev-parse", INTEGRATION]).trim(), mine);
@@ -233,5 +233,197 @@ fn a_result_that_fails_verify_together_is_fixed_by_the_agent() {
             .contains("verify failed"),
         "{integrated}"
     );
+    assert!(!s.git_ok(&["rev-parse", "--verify", "-q", INTEGRATION]));
+}
+
+/// Two tasks side by side that write the same file: their integration conflicts.
+fn clashing() -> Scratch {
+    Scratch::new(&tasks_md(&[
+        task("1", "One", "", "write=same.txt"),
+        task("2", "Two", "", "write=same.txt"),
+    ]))
+}
+
+#[test]
+fn an_integration_finished_by_hand_in_its_kept_worktree_is_taken_as_it_is() {
+    let s = clashing();
+    // No agent can resolve it (the shell agent cannot): the integration fails, its worktree
+    // kept with the merge in progress.
+    let run = s.run(&["--max-attempts", "1"]);
+    run.assert_code(1);
+    let integrated = run.of_type("integrated").next().unwrap();
+    assert_eq!(integrated["status"], "failed", "{integrated}");
+    let worktree = std::path::PathBuf::from(integrated["worktree"].as_str().unwrap());
+    // The user resolves it there, commits, and leaves a file of their own.
+    std::fs::write(worktree.join("same.txt"), "1 and 2\n").unwrap();
+    support::git_in(&worktree, &["commit", "-qam", "Resolved by hand"]);
+    std::fs::write(worktree.join("notes.txt"), "mine\n").unwrap();
+    let by_hand = support::git_in(&worktree, &["rev-parse", "HEAD"]);
+
+    let land = s.run_args(&[
+        "land",
+        "demo",
+        "--agent",
+        "shell",
+        "--message-format",
+        "json",
+    ]);
+    land.assert_code(0);
+    let integrated = land.of_type("integrated").next().unwrap();
+    assert_eq!(integrated["status"], "built", "{}", land.context());
+    // Their merge is the integration, verified; the file they left is kept aside.
+    assert_eq!(s.git(&["rev-parse", INTEGRATION]), by_hand);
+    assert_eq!(s.show(INTEGRATION, "same.txt"), "1 and 2\n");
+    let leftovers = s.state_dir().join("leftovers");
+    let kept: Vec<_> = walk(&leftovers)
+        .into_iter()
+        .filter(|p| p.ends_with("notes.txt"))
+        .collect();
+    assert_eq!(kept.len(), 1, "notes.txt not kept under {leftovers:?}");
+    assert!(!s.git_ok(&["rev-parse", "--verify", "-q", "spec/demo/integration.next"]));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() && !p.is_symlink() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn land_keeps_the_base_it_was_built_on_unless_told_otherwise() {
+    let s = three_tasks();
+    s.run(&[]).assert_code(0);
+    let built = s.git(&["rev-parse", INTEGRATION]);
+    // The user works on a branch of their own, and a task is redone meanwhile.
+    s.git(&["checkout", "-q", "-b", "wip"]);
+    std::fs::write(s.repo().join("wip.txt"), "wip\n").unwrap();
+    s.git(&["add", "wip.txt"]);
+    s.git(&["commit", "-qm", "wip"]);
+    let land = s.run_args(&["land", "demo", "--message-format", "json"]);
+    land.assert_code(0);
+    assert_eq!(
+        land.of_type("integrated").next().unwrap()["status"],
+        "unchanged"
+    );
+    assert_eq!(s.git(&["rev-parse", INTEGRATION]), built);
+    assert!(!s.files(INTEGRATION).contains("wip.txt"));
+
+    // --onto merges it in, named.
+    let land = s.run_args(&["land", "demo", "--onto", "wip", "--message-format", "json"]);
+    land.assert_code(0);
+    let integrated = land.of_type("integrated").next().unwrap();
+    assert_eq!(
+        integrated["merged"],
+        serde_json::json!(["wip"]),
+        "{integrated}"
+    );
+    assert!(s.files(INTEGRATION).contains("wip.txt"));
+}
+
+#[test]
+fn a_run_after_a_failed_integration_tries_it_again() {
+    let s = three_tasks();
+    let verify = "sh -c 'test ! -e one.txt || test ! -e two.txt'";
+    let run = s.run(&["--verify", verify, "--max-attempts", "1"]);
+    run.assert_code(1);
+    // Every task is done; the integration is what is left, and still fails.
+    let again = s.run(&["--verify", verify, "--max-attempts", "1"]);
+    again.assert_code(1);
+    assert_eq!(
+        again.of_type("integrated").next().unwrap()["status"],
+        "failed"
+    );
+    let finished = again.of_type("run-finished").next().unwrap();
+    assert_eq!(finished["exit_code"], 1);
+    // With a check that passes, the next run builds it.
+    let last = s.run(&[]);
+    last.assert_code(0);
+    let finished = last.of_type("run-finished").next().unwrap();
+    assert_eq!(
+        finished["integration_branch"],
+        INTEGRATION,
+        "{}",
+        last.context()
+    );
+}
+
+#[test]
+fn an_integration_branch_checked_out_is_not_moved() {
+    let s = three_tasks();
+    s.run(&[]).assert_code(0);
+    let built = s.git(&["rev-parse", INTEGRATION]);
+    s.git(&["checkout", "-q", INTEGRATION]);
+    s.git(&["checkout", "-q", "-b", "newer", "main"]);
+    std::fs::write(s.repo().join("later.txt"), "later\n").unwrap();
+    s.git(&["add", "later.txt"]);
+    s.git(&["commit", "-qm", "later"]);
+    s.git(&["checkout", "-q", INTEGRATION]);
+    let status = s.git(&["status", "--porcelain"]);
+    let land = s.run_args(&[
+        "land",
+        "demo",
+        "--onto",
+        "newer",
+        "--message-format",
+        "json",
+    ]);
+    land.assert_code(1);
+    let reason = land.of_type("integrated").next().unwrap()["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        reason.contains("is checked out in a working tree"),
+        "{reason}"
+    );
+    assert_eq!(s.git(&["rev-parse", INTEGRATION]), built);
+    assert_eq!(s.git(&["status", "--porcelain"]), status);
+}
+
+#[test]
+fn a_run_leaving_optional_tasks_out_integrates_the_rest() {
+    let s = Scratch::new(&tasks_md(&[
+        task("1", "One", "", "write=one.txt"),
+        "- [ ]* 2. **Optional**\n  - helper: write=two.txt\n  - _Dependencies: None_\n\n"
+            .to_owned(),
+        task("3", "Three", "Task 2", "write=three.txt"),
+    ]));
+    let run = s.run(&["--skip-optional"]);
+    run.assert_code(0);
+    let integrated = run.of_type("integrated").next().unwrap();
+    assert_eq!(integrated["status"], "built", "{}", run.context());
+    let files = s.files(INTEGRATION);
+    assert!(
+        files.contains("one.txt") && files.contains("three.txt"),
+        "{files:?}"
+    );
+}
+
+#[test]
+fn ctrl_c_during_the_integration_exits_130() {
+    let s = three_tasks();
+    s.run(&["--no-verify"]).assert_code(0);
+    s.git(&["branch", "-D", INTEGRATION]);
+    let marker = s.ctl().join("verifying");
+    let verify = format!("sh -c 'touch {}; exec sleep 30'", marker.display());
+    let child = s
+        .spec_exec(&["land", "demo", "--verify", &verify])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    support::wait_until("the verify command never started", || marker.exists());
+    support::sigint(child.id());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
     assert!(!s.git_ok(&["rev-parse", "--verify", "-q", INTEGRATION]));
 }

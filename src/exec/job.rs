@@ -31,6 +31,8 @@ pub struct Ctx {
     /// When the run started.
     pub started: Instant,
     pub feature: String,
+    /// The feature's run state (`<git-common-dir>/spec-exec/<feature>`).
+    pub state_dir: PathBuf,
     pub root: PathBuf,
     /// The repository's working tree (the workspace root or above it).
     pub workdir: PathBuf,

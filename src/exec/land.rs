@@ -27,6 +27,9 @@ pub struct Selection {
     pub all_done: bool,
     /// Done tasks left out because a dependency is not done.
     pub waiting: Vec<String>,
+    /// Done tasks without a branch of their work (done before spec-exec, or their branch was
+    /// deleted): their work is taken to be in the base.
+    pub without_branch: Vec<String>,
 }
 
 /// The commit that holds a task's finished work: its last approved review round, its last
@@ -73,7 +76,9 @@ pub fn select(
         tip[t] = finished_tip(git, prefix, feature, list, t);
         done[t] = tip[t].is_some()
             || list.tasks[t].state == TaskState::Done
-            || settled.contains(&list.tasks[t].id.as_str());
+            || settled.contains(&list.tasks[t].id.as_str())
+            // Optional tasks left out (or not yet done) hold nothing back.
+            || list.tasks[t].optional;
     }
     // Dependency order: a task after everything it depends on, otherwise the document's.
     let mut order = Vec::with_capacity(leaves.len());
@@ -108,8 +113,12 @@ pub fn select(
         }
         if list.tasks[t].deps.iter().all(|e| included[e.on]) {
             included[t] = true;
-            if let Some(tip) = tip[t].take() {
-                selection.tips.push(tip);
+            match tip[t].take() {
+                Some(tip) => selection.tips.push(tip),
+                None if list.tasks[t].state == TaskState::Done => {
+                    selection.without_branch.push(list.tasks[t].id.clone());
+                }
+                None => {}
             }
         } else {
             selection.waiting.push(list.tasks[t].id.clone());
@@ -155,11 +164,15 @@ pub async fn build(
     base: &str,
     selection: Selection,
     agent: crate::agents::Agent,
+    merge_onto: bool,
     stop: watch::Receiver<Stop>,
 ) -> Option<IntegrationReport> {
+    let without_branch = selection.without_branch.clone();
     let it = Integration {
         branch: branch.to_owned(),
         onto: ctx.base,
+        onto_name: base.to_owned(),
+        merge_onto,
         tips: selection.tips,
         agent,
     };
@@ -181,6 +194,7 @@ pub async fn build(
         log: None,
         uncommitted: None,
         gh: which::which("gh").is_ok(),
+        without_branch,
     };
     let commit = match landed {
         Landed::Nothing => return None,
@@ -206,8 +220,9 @@ pub async fn build(
             reason,
             worktree,
             log,
+            interrupted,
         } => {
-            report.status = "failed";
+            report.status = if interrupted { "interrupted" } else { "failed" };
             report.reason = Some(reason);
             report.worktree = worktree;
             report.log = log;

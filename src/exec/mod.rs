@@ -179,9 +179,33 @@ pub fn execute(
     )))
 }
 
+/// Whether every task of the feature is done, and its integration branch does not hold all
+/// of their work (it is missing, or behind a task's branch).
+pub fn integration_pending(
+    root: &Path,
+    list: &TaskList,
+    prefix: &str,
+    feature: &str,
+    branch: &str,
+) -> bool {
+    let Ok(git) = Git::open(root) else {
+        return false;
+    };
+    let selection = land::select(&git, list, prefix, feature, &[]);
+    if !selection.all_done || selection.tips.is_empty() {
+        return false;
+    }
+    match git.branch_tip(branch) {
+        None => true,
+        Some(tip) => selection.tips.iter().any(|t| !git.contains(tip, t.oid)),
+    }
+}
+
 /// Builds (or moves forward) the feature's integration branch from its done tasks whose
-/// dependencies are done, onto `onto` (default HEAD) for a new branch. Returns the exit code:
-/// 0 built or up to date, 1 it could not be built, 2 nothing to integrate.
+/// dependencies are done. A new branch starts from `settings.base` (default HEAD); an
+/// existing one merges `settings.base` when given, and otherwise keeps the base it was built
+/// on. Returns the exit code (0 built or up to date, 1 it could not be built, 130
+/// interrupted) and what happened; nothing to integrate is an error.
 pub fn land(
     shell: &Shell,
     root: &Path,
@@ -189,12 +213,18 @@ pub fn land(
     feature: &Feature,
     list: &TaskList,
     settings: Settings,
-) -> Result<i32> {
+) -> Result<(i32, Option<crate::report::IntegrationReport>)> {
     let started = Instant::now();
     let git = Git::open(root)?;
     let workdir = git.workdir().unwrap_or_else(|| root.to_path_buf());
-    let base = git.resolve(settings.base.as_deref().unwrap_or("HEAD"))?;
-    let base_name = settings.base.clone().unwrap_or_else(|| git.head_name());
+    let state_dir = state::state_dir(&git.common_dir(), &feature.name);
+    let exists = git.branch_tip(&settings.integration_branch).is_some();
+    let recorded = job::integrate::recorded_base(&state_dir).filter(|_| exists);
+    let (base, base_name, merge_onto) = match (&settings.base, recorded) {
+        (Some(rev), _) => (git.resolve(rev)?, rev.clone(), true),
+        (None, Some((oid, name))) => (oid, name, false),
+        (None, None) => (git.resolve("HEAD")?, git.head_name(), false),
+    };
     let spec_rel = feature
         .dir
         .strip_prefix(&workdir)
@@ -241,6 +271,10 @@ pub fn land(
         shell.status(note.verb, &note.text);
     }
     let run_id = run_id();
+    // An integration's worktree left by an earlier one: set aside when it has changes.
+    for note in state.clean_worktrees(&git, &worktree_prefix(&feature.name), &run_id, root)? {
+        shell.status(note.verb, &note.text);
+    }
     let run_dir = state.dir().join("integration").join(&run_id);
     for sub in ["logs", "prompts"] {
         let d = run_dir.join(sub);
@@ -261,10 +295,8 @@ pub fn land(
     shell.status(
         "Integrating",
         format!(
-            "{}: {} into {}",
-            feature.name,
-            count_of(selection.tips.len(), "task branch", "task branches"),
-            settings.integration_branch
+            "{}: its done tasks into {}",
+            feature.name, settings.integration_branch
         ),
     );
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -278,12 +310,19 @@ pub fn land(
             &base_name,
             selection,
             settings.agent.clone(),
+            merge_onto,
             stop,
         )
     }));
     let _ = std::fs::remove_file(&ctx.registry);
     let Some(report) = report else {
-        return Ok(exit::OK);
+        return Err(Error::user_with_help(
+            format!(
+                "every done task's work of `{}` is in {base_name} already: there is nothing to integrate",
+                feature.name
+            ),
+            "the integration branch holds what the base does not; here that is nothing",
+        ));
     };
     if shell.is_json() {
         shell.json(&Event::Integrated(Box::new(report.clone())));
@@ -296,11 +335,12 @@ pub fn land(
             }
         }
     }
-    Ok(if report.status == "failed" {
-        exit::TASKS_FAILED
-    } else {
-        exit::OK
-    })
+    let code = match report.status {
+        "failed" => exit::TASKS_FAILED,
+        "interrupted" => exit::INTERRUPTED,
+        _ => exit::OK,
+    };
+    Ok((code, Some(report)))
 }
 
 /// Where a run (or an integration) works, for [`context`].
@@ -323,6 +363,7 @@ fn context(w: &Where<'_>) -> Ctx {
     Ctx {
         started: w.started,
         feature: w.feature.name.clone(),
+        state_dir: w.state.dir().to_path_buf(),
         root: w.root.to_path_buf(),
         workdir: w.workdir.to_path_buf(),
         spec_rel: w.spec_rel.clone(),
@@ -344,14 +385,6 @@ fn context(w: &Where<'_>) -> Ctx {
             .strip_prefix(w.workdir)
             .unwrap_or(Path::new(""))
             .to_path_buf(),
-    }
-}
-
-fn count_of(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
     }
 }
 
@@ -515,6 +548,7 @@ async fn run_jobs(
                     &base,
                     selection,
                     settings.agent.clone(),
+                    true,
                     stop,
                 )
             })
@@ -523,11 +557,13 @@ async fn run_jobs(
     }
     if let Some(r) = &integration {
         sinks.event(&Event::Integrated(Box::new(r.clone())));
-        if r.status == "failed" {
-            code = exit::TASKS_FAILED;
+        match r.status {
+            "failed" => code = exit::TASKS_FAILED,
+            "interrupted" => code = exit::INTERRUPTED,
+            _ => {}
         }
     }
-    let built = integration.filter(|r| r.status != "failed");
+    let built = integration.filter(|r| r.commit.is_some());
     sinks.finish(Event::RunFinished {
         totals,
         duration_secs: ctx.started.elapsed().as_secs_f64(),

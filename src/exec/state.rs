@@ -535,6 +535,8 @@ pub fn integration_clashes(
         let branch = git::branch_name(prefix, feature, &task.id);
         let how = if branch == integration {
             "is"
+        } else if integration.starts_with(&format!("{branch}.round-")) {
+            "has a review round branch that is"
         } else if integration.starts_with(&format!("{branch}/")) {
             "is a directory of"
         } else if branch.starts_with(&format!("{integration}/")) {

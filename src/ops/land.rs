@@ -11,6 +11,21 @@ use crate::spec;
 use crate::workspace::Workspace;
 
 pub fn land(shell: &Shell, ws: &Workspace, cmd: &LandCommand) -> Result<i32> {
+    let all = super::all_features(ws)?;
+    let feature = spec::pick(&all, &ws.root, &ws.features_dir(), &cmd.feature)?;
+    let list = super::load_valid(shell, ws, &feature)?;
+    integrate(shell, ws, &feature, list, cmd).map(|(code, _)| code)
+}
+
+/// Builds the integration branch of `feature` (its task list `list`) as `cmd` says: for
+/// `land`, and for a run that finds every task done already.
+pub fn integrate(
+    shell: &Shell,
+    ws: &Workspace,
+    feature: &spec::Feature,
+    mut list: spec::TaskList,
+    cmd: &LandCommand,
+) -> Result<(i32, Option<crate::report::IntegrationReport>)> {
     // Every argument is checked before anything else happens.
     let timeout = match &cmd.timeout {
         Some(t) => config::parse_duration(t).map_err(|why| {
@@ -20,9 +35,6 @@ pub fn land(shell: &Shell, ws: &Workspace, cmd: &LandCommand) -> Result<i32> {
     };
     let kill_grace = super::kill_grace(ws)?;
     let (verify, verify_default) = super::verify_commands(ws, &cmd.verify)?;
-    let all = super::all_features(ws)?;
-    let feature = spec::pick(&all, &ws.root, &ws.features_dir(), &cmd.feature)?;
-    let mut list = super::load_valid(shell, ws, &feature)?;
     // The orders `overlap = "serialize"` adds are dependencies too.
     let plan = crate::plan::build(
         &list,
@@ -32,8 +44,13 @@ pub fn land(shell: &Shell, ws: &Workspace, cmd: &LandCommand) -> Result<i32> {
         },
     )?;
     plan.add_orderings(&mut list);
-    if let Some(rev) = &cmd.onto {
-        crate::git::Git::open(&ws.root)?.resolve(rev)?;
+    if let Some(rev) = &cmd.onto
+        && crate::git::Git::open(&ws.root)?.resolve(rev).is_err()
+    {
+        return Err(Error::user_with_help(
+            format!("--onto `{rev}` is not a revision of this repository"),
+            "give a branch, a tag or a commit, e.g. --onto main",
+        ));
     }
     // Conflicts and failed checks go to the agent; without one, they end the integration.
     let agent = match agents::resolve(cmd.agent.as_deref(), ws.config.agent.as_ref(), &ws.root) {
@@ -45,7 +62,7 @@ pub fn land(shell: &Shell, ws: &Workspace, cmd: &LandCommand) -> Result<i32> {
         shell,
         &ws.root,
         &ws.target_dir,
-        &feature,
+        feature,
         &list,
         exec::Settings {
             max_agents: 1,

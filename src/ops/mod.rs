@@ -185,33 +185,50 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         shell.json(&render::json(&list, name, &plan, &approval, &lineup));
     }
     if plan.pending() == 0 {
+        // Every task done, but the feature's integration branch does not hold them all (it
+        // failed to build, or was never built): that is what is left to do.
+        let integration = ws.config.integration_branch(&feature.name);
+        let (code, report) = if crate::exec::integration_pending(
+            &ws.root,
+            &list,
+            &ws.config.branch_prefix,
+            &feature.name,
+            &integration,
+        ) {
+            shell.status(
+                "Finished",
+                format!(
+                    "{name}: every selected task is done; its integration branch is not up to date"
+                ),
+            );
+            let cmd = crate::cli::LandCommand {
+                feature: feature.name.clone(),
+                onto: opts.base.clone(),
+                agent: opts.agent.clone(),
+                verify: opts.verify.clone(),
+                timeout: opts.timeout.clone(),
+            };
+            land::integrate(shell, ws, &feature, list, &cmd)?
+        } else {
+            shell.status(
+                "Finished",
+                format!("{name}: nothing to do, every selected task is done"),
+            );
+            (exit::OK, None)
+        };
         if shell.is_json() {
+            let built = report.filter(|r| r.commit.is_some() && r.status != "failed");
             shell.json(&crate::report::Event::RunFinished {
                 totals: crate::report::Totals::default(),
                 duration_secs: 0.0,
-                exit_code: exit::OK,
-                integration_branch: None,
-                integration_commit: None,
+                exit_code: code,
+                integration_branch: built.as_ref().map(|r| r.branch.clone()),
+                integration_commit: built.and_then(|r| r.commit),
                 report: None,
                 error: None,
             });
         }
-        shell.status(
-            "Finished",
-            format!("{name}: nothing to do, every selected task is done"),
-        );
-        let integration = ws.config.integration_branch(&feature.name);
-        let missing =
-            crate::git::Git::open(&ws.root).is_ok_and(|git| git.branch_tip(&integration).is_none());
-        if missing {
-            shell.status(
-                "Next",
-                format!(
-                    "`cargo spec-exec land {name}` builds its integration branch, {integration}"
-                ),
-            );
-        }
-        return Ok(exit::OK);
+        return Ok(code);
     }
     // The agent names of the tasks to run, and the commands configured for them: every
     // program is looked for now, before any agent starts.

@@ -105,7 +105,7 @@ pub struct VerifyRun {
 #[derive(Debug, Clone, Serialize)]
 pub struct IntegrationReport {
     pub branch: String,
-    /// `built`, `unchanged` (it held every task's work already) or `failed`.
+    /// `built`, `unchanged` (it held every task's work already), `failed` or `interrupted`.
     pub status: &'static str,
     pub commit: Option<String>,
     /// The base it is compared with, as the user names it (`main`).
@@ -128,6 +128,8 @@ pub struct IntegrationReport {
     pub uncommitted: Option<PathBuf>,
     /// Whether `gh` is on PATH (`cargo spec-exec pr` opens the pull request with it).
     pub gh: bool,
+    /// Done tasks without a branch: their work is taken to be in the base.
+    pub without_branch: Vec<String>,
 }
 
 /// One task's line of the report (read back from `report.json` for the feature report).

@@ -39,8 +39,13 @@ pub struct Tip {
 #[derive(Debug, Clone)]
 pub struct Integration {
     pub branch: String,
-    /// Where a new integration branch starts; merged into an existing one that lacks it.
+    /// Where a new integration branch starts.
     pub onto: Oid,
+    /// How people name `onto` (`main`).
+    pub onto_name: String,
+    /// Merge `onto` into an existing branch that lacks it (a run's base that moved on, or
+    /// `land --onto`); otherwise an existing branch keeps the base it was built on.
+    pub merge_onto: bool,
     /// In dependency order.
     pub tips: Vec<Tip>,
     /// Resolves conflicts and fixes what fails verify.
@@ -69,6 +74,8 @@ pub enum Landed {
         /// Kept for inspection (the merge in progress, say).
         worktree: Option<PathBuf>,
         log: Option<PathBuf>,
+        /// Stopped by Ctrl-C (or SIGTERM, SIGHUP).
+        interrupted: bool,
     },
 }
 
@@ -77,7 +84,32 @@ fn failed(reason: impl Into<String>) -> Landed {
         reason: reason.into(),
         worktree: None,
         log: None,
+        interrupted: false,
     }
+}
+
+/// The file where spec-exec writes down the commit it left the integration branch at: a tip
+/// elsewhere was moved by someone else.
+fn record_of(ctx: &Ctx) -> PathBuf {
+    ctx.state_dir.join("integration.tip")
+}
+
+/// The file where spec-exec writes down the base the integration branch was built on (its
+/// commit and name), for a later `land` without `--onto`.
+pub fn base_record_of(ctx: &Ctx) -> PathBuf {
+    ctx.state_dir.join("integration.base")
+}
+
+/// The base recorded in `state_dir` for the integration branch: its commit and name.
+pub fn recorded_base(state_dir: &std::path::Path) -> Option<(Oid, String)> {
+    let text = std::fs::read_to_string(state_dir.join("integration.base")).ok()?;
+    let (oid, name) = text.trim().split_once(' ')?;
+    Some((Oid::from_str(oid).ok()?, name.to_owned()))
+}
+
+/// The integration's work branch.
+fn work_branch(it: &Integration) -> String {
+    format!("{}.next", it.branch)
 }
 
 /// The message of an integration commit.
@@ -107,9 +139,12 @@ fn message(ctx: &Ctx, merged: &[&str], resolved: &[String], verified: &[String])
 /// Where the integration starts, what it merges, and the in-memory merge of it all.
 struct Start {
     previous: Option<Oid>,
-    /// Tips not yet on the branch, the base first when an existing branch lacks it.
+    /// Tips not yet on the branch, the base first when it is merged too.
     todo: Vec<(String, Oid)>,
     merged: Result<Oid, git::Conflict>,
+    /// The work branch of an earlier integration that failed, finished by hand since: it
+    /// holds everything to merge, and is verified and taken as it is.
+    finished_by_hand: Option<Oid>,
 }
 
 fn start(ctx: &Ctx, it: &Integration) -> crate::error::Result<Result<Option<Start>, String>> {
@@ -117,8 +152,8 @@ fn start(ctx: &Ctx, it: &Integration) -> crate::error::Result<Result<Option<Star
     let previous = git.branch_tip(&it.branch);
     let from = previous.unwrap_or(it.onto);
     let mut todo = Vec::new();
-    if previous.is_some() && !git.contains(from, it.onto) {
-        todo.push(("base".to_owned(), it.onto));
+    if previous.is_some() && it.merge_onto && !git.contains(from, it.onto) {
+        todo.push((it.onto_name.clone(), it.onto));
     }
     // A tip that a later task built on is merged with it: only the heads are merged, so
     // that conflicts a task's base resolved are not met again.
@@ -136,18 +171,53 @@ fn start(ctx: &Ctx, it: &Integration) -> crate::error::Result<Result<Option<Star
     if todo.is_empty() {
         return Ok(Ok(None));
     }
-    // It moves only forward from where spec-exec left it: a tip that is not spec-exec's
-    // (someone committed on it) stops the integration.
+    if git.is_checked_out(&it.branch) {
+        return Ok(Err(format!(
+            "`{}` is checked out in a working tree: moving it would leave that tree behind its branch. Switch to another branch there, then run `cargo spec-exec land {}`",
+            it.branch, ctx.feature
+        )));
+    }
+    // It moves only forward from where spec-exec left it: someone else's commits on it stop
+    // the integration. Where no record says where spec-exec left it (a fresh clone), its tip
+    // must be one of this feature's commits; a branch at (or behind) the base holds nothing.
     if let Some(tip) = previous {
-        let ours = git
-            .message(tip)
-            .is_some_and(|m| git::trailer(&m, git::FEATURE_TRAILER) == Some(&ctx.feature));
+        let recorded = std::fs::read_to_string(record_of(ctx))
+            .ok()
+            .and_then(|t| Oid::from_str(t.trim()).ok());
+        let ours = match recorded {
+            Some(r) => r == tip,
+            None => git
+                .message(tip)
+                .is_some_and(|m| git::trailer(&m, git::FEATURE_TRAILER) == Some(&ctx.feature)),
+        } || git.contains(it.onto, tip);
         if !ours {
             return Ok(Err(format!(
-                "`{}` holds commits spec-exec did not make (its tip {} is not one of this feature's); it was not moved. Keep that work on another branch and delete `{}`, or set `integration-branch` in the configuration",
+                "`{}` was moved since spec-exec left it{} (it is at {}); it was not moved again. Keep that work on another branch and delete `{}`, or set `integration-branch` in the configuration",
                 it.branch,
+                recorded
+                    .map(|r| format!(" at {}", &r.to_string()[..10]))
+                    .unwrap_or_default(),
                 &tip.to_string()[..10],
                 it.branch
+            )));
+        }
+    }
+    // What an earlier integration left on its work branch.
+    let work = work_branch(it);
+    let mut finished_by_hand = None;
+    if let Some(next) = git.branch_tip(&work) {
+        let holds_all =
+            git.contains(next, from) && todo.iter().all(|&(_, t)| git.contains(next, t));
+        let mut known = vec![from, it.onto];
+        known.extend(it.tips.iter().map(|t| t.oid));
+        if holds_all && next != from {
+            finished_by_hand = Some(next);
+        } else if !(known.iter().any(|&k| git.contains(k, next))
+            || git.merges_only_over(next, &known))
+        {
+            return Ok(Err(format!(
+                "`{work}` (left by an earlier integration) holds commits that are not part of the integration; it was kept. Take what you need from it, delete it, then run `cargo spec-exec land {}` again",
+                ctx.feature
             )));
         }
     }
@@ -159,6 +229,7 @@ fn start(ctx: &Ctx, it: &Integration) -> crate::error::Result<Result<Option<Star
         previous,
         todo,
         merged,
+        finished_by_hand,
     })))
 }
 
@@ -186,7 +257,7 @@ pub async fn integrate(ctx: Arc<Ctx>, it: Integration, stop: watch::Receiver<Sto
     };
     // Without verify commands and without conflicts, the merge is the result: no worktree.
     let verifies = !ctx.verify.is_empty();
-    if let (Ok(commit), false) = (&start.merged, verifies) {
+    if let (Ok(commit), false, None) = (&start.merged, verifies, start.finished_by_hand) {
         return finish(&ctx, &it, &start, *commit, Vec::new(), Vec::new(), None).await;
     }
     in_worktree(ctx, it, start, stop).await
@@ -207,14 +278,35 @@ async fn finish(
         blocking(move || ctx.git()?.move_branch(&branch, previous, commit)).await
     };
     match moved {
-        Ok(()) => Landed::Built {
-            commit,
-            previous: start.previous,
-            merged: start.todo.iter().map(|(b, _)| b.clone()).collect(),
-            resolved,
-            verified,
-            log,
-        },
+        Ok(()) => {
+            // Where spec-exec left it; and a work branch an earlier integration left, now
+            // held by the branch, goes.
+            let _ = std::fs::write(record_of(ctx), format!("{commit}\n"));
+            let _ = std::fs::write(
+                base_record_of(ctx),
+                format!("{} {}\n", it.onto, it.onto_name),
+            );
+            let (ctx2, work) = (Arc::clone(ctx), work_branch(it));
+            let _ = blocking(move || -> crate::error::Result<()> {
+                let git = ctx2.git()?;
+                if let Some(next) = git.branch_tip(&work)
+                    && git.contains(commit, next)
+                {
+                    git.remove_worktree(&worktree_name(&ctx2.feature, NAME), &ctx2.worktree(NAME))?;
+                    git.delete_branch(&work)?;
+                }
+                Ok(())
+            })
+            .await;
+            Landed::Built {
+                commit,
+                previous: start.previous,
+                merged: start.todo.iter().map(|(b, _)| b.clone()).collect(),
+                resolved,
+                verified,
+                log,
+            }
+        }
         Err(e) => failed(format!(
             "{e} (it moved while the integration was built; run `cargo spec-exec land {}` again)",
             ctx.feature
@@ -230,11 +322,12 @@ async fn in_worktree(
     start: Start,
     stop: watch::Receiver<Stop>,
 ) -> Landed {
-    let work = format!("{}.next", it.branch);
+    let work = work_branch(&it);
     let worktree = ctx.worktree(NAME);
-    let (at, pending) = match &start.merged {
-        Ok(commit) => (*commit, Vec::new()),
-        Err(c) => (c.at, c.rest.clone()),
+    let (at, pending) = match (&start.merged, start.finished_by_hand) {
+        (_, Some(next)) => (next, Vec::new()),
+        (Ok(commit), None) => (*commit, Vec::new()),
+        (Err(c), None) => (c.at, c.rest.clone()),
     };
     let made = {
         let (ctx, work, worktree) = (Arc::clone(&ctx), work.clone(), worktree.clone());
@@ -280,6 +373,7 @@ async fn in_worktree(
         Ok(done) => done,
         Err(end) => {
             return Landed::Failed {
+                interrupted: end.status == Status::Interrupted,
                 reason: format!("{} (on branch `{work}`)", end.reason),
                 worktree: Some(worktree),
                 log,
