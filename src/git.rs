@@ -300,6 +300,21 @@ impl Git {
         any
     }
 
+    /// Whether every commit `tip` adds to `known` carries the trailer `key` (they are all
+    /// spec-exec's own, of one kind).
+    pub fn only_commits_with(&self, tip: Oid, known: &[Oid], key: &str) -> bool {
+        let Ok(mut walk) = self.repo.revwalk() else {
+            return false;
+        };
+        if walk.push(tip).is_err() || known.iter().any(|&p| walk.hide(p).is_err()) {
+            return false;
+        }
+        walk.all(|oid| {
+            oid.and_then(|o| self.repo.find_commit(o))
+                .is_ok_and(|c| c.message().is_some_and(|m| trailer(m, key).is_some()))
+        })
+    }
+
     /// Whether `at` holds `commit` (is it or descends from it).
     pub fn contains(&self, at: Oid, commit: Oid) -> bool {
         at == commit || self.repo.graph_descendant_of(at, commit).unwrap_or(false)
@@ -313,8 +328,10 @@ impl Git {
             .and_then(|c| c.message().map(str::to_owned))
     }
 
-    /// Files changed, lines inserted and deleted from `from` to `to`.
+    /// Files changed, lines inserted and deleted by `to` since it left `from` (against their
+    /// merge base, as `git diff from...to` counts).
     pub fn diff_stat(&self, from: Oid, to: Oid) -> Option<(usize, usize, usize)> {
+        let from = self.repo.merge_base(from, to).unwrap_or(from);
         let tree = |oid| self.repo.find_commit(oid).and_then(|c| c.tree()).ok();
         let diff = self
             .repo

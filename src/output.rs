@@ -252,9 +252,7 @@ fn elapsed(since: std::time::Instant) -> String {
 pub fn integration_lines(
     r: &crate::report::IntegrationReport,
     feature: &str,
-    root: &std::path::Path,
 ) -> Vec<(&'static str, String, bool)> {
-    let rel = |p: &std::path::Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
     let mut out = Vec::new();
     let short = |c: &Option<String>| {
         c.as_deref()
@@ -293,12 +291,16 @@ pub fn integration_lines(
                 r.reason.as_deref().unwrap_or("unknown reason")
             );
             if let Some(log) = &r.log {
-                m.push_str(&format!("; log: {}", rel(log)));
+                m.push_str(&format!("; log: {}", from_here(log)));
             }
             if let Some(w) = &r.worktree {
-                m.push_str(&format!("; worktree kept: {}", rel(w)));
+                m.push_str(&format!("; worktree kept: {}", from_here(w)));
             }
             out.push((if interrupted { "Interrupted" } else { "Failed" }, m, true));
+            // A refusal says itself what to do; a build that failed is tried again.
+            if r.worktree.is_none() && !interrupted {
+                return out;
+            }
             out.push((
                 "Next",
                 if interrupted {
@@ -383,10 +385,10 @@ pub fn integration_lines(
         "Next",
         {
             // Into the branch it was built on (a commit id is no branch to open it into).
-            let pr = if r.base.chars().all(|c| c.is_ascii_hexdigit()) {
-                format!("cargo spec-exec pr {feature}")
-            } else {
+            let pr = if r.base_is_branch {
                 format!("cargo spec-exec pr {feature} --base {base}")
+            } else {
+                format!("cargo spec-exec pr {feature} --base BRANCH")
             };
             if r.gh {
                 format!("open a pull request: {pr}")
@@ -606,7 +608,7 @@ impl<'a> Display<'a> {
                     error.as_deref(),
                 );
                 if let Some(r) = self.integration.take() {
-                    for (verb, message, bad) in integration_lines(&r, &self.feature, &self.root) {
+                    for (verb, message, bad) in integration_lines(&r, &self.feature) {
                         self.line(verb, message, bad);
                     }
                 }

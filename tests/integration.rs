@@ -157,8 +157,8 @@ fn an_integration_branch_someone_else_moved_is_left_alone() {
     let mine = s.git(&["rev-parse", INTEGRATION]).trim().to_owned();
 
     let land = s.run_args(&["land", "demo", "--message-format", "json", "--onto", "HEAD"]);
-    // Nothing new to merge: it is left as it is.
-    land.assert_code(0);
+    // Said before anything else: it is left as it is.
+    land.assert_code(1);
     assert_eq!(s.git(&["rev-parse", INTEGRATION]).trim(), mine);
 
     // With new work to merge, it is not moved, and says why.
@@ -426,4 +426,128 @@ fn ctrl_c_during_the_integration_exits_130() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
     assert!(!s.git_ok(&["rev-parse", "--verify", "-q", INTEGRATION]));
+}
+
+#[test]
+fn a_merge_resolved_by_hand_on_the_work_branch_is_built_on_after_the_base_moved() {
+    // Tasks 1 and 2 clash; 3 does not. The integration fails on the clash.
+    let s = Scratch::new(&tasks_md(&[
+        task("1", "One", "", "write=same.txt"),
+        task("2", "Two", "", "write=same.txt"),
+        task("3", "Three", "", "write=three.txt"),
+    ]));
+    let run = s.run(&["--max-attempts", "1"]);
+    run.assert_code(1);
+    let integrated = run.of_type("integrated").next().unwrap();
+    let worktree = std::path::PathBuf::from(integrated["worktree"].as_str().unwrap());
+    // The user resolves that one merge there and commits it; then commits the ticks on main.
+    std::fs::write(worktree.join("same.txt"), "1 and 2\n").unwrap();
+    support::git_in(&worktree, &["commit", "-qam", "Resolved by hand"]);
+    let by_hand = support::git_in(&worktree, &["rev-parse", "HEAD"]);
+    s.git(&["commit", "-qam", "Tick the tasks"]);
+
+    let land = s.run_args(&[
+        "land",
+        "demo",
+        "--agent",
+        "shell",
+        "--message-format",
+        "json",
+    ]);
+    land.assert_code(0);
+    assert_eq!(
+        land.of_type("integrated").next().unwrap()["status"],
+        "built",
+        "{}",
+        land.context()
+    );
+    assert!(
+        s.is_ancestor(by_hand.trim(), INTEGRATION),
+        "the resolution by hand was dropped"
+    );
+    let files = s.files(INTEGRATION);
+    assert!(files.contains("three.txt"), "{files:?}");
+    assert_eq!(s.show(INTEGRATION, "same.txt"), "1 and 2\n");
+}
+
+#[test]
+fn a_work_branch_checked_out_by_the_user_is_neither_moved_nor_built_on() {
+    let s = clashing();
+    s.run(&["--max-attempts", "1"]).assert_code(1);
+    // The user takes the work branch into a worktree of their own, and works there.
+    s.git(&[
+        "worktree",
+        "remove",
+        "--force",
+        ".git/spec-exec/demo/worktrees/integration",
+    ]);
+    let mine = s.repo().parent().unwrap().join("mine");
+    s.git(&[
+        "worktree",
+        "add",
+        "-q",
+        mine.to_str().unwrap(),
+        "spec/demo/integration.next",
+    ]);
+    let before = s.git(&["rev-parse", "spec/demo/integration.next"]);
+    let land = s.run_args(&[
+        "land",
+        "demo",
+        "--agent",
+        "shell",
+        "--message-format",
+        "json",
+    ]);
+    land.assert_code(1);
+    let reason = land.of_type("integrated").next().unwrap()["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        reason.contains("is checked out in a working tree"),
+        "{reason}"
+    );
+    assert_eq!(s.git(&["rev-parse", "spec/demo/integration.next"]), before);
+    assert!(mine.join("same.txt").exists());
+}
+
+#[test]
+fn a_feature_whose_work_is_merged_into_the_base_has_nothing_left_to_do() {
+    let s = three_tasks();
+    s.run(&[]).assert_code(0);
+    s.git(&["commit", "-qam", "Tick the tasks"]);
+    s.git(&["merge", "-q", "--no-edit", INTEGRATION]);
+    s.git(&["branch", "-D", INTEGRATION]);
+    let again = s.run(&[]);
+    again.assert_code(0);
+    assert!(
+        again.of_type("integrated").next().is_none(),
+        "{}",
+        again.context()
+    );
+}
+
+#[test]
+fn land_from_inside_a_worktree_spec_exec_made_is_refused() {
+    let s = clashing();
+    let run = s.run(&["--max-attempts", "1"]);
+    run.assert_code(1);
+    let worktree = std::path::PathBuf::from(
+        run.of_type("integrated").next().unwrap()["worktree"]
+            .as_str()
+            .unwrap(),
+    );
+    let out = support::spec_exec_in(&worktree, &["land", "demo"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("is a worktree spec-exec made"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        worktree.join("same.txt").exists(),
+        "the worktree was touched"
+    );
 }

@@ -157,6 +157,27 @@ pub async fn stoppable<F: std::future::Future>(
     }
 }
 
+/// Why building the integration of `selection` would be refused, before anything is changed.
+pub fn refusal(
+    ctx: &Ctx,
+    branch: &str,
+    base: &str,
+    selection: &Selection,
+    merge_onto: bool,
+) -> Option<String> {
+    integrate::refusal(
+        ctx,
+        &Integration {
+            branch: branch.to_owned(),
+            onto: ctx.base,
+            onto_name: base.to_owned(),
+            merge_onto,
+            tips: selection.tips.clone(),
+            agent: crate::agents::Agent::Shell,
+        },
+    )
+}
+
 /// Builds the integration of `selection` onto `onto` (named `base` for people), and reports it.
 pub async fn build(
     ctx: &Arc<Ctx>,
@@ -195,6 +216,7 @@ pub async fn build(
         uncommitted: None,
         gh: which::which("gh").is_ok(),
         without_branch,
+        base_is_branch: git_base_is_branch(ctx, base),
     };
     let commit = match landed {
         Landed::Nothing => return None,
@@ -238,6 +260,34 @@ pub async fn build(
     let tasks_md = ctx.spec_abs.join("tasks.md");
     report.uncommitted = uncommitted(&ctx.workdir, &tasks_md).then_some(tasks_md);
     Some(report)
+}
+
+/// The report of an integration refused before it started.
+pub fn refused(ctx: &Ctx, branch: &str, base: &str, why: String) -> IntegrationReport {
+    let git = ctx.git().ok();
+    IntegrationReport {
+        branch: branch.to_owned(),
+        status: "failed",
+        commit: None,
+        base: base.to_owned(),
+        base_is_branch: git.is_some_and(|g| g.branch_tip(base).is_some()),
+        merged: Vec::new(),
+        resolved: Vec::new(),
+        verified: Vec::new(),
+        files_changed: None,
+        insertions: None,
+        deletions: None,
+        reason: Some(why),
+        worktree: None,
+        log: None,
+        uncommitted: None,
+        gh: false,
+        without_branch: Vec::new(),
+    }
+}
+
+fn git_base_is_branch(ctx: &Ctx, base: &str) -> bool {
+    ctx.git().is_ok_and(|g| g.branch_tip(base).is_some())
 }
 
 /// Whether `path` differs from what the working tree's HEAD has.

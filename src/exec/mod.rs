@@ -10,6 +10,7 @@ mod driver;
 mod gate;
 pub mod job;
 mod land;
+use job::integrate as land_tip;
 pub mod process;
 pub mod prompt;
 pub mod review;
@@ -82,6 +83,7 @@ pub fn execute(
 ) -> Result<i32> {
     let started = Instant::now();
     let git = Git::open(root)?;
+    not_in_own_worktree(&git, root)?;
     let workdir = git.workdir().unwrap_or_else(|| root.to_path_buf());
     let base = git.resolve(settings.base.as_deref().unwrap_or("HEAD"))?;
     let spec_rel = feature
@@ -179,6 +181,26 @@ pub fn execute(
     )))
 }
 
+/// spec-exec works from the user's working tree, never from one of the worktrees it made
+/// (where the workspace would be a copy, and HEAD a branch of its own).
+fn not_in_own_worktree(git: &Git, root: &Path) -> Result<()> {
+    let own = git.common_dir().join("spec-exec");
+    let inside = |p: &Path| {
+        p.canonicalize()
+            .is_ok_and(|p| own.canonicalize().is_ok_and(|o| p.starts_with(o)))
+    };
+    if inside(root) {
+        return Err(Error::user_with_help(
+            format!(
+                "`{}` is a worktree spec-exec made, not your working tree",
+                root.display()
+            ),
+            "commit what you did there, then run cargo spec-exec from your own working tree",
+        ));
+    }
+    Ok(())
+}
+
 /// Whether every task of the feature is done, and its integration branch does not hold all
 /// of their work (it is missing, or behind a task's branch).
 pub fn integration_pending(
@@ -195,9 +217,16 @@ pub fn integration_pending(
     if !selection.all_done || selection.tips.is_empty() {
         return false;
     }
+    // Work the base holds already (merged since) needs no integration.
+    let head = git.resolve("HEAD").ok();
+    let outside_base: Vec<&land_tip::Tip> = selection
+        .tips
+        .iter()
+        .filter(|t| !head.is_some_and(|h| git.contains(h, t.oid)))
+        .collect();
     match git.branch_tip(branch) {
-        None => true,
-        Some(tip) => selection.tips.iter().any(|t| !git.contains(tip, t.oid)),
+        None => !outside_base.is_empty(),
+        Some(tip) => outside_base.iter().any(|t| !git.contains(tip, t.oid)),
     }
 }
 
@@ -216,6 +245,7 @@ pub fn land(
 ) -> Result<(i32, Option<crate::report::IntegrationReport>)> {
     let started = Instant::now();
     let git = Git::open(root)?;
+    not_in_own_worktree(&git, root)?;
     let workdir = git.workdir().unwrap_or_else(|| root.to_path_buf());
     let state_dir = state::state_dir(&git.common_dir(), &feature.name);
     let exists = git.branch_tip(&settings.integration_branch).is_some();
@@ -271,15 +301,7 @@ pub fn land(
         shell.status(note.verb, &note.text);
     }
     let run_id = run_id();
-    // An integration's worktree left by an earlier one: set aside when it has changes.
-    for note in state.clean_worktrees(&git, &worktree_prefix(&feature.name), &run_id, root)? {
-        shell.status(note.verb, &note.text);
-    }
     let run_dir = state.dir().join("integration").join(&run_id);
-    for sub in ["logs", "prompts"] {
-        let d = run_dir.join(sub);
-        std::fs::create_dir_all(&d).map_err(|e| Error::io("create", &d, e))?;
-    }
     let ctx = Arc::new(context(&Where {
         started,
         feature,
@@ -292,6 +314,26 @@ pub fn land(
         base,
         settings: &settings,
     }));
+    // Refused before anything is changed for it; then an integration's worktree left by an
+    // earlier one is set aside when it has changes, as a run does.
+    let refused = land::refusal(
+        &ctx,
+        &settings.integration_branch,
+        &base_name,
+        &selection,
+        merge_onto,
+    );
+    if refused.is_none() {
+        for note in
+            state.clean_worktrees(&git, &worktree_prefix(&feature.name), &ctx.run_id, root)?
+        {
+            shell.status(note.verb, &note.text);
+        }
+        for sub in ["logs", "prompts"] {
+            let d = ctx.run_dir.join(sub);
+            std::fs::create_dir_all(&d).map_err(|e| Error::io("create", &d, e))?;
+        }
+    }
     shell.status(
         "Integrating",
         format!(
@@ -303,17 +345,26 @@ pub fn land(
         .enable_all()
         .build()
         .map_err(|e| Error::user(format!("could not start the async runtime: {e}")))?;
-    let report = runtime.block_on(land::stoppable(|stop| {
-        land::build(
+    let report = if let Some(why) = refused {
+        Some(land::refused(
             &ctx,
             &settings.integration_branch,
             &base_name,
-            selection,
-            settings.agent.clone(),
-            merge_onto,
-            stop,
-        )
-    }));
+            why,
+        ))
+    } else {
+        runtime.block_on(land::stoppable(|stop| {
+            land::build(
+                &ctx,
+                &settings.integration_branch,
+                &base_name,
+                selection,
+                settings.agent.clone(),
+                merge_onto,
+                stop,
+            )
+        }))
+    };
     let _ = std::fs::remove_file(&ctx.registry);
     let Some(report) = report else {
         return Err(Error::user_with_help(
@@ -327,7 +378,7 @@ pub fn land(
     if shell.is_json() {
         shell.json(&Event::Integrated(Box::new(report.clone())));
     } else {
-        for (verb, message, bad) in crate::output::integration_lines(&report, &feature.name, root) {
+        for (verb, message, bad) in crate::output::integration_lines(&report, &feature.name) {
             if bad {
                 shell.error_status(verb, &message);
             } else {

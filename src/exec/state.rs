@@ -535,7 +535,13 @@ pub fn integration_clashes(
         let branch = git::branch_name(prefix, feature, &task.id);
         let how = if branch == integration {
             "is"
-        } else if integration.starts_with(&format!("{branch}.round-")) {
+        } else if integration
+            .strip_prefix(&format!("{branch}.round-"))
+            .is_some_and(|n| {
+                let digits = n.split('/').next().unwrap_or_default();
+                !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())
+            })
+        {
             "has a review round branch that is"
         } else if integration.starts_with(&format!("{branch}/")) {
             "is a directory of"

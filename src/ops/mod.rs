@@ -214,6 +214,16 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
                 "Finished",
                 format!("{name}: nothing to do, every selected task is done"),
             );
+            let missing = crate::git::Git::open(&ws.root)
+                .is_ok_and(|git| git.branch_tip(&integration).is_none());
+            if missing {
+                shell.status(
+                    "Next",
+                    format!(
+                        "`cargo spec-exec land {name}` builds its integration branch, {integration}, from what is done"
+                    ),
+                );
+            }
             (exit::OK, None)
         };
         if shell.is_json() {

@@ -110,6 +110,8 @@ pub struct IntegrationReport {
     pub commit: Option<String>,
     /// The base it is compared with, as the user names it (`main`).
     pub base: String,
+    /// Whether the base is a local branch (a pull request can go into it).
+    pub base_is_branch: bool,
     /// The task branches merged into it by this run.
     pub merged: Vec<String>,
     /// Paths whose conflicts an agent resolved.

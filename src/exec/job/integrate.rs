@@ -150,9 +150,65 @@ struct Start {
 fn start(ctx: &Ctx, it: &Integration) -> crate::error::Result<Result<Option<Start>, String>> {
     let git = ctx.git()?;
     let previous = git.branch_tip(&it.branch);
-    let from = previous.unwrap_or(it.onto);
+    let work = work_branch(it);
+    // Refusals first: nothing is changed before them.
+    for (name, what) in [(&it.branch, "it"), (&work, "its work branch")] {
+        if git.is_checked_out(name) && !(name == &work && own_worktree_has(ctx, &work)) {
+            return Ok(Err(format!(
+                "`{name}` ({what}) is checked out in a working tree: moving it would leave that tree behind its branch. Commit what you did there, switch it to another branch, then run `cargo spec-exec land {}` from your working tree",
+                ctx.feature
+            )));
+        }
+    }
+    // It moves only forward from where spec-exec left it: someone else's commits on it stop
+    // the integration. A tip that the base or your HEAD holds is no one's own work. Where no
+    // record says where spec-exec left it (a fresh clone), its tip must be one of this
+    // feature's commits.
+    if let Some(tip) = previous {
+        let recorded = recorded_tips(ctx);
+        let head = git.resolve("HEAD").ok();
+        let ours = if recorded.is_empty() {
+            git.message(tip)
+                .is_some_and(|m| git::trailer(&m, git::FEATURE_TRAILER) == Some(&ctx.feature))
+        } else {
+            recorded.contains(&tip)
+        } || git.contains(it.onto, tip)
+            || head.is_some_and(|h| git.contains(h, tip));
+        if !ours {
+            return Ok(Err(format!(
+                "`{}` was moved since spec-exec left it{} (it is at {}); it was not moved again. Keep that work on another branch and delete `{}`, or set `integration-branch` in the configuration",
+                it.branch,
+                recorded
+                    .last()
+                    .map(|r| format!(" at {}", &r.to_string()[..10]))
+                    .unwrap_or_default(),
+                &tip.to_string()[..10],
+                it.branch
+            )));
+        }
+    }
+    let mut from = previous.unwrap_or(it.onto);
+    // What an earlier integration left on its work branch: commits of yours there (a conflict
+    // you resolved, a fix) are built on, never reset; spec-exec's own are made again.
+    let mut by_hand = false;
+    if let Some(next) = git.branch_tip(&work) {
+        let mut known = vec![from, it.onto];
+        known.extend(it.tips.iter().map(|t| t.oid));
+        let yours = !known.iter().any(|&k| git.contains(k, next))
+            && !git.only_commits_with(next, &known, git::INTEGRATION_TRAILER);
+        if yours {
+            if !git.contains(next, previous.unwrap_or(it.onto)) && previous.is_some() {
+                return Ok(Err(format!(
+                    "`{work}` (left by an earlier integration) holds commits of yours, but not `{}` as it is now; it was kept. Merge `{}` into it yourself, or take what you need from it and delete it, then run `cargo spec-exec land {}` again",
+                    it.branch, it.branch, ctx.feature
+                )));
+            }
+            from = next;
+            by_hand = true;
+        }
+    }
     let mut todo = Vec::new();
-    if previous.is_some() && it.merge_onto && !git.contains(from, it.onto) {
+    if it.merge_onto && !git.contains(from, it.onto) {
         todo.push((it.onto_name.clone(), it.onto));
     }
     // A tip that a later task built on is merged with it: only the heads are merged, so
@@ -168,60 +224,19 @@ fn start(ctx: &Ctx, it: &Integration) -> crate::error::Result<Result<Option<Star
             todo.push((t.branch.clone(), t.oid));
         }
     }
-    if todo.is_empty() {
+    if todo.is_empty() && !by_hand {
         return Ok(Ok(None));
     }
-    if git.is_checked_out(&it.branch) {
-        return Ok(Err(format!(
-            "`{}` is checked out in a working tree: moving it would leave that tree behind its branch. Switch to another branch there, then run `cargo spec-exec land {}`",
-            it.branch, ctx.feature
-        )));
+    if todo.is_empty() {
+        // Your work on the work branch holds everything: it is verified and taken.
+        return Ok(Ok(Some(Start {
+            previous,
+            todo,
+            merged: Ok(from),
+            finished_by_hand: Some(from),
+        })));
     }
-    // It moves only forward from where spec-exec left it: someone else's commits on it stop
-    // the integration. Where no record says where spec-exec left it (a fresh clone), its tip
-    // must be one of this feature's commits; a branch at (or behind) the base holds nothing.
-    if let Some(tip) = previous {
-        let recorded = std::fs::read_to_string(record_of(ctx))
-            .ok()
-            .and_then(|t| Oid::from_str(t.trim()).ok());
-        let ours = match recorded {
-            Some(r) => r == tip,
-            None => git
-                .message(tip)
-                .is_some_and(|m| git::trailer(&m, git::FEATURE_TRAILER) == Some(&ctx.feature)),
-        } || git.contains(it.onto, tip);
-        if !ours {
-            return Ok(Err(format!(
-                "`{}` was moved since spec-exec left it{} (it is at {}); it was not moved again. Keep that work on another branch and delete `{}`, or set `integration-branch` in the configuration",
-                it.branch,
-                recorded
-                    .map(|r| format!(" at {}", &r.to_string()[..10]))
-                    .unwrap_or_default(),
-                &tip.to_string()[..10],
-                it.branch
-            )));
-        }
-    }
-    // What an earlier integration left on its work branch.
-    let work = work_branch(it);
-    let mut finished_by_hand = None;
-    if let Some(next) = git.branch_tip(&work) {
-        let holds_all =
-            git.contains(next, from) && todo.iter().all(|&(_, t)| git.contains(next, t));
-        let mut known = vec![from, it.onto];
-        known.extend(it.tips.iter().map(|t| t.oid));
-        if holds_all && next != from {
-            finished_by_hand = Some(next);
-        } else if !(known.iter().any(|&k| git.contains(k, next))
-            || git.merges_only_over(next, &known))
-        {
-            return Ok(Err(format!(
-                "`{work}` (left by an earlier integration) holds commits that are not part of the integration; it was kept. Take what you need from it, delete it, then run `cargo spec-exec land {}` again",
-                ctx.feature
-            )));
-        }
-    }
-    let mut tips = vec![(it.branch.clone(), from)];
+    let mut tips = vec![(work.clone(), from)];
     tips.extend(todo.iter().cloned());
     let names: Vec<&str> = todo.iter().map(|(b, _)| b.as_str()).collect();
     let merged = git.merge_tips(&tips, &message(ctx, &names, &[], &[]))?;
@@ -229,8 +244,38 @@ fn start(ctx: &Ctx, it: &Integration) -> crate::error::Result<Result<Option<Star
         previous,
         todo,
         merged,
-        finished_by_hand,
+        finished_by_hand: None,
     })))
+}
+
+/// Why the integration would be refused (checked out, moved by someone else, work of yours on
+/// its work branch that it cannot build on), before anything is changed for it.
+pub fn refusal(ctx: &Ctx, it: &Integration) -> Option<String> {
+    match start(ctx, it) {
+        Ok(Err(why)) => Some(why),
+        _ => None,
+    }
+}
+
+/// Whether the integration's own worktree (the one spec-exec made) has `branch` checked out.
+fn own_worktree_has(ctx: &Ctx, branch: &str) -> bool {
+    git::check_worktree(
+        &ctx.git().map(|g| g.common_dir()).unwrap_or_default(),
+        &worktree_name(&ctx.feature, NAME),
+        &ctx.worktree(NAME),
+        branch,
+    )
+    .is_ok()
+}
+
+/// The commits spec-exec wrote down as left at the integration branch (the last one, and
+/// the one it was about to move it to, when a run died in between).
+fn recorded_tips(ctx: &Ctx) -> Vec<Oid> {
+    std::fs::read_to_string(record_of(ctx))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| Oid::from_str(l.trim()).ok())
+        .collect()
 }
 
 /// Builds or moves the integration branch.
@@ -273,6 +318,16 @@ async fn finish(
     verified: Vec<String>,
     log: Option<PathBuf>,
 ) -> Landed {
+    // Written down before the move (with where it was), so that a run that dies in between
+    // does not take its own commit for someone else's; and after it, alone.
+    let mut before: Vec<String> = start.previous.iter().map(|o| o.to_string()).collect();
+    before.push(commit.to_string());
+    if let Err(e) = std::fs::write(record_of(ctx), before.join("\n") + "\n") {
+        return failed(format!(
+            "could not write `{}`: {e}; the branch was not moved",
+            record_of(ctx).display()
+        ));
+    }
     let moved = {
         let (ctx, branch, previous) = (Arc::clone(ctx), it.branch.clone(), start.previous);
         blocking(move || ctx.git()?.move_branch(&branch, previous, commit)).await
