@@ -462,3 +462,19 @@ fn a_bad_or_unknown_feature_name_is_an_error() {
     assert!(text(&out.stderr).contains("nothing to remove in `demo`"));
     assert!(!t.repo().join(".git/spec-exec").exists());
 }
+
+#[test]
+fn the_integrations_of_land_are_kept_to_the_newest_too() {
+    let s = Scratch::new(&tasks_md(&[task("1", "One", "", "write=one.txt")]));
+    s.run(&[]).assert_code(0);
+    for _ in 0..3 {
+        let out = s.spec_exec(&["land", FEATURE]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    let dirs = |s: &Scratch| names_in(&s.state_dir().join("integration")).len();
+    assert_eq!(dirs(&s), 3);
+    let out = clean(&s, &["--keep", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(dirs(&s), 1);
+    assert!(s.git_ok(&["rev-parse", "--verify", "-q", "spec/demo/integration"]));
+}

@@ -54,6 +54,16 @@ fn a_run_that_finishes_the_feature_builds_its_integration_branch_verified() {
         .map(|e| e["type"].as_str().unwrap())
         .collect();
     assert_eq!(&types[types.len() - 2..], ["integrated", "run-finished"]);
+    // The run's reports say so too.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.run_dir().join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["integration"]["branch"], INTEGRATION);
+    let md = std::fs::read_to_string(s.run_dir().join("report.md")).unwrap();
+    assert!(
+        md.contains("## Integration\n\n`spec/demo/integration` at `"),
+        "{md}"
+    );
 
     // Every task's change, on top of main, with the verification recorded.
     let files = s.files(INTEGRATION);

@@ -435,7 +435,17 @@ fn survey(git: &Git, ws: &Workspace, feature: &str, dir: &Path, cmd: &CleanComma
         // Records of the feature's worktrees may outlive the directory.
         survey_records_only(git, &ws.root, feature, &mut survey);
     }
-    if let Some(runs) = sub("runs", &mut survey) {
+    // Runs, and the integrations `land` made: the newest `--keep` of each.
+    for (name, what) in [
+        ("runs", "its logs, prompts and reports"),
+        (
+            "integration",
+            "the logs and prompts of an integration by `land`",
+        ),
+    ] {
+        let Some(runs) = sub(name, &mut survey) else {
+            continue;
+        };
         let mut entries = entries(&runs);
         entries.sort_by_key(|p| (started(p), p.clone()));
         let old = entries.len().saturating_sub(cmd.keep);
@@ -444,7 +454,7 @@ fn survey(git: &Git, ws: &Workspace, feature: &str, dir: &Path, cmd: &CleanComma
             survey.remove.push(Item {
                 kind: Kind::Run,
                 bytes: size_of(&path),
-                what: format!("run {id}: its logs, prompts and reports"),
+                what: format!("run {id}: {what}"),
                 path,
                 how: How::Path,
             });

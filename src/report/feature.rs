@@ -599,6 +599,7 @@ mod tests {
             exit_code: 0,
             totals: Totals::of(&tasks),
             tasks: &tasks,
+            integration: None,
             root: state,
         };
         for (id, text) in [

@@ -333,6 +333,8 @@ pub struct Report<'a> {
     pub exit_code: i32,
     pub totals: Totals,
     pub tasks: &'a [TaskReport],
+    /// The feature's integration branch, when the run built it or tried to.
+    pub integration: Option<&'a IntegrationReport>,
     /// Paths in the markdown are shown relative to it (the JSON has them absolute).
     #[serde(skip)]
     pub root: &'a Path,
@@ -443,6 +445,31 @@ impl Report<'_> {
                         if x.reused { " (earlier run)" } else { "" },
                     );
                 }
+            }
+        }
+        if let Some(i) = self.integration {
+            let _ = writeln!(out, "\n## Integration\n");
+            let commit = i
+                .commit
+                .as_deref()
+                .map(|c| format!(" at `{}`", &c[..c.len().min(10)]))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "`{}`{commit}: {} (base `{}`).",
+                i.branch, i.status, i.base
+            );
+            if !i.merged.is_empty() {
+                let _ = writeln!(out, "\n- merged: {}", i.merged.join(", "));
+            }
+            if !i.resolved.is_empty() {
+                let _ = writeln!(out, "- conflicts resolved: {}", i.resolved.join(", "));
+            }
+            if !i.verified.is_empty() {
+                let _ = writeln!(out, "- verified: {}", i.verified.join(", "));
+            }
+            if let Some(reason) = &i.reason {
+                let _ = writeln!(out, "- {}", reason.replace('\n', " "));
             }
         }
         out

@@ -121,6 +121,7 @@ pub struct ReportFiles {
     pub order: HashMap<String, usize>,
     started: Option<std::time::Instant>,
     tasks: Vec<TaskReport>,
+    integration: Option<super::IntegrationReport>,
     failed: Option<String>,
 }
 
@@ -142,6 +143,7 @@ impl ReportFiles {
             order,
             started: None,
             tasks: Vec::new(),
+            integration: None,
             failed: None,
         }
     }
@@ -163,6 +165,7 @@ impl ReportFiles {
             exit_code,
             totals: super::Totals::of(&self.tasks),
             tasks: &self.tasks,
+            integration: self.integration.as_ref(),
             root: &self.root,
         };
         let json = serde_json::to_string_pretty(&report)
@@ -191,6 +194,7 @@ impl Sink for ReportFiles {
         match event {
             Event::RunStarted { .. } => self.started = Some(std::time::Instant::now()),
             Event::TaskFinished(r) => self.tasks.push((**r).clone()),
+            Event::Integrated(r) => self.integration = Some((**r).clone()),
             Event::RunFinished {
                 duration_secs,
                 exit_code,
