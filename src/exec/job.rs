@@ -97,7 +97,7 @@ impl Ctx {
 
     /// The verify commands for `worktree`: none for the default where its tree has no
     /// Cargo package to check.
-    fn verify_commands(&self, worktree: &Path) -> Vec<VerifyCommand> {
+    pub(crate) fn verify_commands(&self, worktree: &Path) -> Vec<VerifyCommand> {
         if self.verify_default && !has_packages(&self.verify_dir(worktree).join("Cargo.toml")) {
             return Vec::new();
         }

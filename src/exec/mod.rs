@@ -445,13 +445,15 @@ struct Maker<'a> {
     settings: &'a Settings,
     /// What every prompt is made from, read once.
     prompts: &'a prompt::Loaded,
+    /// The verify commands the prompts name: none when the default does not apply here.
+    verify: Vec<crate::config::VerifyCommand>,
 }
 
 impl MakeJob for Maker<'_> {
     fn make(&self, start: Start) -> Job {
         let mut prompt = prompt::build(self.prompts, self.list, start.task, &start.branch);
-        if !self.settings.verify.is_empty() {
-            prompt.push_str(&prompt::verification(&self.settings.verify));
+        if !self.verify.is_empty() {
+            prompt.push_str(&prompt::verification(&self.verify));
         }
         let agent = self
             .settings
@@ -552,6 +554,7 @@ async fn run_jobs(
         list,
         settings,
         prompts,
+        verify: ctx.verify_commands(&ctx.workdir),
     };
     let ticker = Arc::new(Ticker {
         root: ctx.root.clone(),
