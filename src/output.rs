@@ -374,10 +374,13 @@ pub fn integration_lines(
     if let Some(tasks) = &r.uncommitted {
         out.push((
             "Next",
-            format!(
-                "commit tasks.md (its ticks, and an approval not yet committed): git commit {}",
-                q(&from_here(tasks))
-            ),
+            {
+                let path = q(&from_here(tasks));
+                format!(
+                    "commit the ticks in tasks.md: git add {path} && git commit -m {} {path}",
+                    q(&format!("{feature}: tick the done tasks"))
+                )
+            },
             false,
         ));
     }
@@ -649,13 +652,23 @@ impl<'a> Display<'a> {
                 );
             }
             Status::Done => {
+                let mut how = vec![count(r.files_changed.unwrap_or(0), "file")];
+                if r.attempts > 1 {
+                    how.push(format!("after {} attempts", r.attempts));
+                }
+                if !r.resolved.is_empty() {
+                    how.push(format!(
+                        "its base's conflicts in {} resolved by the agent",
+                        r.resolved.join(", ")
+                    ));
+                }
                 self.line(
                     "Committed",
                     format!(
                         "{} on {} ({})",
                         r.id,
                         r.branch.as_deref().unwrap_or(""),
-                        count(r.files_changed.unwrap_or(0), "file")
+                        how.join("; ")
                     ),
                     false,
                 );

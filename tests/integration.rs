@@ -110,11 +110,33 @@ fn the_end_of_a_run_says_what_to_do_next() {
         "spec/demo/integration against main: 3 files, 3 insertions(+), 0 deletions(-)",
         "git log --oneline main..spec/demo/integration",
         "git diff main...spec/demo/integration",
-        "commit tasks.md (its ticks, and an approval not yet committed): git commit documentation/features/demo/tasks.md",
+        "commit the ticks in tasks.md: git add documentation/features/demo/tasks.md && git commit -m 'demo: tick the done tasks' documentation/features/demo/tasks.md",
         "cargo spec-exec pr demo",
     ] {
         assert!(next.contains(needle), "{needle} not in\n{err}");
     }
+    // The commands it prints run as printed.
+    for line in next.lines().filter(|l| l.trim_start().starts_with("Next")) {
+        let Some((_, command)) = line.split_once(": ") else {
+            continue;
+        };
+        if command.starts_with("git ") {
+            for command in command.split("; ") {
+                let out = std::process::Command::new("sh")
+                    .args(["-c", command])
+                    .current_dir(s.repo())
+                    .env("GIT_CONFIG_NOSYSTEM", "1")
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "{command}: {}", text(&out.stderr));
+            }
+        }
+    }
+    assert_eq!(
+        s.git(&["status", "--porcelain"]),
+        "",
+        "the ticks were committed"
+    );
 }
 
 #[test]

@@ -298,18 +298,31 @@ fn a_merge_made_by_hand_after_no_resolve_is_the_base_of_the_next_run() {
     run.assert_code(1);
     let reason = run.reason("3");
     assert!(
-        reason.contains("git switch -c spec/demo/3 spec/demo/1")
-            && reason.contains("git merge spec/demo/2"),
+        reason.contains("git worktree add -b spec/demo/3 ../merge-3 spec/demo/1")
+            && reason.contains("`git merge spec/demo/2`")
+            && reason.contains("git worktree remove ../merge-3"),
         "{reason}"
     );
-    // The user follows the hint.
-    s.git(&["switch", "-q", "-c", "spec/demo/3", "spec/demo/1"]);
-    assert!(!s.git_ok(&["merge", "-q", "spec/demo/2"]));
-    std::fs::write(s.repo().join("same.txt"), "one and two\n").unwrap();
-    s.git(&["commit", "-qam", "Merge by hand"]);
-    let mine = s.git(&["rev-parse", "HEAD"]);
-    s.git(&["switch", "-q", "main"]);
-    s.git(&["checkout", "-q", "--", "."]);
+    // The user follows the hint, word for word; their own tree stays as it is.
+    s.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "spec/demo/3",
+        "../merge-3",
+        "spec/demo/1",
+    ]);
+    let merge = s.repo().join("../merge-3");
+    assert!(
+        !support::git_output_in(&merge, &["merge", "-q", "spec/demo/2"])
+            .status
+            .success()
+    );
+    std::fs::write(merge.join("same.txt"), "one and two\n").unwrap();
+    support::git_in(&merge, &["commit", "-qam", "Merge by hand"]);
+    let mine = support::git_in(&merge, &["rev-parse", "HEAD"]);
+    s.git(&["worktree", "remove", "../merge-3"]);
 
     let run = run_with(&s, &agent, &["--no-resolve"]);
     run.assert_code(0);

@@ -424,8 +424,9 @@ fn manual_merge_hint(job: &Job) -> String {
     let mut sides = job.sides.iter().map(|(b, _)| b.as_str());
     let first = sides.next().unwrap_or_default();
     let rest: Vec<&str> = sides.collect();
+    let dir = format!("../merge-{}", git::ref_safe(&job.id));
     format!(
-        "merge them yourself and run again, the task then builds on your merge: `git switch -c {} {first}`, `git merge {}`, resolve and commit; or run without --no-resolve to have the agent resolve them",
+        "merge them yourself in a worktree of your own and run again, the task then builds on your merge: `git worktree add -b {} {dir} {first}`, then in {dir} `git merge {}`, resolve and commit, then `git worktree remove {dir}`; or run without --no-resolve to have the agent resolve them",
         job.start.branch,
         rest.join(" ")
     )

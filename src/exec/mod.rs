@@ -260,6 +260,17 @@ pub fn land(
         .strip_prefix(&workdir)
         .map(Path::to_path_buf)
         .unwrap_or_default();
+    // The run lock: no run of the feature moves its branches meanwhile.
+    let (state, notes) = state::RunState::open(
+        &git,
+        &feature.name,
+        &settings.branch_prefix,
+        &target_dir.join("spec-exec").join(&feature.name),
+        root,
+    )?;
+    for note in &notes {
+        shell.status(note.verb, &note.text);
+    }
     let selection = land::select(&git, list, &settings.branch_prefix, &feature.name, &[]);
     if selection.tips.is_empty() {
         return Err(Error::user_with_help(
@@ -288,17 +299,6 @@ pub fn land(
                 },
             ),
         );
-    }
-    // The run lock: no run of the feature moves its branches meanwhile.
-    let (state, notes) = state::RunState::open(
-        &git,
-        &feature.name,
-        &settings.branch_prefix,
-        &target_dir.join("spec-exec").join(&feature.name),
-        root,
-    )?;
-    for note in &notes {
-        shell.status(note.verb, &note.text);
     }
     let run_id = run_id();
     let run_dir = state.dir().join("integration").join(&run_id);

@@ -62,6 +62,54 @@ pub struct FeatureReport {
     pub unreadable: Vec<Unreadable>,
 }
 
+/// A task of a feature report, read back.
+#[derive(Debug, Clone, Deserialize)]
+struct EarlierTask {
+    #[serde(flatten)]
+    task: TaskReport,
+    run: String,
+    runs: Vec<String>,
+}
+
+/// The feature report as the last refresh wrote it.
+#[derive(Debug, Clone, Deserialize)]
+struct Earlier {
+    tasks: Vec<EarlierTask>,
+}
+
+/// The runs the last feature report names that `runs` does not have (their directories were
+/// removed since), each with the lines of the tasks it reported: a task's line for the run it
+/// came from, and for its other runs the same line (only the latest run's counts).
+fn earlier_runs(state_dir: &Path, feature: &str, runs: &[RunReport]) -> Vec<RunReport> {
+    let Some(earlier) = std::fs::read_to_string(state_dir.join("report.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Earlier>(&t).ok())
+    else {
+        return Vec::new();
+    };
+    let mut gone: std::collections::BTreeMap<String, Vec<TaskReport>> = Default::default();
+    for t in earlier.tasks {
+        for run in t.runs.iter().chain([&t.run]) {
+            if runs.iter().any(|r| &r.run_id == run) {
+                continue;
+            }
+            let lines = gone.entry(run.clone()).or_default();
+            if !lines.iter().any(|l| l.id == t.task.id) {
+                lines.push(t.task.clone());
+            }
+        }
+    }
+    gone.into_iter()
+        .map(|(run_id, tasks)| RunReport {
+            feature: feature.to_owned(),
+            run_id,
+            agent: String::new(),
+            exit_code: 0,
+            tasks,
+        })
+        .collect()
+}
+
 /// Where the feature report is written in the feature's state directory.
 pub fn markdown_path(state_dir: &Path) -> PathBuf {
     state_dir.join("report.md")
@@ -361,6 +409,8 @@ pub fn refresh(
     let except = current.as_ref().map(|c| c.run_id.clone());
     let (mut runs, unreadable) = read_runs(state_dir, except.as_deref());
     runs.extend(current);
+    // Runs whose directory is gone (`clean` removed it) live on in the last feature report.
+    runs.extend(earlier_runs(state_dir, feature, &runs));
     let report = aggregate(feature, &runs, order, unreadable);
     let json = serde_json::to_string_pretty(&report)
         .map_err(|e| format!("could not serialise the feature report: {e}"))?;
@@ -638,5 +688,43 @@ mod tests {
         assert_eq!(json["tasks"][1]["runs"], serde_json::json!(["r4"]));
         assert_eq!(json["tasks"][1]["status"], "done");
         assert_eq!(json["unreadable"][0]["path"], "runs/r2/report.json");
+    }
+
+    #[test]
+    fn runs_whose_directories_were_removed_live_on_in_the_feature_report() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path();
+        let tasks = vec![line("1", Status::Done, Some("aaaa"))];
+        let written = crate::report::Report {
+            format_version: FORMAT_VERSION,
+            feature: "f",
+            run_id: "r1",
+            agent: "shell",
+            duration_secs: 1.0,
+            exit_code: 0,
+            totals: Totals::of(&tasks),
+            tasks: &tasks,
+            integration: None,
+            root: state,
+        };
+        std::fs::create_dir_all(state.join("runs/r1")).unwrap();
+        std::fs::write(
+            state.join("runs/r1/report.json"),
+            serde_json::to_string(&written).unwrap(),
+        )
+        .unwrap();
+        let current = run("r2", vec![line("2", Status::Done, Some("bbbb"))]);
+        refresh(state, "f", Some(current), &order(&["1", "2"])).unwrap();
+        // `clean` removes r1's directory; the next refresh keeps what it reported.
+        std::fs::remove_dir_all(state.join("runs/r1")).unwrap();
+        let current = run("r3", vec![line("2", Status::Reused, Some("bbbb"))]);
+        let report = refresh(state, "f", Some(current), &order(&["1", "2"])).unwrap();
+        assert_eq!(
+            ids(&report),
+            vec![
+                ("1", Status::Done, vec!["r1"]),
+                ("2", Status::Done, vec!["r3", "r2"])
+            ]
+        );
     }
 }

@@ -386,6 +386,15 @@ impl Report<'_> {
         let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- | --- | --- |");
         for r in self.tasks {
             let mut note: Vec<String> = r.reason.iter().cloned().collect();
+            if r.attempts > 1 {
+                note.push(format!("{} attempts", r.attempts));
+            }
+            if !r.resolved.is_empty() {
+                note.push(format!(
+                    "conflicts of its base resolved by the agent: {}",
+                    r.resolved.join(", ")
+                ));
+            }
             if let Some(log) = &r.log {
                 note.push(format!("log `{}`", self.rel(log).display()));
             }
