@@ -279,39 +279,30 @@ impl Git {
         parts.iter().all(|&p| self.contains(tip, p)) && self.merges_only_over(tip, parts)
     }
 
+    /// The commits `tip` adds to `known` (reachable from it and from none of them); `None`
+    /// when the history cannot be walked.
+    fn added(&self, tip: Oid, known: &[Oid]) -> Option<Vec<git2::Commit<'_>>> {
+        let mut walk = self.repo.revwalk().ok()?;
+        walk.push(tip).ok()?;
+        for &k in known {
+            walk.hide(k).ok()?;
+        }
+        walk.map(|oid| oid.and_then(|o| self.repo.find_commit(o)).ok())
+            .collect()
+    }
+
     /// Whether every commit `tip` adds to `known` is a merge, and there is at least one.
     pub fn merges_only_over(&self, tip: Oid, known: &[Oid]) -> bool {
-        let Ok(mut walk) = self.repo.revwalk() else {
-            return false;
-        };
-        if walk.push(tip).is_err() || known.iter().any(|&p| walk.hide(p).is_err()) {
-            return false;
-        }
-        let mut any = false;
-        for oid in walk {
-            let Ok(commit) = oid.and_then(|o| self.repo.find_commit(o)) else {
-                return false;
-            };
-            if commit.parent_count() < 2 {
-                return false;
-            }
-            any = true;
-        }
-        any
+        self.added(tip, known)
+            .is_some_and(|cs| !cs.is_empty() && cs.iter().all(|c| c.parent_count() >= 2))
     }
 
     /// Whether every commit `tip` adds to `known` carries the trailer `key` (they are all
     /// spec-exec's own, of one kind).
     pub fn only_commits_with(&self, tip: Oid, known: &[Oid], key: &str) -> bool {
-        let Ok(mut walk) = self.repo.revwalk() else {
-            return false;
-        };
-        if walk.push(tip).is_err() || known.iter().any(|&p| walk.hide(p).is_err()) {
-            return false;
-        }
-        walk.all(|oid| {
-            oid.and_then(|o| self.repo.find_commit(o))
-                .is_ok_and(|c| c.message().is_some_and(|m| trailer(m, key).is_some()))
+        self.added(tip, known).is_some_and(|cs| {
+            cs.iter()
+                .all(|c| c.message().is_some_and(|m| trailer(m, key).is_some()))
         })
     }
 
@@ -1158,6 +1149,19 @@ fn markers_in(file: &Path, shown: &str) -> Vec<String> {
         }
     }
     found
+}
+
+/// The trailers of a merge an agent resolved and of work that passed verification: the
+/// resolved paths (when any), then a line per verify command.
+pub fn outcome_trailers(resolved: &[String], verified: &[String]) -> String {
+    let mut t = String::new();
+    if !resolved.is_empty() {
+        t.push_str(&format!("{RESOLVED_TRAILER}: {}\n", resolved.join(", ")));
+    }
+    for v in verified {
+        t.push_str(&format!("{VERIFIED_TRAILER}: {v}\n"));
+    }
+    t
 }
 
 /// `<feature>: <id> <title>` with trailers naming the feature and the task.

@@ -247,73 +247,85 @@ fn elapsed(since: std::time::Instant) -> String {
     }
 }
 
-/// The integration branch and what to do next, as status lines (verb, message, whether it is
-/// an error).
-pub fn integration_lines(
-    r: &crate::report::IntegrationReport,
-    feature: &str,
-) -> Vec<(&'static str, String, bool)> {
+/// A status line: verb, message, and whether it reports a failure.
+type Line = (&'static str, String, bool);
+
+/// A name as a shell takes it: a branch name may hold characters a shell reads.
+fn quoted(s: &str) -> String {
+    shlex::try_quote(s)
+        .map(|c| c.into_owned())
+        .unwrap_or_else(|_| s.to_owned())
+}
+
+/// A commit's short id.
+fn short_id(c: Option<&str>) -> String {
+    c.map(|c| c[..c.len().min(10)].to_owned())
+        .unwrap_or_default()
+}
+
+/// The integration branch and what to do next, as status lines.
+pub fn integration_lines(r: &crate::report::IntegrationReport, feature: &str) -> Vec<Line> {
     let mut out = Vec::new();
-    let short = |c: &Option<String>| {
-        c.as_deref()
-            .map(|c| c[..c.len().min(10)].to_owned())
-            .unwrap_or_default()
-    };
-    // Names as a shell takes them: a branch name may hold characters a shell reads.
-    let q = |s: &str| {
-        shlex::try_quote(s)
-            .map(|c| c.into_owned())
-            .unwrap_or_else(|_| s.to_owned())
-    };
-    let (branch, base) = (q(&r.branch), q(&r.base));
     if !r.without_branch.is_empty() {
+        let one = r.without_branch.len() == 1;
         out.push((
             "Note",
             format!(
                 "{} done without a branch of {}: taken to be in {} already",
                 r.without_branch.join(", "),
-                if r.without_branch.len() == 1 {
-                    "its work"
-                } else {
-                    "their work"
-                },
+                if one { "its work" } else { "their work" },
                 r.base
             ),
             false,
         ));
     }
     match r.status {
-        "failed" | "interrupted" => {
-            let interrupted = r.status == "interrupted";
-            let mut m = format!(
-                "{} was not built: {}",
-                r.branch,
-                r.reason.as_deref().unwrap_or("unknown reason")
-            );
-            if let Some(log) = &r.log {
-                m.push_str(&format!("; log: {}", from_here(log)));
-            }
-            if let Some(w) = &r.worktree {
-                m.push_str(&format!("; worktree kept: {}", from_here(w)));
-            }
-            out.push((if interrupted { "Interrupted" } else { "Failed" }, m, true));
-            // A refusal says itself what to do; a build that failed is tried again.
-            if r.worktree.is_none() && !interrupted {
-                return out;
-            }
-            out.push((
-                "Next",
-                if interrupted {
-                    format!("`cargo spec-exec land {feature}` finishes it")
-                } else {
-                    format!(
-                        "fix it, then run `cargo spec-exec land {feature}` (with the --agent and --verify of the run, if it had any)"
-                    )
-                },
-                false,
-            ));
-            return out;
+        "failed" | "interrupted" => out.extend(failure_lines(r, feature)),
+        _ => {
+            out.extend(built_lines(r));
+            out.extend(next_steps(r, feature));
         }
+    }
+    out
+}
+
+/// Why it was not built, and what to do when it can be tried again.
+fn failure_lines(r: &crate::report::IntegrationReport, feature: &str) -> Vec<Line> {
+    let interrupted = r.status == "interrupted";
+    let mut m = format!(
+        "{} was not built: {}",
+        r.branch,
+        r.reason.as_deref().unwrap_or("unknown reason")
+    );
+    if let Some(log) = &r.log {
+        m.push_str(&format!("; log: {}", from_here(log)));
+    }
+    if let Some(w) = &r.worktree {
+        m.push_str(&format!("; worktree kept: {}", from_here(w)));
+    }
+    let mut out = vec![(if interrupted { "Interrupted" } else { "Failed" }, m, true)];
+    // A refusal says itself what to do; a build that failed is tried again.
+    if r.worktree.is_some() || interrupted {
+        out.push((
+            "Next",
+            if interrupted {
+                format!("`cargo spec-exec land {feature}` finishes it")
+            } else {
+                format!(
+                    "fix it, then run `cargo spec-exec land {feature}` (with the --agent and --verify of the run, if it had any)"
+                )
+            },
+            false,
+        ));
+    }
+    out
+}
+
+/// What was built, and the change against the base.
+fn built_lines(r: &crate::report::IntegrationReport) -> Vec<Line> {
+    let mut out = Vec::new();
+    let short = |c: &Option<String>| short_id(c.as_deref());
+    match r.status {
         "unchanged" => out.push((
             "Integrated",
             format!(
@@ -366,6 +378,14 @@ pub fn integration_lines(
             false,
         ));
     }
+    out
+}
+
+/// The next steps: review it, commit the ticks, open the pull request.
+fn next_steps(r: &crate::report::IntegrationReport, feature: &str) -> Vec<Line> {
+    let mut out = Vec::new();
+    let q = quoted;
+    let (branch, base) = (q(&r.branch), q(&r.base));
     out.push((
         "Next",
         format!("review it: git log --oneline {base}..{branch}; git diff {base}...{branch}"),

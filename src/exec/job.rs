@@ -508,16 +508,7 @@ fn base_message(
         git::BASE_TRAILER,
         job.id,
     );
-    if !resolved.is_empty() {
-        m.push_str(&format!(
-            "{}: {}\n",
-            git::RESOLVED_TRAILER,
-            resolved.join(", ")
-        ));
-    }
-    for v in verified {
-        m.push_str(&format!("{}: {v}\n", git::VERIFIED_TRAILER));
-    }
+    m.push_str(&git::outcome_trailers(resolved, verified));
     m
 }
 
@@ -700,10 +691,7 @@ async fn commit(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> 
         job.start.role.round().unwrap_or(1),
         p.verdict.as_ref().map(|r| r.verdict),
     );
-    let mut message = message;
-    for v in &p.verified {
-        message.push_str(&format!("{}: {v}\n", git::VERIFIED_TRAILER));
-    }
+    let message = message + &git::outcome_trailers(&[], &p.verified);
     let is_review = p.verdict.is_some();
     let tasks_md = ctx.spec_rel.join("tasks.md");
     let kept = p.log.with_extension("tasks.md");

@@ -12,9 +12,16 @@ use super::job::integrate::{self, Integration, Landed, Tip};
 use super::job::{Ctx, side_label};
 use super::process::Stop;
 use super::review;
-use crate::error::exit;
+use std::time::Instant;
+
+use super::{Settings, Where, context, not_in_own_worktree, run_id, state};
+use crate::error::{Error, Result, exit};
+use crate::exec::state::worktree_prefix;
 use crate::git::{self, Git};
+use crate::output::Shell;
+use crate::report::Event;
 use crate::report::IntegrationReport;
+use crate::spec::Feature;
 use crate::spec::TaskList;
 use crate::spec::model::TaskState;
 
@@ -263,7 +270,7 @@ pub async fn build(
 }
 
 /// The report of an integration refused before it started.
-pub fn refused(ctx: &Ctx, branch: &str, base: &str, why: String) -> IntegrationReport {
+pub fn refused_report(ctx: &Ctx, branch: &str, base: &str, why: String) -> IntegrationReport {
     let git = ctx.git().ok();
     IntegrationReport {
         branch: branch.to_owned(),
@@ -300,4 +307,173 @@ fn uncommitted(workdir: &Path, path: &Path) -> bool {
     };
     repo.status_file(rel)
         .is_ok_and(|s| !s.is_empty() && !s.contains(git2::Status::IGNORED))
+}
+
+/// Builds (or moves forward) the feature's integration branch from its done tasks whose
+/// dependencies are done. A new branch starts from `settings.base` (default HEAD); an
+/// existing one merges `settings.base` when given, and otherwise keeps the base it was built
+/// on. Returns the exit code (0 built or up to date, 1 it could not be built, 130
+/// interrupted) and what happened; nothing to integrate is an error.
+pub fn land(
+    shell: &Shell,
+    root: &Path,
+    target_dir: &Path,
+    feature: &Feature,
+    list: &TaskList,
+    settings: Settings,
+) -> Result<(i32, Option<IntegrationReport>)> {
+    let started = Instant::now();
+    let git = Git::open(root)?;
+    not_in_own_worktree(&git, root)?;
+    let workdir = git.workdir().unwrap_or_else(|| root.to_path_buf());
+    let state_dir = state::state_dir(&git.common_dir(), &feature.name);
+    let (base, base_name, merge_onto) = base_of(&git, &settings, &state_dir)?;
+    let spec_rel = feature
+        .dir
+        .strip_prefix(&workdir)
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    // The run lock: no run of the feature moves its branches meanwhile.
+    let (state, notes) = state::RunState::open(
+        &git,
+        &feature.name,
+        &settings.branch_prefix,
+        &target_dir.join("spec-exec").join(&feature.name),
+        root,
+    )?;
+    for note in &notes {
+        shell.status(note.verb, &note.text);
+    }
+    let selection = select(&git, list, &settings.branch_prefix, &feature.name, &[]);
+    if selection.tips.is_empty() {
+        return Err(Error::user_with_help(
+            format!(
+                "no task of `{}` has work on a branch of its own: there is nothing to integrate",
+                feature.name
+            ),
+            format!("run the feature first: cargo spec-exec {}", feature.name),
+        ));
+    }
+    if !selection.waiting.is_empty() {
+        let one = selection.waiting.len() == 1;
+        shell.status(
+            "Waiting",
+            format!(
+                "{} {} done but left out: {} dependencies are not",
+                selection.waiting.join(", "),
+                if one { "is" } else { "are" },
+                if one { "its" } else { "their" },
+            ),
+        );
+    }
+    let run_id = run_id();
+    let run_dir = state.dir().join("integration").join(&run_id);
+    let ctx = Arc::new(context(&Where {
+        started,
+        feature,
+        root,
+        workdir: &workdir,
+        spec_rel,
+        state: &state,
+        run_dir,
+        run_id,
+        base,
+        settings: &settings,
+    }));
+    // Refused before anything is changed for it; then an integration's worktree left by an
+    // earlier one is set aside when it has changes, as a run does.
+    let refused = refusal(
+        &ctx,
+        &settings.integration_branch,
+        &base_name,
+        &selection,
+        merge_onto,
+    );
+    if refused.is_none() {
+        for note in
+            state.clean_worktrees(&git, &worktree_prefix(&feature.name), &ctx.run_id, root)?
+        {
+            shell.status(note.verb, &note.text);
+        }
+        for sub in ["logs", "prompts"] {
+            let d = ctx.run_dir.join(sub);
+            std::fs::create_dir_all(&d).map_err(|e| Error::io("create", &d, e))?;
+        }
+    }
+    shell.status(
+        "Integrating",
+        format!(
+            "{}: its done tasks into {}",
+            feature.name, settings.integration_branch
+        ),
+    );
+    let report = if let Some(why) = refused {
+        Some(refused_report(
+            &ctx,
+            &settings.integration_branch,
+            &base_name,
+            why,
+        ))
+    } else {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::user(format!("could not start the async runtime: {e}")))?;
+        runtime.block_on(stoppable(|stop| {
+            build(
+                &ctx,
+                &settings.integration_branch,
+                &base_name,
+                selection,
+                settings.agent.clone(),
+                merge_onto,
+                stop,
+            )
+        }))
+    };
+    let _ = std::fs::remove_file(&ctx.registry);
+    let Some(report) = report else {
+        return Err(Error::user_with_help(
+            format!(
+                "every done task's work of `{}` is in {base_name} already: there is nothing to integrate",
+                feature.name
+            ),
+            "the integration branch holds what the base does not; here that is nothing",
+        ));
+    };
+    show(shell, &report, &feature.name);
+    let code = match report.status {
+        "failed" => exit::TASKS_FAILED,
+        "interrupted" => exit::INTERRUPTED,
+        _ => exit::OK,
+    };
+    Ok((code, Some(report)))
+}
+
+/// Where the integration starts, how people name it, and whether an existing branch merges
+/// it: `--onto` when given (merged); else the base the branch was built on, written down when it
+/// was (kept); else HEAD, for a new branch.
+fn base_of(git: &Git, settings: &Settings, state_dir: &Path) -> Result<(git2::Oid, String, bool)> {
+    let exists = git.branch_tip(&settings.integration_branch).is_some();
+    let recorded = integrate::recorded_base(state_dir).filter(|_| exists);
+    Ok(match (&settings.base, recorded) {
+        (Some(rev), _) => (git.resolve(rev)?, rev.clone(), true),
+        (None, Some((oid, name))) => (oid, name, false),
+        (None, None) => (git.resolve("HEAD")?, git.head_name(), false),
+    })
+}
+
+/// The integration's report: a JSON line, or status lines and the next steps.
+fn show(shell: &Shell, report: &IntegrationReport, feature: &str) {
+    if shell.is_json() {
+        shell.json(&Event::Integrated(Box::new(report.clone())));
+        return;
+    }
+    for (verb, message, bad) in crate::output::integration_lines(report, feature) {
+        if bad {
+            shell.error_status(verb, &message);
+        } else {
+            shell.status(verb, message);
+        }
+    }
 }

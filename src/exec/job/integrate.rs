@@ -123,16 +123,7 @@ fn message(ctx: &Ctx, merged: &[&str], resolved: &[String], verified: &[String])
         git::INTEGRATION_TRAILER,
         ctx.feature,
     );
-    if !resolved.is_empty() {
-        m.push_str(&format!(
-            "{}: {}\n",
-            git::RESOLVED_TRAILER,
-            resolved.join(", ")
-        ));
-    }
-    for v in verified {
-        m.push_str(&format!("{}: {v}\n", git::VERIFIED_TRAILER));
-    }
+    m.push_str(&git::outcome_trailers(resolved, verified));
     m
 }
 
@@ -528,10 +519,7 @@ async fn build(
             ctx.feature,
             git::INTEGRATION_TRAILER,
             ctx.feature,
-            verified
-                .iter()
-                .map(|v| format!("{}: {v}\n", git::VERIFIED_TRAILER))
-                .collect::<String>()
+            git::outcome_trailers(&[], &verified)
         );
         let tasks_md = ctx.spec_rel.join("tasks.md");
         let (kept, log) = (p.log.with_extension("tasks.md"), p.log.clone());
@@ -555,10 +543,7 @@ async fn build(
                 && git::trailer(&message, git::INTEGRATION_TRAILER).is_some()
                 && git::trailer(&message, git::VERIFIED_TRAILER).is_none()
             {
-                let mut message = message;
-                for v in &verified_now {
-                    message.push_str(&format!("{}: {v}\n", git::VERIFIED_TRAILER));
-                }
+                let message = message + &git::outcome_trailers(&[], &verified_now);
                 git::amend_head_message(&worktree, &message)?;
             }
             Ok(())
