@@ -40,17 +40,18 @@ pub const PRESETS: &[(&str, &[&str])] = &[
         "gemini",
         &[
             "gemini",
+            "--skip-trust",
             "--approval-mode",
             "auto_edit",
             "-p",
-            "Carry out the task described above.",
+            GEMINI_PROMPT,
         ],
     ),
     (
         "aider",
         &[
             "aider",
-            "--yes",
+            "--yes-always",
             "--no-auto-commits",
             "--message-file",
             PROMPT_FILE,
@@ -58,13 +59,141 @@ pub const PRESETS: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// What a preset may do, beyond editing files in its worktree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Permissions {
+    /// More, in the CLI's own words (`allow` in the configuration).
+    pub allow: Vec<String>,
+    /// The verify command lines, which the agent may run itself.
+    pub verify: Vec<String>,
+    /// The CLI's full-bypass mode (`--yolo`): for sandboxes only.
+    pub yolo: bool,
+    /// Where cargo keeps its registry and builds its tools (`CARGO_HOME`), which a sandboxed
+    /// agent must be able to write to download crates.
+    pub cargo_home: Option<PathBuf>,
+}
+
+/// The shell commands every preset may run: the build, the tests, and git commands that only
+/// read.
+const ALLOWED_COMMANDS: &[&str] = &["cargo", "git status", "git diff", "git log", "git show"];
+
+/// A preset's argv with the permissions `p` gives it (and the environment it needs); other
+/// agents are left as they are: their argv is the user's.
+pub fn with_permissions(agent: Agent, p: &Permissions) -> Agent {
+    let Agent::Command {
+        name,
+        mut argv,
+        mut env,
+        preset: true,
+    } = agent
+    else {
+        return agent;
+    };
+    let program = argv[0].clone();
+    let words = |w: &[&str]| w.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    argv = match name.as_str() {
+        "claude" if p.yolo => words(&["claude", "-p", "--dangerously-skip-permissions"]),
+        "claude" => {
+            let mut a = words(&[
+                "claude",
+                "-p",
+                "--permission-mode",
+                "acceptEdits",
+                "--allowedTools",
+            ]);
+            a.extend(ALLOWED_COMMANDS.iter().map(|c| format!("Bash({c} *)")));
+            a.extend(
+                p.verify
+                    .iter()
+                    .filter(|v| !v.starts_with("cargo "))
+                    .map(|v| format!("Bash({v})")),
+            );
+            a.extend(p.allow.iter().cloned());
+            a
+        }
+        "codex" if p.yolo => words(&[
+            "codex",
+            "exec",
+            "--dangerously-bypass-approvals-and-sandbox",
+            "-",
+        ]),
+        "codex" => {
+            let mut a = words(&[
+                "codex",
+                "exec",
+                "--sandbox",
+                "workspace-write",
+                "-c",
+                "sandbox_workspace_write.network_access=true",
+            ]);
+            for dir in p
+                .cargo_home
+                .iter()
+                .map(|d| d.display().to_string())
+                .chain(p.allow.iter().cloned())
+            {
+                a.extend(["--add-dir".to_owned(), dir]);
+            }
+            a.push("-".to_owned());
+            a
+        }
+        "gemini" => {
+            env.push(("GEMINI_CLI_TRUST_WORKSPACE".to_owned(), "true".to_owned()));
+            let mode = if p.yolo { "yolo" } else { "auto_edit" };
+            let mut a = words(&["gemini", "--skip-trust", "--approval-mode", mode]);
+            if !p.yolo {
+                let tools: Vec<String> = ALLOWED_COMMANDS
+                    .iter()
+                    .map(|c| (*c).to_owned())
+                    .chain(
+                        p.verify
+                            .iter()
+                            .filter(|v| !v.starts_with("cargo "))
+                            .cloned(),
+                    )
+                    .map(|c| format!("run_shell_command({c})"))
+                    .chain(p.allow.iter().cloned())
+                    .collect();
+                a.push("--allowed-tools".to_owned());
+                a.push(tools.join(","));
+            }
+            a.extend(words(&["-p", GEMINI_PROMPT]));
+            a
+        }
+        "aider" => {
+            let mut a = words(&["aider", "--yes-always", "--no-auto-commits"]);
+            a.extend(p.allow.iter().cloned());
+            a.extend(["--message-file".to_owned(), PROMPT_FILE.to_owned()]);
+            a
+        }
+        _ => argv,
+    };
+    argv[0] = program;
+    Agent::Command {
+        name,
+        argv,
+        env,
+        preset: true,
+    }
+}
+
+/// gemini's prompt argument: the task itself comes on standard input, which gemini appends.
+const GEMINI_PROMPT: &str = "Carry out the task described above.";
+
 /// The agent of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Agent {
     /// The built-in `shell` agent: runs the task's fenced sh/bash blocks with `bash -xeuo pipefail`.
     Shell,
     /// An external command.
-    Command { name: String, argv: Vec<String> },
+    Command {
+        name: String,
+        argv: Vec<String>,
+        /// Set in its environment (a preset's, such as trusting the worktree).
+        env: Vec<(String, String)>,
+        /// It is a preset: its permissions are spec-exec's to set ([`with_permissions`]).
+        preset: bool,
+    },
 }
 
 impl Agent {
@@ -91,6 +220,8 @@ fn preset(name: &str) -> Option<Agent> {
         .map(|(n, argv)| Agent::Command {
             name: (*n).to_owned(),
             argv: argv.iter().map(|s| (*s).to_owned()).collect(),
+            env: Vec::new(),
+            preset: true,
         })
 }
 
@@ -170,6 +301,8 @@ fn from_flag(line: &str) -> Result<Agent> {
         _ => Agent::Command {
             name: first.clone(),
             argv: words,
+            env: Vec::new(),
+            preset: false,
         },
     })
 }
@@ -186,6 +319,8 @@ fn from_spec(spec: &AgentSpec, whose: &str) -> Result<Agent> {
         AgentSpec::Argv(argv) => Agent::Command {
             name: argv[0].clone(),
             argv: argv.clone(),
+            env: Vec::new(),
+            preset: false,
         },
     })
 }
@@ -488,5 +623,133 @@ mod tests {
         );
         assert_eq!(persona_file(&[&a], "writer"), None);
         assert_eq!(persona_file(&[&a, &b], "../agents/writer"), None);
+    }
+
+    fn preset_argv(name: &str, p: &Permissions) -> (Vec<String>, Vec<(String, String)>) {
+        match with_permissions(preset(name).unwrap(), p) {
+            Agent::Command { argv, env, .. } => (argv, env),
+            Agent::Shell => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn presets_may_build_test_read_git_and_run_the_verify_commands() {
+        let p = Permissions {
+            allow: vec!["Bash(npm test *)".into()],
+            verify: vec![
+                "cargo check --workspace --all-targets".into(),
+                "sh -c 'make lint'".into(),
+            ],
+            yolo: false,
+            cargo_home: Some(PathBuf::from("/home/u/.cargo")),
+        };
+        assert_eq!(
+            preset_argv("claude", &p).0,
+            [
+                "claude",
+                "-p",
+                "--permission-mode",
+                "acceptEdits",
+                "--allowedTools",
+                "Bash(cargo *)",
+                "Bash(git status *)",
+                "Bash(git diff *)",
+                "Bash(git log *)",
+                "Bash(git show *)",
+                "Bash(sh -c 'make lint')",
+                "Bash(npm test *)"
+            ]
+        );
+        let codex = Permissions {
+            allow: vec!["/opt/cache".into()],
+            ..p.clone()
+        };
+        assert_eq!(
+            preset_argv("codex", &codex).0,
+            [
+                "codex",
+                "exec",
+                "--sandbox",
+                "workspace-write",
+                "-c",
+                "sandbox_workspace_write.network_access=true",
+                "--add-dir",
+                "/home/u/.cargo",
+                "--add-dir",
+                "/opt/cache",
+                "-"
+            ]
+        );
+        let gemini = Permissions {
+            allow: vec!["run_shell_command(npm test)".into()],
+            ..p.clone()
+        };
+        let (argv, env) = preset_argv("gemini", &gemini);
+        assert_eq!(
+            argv,
+            [
+                "gemini",
+                "--skip-trust",
+                "--approval-mode",
+                "auto_edit",
+                "--allowed-tools",
+                "run_shell_command(cargo),run_shell_command(git status),run_shell_command(git diff),run_shell_command(git log),run_shell_command(git show),run_shell_command(sh -c 'make lint'),run_shell_command(npm test)",
+                "-p",
+                GEMINI_PROMPT
+            ]
+        );
+        assert_eq!(
+            env,
+            [("GEMINI_CLI_TRUST_WORKSPACE".to_owned(), "true".to_owned())]
+        );
+        let aider = Permissions {
+            allow: vec![],
+            ..p.clone()
+        };
+        assert_eq!(
+            preset_argv("aider", &aider).0,
+            [
+                "aider",
+                "--yes-always",
+                "--no-auto-commits",
+                "--message-file",
+                PROMPT_FILE
+            ]
+        );
+    }
+
+    #[test]
+    fn yolo_is_each_clis_full_bypass_and_other_agents_are_left_alone() {
+        let p = Permissions {
+            yolo: true,
+            ..Permissions::default()
+        };
+        assert_eq!(
+            preset_argv("claude", &p).0,
+            ["claude", "-p", "--dangerously-skip-permissions"]
+        );
+        assert_eq!(
+            preset_argv("codex", &p).0,
+            [
+                "codex",
+                "exec",
+                "--dangerously-bypass-approvals-and-sandbox",
+                "-"
+            ]
+        );
+        assert_eq!(
+            preset_argv("gemini", &p).0,
+            [
+                "gemini",
+                "--skip-trust",
+                "--approval-mode",
+                "yolo",
+                "-p",
+                GEMINI_PROMPT
+            ]
+        );
+        let mine = from_flag("claude --model opus").unwrap();
+        assert_eq!(with_permissions(mine.clone(), &p), mine);
+        assert_eq!(with_permissions(Agent::Shell, &p), Agent::Shell);
     }
 }

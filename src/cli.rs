@@ -36,7 +36,7 @@ pub enum ColorChoice {
         cargo spec-exec [OPTIONS] <COMMAND>",
     after_help = "A bare <FEATURE> is short for `run <FEATURE>` and takes the run options: \
         --dry-run, --max-agents, --track, --skip-optional, --continue-on-error, --agent, --timeout, \
-        --max-review-rounds, --base, --verify, --no-verify, --max-attempts, --no-resolve and --overlap \
+        --max-review-rounds, --base, --verify, --no-verify, --max-attempts, --no-resolve, --overlap and --yolo \
         (`cargo spec-exec run --help` explains them). Options may come before or after the \
         feature or command.\n\n\
         Exit status: 0 all selected tasks done, 1 a task failed or was skipped, \
@@ -249,6 +249,12 @@ pub struct RunOptions {
     /// the conflicts first
     #[arg(long)]
     pub no_resolve: bool,
+
+    /// Run each preset agent in its CLI's full-bypass mode (no permission asked for anything):
+    /// only in a sandbox, a container or a VM you can throw away [default: `yolo` in the
+    /// configuration]
+    #[arg(long)]
+    pub yolo: bool,
     /// Tasks that may run together but declare the same file: warn, or serialize them (the
     /// later task in the document waits for the earlier one and builds on its branch)
     /// [default: warn, or `overlap` in the configuration]

@@ -42,10 +42,12 @@ const KEYS: &[&str] = &[
     "max-attempts",
     "overlap",
     "integration-branch",
+    "allow",
+    "yolo",
 ];
 
 /// The keys of an `[….agents.<name>]` table.
-const AGENT_KEYS: &[&str] = &["command"];
+const AGENT_KEYS: &[&str] = &["command", "allow"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -69,6 +71,13 @@ pub struct Config {
     pub overlap: crate::plan::Overlap,
     /// The integration branch's template (see [`Config::integration_branch`]).
     pub integration_branch: String,
+    /// What the presets may do beyond their defaults, in each CLI's own words
+    /// (`Bash(npm test:*)` for claude, `run_shell_command(npm test)` for gemini).
+    pub allow: Vec<String>,
+    /// The same for the agent of one name (`[….agents.<name>] allow`).
+    pub agent_allow: BTreeMap<String, Vec<String>>,
+    /// Each preset in its CLI's full-bypass mode: for sandboxes only.
+    pub yolo: bool,
 }
 
 /// A verify command: the line as written and its words.
@@ -117,6 +126,9 @@ impl Default for Config {
             agents: BTreeMap::new(),
             verify: None,
             max_attempts: None,
+            allow: Vec::new(),
+            agent_allow: BTreeMap::new(),
+            yolo: false,
             overlap: crate::plan::Overlap::default(),
             integration_branch: DEFAULT_INTEGRATION_BRANCH.to_owned(),
         }
@@ -250,6 +262,16 @@ impl Config {
                     Some(n) if n >= 1 => config.max_agents = Some(n as usize),
                     _ => problems.push(bad("expected a whole number of at least 1").help("e.g. max-agents = 4")),
                 },
+                "allow" => match string_list(value) {
+                    Some(list) => config.allow = list,
+                    None => problems.push(bad("expected a list of strings").help(
+                        "e.g. allow = [\"Bash(npm test:*)\"] (in the agent CLI's own words; see the README's presets table)",
+                    )),
+                },
+                "yolo" => match value.as_bool() {
+                    Some(b) => config.yolo = b,
+                    None => problems.push(bad("expected true or false").help("e.g. yolo = true")),
+                },
                 "max-attempts" => match value.as_u64() {
                     Some(n) if (1..=100).contains(&n) => config.max_attempts = Some(n as u32),
                     _ => problems.push(
@@ -288,8 +310,11 @@ impl Config {
                     Some(agents) => {
                         for (name, value) in agents {
                             match agent_entry(name, value, src) {
-                                Ok(spec) => {
+                                Ok((spec, allow)) => {
                                     config.agents.insert(name.clone(), spec);
+                                    if !allow.is_empty() {
+                                        config.agent_allow.insert(name.clone(), allow);
+                                    }
                                 }
                                 Err(mut d) => problems.append(&mut d),
                             }
@@ -470,7 +495,7 @@ fn agent_entry(
     name: &str,
     value: &Value,
     src: &TableSource<'_>,
-) -> std::result::Result<AgentSpec, Vec<Diagnostic>> {
+) -> std::result::Result<(AgentSpec, Vec<String>), Vec<Diagnostic>> {
     let table = format!("{}.agents.{}", src.table, toml_key(name));
     let example = format!("e.g. [{table}] with command = \"codex\"");
     if let Err(why) = validate_agent_name(name) {
@@ -493,8 +518,22 @@ fn agent_entry(
     };
     let mut problems = Vec::new();
     let mut command = None;
+    let mut allow = Vec::new();
     for (key, value) in entries {
         let loc = src.locate_path(&["agents", name, key]);
+        if key == "allow" {
+            match string_list(value) {
+                Some(list) => allow = list,
+                None => problems.push(
+                    Diagnostic::error(format!(
+                        "invalid `allow` in [{table}]: expected a list of strings"
+                    ))
+                    .at(loc)
+                    .help("e.g. allow = [\"Bash(npm test:*)\"] (in the agent CLI's own words)"),
+                ),
+            }
+            continue;
+        }
         if key != "command" {
             problems.push(
                 Diagnostic::error(format!("unknown key `{key}` in [{table}]"))
@@ -518,6 +557,10 @@ fn agent_entry(
             ),
         }
     }
+    // A table named after a preset configures it (`[….agents.claude] allow = […]`).
+    if command.is_none() && is_preset(name) {
+        command = Some(AgentSpec::Preset(name.to_owned()));
+    }
     if problems.is_empty() && command.is_none() {
         problems.push(
             Diagnostic::error(format!("[{table}] has no `command`"))
@@ -527,12 +570,25 @@ fn agent_entry(
         );
     }
     match command {
-        Some(spec) if problems.is_empty() => Ok(spec),
+        Some(spec) if problems.is_empty() => Ok((spec, allow)),
         _ => Err(problems),
     }
 }
 
 /// A TOML key as it would be written: bare when it can be, quoted otherwise.
+/// A list of non-empty strings.
+fn string_list(value: &Value) -> Option<Vec<String>> {
+    value
+        .as_array()?
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .filter(|s| !s.trim().is_empty())
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
 /// `verify = ["cmd …", …]`: each line split into words.
 fn verify_list(value: &Value) -> std::result::Result<Vec<VerifyCommand>, String> {
     let Some(items) = value.as_array() else {
@@ -702,6 +758,33 @@ mod tests {
             serde_json::json!({"verify": ["  "]}),
             serde_json::json!({"verify": [["cargo", "check"]]}),
             serde_json::json!({"max-attempts": 0}),
+        ] {
+            assert!(
+                Config::from_value(Some(&bad), &src("")).is_err(),
+                "{bad} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn what_the_presets_may_do_is_configured() {
+        let value = serde_json::json!({
+            "allow": ["Bash(npm test *)"],
+            "yolo": true,
+            "agents": {"claude": {"allow": ["Bash(make *)"]}, "reviewer": {"command": "codex", "allow": ["/opt"]}}
+        });
+        let c = Config::from_value(Some(&value), &src("")).unwrap();
+        assert_eq!(c.allow, ["Bash(npm test *)"]);
+        assert!(c.yolo);
+        assert_eq!(c.agents["claude"], AgentSpec::Preset("claude".into()));
+        assert_eq!(c.agent_allow["claude"], ["Bash(make *)"]);
+        assert_eq!(c.agent_allow["reviewer"], ["/opt"]);
+        for bad in [
+            serde_json::json!({"allow": "Bash(x)"}),
+            serde_json::json!({"allow": [""]}),
+            serde_json::json!({"yolo": "yes"}),
+            serde_json::json!({"agents": {"writer": {"allow": ["x"]}}}),
+            serde_json::json!({"agents": {"claude": {"allow": [1]}}}),
         ] {
             assert!(
                 Config::from_value(Some(&bad), &src("")).is_err(),

@@ -43,7 +43,7 @@ pub struct Answer {
 /// Runs the agent on `q` and returns its standard output. An agent that fails, times out, is
 /// interrupted or changes the working tree is an error that names its log.
 pub fn ask(q: &Question<'_>) -> Result<Answer> {
-    let Agent::Command { argv, .. } = q.agent else {
+    let Agent::Command { argv, env: own, .. } = q.agent else {
         return Err(Error::user_with_help(
             "the shell agent has no model to ask: it only runs a task's code blocks",
             "name an agent that answers questions: `--agent claude` (or codex, gemini, aider, or a command)",
@@ -71,6 +71,7 @@ pub fn ask(q: &Question<'_>) -> Result<Answer> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
+    .chain(own.iter().cloned())
     .collect();
 
     let before = tree_state(q.root)?;

@@ -58,6 +58,28 @@ pub fn integrate(
         Err(e) if cmd.agent.is_some() => return Err(e),
         Err(_) => agents::Agent::Shell,
     };
+    let allow = ws
+        .config
+        .allow
+        .iter()
+        .chain(
+            ws.config
+                .agent_allow
+                .get(agent.name())
+                .into_iter()
+                .flatten(),
+        )
+        .cloned()
+        .collect();
+    let agent = agents::with_permissions(
+        agent,
+        &agents::Permissions {
+            allow,
+            verify: verify.iter().map(|v| v.line.clone()).collect(),
+            yolo: ws.config.yolo,
+            cargo_home: super::cargo_home(),
+        },
+    );
     exec::land(
         shell,
         &ws.root,

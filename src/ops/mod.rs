@@ -305,6 +305,28 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
             ),
         );
     }
+    // What the presets may do: build and test, read git, run the verify commands, and what
+    // the configuration allows.
+    let permissions = |name: &str| agents::Permissions {
+        allow: ws
+            .config
+            .allow
+            .iter()
+            .chain(ws.config.agent_allow.get(name).into_iter().flatten())
+            .cloned()
+            .collect(),
+        verify: verify.iter().map(|v| v.line.clone()).collect(),
+        yolo: opts.yolo || ws.config.yolo,
+        cargo_home: cargo_home(),
+    };
+    let agent = agents::with_permissions(agent.clone(), &permissions(agent.name()));
+    let agents = agents
+        .into_iter()
+        .map(|(name, a)| {
+            let a = agents::with_permissions(a, &permissions(&name));
+            (name, a)
+        })
+        .collect();
     exec::execute(
         shell,
         &ws.root,
@@ -340,6 +362,14 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
 
 /// The verify commands of a run: none with --no-verify, else --verify's, else the
 /// configuration's, else the default. Whether they are the default.
+/// Where cargo keeps its registry: `CARGO_HOME`, else `~/.cargo`.
+pub(crate) fn cargo_home() -> Option<PathBuf> {
+    std::env::var_os("CARGO_HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+}
+
 /// A verify command's program must exist: otherwise every attempt would fail the same way,
 /// and the agent would be asked to fix what it cannot.
 fn verify_program(c: &config::VerifyCommand, from: &str) -> Result<()> {

@@ -359,7 +359,10 @@ async fn run_agent(
     argvs: &[Vec<String>],
     attempt: u32,
 ) -> Outcome {
-    let env = env(ctx, who, p, step, attempt);
+    let mut env = env(ctx, who, p, step, attempt);
+    if let Agent::Command { env: own, .. } = who.agent {
+        env.extend(own.iter().cloned());
+    }
     let deadline = Instant::now() + ctx.timeout;
     p.agent_started = Some(SystemTime::now());
     let mut outcome = Outcome::Exited(0);
