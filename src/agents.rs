@@ -59,6 +59,31 @@ pub const PRESETS: &[(&str, &[&str])] = &[
     ),
 ];
 
+/// An agent CLI's structured output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `claude -p --output-format stream-json --verbose`.
+    ClaudeStream,
+    /// `codex exec --json`.
+    CodexJson,
+    /// `gemini --output-format stream-json`.
+    GeminiStream,
+}
+
+impl Format {
+    /// The configuration's name of a format.
+    pub fn parse(name: &str) -> Option<Format> {
+        match name {
+            "claude-stream" => Some(Format::ClaudeStream),
+            "codex-json" => Some(Format::CodexJson),
+            "gemini-stream" => Some(Format::GeminiStream),
+            _ => None,
+        }
+    }
+
+    pub const NAMES: &'static str = "claude-stream, codex-json, gemini-stream";
+}
+
 /// What a preset may do, beyond editing files in its worktree.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Permissions {
@@ -85,18 +110,34 @@ pub fn with_permissions(agent: Agent, p: &Permissions) -> Agent {
         mut argv,
         mut env,
         preset: true,
+        ..
     } = agent
     else {
         return agent;
     };
+    let mut format = None;
     let program = argv[0].clone();
     let words = |w: &[&str]| w.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     argv = match name.as_str() {
-        "claude" if p.yolo => words(&["claude", "-p", "--dangerously-skip-permissions"]),
+        "claude" if p.yolo => {
+            format = Some(Format::ClaudeStream);
+            words(&[
+                "claude",
+                "-p",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+                "--dangerously-skip-permissions",
+            ])
+        }
         "claude" => {
+            format = Some(Format::ClaudeStream);
             let mut a = words(&[
                 "claude",
                 "-p",
+                "--output-format",
+                "stream-json",
+                "--verbose",
                 "--permission-mode",
                 "acceptEdits",
                 "--allowedTools",
@@ -111,16 +152,22 @@ pub fn with_permissions(agent: Agent, p: &Permissions) -> Agent {
             a.extend(p.allow.iter().cloned());
             a
         }
-        "codex" if p.yolo => words(&[
-            "codex",
-            "exec",
-            "--dangerously-bypass-approvals-and-sandbox",
-            "-",
-        ]),
+        "codex" if p.yolo => {
+            format = Some(Format::CodexJson);
+            words(&[
+                "codex",
+                "exec",
+                "--json",
+                "--dangerously-bypass-approvals-and-sandbox",
+                "-",
+            ])
+        }
         "codex" => {
+            format = Some(Format::CodexJson);
             let mut a = words(&[
                 "codex",
                 "exec",
+                "--json",
                 "--sandbox",
                 "workspace-write",
                 "-c",
@@ -140,7 +187,15 @@ pub fn with_permissions(agent: Agent, p: &Permissions) -> Agent {
         "gemini" => {
             env.push(("GEMINI_CLI_TRUST_WORKSPACE".to_owned(), "true".to_owned()));
             let mode = if p.yolo { "yolo" } else { "auto_edit" };
-            let mut a = words(&["gemini", "--skip-trust", "--approval-mode", mode]);
+            format = Some(Format::GeminiStream);
+            let mut a = words(&[
+                "gemini",
+                "--skip-trust",
+                "--output-format",
+                "stream-json",
+                "--approval-mode",
+                mode,
+            ]);
             if !p.yolo {
                 let tools: Vec<String> = ALLOWED_COMMANDS
                     .iter()
@@ -174,6 +229,27 @@ pub fn with_permissions(agent: Agent, p: &Permissions) -> Agent {
         argv,
         env,
         preset: true,
+        format,
+    }
+}
+
+/// `agent` reading its standard output as `format` (a command of the user's that opted in).
+pub fn with_format(agent: Agent, format: Format) -> Agent {
+    match agent {
+        Agent::Command {
+            name,
+            argv,
+            env,
+            preset,
+            ..
+        } => Agent::Command {
+            name,
+            argv,
+            env,
+            preset,
+            format: Some(format),
+        },
+        Agent::Shell => Agent::Shell,
     }
 }
 
@@ -193,6 +269,8 @@ pub enum Agent {
         env: Vec<(String, String)>,
         /// It is a preset: its permissions are spec-exec's to set ([`with_permissions`]).
         preset: bool,
+        /// Its standard output is this structured stream.
+        format: Option<Format>,
     },
 }
 
@@ -222,6 +300,7 @@ fn preset(name: &str) -> Option<Agent> {
             argv: argv.iter().map(|s| (*s).to_owned()).collect(),
             env: Vec::new(),
             preset: true,
+            format: None,
         })
 }
 
@@ -303,6 +382,7 @@ fn from_flag(line: &str) -> Result<Agent> {
             argv: words,
             env: Vec::new(),
             preset: false,
+            format: None,
         },
     })
 }
@@ -321,6 +401,7 @@ fn from_spec(spec: &AgentSpec, whose: &str) -> Result<Agent> {
             argv: argv.clone(),
             env: Vec::new(),
             preset: false,
+            format: None,
         },
     })
 }
@@ -648,6 +729,9 @@ mod tests {
             [
                 "claude",
                 "-p",
+                "--output-format",
+                "stream-json",
+                "--verbose",
                 "--permission-mode",
                 "acceptEdits",
                 "--allowedTools",
@@ -669,6 +753,7 @@ mod tests {
             [
                 "codex",
                 "exec",
+                "--json",
                 "--sandbox",
                 "workspace-write",
                 "-c",
@@ -690,6 +775,8 @@ mod tests {
             [
                 "gemini",
                 "--skip-trust",
+                "--output-format",
+                "stream-json",
                 "--approval-mode",
                 "auto_edit",
                 "--allowed-tools",
@@ -724,15 +811,22 @@ mod tests {
             yolo: true,
             ..Permissions::default()
         };
+        let stream = ["--output-format", "stream-json"];
         assert_eq!(
             preset_argv("claude", &p).0,
-            ["claude", "-p", "--dangerously-skip-permissions"]
+            [
+                &["claude", "-p"][..],
+                &stream,
+                &["--verbose", "--dangerously-skip-permissions"]
+            ]
+            .concat()
         );
         assert_eq!(
             preset_argv("codex", &p).0,
             [
                 "codex",
                 "exec",
+                "--json",
                 "--dangerously-bypass-approvals-and-sandbox",
                 "-"
             ]
@@ -740,13 +834,11 @@ mod tests {
         assert_eq!(
             preset_argv("gemini", &p).0,
             [
-                "gemini",
-                "--skip-trust",
-                "--approval-mode",
-                "yolo",
-                "-p",
-                GEMINI_PROMPT
+                &["gemini", "--skip-trust"][..],
+                &stream,
+                &["--approval-mode", "yolo", "-p", GEMINI_PROMPT]
             ]
+            .concat()
         );
         let mine = from_flag("claude --model opus").unwrap();
         assert_eq!(with_permissions(mine.clone(), &p), mine);

@@ -47,7 +47,7 @@ const KEYS: &[&str] = &[
 ];
 
 /// The keys of an `[….agents.<name>]` table.
-const AGENT_KEYS: &[&str] = &["command", "allow"];
+const AGENT_KEYS: &[&str] = &["command", "allow", "format"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -76,6 +76,8 @@ pub struct Config {
     pub allow: Vec<String>,
     /// The same for the agent of one name (`[….agents.<name>] allow`).
     pub agent_allow: BTreeMap<String, Vec<String>>,
+    /// The structured output a command of the user's writes (`[….agents.<name>] format`).
+    pub agent_format: BTreeMap<String, crate::agents::Format>,
     /// Each preset in its CLI's full-bypass mode: for sandboxes only.
     pub yolo: bool,
 }
@@ -128,6 +130,7 @@ impl Default for Config {
             max_attempts: None,
             allow: Vec::new(),
             agent_allow: BTreeMap::new(),
+            agent_format: BTreeMap::new(),
             yolo: false,
             overlap: crate::plan::Overlap::default(),
             integration_branch: DEFAULT_INTEGRATION_BRANCH.to_owned(),
@@ -310,10 +313,13 @@ impl Config {
                     Some(agents) => {
                         for (name, value) in agents {
                             match agent_entry(name, value, src) {
-                                Ok((spec, allow)) => {
+                                Ok((spec, allow, format)) => {
                                     config.agents.insert(name.clone(), spec);
                                     if !allow.is_empty() {
                                         config.agent_allow.insert(name.clone(), allow);
+                                    }
+                                    if let Some(format) = format {
+                                        config.agent_format.insert(name.clone(), format);
                                     }
                                 }
                                 Err(mut d) => problems.append(&mut d),
@@ -495,7 +501,7 @@ fn agent_entry(
     name: &str,
     value: &Value,
     src: &TableSource<'_>,
-) -> std::result::Result<(AgentSpec, Vec<String>), Vec<Diagnostic>> {
+) -> std::result::Result<(AgentSpec, Vec<String>, Option<crate::agents::Format>), Vec<Diagnostic>> {
     let table = format!("{}.agents.{}", src.table, toml_key(name));
     let example = format!("e.g. [{table}] with command = \"codex\"");
     if let Err(why) = validate_agent_name(name) {
@@ -519,8 +525,23 @@ fn agent_entry(
     let mut problems = Vec::new();
     let mut command = None;
     let mut allow = Vec::new();
+    let mut format = None;
     for (key, value) in entries {
         let loc = src.locate_path(&["agents", name, key]);
+        if key == "format" {
+            match value.as_str().and_then(crate::agents::Format::parse) {
+                Some(f) => format = Some(f),
+                None => problems.push(
+                    Diagnostic::error(format!(
+                        "invalid `format` in [{table}]: expected one of {}",
+                        crate::agents::Format::NAMES
+                    ))
+                    .at(loc)
+                    .help("e.g. format = \"claude-stream\" for a command that prints claude's stream-json"),
+                ),
+            }
+            continue;
+        }
         if key == "allow" {
             match string_list(value) {
                 Some(list) => allow = list,
@@ -570,7 +591,7 @@ fn agent_entry(
         );
     }
     match command {
-        Some(spec) if problems.is_empty() => Ok((spec, allow)),
+        Some(spec) if problems.is_empty() => Ok((spec, allow, format)),
         _ => Err(problems),
     }
 }

@@ -234,6 +234,8 @@ pub struct Display<'a> {
     /// Paths are shown relative to it (events carry them absolute).
     root: std::path::PathBuf,
     feature: String,
+    /// What each running task's agent is doing now, by task id.
+    doing: std::collections::HashMap<String, String>,
     /// The feature's integration branch, shown with the next steps after the run's end.
     integration: Option<crate::report::IntegrationReport>,
 }
@@ -476,6 +478,7 @@ impl<'a> Display<'a> {
             term,
             root: root.to_path_buf(),
             feature: String::new(),
+            doing: std::collections::HashMap::new(),
             integration: None,
         }
     }
@@ -506,7 +509,10 @@ impl<'a> Display<'a> {
                 .map(|t| format!("[{t}] "))
                 .unwrap_or_default();
             let time = elapsed(*since);
-            let line = format!("  {track}{id} {title}");
+            let line = match self.doing.get(id) {
+                Some(doing) => format!("  {track}{id} {title}: {doing}"),
+                None => format!("  {track}{id} {title}"),
+            };
             // Room for the time; the whole line stays within the terminal's width.
             let room = width.saturating_sub(time.len() + 3).max(8);
             let line = console::truncate_str(&line, room, "…");
@@ -615,12 +621,17 @@ impl<'a> Display<'a> {
             }
             Event::TaskFinished(r) => self.task_finished(r),
             Event::Integrated(r) => self.integration = Some((**r).clone()),
+            // Shown on the task's line of the live block; plain output has no room for it.
+            Event::AgentProgress { task, text, .. } => {
+                self.doing.insert(task.clone(), text.clone());
+            }
             Event::RunFinished {
                 totals,
                 duration_secs,
                 exit_code,
                 report,
                 error,
+                usage,
                 ..
             } => {
                 self.run_finished(
@@ -630,6 +641,9 @@ impl<'a> Display<'a> {
                     report.as_deref(),
                     error.as_deref(),
                 );
+                if let Some(u) = usage {
+                    self.line("Usage", crate::report::usage_text(u), false);
+                }
                 if let Some(r) = self.integration.take() {
                     for (verb, message, bad) in integration_lines(&r, &self.feature) {
                         self.line(verb, message, bad);
@@ -643,6 +657,7 @@ impl<'a> Display<'a> {
     fn task_finished(&mut self, r: &crate::report::TaskReport) {
         use crate::report::Status;
         self.active.retain(|(id, ..)| *id != r.id);
+        self.doing.remove(&r.id);
         match r.status {
             s if s.is_success() => self.completed += 1,
             Status::Failed => self.failed += 1,

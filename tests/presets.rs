@@ -77,8 +77,16 @@ fn claude_may_build_test_read_git_and_what_the_configuration_allows() {
         assert!(tools.iter().any(|t| t == rule), "{rule} not in {argv:?}");
     }
     assert_eq!(
-        &argv[..4],
-        ["-p", "--permission-mode", "acceptEdits", "--allowedTools"]
+        &argv[..7],
+        [
+            "-p",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--permission-mode",
+            "acceptEdits",
+            "--allowedTools"
+        ]
     );
     assert!(!argv.iter().any(|a| a.contains("dangerously")));
 }
@@ -89,16 +97,27 @@ fn yolo_runs_each_preset_in_its_full_bypass_mode() {
     let run = run_with(&s, &["--agent", "claude", "--yolo"]);
     run.assert_code(0);
     assert_eq!(
-        &argv(&s, "claude")[..2],
-        ["-p", "--dangerously-skip-permissions"]
+        &argv(&s, "claude")[..5],
+        [
+            "-p",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--dangerously-skip-permissions"
+        ]
     );
     let s = Scratch::new(&tasks_md(&[task("1", "One", "", "nothing")]));
     configure(&s, "yolo = true");
     let run = run_with(&s, &["--agent", "codex"]);
     run.assert_code(0);
     assert_eq!(
-        &argv(&s, "codex")[..3],
-        ["exec", "--dangerously-bypass-approvals-and-sandbox", "-"]
+        &argv(&s, "codex")[..4],
+        [
+            "exec",
+            "--json",
+            "--dangerously-bypass-approvals-and-sandbox",
+            "-"
+        ]
     );
 }
 

@@ -63,6 +63,7 @@ impl Agent {
             timeout: Duration::from_secs(600),
             grace: Duration::from_secs(600),
             registry: None,
+            tap: None,
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -33,6 +33,7 @@ pub async fn drive(
     make: &dyn MakeJob,
     ticker: Arc<dyn Tick>,
     sink: &mut dyn Sink,
+    mut progress: tokio::sync::mpsc::UnboundedReceiver<Event>,
 ) -> Vec<TaskReport> {
     let (stop_tx, stop_rx) = watch::channel(Stop::None);
     let mut workers: JoinSet<Finished> = JoinSet::new();
@@ -84,6 +85,7 @@ pub async fn drive(
             continue;
         }
         tokio::select! {
+            Some(event) = progress.recv() => sink.event(&event),
             joined = workers.join_next() => {
                 let Some(joined) = joined else { continue };
                 let finished = match joined {

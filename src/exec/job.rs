@@ -62,6 +62,8 @@ pub struct Ctx {
     pub resolve: bool,
     /// The workspace root relative to the repository's working tree.
     pub root_rel: PathBuf,
+    /// Where what the agents are doing goes, as they do it (to the driver).
+    pub progress: Option<tokio::sync::mpsc::UnboundedSender<crate::report::Event>>,
 }
 
 impl Ctx {
@@ -272,6 +274,8 @@ struct Progress {
     pending: Vec<(String, git2::Oid)>,
     /// The verify commands the work passed, for the commit's trailers.
     verified: Vec<String>,
+    /// The agent's final message, when its stream has one.
+    final_text: Option<String>,
     /// The verify commands, as decided on the job's base (an agent does not turn the default
     /// off by changing Cargo.toml).
     verify_commands: Option<Vec<VerifyCommand>>,
@@ -303,6 +307,7 @@ pub async fn run(ctx: Arc<Ctx>, job: Job, stop: watch::Receiver<Stop>) -> Finish
         verify_log: ctx.log(&format!("{}.verify", job.run_name)),
         pending: Vec::new(),
         verified: Vec::new(),
+        final_text: None,
         verify_commands: None,
     };
     for &step in PIPELINE {
@@ -669,8 +674,11 @@ async fn read_verdict(job: &Job, p: &mut Progress) -> Result<(), End> {
     let (worktree, log) = (p.worktree.clone(), p.log.clone());
     let started = p.agent_started.unwrap_or_else(SystemTime::now);
     let read = {
-        let file = file.clone();
-        blocking(move || review::read_verdict(&worktree, &file, &log, started)).await
+        let (file, final_text) = (file.clone(), p.final_text.clone());
+        blocking(move || {
+            review::read_verdict(&worktree, &file, &log, started, final_text.as_deref())
+        })
+        .await
     };
     match read {
         Some(read) => {

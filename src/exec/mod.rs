@@ -17,6 +17,7 @@ pub mod prompt;
 pub mod review;
 pub mod scheduler;
 pub mod state;
+pub mod stream;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -156,9 +157,11 @@ pub fn execute(
         &feature.dir,
         [root, &workdir],
     );
+    let (progress, progress_rx) = tokio::sync::mpsc::unbounded_channel();
     let ctx = Arc::new(Ctx {
         registry: registry.clone(),
         known,
+        progress: Some(progress),
         ..context(&Where {
             started,
             feature,
@@ -178,7 +181,16 @@ pub fn execute(
         .map_err(|e| Error::user(format!("could not start the async runtime: {e}")))?;
 
     Ok(runtime.block_on(run_jobs(
-        shell, &ctx, list, plan, &settings, earlier, &prompts,
+        shell,
+        &ctx,
+        list,
+        plan,
+        &settings,
+        Given {
+            earlier,
+            progress: progress_rx,
+        },
+        &prompts,
     )))
 }
 
@@ -273,6 +285,7 @@ fn context(w: &Where<'_>) -> Ctx {
             .strip_prefix(w.workdir)
             .unwrap_or(Path::new(""))
             .to_path_buf(),
+        progress: None,
     }
 }
 
@@ -324,6 +337,13 @@ impl Tick for Ticker {
     }
 }
 
+/// What a run's jobs start from: what earlier runs left, and where the agents' progress
+/// comes in.
+struct Given {
+    earlier: Earlier,
+    progress: tokio::sync::mpsc::UnboundedReceiver<Event>,
+}
+
 /// Runs the jobs to the end, every event to the sinks. From here on agents run: whatever
 /// happens, the run ends with `run-finished` and an exit code that says work was done (never 2).
 async fn run_jobs(
@@ -332,9 +352,10 @@ async fn run_jobs(
     list: &TaskList,
     plan: &Plan,
     settings: &Settings,
-    earlier: Earlier,
+    given: Given,
     prompts: &prompt::Loaded,
 ) -> i32 {
+    let Given { earlier, progress } = given;
     let order = list
         .tasks
         .iter()
@@ -399,7 +420,7 @@ async fn run_jobs(
         display: list.source.display_path.clone(),
         optional_left_out: !plan.left_out.is_empty(),
     });
-    let mut reports = driver::drive(ctx, scheduler, &maker, ticker, &mut sinks).await;
+    let mut reports = driver::drive(ctx, scheduler, &maker, ticker, &mut sinks, progress).await;
     // Every agent has ended: none is left for a later run to stop.
     let _ = std::fs::remove_file(&ctx.registry);
 
@@ -461,6 +482,7 @@ async fn run_jobs(
         exit_code: code,
         integration_branch: built.as_ref().map(|r| r.branch.clone()),
         integration_commit: built.and_then(|r| r.commit),
+        usage: crate::report::total_usage(&reports),
         report: Some(ReportFiles::markdown_path(&ctx.run_dir)),
         error: None,
     })

@@ -50,7 +50,6 @@ pub enum Stop {
 }
 
 /// One process to run for a task.
-#[derive(Debug)]
 pub struct Spawn<'a> {
     pub argv: &'a [String],
     pub cwd: &'a Path,
@@ -65,7 +64,24 @@ pub struct Spawn<'a> {
     /// Where the agent's process group is written down, with the run's id (`<pgid> <run id>`),
     /// for a later run to stop it if this one dies without doing so.
     pub registry: Option<(&'a Path, &'a str)>,
+    /// Given each line of standard output as it arrives (which still goes to the log): an
+    /// agent's structured stream.
+    pub tap: Option<Tap>,
 }
+
+impl std::fmt::Debug for Spawn<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spawn")
+            .field("argv", &self.argv)
+            .field("cwd", &self.cwd)
+            .field("log", &self.log)
+            .field("tap", &self.tap.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What reads an agent's standard output, line by line.
+pub type Tap = std::sync::Arc<std::sync::Mutex<dyn FnMut(&str) + Send>>;
 
 fn signal_group(pid: u32, signal: rustix::process::Signal) {
     if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
@@ -127,11 +143,23 @@ pub async fn run(spawn: &Spawn<'_>, mut stop: watch::Receiver<Stop>) -> Outcome 
         Ok(files) => files,
         Err(e) => return Outcome::SpawnFailed(e.to_string()),
     };
+    // With a tap, standard output comes through a pipe, each line to the log and the tap.
+    let piped = match &spawn.tap {
+        Some(_) => match out.try_clone() {
+            Ok(log) => Some(log),
+            Err(e) => return Outcome::SpawnFailed(e.to_string()),
+        },
+        None => None,
+    };
     let mut cmd = Command::new(&spawn.argv[0]);
     cmd.args(&spawn.argv[1..])
         .current_dir(spawn.cwd)
         .stdin(Stdio::from(stdin))
-        .stdout(Stdio::from(out))
+        .stdout(if piped.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::from(out)
+        })
         .stderr(Stdio::from(err))
         .envs(spawn.env.iter().map(|(k, v)| (k, v)))
         .process_group(0)
@@ -143,6 +171,34 @@ pub async fn run(spawn: &Spawn<'_>, mut stop: watch::Receiver<Stop>) -> Outcome 
     let Some(pid) = child.id() else {
         return Outcome::SpawnFailed("the process ended before it could be watched".to_owned());
     };
+    let reader = match (piped, child.stdout.take(), spawn.tap.clone()) {
+        (Some(mut log), Some(stdout), Some(tap)) => Some(tokio::spawn(async move {
+            use tokio::io::AsyncBufReadExt as _;
+            let mut lines = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let _ = std::io::Write::write_all(&mut log, format!("{line}\n").as_bytes());
+                if let Ok(mut tap) = tap.lock() {
+                    tap(&line);
+                }
+            }
+        })),
+        _ => None,
+    };
+    let outcome = watch(spawn, &mut child, pid, &mut stop).await;
+    // The rest of the stream, once the group is gone (its pipe then closes).
+    if let Some(reader) = reader {
+        let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
+    }
+    outcome
+}
+
+/// Waits for the agent `child` (leader of group `pid`) to end, time out or be stopped.
+async fn watch(
+    spawn: &Spawn<'_>,
+    child: &mut tokio::process::Child,
+    pid: u32,
+    stop: &mut watch::Receiver<Stop>,
+) -> Outcome {
     // Declared after `child`, so dropped before it: the group is killed while its leader is
     // still unreaped (a zombie at worst), so its id still names this group.
     let mut guard = GroupGuard::new(pid);

@@ -262,6 +262,7 @@ pub fn read_verdict(
     file: &str,
     log: &Path,
     started: std::time::SystemTime,
+    final_text: Option<&str>,
 ) -> Option<Read> {
     let path = worktree.join(file);
     if let Ok(bytes) = std::fs::read(&path) {
@@ -277,6 +278,16 @@ pub fn read_verdict(
                 source: format!("`{file}`"),
             });
         }
+    }
+    // The agent's final message, when its stream has one: its output is a stream of events.
+    if let Some(text) = final_text
+        && let Some(verdict) = parse_verdict(text)
+    {
+        return Some(Read {
+            verdict,
+            findings: tail(text),
+            source: "the review's final message".to_owned(),
+        });
     }
     let output = std::fs::read(log).ok()?;
     let output = String::from_utf8_lossy(&output);

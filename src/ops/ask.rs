@@ -91,6 +91,7 @@ pub fn ask(q: &Question<'_>) -> Result<Answer> {
             timeout: q.timeout,
             grace: q.grace,
             registry: None,
+            tap: None,
         };
         let run = process::run(&spawn, stop_rx);
         tokio::pin!(run);

@@ -234,6 +234,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
                 exit_code: code,
                 integration_branch: built.as_ref().map(|r| r.branch.clone()),
                 integration_commit: built.and_then(|r| r.commit),
+                usage: None,
                 report: None,
                 error: None,
             });
@@ -323,7 +324,10 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
     let agents = agents
         .into_iter()
         .map(|(name, a)| {
-            let a = agents::with_permissions(a, &permissions(&name));
+            let mut a = agents::with_permissions(a, &permissions(&name));
+            if let Some(&format) = ws.config.agent_format.get(&name) {
+                a = agents::with_format(a, format);
+            }
             (name, a)
         })
         .collect();

@@ -649,6 +649,7 @@ mod tests {
             exit_code: 0,
             totals: Totals::of(&tasks),
             tasks: &tasks,
+            usage: None,
             integration: None,
             root: state,
         };
@@ -704,6 +705,7 @@ mod tests {
             exit_code: 0,
             totals: Totals::of(&tasks),
             tasks: &tasks,
+            usage: None,
             integration: None,
             root: state,
         };

@@ -179,6 +179,10 @@ pub struct TaskReport {
     /// The paths whose conflicts between its dependencies' branches an agent resolved.
     #[serde(default)]
     pub resolved: Vec<String>,
+    /// Tokens, cost, turns and the session, as its agent reported them (summed over its
+    /// attempts); `null` when the agent reports none.
+    #[serde(default)]
+    pub usage: Option<crate::exec::stream::Usage>,
 }
 
 impl TaskReport {
@@ -206,6 +210,7 @@ impl TaskReport {
             attempts: 0,
             verify: Vec::new(),
             verify_log: None,
+            usage: None,
             resolved: Vec::new(),
         }
     }
@@ -281,6 +286,13 @@ pub enum Event {
         duration_secs: f64,
         log: PathBuf,
     },
+    /// What a running task's agent is doing now (at most one a second per task).
+    AgentProgress {
+        task: String,
+        /// `message`, `tool` or `result`.
+        kind: &'static str,
+        text: String,
+    },
     TaskFinished(Box<TaskReport>),
     /// The feature's integration branch was built, found up to date, or could not be built.
     Integrated(Box<IntegrationReport>),
@@ -292,6 +304,8 @@ pub enum Event {
         /// it holding every task's work).
         integration_branch: Option<String>,
         integration_commit: Option<String>,
+        /// The tokens, cost and turns the agents reported, summed; `null` when none did.
+        usage: Option<crate::exec::stream::Usage>,
         /// `None` when nothing ran (every selected task was done already), or when the report
         /// could not be written.
         report: Option<PathBuf>,
@@ -333,6 +347,8 @@ pub struct Report<'a> {
     pub exit_code: i32,
     pub totals: Totals,
     pub tasks: &'a [TaskReport],
+    /// The tokens, cost and turns the agents reported, summed.
+    pub usage: Option<crate::exec::stream::Usage>,
     /// The feature's integration branch, when the run built it or tried to.
     pub integration: Option<&'a IntegrationReport>,
     /// Paths in the markdown are shown relative to it (the JSON has them absolute).
@@ -388,6 +404,9 @@ impl Report<'_> {
             let mut note: Vec<String> = r.reason.iter().cloned().collect();
             if r.attempts > 1 {
                 note.push(format!("{} attempts", r.attempts));
+            }
+            if let Some(u) = &r.usage {
+                note.push(usage_text(u));
             }
             if !r.resolved.is_empty() {
                 note.push(format!(
@@ -483,6 +502,34 @@ impl Report<'_> {
         }
         out
     }
+}
+
+/// Tokens and cost, for people: `1200 tokens in (800 cached), 300 out, $0.0123, 4 turns`.
+pub fn usage_text(u: &crate::exec::stream::Usage) -> String {
+    let mut t = format!("{} tokens in", u.input_tokens + u.cached_tokens);
+    if u.cached_tokens > 0 {
+        t.push_str(&format!(" ({} cached)", u.cached_tokens));
+    }
+    t.push_str(&format!(", {} out", u.output_tokens));
+    if let Some(c) = u.cost_usd {
+        t.push_str(&format!(", ${c:.4}"));
+    }
+    if let Some(n) = u.turns {
+        t.push_str(&format!(", {n} turns"));
+    }
+    t
+}
+
+/// The usage of `tasks`, summed; `None` when none reported any.
+pub fn total_usage(tasks: &[TaskReport]) -> Option<crate::exec::stream::Usage> {
+    let mut total: Option<crate::exec::stream::Usage> = None;
+    for u in tasks.iter().filter_map(|r| r.usage.as_ref()) {
+        total.get_or_insert_with(Default::default).add(u);
+    }
+    if let Some(t) = &mut total {
+        t.session_id = None;
+    }
+    total
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory, synced, then

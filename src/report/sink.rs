@@ -165,6 +165,7 @@ impl ReportFiles {
             exit_code,
             totals: super::Totals::of(&self.tasks),
             tasks: &self.tasks,
+            usage: super::total_usage(&self.tasks),
             integration: self.integration.as_ref(),
             root: &self.root,
         };

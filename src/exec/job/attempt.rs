@@ -363,6 +363,29 @@ async fn run_agent(
     if let Agent::Command { env: own, .. } = who.agent {
         env.extend(own.iter().cloned());
     }
+    // A structured stream is read as it comes: progress, transcript, usage, final message.
+    let tap = match who.agent {
+        Agent::Command {
+            format: Some(format),
+            ..
+        } => Some(Arc::new(std::sync::Mutex::new(
+            crate::exec::stream::Tap::new(
+                *format,
+                &p.log.with_extension("transcript.md"),
+                ctx.progress.clone(),
+                who.id,
+            ),
+        ))),
+        _ => None,
+    };
+    let process_tap = tap.clone().map(|t| {
+        let f: process::Tap = Arc::new(std::sync::Mutex::new(move |line: &str| {
+            if let Ok(mut t) = t.lock() {
+                t.line(line);
+            }
+        }));
+        f
+    });
     let deadline = Instant::now() + ctx.timeout;
     p.agent_started = Some(SystemTime::now());
     let mut outcome = Outcome::Exited(0);
@@ -382,6 +405,7 @@ async fn run_agent(
                 timeout: left,
                 grace: ctx.grace,
                 registry: Some((&ctx.registry, &ctx.run_id)),
+                tap: process_tap.clone(),
             },
             stop.clone(),
         )
@@ -389,6 +413,18 @@ async fn run_agent(
         if !outcome.success() {
             break;
         }
+    }
+    if let Some(read) = tap.and_then(|t| t.lock().ok().map(|t| t.stream.clone())) {
+        if !read.usage.is_empty() {
+            p.report
+                .usage
+                .get_or_insert_with(Default::default)
+                .add(&read.usage);
+            if let Some(u) = &mut p.report.usage {
+                u.session_id = read.usage.session_id.clone().or(u.session_id.take());
+            }
+        }
+        p.final_text = read.final_text;
     }
     outcome
 }
@@ -494,6 +530,7 @@ async fn verify(
                 timeout: ctx.timeout,
                 grace: ctx.grace,
                 registry: Some((&ctx.registry, &ctx.run_id)),
+                tap: None,
             },
             stop.clone(),
         )

@@ -398,6 +398,7 @@ async fn in_worktree(
         verify_log: ctx.log(&format!("{NAME}.verify")),
         pending,
         verified: Vec::new(),
+        final_text: None,
         verify_commands: Some(ctx.verify_commands(&worktree)),
     };
     let title = format!("Integrate {}", ctx.feature);
