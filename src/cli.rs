@@ -36,7 +36,7 @@ pub enum ColorChoice {
         cargo spec-exec [OPTIONS] <COMMAND>",
     after_help = "A bare <FEATURE> is short for `run <FEATURE>` and takes the run options: \
         --dry-run, --max-agents, --track, --skip-optional, --continue-on-error, --agent, --timeout, \
-        --max-review-rounds, --base, --verify, --no-verify, --max-attempts, --no-resolve, --overlap and --yolo \
+        --max-review-rounds, --base, --verify, --no-verify, --max-attempts, --no-resolve, --overlap, --max-cost and --yolo \
         (`cargo spec-exec run --help` explains them). Options may come before or after the \
         feature or command.\n\n\
         Exit status: 0 all selected tasks done, 1 a task failed or was skipped, \
@@ -250,6 +250,11 @@ pub struct RunOptions {
     #[arg(long)]
     pub no_resolve: bool,
 
+    /// Start no new task once the agents' reported spend reaches USD (as claude reports it)
+    /// [default: `max-cost` in the configuration, else no limit]
+    #[arg(long, value_name = "USD", value_parser = parse_cost)]
+    pub max_cost: Option<f64>,
+
     /// Run each preset agent in its CLI's full-bypass mode (no permission asked for anything):
     /// only in a sandbox, a container or a VM you can throw away [default: `yolo` in the
     /// configuration]
@@ -260,6 +265,16 @@ pub struct RunOptions {
     /// [default: warn, or `overlap` in the configuration]
     #[arg(long, value_enum, value_name = "MODE")]
     pub overlap: Option<crate::plan::Overlap>,
+}
+
+/// A spend in US dollars: a positive number.
+pub fn parse_cost(s: &str) -> Result<f64, String> {
+    match s.trim().trim_start_matches('$').parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!(
+            "`{s}` is not a positive amount of US dollars (e.g. 5 or 0.50)"
+        )),
+    }
 }
 
 /// Accepted before or after the command word; listed after a command's own options.

@@ -44,12 +44,13 @@ const KEYS: &[&str] = &[
     "integration-branch",
     "allow",
     "yolo",
+    "max-cost",
 ];
 
 /// The keys of an `[….agents.<name>]` table.
 const AGENT_KEYS: &[&str] = &["command", "allow", "format"];
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Relative to the workspace root.
     pub features_dir: PathBuf,
@@ -80,6 +81,8 @@ pub struct Config {
     pub agent_format: BTreeMap<String, crate::agents::Format>,
     /// Each preset in its CLI's full-bypass mode: for sandboxes only.
     pub yolo: bool,
+    /// No new task starts once the agents' reported spend reaches it (US dollars).
+    pub max_cost: Option<f64>,
 }
 
 /// A verify command: the line as written and its words.
@@ -132,6 +135,7 @@ impl Default for Config {
             agent_allow: BTreeMap::new(),
             agent_format: BTreeMap::new(),
             yolo: false,
+            max_cost: None,
             overlap: crate::plan::Overlap::default(),
             integration_branch: DEFAULT_INTEGRATION_BRANCH.to_owned(),
         }
@@ -270,6 +274,12 @@ impl Config {
                     None => problems.push(bad("expected a list of strings").help(
                         "e.g. allow = [\"Bash(npm test:*)\"] (in the agent CLI's own words; see the README's presets table)",
                     )),
+                },
+                "max-cost" => match value.as_f64() {
+                    Some(v) if v.is_finite() && v > 0.0 => config.max_cost = Some(v),
+                    _ => problems.push(
+                        bad("expected a positive number of US dollars").help("e.g. max-cost = 5.0"),
+                    ),
                 },
                 "yolo" => match value.as_bool() {
                     Some(b) => config.yolo = b,

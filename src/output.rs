@@ -621,6 +621,16 @@ impl<'a> Display<'a> {
             }
             Event::TaskFinished(r) => self.task_finished(r),
             Event::Integrated(r) => self.integration = Some((**r).clone()),
+            Event::BudgetReached {
+                spent_usd,
+                max_cost_usd,
+            } => self.line(
+                "Stopping",
+                format!(
+                    "no new task starts: the agents' reported spend, ${spent_usd:.4}, reached --max-cost ${max_cost_usd:.4}; running tasks finish"
+                ),
+                false,
+            ),
             // Shown on the task's line of the live block; plain output has no room for it.
             Event::AgentProgress { task, text, .. } => {
                 self.doing.insert(task.clone(), text.clone());

@@ -9,7 +9,7 @@ mod support;
 use support::{Scratch, tasks_md, write};
 
 const STREAM: &str = r#"#!/usr/bin/env bash
-echo one > one.txt
+echo done > "$SPEC_EXEC_TASK_ID.txt"
 echo '{"type":"system","subtype":"init","session_id":"abc-123","model":"m"}'
 echo '{"type":"assistant","message":{"content":[{"type":"text","text":"Adding one."}]},"session_id":"abc-123"}'
 sleep 1.2
@@ -94,4 +94,45 @@ fn a_stream_gives_progress_usage_and_a_transcript() {
     ] {
         assert!(transcript.contains(line), "{line} not in {transcript}");
     }
+}
+
+#[test]
+fn no_new_task_starts_once_the_reported_spend_reaches_max_cost() {
+    let s = Scratch::new(&tasks_md(&[
+        "- [ ] 1. **Add one**\n  - _Agent: streamer_\n  - _Dependencies: None_\n\n".to_owned(),
+        "- [ ] 2. **Add two**\n  - _Agent: streamer_\n  - _Dependencies: Task 1_\n\n".to_owned(),
+    ]));
+    let script = s.ctl().join("stream.sh");
+    write(&script, &STREAM.replace("sleep 1.2\n", ""));
+    let manifest = s.repo().join("Cargo.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str(&format!(
+        "\n[workspace.metadata.spec-exec]\nmax-cost = 0.01\n[workspace.metadata.spec-exec.agents.streamer]\ncommand = [\"bash\", \"{}\"]\nformat = \"claude-stream\"\n",
+        script.display()
+    ));
+    std::fs::write(&manifest, text).unwrap();
+    s.git(&["commit", "-qam", "the streamer agent, and a budget"]);
+    let run = s.run_args(&["run", "demo", "--message-format", "json", "--no-verify"]);
+    run.assert_code(1);
+    assert_eq!(run.status("1"), "done");
+    let budget = run.of_type("budget-reached").next().unwrap();
+    assert_eq!(budget["max_cost_usd"], 0.01);
+    assert_eq!(run.status("2"), "skipped");
+    assert!(
+        run.reason("2").contains("reached --max-cost $0.0100"),
+        "{}",
+        run.context()
+    );
+    // The flag wins over the configuration.
+    let run = s.run_args(&[
+        "run",
+        "demo",
+        "--message-format",
+        "json",
+        "--no-verify",
+        "--max-cost",
+        "5",
+    ]);
+    run.assert_code(0);
+    assert_eq!(run.status("2"), "done");
 }

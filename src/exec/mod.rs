@@ -64,6 +64,8 @@ pub struct Settings {
     pub resolve: bool,
     /// The feature's integration branch.
     pub integration_branch: String,
+    /// No new task starts once the agents' reported spend reaches it (US dollars).
+    pub max_cost: Option<f64>,
 }
 
 impl Settings {
@@ -401,6 +403,7 @@ async fn run_jobs(
             max_agents: settings.max_agents,
             continue_on_error: settings.continue_on_error,
             max_review_rounds: settings.max_review_rounds,
+            max_cost: settings.max_cost,
             naming: Naming {
                 prefix: settings.branch_prefix.clone(),
                 feature: ctx.feature.clone(),

@@ -40,6 +40,8 @@ pub struct Options {
     /// How many rounds a review gate runs in one run before it fails.
     pub max_review_rounds: u32,
     pub naming: Naming,
+    /// In US dollars: once the agents' reported spend reaches it, no new task starts.
+    pub max_cost: Option<f64>,
 }
 
 /// What earlier runs left, read from git before the run starts.
@@ -174,6 +176,10 @@ pub struct Scheduler<'a> {
     /// Set when the run stops starting new tasks: the failed task's id, or empty when
     /// interrupted.
     stopping: Option<String>,
+    /// The agents' reported spend so far, in US dollars.
+    spent: f64,
+    /// Set when `spent` reached `max_cost`: no new task starts.
+    over_budget: bool,
     interrupts: u32,
     gates: HashMap<usize, Gate>,
     /// The branch each task's dependents start from (a review's or rework's last run's).
@@ -219,6 +225,8 @@ impl<'a> Scheduler<'a> {
             reviews,
             running: 0,
             stopping: None,
+            spent: 0.0,
+            over_budget: false,
             interrupts: 0,
             gates,
             final_branch,
@@ -251,7 +259,7 @@ impl<'a> Scheduler<'a> {
             self.start(start, &mut actions);
             free -= 1;
         }
-        if self.stopping.is_some() {
+        if self.stopping.is_some() || self.over_budget {
             return actions;
         }
         let mut ready: Vec<usize> = self
@@ -280,6 +288,19 @@ impl<'a> Scheduler<'a> {
     pub fn finished(&mut self, done: Finished) -> Vec<Action> {
         self.running = self.running.saturating_sub(1);
         let mut actions = Vec::new();
+        if let Some(cost) = done.report.usage.as_ref().and_then(|u| u.cost_usd) {
+            self.spent += cost;
+        }
+        if let Some(max) = self.opts.max_cost
+            && self.spent >= max
+            && !self.over_budget
+        {
+            self.over_budget = true;
+            actions.push(Action::Emit(Event::BudgetReached {
+                spent_usd: self.spent,
+                max_cost_usd: max,
+            }));
+        }
         match done.start.role {
             Role::Task => self.conclude(done.report, &mut actions),
             Role::Review { round } => self.review_finished(done, round, &mut actions),
@@ -454,6 +475,11 @@ impl<'a> Scheduler<'a> {
             }
             let reason = match &self.stopping {
                 _ if self.interrupts > 0 => "not started: the run was interrupted".to_owned(),
+                None if self.over_budget => format!(
+                    "not started: the agents' reported spend, ${:.4}, reached --max-cost ${:.4}",
+                    self.spent,
+                    self.opts.max_cost.unwrap_or_default()
+                ),
                 Some(failed) if !failed.is_empty() => format!(
                     "not started: the run stopped after task {failed} failed (see --continue-on-error)"
                 ),
@@ -829,6 +855,7 @@ mod tests {
                 prefix: "spec".into(),
                 feature: "f".into(),
             },
+            max_cost: None,
         }
     }
 

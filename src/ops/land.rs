@@ -105,6 +105,7 @@ pub fn integrate(
                 .unwrap_or(config::DEFAULT_MAX_ATTEMPTS),
             resolve: true,
             integration_branch: ws.config.integration_branch(&feature.name),
+            max_cost: None,
         },
     )
 }

@@ -360,6 +360,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
                 .unwrap_or(config::DEFAULT_MAX_ATTEMPTS),
             resolve: !opts.no_resolve,
             integration_branch: ws.config.integration_branch(&feature.name),
+            max_cost: opts.max_cost.or(ws.config.max_cost),
         },
     )
 }

@@ -286,6 +286,11 @@ pub enum Event {
         duration_secs: f64,
         log: PathBuf,
     },
+    /// The agents' reported spend reached `--max-cost`: no new task starts.
+    BudgetReached {
+        spent_usd: f64,
+        max_cost_usd: f64,
+    },
     /// What a running task's agent is doing now (at most one a second per task).
     AgentProgress {
         task: String,
