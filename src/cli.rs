@@ -36,10 +36,11 @@ pub enum ColorChoice {
         cargo spec-exec [OPTIONS] <COMMAND>",
     after_help = "A bare <FEATURE> is short for `run <FEATURE>` and takes the run options: \
         --dry-run, --max-agents, --track, --skip-optional, --continue-on-error, --agent, --timeout, \
-        --max-review-rounds, --base, --verify, --no-verify, --max-attempts, --no-resolve, --overlap, --max-cost and --yolo \
+        --max-review-rounds, --base, --verify, --no-verify, --max-attempts, --no-resolve, --overlap, --max-cost, --on-rate-limit, --max-wait and --yolo \
         (`cargo spec-exec run --help` explains them). Options may come before or after the \
         feature or command.\n\n\
         Exit status: 0 all selected tasks done, 1 a task failed or was skipped, \
+        3 stopped on an agent's usage limit (resumable), \
         2 invalid spec, configuration or arguments (nothing ran), 130 interrupted.",
     disable_help_subcommand = true
 )]
@@ -254,6 +255,17 @@ pub struct RunOptions {
     /// [default: `max-cost` in the configuration, else no limit]
     #[arg(long, value_name = "USD", value_parser = parse_cost)]
     pub max_cost: Option<f64>,
+
+    /// When an agent hits its usage or rate limit: wait until it resets and go on, or stop
+    /// once the running tasks finish (exit 3) [default: wait, or `on-rate-limit` in the
+    /// configuration]
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub on_rate_limit: Option<crate::exec::scheduler::OnRateLimit>,
+
+    /// Wait at most this long, in all, for limits to reset; then stop as with
+    /// `--on-rate-limit stop` [default: 6h, or `max-wait` in the configuration]
+    #[arg(long, value_name = "DURATION")]
+    pub max_wait: Option<String>,
 
     /// Run each preset agent in its CLI's full-bypass mode (no permission asked for anything):
     /// only in a sandbox, a container or a VM you can throw away [default: `yolo` in the

@@ -25,6 +25,8 @@ pub const DEFAULT_MAX_REVIEW_ROUNDS: u32 = 3;
 /// How many times an agent runs for one step of a task before the task fails.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 2;
 /// What verifies a task's work in a Cargo workspace when `verify` is not configured.
+/// How long a run waits for agents' limits to reset, in all.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(6 * 3600);
 pub const DEFAULT_VERIFY: &str = "cargo check --workspace --all-targets";
 /// The feature's integration branch: `{prefix}` is the branch prefix, `{feature}` the feature.
 pub const DEFAULT_INTEGRATION_BRANCH: &str = "{prefix}/{feature}/integration";
@@ -45,6 +47,8 @@ const KEYS: &[&str] = &[
     "allow",
     "yolo",
     "max-cost",
+    "on-rate-limit",
+    "max-wait",
 ];
 
 /// The keys of an `[….agents.<name>]` table.
@@ -83,6 +87,18 @@ pub struct Config {
     pub yolo: bool,
     /// No new task starts once the agents' reported spend reaches it (US dollars).
     pub max_cost: Option<f64>,
+    pub on_rate_limit: Option<OnRateLimit>,
+    pub max_wait: Option<Duration>,
+}
+
+/// What an agent's usage or rate limit does to the run (`--on-rate-limit`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnRateLimit {
+    /// No new task starts; the run waits until the limit resets, then runs the task again.
+    #[default]
+    Wait,
+    /// No new task starts; the run ends once the running tasks finish (exit 3).
+    Stop,
 }
 
 /// A verify command: the line as written and its words.
@@ -136,6 +152,8 @@ impl Default for Config {
             agent_format: BTreeMap::new(),
             yolo: false,
             max_cost: None,
+            on_rate_limit: None,
+            max_wait: None,
             overlap: crate::plan::Overlap::default(),
             integration_branch: DEFAULT_INTEGRATION_BRANCH.to_owned(),
         }
@@ -274,6 +292,22 @@ impl Config {
                     None => problems.push(bad("expected a list of strings").help(
                         "e.g. allow = [\"Bash(npm test:*)\"] (in the agent CLI's own words; see the README's presets table)",
                     )),
+                },
+                "on-rate-limit" => match value.as_str() {
+                    Some("wait") => {
+                        config.on_rate_limit = Some(OnRateLimit::Wait);
+                    }
+                    Some("stop") => {
+                        config.on_rate_limit = Some(OnRateLimit::Stop);
+                    }
+                    _ => problems.push(
+                        bad("expected \"wait\" or \"stop\"").help("e.g. on-rate-limit = \"stop\""),
+                    ),
+                },
+                "max-wait" => match value.as_str().map(parse_duration) {
+                    Some(Ok(d)) => config.max_wait = Some(d),
+                    Some(Err(why)) => problems.push(bad(&why).help("e.g. max-wait = \"2h\"")),
+                    None => problems.push(bad("expected a duration string").help("e.g. max-wait = \"2h\"")),
                 },
                 "max-cost" => match value.as_f64() {
                     Some(v) if v.is_finite() && v > 0.0 => config.max_cost = Some(v),

@@ -21,6 +21,9 @@ pub mod exit {
     pub const INVALID: i32 = 2;
     /// Interrupted (Ctrl-C).
     pub const INTERRUPTED: i32 = 130;
+    /// The run stopped on an agent's usage or rate limit (`--on-rate-limit stop`, or waiting
+    /// longer than `--max-wait`): what is left resumes with a later run.
+    pub const RATE_LIMITED: i32 = 3;
 }
 
 /// How bad a diagnostic is.

@@ -621,6 +621,28 @@ impl<'a> Display<'a> {
             }
             Event::TaskFinished(r) => self.task_finished(r),
             Event::Integrated(r) => self.integration = Some((**r).clone()),
+            Event::RateLimited {
+                task,
+                agent,
+                resets_at,
+            } => {
+                let when = resets_at.map_or_else(
+                    || "its reset time not given".to_owned(),
+                    |t| {
+                        format!(
+                            "resets at {}",
+                            humantime::format_rfc3339_seconds(
+                                std::time::UNIX_EPOCH + std::time::Duration::from_secs(t)
+                            )
+                        )
+                    },
+                );
+                self.line(
+                    "Limited",
+                    format!("{task}: agent `{agent}` hit its usage or rate limit ({when}); no new task starts meanwhile"),
+                    false,
+                );
+            }
             Event::BudgetReached {
                 spent_usd,
                 max_cost_usd,

@@ -136,3 +136,127 @@ fn no_new_task_starts_once_the_reported_spend_reaches_max_cost() {
     run.assert_code(0);
     assert_eq!(run.status("2"), "done");
 }
+
+/// An agent that hits its limit on its first run (of any task) (claude's rejected `rate_limit_event`,
+/// resetting a second later, then exit 1), and does the task on the next.
+const LIMITED_ONCE: &str = r#"#!/usr/bin/env bash
+if [ ! -e "$HELPER_CTL/limited" ]; then
+    touch "$HELPER_CTL/limited"
+    echo "{\"type\":\"rate_limit_event\",\"rate_limit_info\":{\"status\":\"rejected\",\"resetsAt\":$(( $(date +%s) + 1 )),\"rateLimitType\":\"five_hour\"}}"
+    echo '{"is_error":true,"subtype":"success","api_error_status":429,"result":"You have hit your limit","type":"result"}'
+    exit 1
+fi
+echo "run" >> "$HELPER_CTL/runs-$SPEC_EXEC_TASK_ID"
+echo done > "$SPEC_EXEC_TASK_ID.txt"
+echo '{"type":"result","subtype":"success","is_error":false,"result":"Done.","session_id":"s"}'
+"#;
+
+fn streamer(s: &Scratch, script: &str, extra: &str) {
+    let path = s.ctl().join("stream.sh");
+    write(&path, script);
+    let manifest = s.repo().join("Cargo.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str(&format!(
+        "\n[workspace.metadata.spec-exec]\n{extra}\n[workspace.metadata.spec-exec.agents.streamer]\ncommand = [\"bash\", \"{}\"]\nformat = \"claude-stream\"\n",
+        path.display()
+    ));
+    std::fs::write(&manifest, text).unwrap();
+    s.git(&["commit", "-qam", "the streamer agent"]);
+}
+
+fn two_streamer_tasks() -> Scratch {
+    Scratch::new(&tasks_md(&[
+        "- [ ] 1. **Add one**\n  - _Agent: streamer_\n  - _Dependencies: None_\n\n".to_owned(),
+        "- [ ] 2. **Add two**\n  - _Agent: streamer_\n  - _Dependencies: Task 1_\n\n".to_owned(),
+    ]))
+}
+
+#[test]
+fn a_rate_limit_is_waited_out_and_the_task_run_again() {
+    let s = two_streamer_tasks();
+    streamer(&s, LIMITED_ONCE, "");
+    let run = s.run_args(&["run", "demo", "--message-format", "json", "--no-verify"]);
+    run.assert_code(0);
+    let limited = run
+        .of_type("rate-limited")
+        .next()
+        .expect("a rate-limited event");
+    assert_eq!(limited["task"], "1");
+    assert!(limited["resets_at"].is_u64(), "{limited}");
+    // The order: started, limited, started again, finished; then task 2.
+    let order: Vec<String> = run
+        .events
+        .iter()
+        .filter(|e| (e["id"] == "1" || e["task"] == "1") && e["type"] != "agent-progress")
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "task-started",
+            "rate-limited",
+            "task-started",
+            "task-finished"
+        ],
+        "{}",
+        run.context()
+    );
+    assert_eq!(run.status("1"), "done");
+    assert_eq!(run.status("2"), "done");
+}
+
+#[test]
+fn on_rate_limit_stop_ends_the_run_with_exit_3_and_a_later_run_goes_on() {
+    let s = two_streamer_tasks();
+    streamer(&s, LIMITED_ONCE, "on-rate-limit = \"stop\"");
+    let run = s.run_args(&["run", "demo", "--message-format", "json", "--no-verify"]);
+    run.assert_code(3);
+    assert_eq!(run.status("1"), "skipped");
+    assert!(
+        run.reason("1").contains("usage or rate limit"),
+        "{}",
+        run.context()
+    );
+    assert!(
+        run.reason("1").contains("run again after it resets at"),
+        "{}",
+        run.context()
+    );
+    assert_eq!(run.status("2"), "skipped");
+    assert!(!support::is_ticked(&s.tasks_md(), "1"));
+    let again = s.run_args(&["run", "demo", "--message-format", "json", "--no-verify"]);
+    again.assert_code(0);
+    assert_eq!(again.status("1"), "done");
+}
+
+#[test]
+fn aider_exiting_0_on_a_rate_limit_is_not_done() {
+    let s = two_streamer_tasks();
+    let bin = s.ctl().join("bin");
+    let aider = bin.join("aider");
+    write(
+        &aider,
+        "#!/usr/bin/env bash\necho 'litellm.RateLimitError: AnthropicException - {\"type\":\"rate_limit_error\"}'\nexit 0\n",
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&aider, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = s.spec_exec(&[
+        "run",
+        "demo",
+        "--agent",
+        "aider",
+        "--on-rate-limit",
+        "stop",
+        "--no-verify",
+        "--message-format",
+        "json",
+    ]);
+    cmd.env(
+        "PATH",
+        format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+    );
+    let run = support::Run::of(cmd);
+    run.assert_code(3);
+    assert_eq!(run.status("1"), "skipped");
+    assert_eq!(run.of_type("rate-limited").count(), 1);
+}

@@ -34,7 +34,7 @@ pub async fn drive(
     ticker: Arc<dyn Tick>,
     sink: &mut dyn Sink,
     mut progress: tokio::sync::mpsc::UnboundedReceiver<Event>,
-) -> Vec<TaskReport> {
+) -> (Vec<TaskReport>, bool) {
     let (stop_tx, stop_rx) = watch::channel(Stop::None);
     let mut workers: JoinSet<Finished> = JoinSet::new();
     let mut reports = Vec::new();
@@ -49,6 +49,10 @@ pub async fn drive(
     .map(|kind| signal(kind).ok());
     let mut redraw = tokio::time::interval(Duration::from_secs(1));
 
+    // Waiting for agents' limits to reset: until when, how long so far, the next backoff.
+    let mut wake: Option<tokio::time::Instant> = None;
+    let mut waited = Duration::ZERO;
+    let mut backoff = Duration::from_secs(60);
     let mut actions = scheduler.next_actions();
     loop {
         for action in actions.drain(..) {
@@ -75,7 +79,28 @@ pub async fn drive(
                 Action::Emit(event) => sink.event(&event),
             }
         }
-        if workers.is_empty() {
+        // An agent hit its limit: nothing starts until it resets (or the run gives up).
+        if wake.is_none()
+            && let Some(resets_at) = scheduler.paused()
+        {
+            let wait = limit_wait(resets_at, &mut backoff);
+            if waited + wait > ctx.max_wait {
+                sink.notice(&format!(
+                    "waiting for the limit would take the run past --max-wait ({}): stopping",
+                    humantime::format_duration(ctx.max_wait)
+                ));
+                actions = scheduler.give_up();
+                actions.extend(scheduler.next_actions());
+                continue;
+            }
+            waited += wait;
+            sink.notice(&format!(
+                "waiting {} for the limit to reset (then the task runs again)",
+                humantime::format_duration(Duration::from_secs(wait.as_secs()))
+            ));
+            wake = Some(tokio::time::Instant::now() + wait);
+        }
+        if workers.is_empty() && wake.is_none() {
             // Nothing runs, and nothing more could start.
             let more = scheduler.next_actions();
             if more.is_empty() {
@@ -86,7 +111,12 @@ pub async fn drive(
         }
         tokio::select! {
             Some(event) = progress.recv() => sink.event(&event),
-            joined = workers.join_next() => {
+            () = tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)), if wake.is_some() => {
+                wake = None;
+                scheduler.resume();
+                actions = scheduler.next_actions();
+            }
+            joined = workers.join_next(), if !workers.is_empty() => {
                 let Some(joined) = joined else { continue };
                 let finished = match joined {
                     Ok(f) => f,
@@ -118,7 +148,25 @@ pub async fn drive(
             reports.push(report);
         }
     }
-    reports
+    (reports, scheduler.stopped_on_limit())
+}
+
+/// How long to wait for a limit that resets at `resets_at` (Unix seconds; a little after it),
+/// or, when the agent did not say, the next of a backoff from a minute doubling to 30 minutes.
+fn limit_wait(resets_at: Option<u64>, backoff: &mut Duration) -> Duration {
+    match resets_at {
+        Some(t) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            Duration::from_secs(t.saturating_sub(now)) + Duration::from_secs(2)
+        }
+        None => {
+            let wait = *backoff;
+            *backoff = (*backoff * 2).min(Duration::from_secs(30 * 60));
+            wait
+        }
+    }
 }
 
 /// Runs a job in a task of its own, so that a bug that panics in it fails that task instead
@@ -145,6 +193,7 @@ async fn guarded(ctx: Arc<Ctx>, job: Job, stop: watch::Receiver<Stop>) -> Finish
                     ..TaskReport::new(id, title, track, crate::report::Status::Failed)
                 },
                 verdict: None,
+                rate_limited: None,
             }
         }
     }

@@ -62,6 +62,8 @@ pub struct Ctx {
     pub resolve: bool,
     /// The workspace root relative to the repository's working tree.
     pub root_rel: PathBuf,
+    /// How long the run waits for agents' limits to reset, in all.
+    pub max_wait: Duration,
     /// Where what the agents are doing goes, as they do it (to the driver).
     pub progress: Option<tokio::sync::mpsc::UnboundedSender<crate::report::Event>>,
 }
@@ -245,6 +247,8 @@ const PIPELINE: &[Step] = &[
 struct End {
     status: Status,
     reason: String,
+    /// The agent hit its usage or rate limit: when it resets (Unix seconds), when it said.
+    rate_limited: Option<Option<u64>>,
 }
 
 impl End {
@@ -252,6 +256,7 @@ impl End {
         End {
             status: Status::Failed,
             reason: reason.into(),
+            rate_limited: None,
         }
     }
 }
@@ -276,6 +281,8 @@ struct Progress {
     verified: Vec<String>,
     /// The agent's final message, when its stream has one.
     final_text: Option<String>,
+    /// The agent's stream said it hit its usage or rate limit (and when it resets).
+    rate_limited: Option<Option<u64>>,
     /// The verify commands, as decided on the job's base (an agent does not turn the default
     /// off by changing Cargo.toml).
     verify_commands: Option<Vec<VerifyCommand>>,
@@ -308,8 +315,10 @@ pub async fn run(ctx: Arc<Ctx>, job: Job, stop: watch::Receiver<Stop>) -> Finish
         pending: Vec::new(),
         verified: Vec::new(),
         final_text: None,
+        rate_limited: None,
         verify_commands: None,
     };
+    let mut rate_limited = None;
     for &step in PIPELINE {
         let outcome = match step {
             Step::Prepare => prepare(&ctx, &job, &mut p).await,
@@ -322,6 +331,7 @@ pub async fn run(ctx: Arc<Ctx>, job: Job, stop: watch::Receiver<Stop>) -> Finish
         if let Err(end) = outcome {
             p.report.status = end.status;
             p.report.reason = Some(end.reason);
+            rate_limited = end.rate_limited;
             // A worktree kept for inspection, when one was made.
             p.report.worktree = p.worktree.exists().then(|| p.worktree.clone());
             break;
@@ -335,6 +345,7 @@ pub async fn run(ctx: Arc<Ctx>, job: Job, stop: watch::Receiver<Stop>) -> Finish
         start: job.start,
         report: p.report,
         verdict: p.verdict,
+        rate_limited,
     }
 }
 

@@ -66,6 +66,10 @@ pub struct Settings {
     pub integration_branch: String,
     /// No new task starts once the agents' reported spend reaches it (US dollars).
     pub max_cost: Option<f64>,
+    /// What an agent's usage or rate limit does to the run.
+    pub on_rate_limit: scheduler::OnRateLimit,
+    /// How long the run waits for limits to reset, in all, before it stops on one.
+    pub max_wait: Duration,
 }
 
 impl Settings {
@@ -288,6 +292,7 @@ fn context(w: &Where<'_>) -> Ctx {
             .unwrap_or(Path::new(""))
             .to_path_buf(),
         progress: None,
+        max_wait: s.max_wait,
     }
 }
 
@@ -404,6 +409,7 @@ async fn run_jobs(
             continue_on_error: settings.continue_on_error,
             max_review_rounds: settings.max_review_rounds,
             max_cost: settings.max_cost,
+            on_rate_limit: settings.on_rate_limit,
             naming: Naming {
                 prefix: settings.branch_prefix.clone(),
                 feature: ctx.feature.clone(),
@@ -423,7 +429,8 @@ async fn run_jobs(
         display: list.source.display_path.clone(),
         optional_left_out: !plan.left_out.is_empty(),
     });
-    let mut reports = driver::drive(ctx, scheduler, &maker, ticker, &mut sinks, progress).await;
+    let (mut reports, on_limit) =
+        driver::drive(ctx, scheduler, &maker, ticker, &mut sinks, progress).await;
     // Every agent has ended: none is left for a later run to stop.
     let _ = std::fs::remove_file(&ctx.registry);
 
@@ -435,6 +442,8 @@ async fn run_jobs(
     let totals = Totals::of(&reports);
     let mut code = if totals.interrupted > 0 {
         exit::INTERRUPTED
+    } else if on_limit {
+        exit::RATE_LIMITED
     } else if totals.failed > 0
         || totals.skipped > 0
         || reports.iter().any(|r| r.tick_error.is_some())

@@ -42,7 +42,11 @@ pub struct Options {
     pub naming: Naming,
     /// In US dollars: once the agents' reported spend reaches it, no new task starts.
     pub max_cost: Option<f64>,
+    /// What an agent's usage or rate limit does to the run.
+    pub on_rate_limit: OnRateLimit,
 }
+
+pub use crate::config::OnRateLimit;
 
 /// What earlier runs left, read from git before the run starts.
 #[derive(Debug, Default, Clone)]
@@ -126,6 +130,8 @@ pub struct Finished {
     pub report: TaskReport,
     /// A review's verdict and findings.
     pub verdict: Option<review::Read>,
+    /// The agent hit its usage or rate limit: when it resets (Unix seconds), when it said.
+    pub rate_limited: Option<Option<u64>>,
 }
 
 /// What the driver is to do.
@@ -180,6 +186,11 @@ pub struct Scheduler<'a> {
     spent: f64,
     /// Set when `spent` reached `max_cost`: no new task starts.
     over_budget: bool,
+    /// An agent hit its limit, and the run waits: nothing starts until [`Scheduler::resume`].
+    /// When it resets (Unix seconds), when the agent said.
+    paused: Option<Option<u64>>,
+    /// The run stopped on a limit: why, for the tasks it did not start.
+    limit_stop: Option<String>,
     interrupts: u32,
     gates: HashMap<usize, Gate>,
     /// The branch each task's dependents start from (a review's or rework's last run's).
@@ -227,6 +238,8 @@ impl<'a> Scheduler<'a> {
             stopping: None,
             spent: 0.0,
             over_budget: false,
+            paused: None,
+            limit_stop: None,
             interrupts: 0,
             gates,
             final_branch,
@@ -252,14 +265,18 @@ impl<'a> Scheduler<'a> {
         let mut actions = Vec::new();
         self.settle(&mut actions);
         let mut free = self.opts.max_agents.saturating_sub(self.running);
-        while !self.interrupted() && free > 0 {
+        while !self.interrupted() && self.paused.is_none() && free > 0 {
             let Some(start) = self.queue.pop_front() else {
                 break;
             };
             self.start(start, &mut actions);
             free -= 1;
         }
-        if self.stopping.is_some() || self.over_budget {
+        if self.stopping.is_some()
+            || self.over_budget
+            || self.paused.is_some()
+            || self.limit_stop.is_some()
+        {
             return actions;
         }
         let mut ready: Vec<usize> = self
@@ -288,6 +305,10 @@ impl<'a> Scheduler<'a> {
     pub fn finished(&mut self, done: Finished) -> Vec<Action> {
         self.running = self.running.saturating_sub(1);
         let mut actions = Vec::new();
+        if let Some(resets_at) = done.rate_limited {
+            self.rate_limited(done, resets_at, &mut actions);
+            return actions;
+        }
         if let Some(cost) = done.report.usage.as_ref().and_then(|u| u.cost_usd) {
             self.spent += cost;
         }
@@ -317,6 +338,7 @@ impl<'a> Scheduler<'a> {
             start,
             mut report,
             verdict,
+            ..
         } = done;
         let index = start.task;
         let rework = self.waiting_rework(index);
@@ -475,6 +497,7 @@ impl<'a> Scheduler<'a> {
             }
             let reason = match &self.stopping {
                 _ if self.interrupts > 0 => "not started: the run was interrupted".to_owned(),
+                None if self.limit_stop.is_some() => self.limit_stop.clone().unwrap_or_default(),
                 None if self.over_budget => format!(
                     "not started: the agents' reported spend, ${:.4}, reached --max-cost ${:.4}",
                     self.spent,
@@ -493,6 +516,74 @@ impl<'a> Scheduler<'a> {
             )));
         }
         actions
+    }
+
+    /// A job's agent hit its usage or rate limit: its task is not done, and not failed.
+    fn rate_limited(&mut self, done: Finished, resets_at: Option<u64>, actions: &mut Vec<Action>) {
+        actions.push(Action::Emit(Event::RateLimited {
+            task: done.report.id.clone(),
+            agent: done.report.agent.clone().unwrap_or_default(),
+            resets_at,
+        }));
+        match self.opts.on_rate_limit {
+            OnRateLimit::Wait => {
+                // It runs again first, once the limit resets.
+                self.queue.push_front(done.start);
+                self.paused = Some(resets_at);
+            }
+            OnRateLimit::Stop => self.stop_on_limit(done.start, resets_at, actions),
+        }
+    }
+
+    /// The run ends on a limit: `start`'s task is not done, and nothing new starts.
+    fn stop_on_limit(&mut self, start: Start, resets_at: Option<u64>, actions: &mut Vec<Action>) {
+        let when = resets_at.map_or_else(
+            || "when it resets".to_owned(),
+            |t| {
+                format!(
+                    "after it resets at {}",
+                    humantime::format_rfc3339_seconds(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_secs(t)
+                    )
+                )
+            },
+        );
+        let why = format!("its agent hit its usage or rate limit; run again {when} to go on");
+        self.limit_stop = Some(format!(
+            "not started: an agent hit its usage or rate limit; run again {when}"
+        ));
+        let report = report_of(
+            self.list,
+            start.task,
+            Status::Skipped,
+            format!("not done: {why}"),
+        );
+        self.conclude(report, actions);
+    }
+
+    /// Whether the run waits for an agent's limit to reset, and until when it said.
+    pub fn paused(&self) -> Option<Option<u64>> {
+        self.paused
+    }
+
+    /// The limit reset: the task that hit it runs again, and the rest goes on.
+    pub fn resume(&mut self) {
+        self.paused = None;
+    }
+
+    /// Waiting for the limit would take longer than allowed: the run stops on it instead.
+    pub fn give_up(&mut self) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let resets_at = self.paused.take().flatten();
+        if let Some(start) = self.queue.pop_front() {
+            self.stop_on_limit(start, resets_at, &mut actions);
+        }
+        actions
+    }
+
+    /// Whether the run stopped on a limit (it exits 3).
+    pub fn stopped_on_limit(&self) -> bool {
+        self.limit_stop.is_some()
     }
 
     fn start(&mut self, start: Start, actions: &mut Vec<Action>) {
@@ -856,6 +947,7 @@ mod tests {
                 feature: "f".into(),
             },
             max_cost: None,
+            on_rate_limit: OnRateLimit::Wait,
         }
     }
 
@@ -927,6 +1019,7 @@ mod tests {
                 start,
                 report,
                 verdict,
+                rate_limited: None,
             });
             actions.extend(self.s.next_actions());
             self.apply(actions);

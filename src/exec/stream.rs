@@ -58,6 +58,30 @@ pub struct Stream {
     pub usage: Usage,
     /// The agent's final message.
     pub final_text: Option<String>,
+    /// The agent hit its usage or rate limit: when it resets (Unix seconds), when it says.
+    pub rate_limited: Option<Option<u64>>,
+}
+
+/// Whether `text` (an agent's output or error message) says it hit a usage or rate limit, as
+/// the CLIs and the APIs they call word it.
+pub fn says_rate_limited(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    [
+        "you've hit your limit",
+        "you've hit your session limit",
+        "you've hit your usage limit",
+        "usage limit reached",
+        "usage_limit_reached",
+        "resource_exhausted",
+        "ratelimiterror",
+        "rate limit exceeded",
+        "rate_limit_error",
+        "429 too many requests",
+        "status 429",
+        "error code: 429",
+    ]
+    .iter()
+    .any(|p| lower.contains(p))
 }
 
 /// The text of a tool call's input, short: its command, path or first string.
@@ -117,6 +141,15 @@ impl Stream {
             self.usage.session_id = Some(id.to_owned());
         }
         match v.get("type").and_then(Value::as_str) {
+            Some("rate_limit_event") => {
+                let info = v.get("rate_limit_info").unwrap_or(&Value::Null);
+                if info.get("status").and_then(Value::as_str) == Some("rejected") {
+                    self.rate_limited = Some(info.get("resetsAt").and_then(Value::as_u64));
+                }
+            }
+            Some("assistant") if v.get("error").and_then(Value::as_str) == Some("rate_limit") => {
+                self.rate_limited.get_or_insert(None);
+            }
             Some("assistant") => {
                 let blocks = v
                     .pointer("/message/content")
@@ -166,6 +199,15 @@ impl Stream {
                     self.usage.cached_tokens = u64_at(u, "cache_read_input_tokens");
                 }
                 self.usage.cost_usd = v.get("total_cost_usd").and_then(Value::as_f64);
+                let failed = v.get("is_error").and_then(Value::as_bool) == Some(true);
+                if failed
+                    && (v.get("api_error_status").and_then(Value::as_u64) == Some(429)
+                        || v.get("result")
+                            .and_then(Value::as_str)
+                            .is_some_and(says_rate_limited))
+                {
+                    self.rate_limited.get_or_insert(None);
+                }
                 self.usage.turns = v.get("num_turns").and_then(Value::as_u64).map(|n| n as u32);
                 if let Some(text) = v.get("result").and_then(Value::as_str) {
                     self.final_text = Some(text.to_owned());
@@ -239,6 +281,9 @@ impl Stream {
                     .or_else(|| v.pointer("/error/message"))
                     .and_then(Value::as_str)
                     .unwrap_or("error");
+                if says_rate_limited(message) {
+                    self.rate_limited.get_or_insert(None);
+                }
                 read.transcript = Some(format!("! {message}"));
             }
             _ => {}
@@ -286,9 +331,19 @@ impl Stream {
                     self.usage.output_tokens = u64_at(s, "output_tokens");
                     self.usage.cached_tokens = u64_at(s, "cached");
                 }
+                if let Some(e) = v.get("error") {
+                    let kind = e.get("type").and_then(Value::as_str).unwrap_or_default();
+                    let message = e.get("message").and_then(Value::as_str).unwrap_or_default();
+                    if kind.contains("Quota") || says_rate_limited(message) {
+                        self.rate_limited.get_or_insert(None);
+                    }
+                }
             }
             Some("error") => {
                 let message = v.get("message").and_then(Value::as_str).unwrap_or("error");
+                if says_rate_limited(message) {
+                    self.rate_limited.get_or_insert(None);
+                }
                 read.transcript = Some(format!("! {message}"));
             }
             _ => {}
@@ -467,6 +522,49 @@ mod tests {
         assert_eq!(s.final_text.as_deref(), Some("All done."));
         assert_eq!((s.usage.input_tokens, s.usage.output_tokens), (200, 100));
         assert_eq!(s.usage.session_id.as_deref(), Some("g-1"));
+    }
+
+    #[test]
+    fn rate_limits_are_recognised_in_each_stream() {
+        let (s, _) = read_all(
+            Format::ClaudeStream,
+            &[
+                r#"{"type":"rate_limit_event","rate_limit_info":{"status":"allowed","resetsAt":1783173600}}"#,
+            ],
+        );
+        assert_eq!(s.rate_limited, None);
+        let (s, _) = read_all(
+            Format::ClaudeStream,
+            &[
+                r#"{"type":"rate_limit_event","rate_limit_info":{"status":"rejected","resetsAt":1783173600,"rateLimitType":"five_hour"}}"#,
+            ],
+        );
+        assert_eq!(s.rate_limited, Some(Some(1_783_173_600)));
+        let (s, _) = read_all(
+            Format::ClaudeStream,
+            &[
+                r#"{"is_error":true,"subtype":"success","api_error_status":429,"result":"You've hit your session limit · resets 9am (Europe/Berlin)","type":"result"}"#,
+            ],
+        );
+        assert_eq!(s.rate_limited, Some(None));
+        let (s, _) = read_all(
+            Format::CodexJson,
+            &[
+                r#"{"type":"error","message":"You've hit your usage limit. Upgrade to Pro or try again at Aug 20th, 2026 11:50 AM."}"#,
+            ],
+        );
+        assert_eq!(s.rate_limited, Some(None));
+        let (s, _) = read_all(
+            Format::GeminiStream,
+            &[
+                r#"{"type":"result","status":"error","error":{"type":"TerminalQuotaError","message":"Quota exceeded"},"stats":{"duration_ms":0}}"#,
+            ],
+        );
+        assert_eq!(s.rate_limited, Some(None));
+        assert!(says_rate_limited(
+            "litellm.RateLimitError: AnthropicException - rate limit"
+        ));
+        assert!(!says_rate_limited("all 3 tests passed"));
     }
 
     #[test]

@@ -106,6 +106,8 @@ pub fn integrate(
             resolve: true,
             integration_branch: ws.config.integration_branch(&feature.name),
             max_cost: None,
+            on_rate_limit: Default::default(),
+            max_wait: config::DEFAULT_MAX_WAIT,
         },
     )
 }

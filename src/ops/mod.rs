@@ -66,6 +66,12 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
     };
     let kill_grace = kill_grace(ws)?;
     let (verify, verify_default) = verify_commands(ws, &opts.verify)?;
+    let max_wait = match &opts.max_wait {
+        Some(t) => config::parse_duration(t).map_err(|why| {
+            Error::user_with_help(format!("invalid --max-wait: {why}"), "e.g. --max-wait 2h")
+        })?,
+        None => ws.config.max_wait.unwrap_or(config::DEFAULT_MAX_WAIT),
+    };
     if let Some(agent) = &opts.agent
         && agent.trim().is_empty()
     {
@@ -361,6 +367,11 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
             resolve: !opts.no_resolve,
             integration_branch: ws.config.integration_branch(&feature.name),
             max_cost: opts.max_cost.or(ws.config.max_cost),
+            on_rate_limit: opts
+                .on_rate_limit
+                .or(ws.config.on_rate_limit)
+                .unwrap_or_default(),
+            max_wait,
         },
     )
 }

@@ -286,6 +286,13 @@ pub enum Event {
         duration_secs: f64,
         log: PathBuf,
     },
+    /// A task's agent hit its usage or rate limit: the task is not failed; the run waits until
+    /// it resets (`resets_at`, Unix seconds, when the agent said) and runs it again, or stops.
+    RateLimited {
+        task: String,
+        agent: String,
+        resets_at: Option<u64>,
+    },
     /// The agents' reported spend reached `--max-cost`: no new task starts.
     BudgetReached {
         spent_usd: f64,

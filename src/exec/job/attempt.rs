@@ -252,6 +252,29 @@ pub async fn run(
         }
         let from = len_of(&p.log);
         let outcome = run_agent(ctx, who, p, stop, &step, &argvs, attempt).await;
+        // A usage or rate limit is not the work failing: the run waits it out (or stops) and
+        // runs the step again. Its stream says so, or its output when it failed (aider's also
+        // when it exited 0: it does on a rate limit).
+        let read_output = match &outcome {
+            Outcome::Exited(0) => who.agent.name() == "aider",
+            Outcome::Interrupted | Outcome::TimedOut => false,
+            _ => true,
+        };
+        let mut limited = p.rate_limited.take();
+        if limited.is_none() && read_output {
+            let log = p.log.clone();
+            let tail = blocking(move || tail_from(&log, from)).await;
+            if crate::exec::stream::says_rate_limited(&tail) {
+                limited = Some(None);
+            }
+        }
+        if let Some(resets_at) = limited {
+            return Err(End {
+                status: Status::Failed,
+                reason: "the agent hit its usage or rate limit".to_owned(),
+                rate_limited: Some(resets_at),
+            });
+        }
         failure = match outcome {
             Outcome::Exited(0) => check(ctx, who, p, stop, &step, attempt).await?,
             Outcome::Interrupted => return Err(interrupted()),
@@ -320,6 +343,7 @@ fn interrupted() -> End {
     End {
         status: Status::Interrupted,
         reason: "interrupted".to_owned(),
+        rate_limited: None,
     }
 }
 
@@ -425,6 +449,7 @@ async fn run_agent(
             }
         }
         p.final_text = read.final_text;
+        p.rate_limited = read.rate_limited;
     }
     outcome
 }

@@ -399,6 +399,7 @@ async fn in_worktree(
         pending,
         verified: Vec::new(),
         final_text: None,
+        rate_limited: None,
         verify_commands: Some(ctx.verify_commands(&worktree)),
     };
     let title = format!("Integrate {}", ctx.feature);
