@@ -236,6 +236,8 @@ pub struct Display<'a> {
     feature: String,
     /// What each running task's agent is doing now, by task id.
     doing: std::collections::HashMap<String, String>,
+    /// When the agent's limit the run waits for resets (Unix seconds), for the countdown.
+    limit_resets: Option<u64>,
     /// The feature's integration branch, shown with the next steps after the run's end.
     integration: Option<crate::report::IntegrationReport>,
 }
@@ -479,6 +481,7 @@ impl<'a> Display<'a> {
             root: root.to_path_buf(),
             feature: String::new(),
             doing: std::collections::HashMap::new(),
+            limit_resets: None,
             integration: None,
         }
     }
@@ -523,6 +526,21 @@ impl<'a> Display<'a> {
         } else {
             String::new()
         };
+        if let Some(t) = self.limit_resets {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            if t > now {
+                let left = t - now;
+                lines.push(format!(
+                    "{} the agent's limit resets in {}:{:02}:{:02}",
+                    style("Waiting:").yellow().bold().for_stderr(),
+                    left / 3600,
+                    left / 60 % 60,
+                    left % 60
+                ));
+            }
+        }
         lines.push(format!(
             "Completed: {}  Failed: {}{skipped}  Elapsed: {}",
             self.completed,
@@ -626,6 +644,7 @@ impl<'a> Display<'a> {
                 agent,
                 resets_at,
             } => {
+                self.limit_resets = *resets_at;
                 let when = resets_at.map_or_else(
                     || "its reset time not given".to_owned(),
                     |t| {

@@ -260,3 +260,56 @@ fn aider_exiting_0_on_a_rate_limit_is_not_done() {
     assert_eq!(run.status("1"), "skipped");
     assert_eq!(run.of_type("rate-limited").count(), 1);
 }
+
+#[test]
+fn claude_resumes_its_session_in_the_worktree_it_left_after_its_limit_reset() {
+    let s = Scratch::new(&tasks_md(&[support::task("1", "Add one", "", "nothing")]));
+    let bin = s.ctl().join("bin");
+    let claude = bin.join("claude");
+    write(
+        &claude,
+        r#"#!/usr/bin/env bash
+printf '%s\n' "$@" > "$HELPER_CTL/argv-$(ls "$HELPER_CTL" | grep -c '^argv-')"
+echo '{"type":"system","subtype":"init","session_id":"sess-1","model":"m"}'
+if [ ! -e "$HELPER_CTL/limited" ]; then
+    touch "$HELPER_CTL/limited"
+    echo partial > partial.txt
+    echo "{\"type\":\"rate_limit_event\",\"rate_limit_info\":{\"status\":\"rejected\",\"resetsAt\":$(( $(date +%s) + 1 ))}}"
+    exit 1
+fi
+test -e partial.txt || { echo 'the worktree was not kept' >&2; exit 7; }
+echo done > done.txt
+echo '{"type":"result","subtype":"success","is_error":false,"result":"Done.","session_id":"sess-1"}'
+"#,
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&claude, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = s.spec_exec(&[
+        "run",
+        "demo",
+        "--agent",
+        "claude",
+        "--no-verify",
+        "--message-format",
+        "json",
+    ]);
+    cmd.env(
+        "PATH",
+        format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+    );
+    let run = support::Run::of(cmd);
+    run.assert_code(0);
+    let first = std::fs::read_to_string(s.ctl().join("argv-0")).unwrap();
+    assert!(!first.contains("--resume"), "{first}");
+    let second: Vec<String> = std::fs::read_to_string(s.ctl().join("argv-1"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(&second[..3], ["-p", "--resume", "sess-1"], "{second:?}");
+    let files = s.files(&Scratch::branch("1"));
+    assert!(
+        files.contains("partial.txt") && files.contains("done.txt"),
+        "{files:?}"
+    );
+}

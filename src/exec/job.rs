@@ -296,7 +296,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 /// Runs `job` to its end; never fails: how it ended is in the report.
-pub async fn run(ctx: Arc<Ctx>, job: Job, stop: watch::Receiver<Stop>) -> Finished {
+pub async fn run(ctx: Arc<Ctx>, mut job: Job, stop: watch::Receiver<Stop>) -> Finished {
     let started = Instant::now();
     let mut p = Progress {
         report: TaskReport::new(
@@ -319,8 +319,15 @@ pub async fn run(ctx: Arc<Ctx>, job: Job, stop: watch::Receiver<Stop>) -> Finish
         verify_commands: None,
     };
     let mut rate_limited = None;
+    // Run again after its agent's limit reset: in the worktree it left, when that is still
+    // the one spec-exec made, with nothing half-merged in it; else from the start.
+    let resumed = job.start.resume.is_some() && resumable(&ctx, &job, &mut p).await;
+    if !resumed {
+        job.start.resume = None;
+    }
     for &step in PIPELINE {
         let outcome = match step {
+            Step::Prepare | Step::Resolve if resumed => Ok(()),
             Step::Prepare => prepare(&ctx, &job, &mut p).await,
             Step::Resolve => resolve(&ctx, &job, &mut p, &stop).await,
             Step::Agent => run_agent(&ctx, &job, &mut p, &stop).await,
@@ -363,6 +370,38 @@ async fn prepare(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End>
     let (ctx, worktree) = (Arc::clone(ctx), p.worktree.clone());
     p.verify_commands = Some(blocking(move || ctx.verify_commands(&worktree)).await);
     Ok(())
+}
+
+/// Whether the worktree a job's agent left when its limit cut it short can be worked on again:
+/// still the one spec-exec made, on the job's branch, with no merge in progress. If so, what
+/// the steps before the agent's would have set is set.
+async fn resumable(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> bool {
+    let (ctx2, worktree, name, branch) = (
+        Arc::clone(ctx),
+        p.worktree.clone(),
+        p.worktree_name.clone(),
+        job.start.branch.clone(),
+    );
+    let tasks_md = ctx.spec_rel.join("tasks.md");
+    let checked = blocking(move || {
+        let common = ctx2.git().ok()?.common_dir();
+        git::check_worktree(&common, &name, &worktree, &branch).ok()?;
+        let repo = git2::Repository::open(&worktree).ok()?;
+        (repo.state() == git2::RepositoryState::Clean).then(|| {
+            (
+                git::blob_at_head(&worktree, &tasks_md),
+                ctx2.verify_commands(&worktree),
+            )
+        })
+    })
+    .await;
+    let Some((given, verify)) = checked else {
+        return false;
+    };
+    p.report.branch = Some(job.start.branch.clone());
+    p.tasks_md_as_given = given;
+    p.verify_commands = Some(verify);
+    true
 }
 
 /// Branch, base and worktree for a job. Whether the branch was set, and how it went: the

@@ -121,6 +121,9 @@ pub struct Start {
     pub reworked_by: Option<String>,
     /// The findings a rework answers (its prompt quotes them).
     pub findings: Option<Findings>,
+    /// Run again after its agent's limit reset: the agent's session to resume, in the
+    /// worktree it left.
+    pub resume: Option<String>,
 }
 
 /// A job's end, as the job reports it.
@@ -527,8 +530,10 @@ impl<'a> Scheduler<'a> {
         }));
         match self.opts.on_rate_limit {
             OnRateLimit::Wait => {
-                // It runs again first, once the limit resets.
-                self.queue.push_front(done.start);
+                // It runs again first, once the limit resets, resuming its agent's session.
+                let mut start = done.start;
+                start.resume = done.report.usage.and_then(|u| u.session_id);
+                self.queue.push_front(start);
                 self.paused = Some(resets_at);
             }
             OnRateLimit::Stop => self.stop_on_limit(done.start, resets_at, actions),
@@ -795,6 +800,7 @@ impl<'a> Scheduler<'a> {
             base: Base::Deps(deps),
             reworked_by,
             findings: None,
+            resume: None,
         }
     }
 

@@ -46,6 +46,8 @@ pub struct Who<'a> {
     pub agent: &'a Agent,
     /// The shell agent's commands.
     pub code_blocks: &'a [String],
+    /// The agent's session to resume (after its limit reset).
+    pub resume: Option<&'a str>,
 }
 
 impl<'a> Who<'a> {
@@ -56,6 +58,7 @@ impl<'a> Who<'a> {
             branch: &job.start.branch,
             agent: &job.agent,
             code_blocks: &job.code_blocks,
+            resume: job.start.resume.as_deref(),
         }
     }
 }
@@ -228,7 +231,20 @@ pub async fn run(
                 .to_owned(),
         }));
     }
-    let argvs = argvs(who.agent, who.code_blocks, &step.prompt_file)?;
+    let mut argvs = argvs(who.agent, who.code_blocks, &step.prompt_file)?;
+    // claude resumes the session its limit cut short, in the worktree it left.
+    if let (
+        Some(session),
+        Agent::Command {
+            name, preset: true, ..
+        },
+    ) = (who.resume, who.agent)
+        && name == "claude"
+        && step.kind != Kind::Resolve
+        && let Some(argv) = argvs.first_mut()
+    {
+        argv.splice(2..2, ["--resume".to_owned(), session.to_owned()]);
+    }
     let max = attempts_for(ctx, who.agent);
     p.report.log = Some(p.log.clone());
     p.report.agent = Some(who.agent.name().to_owned());

@@ -409,6 +409,7 @@ async fn in_worktree(
         branch: &work,
         agent: &it.agent,
         code_blocks: &[],
+        resume: None,
     };
     let sides: Vec<(String, String)> = it
         .tips
