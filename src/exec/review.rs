@@ -391,6 +391,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_streams_final_message_gives_the_verdict() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("review.log");
+        // The log is the stream: events, where a verdict's words may stand inside quotes.
+        std::fs::write(
+            &log,
+            "{\"type\":\"assistant\",\"message\":{\"content\":[{\"type\":\"text\",\"text\":\"Status: REQUIRES CHANGES?\"}]}}\n",
+        )
+        .unwrap();
+        let read = read_verdict(
+            dir.path(),
+            "code_review/R.md",
+            &log,
+            std::time::SystemTime::now(),
+            Some("All checked.\nStatus: APPROVED"),
+        )
+        .unwrap();
+        assert_eq!(read.verdict, Verdict::Approved);
+        assert_eq!(read.source, "the review's final message");
+    }
+
+    #[test]
     fn verdicts() {
         use Verdict::*;
         assert_eq!(parse_verdict("Status: APPROVED"), Some(Approved));
