@@ -647,14 +647,7 @@ impl<'a> Display<'a> {
                 self.limit_resets = *resets_at;
                 let when = resets_at.map_or_else(
                     || "its reset time not given".to_owned(),
-                    |t| {
-                        format!(
-                            "resets at {}",
-                            humantime::format_rfc3339_seconds(
-                                std::time::UNIX_EPOCH + std::time::Duration::from_secs(t)
-                            )
-                        )
-                    },
+                    |t| format!("resets at {}", crate::report::unix_time_text(t)),
                 );
                 self.line(
                     "Limited",
@@ -879,8 +872,8 @@ impl crate::report::sink::Sink for Display<'_> {
         self.show(event);
     }
 
-    fn notice(&mut self, message: &str) {
-        self.line("Interrupted", message.to_owned(), true);
+    fn notice(&mut self, verb: &str, message: &str) {
+        self.line(verb, message.to_owned(), verb == "Interrupted");
     }
 
     fn redraw(&mut self) {
@@ -897,7 +890,7 @@ impl crate::report::sink::Sink for JsonLines<'_> {
         self.0.json(event);
     }
 
-    fn notice(&mut self, message: &str) {
-        errln!("Interrupted: {message}");
+    fn notice(&mut self, verb: &str, message: &str) {
+        errln!("{verb}: {message}");
     }
 }

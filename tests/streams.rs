@@ -313,3 +313,73 @@ echo '{"type":"result","subtype":"success","is_error":false,"result":"Done.","se
         "{files:?}"
     );
 }
+
+#[test]
+fn a_limit_the_agent_got_past_is_not_a_limit_and_bytes_that_are_not_text_are_kept() {
+    let s = two_streamer_tasks();
+    streamer(
+        &s,
+        r#"#!/usr/bin/env bash
+printf 'not text: \xff\xfe\n'
+echo done > "$SPEC_EXEC_TASK_ID.txt"
+echo "{\"type\":\"rate_limit_event\",\"rate_limit_info\":{\"status\":\"rejected\",\"resetsAt\":$(( $(date +%s) + 100 ))}}"
+for i in $(seq 1 3000); do echo "{\"type\":\"user\",\"message\":{\"content\":[]}}"; done
+echo '{"type":"result","subtype":"success","is_error":false,"result":"Done anyway."}'
+"#,
+        "",
+    );
+    let run = s.run_args(&["run", "demo", "--message-format", "json", "--no-verify"]);
+    run.assert_code(0);
+    assert_eq!(run.of_type("rate-limited").count(), 0, "{}", run.context());
+    let log = std::fs::read(run.finished("1")["log"].as_str().unwrap()).unwrap();
+    assert!(
+        log.windows(2).any(|w| w == b"\xff\xfe"),
+        "the bytes were not kept"
+    );
+    assert!(String::from_utf8_lossy(&log).contains("Done anyway."));
+}
+
+#[test]
+fn ctrl_c_while_waiting_for_a_limit_ends_the_run_at_once() {
+    let s = two_streamer_tasks();
+    streamer(
+        &s,
+        r#"#!/usr/bin/env bash
+echo "{\"type\":\"rate_limit_event\",\"rate_limit_info\":{\"status\":\"rejected\",\"resetsAt\":$(( $(date +%s) + 3600 ))}}"
+exit 1
+"#,
+        "",
+    );
+    let child = s
+        .spec_exec(&["run", "demo", "--message-format", "json", "--no-verify"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    support::wait_until("the run never started waiting", || {
+        std::fs::read_dir(s.state_dir().join("runs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|d| d.path().join("logs/1.log").exists())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    support::sigint(child.id());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    // A run that waited out the hour would fail the test here rather than hang it.
+    let out = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the run kept waiting after Ctrl-C")
+        .unwrap();
+    let run = support::Run::new(out, std::time::Duration::ZERO);
+    run.assert_code(130);
+    assert_eq!(run.of_type("rate-limited").count(), 1, "{}", run.context());
+    assert!(
+        run.of_type("run-finished").next().is_some(),
+        "{}",
+        run.context()
+    );
+}

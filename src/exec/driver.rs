@@ -51,6 +51,7 @@ pub async fn drive(
 
     // Waiting for agents' limits to reset: until when, how long so far, the next backoff.
     let mut wake: Option<tokio::time::Instant> = None;
+    let mut waiting_for: Option<Option<u64>> = None;
     let mut waited = Duration::ZERO;
     let mut backoff = Duration::from_secs(60);
     let mut actions = scheduler.next_actions();
@@ -79,26 +80,40 @@ pub async fn drive(
                 Action::Emit(event) => sink.event(&event),
             }
         }
-        // An agent hit its limit: nothing starts until it resets (or the run gives up).
-        if wake.is_none()
-            && let Some(resets_at) = scheduler.paused()
+        // An agent hit its limit: nothing starts until it resets (or the run gives up). A
+        // later limit than the one waited for puts the wake-up later.
+        if let Some(resets_at) = scheduler.paused()
+            && waiting_for != Some(resets_at)
         {
+            waiting_for = Some(resets_at);
             let wait = limit_wait(resets_at, &mut backoff);
-            if waited + wait > ctx.max_wait {
-                sink.notice(&format!(
-                    "waiting for the limit would take the run past --max-wait ({}): stopping",
-                    humantime::format_duration(ctx.max_wait)
-                ));
-                actions = scheduler.give_up();
-                actions.extend(scheduler.next_actions());
-                continue;
+            let until = tokio::time::Instant::now() + wait;
+            if wake.is_none_or(|w| until > w) {
+                let extra = wake.map_or(wait, |w| until.saturating_duration_since(w));
+                if waited + extra > ctx.max_wait {
+                    sink.notice(
+                        "Stopping",
+                        &format!(
+                            "waiting for the limit would take the run past --max-wait ({})",
+                            humantime::format_duration(ctx.max_wait)
+                        ),
+                    );
+                    wake = None;
+                    waiting_for = None;
+                    actions = scheduler.give_up();
+                    actions.extend(scheduler.next_actions());
+                    continue;
+                }
+                waited += extra;
+                sink.notice(
+                    "Waiting",
+                    &format!(
+                        "{} for the limit to reset; then the task runs again",
+                        humantime::format_duration(Duration::from_secs(wait.as_secs()))
+                    ),
+                );
+                wake = Some(until);
             }
-            waited += wait;
-            sink.notice(&format!(
-                "waiting {} for the limit to reset (then the task runs again)",
-                humantime::format_duration(Duration::from_secs(wait.as_secs()))
-            ));
-            wake = Some(tokio::time::Instant::now() + wait);
         }
         if workers.is_empty() && wake.is_none() {
             // Nothing runs, and nothing more could start.
@@ -113,6 +128,7 @@ pub async fn drive(
             Some(event) = progress.recv() => sink.event(&event),
             () = tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)), if wake.is_some() => {
                 wake = None;
+                waiting_for = None;
                 scheduler.resume();
                 actions = scheduler.next_actions();
             }
@@ -126,13 +142,15 @@ pub async fn drive(
                 actions.extend(scheduler.next_actions());
             }
             () = next_signal(&mut signals) => {
+                // A wait for a limit ends here: nothing more starts.
+                wake = None;
                 match scheduler.interrupt() {
                     Interrupt::Terminate => {
-                        sink.notice("stopping the agents (Ctrl-C again to kill them)");
+                        sink.notice("Interrupted", "stopping the agents (Ctrl-C again to kill them)");
                         let _ = stop_tx.send(Stop::Terminate);
                     }
                     Interrupt::Kill => {
-                        sink.notice("killing the agents (Ctrl-C again to exit at once)");
+                        sink.notice("Interrupted", "killing the agents (Ctrl-C again to exit at once)");
                         let _ = stop_tx.send(Stop::Kill);
                     }
                     Interrupt::Exit => std::process::exit(exit::INTERRUPTED),
@@ -151,17 +169,19 @@ pub async fn drive(
     (reports, scheduler.stopped_on_limit())
 }
 
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// How long to wait for a limit that resets at `resets_at` (Unix seconds; a little after it),
 /// or, when the agent did not say, the next of a backoff from a minute doubling to 30 minutes.
 fn limit_wait(resets_at: Option<u64>, backoff: &mut Duration) -> Duration {
     match resets_at {
-        Some(t) => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            Duration::from_secs(t.saturating_sub(now)) + Duration::from_secs(2)
-        }
-        None => {
+        // A reset time that has passed (or a clock apart) is no time to wait for.
+        Some(t) if t > now_secs() => Duration::from_secs(t - now_secs()) + Duration::from_secs(2),
+        _ => {
             let wait = *backoff;
             *backoff = (*backoff * 2).min(Duration::from_secs(30 * 60));
             wait

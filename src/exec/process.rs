@@ -174,11 +174,20 @@ pub async fn run(spawn: &Spawn<'_>, mut stop: watch::Receiver<Stop>) -> Outcome 
     let reader = match (piped, child.stdout.take(), spawn.tap.clone()) {
         (Some(mut log), Some(stdout), Some(tap)) => Some(tokio::spawn(async move {
             use tokio::io::AsyncBufReadExt as _;
-            let mut lines = tokio::io::BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let _ = std::io::Write::write_all(&mut log, format!("{line}\n").as_bytes());
+            // Bytes, not text: output that is not UTF-8 still goes to the log as it came, and
+            // the reading never stops early (which would leave the agent writing to no one).
+            let mut reader = tokio::io::BufReader::new(stdout);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match reader.read_until(b'\n', &mut line).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let _ = std::io::Write::write_all(&mut log, &line);
+                let text = String::from_utf8_lossy(&line);
                 if let Ok(mut tap) = tap.lock() {
-                    tap(&line);
+                    tap(text.trim_end_matches(['\n', '\r']));
                 }
             }
         })),

@@ -268,7 +268,7 @@ impl<'a> Scheduler<'a> {
         let mut actions = Vec::new();
         self.settle(&mut actions);
         let mut free = self.opts.max_agents.saturating_sub(self.running);
-        while !self.interrupted() && self.paused.is_none() && free > 0 {
+        while !self.interrupted() && self.paused.is_none() && !self.over_budget && free > 0 {
             let Some(start) = self.queue.pop_front() else {
                 break;
             };
@@ -308,12 +308,12 @@ impl<'a> Scheduler<'a> {
     pub fn finished(&mut self, done: Finished) -> Vec<Action> {
         self.running = self.running.saturating_sub(1);
         let mut actions = Vec::new();
+        if let Some(cost) = done.report.usage.as_ref().and_then(|u| u.cost_usd) {
+            self.spent += cost;
+        }
         if let Some(resets_at) = done.rate_limited {
             self.rate_limited(done, resets_at, &mut actions);
             return actions;
-        }
-        if let Some(cost) = done.report.usage.as_ref().and_then(|u| u.cost_usd) {
-            self.spent += cost;
         }
         if let Some(max) = self.opts.max_cost
             && self.spent >= max
@@ -536,33 +536,42 @@ impl<'a> Scheduler<'a> {
                 self.queue.push_front(start);
                 self.paused = Some(resets_at);
             }
-            OnRateLimit::Stop => self.stop_on_limit(done.start, resets_at, actions),
+            OnRateLimit::Stop => {
+                self.stop_on_limit(done.start, Some(done.report), resets_at, actions)
+            }
         }
     }
 
     /// The run ends on a limit: `start`'s task is not done, and nothing new starts.
-    fn stop_on_limit(&mut self, start: Start, resets_at: Option<u64>, actions: &mut Vec<Action>) {
+    fn stop_on_limit(
+        &mut self,
+        start: Start,
+        ran: Option<TaskReport>,
+        resets_at: Option<u64>,
+        actions: &mut Vec<Action>,
+    ) {
         let when = resets_at.map_or_else(
             || "when it resets".to_owned(),
-            |t| {
-                format!(
-                    "after it resets at {}",
-                    humantime::format_rfc3339_seconds(
-                        std::time::UNIX_EPOCH + std::time::Duration::from_secs(t)
-                    )
-                )
-            },
+            |t| format!("after it resets at {}", crate::report::unix_time_text(t)),
         );
         let why = format!("its agent hit its usage or rate limit; run again {when} to go on");
         self.limit_stop = Some(format!(
             "not started: an agent hit its usage or rate limit; run again {when}"
         ));
-        let report = report_of(
-            self.list,
-            start.task,
-            Status::Skipped,
-            format!("not done: {why}"),
-        );
+        // The job's own report (its log, worktree, agent, usage) when it was the task's own run.
+        let report = match ran {
+            Some(mut r) if start.role == Role::Task => {
+                r.status = Status::Skipped;
+                r.reason = Some(format!("not done: {why}"));
+                r
+            }
+            _ => report_of(
+                self.list,
+                start.task,
+                Status::Skipped,
+                format!("not done: {why}"),
+            ),
+        };
         self.conclude(report, actions);
     }
 
@@ -581,7 +590,7 @@ impl<'a> Scheduler<'a> {
         let mut actions = Vec::new();
         let resets_at = self.paused.take().flatten();
         if let Some(start) = self.queue.pop_front() {
-            self.stop_on_limit(start, resets_at, &mut actions);
+            self.stop_on_limit(start, None, resets_at, &mut actions);
         }
         actions
     }

@@ -62,10 +62,24 @@ pub struct Stream {
     pub rate_limited: Option<Option<u64>>,
 }
 
-/// Whether `text` (an agent's output or error message) says it hit a usage or rate limit, as
-/// the CLIs and the APIs they call word it.
+/// A limit's reset time as an agent gave it, in Unix seconds: milliseconds are taken as such,
+/// and a time more than 30 days ahead as no time at all (it is not one to wait for).
+fn reset_time(t: u64) -> Option<u64> {
+    let t = if t > 100_000_000_000 { t / 1000 } else { t };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    (t <= now.saturating_add(30 * 24 * 3600)).then_some(t)
+}
+
+/// Whether the last lines of `text` (an agent's output or error message) say it hit a usage or
+/// rate limit, in the words the CLIs and the APIs they call use. Only the end of the output
+/// counts, and only words no code or test name would use alone.
 pub fn says_rate_limited(text: &str) -> bool {
-    let lower = text.to_lowercase();
+    let lines: Vec<&str> = text.lines().collect();
+    let end = lines[lines.len().saturating_sub(20)..]
+        .join("\n")
+        .to_lowercase();
     [
         "you've hit your limit",
         "you've hit your session limit",
@@ -73,15 +87,11 @@ pub fn says_rate_limited(text: &str) -> bool {
         "usage limit reached",
         "usage_limit_reached",
         "resource_exhausted",
-        "ratelimiterror",
-        "rate limit exceeded",
-        "rate_limit_error",
-        "429 too many requests",
-        "status 429",
-        "error code: 429",
+        "litellm.ratelimiterror",
+        "\"type\":\"rate_limit_error\"",
     ]
     .iter()
-    .any(|p| lower.contains(p))
+    .any(|p| end.contains(p))
 }
 
 /// The text of a tool call's input, short: its command, path or first string.
@@ -144,7 +154,11 @@ impl Stream {
             Some("rate_limit_event") => {
                 let info = v.get("rate_limit_info").unwrap_or(&Value::Null);
                 if info.get("status").and_then(Value::as_str) == Some("rejected") {
-                    self.rate_limited = Some(info.get("resetsAt").and_then(Value::as_u64));
+                    self.rate_limited = Some(
+                        info.get("resetsAt")
+                            .and_then(Value::as_u64)
+                            .and_then(reset_time),
+                    );
                 }
             }
             Some("assistant") if v.get("error").and_then(Value::as_str) == Some("rate_limit") => {
@@ -388,7 +402,13 @@ impl Tap {
     pub fn line(&mut self, line: &str) {
         let read = self.stream.line(self.format, line);
         if let (Some(t), Some(file)) = (&read.transcript, &mut self.transcript) {
-            let _ = std::io::Write::write_all(file, format!("{t}\n").as_bytes());
+            // Text people read: no terminal escapes, no line of megabytes.
+            let clean: String = console::strip_ansi_codes(t)
+                .chars()
+                .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+                .take(4096)
+                .collect();
+            let _ = std::io::Write::write_all(file, format!("{clean}\n").as_bytes());
         }
         let Some((kind, text)) = read.progress else {
             return;

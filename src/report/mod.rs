@@ -516,6 +516,18 @@ impl Report<'_> {
     }
 }
 
+/// A time in Unix seconds, for people (RFC 3339, UTC); a time no calendar can show, as its
+/// number.
+pub fn unix_time_text(t: u64) -> String {
+    std::time::UNIX_EPOCH
+        .checked_add(std::time::Duration::from_secs(t))
+        .filter(|_| t < 253_402_300_800) // 10000-01-01
+        .map_or_else(
+            || format!("{t} (Unix seconds)"),
+            |when| humantime::format_rfc3339_seconds(when).to_string(),
+        )
+}
+
 /// Tokens and cost, for people: `1200 tokens in (800 cached), 300 out, $0.0123, 4 turns`.
 pub fn usage_text(u: &crate::exec::stream::Usage) -> String {
     let mut t = format!("{} tokens in", u.input_tokens + u.cached_tokens);

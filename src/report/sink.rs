@@ -11,7 +11,7 @@ use crate::plan::render::FORMAT_VERSION;
 pub trait Sink {
     fn event(&mut self, event: &Event);
     /// A line that is no event (Ctrl-C notices).
-    fn notice(&mut self, _message: &str) {}
+    fn notice(&mut self, _verb: &str, _message: &str) {}
     /// The clock ticked: a live display redraws.
     fn redraw(&mut self) {}
     /// What this sink could not do (a report file it could not write), once it is told the
@@ -93,9 +93,9 @@ impl Sink for Sinks<'_> {
         }
     }
 
-    fn notice(&mut self, message: &str) {
+    fn notice(&mut self, verb: &str, message: &str) {
         for s in self.all() {
-            s.notice(message);
+            s.notice(verb, message);
         }
     }
 

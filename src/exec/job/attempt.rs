@@ -286,7 +286,9 @@ pub async fn run(
             Outcome::Interrupted | Outcome::TimedOut => false,
             _ => true,
         };
-        let mut limited = p.rate_limited.take();
+        // A stream's limit counts only when the agent did not finish: a CLI that waited out a
+        // limit (or retried past one) and then did the work has done it.
+        let mut limited = p.rate_limited.take().filter(|_| read_output);
         if limited.is_none() && read_output {
             let log = p.log.clone();
             let tail = blocking(move || tail_from(&log, from)).await;
