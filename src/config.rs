@@ -732,7 +732,7 @@ pub fn parse_span(s: &str) -> std::result::Result<Duration, String> {
 /// A timeout: a duration ([`parse_span`]) longer than zero.
 pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     match parse_span(s)? {
-        d if d.is_zero() => Err("a timeout must be longer than zero".to_owned()),
+        d if d.is_zero() => Err("it must be longer than zero".to_owned()),
         d => Ok(d),
     }
 }

@@ -17,6 +17,18 @@ pub struct Gate {
     pub rounds: Vec<Round>,
     /// Time spent in this run's rounds and reworks.
     pub duration: f64,
+    /// The tokens and cost its review rounds reported, summed.
+    pub usage: Option<crate::exec::stream::Usage>,
+}
+
+impl Gate {
+    /// Counts one more review round's time and usage.
+    pub fn spend(&mut self, r: &crate::report::TaskReport) {
+        self.duration += r.duration_secs;
+        if let Some(u) = &r.usage {
+            self.usage.get_or_insert_with(Default::default).add(u);
+        }
+    }
 }
 
 /// What bounds the loop when a round asks for changes.

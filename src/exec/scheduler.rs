@@ -346,10 +346,11 @@ impl<'a> Scheduler<'a> {
         let index = start.task;
         let rework = self.waiting_rework(index);
         let gate = self.gates.entry(index).or_default();
-        gate.duration += report.duration_secs;
+        gate.spend(&report);
         let Some(read) = verdict.filter(|_| report.status == Status::Done) else {
             report.rounds = gate.rounds.clone();
             report.duration_secs = gate.duration;
+            report.usage.clone_from(&gate.usage);
             self.conclude(report, actions);
             return;
         };
@@ -376,6 +377,7 @@ impl<'a> Scheduler<'a> {
         report.verdict = Some(read.verdict);
         report.rounds = gate.rounds.clone();
         report.duration_secs = gate.duration;
+        report.usage.clone_from(&gate.usage);
         match (step, rework) {
             (gate::Step::Passed, _) => self.conclude(report, actions),
             (gate::Step::Ends(status, why), _) => {
@@ -419,6 +421,7 @@ impl<'a> Scheduler<'a> {
             reused: false,
         };
         let gate = self.gates.entry(r).or_default();
+        // The rework's usage is its own task's; the gate counts its time.
         gate.duration += report.duration_secs;
         if report.status == Status::Done {
             gate.rounds.push(entry.clone());
@@ -436,6 +439,9 @@ impl<'a> Scheduler<'a> {
             }));
             if let Some(before) = self.rework_last.get(&index) {
                 report.duration_secs += before.duration_secs;
+                if let Some(u) = &before.usage {
+                    report.usage.get_or_insert_with(Default::default).add(u);
+                }
             }
             self.rework_last.insert(index, report);
             if self.interrupts > 0 {
@@ -864,6 +870,7 @@ impl<'a> Scheduler<'a> {
             branch: self.final_branch.get(&r).cloned(),
             commit: last_review.and_then(|x| x.commit.clone()),
             duration_secs: gate.duration,
+            usage: gate.usage.clone(),
             verdict: last_review.and_then(|x| x.verdict),
             rounds: gate.rounds.clone(),
             ..report_of(self.list, r, status, reason)
