@@ -233,6 +233,24 @@ pub fn with_permissions(agent: Agent, p: &Permissions) -> Agent {
     }
 }
 
+/// Makes a preset's `argv` resume its CLI's `session`, where the CLI can:
+/// `claude -p --resume <id> …`, `codex exec … resume <id> -`. Whether it did.
+pub fn resume_session(preset: &str, argv: &mut Vec<String>, session: &str) -> bool {
+    let words = |w: &str| [w.to_owned(), session.to_owned()];
+    match preset {
+        "claude" if argv.len() >= 2 => {
+            argv.splice(2..2, words("--resume"));
+            true
+        }
+        "codex" if argv.last().is_some_and(|a| a == "-") => {
+            let at = argv.len() - 1;
+            argv.splice(at..at, words("resume"));
+            true
+        }
+        _ => false,
+    }
+}
+
 /// `agent` reading its standard output as `format` (a command of the user's that opted in).
 pub fn with_format(agent: Agent, format: Format) -> Agent {
     match agent {
@@ -803,6 +821,20 @@ mod tests {
                 PROMPT_FILE
             ]
         );
+    }
+
+    #[test]
+    fn claude_and_codex_resume_their_sessions() {
+        let p = Permissions::default();
+        let mut claude = preset_argv("claude", &p).0;
+        assert!(resume_session("claude", &mut claude, "s-1"));
+        assert_eq!(&claude[..4], ["claude", "-p", "--resume", "s-1"]);
+        let mut codex = preset_argv("codex", &p).0;
+        assert!(resume_session("codex", &mut codex, "th-1"));
+        assert_eq!(&codex[codex.len() - 3..], ["resume", "th-1", "-"]);
+        assert_eq!(&codex[..3], ["codex", "exec", "--json"]);
+        let mut gemini = preset_argv("gemini", &p).0;
+        assert!(!resume_session("gemini", &mut gemini, "g"));
     }
 
     #[test]

@@ -232,8 +232,7 @@ pub async fn run(
         }));
     }
     let mut argvs = argvs(who.agent, who.code_blocks, &step.prompt_file)?;
-    // claude and codex resume the session their limit cut short, in the worktree it left:
-    // `claude -p --resume <id> …`, `codex exec … resume <id> -`.
+    // claude and codex resume the session their limit cut short, in the worktree it left.
     if let (
         Some(session),
         Agent::Command {
@@ -243,17 +242,7 @@ pub async fn run(
         && step.kind != Kind::Resolve
         && let Some(argv) = argvs.first_mut()
     {
-        let resume = |word: &str| [word.to_owned(), session.to_owned()];
-        match name.as_str() {
-            "claude" => {
-                argv.splice(2..2, resume("--resume"));
-            }
-            "codex" if argv.last().is_some_and(|a| a == "-") => {
-                let at = argv.len() - 1;
-                argv.splice(at..at, resume("resume"));
-            }
-            _ => {}
-        }
+        crate::agents::resume_session(name, argv, session);
     }
     let max = attempts_for(ctx, who.agent);
     p.report.log = Some(p.log.clone());
