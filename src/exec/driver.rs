@@ -50,10 +50,7 @@ pub async fn drive(
     let mut redraw = tokio::time::interval(Duration::from_secs(1));
 
     // Waiting for agents' limits to reset: until when, how long so far, the next backoff.
-    let mut wake: Option<tokio::time::Instant> = None;
-    let mut waiting_for: Option<Option<u64>> = None;
-    let mut waited = Duration::ZERO;
-    let mut backoff = Duration::from_secs(60);
+    let mut limits = Limits::default();
     let mut actions = scheduler.next_actions();
     loop {
         for action in actions.drain(..) {
@@ -80,42 +77,11 @@ pub async fn drive(
                 Action::Emit(event) => sink.event(&event),
             }
         }
-        // An agent hit its limit: nothing starts until it resets (or the run gives up). A
-        // later limit than the one waited for puts the wake-up later.
-        if let Some(resets_at) = scheduler.paused()
-            && waiting_for != Some(resets_at)
-        {
-            waiting_for = Some(resets_at);
-            let wait = limit_wait(resets_at, &mut backoff);
-            let until = tokio::time::Instant::now() + wait;
-            if wake.is_none_or(|w| until > w) {
-                let extra = wake.map_or(wait, |w| until.saturating_duration_since(w));
-                if waited + extra > ctx.max_wait {
-                    sink.notice(
-                        "Stopping",
-                        &format!(
-                            "waiting for the limit would take the run past --max-wait ({})",
-                            humantime::format_duration(ctx.max_wait)
-                        ),
-                    );
-                    wake = None;
-                    waiting_for = None;
-                    actions = scheduler.give_up();
-                    actions.extend(scheduler.next_actions());
-                    continue;
-                }
-                waited += extra;
-                sink.notice(
-                    "Waiting",
-                    &format!(
-                        "{} for the limit to reset; then the task runs again",
-                        humantime::format_duration(Duration::from_secs(wait.as_secs()))
-                    ),
-                );
-                wake = Some(until);
-            }
+        if let Some(give_up) = limits.plan(&mut scheduler, sink, ctx.max_wait) {
+            actions = give_up;
+            continue;
         }
-        if workers.is_empty() && wake.is_none() {
+        if workers.is_empty() && limits.wake.is_none() {
             // Nothing runs, and nothing more could start.
             let more = scheduler.next_actions();
             if more.is_empty() {
@@ -126,9 +92,8 @@ pub async fn drive(
         }
         tokio::select! {
             Some(event) = progress.recv() => sink.event(&event),
-            () = tokio::time::sleep_until(wake.unwrap_or_else(tokio::time::Instant::now)), if wake.is_some() => {
-                wake = None;
-                waiting_for = None;
+            () = tokio::time::sleep_until(limits.wake.unwrap_or_else(tokio::time::Instant::now)), if limits.wake.is_some() => {
+                limits.woke();
                 scheduler.resume();
                 actions = scheduler.next_actions();
             }
@@ -143,7 +108,7 @@ pub async fn drive(
             }
             () = next_signal(&mut signals) => {
                 // A wait for a limit ends here: nothing more starts.
-                wake = None;
+                limits.wake = None;
                 match scheduler.interrupt() {
                     Interrupt::Terminate => {
                         sink.notice("Interrupted", "stopping the agents (Ctrl-C again to kill them)");
@@ -167,6 +132,82 @@ pub async fn drive(
         }
     }
     (reports, scheduler.stopped_on_limit())
+}
+
+/// Waiting for agents' limits to reset: until when, for which limit, how long in all so far,
+/// and the next backoff.
+#[derive(Debug)]
+struct Limits {
+    wake: Option<tokio::time::Instant>,
+    waiting_for: Option<Option<u64>>,
+    waited: Duration,
+    backoff: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            wake: None,
+            waiting_for: None,
+            waited: Duration::ZERO,
+            backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Limits {
+    /// An agent hit its limit: nothing starts until it resets, or the run gives up when the
+    /// wait would pass `max_wait` (the actions that stop it). A later limit than the one
+    /// waited for puts the wake-up later.
+    fn plan(
+        &mut self,
+        scheduler: &mut Scheduler<'_>,
+        sink: &mut dyn Sink,
+        max_wait: Duration,
+    ) -> Option<Vec<Action>> {
+        let resets_at = scheduler.paused()?;
+        if self.waiting_for == Some(resets_at) {
+            return None;
+        }
+        self.waiting_for = Some(resets_at);
+        let wait = limit_wait(resets_at, &mut self.backoff);
+        let until = tokio::time::Instant::now() + wait;
+        if self.wake.is_some_and(|w| until <= w) {
+            return None;
+        }
+        let extra = self
+            .wake
+            .map_or(wait, |w| until.saturating_duration_since(w));
+        if self.waited + extra > max_wait {
+            sink.notice(
+                "Stopping",
+                &format!(
+                    "waiting for the limit would take the run past --max-wait ({})",
+                    humantime::format_duration(max_wait)
+                ),
+            );
+            self.woke();
+            let mut actions = scheduler.give_up();
+            actions.extend(scheduler.next_actions());
+            return Some(actions);
+        }
+        self.waited += extra;
+        sink.notice(
+            "Waiting",
+            &format!(
+                "{} for the limit to reset; then the task runs again",
+                humantime::format_duration(Duration::from_secs(wait.as_secs()))
+            ),
+        );
+        self.wake = Some(until);
+        None
+    }
+
+    /// The wait is over.
+    fn woke(&mut self) {
+        self.wake = None;
+        self.waiting_for = None;
+    }
 }
 
 fn now_secs() -> u64 {

@@ -453,32 +453,11 @@ async fn run_jobs(
         exit::OK
     };
     // Every task of the feature done: its integration branch.
-    let mut integration = None;
-    if code == exit::OK
-        && let Ok(git) = ctx.git()
-    {
-        let settled: Vec<&str> = reports
-            .iter()
-            .filter(|r| r.status.is_success())
-            .map(|r| r.id.as_str())
-            .collect();
-        let selection = land::select(&git, list, &settings.branch_prefix, &ctx.feature, &settled);
-        if selection.all_done {
-            let base = settings.base.clone().unwrap_or_else(|| git.head_name());
-            integration = land::stoppable(|stop| {
-                land::build(
-                    ctx,
-                    &settings.integration_branch,
-                    &base,
-                    selection,
-                    settings.agent.clone(),
-                    true,
-                    stop,
-                )
-            })
-            .await;
-        }
-    }
+    let integration = if code == exit::OK {
+        integrate_at_end(ctx, list, settings, &reports).await
+    } else {
+        None
+    };
     if let Some(r) = &integration {
         sinks.event(&Event::Integrated(Box::new(r.clone())));
         match r.status {
@@ -498,6 +477,39 @@ async fn run_jobs(
         report: Some(ReportFiles::markdown_path(&ctx.run_dir)),
         error: None,
     })
+}
+
+/// The feature's integration branch at the end of a run, when it left every task of the
+/// feature done (`reports`: what the run settled).
+async fn integrate_at_end(
+    ctx: &Arc<Ctx>,
+    list: &TaskList,
+    settings: &Settings,
+    reports: &[TaskReport],
+) -> Option<crate::report::IntegrationReport> {
+    let git = ctx.git().ok()?;
+    let settled: Vec<&str> = reports
+        .iter()
+        .filter(|r| r.status.is_success())
+        .map(|r| r.id.as_str())
+        .collect();
+    let selection = land::select(&git, list, &settings.branch_prefix, &ctx.feature, &settled);
+    if !selection.all_done {
+        return None;
+    }
+    let base = settings.base.clone().unwrap_or_else(|| git.head_name());
+    land::stoppable(|stop| {
+        land::build(
+            ctx,
+            &settings.integration_branch,
+            &base,
+            selection,
+            settings.agent.clone(),
+            true,
+            stop,
+        )
+    })
+    .await
 }
 
 /// What earlier runs left, read from git before anything starts: finished tasks' commits (to

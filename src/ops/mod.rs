@@ -247,6 +247,59 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         }
         return Ok(code);
     }
+    let (agent, agents) = run_agents(shell, ws, opts, &list, &plan, &verify)?;
+    exec::execute(
+        shell,
+        &ws.root,
+        &ws.target_dir,
+        &feature,
+        &list,
+        &plan,
+        exec::Settings {
+            max_agents,
+            continue_on_error: opts.continue_on_error,
+            timeout,
+            base: opts.base.clone(),
+            branch_prefix: ws.config.branch_prefix.clone(),
+            agent,
+            agents,
+            max_review_rounds: opts
+                .max_review_rounds
+                .or(ws.config.max_review_rounds)
+                .unwrap_or(config::DEFAULT_MAX_REVIEW_ROUNDS),
+            kill_grace,
+            verify,
+            verify_default,
+            max_attempts: opts
+                .verify
+                .max_attempts
+                .or(ws.config.max_attempts)
+                .unwrap_or(config::DEFAULT_MAX_ATTEMPTS),
+            resolve: !opts.no_resolve,
+            integration_branch: ws.config.integration_branch(&feature.name),
+            max_cost: opts.max_cost.or(ws.config.max_cost),
+            on_rate_limit: opts
+                .on_rate_limit
+                .or(ws.config.on_rate_limit)
+                .unwrap_or_default(),
+            max_wait,
+        },
+    )
+}
+
+/// The agents of a run: the default one and those of agent names with a command of their own,
+/// each program looked for now (before any agent starts), with what the presets may do.
+fn run_agents(
+    shell: &Shell,
+    ws: &Workspace,
+    opts: &RunOptions,
+    list: &TaskList,
+    plan: &crate::plan::Plan,
+    verify: &[config::VerifyCommand],
+) -> Result<(
+    agents::Agent,
+    std::collections::BTreeMap<String, agents::Agent>,
+)> {
     // The agent names of the tasks to run, and the commands configured for them: every
     // program is looked for now, before any agent starts.
     let names: Vec<Option<&str>> = plan.nodes.iter().map(|n| list.agent_of(n.task)).collect();
@@ -337,43 +390,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
             (name, a)
         })
         .collect();
-    exec::execute(
-        shell,
-        &ws.root,
-        &ws.target_dir,
-        &feature,
-        &list,
-        &plan,
-        exec::Settings {
-            max_agents,
-            continue_on_error: opts.continue_on_error,
-            timeout,
-            base: opts.base.clone(),
-            branch_prefix: ws.config.branch_prefix.clone(),
-            agent,
-            agents,
-            max_review_rounds: opts
-                .max_review_rounds
-                .or(ws.config.max_review_rounds)
-                .unwrap_or(config::DEFAULT_MAX_REVIEW_ROUNDS),
-            kill_grace,
-            verify,
-            verify_default,
-            max_attempts: opts
-                .verify
-                .max_attempts
-                .or(ws.config.max_attempts)
-                .unwrap_or(config::DEFAULT_MAX_ATTEMPTS),
-            resolve: !opts.no_resolve,
-            integration_branch: ws.config.integration_branch(&feature.name),
-            max_cost: opts.max_cost.or(ws.config.max_cost),
-            on_rate_limit: opts
-                .on_rate_limit
-                .or(ws.config.on_rate_limit)
-                .unwrap_or_default(),
-            max_wait,
-        },
-    )
+    Ok((agent, agents))
 }
 
 /// The verify commands of a run: none with --no-verify, else --verify's, else the
