@@ -167,6 +167,21 @@ fn the_bundled_example_runs_end_to_end_with_the_shell_agent() {
     for f in ["src/auth.rs", "src/session.rs", "src/expiry.rs"] {
         assert!(integrated.lines().any(|l| l == f), "{f}:\n{integrated}");
     }
+    // `land` finds it up to date; the rework that was not needed is no task without a branch.
+    let land = spec_exec(
+        repo,
+        &["spec-exec", "land", "user-auth", "--message-format", "json"],
+    );
+    assert_eq!(land.status.code(), Some(0), "{}", text(&land.stderr));
+    let event: serde_json::Value = serde_json::from_str(
+        text(&land.stdout)
+            .lines()
+            .find(|l| l.contains("\"integrated\""))
+            .expect("an integrated line"),
+    )
+    .unwrap();
+    assert_eq!(event["status"], "unchanged", "{event}");
+    assert_eq!(event["without_branch"], serde_json::json!([]), "{event}");
     assert_eq!(git(repo, &["rev-parse", "HEAD"]), head);
     assert_eq!(
         git(repo, &["status", "--porcelain"]),

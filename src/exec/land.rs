@@ -122,7 +122,10 @@ pub fn select(
             included[t] = true;
             match tip[t].take() {
                 Some(tip) => selection.tips.push(tip),
-                None if list.tasks[t].state == TaskState::Done => {
+                // A rework that was not needed did no work to look for.
+                None if list.tasks[t].state == TaskState::Done
+                    && list.tasks[t].condition().next().is_none() =>
+                {
                     selection.without_branch.push(list.tasks[t].id.clone());
                 }
                 None => {}
