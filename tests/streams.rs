@@ -324,6 +324,7 @@ printf 'not text: \xff\xfe\n'
 echo done > "$SPEC_EXEC_TASK_ID.txt"
 echo "{\"type\":\"rate_limit_event\",\"rate_limit_info\":{\"status\":\"rejected\",\"resetsAt\":$(( $(date +%s) + 100 ))}}"
 for i in $(seq 1 3000); do echo "{\"type\":\"user\",\"message\":{\"content\":[]}}"; done
+head -c 3000000 /dev/zero | tr '\0' x; echo
 echo '{"type":"result","subtype":"success","is_error":false,"result":"Done anyway."}'
 "#,
         "",
@@ -337,6 +338,17 @@ echo '{"type":"result","subtype":"success","is_error":false,"result":"Done anywa
         "the bytes were not kept"
     );
     assert!(String::from_utf8_lossy(&log).contains("Done anyway."));
+    // A line of megabytes goes to the log whole, and the stream is read on past it.
+    assert!(log.len() > 3_000_000, "{}", log.len());
+    let log_path = run.finished("1")["log"].as_str().unwrap().to_owned();
+    let transcript =
+        std::fs::read_to_string(std::path::Path::new(&log_path).with_extension("transcript.md"))
+            .unwrap();
+    assert!(
+        transcript.contains("= Done anyway."),
+        "the stream was not read past the long line"
+    );
+    assert!(transcript.len() < 100_000, "{}", transcript.len());
 }
 
 #[test]

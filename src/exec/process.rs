@@ -80,6 +80,9 @@ impl std::fmt::Debug for Spawn<'_> {
     }
 }
 
+/// Of a line of an agent's structured output, the bytes kept for parsing.
+const MAX_LINE: usize = 1 << 20;
+
 /// What reads an agent's standard output, line by line.
 pub type Tap = std::sync::Arc<std::sync::Mutex<dyn FnMut(&str) + Send>>;
 
@@ -176,18 +179,36 @@ pub async fn run(spawn: &Spawn<'_>, mut stop: watch::Receiver<Stop>) -> Outcome 
             use tokio::io::AsyncBufReadExt as _;
             // Bytes, not text: output that is not UTF-8 still goes to the log as it came, and
             // the reading never stops early (which would leave the agent writing to no one).
+            // Everything goes to the log as it comes; of a line, only its first MAX_LINE bytes
+            // are kept for the tap, so one endless line does not fill the memory.
             let mut reader = tokio::io::BufReader::new(stdout);
             let mut line = Vec::new();
             loop {
-                line.clear();
-                match reader.read_until(b'\n', &mut line).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
+                let chunk = match reader.fill_buf().await {
+                    Ok([]) | Err(_) => break,
+                    Ok(chunk) => chunk,
+                };
+                let (part, ends) = match chunk.iter().position(|&b| b == b'\n') {
+                    Some(i) => (&chunk[..=i], true),
+                    None => (chunk, false),
+                };
+                let _ = std::io::Write::write_all(&mut log, part);
+                let room = MAX_LINE.saturating_sub(line.len());
+                line.extend_from_slice(&part[..part.len().min(room)]);
+                let used = part.len();
+                reader.consume(used);
+                if ends {
+                    let text = String::from_utf8_lossy(&line);
+                    if let Ok(mut tap) = tap.lock() {
+                        tap(text.trim_end_matches(['\n', '\r']));
+                    }
+                    line.clear();
                 }
-                let _ = std::io::Write::write_all(&mut log, &line);
+            }
+            if !line.is_empty() {
                 let text = String::from_utf8_lossy(&line);
                 if let Ok(mut tap) = tap.lock() {
-                    tap(text.trim_end_matches(['\n', '\r']));
+                    tap(&text);
                 }
             }
         })),
