@@ -119,17 +119,6 @@ pub fn with_permissions(agent: Agent, p: &Permissions) -> Agent {
     let program = argv[0].clone();
     let words = |w: &[&str]| w.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     argv = match name.as_str() {
-        "claude" if p.yolo => {
-            format = Some(Format::ClaudeStream);
-            words(&[
-                "claude",
-                "-p",
-                "--output-format",
-                "stream-json",
-                "--verbose",
-                "--dangerously-skip-permissions",
-            ])
-        }
         "claude" => {
             format = Some(Format::ClaudeStream);
             let mut a = words(&[
@@ -138,10 +127,16 @@ pub fn with_permissions(agent: Agent, p: &Permissions) -> Agent {
                 "--output-format",
                 "stream-json",
                 "--verbose",
+            ]);
+            if p.yolo {
+                a.push("--dangerously-skip-permissions".to_owned());
+                return finish(name, program, a, env, format);
+            }
+            a.extend(words(&[
                 "--permission-mode",
                 "acceptEdits",
                 "--allowedTools",
-            ]);
+            ]));
             a.extend(ALLOWED_COMMANDS.iter().map(|c| format!("Bash({c} *)")));
             a.extend(
                 p.verify
@@ -152,27 +147,19 @@ pub fn with_permissions(agent: Agent, p: &Permissions) -> Agent {
             a.extend(p.allow.iter().cloned());
             a
         }
-        "codex" if p.yolo => {
-            format = Some(Format::CodexJson);
-            words(&[
-                "codex",
-                "exec",
-                "--json",
-                "--dangerously-bypass-approvals-and-sandbox",
-                "-",
-            ])
-        }
         "codex" => {
             format = Some(Format::CodexJson);
-            let mut a = words(&[
-                "codex",
-                "exec",
-                "--json",
+            let mut a = words(&["codex", "exec", "--json"]);
+            if p.yolo {
+                a.extend(words(&["--dangerously-bypass-approvals-and-sandbox", "-"]));
+                return finish(name, program, a, env, format);
+            }
+            a.extend(words(&[
                 "--sandbox",
                 "workspace-write",
                 "-c",
                 "sandbox_workspace_write.network_access=true",
-            ]);
+            ]));
             for dir in p
                 .cargo_home
                 .iter()
@@ -223,6 +210,18 @@ pub fn with_permissions(agent: Agent, p: &Permissions) -> Agent {
         }
         _ => argv,
     };
+    finish(name, program, argv, env, format)
+}
+
+/// A preset with its argv (run by `program`, the path its CLI was found at), environment and
+/// output format.
+fn finish(
+    name: String,
+    program: String,
+    mut argv: Vec<String>,
+    env: Vec<(String, String)>,
+    format: Option<Format>,
+) -> Agent {
     argv[0] = program;
     Agent::Command {
         name,

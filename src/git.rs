@@ -800,14 +800,31 @@ pub fn untracked_files(path: &Path) -> std::collections::BTreeSet<PathBuf> {
 /// [`restore_staged`] can put it back as it is now.
 pub fn stage_all(worktree: &Path) -> Result<()> {
     let repo = Repository::open(worktree).map_err(|e| git_err("open the task's worktree", e))?;
+    let mut index = staged_index(&repo, "the worktree's files")?;
+    index
+        .write()
+        .map_err(|e| git_err("write the worktree's index", e))
+}
+
+/// The index of `repo` with everything in its worktree staged (new, modified and deleted files;
+/// `.gitignore` respected), not yet written; `what` names it in an error.
+fn staged_index(repo: &Repository, what: &str) -> Result<git2::Index> {
     let mut index = repo
         .index()
         .map_err(|e| git_err("read the worktree's index", e))?;
     index
         .add_all(["*"], IndexAddOption::DEFAULT, None)
         .and_then(|()| index.update_all(["*"], None))
-        .and_then(|()| index.write())
-        .map_err(|e| git_err("stage the worktree's files", e))
+        .map_err(|e| git_err(&format!("stage {what}"), e))?;
+    Ok(index)
+}
+
+/// The commit `HEAD` of the worktree `repo` is at.
+fn head_oid(repo: &Repository) -> Result<Oid> {
+    repo.head()
+        .ok()
+        .and_then(|h| h.target())
+        .ok_or_else(|| Error::user("git: the worktree's HEAD is unreadable"))
 }
 
 /// Puts the worktree at `worktree` back as [`stage_all`] left it: files changed or deleted
@@ -839,15 +856,7 @@ pub fn commit_worktree(
     sig: &Signature<'_>,
 ) -> Result<Option<Committed>> {
     let repo = Repository::open(worktree).map_err(|e| git_err("open the task's worktree", e))?;
-    let mut index = repo
-        .index()
-        .map_err(|e| git_err("read the worktree's index", e))?;
-    index
-        .add_all(["*"], IndexAddOption::DEFAULT, None)
-        .map_err(|e| git_err("stage the task's changes", e))?;
-    index
-        .update_all(["*"], None)
-        .map_err(|e| git_err("stage the task's deletions", e))?;
+    let mut index = staged_index(&repo, "the task's changes")?;
     index
         .write()
         .map_err(|e| git_err("write the worktree's index", e))?;
@@ -931,11 +940,7 @@ pub fn merge_into_worktree(
     let index = repo
         .index()
         .map_err(|e| git_err("read the worktree's index", e))?;
-    let ours = repo
-        .head()
-        .ok()
-        .and_then(|h| h.target())
-        .ok_or_else(|| Error::user("git: the worktree's HEAD is unreadable"))?;
+    let ours = head_oid(&repo)?;
     if index.has_conflicts() {
         let (entries, textual) = conflicts_of(worktree);
         return Ok(Merged::Conflicted(Conflicted {
@@ -963,11 +968,7 @@ pub fn finish_merge(
 ) -> Result<Oid> {
     let mut repo =
         Repository::open(worktree).map_err(|e| git_err("open the task's worktree", e))?;
-    let head = repo
-        .head()
-        .ok()
-        .and_then(|h| h.target())
-        .ok_or_else(|| Error::user("git: the worktree's HEAD is unreadable"))?;
+    let head = head_oid(&repo)?;
     if repo.state() == git2::RepositoryState::Merge {
         let mut merging = Vec::new();
         repo.mergehead_foreach(|oid| {
@@ -988,15 +989,7 @@ pub fn finish_merge(
             ));
         }
     }
-    let mut index = repo
-        .index()
-        .map_err(|e| git_err("read the worktree's index", e))?;
-    index
-        .add_all(["*"], IndexAddOption::DEFAULT, None)
-        .map_err(|e| git_err("stage the resolved files", e))?;
-    index
-        .update_all(["*"], None)
-        .map_err(|e| git_err("stage the resolved deletions", e))?;
+    let mut index = staged_index(&repo, "the resolved files")?;
     if index.has_conflicts() {
         return Err(Error::user(format!(
             "conflicts remain in {}",

@@ -268,6 +268,20 @@ fn a_result_that_fails_verify_together_is_fixed_by_the_agent() {
     assert!(!s.git_ok(&["rev-parse", "--verify", "-q", INTEGRATION]));
 }
 
+/// `land demo` with `args`, which must fail (exit 1): the reason its `integrated` line gives.
+fn land_refused(s: &Scratch, args: &[&str]) -> String {
+    let mut all = vec!["land", "demo", "--message-format", "json"];
+    all.extend_from_slice(args);
+    let land = s.run_args(&all);
+    land.assert_code(1);
+    land.of_type("integrated")
+        .next()
+        .expect("an integrated line")["reason"]
+        .as_str()
+        .expect("a reason")
+        .to_owned()
+}
+
 /// Two tasks side by side that write the same file: their integration conflicts.
 fn clashing() -> Scratch {
     Scratch::new(&tasks_md(&[
@@ -400,19 +414,7 @@ fn an_integration_branch_checked_out_is_not_moved() {
     s.git(&["commit", "-qm", "later"]);
     s.git(&["checkout", "-q", INTEGRATION]);
     let status = s.git(&["status", "--porcelain"]);
-    let land = s.run_args(&[
-        "land",
-        "demo",
-        "--onto",
-        "newer",
-        "--message-format",
-        "json",
-    ]);
-    land.assert_code(1);
-    let reason = land.of_type("integrated").next().unwrap()["reason"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let reason = land_refused(&s, &["--onto", "newer"]);
     assert!(
         reason.contains("is checked out in a working tree"),
         "{reason}"
@@ -522,19 +524,7 @@ fn a_work_branch_checked_out_by_the_user_is_neither_moved_nor_built_on() {
         "spec/demo/integration.next",
     ]);
     let before = s.git(&["rev-parse", "spec/demo/integration.next"]);
-    let land = s.run_args(&[
-        "land",
-        "demo",
-        "--agent",
-        "shell",
-        "--message-format",
-        "json",
-    ]);
-    land.assert_code(1);
-    let reason = land.of_type("integrated").next().unwrap()["reason"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let reason = land_refused(&s, &["--agent", "shell"]);
     assert!(
         reason.contains("is checked out in a working tree"),
         "{reason}"

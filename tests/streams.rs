@@ -25,16 +25,7 @@ fn a_stream_gives_progress_usage_and_a_transcript() {
     let s = Scratch::new(&tasks_md(&[
         "- [ ] 1. **Add one**\n  - _Agent: streamer_\n  - _Dependencies: None_\n\n".to_owned(),
     ]));
-    let script = s.ctl().join("stream.sh");
-    write(&script, STREAM);
-    let manifest = s.repo().join("Cargo.toml");
-    let mut text = std::fs::read_to_string(&manifest).unwrap();
-    text.push_str(&format!(
-        "\n[workspace.metadata.spec-exec.agents.streamer]\ncommand = [\"bash\", \"{}\"]\nformat = \"claude-stream\"\n",
-        script.display()
-    ));
-    std::fs::write(&manifest, text).unwrap();
-    s.git(&["commit", "-qam", "the streamer agent"]);
+    streamer(&s, STREAM, "");
 
     let run = s.run_args(&["run", "demo", "--message-format", "json", "--no-verify"]);
     run.assert_code(0);
@@ -98,20 +89,8 @@ fn a_stream_gives_progress_usage_and_a_transcript() {
 
 #[test]
 fn no_new_task_starts_once_the_reported_spend_reaches_max_cost() {
-    let s = Scratch::new(&tasks_md(&[
-        "- [ ] 1. **Add one**\n  - _Agent: streamer_\n  - _Dependencies: None_\n\n".to_owned(),
-        "- [ ] 2. **Add two**\n  - _Agent: streamer_\n  - _Dependencies: Task 1_\n\n".to_owned(),
-    ]));
-    let script = s.ctl().join("stream.sh");
-    write(&script, &STREAM.replace("sleep 1.2\n", ""));
-    let manifest = s.repo().join("Cargo.toml");
-    let mut text = std::fs::read_to_string(&manifest).unwrap();
-    text.push_str(&format!(
-        "\n[workspace.metadata.spec-exec]\nmax-cost = 0.01\n[workspace.metadata.spec-exec.agents.streamer]\ncommand = [\"bash\", \"{}\"]\nformat = \"claude-stream\"\n",
-        script.display()
-    ));
-    std::fs::write(&manifest, text).unwrap();
-    s.git(&["commit", "-qam", "the streamer agent, and a budget"]);
+    let s = two_streamer_tasks();
+    streamer(&s, &STREAM.replace("sleep 1.2\n", ""), "max-cost = 0.01");
     let run = s.run_args(&["run", "demo", "--message-format", "json", "--no-verify"]);
     run.assert_code(1);
     assert_eq!(run.status("1"), "done");

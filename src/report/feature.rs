@@ -441,6 +441,24 @@ mod tests {
         }
     }
 
+    /// A run's `report.json`, as a run writes it.
+    fn report_json(run_id: &str, tasks: &[TaskReport]) -> String {
+        serde_json::to_string(&crate::report::Report {
+            format_version: FORMAT_VERSION,
+            feature: "f",
+            run_id,
+            agent: "shell",
+            duration_secs: 1.0,
+            exit_code: 0,
+            totals: Totals::of(tasks),
+            tasks,
+            usage: None,
+            integration: None,
+            root: Path::new("/"),
+        })
+        .unwrap()
+    }
+
     fn order(ids: &[&str]) -> HashMap<String, usize> {
         ids.iter()
             .enumerate()
@@ -639,24 +657,8 @@ mod tests {
     fn run_reports_are_read_back_and_the_unreadable_ones_noted() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path();
-        let tasks = vec![line("1", Status::Done, Some("aaaa"))];
-        let written = crate::report::Report {
-            format_version: FORMAT_VERSION,
-            feature: "f",
-            run_id: "r1",
-            agent: "shell",
-            duration_secs: 1.0,
-            exit_code: 0,
-            totals: Totals::of(&tasks),
-            tasks: &tasks,
-            usage: None,
-            integration: None,
-            root: state,
-        };
-        for (id, text) in [
-            ("r1", serde_json::to_string(&written).unwrap()),
-            ("r2", "{ cut sh".to_owned()),
-        ] {
+        let written = report_json("r1", &[line("1", Status::Done, Some("aaaa"))]);
+        for (id, text) in [("r1", written), ("r2", "{ cut sh".to_owned())] {
             std::fs::create_dir_all(state.join("runs").join(id)).unwrap();
             std::fs::write(state.join("runs").join(id).join("report.json"), text).unwrap();
         }
@@ -695,26 +697,9 @@ mod tests {
     fn runs_whose_directories_were_removed_live_on_in_the_feature_report() {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path();
-        let tasks = vec![line("1", Status::Done, Some("aaaa"))];
-        let written = crate::report::Report {
-            format_version: FORMAT_VERSION,
-            feature: "f",
-            run_id: "r1",
-            agent: "shell",
-            duration_secs: 1.0,
-            exit_code: 0,
-            totals: Totals::of(&tasks),
-            tasks: &tasks,
-            usage: None,
-            integration: None,
-            root: state,
-        };
+        let written = report_json("r1", &[line("1", Status::Done, Some("aaaa"))]);
         std::fs::create_dir_all(state.join("runs/r1")).unwrap();
-        std::fs::write(
-            state.join("runs/r1/report.json"),
-            serde_json::to_string(&written).unwrap(),
-        )
-        .unwrap();
+        std::fs::write(state.join("runs/r1/report.json"), written).unwrap();
         let current = run("r2", vec![line("2", Status::Done, Some("bbbb"))]);
         refresh(state, "f", Some(current), &order(&["1", "2"])).unwrap();
         // `clean` removes r1's directory; the next refresh keeps what it reported.
