@@ -271,6 +271,13 @@ impl Config {
                 Diagnostic::error(format!("invalid `{key}` in [{}]: {what}", src.table))
                     .at(loc.clone())
             };
+            // What the agents may do and how their work is checked and paid for.
+            if let Some(read) = agent_work_key(key, value, &mut config) {
+                if let Err((what, help)) = read {
+                    problems.push(bad(&what).help(help));
+                }
+                continue;
+            }
             match key.as_str() {
                 "features-dir" => match value.as_str() {
                     Some(s) => match relative_dir(s) {
@@ -286,51 +293,6 @@ impl Config {
                 "max-agents" => match value.as_u64() {
                     Some(n) if n >= 1 => config.max_agents = Some(n as usize),
                     _ => problems.push(bad("expected a whole number of at least 1").help("e.g. max-agents = 4")),
-                },
-                "allow" => match string_list(value) {
-                    Some(list) => config.allow = list,
-                    None => problems.push(bad("expected a list of strings").help(
-                        "e.g. allow = [\"Bash(npm test:*)\"] (in the agent CLI's own words; see the README's presets table)",
-                    )),
-                },
-                "on-rate-limit" => match value.as_str() {
-                    Some("wait") => {
-                        config.on_rate_limit = Some(OnRateLimit::Wait);
-                    }
-                    Some("stop") => {
-                        config.on_rate_limit = Some(OnRateLimit::Stop);
-                    }
-                    _ => problems.push(
-                        bad("expected \"wait\" or \"stop\"").help("e.g. on-rate-limit = \"stop\""),
-                    ),
-                },
-                "max-wait" => match value.as_str().map(parse_duration) {
-                    Some(Ok(d)) => config.max_wait = Some(d),
-                    Some(Err(why)) => problems.push(bad(&why).help("e.g. max-wait = \"2h\"")),
-                    None => problems.push(bad("expected a duration string").help("e.g. max-wait = \"2h\"")),
-                },
-                "max-cost" => match value.as_f64() {
-                    Some(v) if v.is_finite() && v > 0.0 => config.max_cost = Some(v),
-                    _ => problems.push(
-                        bad("expected a positive number of US dollars").help("e.g. max-cost = 5.0"),
-                    ),
-                },
-                "yolo" => match value.as_bool() {
-                    Some(b) => config.yolo = b,
-                    None => problems.push(bad("expected true or false").help("e.g. yolo = true")),
-                },
-                "max-attempts" => match value.as_u64() {
-                    Some(n) if (1..=100).contains(&n) => config.max_attempts = Some(n as u32),
-                    _ => problems.push(
-                        bad("expected a whole number from 1 to 100")
-                            .help("e.g. max-attempts = 2"),
-                    ),
-                },
-                "verify" => match verify_list(value) {
-                    Ok(list) => config.verify = Some(list),
-                    Err(why) => problems.push(bad(&why).help(
-                        "give a list of command lines, e.g. verify = [\"cargo check --workspace --all-targets\", \"cargo test --workspace\"], or verify = [] for none",
-                    )),
                 },
                 "max-review-rounds" => match value.as_u64() {
                     Some(n) if (1..=u64::from(u32::MAX)).contains(&n) => {
@@ -641,6 +603,75 @@ fn agent_entry(
 }
 
 /// A TOML key as it would be written: bare when it can be, quoted otherwise.
+/// Reads one of the keys of what agents may do and how their work is checked and paid for
+/// into `config`: `None` when `key` is not one of them, else what is wrong and how to write it.
+fn agent_work_key(
+    key: &str,
+    value: &Value,
+    config: &mut Config,
+) -> Option<std::result::Result<(), (String, &'static str)>> {
+    let bad = |what: &str, help: &'static str| Some(Err((what.to_owned(), help)));
+    match key {
+        "allow" => match string_list(value) {
+            Some(list) => config.allow = list,
+            None => {
+                return bad(
+                    "expected a list of strings",
+                    "e.g. allow = [\"Bash(npm test:*)\"] (in the agent CLI's own words; see the README's presets table)",
+                );
+            }
+        },
+        "on-rate-limit" => match value.as_str() {
+            Some("wait") => config.on_rate_limit = Some(OnRateLimit::Wait),
+            Some("stop") => config.on_rate_limit = Some(OnRateLimit::Stop),
+            _ => {
+                return bad(
+                    "expected \"wait\" or \"stop\"",
+                    "e.g. on-rate-limit = \"stop\"",
+                );
+            }
+        },
+        "max-wait" => match value.as_str().map(parse_duration) {
+            Some(Ok(d)) => config.max_wait = Some(d),
+            Some(Err(why)) => return bad(&why, "e.g. max-wait = \"2h\""),
+            None => return bad("expected a duration string", "e.g. max-wait = \"2h\""),
+        },
+        "max-cost" => match value.as_f64() {
+            Some(v) if v.is_finite() && v > 0.0 => config.max_cost = Some(v),
+            _ => {
+                return bad(
+                    "expected a positive number of US dollars",
+                    "e.g. max-cost = 5.0",
+                );
+            }
+        },
+        "yolo" => match value.as_bool() {
+            Some(b) => config.yolo = b,
+            None => return bad("expected true or false", "e.g. yolo = true"),
+        },
+        "max-attempts" => match value.as_u64() {
+            Some(n) if (1..=100).contains(&n) => config.max_attempts = Some(n as u32),
+            _ => {
+                return bad(
+                    "expected a whole number from 1 to 100",
+                    "e.g. max-attempts = 2",
+                );
+            }
+        },
+        "verify" => match verify_list(value) {
+            Ok(list) => config.verify = Some(list),
+            Err(why) => {
+                return bad(
+                    &why,
+                    "give a list of command lines, e.g. verify = [\"cargo check --workspace --all-targets\", \"cargo test --workspace\"], or verify = [] for none",
+                );
+            }
+        },
+        _ => return None,
+    }
+    Some(Ok(()))
+}
+
 /// A list of non-empty strings.
 fn string_list(value: &Value) -> Option<Vec<String>> {
     value

@@ -157,95 +157,12 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
             "rename one of the directories so that every feature has its own name (--dry-run works as it is)",
         ));
     }
-    let path = list.source.display_path.display().to_string();
-    match &approval {
-        approval::Approval::Approved { .. } => {}
-        approval::Approval::Unapproved { .. } => {
-            return Err(Error::Diagnostics(vec![
-                Diagnostic::error(format!("the task list of `{name}` has not been approved"))
-                    .in_file(Path::new(&path))
-                    .help(format!(
-                        "review it (`cargo spec-exec {name} --dry-run` shows the plan), then run `cargo spec-exec approve {name}`"
-                    )),
-            ]));
-        }
-        approval::Approval::Stale { record, .. } => {
-            let by = record
-                .by
-                .as_deref()
-                .map(|b| format!(" by {b}"))
-                .unwrap_or_default();
-            return Err(Error::Diagnostics(vec![
-                Diagnostic::error(format!(
-                    "the task list of `{name}` changed since it was approved{by}"
-                ))
-                .in_file(Path::new(&path))
-                .note("ticking checkboxes keeps an approval; editing the tasks voids it")
-                .help(format!(
-                    "review the changes, then run `cargo spec-exec approve {name}`"
-                )),
-            ]));
-        }
-    }
+    require_approval(&list, name, &approval)?;
     if shell.is_json() {
         shell.json(&render::json(&list, name, &plan, &approval, &lineup));
     }
     if plan.pending() == 0 {
-        // Every task done, but the feature's integration branch does not hold them all (it
-        // failed to build, or was never built): that is what is left to do.
-        let integration = ws.config.integration_branch(&feature.name);
-        let (code, report) = if crate::exec::integration_pending(
-            &ws.root,
-            &list,
-            &ws.config.branch_prefix,
-            &feature.name,
-            &integration,
-        ) {
-            shell.status(
-                "Finished",
-                format!(
-                    "{name}: every selected task is done; its integration branch is not up to date"
-                ),
-            );
-            let cmd = crate::cli::LandCommand {
-                feature: feature.name.clone(),
-                onto: opts.base.clone(),
-                agent: opts.agent.clone(),
-                verify: opts.verify.clone(),
-                timeout: opts.timeout.clone(),
-            };
-            land::integrate(shell, ws, &feature, list, &cmd)?
-        } else {
-            shell.status(
-                "Finished",
-                format!("{name}: nothing to do, every selected task is done"),
-            );
-            let missing = crate::git::Git::open(&ws.root)
-                .is_ok_and(|git| git.branch_tip(&integration).is_none());
-            if missing {
-                shell.status(
-                    "Next",
-                    format!(
-                        "`cargo spec-exec land {name}` builds its integration branch, {integration}, from what is done"
-                    ),
-                );
-            }
-            (exit::OK, None)
-        };
-        if shell.is_json() {
-            let built = report.filter(|r| r.commit.is_some() && r.status != "failed");
-            shell.json(&crate::report::Event::RunFinished {
-                totals: crate::report::Totals::default(),
-                duration_secs: 0.0,
-                exit_code: code,
-                integration_branch: built.as_ref().map(|r| r.branch.clone()),
-                integration_commit: built.and_then(|r| r.commit),
-                usage: None,
-                report: None,
-                error: None,
-            });
-        }
-        return Ok(code);
+        return all_done(shell, ws, opts, &feature, name, list);
     }
     let (agent, agents) = run_agents(shell, ws, opts, &list, &plan, &verify)?;
     exec::execute(
@@ -285,6 +202,109 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
             max_wait,
         },
     )
+}
+
+/// A run refuses a task list that is not approved as it is.
+fn require_approval(list: &TaskList, name: &str, approval: &approval::Approval) -> Result<()> {
+    let path = list.source.display_path.display().to_string();
+    match approval {
+        approval::Approval::Approved { .. } => {}
+        approval::Approval::Unapproved { .. } => {
+            return Err(Error::Diagnostics(vec![
+                Diagnostic::error(format!("the task list of `{name}` has not been approved"))
+                    .in_file(Path::new(&path))
+                    .help(format!(
+                        "review it (`cargo spec-exec {name} --dry-run` shows the plan), then run `cargo spec-exec approve {name}`"
+                    )),
+            ]));
+        }
+        approval::Approval::Stale { record, .. } => {
+            let by = record
+                .by
+                .as_deref()
+                .map(|b| format!(" by {b}"))
+                .unwrap_or_default();
+            return Err(Error::Diagnostics(vec![
+                Diagnostic::error(format!(
+                    "the task list of `{name}` changed since it was approved{by}"
+                ))
+                .in_file(Path::new(&path))
+                .note("ticking checkboxes keeps an approval; editing the tasks voids it")
+                .help(format!(
+                    "review the changes, then run `cargo spec-exec approve {name}`"
+                )),
+            ]));
+        }
+    }
+    Ok(())
+}
+
+/// A run that finds every selected task done: it builds the feature's integration branch
+/// when that does not hold them all (it failed to build, or was never built), else it has
+/// nothing to do.
+fn all_done(
+    shell: &Shell,
+    ws: &Workspace,
+    opts: &RunOptions,
+    feature: &Feature,
+    name: &str,
+    list: TaskList,
+) -> Result<i32> {
+    // Every task done, but the feature's integration branch does not hold them all (it
+    // failed to build, or was never built): that is what is left to do.
+    let integration = ws.config.integration_branch(&feature.name);
+    let (code, report) = if crate::exec::integration_pending(
+        &ws.root,
+        &list,
+        &ws.config.branch_prefix,
+        &feature.name,
+        &integration,
+    ) {
+        shell.status(
+            "Finished",
+            format!(
+                "{name}: every selected task is done; its integration branch is not up to date"
+            ),
+        );
+        let cmd = crate::cli::LandCommand {
+            feature: feature.name.clone(),
+            onto: opts.base.clone(),
+            agent: opts.agent.clone(),
+            verify: opts.verify.clone(),
+            timeout: opts.timeout.clone(),
+        };
+        land::integrate(shell, ws, feature, list, &cmd)?
+    } else {
+        shell.status(
+            "Finished",
+            format!("{name}: nothing to do, every selected task is done"),
+        );
+        let missing =
+            crate::git::Git::open(&ws.root).is_ok_and(|git| git.branch_tip(&integration).is_none());
+        if missing {
+            shell.status(
+                "Next",
+                format!(
+                    "`cargo spec-exec land {name}` builds its integration branch, {integration}, from what is done"
+                ),
+            );
+        }
+        (exit::OK, None)
+    };
+    if shell.is_json() {
+        let built = report.filter(|r| r.commit.is_some() && r.status != "failed");
+        shell.json(&crate::report::Event::RunFinished {
+            totals: crate::report::Totals::default(),
+            duration_secs: 0.0,
+            exit_code: code,
+            integration_branch: built.as_ref().map(|r| r.branch.clone()),
+            integration_commit: built.and_then(|r| r.commit),
+            usage: None,
+            report: None,
+            error: None,
+        });
+    }
+    Ok(code)
 }
 
 /// The agents of a run: the default one and those of agent names with a command of their own,
