@@ -25,6 +25,10 @@ pub enum AgentSpec {
 /// Placeholder for the prompt file's path in a preset's argv.
 pub const PROMPT_FILE: &str = "{prompt_file}";
 
+/// Placeholder for the directory cargo builds in (the worktree's `CARGO_TARGET_DIR`, outside
+/// the worktree), for a sandbox that has to be told it may write there.
+pub const TARGET_DIR: &str = "{target_dir}";
+
 /// The built-in presets: each CLI's documented non-interactive mode, prompt on stdin (or, for
 /// aider, in a file) and file edits allowed. The one place these argvs are written.
 pub const PRESETS: &[(&str, &[&str])] = &[
@@ -168,6 +172,7 @@ pub fn with_permissions(agent: Agent, p: &Permissions) -> Agent {
             {
                 a.extend(["--add-dir".to_owned(), dir]);
             }
+            a.extend(["--add-dir".to_owned(), TARGET_DIR.to_owned()]);
             a.push("-".to_owned());
             a
         }
@@ -779,6 +784,8 @@ mod tests {
                 "/home/u/.cargo",
                 "--add-dir",
                 "/opt/cache",
+                "--add-dir",
+                TARGET_DIR,
                 "-"
             ]
         );

@@ -49,6 +49,7 @@ const KEYS: &[&str] = &[
     "max-cost",
     "on-rate-limit",
     "max-wait",
+    "shared-target",
 ];
 
 /// The keys of an `[….agents.<name>]` table.
@@ -85,6 +86,8 @@ pub struct Config {
     pub agent_format: BTreeMap<String, crate::agents::Format>,
     /// Each preset in its CLI's full-bypass mode: for sandboxes only.
     pub yolo: bool,
+    /// The slots share one target directory (each with a build directory of its own).
+    pub shared_target: bool,
     /// No new task starts once the agents' reported spend reaches it (US dollars).
     pub max_cost: Option<f64>,
     pub on_rate_limit: Option<OnRateLimit>,
@@ -151,6 +154,7 @@ impl Default for Config {
             agent_allow: BTreeMap::new(),
             agent_format: BTreeMap::new(),
             yolo: false,
+            shared_target: false,
             max_cost: None,
             on_rate_limit: None,
             max_wait: None,
@@ -648,6 +652,10 @@ fn agent_work_key(
         "yolo" => match value.as_bool() {
             Some(b) => config.yolo = b,
             None => return bad("expected true or false", "e.g. yolo = true"),
+        },
+        "shared-target" => match value.as_bool() {
+            Some(b) => config.shared_target = b,
+            None => return bad("expected true or false", "e.g. shared-target = true"),
         },
         "max-attempts" => match value.as_u64() {
             Some(n) if (1..=100).contains(&n) => config.max_attempts = Some(n as u32),

@@ -483,6 +483,93 @@ impl Git {
         Ok(())
     }
 
+    /// Moves the linked worktree `name` at `path`, one spec-exec made and left with a detached
+    /// HEAD, to `branch`: its files become the tree of the branch's tip by writing only what
+    /// differs (a checkout against its index), untracked and ignored files and emptied
+    /// directories go, and its HEAD becomes the branch. How many files were written or
+    /// removed. An error leaves the worktree for the caller to make again.
+    pub fn move_worktree(&self, name: &str, path: &Path, branch: &str) -> Result<usize> {
+        let full = format!("refs/heads/{branch}");
+        let err = |e: git2::Error| {
+            git_err(
+                &format!("move the worktree `{}` to `{branch}`", path.display()),
+                e,
+            )
+        };
+        check_linked(self.repo.commondir(), name, path)?;
+        let wt = Repository::open(path).map_err(err)?;
+        let tip = self
+            .repo
+            .find_reference(&full)
+            .and_then(|r| r.peel_to_commit())
+            .map_err(err)?;
+        let commit = wt.find_commit(tip.id()).map_err(err)?;
+        let written = std::sync::atomic::AtomicUsize::new(0);
+        let mut opts = git2::build::CheckoutBuilder::new();
+        opts.force()
+            .remove_untracked(true)
+            .remove_ignored(true)
+            .notify_on(git2::CheckoutNotificationType::UPDATED)
+            .notify(|_, _, _, _, _| {
+                written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                true
+            });
+        wt.checkout_tree(commit.as_object(), Some(&mut opts))
+            .map_err(err)?;
+        drop(opts);
+        let mut written = written.into_inner();
+        written += clear_untracked(&wt, path)?;
+        {
+            let _lock = self.registration_lock()?;
+            // Its own HEAD may still name the branch (a job that goes on after its limit).
+            wt.set_head_detached(commit.id()).map_err(err)?;
+            if self.checked_out(branch, None) {
+                return Err(Error::user(format!(
+                    "git: could not move the worktree at `{}` to `{branch}`: the branch is checked out in another working tree",
+                    path.display()
+                )));
+            }
+            wt.set_head(&full).map_err(err)?;
+        }
+        let mut status = git2::StatusOptions::new();
+        status
+            .include_untracked(true)
+            .include_ignored(true)
+            .exclude_submodules(false);
+        let left = wt.statuses(Some(&mut status)).map_err(err)?;
+        if let Some(e) = left.iter().next() {
+            return Err(Error::user(format!(
+                "git: the worktree at `{}` still differs from `{branch}` after the checkout (`{}`)",
+                path.display(),
+                e.path().unwrap_or("?")
+            )));
+        }
+        Ok(written)
+    }
+
+    /// Detaches the HEAD of the linked worktree at `path` at the commit it is on, so that its
+    /// branch is checked out nowhere; that commit.
+    pub fn detach_worktree(&self, path: &Path) -> Result<Oid> {
+        let err = |e: git2::Error| git_err(&format!("detach the worktree `{}`", path.display()), e);
+        let wt = Repository::open(path).map_err(err)?;
+        let at = head_oid(&wt)?;
+        let _lock = self.registration_lock()?;
+        wt.set_head_detached(at).map_err(err)?;
+        Ok(at)
+    }
+
+    /// How many paths differ between the trees of commits `a` and `b` (`usize::MAX` when one
+    /// cannot be read).
+    pub fn tree_distance(&self, a: Oid, b: Oid) -> usize {
+        let tree = |c: Oid| self.repo.find_commit(c).and_then(|c| c.tree());
+        let (Ok(a), Ok(b)) = (tree(a), tree(b)) else {
+            return usize::MAX;
+        };
+        self.repo
+            .diff_tree_to_tree(Some(&a), Some(&b), None)
+            .map_or(usize::MAX, |d| d.deltas().len())
+    }
+
     /// Writes git's record of a linked worktree and the worktree's `.git` file, as `git
     /// worktree add` does: `<common>/worktrees/<name>/{gitdir,commondir,HEAD}`.
     fn register_worktree(
@@ -693,6 +780,32 @@ impl Git {
 /// link to another tree there, pointed its `.git` elsewhere or switched branches would
 /// otherwise have spec-exec commit in the wrong repository or on the wrong branch.
 pub fn check_worktree(common: &Path, name: &str, path: &Path, branch: &str) -> Result<()> {
+    check_linked(common, name, path)?;
+    let wrong = |what: String| {
+        Err(Error::user(format!(
+            "the task's worktree is no longer the one spec-exec made ({what}); nothing was committed"
+        )))
+    };
+    let Ok(repo) = Repository::open(path) else {
+        return wrong("git cannot open it".to_owned());
+    };
+    let head = repo
+        .find_reference("HEAD")
+        .ok()
+        .and_then(|h| h.symbolic_target().map(str::to_owned));
+    if head.as_deref() != Some(format!("refs/heads/{branch}").as_str()) {
+        return wrong(format!(
+            "it has {} checked out instead of `{branch}`",
+            head.map_or_else(|| "a detached HEAD".to_owned(), |h| format!("`{h}`"))
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that `path` is still the linked worktree `name` spec-exec made: a real directory
+/// (not a link) whose `.git` file leads to git's record `<common>/worktrees/<name>`, which
+/// names it back.
+pub fn check_linked(common: &Path, name: &str, path: &Path) -> Result<()> {
     let wrong = |what: String| {
         Err(Error::user(format!(
             "the task's worktree is no longer the one spec-exec made ({what}); nothing was committed"
@@ -718,17 +831,79 @@ pub fn check_worktree(common: &Path, name: &str, path: &Path, branch: &str) -> R
     if repo.workdir().and_then(real) != real(path) {
         return wrong("its git record names another directory".to_owned());
     }
-    let head = repo
-        .find_reference("HEAD")
-        .ok()
-        .and_then(|h| h.symbolic_target().map(str::to_owned));
-    if head.as_deref() != Some(format!("refs/heads/{branch}").as_str()) {
-        return wrong(format!(
-            "it has {} checked out instead of `{branch}`",
-            head.map_or_else(|| "a detached HEAD".to_owned(), |h| format!("`{h}`"))
-        ));
-    }
     Ok(())
+}
+
+/// Removes what is left in the worktree `repo` at `path` after a checkout that removed
+/// untracked and ignored files: whatever git still reports as untracked or ignored, and
+/// directories left empty (except those of submodules, which a checkout leaves empty). Links
+/// are removed as links, never followed. How many entries went.
+fn clear_untracked(repo: &Repository, path: &Path) -> Result<usize> {
+    let err = |e: git2::Error| git_err(&format!("clear the worktree `{}`", path.display()), e);
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(true)
+        .include_ignored(true)
+        .recurse_untracked_dirs(false)
+        .recurse_ignored_dirs(false)
+        .exclude_submodules(true);
+    let mut removed = 0;
+    let gone: Vec<PathBuf> = repo
+        .statuses(Some(&mut opts))
+        .map_err(err)?
+        .iter()
+        .filter(|e| {
+            e.status()
+                .intersects(git2::Status::WT_NEW | git2::Status::IGNORED)
+        })
+        .filter_map(|e| e.path().map(|p| path.join(p.trim_end_matches('/'))))
+        .collect();
+    for at in gone {
+        remove_entry(&at)?;
+        removed += 1;
+    }
+    let index = repo.index().map_err(err)?;
+    let gitlinks: std::collections::BTreeSet<PathBuf> = index
+        .iter()
+        .filter(|e| e.mode == 0o160000)
+        .map(|e| path.join(String::from_utf8_lossy(&e.path).as_ref()))
+        .collect();
+    removed += remove_empty_dirs(path, path, &gitlinks)?;
+    Ok(removed)
+}
+
+/// Removes `at`, a file, a link or a directory with everything in it (links in it not followed).
+fn remove_entry(at: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(at) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(at).map_err(|e| Error::io("remove", at, e)),
+        Ok(_) => std::fs::remove_file(at).map_err(|e| Error::io("remove", at, e)),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Removes the empty directories under `dir` (not `dir` itself, its `.git`, or `keep`), deepest
+/// first; how many went.
+fn remove_empty_dirs(
+    top: &Path,
+    dir: &Path,
+    keep: &std::collections::BTreeSet<PathBuf>,
+) -> Result<usize> {
+    let mut removed = 0;
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("read", dir, e))?;
+    for entry in entries.flatten() {
+        let at = entry.path();
+        if !entry.file_type().is_ok_and(|t| t.is_dir())
+            || (dir == top && entry.file_name() == ".git")
+            || keep.contains(&at)
+        {
+            continue;
+        }
+        removed += remove_empty_dirs(top, &at, keep)?;
+        if std::fs::read_dir(&at).is_ok_and(|mut d| d.next().is_none()) {
+            std::fs::remove_dir(&at).map_err(|e| Error::io("remove", &at, e))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// Puts the file `rel` of the worktree at `worktree` back as its HEAD has it (nothing when HEAD

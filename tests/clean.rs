@@ -126,18 +126,29 @@ fn json_lines(out: &Output) -> Vec<Value> {
         .collect()
 }
 
-/// The feature's run state after real runs with the shell agent, and worktrees left as a run
-/// leaves them when it cannot finish its cleanup:
+/// The feature's run state after real runs with the shell agent, and worktrees left as
+/// earlier versions left them (one per task):
 /// - tasks 1, 3 and 4 done (committed on their branches), task 2 failed each run (its last
-///   worktree kept, with its file; the earlier ones moved to leftovers/);
+///   slot kept, with its file; the earlier ones moved to leftovers/);
+/// - the free slots the done tasks ran in, and every slot's build directory;
 /// - four run directories;
-/// - a finished worktree of task 1 (clean, on its branch), one of task 3 with a file added
+/// - a finished task worktree of task 1 (clean, on its branch), one of task 3 with a file added
 ///   since (uncommitted), and git's record of one of task 4 whose directory is gone.
 struct Setup {
     s: Scratch,
     finished: PathBuf,
     changed: PathBuf,
     failed: PathBuf,
+    free: Vec<PathBuf>,
+}
+
+/// The slots under the state directory (their numbers' directories).
+fn slot_dirs(s: &Scratch) -> Vec<PathBuf> {
+    names_in(&s.state_dir().join("slots"))
+        .into_iter()
+        .filter(|n| n.parse::<u32>().is_ok())
+        .map(|n| s.state_dir().join("slots").join(n))
+        .collect()
 }
 
 fn setup() -> Setup {
@@ -147,15 +158,26 @@ fn setup() -> Setup {
         shell_task("3", "Three", "", "echo three > three.txt"),
         shell_task("4", "Four", "", "echo four > four.txt"),
     ]));
+    let mut failed = PathBuf::new();
     for _ in 0..4 {
         let run = s.shell_run(&["--continue-on-error"]);
         run.assert_code(1);
         assert_eq!(run.status("2"), "failed");
+        failed = PathBuf::from(run.finished("2")["worktree"].as_str().unwrap());
     }
     assert_eq!(s.run_dirs().len(), 4);
     assert_eq!(names_in(&s.state_dir().join("leftovers")).len(), 3);
-    let failed = s.state_dir().join("worktrees/2");
     assert!(failed.join("two.txt").is_file());
+    // Each run moved the failed task's slot aside and took the free one: make a free slot
+    // as a run leaves one (detached, clean), with a build directory.
+    let git = cargo_spec_exec::git::Git::open(&s.repo()).unwrap();
+    let slot = s.state_dir().join("slots/7");
+    git.add_worktree("spec-exec-4-demo-@7", &slot, &Scratch::branch("1"))
+        .unwrap();
+    git.detach_worktree(&slot).unwrap();
+    write(&s.state_dir().join("builds/7/debug/.fingerprint"), "");
+    let free: Vec<PathBuf> = slot_dirs(&s).into_iter().filter(|p| *p != failed).collect();
+    assert_eq!(free, std::slice::from_ref(&slot));
 
     let finished = task_worktree(&s, "1");
     let changed = task_worktree(&s, "3");
@@ -167,13 +189,23 @@ fn setup() -> Setup {
         finished,
         changed,
         failed,
+        free,
     }
 }
 
-/// `clean` removes the finished worktree, prunes the stale record and removes the oldest run
-/// directory (three kept), and nothing else: the kept worktrees and the leftovers stay, every
-/// branch stays, and the user's tree, index and HEAD are as they were. It says what it freed,
-/// in bytes. `--leftovers` then removes the kept worktrees and the moved-aside copies.
+/// git's name of the slot at `path`.
+fn slot_record(path: &Path) -> String {
+    format!(
+        "spec-exec-4-demo-@{}",
+        path.file_name().unwrap().to_string_lossy()
+    )
+}
+
+/// `clean` removes the finished worktree, the free slots and every build directory, prunes the
+/// stale record and removes the oldest run directory (three kept), and nothing else: the kept
+/// worktree and slot and the leftovers stay, every branch stays, and the user's tree, index and
+/// HEAD are as they were. It says what it freed, in bytes. `--leftovers` then removes the kept
+/// worktrees and the moved-aside copies.
 #[test]
 fn clean_frees_the_finished_worktrees_and_nothing_else() {
     let Setup {
@@ -181,36 +213,46 @@ fn clean_frees_the_finished_worktrees_and_nothing_else() {
         finished,
         changed,
         failed,
+        free,
     } = setup();
     let before = user_state(&s);
     let branches = s.branches();
     let runs = s.run_dirs();
     let leftovers = names_in(&s.state_dir().join("leftovers"));
     let git_dir = s.repo().join(".git/worktrees");
+    let builds = s.state_dir().join("builds");
+    let build_dirs = names_in(&builds).len();
+    assert!(build_dirs >= 2, "a build directory per slot");
     let expected = size_of(&finished)
         + size_of(&git_dir.join("spec-exec-4-demo-1"))
         + size_of(&git_dir.join("spec-exec-4-demo-4"))
-        + size_of(&runs[0]);
+        + size_of(&runs[0])
+        + free
+            .iter()
+            .map(|p| size_of(p) + size_of(&git_dir.join(slot_record(p))))
+            .sum::<u64>()
+        + size_of(&builds);
 
     let out = clean(&s, &[]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
 
     assert!(!finished.exists(), "{err}");
+    assert!(free.iter().all(|p| !p.exists()), "{err}");
+    assert!(names_in(&builds).is_empty(), "{err}");
     assert!(changed.join("notes.txt").is_file(), "{err}");
     assert!(failed.join("two.txt").is_file(), "{err}");
-    assert_eq!(
-        linked_worktrees(&s),
-        vec![failed.clone(), changed.clone()]
-            .into_iter()
-            .map(|p| p.canonicalize().unwrap())
-            .collect::<Vec<_>>()
-    );
-    assert_eq!(
-        records(&s),
-        ["spec-exec-4-demo-2", "spec-exec-4-demo-3"],
-        "{err}"
-    );
+    let mut linked = linked_worktrees(&s);
+    linked.sort();
+    let mut kept = vec![
+        failed.canonicalize().unwrap(),
+        changed.canonicalize().unwrap(),
+    ];
+    kept.sort();
+    assert_eq!(linked, kept);
+    let mut expected_records = vec![slot_record(&failed), "spec-exec-4-demo-3".to_owned()];
+    expected_records.sort();
+    assert_eq!(records(&s), expected_records, "{err}");
     assert_eq!(s.run_dirs(), runs[1..].to_vec(), "{err}");
     assert_eq!(names_in(&s.state_dir().join("leftovers")), leftovers);
     assert_eq!(s.branches(), branches);
@@ -230,11 +272,20 @@ fn clean_frees_the_finished_worktrees_and_nothing_else() {
         err.contains("Pruned .git/worktrees/spec-exec-4-demo-4 ("),
         "{err}"
     );
+    let failed_shown = format!(
+        ".git/spec-exec/demo/slots/{}",
+        failed.file_name().unwrap().to_string_lossy()
+    );
+    assert!(err.contains(&format!("Kept {failed_shown} (")), "{err}");
     assert!(
-        err.contains("Kept .git/spec-exec/demo/worktrees/2 ("),
+        err.contains("it holds `spec/demo/2`, a task that did not finish"),
         "{err}"
     );
-    assert!(err.contains("its task is not done"), "{err}");
+    assert!(
+        err.contains(", worktree slot ") && err.contains(", free)"),
+        "{err}"
+    );
+    assert!(err.contains("the build directory of slot "), "{err}");
     assert!(
         err.contains("Kept .git/spec-exec/demo/worktrees/3 ("),
         "{err}"
@@ -244,8 +295,16 @@ fn clean_frees_the_finished_worktrees_and_nothing_else() {
         err.contains("3 moved-aside copies") && err.contains("--leftovers removes them"),
         "{err}"
     );
+    let items = 3 + free.len() + build_dirs;
+    let freed: u64 = err
+        .split(&format!("Removed {items} items, freed "))
+        .nth(1)
+        .and_then(|rest| rest.split_once('(')?.1.split_once(" bytes)"))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("no total of {items} items:\n{err}"));
+    // Exact but for a few bytes of the free slot's index, which git may refresh as it looks.
     assert!(
-        err.contains("Removed 3 items, freed ") && err.contains(&format!("({expected} bytes)")),
+        freed.abs_diff(expected) < 64,
         "expected {expected} bytes freed:\n{err}"
     );
 
@@ -261,7 +320,7 @@ fn clean_frees_the_finished_worktrees_and_nothing_else() {
     // --leftovers: the kept worktrees and the moved-aside copies go too; branches stay.
     let expected = size_of(&changed)
         + size_of(&failed)
-        + size_of(&git_dir.join("spec-exec-4-demo-2"))
+        + size_of(&git_dir.join(slot_record(&failed)))
         + size_of(&git_dir.join("spec-exec-4-demo-3"))
         + size_of(&s.state_dir().join("leftovers"));
     let out = clean(&s, &["--leftovers", "--message-format", "json"]);
@@ -338,10 +397,12 @@ fn a_dry_run_removes_nothing_and_counts_what_would_go() {
         .filter(|l| l["type"] == "clean-removed")
         .map(|l| l["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        would,
-        ["finished-worktree", "stale-record", "run", "run", "run"]
-    );
+    let builds = would.iter().filter(|k| **k == "build-dir").count();
+    assert!(builds >= 2, "{would:?}");
+    let mut expected = vec!["finished-worktree", "stale-record", "slot"];
+    expected.extend(std::iter::repeat_n("build-dir", builds));
+    expected.extend(["run", "run", "run"]);
+    assert_eq!(would, expected);
     assert_eq!(state(&s), before);
 
     let real = json_lines(&clean(&s, &["--keep", "1", "--message-format", "json"]));
@@ -374,7 +435,7 @@ fn a_running_feature_is_not_touched() {
     assert_eq!(runs.len(), 2);
     let leftovers = names_in(&s.state_dir().join("leftovers"));
     assert_eq!(leftovers.len(), 1);
-    let worktree = s.state_dir().join("worktrees/2");
+    let worktree = s.state_dir().join("slots/1");
     assert!(worktree.is_dir());
 
     let out = clean(&s, &["--leftovers", "--keep", "0"]);

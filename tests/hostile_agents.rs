@@ -40,7 +40,9 @@ fn a_worktree_swapped_for_a_link_to_the_users_tree_is_not_committed() {
             "2",
             "Swap",
             "Task 1",
-            &format!("echo 2 > two.txt; {USER_REPO}; cd .. && mv 2 2.real && ln -s \"$repo\" 2"),
+            &format!(
+                "echo 2 > two.txt; {USER_REPO}; w=$(pwd); cd .. && mv \"$w\" \"$w.real\" && ln -s \"$repo\" \"$w\""
+            ),
         ),
     ]));
     user_edits(&s);

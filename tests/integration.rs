@@ -83,7 +83,15 @@ fn a_run_that_finishes_the_feature_builds_its_integration_branch_verified() {
     // The user's HEAD, branch and index are as they were; the work branch and worktree went.
     assert_eq!(user_side(&s), before);
     assert!(!s.git_ok(&["rev-parse", "--verify", "-q", "spec/demo/integration.next"]));
-    assert_eq!(s.git(&["worktree", "list"]).lines().count(), 1);
+    // The integration's worktree went; the slots the tasks ran in stay, with no branch.
+    let slots = s.state_dir().join("slots");
+    assert!(
+        s.linked_worktrees()
+            .iter()
+            .all(|(p, branch)| p.parent() == Some(slots.as_path()) && !branch),
+        "{:?}",
+        s.linked_worktrees()
+    );
 
     // Nothing new: `land` finds it up to date and leaves it.
     let out = s.spec_exec(&["land", "demo"]).output().unwrap();

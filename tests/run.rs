@@ -65,9 +65,12 @@ fn diamond_commits_each_task_on_its_branch_and_merges_for_the_join() {
     for e in run.of_type("task-started") {
         let id = e["id"].as_str().unwrap();
         assert_eq!(e["branch"], Scratch::branch(id).as_str());
-        // Paths in JSON are absolute.
-        let worktree = s.state_dir().join("worktrees").join(id);
-        assert_eq!(e["worktree"], worktree.display().to_string().as_str());
+        // Paths in JSON are absolute; tasks run in the feature's worktree slots.
+        let worktree = PathBuf::from(e["worktree"].as_str().unwrap());
+        assert_eq!(
+            worktree.parent(),
+            Some(s.state_dir().join("slots").as_path())
+        );
         let log = PathBuf::from(e["log"].as_str().unwrap());
         assert!(log.is_absolute(), "{log:?}");
         assert!(
@@ -159,19 +162,16 @@ fn diamond_commits_each_task_on_its_branch_and_merges_for_the_join() {
     assert_eq!(s.tasks_md(), expected);
     assert!(!s.repo().join("one.txt").exists());
     // Only spec-exec's branches were added (the tasks' and the feature's integration
-    // branch), and the worktrees are gone.
+    // branch); the slots stay for the next run, with no branch checked out.
     assert_eq!(
         s.branches(),
         ["1", "2", "3", "4", "integration"]
             .map(Scratch::branch)
             .to_vec()
     );
-    assert_eq!(
-        s.git(&["worktree", "list", "--porcelain"])
-            .matches("worktree ")
-            .count(),
-        1
-    );
+    let slots = s.linked_worktrees();
+    assert!(!slots.is_empty() && slots.len() <= 6, "{slots:?}");
+    assert!(slots.iter().all(|(_, branch)| !branch), "{slots:?}");
     let worktrees = s.state_dir().join("worktrees");
     let left: Vec<_> = std::fs::read_dir(&worktrees)
         .map(|rd| rd.map(|e| e.unwrap().file_name()).collect())
@@ -806,14 +806,10 @@ fn resume_after_a_failure() {
     );
     assert!(!s.files(&Scratch::branch("2")).contains("partial.txt"));
     assert!(s.is_ancestor(&one, &s.tip("2")));
-    // No worktree is left.
-    assert_eq!(
-        s.git(&["worktree", "list", "--porcelain"])
-            .matches("worktree ")
-            .count(),
-        1
-    );
-    assert!(!failed_worktree.exists());
+    // No worktree is left with a branch checked out, and the failed attempt's files were
+    // moved aside, out of the slot.
+    assert!(s.linked_worktrees().iter().all(|(_, branch)| !branch));
+    assert!(!failed_worktree.join("partial.txt").exists());
     let mut all = before;
     for id in ["1", "2", "3", "4"] {
         all = tick(&all, id);
@@ -1255,7 +1251,17 @@ fn an_agent_gets_its_worktree_prompt_and_variables() {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-    let worktree = s.state_dir().join("worktrees/CR-A");
+    let worktree = PathBuf::from(
+        run.of_type("task-started")
+            .find(|e| e["id"] == "CR-A")
+            .unwrap()["worktree"]
+            .as_str()
+            .unwrap(),
+    );
+    assert_eq!(
+        worktree.parent(),
+        Some(s.state_dir().join("slots").as_path())
+    );
     let run_id = run.of_type("run-started").next().unwrap()["run_id"]
         .as_str()
         .unwrap()

@@ -56,13 +56,23 @@ pub async fn drive(
         for action in actions.drain(..) {
             match action {
                 Action::Start(start) => {
-                    let job = make.make(start);
+                    let mut job = make.make(start);
+                    let slot = {
+                        let (ctx, job) = (Arc::clone(ctx), job.clone());
+                        match tokio::task::spawn_blocking(move || job::take_slot(&ctx, &job)).await
+                        {
+                            Ok(slot) => slot,
+                            Err(e) => std::panic::resume_unwind(e.into_panic()),
+                        }
+                    };
+                    let worktree = slot.path.clone();
+                    job.slot = Some(slot);
                     sink.event(&Event::TaskStarted {
                         id: job.id.clone(),
                         title: job.title.clone(),
                         track: job.track.clone(),
                         branch: job.start.branch.clone(),
-                        worktree: ctx.worktree(&job.run_name),
+                        worktree,
                         log: ctx.log(&job.run_name),
                         round: job.start.role.round(),
                     });

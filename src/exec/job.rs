@@ -17,7 +17,8 @@ mod merge;
 use super::process::Stop;
 use super::review;
 use super::scheduler::{Base, Finished, Role, Start};
-use super::state::{worktree_name, worktree_prefix};
+use super::slots::{Release, Slot, Slots};
+use super::state::worktree_prefix;
 use crate::agents::{self, Agent};
 use crate::config::VerifyCommand;
 use crate::error::Result;
@@ -39,8 +40,10 @@ pub struct Ctx {
     /// The feature directory relative to the repository's working tree.
     pub spec_rel: PathBuf,
     pub spec_abs: PathBuf,
-    /// Where the run's worktrees are made.
+    /// Where the run's worktrees (the integration's) are made.
     pub worktrees: PathBuf,
+    /// The worktrees the tasks run in, reused from task to task.
+    pub slots: Slots,
     /// The agents' process groups, for stopping them after a crash.
     pub registry: PathBuf,
     pub run_dir: PathBuf,
@@ -145,6 +148,8 @@ pub struct Job {
     /// Its dependencies' branches, each with the task it holds (`task 2 “Title”`), for a
     /// prompt that resolves their conflicts.
     pub sides: Vec<(String, String)>,
+    /// The worktree it runs in, given when it starts (see [`super::slots`]).
+    pub slot: Option<Slot>,
 }
 
 impl Job {
@@ -192,8 +197,31 @@ impl Job {
                 .collect(),
             agent,
             start,
+            slot: None,
         }
     }
+}
+
+/// The slot a job runs in: the one it kept when it goes on after its limit reset, else the
+/// free slot whose tree is closest to a commit the task starts from (its dependencies' tips,
+/// the branch it starts from, or the base), else a new one.
+pub fn take_slot(ctx: &Ctx, job: &Job) -> Slot {
+    let Ok(git) = ctx.git() else {
+        return ctx.slots.acquire(&job.run_name, |_| 0);
+    };
+    let mut near: Vec<git2::Oid> = match &job.start.base {
+        Base::Branch(from) => git.branch_tip(from).into_iter().collect(),
+        Base::Deps(deps) => deps.iter().filter_map(|b| git.branch_tip(b)).collect(),
+    };
+    if near.is_empty() {
+        near.push(ctx.base);
+    }
+    ctx.slots.acquire(&job.run_name, |at| {
+        near.iter()
+            .map(|&n| if n == at { 0 } else { git.tree_distance(at, n) })
+            .min()
+            .unwrap_or(usize::MAX)
+    })
 }
 
 /// What a task branch holds, for a person or an agent: `task 2 “Title”`, or the branch when
@@ -218,7 +246,7 @@ pub(crate) fn side_label(list: &TaskList, branch: &str) -> String {
 /// The steps of a job, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
-    /// The branch at its base (dependencies merged), checked out in a new worktree.
+    /// The branch at its base (dependencies merged), checked out in the job's slot.
     Prepare,
     /// Dependencies' branches that conflicted are merged in the worktree, the agent resolving
     /// the conflicts; the result is the task's base.
@@ -229,7 +257,7 @@ enum Step {
     Verdict,
     /// The worktree's changes are committed on the branch.
     Commit,
-    /// The worktree is removed.
+    /// The slot is free for the next task.
     Cleanup,
 }
 
@@ -286,6 +314,13 @@ struct Progress {
     /// The verify commands, as decided on the job's base (an agent does not turn the default
     /// off by changing Cargo.toml).
     verify_commands: Option<Vec<VerifyCommand>>,
+    /// What the agent and the verify commands run with besides spec-exec's own variables:
+    /// where cargo builds (`CARGO_TARGET_DIR`).
+    build_env: Vec<(String, String)>,
+    /// The job's slot holds its branch (it was moved or made there).
+    entered: bool,
+    /// The slot of a task's job (the integration has a worktree of its own).
+    slot: Option<Slot>,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -298,6 +333,10 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 /// Runs `job` to its end; never fails: how it ended is in the report.
 pub async fn run(ctx: Arc<Ctx>, mut job: Job, stop: watch::Receiver<Stop>) -> Finished {
     let started = Instant::now();
+    let slot = job
+        .slot
+        .clone()
+        .unwrap_or_else(|| ctx.slots.acquire(&job.run_name, |_| 0));
     let mut p = Progress {
         report: TaskReport::new(
             job.id.clone(),
@@ -305,8 +344,8 @@ pub async fn run(ctx: Arc<Ctx>, mut job: Job, stop: watch::Receiver<Stop>) -> Fi
             job.track.clone(),
             Status::Done,
         ),
-        worktree: ctx.worktree(&job.run_name),
-        worktree_name: worktree_name(&ctx.feature, &job.run_name),
+        worktree: slot.path.clone(),
+        worktree_name: slot.name.clone(),
         log: ctx.log(&job.run_name),
         tasks_md_as_given: None,
         agent_started: None,
@@ -317,6 +356,9 @@ pub async fn run(ctx: Arc<Ctx>, mut job: Job, stop: watch::Receiver<Stop>) -> Fi
         final_text: None,
         rate_limited: None,
         verify_commands: None,
+        build_env: ctx.slots.env(slot.n),
+        entered: false,
+        slot: Some(slot.clone()),
     };
     let mut rate_limited = None;
     // Run again after its agent's limit reset: in the worktree it left, when that is still
@@ -339,10 +381,15 @@ pub async fn run(ctx: Arc<Ctx>, mut job: Job, stop: watch::Receiver<Stop>) -> Fi
             p.report.status = end.status;
             p.report.reason = Some(end.reason);
             rate_limited = end.rate_limited;
-            // A worktree kept for inspection, when one was made.
-            p.report.worktree = p.worktree.exists().then(|| p.worktree.clone());
+            // A worktree kept for inspection, when the task got that far.
+            p.report.worktree = p.entered.then(|| p.worktree.clone());
             break;
         }
+    }
+    match p.report.status {
+        Status::Done => {}
+        _ if p.entered => ctx.slots.release(slot.n, Release::Kept),
+        _ => ctx.slots.release(slot.n, Release::Unused),
     }
     p.report.duration_secs = started.elapsed().as_secs_f64();
     if p.report.status == Status::Done {
@@ -360,13 +407,18 @@ async fn prepare(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End>
     let (made, result) = {
         let ctx = Arc::clone(ctx);
         let job = job.clone();
-        let worktree = p.worktree.clone();
-        blocking(move || prepare_worktree(&ctx, &job, &worktree)).await
+        let slot = p.slot.clone();
+        blocking(move || match slot {
+            Some(slot) => prepare_worktree(&ctx, &job, &slot),
+            None => (false, Err(End::failed("no worktree for the task"))),
+        })
+        .await
     };
     if made {
         p.report.branch = Some(job.start.branch.clone());
     }
     p.pending = result?;
+    p.entered = true;
     let (ctx, worktree) = (Arc::clone(ctx), p.worktree.clone());
     p.verify_commands = Some(blocking(move || ctx.verify_commands(&worktree)).await);
     Ok(())
@@ -401,6 +453,7 @@ async fn resumable(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> bool {
     p.report.branch = Some(job.start.branch.clone());
     p.tasks_md_as_given = given;
     p.verify_commands = Some(verify);
+    p.entered = true;
     true
 }
 
@@ -409,7 +462,7 @@ async fn resumable(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> bool {
 fn prepare_worktree(
     ctx: &Ctx,
     job: &Job,
-    worktree: &Path,
+    slot: &Slot,
 ) -> (bool, Result<Vec<(String, git2::Oid)>, End>) {
     let git = match ctx.git() {
         Ok(git) => git,
@@ -447,12 +500,10 @@ fn prepare_worktree(
     if let Err(e) = git.set_branch(&job.start.branch, base, true) {
         return (false, Err(End::failed(e.to_string())));
     }
-    let added = git
-        .add_worktree(
-            &worktree_name(&ctx.feature, &job.run_name),
-            worktree,
-            &job.start.branch,
-        )
+    let added = ctx
+        .slots
+        .enter(&git, slot, &job.start.branch)
+        .map(|_| ())
         .map_err(|e| End::failed(e.to_string()));
     (true, added.map(|()| pending))
 }
@@ -572,6 +623,7 @@ fn argvs(
     agent: &Agent,
     code_blocks: &[String],
     prompt_file: &Path,
+    target_dir: Option<&str>,
 ) -> Result<Vec<Vec<String>>, End> {
     match agent {
         Agent::Shell if code_blocks.is_empty() => Err(End::failed(
@@ -588,7 +640,10 @@ fn argvs(
             .collect()),
         Agent::Command { argv, .. } => Ok(vec![
             argv.iter()
-                .map(|a| a.replace(agents::PROMPT_FILE, &prompt_file.display().to_string()))
+                .map(|a| {
+                    a.replace(agents::PROMPT_FILE, &prompt_file.display().to_string())
+                        .replace(agents::TARGET_DIR, target_dir.unwrap_or("target"))
+                })
                 .collect(),
         ]),
     }
@@ -759,10 +814,7 @@ async fn commit(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> 
         p.log.clone(),
         p.tasks_md_as_given.clone(),
     );
-    let (name, branch) = (
-        worktree_name(&ctx.feature, &job.run_name),
-        job.start.branch.clone(),
-    );
+    let (name, branch) = (p.worktree_name.clone(), job.start.branch.clone());
     let committed = blocking(move || {
         let git = ctx2.git()?;
         git::check_worktree(&git.common_dir(), &name, &worktree, &branch)?;
@@ -814,18 +866,21 @@ fn keep_tasks_md_out(
     Ok(())
 }
 
-/// The work is committed: its worktree goes. A worktree that cannot be removed is reported,
-/// and the task stays done.
-async fn cleanup(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> {
-    let removed = {
+/// The work is committed: its slot is free for the next task, its HEAD detached so that the
+/// branch is checked out nowhere. A slot that cannot be freed is reported (and made again by
+/// the next task that takes it), and the task stays done.
+async fn cleanup(ctx: &Arc<Ctx>, _job: &Job, p: &mut Progress) -> Result<(), End> {
+    let left = {
         let ctx = Arc::clone(ctx);
-        let name = worktree_name(&ctx.feature, &job.run_name);
-        let worktree = p.worktree.clone();
-        blocking(move || ctx.git()?.remove_worktree(&name, &worktree)).await
+        let slot = p.slot.clone();
+        blocking(move || match slot {
+            Some(slot) => ctx.slots.leave(&ctx.git()?, &slot),
+            None => Ok(()),
+        })
+        .await
     };
-    if let Err(e) = removed {
-        p.report.worktree = Some(p.worktree.clone());
-        p.report.reason = Some(format!("committed, but the worktree was not removed: {e}"));
+    if let Err(e) = left {
+        p.report.reason = Some(format!("committed, but its worktree was not freed: {e}"));
     }
     Ok(())
 }

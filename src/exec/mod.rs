@@ -16,6 +16,7 @@ pub mod process;
 pub mod prompt;
 pub mod review;
 pub mod scheduler;
+pub mod slots;
 pub mod state;
 pub mod stream;
 
@@ -70,6 +71,8 @@ pub struct Settings {
     pub on_rate_limit: scheduler::OnRateLimit,
     /// How long the run waits for limits to reset, in all, before it stops on one.
     pub max_wait: Duration,
+    /// The slots share one target directory (`shared-target`).
+    pub shared_target: bool,
 }
 
 impl Settings {
@@ -139,6 +142,11 @@ pub fn execute(
     for note in state.clean_worktrees(&git, &worktree_prefix(&feature.name), &run_id, root)? {
         shell.status(note.verb, &note.text);
     }
+    let (slots, notes) = slots::Slots::new(state.dir(), &feature.name, settings.shared_target)
+        .open(&git, &state, &run_id, root)?;
+    for note in &notes {
+        shell.status(note.verb, &note.text);
+    }
 
     let run_dir = state.runs().join(&run_id);
     for sub in ["logs", "prompts"] {
@@ -167,6 +175,7 @@ pub fn execute(
     let ctx = Arc::new(Ctx {
         registry: registry.clone(),
         known,
+        slots,
         progress: Some(progress),
         ..context(&Where {
             started,
@@ -275,6 +284,7 @@ fn context(w: &Where<'_>) -> Ctx {
         spec_rel: w.spec_rel.clone(),
         spec_abs: w.feature.dir.clone(),
         worktrees: w.state.worktrees(),
+        slots: slots::Slots::new(w.state.dir(), &w.feature.name, s.shared_target),
         registry: w.state.registry(),
         run_dir: w.run_dir.clone(),
         run_id: w.run_id.clone(),
@@ -433,6 +443,10 @@ async fn run_jobs(
         driver::drive(ctx, scheduler, &maker, ticker, &mut sinks, progress).await;
     // Every agent has ended: none is left for a later run to stop.
     let _ = std::fs::remove_file(&ctx.registry);
+    // The slots a run leaves for the next: as many as agents run at once, besides those kept.
+    if let Ok(git) = ctx.git() {
+        ctx.slots.trim(&git, settings.max_agents);
+    }
 
     // Tasks the plan could not run.
     for r in blocked_reports(list, plan) {

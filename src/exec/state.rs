@@ -159,6 +159,10 @@ impl RunState {
         let mut notes = Vec::new();
         let mut recorded = Vec::new();
         for (name, path) in git.worktrees_of(prefix) {
+            // The slots have their own cleaning (`Slots::open`).
+            if super::slots::is_slot_name(prefix, &name) {
+                continue;
+            }
             let id_part = &name[prefix.len()..];
             let expected = self.worktrees().join(id_part);
             // The path git's record names, when it is one of this feature's worktree
@@ -254,6 +258,12 @@ impl RunState {
                 Some(&parent) == real(&self.worktrees()).as_ref()
                     || Some(&parent) == real(&self.old_worktrees).as_ref()
             })
+    }
+
+    /// Moves a slot that holds changes (a failed task's, say) to the leftovers, as
+    /// `<label>-<run-id>`, as [`RunState::clean_worktrees`] does with a kept worktree.
+    pub fn keep_slot(&self, path: &Path, label: &str, run_id: &str, root: &Path) -> Result<Note> {
+        self.keep(path, &git::ref_safe(label), run_id, root)
     }
 
     /// Moves a worktree's files to the leftovers (or, when they cannot be moved there, leaves

@@ -18,6 +18,7 @@ use std::time::SystemTime;
 
 use crate::cli::CleanCommand;
 use crate::error::{Diagnostic, Error, Result, exit};
+use crate::exec::slots;
 use crate::exec::state::{state_dir, worktree_prefix};
 use crate::git::{self, Git};
 use crate::output::Shell;
@@ -42,6 +43,10 @@ enum Kind {
     Run,
     /// A moved-aside copy in leftovers/ (`--leftovers`).
     Leftover,
+    /// A free worktree slot, kept for the next run.
+    Slot,
+    /// A slot's build directory (or the shared target, or the integration's).
+    Build,
 }
 
 impl Kind {
@@ -54,6 +59,8 @@ impl Kind {
             Kind::Unrecorded => "unrecorded-worktree",
             Kind::Run => "run",
             Kind::Leftover => "leftover",
+            Kind::Slot => "slot",
+            Kind::Build => "build-dir",
         }
     }
 }
@@ -435,6 +442,27 @@ fn survey(git: &Git, ws: &Workspace, feature: &str, dir: &Path, cmd: &CleanComma
         // Records of the feature's worktrees may outlive the directory.
         survey_records_only(git, &ws.root, feature, &mut survey);
     }
+    if let Some(dir) = sub("slots", &mut survey) {
+        survey_slots(git, feature, &dir, cmd, &mut survey);
+    }
+    // Build directories are caches: they all go.
+    let builds = sub("builds", &mut survey)
+        .map(|d| entries(&d))
+        .unwrap_or_default();
+    for path in builds.into_iter().chain(sub("target", &mut survey)) {
+        let name = file_name(&path);
+        survey.remove.push(Item {
+            kind: Kind::Build,
+            bytes: crate::fsutil::dir_size(&path),
+            what: match name.as_str() {
+                "target" => "the target directory the slots share".to_owned(),
+                "integration" => "the build directory of the integration".to_owned(),
+                n => format!("the build directory of slot {n}"),
+            },
+            path,
+            how: How::Path,
+        });
+    }
     // Runs, and the integrations `land` made: the newest `--keep` of each.
     for (name, what) in [
         ("runs", "its logs, prompts and reports"),
@@ -453,7 +481,7 @@ fn survey(git: &Git, ws: &Workspace, feature: &str, dir: &Path, cmd: &CleanComma
             let id = file_name(&path);
             survey.remove.push(Item {
                 kind: Kind::Run,
-                bytes: size_of(&path),
+                bytes: crate::fsutil::dir_size(&path),
                 what: format!("run {id}: {what}"),
                 path,
                 how: How::Path,
@@ -466,7 +494,7 @@ fn survey(git: &Git, ws: &Workspace, feature: &str, dir: &Path, cmd: &CleanComma
             for path in entries {
                 survey.remove.push(Item {
                     kind: Kind::Leftover,
-                    bytes: size_of(&path),
+                    bytes: crate::fsutil::dir_size(&path),
                     what: "changed files of an earlier attempt, moved aside".to_owned(),
                     path,
                     how: How::Path,
@@ -478,7 +506,7 @@ fn survey(git: &Git, ws: &Workspace, feature: &str, dir: &Path, cmd: &CleanComma
                 path: leftovers,
                 why: format!(
                     "{}, {n} moved-aside {} of earlier attempts' changed files; --leftovers removes {}",
-                    human_size(entries.iter().map(|p| size_of(p)).sum()),
+                    human_size(entries.iter().map(|p| crate::fsutil::dir_size(p)).sum()),
                     if n == 1 { "copy" } else { "copies" },
                     if n == 1 { "it" } else { "them" }
                 ),
@@ -560,7 +588,7 @@ fn record(admin: &Path, root: &Path, name: String, path: Option<PathBuf>) -> Ite
     };
     Item {
         kind: Kind::Record,
-        bytes: size_of(&admin.join(&name)),
+        bytes: crate::fsutil::dir_size(&admin.join(&name)),
         path: admin.join(&name),
         what,
         how: How::Record { name },
@@ -584,6 +612,9 @@ fn survey_worktrees(
     // The directories under `worktrees` that a record of this feature names.
     let mut recorded: Vec<String> = Vec::new();
     for (name, path) in git.worktrees_of(&prefix) {
+        if slots::is_slot_name(&prefix, &name) {
+            continue;
+        }
         let id_part = name[prefix.len()..].to_owned();
         let Some(path) = path else {
             survey.remove.push(record(&admin, &ws.root, name, None));
@@ -621,7 +652,7 @@ fn survey_worktrees(
         if is_link(&path) {
             survey.remove.push(Item {
                 kind: Kind::Link,
-                bytes: size_of(&path) + size_of(&admin.join(&name)),
+                bytes: crate::fsutil::dir_size(&path) + crate::fsutil::dir_size(&admin.join(&name)),
                 what: "a link where a task's worktree was (only the link goes)".to_owned(),
                 path,
                 how: How::Link { name },
@@ -629,7 +660,7 @@ fn survey_worktrees(
             continue;
         }
         let branch = format!("{}/{feature}/{id_part}", ws.config.branch_prefix);
-        let bytes = size_of(&path) + size_of(&admin.join(&name));
+        let bytes = crate::fsutil::dir_size(&path) + crate::fsutil::dir_size(&admin.join(&name));
         match unfinished(git, &common, &name, &path, &branch, &id_part) {
             None => survey.remove.push(Item {
                 kind: Kind::Finished,
@@ -659,7 +690,7 @@ fn survey_worktrees(
         if recorded.contains(&file_name(&path)) {
             continue;
         }
-        let bytes = size_of(&path);
+        let bytes = crate::fsutil::dir_size(&path);
         if is_link(&path) {
             survey.remove.push(Item {
                 kind: Kind::Link,
@@ -696,6 +727,96 @@ fn survey_worktrees(
                     human_size(bytes)
                 ),
             });
+        }
+    }
+}
+
+/// The feature's worktree slots (`slots/<n>`): a free one (clean, its HEAD detached) goes; one
+/// that holds a task's branch or changes (a failed task's, kept for inspection) stays unless
+/// `--leftovers`; what else is there (a directory git has no record of, the marker of a move
+/// cut short) goes like the worktrees' leftovers.
+fn survey_slots(git: &Git, feature: &str, dir: &Path, cmd: &CleanCommand, survey: &mut Survey) {
+    let common = git.common_dir();
+    let admin = common.join("worktrees");
+    let prefix = worktree_prefix(feature);
+    for path in entries(dir) {
+        let file = file_name(&path);
+        let Ok(n) = file.parse::<u32>() else {
+            if file.ends_with(".moving") && !real_dir(&path) {
+                survey.remove.push(Item {
+                    kind: Kind::Slot,
+                    bytes: crate::fsutil::dir_size(&path),
+                    what: "the marker of a slot's move that a killed run left".to_owned(),
+                    path,
+                    how: How::Path,
+                });
+            }
+            continue;
+        };
+        let name = slots::slot_name(&prefix, n);
+        let size = || crate::fsutil::dir_size(&path) + crate::fsutil::dir_size(&admin.join(&name));
+        if is_link(&path) {
+            survey.remove.push(Item {
+                kind: Kind::Link,
+                bytes: size(),
+                what: "a link where a worktree slot was (only the link goes)".to_owned(),
+                path,
+                how: How::Link { name },
+            });
+            continue;
+        }
+        let why = match git::check_linked(&common, &name, &path) {
+            Err(e) => Some(e.to_string()),
+            Ok(()) => {
+                let held = git2::Repository::open(&path).ok().and_then(|r| {
+                    r.find_reference("HEAD")
+                        .ok()?
+                        .symbolic_target()
+                        .map(|b| b.trim_start_matches("refs/heads/").to_owned())
+                });
+                match (held, git::has_changes(&path)) {
+                    (Some(b), changed) => Some(format!(
+                        "it holds `{b}`, a task that did not finish, kept for inspection{}",
+                        if changed {
+                            ", with uncommitted changes"
+                        } else {
+                            ""
+                        }
+                    )),
+                    (None, true) => Some("it has uncommitted changes".to_owned()),
+                    (None, false) => None,
+                }
+            }
+        };
+        // Measured once git has looked at it (a look may refresh its index).
+        let bytes = size();
+        let how = if admin.join(&name).exists() {
+            How::Worktree { name }
+        } else {
+            How::Path
+        };
+        match why {
+            None => survey.remove.push(Item {
+                kind: Kind::Slot,
+                bytes,
+                what: format!("worktree slot {n}, free"),
+                path,
+                how,
+            }),
+            Some(why) if cmd.leftovers => survey.remove.push(Item {
+                kind: Kind::Kept,
+                bytes,
+                what: format!("the kept worktree slot {n}: {why}"),
+                path,
+                how,
+            }),
+            Some(why) => survey.keep.push(Keep {
+                path,
+                why: format!(
+                    "{}, worktree slot {n}: {why}; --leftovers removes it",
+                    human_size(bytes)
+                ),
+            }),
         }
     }
 }
@@ -768,25 +889,6 @@ fn remove_path(path: &Path) -> Result<()> {
         std::fs::remove_file(path)
     };
     removed.map_err(|e| Error::io("remove", path, e))
-}
-
-/// The bytes of the files (and links, as links) at and under `path`.
-fn size_of(path: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let Ok(meta) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
-        if meta.is_dir() {
-            if let Ok(rd) = std::fs::read_dir(&p) {
-                stack.extend(rd.flatten().map(|e| e.path()));
-            }
-        } else {
-            total += meta.len();
-        }
-    }
-    total
 }
 
 /// A size for people: `512 B`, `1.5 KiB`, `12.3 MiB`.

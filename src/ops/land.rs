@@ -108,6 +108,7 @@ pub fn integrate(
             max_cost: None,
             on_rate_limit: Default::default(),
             max_wait: config::DEFAULT_MAX_WAIT,
+            shared_target: ws.config.shared_target,
         },
     )
 }

@@ -200,6 +200,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
                 .or(ws.config.on_rate_limit)
                 .unwrap_or_default(),
             max_wait,
+            shared_target: ws.config.shared_target,
         },
     )
 }

@@ -342,6 +342,23 @@ impl Scratch {
     }
 
     /// The feature's run state: `.git/spec-exec/<feature>`.
+    /// The linked worktrees (spec-exec's slots, kept for the next run) and whether each has
+    /// a branch checked out: a finished run leaves none with one.
+    pub fn linked_worktrees(&self) -> Vec<(PathBuf, bool)> {
+        let list = self.git(&["worktree", "list", "--porcelain"]);
+        list.split("\n\n")
+            .filter(|b| !b.trim().is_empty())
+            .skip(1)
+            .map(|b| {
+                let path = b.lines().next().unwrap().trim_start_matches("worktree ");
+                (
+                    PathBuf::from(path),
+                    b.lines().any(|l| l.starts_with("branch ")),
+                )
+            })
+            .collect()
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.repo().join(".git/spec-exec").join(FEATURE)
     }

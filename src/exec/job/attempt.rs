@@ -231,7 +231,12 @@ pub async fn run(
                 .to_owned(),
         }));
     }
-    let mut argvs = argvs(who.agent, who.code_blocks, &step.prompt_file)?;
+    let target = p
+        .build_env
+        .iter()
+        .find(|(k, _)| k == "CARGO_TARGET_DIR")
+        .map(|(_, v)| v.as_str());
+    let mut argvs = argvs(who.agent, who.code_blocks, &step.prompt_file, target)?;
     // claude and codex resume the session their limit cut short, in the worktree it left.
     if let (
         Some(session),
@@ -386,6 +391,7 @@ fn env(ctx: &Ctx, who: Who<'_>, p: &Progress, step: &Step, attempt: u32) -> Vec<
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
+    .chain(p.build_env.iter().cloned())
     .collect()
 }
 
@@ -568,7 +574,10 @@ async fn verify(
                     ("SPEC_EXEC_RUN_ID".to_owned(), ctx.run_id.clone()),
                     ("SPEC_EXEC_STEP".to_owned(), "verify".to_owned()),
                     ("SPEC_EXEC_ATTEMPT".to_owned(), attempt.to_string()),
-                ],
+                ]
+                .into_iter()
+                .chain(p.build_env.iter().cloned())
+                .collect::<Vec<_>>(),
                 timeout: ctx.timeout,
                 grace: ctx.grace,
                 registry: Some((&ctx.registry, &ctx.run_id)),

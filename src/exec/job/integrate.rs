@@ -401,6 +401,16 @@ async fn in_worktree(
         final_text: None,
         rate_limited: None,
         verify_commands: Some(ctx.verify_commands(&worktree)),
+        // Its worktree's path does not change from run to run: its builds stay warm.
+        build_env: vec![(
+            "CARGO_TARGET_DIR".to_owned(),
+            super::super::slots::builds_dir(&ctx.state_dir)
+                .join(NAME)
+                .display()
+                .to_string(),
+        )],
+        entered: true,
+        slot: None,
     };
     let title = format!("Integrate {}", ctx.feature);
     let who = Who {

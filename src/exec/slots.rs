@@ -1,0 +1,378 @@
+//! A feature's worktrees, as slots reused from task to task and from run to run.
+//!
+//! A run keeps at most `--max-agents` linked worktrees busy at once: `slots/<n>` in the
+//! feature's run state, git's name for each `spec-exec-<len>-<feature>-@<n>` (no task id makes
+//! a name with `@`). A job takes a free slot, the one whose tree is closest to where the task
+//! starts (usually the slot that ran its dependency), and moves it there by writing only the
+//! files that differ ([`Git::move_worktree`]); a new slot is made only when none is free. When
+//! the task is committed its slot's HEAD is detached and the slot is free again; a failed or
+//! interrupted task keeps its slot, for inspection, and another takes its place.
+//!
+//! Each slot has its own build directory, `builds/<n>` (`CARGO_TARGET_DIR` of the agent and of
+//! the verify commands), outside the worktree so that nothing of it is ever staged, and kept
+//! across tasks and runs: the slot's path never changes, so cargo's fingerprints stay valid and
+//! the next task's build is incremental. With `shared-target`, the slots share one target
+//! directory (`target/`), each with its own `build.build-dir` (`builds/<n>`) where cargo has it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::state::{Note, RunState, worktree_prefix};
+use crate::error::{Error, Result};
+use crate::git::{self, Git};
+
+/// A slot a job holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
+    pub n: u32,
+    /// The worktree.
+    pub path: PathBuf,
+    /// git's name for it.
+    pub name: String,
+}
+
+/// How a job gives its slot back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// Free for the next task, its tree at that commit.
+    Free(Option<git2::Oid>),
+    /// Free, as it was: the job did not get as far as moving it.
+    Unused,
+    /// Kept for the job (a failed task's, for inspection; one cut short by a limit, to go on
+    /// in): no other job takes it in this run.
+    Kept,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Use {
+    /// Free, its tree at that commit (none known: a slot that has to be made again).
+    Free(Option<git2::Oid>),
+    /// Held by the job of that run name; where its tree was before.
+    Busy(String, Option<git2::Oid>),
+    Kept(String),
+}
+
+/// The feature's slots.
+#[derive(Debug)]
+pub struct Slots {
+    dir: PathBuf,
+    builds: PathBuf,
+    /// `shared-target`: the one target directory the slots share.
+    shared: Option<PathBuf>,
+    /// Whether cargo has `build.build-dir` (1.91 and later).
+    build_dir: bool,
+    prefix: String,
+    inner: Mutex<Vec<(u32, Use)>>,
+}
+
+/// Where a feature's slots are: `slots/` in its run state.
+pub fn slots_dir(state: &Path) -> PathBuf {
+    state.join("slots")
+}
+
+/// Where the slots' build directories are: `builds/` in its run state.
+pub fn builds_dir(state: &Path) -> PathBuf {
+    state.join("builds")
+}
+
+/// The shared target directory of `shared-target`: `target/` in its run state.
+pub fn shared_target_dir(state: &Path) -> PathBuf {
+    state.join("target")
+}
+
+/// git's name of slot `n` of a feature whose worktree names start with `prefix`.
+pub fn slot_name(prefix: &str, n: u32) -> String {
+    format!("{prefix}@{n}")
+}
+
+/// Whether git's worktree name `name` (with the feature's `prefix`) is a slot's.
+pub fn is_slot_name(prefix: &str, name: &str) -> bool {
+    name.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('@'))
+        .is_some_and(|n| n.parse::<u32>().is_ok())
+}
+
+impl Slots {
+    /// No slot yet (a run that makes them as it goes, or `land`, which uses none).
+    pub fn new(state: &Path, feature: &str, shared_target: bool) -> Slots {
+        Slots {
+            dir: slots_dir(state),
+            builds: builds_dir(state),
+            shared: shared_target.then(|| shared_target_dir(state)),
+            build_dir: shared_target && cargo_has_build_dir(),
+            prefix: worktree_prefix(feature),
+            inner: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The slots an earlier run left, made ready for this run: a slot with changes (a failed
+    /// or interrupted task's work, or someone's edits) is moved to the leftovers, as a kept
+    /// worktree always was, and made again when needed; a clean one has its HEAD detached and
+    /// is free. git's records of slots whose directory is gone are pruned.
+    pub fn open(
+        mut self,
+        git: &Git,
+        state: &RunState,
+        run_id: &str,
+        root: &Path,
+    ) -> Result<(Slots, Vec<Note>)> {
+        let mut notes = Vec::new();
+        let mut found: Vec<(u32, Use)> = Vec::new();
+        let common = git.common_dir();
+        for (name, _) in git.worktrees_of(&self.prefix) {
+            if !is_slot_name(&self.prefix, &name) {
+                continue;
+            }
+            let n: u32 = name[self.prefix.len() + 1..].parse().unwrap_or(0);
+            let path = self.path(n);
+            if std::fs::symlink_metadata(&path).is_err() {
+                git.forget_worktree(&name)?;
+            }
+        }
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(_) => return Ok((self, notes)),
+        };
+        let mut numbered: Vec<u32> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+            .filter(|&n| n > 0)
+            .collect();
+        numbered.sort_unstable();
+        for n in numbered {
+            let (path, name) = (self.path(n), slot_name(&self.prefix, n));
+            let moving = self.marker(n);
+            if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+                std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
+                git.forget_worktree(&name)?;
+                continue;
+            }
+            let linked = git::check_linked(&common, &name, &path).is_ok();
+            if linked && moving.exists() {
+                // Killed while it moved: its files are half of one tree and half of another,
+                // nobody's work. It is made again when needed.
+                git.remove_worktree(&name, &path)?;
+                let _ = std::fs::remove_file(&moving);
+                continue;
+            }
+            if !linked || git::has_changes(&path) {
+                let label = held_by(&path).unwrap_or_else(|| format!("slot-{n}"));
+                notes.push(state.keep_slot(&path, &label, run_id, root)?);
+                git.forget_worktree(&name)?;
+                let _ = std::fs::remove_file(&moving);
+                continue;
+            }
+            match git.detach_worktree(&path) {
+                Ok(at) => found.push((n, Use::Free(Some(at)))),
+                Err(_) => {
+                    git.remove_worktree(&name, &path)?;
+                }
+            }
+        }
+        *self.inner.get_mut().unwrap_or_else(|e| e.into_inner()) = found;
+        Ok((self, notes))
+    }
+
+    fn path(&self, n: u32) -> PathBuf {
+        self.dir.join(n.to_string())
+    }
+
+    /// Written while slot `n` moves from one tree to another, removed when it is done.
+    fn marker(&self, n: u32) -> PathBuf {
+        self.dir.join(format!("{n}.moving"))
+    }
+
+    fn slot(&self, n: u32) -> Slot {
+        Slot {
+            n,
+            path: self.path(n),
+            name: slot_name(&self.prefix, n),
+        }
+    }
+
+    /// The build directory of slot `n`.
+    pub fn build_dir(&self, n: u32) -> PathBuf {
+        self.builds.join(n.to_string())
+    }
+
+    /// What the agent and the verify commands of slot `n` run with: `CARGO_TARGET_DIR` (and
+    /// `CARGO_BUILD_BUILD_DIR` with a shared target).
+    pub fn env(&self, n: u32) -> Vec<(String, String)> {
+        let own = self.build_dir(n).display().to_string();
+        match &self.shared {
+            None => vec![("CARGO_TARGET_DIR".to_owned(), own)],
+            Some(shared) => {
+                let mut env = vec![("CARGO_TARGET_DIR".to_owned(), shared.display().to_string())];
+                if self.build_dir {
+                    env.push(("CARGO_BUILD_BUILD_DIR".to_owned(), own));
+                }
+                env
+            }
+        }
+    }
+
+    /// Where a job's cargo writes: its slot's build directory, or the shared target.
+    pub fn target_of(&self, n: u32) -> PathBuf {
+        self.shared.clone().unwrap_or_else(|| self.build_dir(n))
+    }
+
+    /// A slot for the job `run_name`: the one it kept, when it runs again after its limit
+    /// reset; else the free slot whose tree is the smallest `distance` from where the
+    /// task starts (the lowest number among equals); else a new one.
+    pub fn acquire(&self, run_name: &str, distance: impl Fn(git2::Oid) -> usize) -> Slot {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        // A job that runs again in this run (after its limit reset) takes the slot it kept,
+        // where its branch is checked out.
+        if let Some(entry) = inner
+            .iter_mut()
+            .find(|(_, u)| *u == Use::Kept(run_name.to_owned()))
+        {
+            entry.1 = Use::Busy(run_name.to_owned(), None);
+            return self.slot(entry.0);
+        }
+        let best = inner
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, u))| match u {
+                Use::Free(Some(at)) => Some((distance(*at), i)),
+                Use::Free(None) => Some((usize::MAX, i)),
+                _ => None,
+            })
+            .min();
+        let i = match best {
+            Some((_, i)) => i,
+            None => {
+                let mut n = 1;
+                while inner.iter().any(|(m, _)| *m == n) {
+                    n += 1;
+                }
+                inner.push((n, Use::Free(None)));
+                inner.len() - 1
+            }
+        };
+        let before = match inner[i].1 {
+            Use::Free(at) => at,
+            _ => None,
+        };
+        inner[i].1 = Use::Busy(run_name.to_owned(), before);
+        self.slot(inner[i].0)
+    }
+
+    /// Gives slot `n` back.
+    pub fn release(&self, n: u32, how: Release) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = inner.iter_mut().find(|(m, _)| *m == n) {
+            entry.1 = match (how, &entry.1) {
+                (Release::Free(at), _) => Use::Free(at),
+                (Release::Unused, Use::Busy(_, before)) => Use::Free(*before),
+                (Release::Kept, Use::Busy(name, _)) => Use::Kept(name.clone()),
+                (_, other) => other.clone(),
+            };
+        }
+    }
+
+    /// Moves `slot` to `branch` (which is at the task's base), or makes it there when it does
+    /// not exist yet or cannot be moved. Whether it was moved (rather than made).
+    pub fn enter(&self, git: &Git, slot: &Slot, branch: &str) -> Result<bool> {
+        let moving = self.marker(slot.n);
+        if git::check_linked(&git.common_dir(), &slot.name, &slot.path).is_ok() {
+            std::fs::write(&moving, b"").map_err(|e| Error::io("write", &moving, e))?;
+            let moved = git.move_worktree(&slot.name, &slot.path, branch);
+            let _ = std::fs::remove_file(&moving);
+            if moved.is_ok() {
+                return Ok(true);
+            }
+        }
+        if let Some(parent) = slot.path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
+        }
+        git.add_worktree(&slot.name, &slot.path, branch)?;
+        Ok(false)
+    }
+
+    /// Frees slot `slot` after its task was committed: its HEAD is detached, so that the
+    /// task's branch is checked out nowhere.
+    pub fn leave(&self, git: &Git, slot: &Slot) -> Result<()> {
+        match git.detach_worktree(&slot.path) {
+            Ok(at) => {
+                self.release(slot.n, Release::Free(Some(at)));
+                Ok(())
+            }
+            Err(e) => {
+                self.release(slot.n, Release::Free(None));
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes free slots beyond the first `keep` (the highest numbers first), with their
+    /// build directories: a run leaves at most `--max-agents` slots besides the kept ones.
+    pub fn trim(&self, git: &Git, keep: usize) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.sort_by_key(|(n, _)| *n);
+        let free: Vec<u32> = inner
+            .iter()
+            .filter(|(_, u)| matches!(u, Use::Free(_)))
+            .map(|(n, _)| *n)
+            .collect();
+        for &n in free.iter().skip(keep) {
+            let slot = self.slot(n);
+            if git.remove_worktree(&slot.name, &slot.path).is_ok() {
+                let _ = std::fs::remove_dir_all(self.build_dir(n));
+                inner.retain(|(m, _)| *m != n);
+            }
+        }
+    }
+
+    /// Bytes the slots' worktrees and their build directories (and the shared target) take.
+    pub fn disk_use(&self) -> (u64, u64) {
+        let builds = crate::fsutil::dir_size(&self.builds)
+            + self.shared.as_deref().map_or(0, crate::fsutil::dir_size);
+        (crate::fsutil::dir_size(&self.dir), builds)
+    }
+}
+
+/// The task id a slot's HEAD names (`<prefix>/<feature>/<id>`), for the name of its leftovers.
+fn held_by(path: &Path) -> Option<String> {
+    let repo = git2::Repository::open(path).ok()?;
+    let head = repo.find_reference("HEAD").ok()?;
+    let target = head.symbolic_target()?;
+    target.rsplit('/').next().map(str::to_owned)
+}
+
+/// Whether the cargo on PATH has `build.build-dir` (stable from 1.91).
+fn cargo_has_build_dir() -> bool {
+    let Ok(out) = std::process::Command::new("cargo")
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+    else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version = text.split_whitespace().nth(1).unwrap_or("");
+    let mut parts = version
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (1, 91)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_names_are_not_task_names() {
+        let prefix = worktree_prefix("demo");
+        assert!(is_slot_name(&prefix, &slot_name(&prefix, 3)));
+        assert!(!is_slot_name(
+            &prefix,
+            &super::super::state::worktree_name("demo", "3")
+        ));
+        assert!(!is_slot_name(&prefix, &format!("{prefix}@x")));
+        // No task id makes a name with `@`.
+        assert!(!crate::git::ref_safe("@1").contains('@'));
+    }
+}

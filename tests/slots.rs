@@ -1,0 +1,221 @@
+//! Worktree slots: a run keeps at most `--max-agents` worktrees and moves each from task to
+//! task by writing only the files that differ. Nothing of a task may be left in its slot for
+//! the next; the free slot closest to the next task's base is taken; a failed task's slot is
+//! kept and another takes its place; each slot builds in a directory of its own, which stays
+//! warm from task to task.
+
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+mod support;
+
+use std::path::PathBuf;
+
+use support::{Project, Scratch, shell_task, tasks_md};
+
+/// A task of the shell agent whose ```sh block is `lines`, one command a line.
+fn script_task(id: &str, deps: &str, lines: &[&str]) -> String {
+    let deps = if deps.is_empty() { "None" } else { deps };
+    let body: String = lines.iter().map(|l| format!("  {l}\n")).collect();
+    format!("- [ ] {id}. **Task {id}**\n  - _Dependencies: {deps}_\n  ```sh\n{body}  ```\n\n")
+}
+
+fn worktree_of(run: &support::Run, id: &str) -> PathBuf {
+    let started = run
+        .of_type("task-started")
+        .find(|e| e["id"] == id)
+        .unwrap_or_else(|| panic!("task {id} did not start\n{}", run.context()));
+    PathBuf::from(started["worktree"].as_str().unwrap())
+}
+
+/// Task 1 leaves every kind of trace in its slot: committed new, changed, deleted, re-moded and
+/// retyped files, a new link, a file in a new directory, an emptied directory, a changed
+/// submodule, and, not committed, an ignored file, an ignored directory and an empty
+/// directory. Task 2 runs next in the same slot (one agent) from the base and finds exactly the
+/// base's tree: git reports nothing, no empty directory is left but the submodule's, and the
+/// file neither task changed is the same file (the slot was moved, not made again).
+#[test]
+fn nothing_of_a_task_is_left_in_its_slot_for_the_next() {
+    let trace = [
+        "stat -c %i README.md > \"$HELPER_CTL/inode\"",
+        "echo new > new.txt",
+        "echo changed >> Cargo.toml",
+        "rm keep/deleted.txt",
+        "chmod +x mode.sh",
+        "rm retyped.txt && ln -s README.md retyped.txt",
+        "ln -s /etc/hostname link",
+        "mkdir -p newdir/deeper && echo x > newdir/deeper/x.txt",
+        "rm emptied/only.txt",
+        "git update-index --cacheinfo 160000,$(git rev-parse HEAD),sub",
+        "echo ignored > debug.log",
+        "mkdir -p out/deep && echo built > out/deep/artifact",
+        "mkdir -p empty/inner",
+    ];
+    let check = [
+        "test -z \"$(git status --porcelain --ignored --untracked-files=all)\"",
+        "test -z \"$(find . -path ./.git -prune -o -type d -empty -print | grep -vx ./sub)\"",
+        "test ! -e new.txt && test ! -e link && test ! -e newdir && test ! -e empty",
+        "test ! -e debug.log && test ! -e out",
+        "test -f keep/deleted.txt && test -f emptied/only.txt && test ! -L retyped.txt",
+        "test ! -x mode.sh",
+        "! grep -q changed Cargo.toml",
+        "test \"$(stat -c %i README.md)\" = \"$(cat \"$HELPER_CTL/inode\")\"",
+        "echo clean > clean.txt",
+    ];
+    let s = Scratch::unapproved(
+        &tasks_md(&[script_task("1", "", &trace), script_task("2", "", &check)]),
+        Project::Package,
+    );
+    let repo = s.repo();
+    support::write(&repo.join("keep/deleted.txt"), "gone soon\n");
+    support::write(&repo.join("keep/other.txt"), "stays\n");
+    support::write(&repo.join("mode.sh"), "echo\n");
+    support::write(&repo.join("retyped.txt"), "a file\n");
+    support::write(&repo.join("emptied/only.txt"), "alone\n");
+    support::write(&repo.join(".gitignore"), "/target\n*.log\n/out\n");
+    // A submodule whose directory a checkout leaves empty.
+    let sub = s.repo().parent().unwrap().join("sub-origin");
+    support::write(&sub.join("lib.txt"), "sub\n");
+    support::git_in(&sub, &["init", "-q", "-b", "main"]);
+    support::git_in(&sub, &["add", "-A"]);
+    support::git_in(
+        &sub,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@l",
+            "commit",
+            "-qm",
+            "sub",
+        ],
+    );
+    s.git(&[
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "add",
+        "-q",
+        sub.to_str().unwrap(),
+        "sub",
+    ]);
+    s.git(&["add", "-A"]);
+    s.git(&["commit", "-qm", "Files for the tasks"]);
+    s.approve();
+
+    let run = s.shell_run(&["--max-agents", "1", "--no-verify", "--continue-on-error"]);
+    run.assert_code(0);
+    assert_eq!(worktree_of(&run, "1"), worktree_of(&run, "2"));
+    assert!(s.files(&support::Scratch::branch("1")).contains("new.txt"));
+    assert_eq!(
+        s.files(&support::Scratch::branch("2")),
+        s.files("main")
+            .into_iter()
+            .chain(["clean.txt".to_owned()])
+            .collect()
+    );
+}
+
+/// A task that fails keeps its slot, for inspection, with what its agent left; the next task
+/// takes another slot. The next run moves the kept slot's files to the leftovers and reuses
+/// its place.
+#[test]
+fn a_failed_tasks_slot_is_kept_and_another_takes_its_place() {
+    let s = Scratch::package(&tasks_md(&[
+        shell_task("1", "Fails", "", "echo half > partial.txt && exit 3"),
+        shell_task("2", "Works", "", "echo done > two.txt"),
+    ]));
+    let run = s.shell_run(&["--max-agents", "1", "--no-verify", "--continue-on-error"]);
+    run.assert_code(1);
+    let (one, two) = (worktree_of(&run, "1"), worktree_of(&run, "2"));
+    assert_ne!(one, two, "task 2 took the failed task's slot");
+    assert_eq!(
+        run.finished("1")["worktree"],
+        one.display().to_string().as_str()
+    );
+    assert!(one.join("partial.txt").is_file());
+
+    // The next run: the kept slot's changes go to the leftovers; task 1 runs again (in the
+    // first free slot), and the run ends with at most one slot besides none kept.
+    s.git(&["checkout", "-q", "main"]);
+    let again = s.shell_run(&["--max-agents", "1", "--no-verify"]);
+    assert_eq!(again.status("1"), "failed");
+    let leftovers: Vec<_> = std::fs::read_dir(s.state_dir().join("leftovers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "{leftovers:?}");
+    assert!(leftovers[0].join("partial.txt").is_file());
+    assert!(
+        !leftovers[0].join(".git").exists(),
+        "a leftover copy must not point at git's record"
+    );
+}
+
+/// Three tasks, two agents: 1 writes many files, 2 one; 3 depends on 1. When 3 starts, the
+/// slot that ran 1 holds 3's base exactly, and it is taken over the other, wherever the
+/// other's number.
+#[test]
+fn the_free_slot_closest_to_the_base_is_taken() {
+    let many = "for i in $(seq 1 40); do echo $i > many-$i.txt; done";
+    let s = Scratch::package(&tasks_md(&[
+        shell_task("1", "Many", "", &format!("sleep 0.3 && {many}")),
+        shell_task("2", "One", "", "echo two > two.txt"),
+        shell_task("3", "After many", "1", "echo three > three.txt"),
+    ]));
+    let run = s.shell_run(&["--max-agents", "2", "--no-verify"]);
+    run.assert_code(0);
+    assert_eq!(worktree_of(&run, "3"), worktree_of(&run, "1"));
+    assert_ne!(worktree_of(&run, "2"), worktree_of(&run, "1"));
+    // The slots stay for the next run, detached: no task branch is checked out anywhere.
+    let list = s.git(&["worktree", "list", "--porcelain"]);
+    assert_eq!(list.matches("worktree ").count(), 3, "{list}");
+    assert_eq!(list.matches("detached").count(), 2, "{list}");
+}
+
+/// Each slot builds in a directory of its own outside the worktree (`CARGO_TARGET_DIR`, for the
+/// agent and the verify commands): the second task of a chain finds the first one's build
+/// fresh, and the verify commands build in the same place.
+#[test]
+fn a_slots_build_stays_warm_from_task_to_task() {
+    let s = Scratch::package(&tasks_md(&[
+        shell_task(
+            "1",
+            "Build",
+            "",
+            "cargo build -q && echo \"$CARGO_TARGET_DIR\" > target-dir.txt",
+        ),
+        shell_task(
+            "2",
+            "Build again",
+            "1",
+            "cargo build -v 2>&1 | tee build.txt && echo two > two.txt",
+        ),
+    ]));
+    let run = s.shell_run(&["--max-agents", "1", "--verify", "cargo check -v"]);
+    run.assert_code(0);
+    let build = s.show(&support::Scratch::branch("2"), "build.txt");
+    assert!(
+        build.contains("Fresh tiny"),
+        "task 2 rebuilt what task 1 built:\n{build}"
+    );
+    let target = s.show(&support::Scratch::branch("1"), "target-dir.txt");
+    let target = PathBuf::from(target.trim());
+    assert!(
+        target.starts_with(s.state_dir().join("builds")),
+        "{target:?}"
+    );
+    assert!(target.join("debug").is_dir());
+    // Nothing of the build is in the worktree, so nothing of it can be committed.
+    assert!(
+        !s.files(&support::Scratch::branch("1"))
+            .iter()
+            .any(|f| f.starts_with("target/"))
+    );
+    let verify_log = s.run_dir().join("logs/2.verify.log");
+    let verify_log = std::fs::read_to_string(&verify_log).unwrap();
+    assert!(
+        verify_log.contains("Fresh tiny") || verify_log.contains("Checking tiny"),
+        "{verify_log}"
+    );
+}
