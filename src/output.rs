@@ -676,6 +676,7 @@ impl<'a> Display<'a> {
                 report,
                 error,
                 usage,
+                disk,
                 ..
             } => {
                 self.run_finished(
@@ -687,6 +688,17 @@ impl<'a> Display<'a> {
                 );
                 if let Some(u) = usage {
                     self.line("Usage", crate::report::usage_text(u), false);
+                }
+                if let Some(d) = disk {
+                    self.line(
+                        "Disk",
+                        format!(
+                            "{} (`cargo spec-exec clean {}` frees them)",
+                            crate::report::disk_text(d),
+                            self.feature
+                        ),
+                        false,
+                    );
                 }
                 if let Some(r) = self.integration.take() {
                     for (verb, message, bad) in integration_lines(&r, &self.feature) {

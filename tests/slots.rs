@@ -219,3 +219,65 @@ fn a_slots_build_stays_warm_from_task_to_task() {
         "{verify_log}"
     );
 }
+
+/// A run killed while a slot moved leaves the slot half of one tree and half of another, and a
+/// marker: the next run makes that slot again instead of keeping its files as someone's work.
+/// The run's last event says what the slots and their build directories take on disk, and
+/// `clean` frees them.
+#[test]
+fn a_slot_cut_short_while_it_moved_is_made_again_and_the_disk_it_takes_is_reported() {
+    let s = Scratch::new(&tasks_md(&[
+        support::task("1", "One", "", "write=one.txt"),
+        support::task("2", "Two", "", "write=two.txt"),
+    ]));
+    s.control("2", "exit=1");
+    let first = s.run(&["--continue-on-error"]);
+    first.assert_code(1);
+    let free = worktree_of(&first, "1");
+    let finished = first.run_finished();
+    let disk = &finished["disk"];
+    assert_eq!(disk["slots"], 2, "{finished}");
+    assert!(disk["builds_bytes"].as_u64().unwrap() > 0, "{finished}");
+    assert!(disk["worktrees_bytes"].as_u64().unwrap() > 0, "{finished}");
+
+    // As a kill in the middle of a move leaves it.
+    let n = free.file_name().unwrap().to_string_lossy().into_owned();
+    support::write(&s.state_dir().join(format!("slots/{n}.moving")), "");
+    support::write(&free.join("half-written.txt"), "half\n");
+
+    s.control("2", "write=two.txt");
+    let second = s.run(&[]);
+    second.assert_code(0);
+    let leftovers = s.state_dir().join("leftovers");
+    let kept: Vec<_> = std::fs::read_dir(&leftovers)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(
+        kept.iter().all(|p| !p.join("half-written.txt").exists()),
+        "{kept:?}"
+    );
+    assert!(!s.state_dir().join(format!("slots/{n}.moving")).exists());
+    assert!(!s.files(&Scratch::branch("2")).contains("half-written.txt"));
+
+    let out = s
+        .spec_exec(&["clean", "--message-format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", support::text(&out.stderr));
+    let kinds: Vec<String> = support::text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["type"] == "clean-removed")
+        .map(|l| l["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(kinds.iter().any(|k| k == "slot"), "{kinds:?}");
+    assert!(kinds.iter().any(|k| k == "build-dir"), "{kinds:?}");
+    assert!(
+        !s.state_dir()
+            .join("builds")
+            .read_dir()
+            .unwrap()
+            .any(|_| true)
+    );
+    assert!(s.linked_worktrees().is_empty());
+}

@@ -488,6 +488,7 @@ async fn run_jobs(
         integration_branch: built.as_ref().map(|r| r.branch.clone()),
         integration_commit: built.and_then(|r| r.commit),
         usage: crate::report::total_usage(&reports),
+        disk: ctx.slots.disk(),
         report: Some(ReportFiles::markdown_path(&ctx.run_dir)),
         error: None,
     })

@@ -324,11 +324,16 @@ impl Slots {
         }
     }
 
-    /// Bytes the slots' worktrees and their build directories (and the shared target) take.
-    pub fn disk_use(&self) -> (u64, u64) {
-        let builds = crate::fsutil::dir_size(&self.builds)
-            + self.shared.as_deref().map_or(0, crate::fsutil::dir_size);
-        (crate::fsutil::dir_size(&self.dir), builds)
+    /// What the slots' worktrees and their build directories (and the shared target) take on
+    /// disk; `None` when there is no slot.
+    pub fn disk(&self) -> Option<crate::report::DiskUse> {
+        let slots = self.inner.lock().unwrap_or_else(|e| e.into_inner()).len();
+        (slots > 0).then(|| crate::report::DiskUse {
+            slots,
+            worktrees_bytes: crate::fsutil::dir_size(&self.dir),
+            builds_bytes: crate::fsutil::dir_size(&self.builds)
+                + self.shared.as_deref().map_or(0, crate::fsutil::dir_size),
+        })
     }
 }
 

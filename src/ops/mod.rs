@@ -301,6 +301,7 @@ fn all_done(
             integration_branch: built.as_ref().map(|r| r.branch.clone()),
             integration_commit: built.and_then(|r| r.commit),
             usage: None,
+            disk: None,
             report: None,
             error: None,
         });

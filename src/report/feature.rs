@@ -454,6 +454,7 @@ mod tests {
             tasks,
             usage: None,
             integration: None,
+            disk: None,
             root: Path::new("/"),
         })
         .unwrap()

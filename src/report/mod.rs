@@ -216,6 +216,28 @@ impl TaskReport {
     }
 }
 
+/// What the feature's worktree slots and their build directories take on disk when a run ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskUse {
+    /// How many slots there are (free and kept).
+    pub slots: usize,
+    /// Bytes of the slots' worktrees.
+    pub worktrees_bytes: u64,
+    /// Bytes of their build directories (and of the shared target directory).
+    pub builds_bytes: u64,
+}
+
+/// The line that says it, for people: `3 worktree slots, 1.2 MiB; build directories, 312.0 MiB`.
+pub fn disk_text(d: &DiskUse) -> String {
+    format!(
+        "{} worktree slot{}, {}; their build directories, {}",
+        d.slots,
+        if d.slots == 1 { "" } else { "s" },
+        crate::ops::clean::human_size(d.worktrees_bytes),
+        crate::ops::clean::human_size(d.builds_bytes)
+    )
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
     pub done: usize,
@@ -318,6 +340,9 @@ pub enum Event {
         integration_commit: Option<String>,
         /// The tokens, cost and turns the agents reported, summed; `null` when none did.
         usage: Option<crate::exec::stream::Usage>,
+        /// What the feature's worktree slots and build directories take on disk; `null` when
+        /// the run made none.
+        disk: Option<DiskUse>,
         /// `None` when nothing ran (every selected task was done already), or when the report
         /// could not be written.
         report: Option<PathBuf>,
@@ -363,6 +388,8 @@ pub struct Report<'a> {
     pub usage: Option<crate::exec::stream::Usage>,
     /// The feature's integration branch, when the run built it or tried to.
     pub integration: Option<&'a IntegrationReport>,
+    /// What the worktree slots and their build directories take on disk.
+    pub disk: Option<DiskUse>,
     /// Paths in the markdown are shown relative to it (the JSON has them absolute).
     #[serde(skip)]
     pub root: &'a Path,
@@ -511,6 +538,14 @@ impl Report<'_> {
             if let Some(reason) = &i.reason {
                 let _ = writeln!(out, "- {}", reason.replace('\n', " "));
             }
+        }
+        if let Some(d) = &self.disk {
+            let _ = writeln!(
+                out,
+                "\n{} on disk (`cargo spec-exec clean {}` frees them).",
+                disk_text(d),
+                self.feature
+            );
         }
         out
     }

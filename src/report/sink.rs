@@ -122,6 +122,7 @@ pub struct ReportFiles {
     started: Option<std::time::Instant>,
     tasks: Vec<TaskReport>,
     integration: Option<super::IntegrationReport>,
+    disk: Option<super::DiskUse>,
     failed: Option<String>,
 }
 
@@ -144,6 +145,7 @@ impl ReportFiles {
             started: None,
             tasks: Vec::new(),
             integration: None,
+            disk: None,
             failed: None,
         }
     }
@@ -167,6 +169,7 @@ impl ReportFiles {
             tasks: &self.tasks,
             usage: super::total_usage(&self.tasks),
             integration: self.integration.as_ref(),
+            disk: self.disk.clone(),
             root: &self.root,
         };
         let json = serde_json::to_string_pretty(&report)
@@ -199,8 +202,10 @@ impl Sink for ReportFiles {
             Event::RunFinished {
                 duration_secs,
                 exit_code,
+                disk,
                 ..
             } => {
+                self.disk = disk.clone();
                 if let Err(e) = self.write(*duration_secs, *exit_code) {
                     self.failed = Some(e);
                 }
