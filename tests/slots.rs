@@ -47,6 +47,7 @@ fn nothing_of_a_task_is_left_in_its_slot_for_the_next() {
         "rm emptied/only.txt",
         "git update-index --cacheinfo 160000,$(git rev-parse HEAD),sub",
         "echo ignored > debug.log",
+        "echo forced > forced.log && git add -f forced.log",
         "mkdir -p out/deep && echo built > out/deep/artifact",
         "mkdir -p empty/inner",
     ];
@@ -54,7 +55,7 @@ fn nothing_of_a_task_is_left_in_its_slot_for_the_next() {
         "test -z \"$(git status --porcelain --ignored --untracked-files=all)\"",
         "test -z \"$(find . -path ./.git -prune -o -type d -empty -print | grep -vx ./sub)\"",
         "test ! -e new.txt && test ! -e link && test ! -e newdir && test ! -e empty",
-        "test ! -e debug.log && test ! -e out",
+        "test ! -e debug.log && test ! -e out && test ! -e forced.log",
         "test -f keep/deleted.txt && test -f emptied/only.txt && test ! -L retyped.txt",
         "test ! -x mode.sh",
         "! grep -q changed Cargo.toml",
@@ -280,4 +281,42 @@ fn a_slot_cut_short_while_it_moved_is_made_again_and_the_disk_it_takes_is_report
             .any(|_| true)
     );
     assert!(s.linked_worktrees().is_empty());
+}
+
+/// `shared-target = true`: the slots share one target directory, each with a build directory
+/// of its own for cargo's intermediate artifacts; a build in it works.
+#[test]
+fn shared_target_gives_the_slots_one_target_directory() {
+    let s = Scratch::unapproved(
+        &tasks_md(&[shell_task(
+            "1",
+            "Build",
+            "",
+            "cargo build -q && env | grep ^CARGO_ | sort > env.txt",
+        )]),
+        Project::Package,
+    );
+    let manifest = s.repo().join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    support::write(
+        &manifest,
+        &format!("{text}\n[workspace.metadata.spec-exec]\nshared-target = true\n"),
+    );
+    s.git(&["commit", "-qam", "Share the target"]);
+    s.approve();
+    let run = s.shell_run(&["--no-verify"]);
+    run.assert_code(0);
+    let env = s.show(&support::Scratch::branch("1"), "env.txt");
+    let shared = s.state_dir().join("target");
+    assert!(
+        env.contains(&format!("CARGO_TARGET_DIR={}\n", shared.display())),
+        "{env}"
+    );
+    let build_dir = s.state_dir().join("builds/1");
+    assert!(
+        env.contains(&format!("CARGO_BUILD_BUILD_DIR={}\n", build_dir.display())),
+        "{env}"
+    );
+    assert!(shared.join("debug").is_dir());
+    assert!(build_dir.is_dir());
 }
