@@ -121,6 +121,11 @@ impl std::fmt::Debug for Git {
 
 impl Git {
     pub fn open(root: &Path) -> Result<Git> {
+        // Every tree and commit spec-exec writes is made of objects it has just written or
+        // read: libgit2's check that each exists (a file opened per entry of every tree it
+        // writes, O(files in the repository) per commit) buys nothing.
+        static LENIENT: std::sync::Once = std::sync::Once::new();
+        LENIENT.call_once(|| git2::opts::strict_object_creation(false));
         let repo = Repository::discover(root).map_err(|_| {
             Error::user_with_help(
                 format!("`{}` is not in a git repository", root.display()),
@@ -216,34 +221,31 @@ impl Git {
     }
 
     /// Whether branch `name` is the HEAD of the main working tree or of a linked one (one
-    /// whose name does not start with `ours`, when given).
+    /// whose name does not start with `ours`, when given). Read from the HEAD files as git
+    /// does (`<common>/HEAD`, `<common>/worktrees/<name>/HEAD`), without opening each
+    /// worktree; a record whose worktree directory is gone does not count.
     fn checked_out(&self, name: &str, ours: Option<&str>) -> bool {
-        let full = format!("refs/heads/{name}");
-        let is_head = |repo: &Repository| {
-            repo.find_reference("HEAD")
-                .ok()
-                .and_then(|h| h.symbolic_target().map(|t| t == full))
-                .unwrap_or(false)
-        };
-        // The main working tree's, also when this handle is a linked worktree's.
-        let main = Repository::open(self.repo.commondir());
-        if is_head(&self.repo) || main.is_ok_and(|m| is_head(&m)) {
+        let full = format!("ref: refs/heads/{name}");
+        let names =
+            |head: &Path| std::fs::read_to_string(head).is_ok_and(|text| text.trim_end() == full);
+        let common = self.repo.commondir();
+        if names(&common.join("HEAD")) {
             return true;
         }
-        let Ok(names) = self.repo.worktrees() else {
-            return true;
+        let Ok(entries) = std::fs::read_dir(common.join("worktrees")) else {
+            return false;
         };
-        names
-            .iter()
-            .flatten()
-            .filter(|wt| ours.is_none_or(|ours| !wt.starts_with(ours)))
-            .any(|wt| {
-                self.repo
-                    .find_worktree(wt)
-                    .ok()
-                    .and_then(|w| Repository::open_from_worktree(&w).ok())
-                    .is_some_and(|r| is_head(&r))
-            })
+        entries.flatten().any(|entry| {
+            let wt = entry.file_name();
+            let wt = wt.to_string_lossy();
+            if ours.is_some_and(|ours| wt.starts_with(ours)) {
+                return false;
+            }
+            let admin = entry.path();
+            let alive = std::fs::read_to_string(admin.join("gitdir"))
+                .is_ok_and(|g| Path::new(g.trim_end()).exists());
+            alive && names(&admin.join("HEAD"))
+        })
     }
 
     /// Creates (or, with `force`, moves) a branch to `at`.
@@ -517,12 +519,17 @@ impl Git {
         wt.checkout_tree(commit.as_object(), Some(&mut opts))
             .map_err(err)?;
         drop(opts);
-        let mut written = written.into_inner();
-        written += clear_untracked(&wt, path)?;
         {
             let _lock = self.registration_lock()?;
             // Its own HEAD may still name the branch (a job that goes on after its limit).
-            wt.set_head_detached(commit.id()).map_err(err)?;
+            let own = wt
+                .find_reference("HEAD")
+                .ok()
+                .and_then(|h| h.symbolic_target().map(|t| t == full))
+                .unwrap_or(false);
+            if own {
+                wt.set_head_detached(commit.id()).map_err(err)?;
+            }
             if self.checked_out(branch, None) {
                 return Err(Error::user(format!(
                     "git: could not move the worktree at `{}` to `{branch}`: the branch is checked out in another working tree",
@@ -531,20 +538,7 @@ impl Git {
             }
             wt.set_head(&full).map_err(err)?;
         }
-        let mut status = git2::StatusOptions::new();
-        status
-            .include_untracked(true)
-            .include_ignored(true)
-            .exclude_submodules(false);
-        let left = wt.statuses(Some(&mut status)).map_err(err)?;
-        if let Some(e) = left.iter().next() {
-            return Err(Error::user(format!(
-                "git: the worktree at `{}` still differs from `{branch}` after the checkout (`{}`)",
-                path.display(),
-                e.path().unwrap_or("?")
-            )));
-        }
-        Ok(written)
+        Ok(written.into_inner() + clear_untracked(&wt, path, branch)?)
     }
 
     /// Detaches the HEAD of the linked worktree at `path` at the commit it is on, so that its
@@ -834,29 +828,32 @@ pub fn check_linked(common: &Path, name: &str, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Removes what is left in the worktree `repo` at `path` after a checkout that removed
-/// untracked and ignored files: whatever git still reports as untracked or ignored, and
-/// directories left empty (except those of submodules, which a checkout leaves empty). Links
-/// are removed as links, never followed. How many entries went.
-fn clear_untracked(repo: &Repository, path: &Path) -> Result<usize> {
+/// Removes what is left in the worktree `repo` at `path` after a checkout of `branch` that
+/// removed untracked and ignored files: whatever git still reports as untracked or ignored,
+/// and directories left empty (except those of submodules, which a checkout leaves empty).
+/// Links are removed as links, never followed. Anything else git reports (a file, a staged
+/// change or a submodule that still differs) is an error. How many entries went.
+fn clear_untracked(repo: &Repository, path: &Path, branch: &str) -> Result<usize> {
     let err = |e: git2::Error| git_err(&format!("clear the worktree `{}`", path.display()), e);
     let mut opts = git2::StatusOptions::new();
     opts.include_untracked(true)
         .include_ignored(true)
         .recurse_untracked_dirs(false)
         .recurse_ignored_dirs(false)
-        .exclude_submodules(true);
+        .exclude_submodules(false);
     let mut removed = 0;
-    let gone: Vec<PathBuf> = repo
-        .statuses(Some(&mut opts))
-        .map_err(err)?
-        .iter()
-        .filter(|e| {
-            e.status()
-                .intersects(git2::Status::WT_NEW | git2::Status::IGNORED)
-        })
-        .filter_map(|e| e.path().map(|p| path.join(p.trim_end_matches('/'))))
-        .collect();
+    let statuses = repo.statuses(Some(&mut opts)).map_err(err)?;
+    let mut gone: Vec<PathBuf> = Vec::new();
+    for e in statuses.iter() {
+        let at = e.path().unwrap_or("?").trim_end_matches('/');
+        if !(e.status() - (git2::Status::WT_NEW | git2::Status::IGNORED)).is_empty() {
+            return Err(Error::user(format!(
+                "git: the worktree at `{}` still differs from `{branch}` after the checkout (`{at}`)",
+                path.display()
+            )));
+        }
+        gone.push(path.join(at));
+    }
     for at in gone {
         remove_entry(&at)?;
         removed += 1;

@@ -241,9 +241,17 @@ fn a_slot_cut_short_while_it_moved_is_made_again_and_the_disk_it_takes_is_report
     assert!(disk["builds_bytes"].as_u64().unwrap() > 0, "{finished}");
     assert!(disk["worktrees_bytes"].as_u64().unwrap() > 0, "{finished}");
 
-    // As a kill in the middle of a move leaves it.
+    // As a kill in the middle of a move leaves it: the marker in git's record of it says it
+    // was moving.
     let n = free.file_name().unwrap().to_string_lossy().into_owned();
-    support::write(&s.state_dir().join(format!("slots/{n}.moving")), "");
+    let marker = s.repo().join(format!(
+        ".git/worktrees/spec-exec-4-demo-@{n}/spec-exec-moving"
+    ));
+    assert!(
+        std::fs::read(&marker).unwrap_or_default().is_empty(),
+        "a finished move empties it"
+    );
+    support::write(&marker, "moving\n");
     support::write(&free.join("half-written.txt"), "half\n");
 
     s.control("2", "write=two.txt");
@@ -257,7 +265,7 @@ fn a_slot_cut_short_while_it_moved_is_made_again_and_the_disk_it_takes_is_report
         kept.iter().all(|p| !p.join("half-written.txt").exists()),
         "{kept:?}"
     );
-    assert!(!s.state_dir().join(format!("slots/{n}.moving")).exists());
+    assert!(std::fs::read(&marker).map_or(true, |m| m.is_empty()));
     assert!(!s.files(&Scratch::branch("2")).contains("half-written.txt"));
 
     let out = s

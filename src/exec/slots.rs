@@ -141,25 +141,24 @@ impl Slots {
         numbered.sort_unstable();
         for n in numbered {
             let (path, name) = (self.path(n), slot_name(&self.prefix, n));
-            let moving = self.marker(n);
+            let moving = self.marker(&common, n);
+            let moved_when_killed = std::fs::metadata(&moving).is_ok_and(|m| m.len() > 0);
             if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
                 std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
                 git.forget_worktree(&name)?;
                 continue;
             }
             let linked = git::check_linked(&common, &name, &path).is_ok();
-            if linked && moving.exists() {
+            if linked && moved_when_killed {
                 // Killed while it moved: its files are half of one tree and half of another,
                 // nobody's work. It is made again when needed.
                 git.remove_worktree(&name, &path)?;
-                let _ = std::fs::remove_file(&moving);
                 continue;
             }
             if !linked || git::has_changes(&path) {
                 let label = held_by(&path).unwrap_or_else(|| format!("slot-{n}"));
                 notes.push(state.keep_slot(&path, &label, run_id, root)?);
                 git.forget_worktree(&name)?;
-                let _ = std::fs::remove_file(&moving);
                 continue;
             }
             match git.detach_worktree(&path) {
@@ -177,9 +176,14 @@ impl Slots {
         self.dir.join(n.to_string())
     }
 
-    /// Written while slot `n` moves from one tree to another, removed when it is done.
-    fn marker(&self, n: u32) -> PathBuf {
-        self.dir.join(format!("{n}.moving"))
+    /// Says, while slot `n` moves from one tree to another, that it does: a file in git's
+    /// record of the worktree (which goes with the record), written in place and emptied when
+    /// the move is done rather than made and removed each time.
+    fn marker(&self, common: &Path, n: u32) -> PathBuf {
+        common
+            .join("worktrees")
+            .join(slot_name(&self.prefix, n))
+            .join("spec-exec-moving")
     }
 
     fn slot(&self, n: u32) -> Slot {
@@ -274,12 +278,12 @@ impl Slots {
     /// Moves `slot` to `branch` (which is at the task's base), or makes it there when it does
     /// not exist yet or cannot be moved. Whether it was moved (rather than made).
     pub fn enter(&self, git: &Git, slot: &Slot, branch: &str) -> Result<bool> {
-        let moving = self.marker(slot.n);
-        if git::check_linked(&git.common_dir(), &slot.name, &slot.path).is_ok() {
-            std::fs::write(&moving, b"").map_err(|e| Error::io("write", &moving, e))?;
+        let moving = self.marker(&git.common_dir(), slot.n);
+        if moving.parent().is_some_and(Path::is_dir) {
+            std::fs::write(&moving, b"moving\n").map_err(|e| Error::io("write", &moving, e))?;
             let moved = git.move_worktree(&slot.name, &slot.path, branch);
-            let _ = std::fs::remove_file(&moving);
             if moved.is_ok() {
+                std::fs::write(&moving, b"").map_err(|e| Error::io("write", &moving, e))?;
                 return Ok(true);
             }
         }

@@ -733,8 +733,7 @@ fn survey_worktrees(
 
 /// The feature's worktree slots (`slots/<n>`): a free one (clean, its HEAD detached) goes; one
 /// that holds a task's branch or changes (a failed task's, kept for inspection) stays unless
-/// `--leftovers`; what else is there (a directory git has no record of, the marker of a move
-/// cut short) goes like the worktrees' leftovers.
+/// `--leftovers`; a directory git has no record of is kept the same way.
 fn survey_slots(git: &Git, feature: &str, dir: &Path, cmd: &CleanCommand, survey: &mut Survey) {
     let common = git.common_dir();
     let admin = common.join("worktrees");
@@ -742,15 +741,6 @@ fn survey_slots(git: &Git, feature: &str, dir: &Path, cmd: &CleanCommand, survey
     for path in entries(dir) {
         let file = file_name(&path);
         let Ok(n) = file.parse::<u32>() else {
-            if file.ends_with(".moving") && !real_dir(&path) {
-                survey.remove.push(Item {
-                    kind: Kind::Slot,
-                    bytes: crate::fsutil::dir_size(&path),
-                    what: "the marker of a slot's move that a killed run left".to_owned(),
-                    path,
-                    how: How::Path,
-                });
-            }
             continue;
         };
         let name = slots::slot_name(&prefix, n);
