@@ -2,14 +2,16 @@
 //! ratios (and the raw figures):
 //!
 //! ```sh
-//! cargo bench --bench run                      # all four, default sizes (about 15 minutes today)
+//! cargo bench --bench run                      # all four, default sizes
 //! cargo bench --bench run -- overhead [TASKS]  # default 100 tasks
 //! cargo bench --bench run -- scale [SIZE…]     # default 100 1000 10000 tasks
 //! cargo bench --bench run -- makespan [N [SEED]]  # default 60 tasks, seed 42
 //! cargo bench --bench run -- rust
 //! ```
 //!
-//! Small sizes run in a few minutes: `overhead 30`, `scale 100 300`, `makespan 20`. Every run
+//! Small sizes run in a few minutes: `overhead 10`, `scale 100 300`, `makespan 20`, `rust`.
+//! At the default sizes `overhead` takes about half an hour on two cores, and `scale` at 10,000
+//! tasks hours (a run's integration at its end grows faster than its tasks). Every run
 //! happens in a new temporary repository, with `--no-verify` (the baselines verify nothing) and
 //! `--message-format json`. Children run without `CARGO_TARGET_DIR` or
 //! `CARGO_BUILD_BUILD_DIR` from the environment.
@@ -25,12 +27,16 @@
 //!   process's children's times, as `getrusage(RUSAGE_CHILDREN)` counts them) and its peak
 //!   resident memory (`VmHWM`, sampled), for lists of SIZE no-op tasks (the agent writes one
 //!   file; a fifth wait for one or two others), 6 agents, a 50-file repository. The ratio is a
-//!   size's CPU per task over the smallest size's. Target: ≤ 1.5×. Linux only (`/proc`).
+//!   size's CPU per task over the smallest size's. Target: ≤ 1.5×. The line also shows the
+//!   CPU time spent by the time the last task finished (read as its event arrived), the rest
+//!   being the run's end (the integration branch, the reports). Linux only (`/proc`).
 //! - **makespan**: a random DAG of N tasks (seeded xorshift; each waits for up to three of the
 //!   twelve before it) that each sleep 0.25–0.75 s and write one file, run at 2, 3 and 6 agents.
 //!   The ratio is the makespan over the lower bound max(critical path, total work / agents):
 //!   the run's own duration (`run-finished`'s `duration_secs`), and the span from the first
-//!   task's start to the last one's end as the events arrive. Target: ≤ 1.05×.
+//!   task's start to the last one's end as the events arrive. Target: ≤ 1.05×. The line also
+//!   shows what a task took beyond its sleep (its `task-finished` duration less the sleep, on
+//!   average), the per-task cost that no schedule hides.
 //! - **rust**: a workspace of four crates (a → b → c → d by path dependencies) and a chain of
 //!   six tasks, each appending a function to one crate (a, b, c, d, a, b) and running
 //!   `cargo build` as its agent (`--no-verify`: only the agent builds). Each task's duration

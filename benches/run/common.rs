@@ -152,12 +152,14 @@ pub struct Run {
     pub wall: Duration,
     /// Each JSON event with the time it arrived, from the start of the process.
     pub events: Vec<(Duration, Value)>,
+    /// spec-exec's own CPU time so far when each event arrived (as [`Run::events`]).
+    pub cpu_at_events: Vec<Option<Duration>>,
     /// spec-exec's own user + system time (all its threads), read when it had exited.
     pub cpu_own: Option<Duration>,
     /// The same with everything it ran and waited for (git, the agents, their children): the
     /// growth of this process's children's times across the run, as `RUSAGE_CHILDREN` counts.
     pub cpu_all: Option<Duration>,
-    /// The highest resident set size spec-exec reached, sampled every few milliseconds.
+    /// The highest resident set size spec-exec reached, sampled every 10 ms.
     pub peak_rss_kib: Option<u64>,
 }
 
@@ -181,6 +183,16 @@ impl Run {
             .map(|(t, _)| *t)
             .max()
             .unwrap_or_default()
+    }
+
+    /// spec-exec's own CPU time when the last task had finished: the rest went to the end of
+    /// the run (the integration branch, the reports).
+    pub fn cpu_own_at_last_task(&self) -> Option<Duration> {
+        let i = self
+            .events
+            .iter()
+            .rposition(|(_, v)| v["type"] == "task-finished")?;
+        self.cpu_at_events[i]
     }
 
     /// From the first task's start to the last one's end, as the events arrived.
@@ -225,6 +237,7 @@ pub fn run(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
     let peak = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     let mut events = Vec::new();
+    let mut cpu_at_events = Vec::new();
     let mut cpu_own = None;
     std::thread::scope(|s| {
         s.spawn(|| {
@@ -232,7 +245,7 @@ pub fn run(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
                 if let Some(kib) = vm_hwm_kib(pid) {
                     peak.fetch_max(kib, Ordering::Relaxed);
                 }
-                std::thread::sleep(Duration::from_millis(5));
+                std::thread::sleep(Duration::from_millis(10));
             }
         });
         let stdout = BufReader::new(child.stdout.take().unwrap());
@@ -240,6 +253,7 @@ pub fn run(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
             let line = line.unwrap();
             if let Ok(v) = serde_json::from_str::<Value>(&line) {
                 events.push((start.elapsed(), v));
+                cpu_at_events.push(own_cpu(pid));
             }
         }
         // Wait for it to exit but leave it unreaped, so its /proc entry still holds its times.
@@ -262,6 +276,7 @@ pub fn run(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
     Run {
         wall,
         events,
+        cpu_at_events,
         cpu_own,
         cpu_all,
         peak_rss_kib: (peak > 0).then_some(peak),
@@ -300,6 +315,11 @@ fn exited_cpu(pid: u32) -> Option<Duration> {
         WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
     )
     .ok()?;
+    own_cpu(pid)
+}
+
+/// The user + system time of process `pid`, all its threads.
+fn own_cpu(pid: u32) -> Option<Duration> {
     let f = stat_fields(&pid.to_string())?;
     Some(ticks(f.get(11)? + f.get(12)?))
 }

@@ -79,12 +79,18 @@ pub fn main(args: &[usize]) {
         run.assert_done(n);
         let own = run.finished()["duration_secs"].as_f64().unwrap_or(f64::NAN);
         let span = run.tasks_span().as_secs_f64();
+        // What the tasks took beyond their sleep: preparing, committing, cleaning up.
+        let busy: f64 = run
+            .of_type("task-finished")
+            .filter_map(|(_, v)| v["duration_secs"].as_f64())
+            .sum();
         println!(
             "{agents} agents: bound {bound:.2} s; run {own:.2} s, ratio {}; tasks {span:.2} s, \
-             ratio {:.3}×; process wall {}",
+             ratio {:.2}×; process wall {}; {:.0} ms per task beyond its sleep",
             common::against(own / bound, 1.05),
             span / bound,
             common::secs(run.wall),
+            (busy - work) * 1000.0 / n as f64,
         );
     }
 }

@@ -64,9 +64,13 @@ pub fn main(args: &[usize]) {
         let own = own.as_secs_f64() * 1000.0 / n as f64;
         let all = all.as_secs_f64() * 1000.0 / n as f64;
         let (own0, all0) = *first.get_or_insert((own, all));
+        let tasks_part = run.cpu_own_at_last_task().map_or("?".to_owned(), |d| {
+            format!("{:.2}", d.as_secs_f64() * 1000.0 / n as f64)
+        });
         println!(
-            "{n:>6} tasks: CPU own {own:>6.2} ms/task, ratio {}; all {all:>6.2} ms/task, \
-             ratio {all_ratio:.2}×; peak RSS {}; wall {} (tasks {}, then integration {})",
+            "{n:>6} tasks: CPU own {own:>6.2} ms/task ({tasks_part} until the last task \
+             finished), ratio {}; all {all:>6.2} ms/task, ratio {all_ratio:.2}×; peak RSS {}; \
+             wall {} (tasks {}, then integration {})",
             common::against(own / own0, 1.5),
             run.peak_rss_kib
                 .map_or("?".to_owned(), |k| format!("{:.1} MiB", k as f64 / 1024.0)),
