@@ -1,164 +1,115 @@
-//! spec-exec's own cost per task (worktree, base, commit, cleanup, tick), against doing the same
-//! with the git CLI: `git worktree add` + the agent + `git add -A` + `git commit` + `git worktree
-//! remove`, with the same number of tasks at once.
+//! Benchmarks of whole runs, each against a baseline measured in the same run, reported as
+//! ratios (and the raw figures):
 //!
-//! `cargo bench --bench run [-- TASKS AGENTS]` (default 100 tasks, 6 agents), on a small
-//! repository and on one with 5,000 files. The agent only writes one file. Figures are
-//! reported as ratios to the git CLI baseline measured in the same run.
+//! ```sh
+//! cargo bench --bench run                      # all four, default sizes
+//! cargo bench --bench run -- overhead [TASKS]  # default 100 tasks
+//! cargo bench --bench run -- scale [SIZE…]     # default 100 1000 10000 tasks
+//! cargo bench --bench run -- makespan [N [SEED]]  # default 60 tasks, seed 42
+//! cargo bench --bench run -- rust
+//! ```
+//!
+//! Small sizes run in a few minutes: `overhead 10`, `scale 100 300`, `makespan 20`, `rust`.
+//! At the default sizes `overhead` takes about half an hour on two cores, and `scale` at 10,000
+//! tasks hours (a run's integration at its end grows faster than its tasks). Every run
+//! happens in a new temporary repository, with `--no-verify` (the baselines verify nothing) and
+//! `--message-format json`. Children run without `CARGO_TARGET_DIR` or
+//! `CARGO_BUILD_BUILD_DIR` from the environment.
+//!
+//! - **overhead**: per-task cost against the git CLI doing the same (`git worktree add`, the
+//!   agent, `git add -A`, `git commit`, `git worktree remove`; worktrees added and removed one
+//!   at a time, the rest in parallel), for TASKS independent tasks whose agent writes one file,
+//!   on a 50-file and a 5,000-file repository, at 1 and 6 agents. The ratio is the wall time
+//!   of spec-exec's run (its integration branch included; the line shows the split) over the
+//!   git CLI's. Targets: ≤ 0.5× at 50 files, ≤ 0.1× at 5,000 files.
+//! - **scale**: spec-exec's CPU time per task (user + system, its own process: read from
+//!   `/proc/<pid>/stat` once it has exited; and with everything it ran, the growth of this
+//!   process's children's times, as `getrusage(RUSAGE_CHILDREN)` counts them) and its peak
+//!   resident memory (`VmHWM`, sampled), for lists of SIZE no-op tasks (the agent writes one
+//!   file; a fifth wait for one or two others), 6 agents, a 50-file repository. The ratio is a
+//!   size's CPU per task over the smallest size's. Target: ≤ 1.5×. The line also shows the
+//!   CPU time spent by the time the last task finished (read as its event arrived), the rest
+//!   being the run's end (the integration branch, the reports). Linux only (`/proc`).
+//! - **makespan**: a random DAG of N tasks (seeded xorshift; each waits for up to three of the
+//!   twelve before it) that each sleep 0.25–0.75 s and write one file, run at 2, 3 and 6 agents.
+//!   The ratio is the makespan over the lower bound max(critical path, total work / agents):
+//!   the run's own duration (`run-finished`'s `duration_secs`), and the span from the first
+//!   task's start to the last one's end as the events arrive. Target: ≤ 1.05×. The line also
+//!   shows what a task took beyond its sleep (its `task-finished` duration less the sleep, on
+//!   average), the per-task cost that no schedule hides.
+//! - **rust**: a workspace of four crates (a → b → c → d by path dependencies) and a chain of
+//!   six tasks, each appending a function to one crate (a, b, c, d, a, b) and running
+//!   `cargo build` as its agent (`--no-verify`: only the agent builds). Each task's duration
+//!   (`task-finished`'s `duration_secs`) over task 1's. Target: ≤ 0.3× for tasks 2–6. Baseline:
+//!   the same chain with the git CLI, a fresh worktree and target directory per task, each
+//!   task's time over its first's.
 
-#![expect(clippy::print_stdout, reason = "a benchmark reports on stdout")]
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark reports on the terminal"
+)]
 #![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     reason = "a benchmark fails loudly"
 )]
 
-use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+#[path = "run/common.rs"]
+mod common;
+#[path = "run/makespan.rs"]
+mod makespan;
+#[path = "run/overhead.rs"]
+mod overhead;
+#[path = "run/rust.rs"]
+mod rust;
+#[path = "run/scale.rs"]
+mod scale;
 
-const AGENT: &str = r#"sh -c 'echo done > "task-$SPEC_EXEC_TASK_ID.txt"'"#;
+/// A benchmark, given the numbers after its name.
+type Bench = fn(&[usize]);
 
-fn git(dir: &Path, args: &[&str]) {
-    let status = Command::new("git")
-        .args(["-c", "user.name=bench", "-c", "user.email=bench@localhost"])
-        .args(args)
-        .current_dir(dir)
-        .status()
-        .expect("git runs");
-    assert!(status.success(), "git {args:?} failed");
-}
-
-/// A Cargo package with `extra` more files in a git repository, and a feature of `tasks`
-/// independent tasks.
-fn make_repo(dir: &Path, tasks: usize, extra: usize) {
-    std::fs::create_dir_all(dir.join("src")).unwrap();
-    std::fs::write(
-        dir.join("Cargo.toml"),
-        "[package]\nname = \"bench\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("src/lib.rs"), "").unwrap();
-    std::fs::write(dir.join(".gitignore"), "/target\n").unwrap();
-    for i in 0..extra {
-        let d = dir.join(format!("data/{:02}", i % 50));
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join(format!("f{i}.txt")), format!("file {i}\n")).unwrap();
-    }
-    let spec = dir.join("documentation/features/bench");
-    std::fs::create_dir_all(&spec).unwrap();
-    let mut md = String::from("# Tasks\n\n");
-    for i in 1..=tasks {
-        md.push_str(&format!(
-            "- [ ] {i}. Write file {i}\n  - _Dependencies: None_\n"
-        ));
-    }
-    std::fs::write(spec.join("tasks.md"), md).unwrap();
-    git(dir, &["init", "-q"]);
-    git(dir, &["add", "-A"]);
-    git(dir, &["commit", "-qm", "init"]);
-}
-
-fn spec_exec(dir: &Path, args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cargo-spec-exec"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("CARGO_TARGET_DIR")
-        .output()
-        .expect("spec-exec runs");
-    assert!(
-        out.status.success(),
-        "spec-exec {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn run_spec_exec(dir: &Path, agents: usize) -> Duration {
-    spec_exec(dir, &["approve", "bench", "-q"]);
-    let start = Instant::now();
-    spec_exec(
-        dir,
-        &[
-            "bench",
-            "-q",
-            "--agent",
-            AGENT,
-            "--max-agents",
-            &agents.to_string(),
-        ],
-    );
-    start.elapsed()
-}
-
-/// The same work with the git CLI, `agents` tasks at a time. Like spec-exec, it serialises the
-/// repository-level commands (concurrent `git worktree add` corrupts `.git/worktrees`); the
-/// agents run in parallel.
-fn run_git_cli(dir: &Path, tasks: usize, agents: usize) -> Duration {
-    let lock = std::sync::Mutex::new(());
-    let start = Instant::now();
-    let ids: Vec<usize> = (1..=tasks).collect();
-    for chunk in ids.chunks(agents) {
-        std::thread::scope(|s| {
-            for &i in chunk {
-                let lock = &lock;
-                s.spawn(move || {
-                    let wt = dir.join(format!("target/wt/{i}"));
-                    let wt_s = wt.to_str().unwrap().to_owned();
-                    {
-                        let _g = lock.lock().unwrap();
-                        git(
-                            dir,
-                            &[
-                                "worktree",
-                                "add",
-                                "-q",
-                                "-b",
-                                &format!("cli/{i}"),
-                                &wt_s,
-                                "HEAD",
-                            ],
-                        );
-                    }
-                    let status = Command::new("sh")
-                        .args(["-c", &format!("echo done > task-{i}.txt")])
-                        .current_dir(&wt)
-                        .status()
-                        .unwrap();
-                    assert!(status.success());
-                    let _g = lock.lock().unwrap();
-                    git(&wt, &["add", "-A"]);
-                    git(&wt, &["commit", "-qm", &format!("bench: {i}")]);
-                    git(dir, &["worktree", "remove", &wt_s]);
-                });
-            }
-        });
-    }
-    start.elapsed()
-}
+const BENCHMARKS: [(&str, Bench); 4] = [
+    ("overhead", overhead::main),
+    ("scale", scale::main),
+    ("makespan", makespan::main),
+    ("rust", rust::main),
+];
 
 fn main() {
-    let args: Vec<usize> = std::env::args()
+    // `cargo bench` passes `--bench`; options are not ours.
+    let words: Vec<String> = std::env::args()
         .skip(1)
-        .filter_map(|a| a.parse().ok())
+        .filter(|a| !a.starts_with('-'))
         .collect();
-    let tasks = args.first().copied().unwrap_or(100);
-    let agents = args.get(1).copied().unwrap_or(6);
-    println!("{tasks} tasks, {agents} at once; the agent writes one file");
-    for (label, extra) in [("small repository", 0), ("5,000-file repository", 5000)] {
-        let a = tempfile::tempdir().unwrap();
-        make_repo(a.path(), tasks, extra);
-        let ours = run_spec_exec(a.path(), agents);
-        let b = tempfile::tempdir().unwrap();
-        make_repo(b.path(), tasks, extra);
-        let cli = run_git_cli(b.path(), tasks, agents);
-        let per = |d: Duration| d.as_secs_f64() * 1000.0 / tasks as f64;
-        println!(
-            "{label:>22}: spec-exec {:>7.1} ms/task ({:.2} s), git CLI {:>7.1} ms/task ({:.2} s), ratio {:.2}",
-            per(ours),
-            ours.as_secs_f64(),
-            per(cli),
-            cli.as_secs_f64(),
-            ours.as_secs_f64() / cli.as_secs_f64()
-        );
+    let name = words.first().filter(|w| w.parse::<usize>().is_err());
+    let numbers: Vec<usize> = words
+        .iter()
+        .skip(usize::from(name.is_some()))
+        .map(|w| {
+            w.parse().unwrap_or_else(|_| {
+                usage(&format!("`{w}` is not a number"));
+            })
+        })
+        .collect();
+    match name {
+        None if numbers.is_empty() => {
+            for (_, bench) in BENCHMARKS {
+                bench(&[]);
+            }
+        }
+        None => usage("numbers need a benchmark's name before them"),
+        Some(name) => match BENCHMARKS.iter().find(|(n, _)| n == name) {
+            Some((_, bench)) => bench(&numbers),
+            None => usage(&format!("no benchmark is named `{name}`")),
+        },
     }
+}
+
+fn usage(what: &str) -> ! {
+    eprintln!(
+        "error: {what}\nusage: cargo bench --bench run -- [overhead [TASKS] | scale [SIZE…] | \
+         makespan [N [SEED]] | rust]"
+    );
+    std::process::exit(2)
 }
