@@ -506,7 +506,13 @@ impl Git {
             .and_then(|r| r.peel_to_commit())
             .map_err(err)?;
         let commit = wt.find_commit(tip.id()).map_err(err)?;
-        let written = std::sync::atomic::AtomicUsize::new(0);
+        // A merge, cherry-pick or revert the last task left in progress would make the next
+        // task's commit a merge of something else.
+        wt.cleanup_state().map_err(err)?;
+        // Untracked and ignored entries go first, as themselves: the checkout must never write
+        // through a link the last task left where the next tree has a directory.
+        let removed = remove_untracked(&wt, path)?;
+        let written = std::sync::atomic::AtomicUsize::new(removed);
         let mut opts = git2::build::CheckoutBuilder::new();
         opts.force()
             .remove_untracked(true)
@@ -833,6 +839,31 @@ pub fn check_linked(common: &Path, name: &str, path: &Path) -> Result<()> {
 /// and directories left empty (except those of submodules, which a checkout leaves empty).
 /// Links are removed as links, never followed. Anything else git reports (a file, a staged
 /// change or a submodule that still differs) is an error. How many entries went.
+/// Removes what git reports as untracked or ignored in the worktree `repo` at `path` (a
+/// directory whole, a link as a link); how many entries went.
+fn remove_untracked(repo: &Repository, path: &Path) -> Result<usize> {
+    let err = |e: git2::Error| git_err(&format!("clear the worktree `{}`", path.display()), e);
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(true)
+        .include_ignored(true)
+        .recurse_untracked_dirs(false)
+        .recurse_ignored_dirs(false)
+        .exclude_submodules(true);
+    let statuses = repo.statuses(Some(&mut opts)).map_err(err)?;
+    let gone: Vec<PathBuf> = statuses
+        .iter()
+        .filter(|e| {
+            e.status()
+                .intersects(git2::Status::WT_NEW | git2::Status::IGNORED)
+        })
+        .filter_map(|e| e.path().map(|p| path.join(p.trim_end_matches('/'))))
+        .collect();
+    for at in &gone {
+        remove_entry(at)?;
+    }
+    Ok(gone.len())
+}
+
 fn clear_untracked(repo: &Repository, path: &Path, branch: &str) -> Result<usize> {
     let err = |e: git2::Error| git_err(&format!("clear the worktree `{}`", path.display()), e);
     let mut opts = git2::StatusOptions::new();
@@ -987,7 +1018,18 @@ fn staged_index(repo: &Repository, what: &str) -> Result<git2::Index> {
     index
         .add_all(["*"], IndexAddOption::DEFAULT, None)
         .and_then(|()| index.update_all(["*"], None))
-        .map_err(|e| git_err(&format!("stage {what}"), e))?;
+        .map_err(|e| {
+            // libgit2's words for a directory with a `.git` of its own inside the worktree.
+            let nested = e.message().starts_with("invalid path") && e.message().contains("/'");
+            let err = git_err(&format!("stage {what}"), e);
+            if nested {
+                Error::user(format!(
+                    "{err}: that directory is a git repository of its own (it holds a `.git`), and spec-exec commits files, not repositories inside the worktree; remove its `.git`, or add it as a submodule"
+                ))
+            } else {
+                err
+            }
+        })?;
     Ok(index)
 }
 

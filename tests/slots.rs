@@ -328,3 +328,174 @@ fn shared_target_gives_the_slots_one_target_directory() {
     assert!(shared.join("debug").is_dir());
     assert!(build_dir.is_dir());
 }
+
+/// A scratch package whose feature is `tasks` (shell tasks), with `data/d0/f0.txt` committed.
+fn with_data(tasks: &[String]) -> Scratch {
+    let s = Scratch::unapproved(&tasks_md(tasks), Project::Package);
+    support::write(&s.repo().join("data/d0/f0.txt"), "data 0\n");
+    s.git(&["add", "-A"]);
+    s.git(&["commit", "-qm", "Data"]);
+    s.approve();
+    s
+}
+
+/// A task replaces a directory by an ignored link to a directory outside the repository; the
+/// next task in the slot needs the directory back. The move removes the link as a link and
+/// writes nothing through it.
+#[test]
+fn moving_a_slot_never_writes_through_a_link_the_last_task_left() {
+    let outside = tempfile::tempdir().unwrap();
+    support::write(&outside.path().join("d0/f0.txt"), "PRECIOUS\n");
+    let link = format!(
+        "git rm -rq data && printf '/data\\n' >> .gitignore && ln -s {} data",
+        outside.path().display()
+    );
+    let s = with_data(&[
+        script_task("1", "", &[link.as_str()]),
+        script_task(
+            "2",
+            "",
+            &[
+                "test -f data/d0/f0.txt && test ! -L data",
+                "echo 2 > two.txt",
+            ],
+        ),
+    ]);
+    let run = s.shell_run(&["--max-agents", "1", "--no-verify"]);
+    run.assert_code(0);
+    assert_eq!(
+        std::fs::read_to_string(outside.path().join("d0/f0.txt")).unwrap(),
+        "PRECIOUS\n"
+    );
+    assert_eq!(
+        std::fs::read_dir(outside.path().join("d0"))
+            .unwrap()
+            .count(),
+        1,
+        "files were written outside the repository"
+    );
+}
+
+/// A merge the last task left in progress in its slot does not reach the next task: its
+/// commit has one parent, and the agent sees no merge going on.
+#[test]
+fn a_merge_left_in_progress_does_not_reach_the_next_task() {
+    let s = with_data(&[
+        script_task(
+            "1",
+            "",
+            &["git merge -q --no-commit --no-ff side", "echo 1 > one.txt"],
+        ),
+        script_task(
+            "2",
+            "",
+            &[
+                "test ! -e \"$(git rev-parse --git-dir)/MERGE_HEAD\"",
+                "echo 2 > two.txt",
+            ],
+        ),
+    ]);
+    s.git(&["checkout", "-qb", "side"]);
+    support::write(&s.repo().join("side.txt"), "side\n");
+    s.git(&["add", "-A"]);
+    s.git(&["commit", "-qm", "side"]);
+    s.git(&["checkout", "-q", "main"]);
+    let run = s.shell_run(&["--max-agents", "1", "--no-verify"]);
+    run.assert_code(0);
+    let parents = s.git(&["rev-list", "--parents", "-n", "1", &Scratch::branch("2")]);
+    assert_eq!(parents.split_whitespace().count(), 2, "{parents}");
+}
+
+/// A task that deletes the package's manifest is not verified against the repository's own
+/// manifest above the worktree (the worktree is inside `.git`): the verification fails, and
+/// nothing is written into the user's tree.
+#[test]
+fn verify_never_reaches_the_users_manifest_above_the_worktree() {
+    let s = with_data(&[script_task(
+        "1",
+        "",
+        &[
+            "git rm -q Cargo.toml src/lib.rs",
+            "echo 'pub fn broken(' > leftover.rs",
+        ],
+    )]);
+    let run = s.shell_run(&["--max-attempts", "1"]);
+    run.assert_code(1);
+    assert!(
+        run.reason("1").contains("the worktree has no `Cargo.toml`"),
+        "{}",
+        run.context()
+    );
+    assert!(!s.repo().join("Cargo.lock").exists());
+    assert!(!s.repo().join("target").exists());
+}
+
+/// An agent that resets its branch to an older commit does not get its work committed
+/// without the task's base.
+#[test]
+fn an_agent_that_moves_its_branch_back_is_not_committed() {
+    let s = with_data(&[script_task(
+        "1",
+        "",
+        &["git reset -q --hard HEAD~1", "echo 1 > one.txt"],
+    )]);
+    let run = s.shell_run(&["--no-verify"]);
+    run.assert_code(1);
+    assert!(
+        run.reason("1")
+            .contains("off the commit the task started from"),
+        "{}",
+        run.context()
+    );
+    let tip = s.git(&["log", "-1", "--format=%B", &Scratch::branch("1")]);
+    assert!(!tip.contains("Spec-Exec-Task"), "{tip}");
+}
+
+/// A slot someone moved away (`git worktree move`) or locked is theirs: a run leaves it and
+/// its record alone and uses another number; `clean` keeps a locked one.
+#[test]
+fn a_slot_moved_away_or_locked_is_left_alone() {
+    let s = with_data(&[
+        script_task("1", "", &["echo 1 > one.txt"]),
+        script_task("2", "1", &["echo 2 > two.txt"]),
+        script_task("3", "2", &["echo 3 > three.txt"]),
+    ]);
+    let mine = s.repo().parent().unwrap().join("mine");
+    let run = s.shell_run(&["--no-verify", "--max-agents", "1"]);
+    run.assert_code(0);
+    let slot = worktree_of(&run, "1");
+    s.git(&[
+        "worktree",
+        "move",
+        slot.to_str().unwrap(),
+        mine.to_str().unwrap(),
+    ]);
+    support::git_in(&mine, &["switch", "-qc", "mywork"]);
+    support::write(&mine.join("wip.txt"), "wip\n");
+    support::git_in(&mine, &["add", "wip.txt"]);
+
+    // New work for the feature: its tasks again, from scratch.
+    for id in ["1", "2", "3"] {
+        s.git(&["branch", "-D", &Scratch::branch(id)]);
+    }
+    s.git(&["branch", "-D", &Scratch::branch("integration")]);
+    s.git(&["checkout", "-q", "--", "."]);
+    let again = s.shell_run(&["--no-verify", "--max-agents", "1"]);
+    again.assert_code(0);
+    assert_ne!(worktree_of(&again, "1"), slot, "{}", again.context());
+    let status = support::git_in(&mine, &["status", "--porcelain", "--branch"]);
+    assert!(status.contains("## mywork"), "{status}");
+    assert!(status.contains("A  wip.txt"), "{status}");
+
+    // A locked slot: kept by clean.
+    let locked = worktree_of(&again, "1");
+    s.git(&["worktree", "lock", locked.to_str().unwrap()]);
+    let out = s.spec_exec(&["clean"]).output().unwrap();
+    assert!(out.status.success(), "{}", support::text(&out.stderr));
+    assert!(locked.is_dir(), "{}", support::text(&out.stderr));
+    assert!(
+        support::text(&out.stderr).contains("it is locked"),
+        "{}",
+        support::text(&out.stderr)
+    );
+}

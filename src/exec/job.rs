@@ -321,6 +321,8 @@ struct Progress {
     entered: bool,
     /// The slot of a task's job (the integration has a worktree of its own).
     slot: Option<Slot>,
+    /// The commit its branch was set to: what it commits must build on it.
+    base: Option<git2::Oid>,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -359,6 +361,7 @@ pub async fn run(ctx: Arc<Ctx>, mut job: Job, stop: watch::Receiver<Stop>) -> Fi
         build_env: ctx.slots.env(slot.n),
         entered: false,
         slot: Some(slot.clone()),
+        base: None,
     };
     let mut rate_limited = None;
     // Run again after its agent's limit reset: in the worktree it left, when that is still
@@ -382,7 +385,7 @@ pub async fn run(ctx: Arc<Ctx>, mut job: Job, stop: watch::Receiver<Stop>) -> Fi
             p.report.reason = Some(end.reason);
             rate_limited = end.rate_limited;
             // A worktree kept for inspection, when the task got that far.
-            p.report.worktree = p.entered.then(|| p.worktree.clone());
+            p.report.worktree = (p.entered && p.worktree.exists()).then(|| p.worktree.clone());
             break;
         }
     }
@@ -417,7 +420,7 @@ async fn prepare(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End>
     if made {
         p.report.branch = Some(job.start.branch.clone());
     }
-    p.pending = result?;
+    (p.pending, p.base) = result.map(|(pending, base)| (pending, Some(base)))?;
     p.entered = true;
     let (ctx, worktree) = (Arc::clone(ctx), p.worktree.clone());
     p.verify_commands = Some(blocking(move || ctx.verify_commands(&worktree)).await);
@@ -463,7 +466,7 @@ fn prepare_worktree(
     ctx: &Ctx,
     job: &Job,
     slot: &Slot,
-) -> (bool, Result<Vec<(String, git2::Oid)>, End>) {
+) -> (bool, Result<(Vec<(String, git2::Oid)>, git2::Oid), End>) {
     let git = match ctx.git() {
         Ok(git) => git,
         Err(e) => return (false, Err(End::failed(e.to_string()))),
@@ -505,7 +508,7 @@ fn prepare_worktree(
         .enter(&git, slot, &job.start.branch)
         .map(|_| ())
         .map_err(|e| End::failed(e.to_string()));
-    (true, added.map(|()| pending))
+    (true, added.map(|()| (pending, base)))
 }
 
 fn conflict_text(paths: &[String]) -> String {
@@ -814,10 +817,22 @@ async fn commit(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> 
         p.log.clone(),
         p.tasks_md_as_given.clone(),
     );
-    let (name, branch) = (p.worktree_name.clone(), job.start.branch.clone());
+    let (name, branch, base) = (p.worktree_name.clone(), job.start.branch.clone(), p.base);
     let committed = blocking(move || {
         let git = ctx2.git()?;
         git::check_worktree(&git.common_dir(), &name, &worktree, &branch)?;
+        // An agent that reset its branch to an older commit would have the task's work
+        // committed without its base.
+        if let Some(base) = base {
+            let head = git::head_of(&worktree)?;
+            if !git.contains(head, base) {
+                return Err(crate::error::Error::user(format!(
+                    "the agent moved `{branch}` off the commit the task started from ({}, now {}); nothing was committed",
+                    &base.to_string()[..12],
+                    &head.to_string()[..12]
+                )));
+            }
+        }
         keep_tasks_md_out(&worktree, &tasks_md, given.as_deref(), &kept, &log)?;
         let sig = git.signature();
         review::commit(&worktree, &message, &sig, is_review)

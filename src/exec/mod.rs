@@ -143,7 +143,13 @@ pub fn execute(
         shell.status(note.verb, &note.text);
     }
     let (slots, notes) = slots::Slots::new(state.dir(), &feature.name, settings.shared_target)
-        .open(&git, &state, &run_id, root)?;
+        .open(
+            &git,
+            &state,
+            &format!("{}/{}/", settings.branch_prefix, feature.name),
+            &run_id,
+            root,
+        )?;
     for note in &notes {
         shell.status(note.verb, &note.text);
     }

@@ -62,6 +62,8 @@ pub struct Slots {
     /// Whether cargo has `build.build-dir` (1.91 and later).
     build_dir: bool,
     prefix: String,
+    /// Numbers whose git record is someone's own (moved elsewhere, or locked): never used.
+    taken: Vec<u32>,
     inner: Mutex<Vec<(u32, Use)>>,
 }
 
@@ -101,6 +103,7 @@ impl Slots {
             shared: shared_target.then(|| shared_target_dir(state)),
             build_dir: shared_target && cargo_has_build_dir(),
             prefix: worktree_prefix(feature),
+            taken: Vec::new(),
             inner: Mutex::new(Vec::new()),
         }
     }
@@ -113,18 +116,39 @@ impl Slots {
         mut self,
         git: &Git,
         state: &RunState,
+        branches: &str,
         run_id: &str,
         root: &Path,
     ) -> Result<(Slots, Vec<Note>)> {
         let mut notes = Vec::new();
         let mut found: Vec<(u32, Use)> = Vec::new();
         let common = git.common_dir();
-        for (name, _) in git.worktrees_of(&self.prefix) {
+        let admin = |name: &str| common.join("worktrees").join(name);
+        for (name, at) in git.worktrees_of(&self.prefix) {
             if !is_slot_name(&self.prefix, &name) {
                 continue;
             }
             let n: u32 = name[self.prefix.len() + 1..].parse().unwrap_or(0);
             let path = self.path(n);
+            let real = |p: &Path| p.canonicalize().ok();
+            // Moved elsewhere (`git worktree move`), or locked (`git worktree lock`): someone's
+            // own now. Left alone, and its number is not used.
+            let elsewhere = at
+                .as_deref()
+                .is_some_and(|at| at.is_absolute() && at.exists() && real(at) != real(&path));
+            let locked = admin(&name).join("locked").exists();
+            if elsewhere || locked {
+                self.taken.push(n);
+                notes.push(Note::new(
+                    "Skipped",
+                    format!(
+                        "the worktree `{name}` at {}: it is {}, so it is left alone (slot {n} is not used)",
+                        at.as_deref().unwrap_or(&path).display(),
+                        if locked { "locked" } else { "no longer where spec-exec made it" }
+                    ),
+                ));
+                continue;
+            }
             if std::fs::symlink_metadata(&path).is_err() {
                 git.forget_worktree(&name)?;
             }
@@ -141,22 +165,31 @@ impl Slots {
         numbered.sort_unstable();
         for n in numbered {
             let (path, name) = (self.path(n), slot_name(&self.prefix, n));
-            let moving = self.marker(&common, n);
-            let moved_when_killed = std::fs::metadata(&moving).is_ok_and(|m| m.len() > 0);
+            let taken = self.taken.contains(&n);
             if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
                 std::fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))?;
-                git.forget_worktree(&name)?;
+                if !taken {
+                    git.forget_worktree(&name)?;
+                }
+                continue;
+            }
+            if taken {
+                // The directory is not the worktree git's record names: kept whole.
+                notes.push(state.keep_slot(&path, &format!("slot-{n}"), run_id, root)?);
                 continue;
             }
             let linked = git::check_linked(&common, &name, &path).is_ok();
-            if linked && moved_when_killed {
-                // Killed while it moved: its files are half of one tree and half of another,
-                // nobody's work. It is made again when needed.
+            let moving = self.marker(&common, n);
+            let moved_when_killed = std::fs::metadata(&moving).is_ok_and(|m| m.len() > 0);
+            // Killed while it moved (its files half of one tree and half of another), or while
+            // it was made (no index: its checkout never finished): nobody's work. It is made
+            // again when needed.
+            if linked && (moved_when_killed || !admin(&name).join("index").exists()) {
                 git.remove_worktree(&name, &path)?;
                 continue;
             }
             if !linked || git::has_changes(&path) {
-                let label = held_by(&path).unwrap_or_else(|| format!("slot-{n}"));
+                let label = held_by(&path, branches).unwrap_or_else(|| format!("slot-{n}"));
                 notes.push(state.keep_slot(&path, &label, run_id, root)?);
                 git.forget_worktree(&name)?;
                 continue;
@@ -247,7 +280,7 @@ impl Slots {
             Some((_, i)) => i,
             None => {
                 let mut n = 1;
-                while inner.iter().any(|(m, _)| *m == n) {
+                while inner.iter().any(|(m, _)| *m == n) || self.taken.contains(&n) {
                     n += 1;
                 }
                 inner.push((n, Use::Free(None)));
@@ -341,12 +374,17 @@ impl Slots {
     }
 }
 
-/// The task id a slot's HEAD names (`<prefix>/<feature>/<id>`), for the name of its leftovers.
-fn held_by(path: &Path) -> Option<String> {
+/// The task a slot's HEAD names (`refs/heads/<branches><id>`, `branches` being
+/// `<prefix>/<feature>/`), for the name of its leftovers.
+fn held_by(path: &Path, branches: &str) -> Option<String> {
     let repo = git2::Repository::open(path).ok()?;
     let head = repo.find_reference("HEAD").ok()?;
     let target = head.symbolic_target()?;
-    target.rsplit('/').next().map(str::to_owned)
+    target
+        .strip_prefix("refs/heads/")?
+        .strip_prefix(branches)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
 }
 
 /// Whether the cargo on PATH has `build.build-dir` (stable from 1.91).

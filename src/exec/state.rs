@@ -23,7 +23,7 @@ pub struct Note {
 }
 
 impl Note {
-    fn new(verb: &'static str, text: String) -> Note {
+    pub fn new(verb: &'static str, text: String) -> Note {
         Note { verb, text }
     }
 }
@@ -270,7 +270,13 @@ impl RunState {
     /// them where they are), without its `.git` file: that points at git's record of the
     /// worktree, which a later run reuses.
     fn keep(&self, path: &Path, id_part: &str, run_id: &str, root: &Path) -> Result<Note> {
-        let kept = self.leftovers().join(format!("{id_part}-{run_id}"));
+        // Unique: two of one task in one run (its slot, and a worktree of an earlier version).
+        let mut kept = self.leftovers().join(format!("{id_part}-{run_id}"));
+        let mut n = 1;
+        while std::fs::symlink_metadata(&kept).is_ok() {
+            n += 1;
+            kept = self.leftovers().join(format!("{id_part}-{run_id}-{n}"));
+        }
         let parent = self.leftovers();
         std::fs::create_dir_all(&parent).map_err(|e| Error::io("create", &parent, e))?;
         let at = match std::fs::rename(path, &kept) {

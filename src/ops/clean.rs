@@ -457,7 +457,8 @@ fn survey(git: &Git, ws: &Workspace, feature: &str, dir: &Path, cmd: &CleanComma
             what: match name.as_str() {
                 "target" => "the target directory the slots share".to_owned(),
                 "integration" => "the build directory of the integration".to_owned(),
-                n => format!("the build directory of slot {n}"),
+                n if n.parse::<u32>().is_ok() => format!("the build directory of slot {n}"),
+                _ => "a directory among the build directories".to_owned(),
             },
             path,
             how: How::Path,
@@ -755,6 +756,15 @@ fn survey_slots(git: &Git, feature: &str, dir: &Path, cmd: &CleanCommand, survey
             });
             continue;
         }
+        if admin.join(&name).join("locked").exists() {
+            survey.keep.push(Keep {
+                path,
+                why: format!(
+                    "worktree slot {n}: it is locked (`git worktree lock`); `git worktree unlock` it for clean to remove it"
+                ),
+            });
+            continue;
+        }
         let why = match git::check_linked(&common, &name, &path) {
             Err(e) => Some(e.to_string()),
             Ok(()) => {
@@ -780,7 +790,9 @@ fn survey_slots(git: &Git, feature: &str, dir: &Path, cmd: &CleanCommand, survey
         };
         // Measured once git has looked at it (a look may refresh its index).
         let bytes = size();
-        let how = if admin.join(&name).exists() {
+        // Removed with git's record only when the record is this directory's (a record that
+        // names another place is someone's own worktree now).
+        let how = if git::check_linked(&common, &name, &path).is_ok() {
             How::Worktree { name }
         } else {
             How::Path

@@ -561,31 +561,45 @@ async fn verify(
         );
         let from = len_of(&log);
         let started = Instant::now();
-        let outcome = process::run(
-            &process::Spawn {
-                argv: &command.argv,
-                cwd: &cwd,
-                stdin: &stdin,
-                log: &log,
-                stdout: None,
-                env: &[
-                    ("SPEC_EXEC_FEATURE".to_owned(), ctx.feature.clone()),
-                    // How a later run finds the commands of a run that died.
-                    ("SPEC_EXEC_RUN_ID".to_owned(), ctx.run_id.clone()),
-                    ("SPEC_EXEC_STEP".to_owned(), "verify".to_owned()),
-                    ("SPEC_EXEC_ATTEMPT".to_owned(), attempt.to_string()),
-                ]
-                .into_iter()
-                .chain(p.build_env.iter().cloned())
-                .collect::<Vec<_>>(),
-                timeout: ctx.timeout,
-                grace: ctx.grace,
-                registry: Some((&ctx.registry, &ctx.run_id)),
-                tap: None,
-            },
-            stop.clone(),
-        )
-        .await;
+        // The worktree lies inside the repository's git directory: without a manifest of its
+        // own, cargo would walk up to the repository's and check the user's tree instead.
+        let cargo = Path::new(&command.argv[0])
+            .file_name()
+            .is_some_and(|n| n == "cargo");
+        let outcome = if cargo && !cwd.join("Cargo.toml").is_file() {
+            let why = format!(
+                "the worktree has no `{}`: cargo would find the manifest above it, outside the worktree",
+                ctx.root_rel.join("Cargo.toml").display()
+            );
+            append(&log, &format!("spec-exec: {why}\n"));
+            Outcome::SpawnFailed(why)
+        } else {
+            process::run(
+                &process::Spawn {
+                    argv: &command.argv,
+                    cwd: &cwd,
+                    stdin: &stdin,
+                    log: &log,
+                    stdout: None,
+                    env: &[
+                        ("SPEC_EXEC_FEATURE".to_owned(), ctx.feature.clone()),
+                        // How a later run finds the commands of a run that died.
+                        ("SPEC_EXEC_RUN_ID".to_owned(), ctx.run_id.clone()),
+                        ("SPEC_EXEC_STEP".to_owned(), "verify".to_owned()),
+                        ("SPEC_EXEC_ATTEMPT".to_owned(), attempt.to_string()),
+                    ]
+                    .into_iter()
+                    .chain(p.build_env.iter().cloned())
+                    .collect::<Vec<_>>(),
+                    timeout: ctx.timeout,
+                    grace: ctx.grace,
+                    registry: Some((&ctx.registry, &ctx.run_id)),
+                    tap: None,
+                },
+                stop.clone(),
+            )
+            .await
+        };
         if outcome == Outcome::Interrupted {
             return Err(interrupted());
         }

@@ -411,6 +411,7 @@ async fn in_worktree(
         )],
         entered: true,
         slot: None,
+        base: None,
     };
     let title = format!("Integrate {}", ctx.feature);
     let who = Who {
