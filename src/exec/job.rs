@@ -460,13 +460,17 @@ async fn resumable(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> bool {
     true
 }
 
+/// What preparing a job leaves: the dependency tips still to merge in its worktree, and the
+/// commit its branch was set to.
+type Prepared = (Vec<(String, git2::Oid)>, git2::Oid);
+
 /// Branch, base and worktree for a job. Whether the branch was set, and how it went: the
 /// dependency tips still to merge in the worktree when some conflicted.
 fn prepare_worktree(
     ctx: &Ctx,
     job: &Job,
     slot: &Slot,
-) -> (bool, Result<(Vec<(String, git2::Oid)>, git2::Oid), End>) {
+) -> (bool, Result<Prepared, End>) {
     let git = match ctx.git() {
         Ok(git) => git,
         Err(e) => return (false, Err(End::failed(e.to_string()))),
