@@ -434,22 +434,27 @@ impl Git {
                 .repo
                 .find_commit(*tip)
                 .map_err(|e| git_err("find a dependency's commit", e))?;
-            // One walk tells both: the best common ancestor is `other` when `acc` is ahead of
-            // it, and `acc` when `other` is ahead of that.
-            let base = (acc.id() != other.id())
-                .then(|| self.repo.merge_base(acc.id(), other.id()).ok())
-                .flatten();
-            if base == Some(other.id()) {
-                continue;
-            }
-            if base == Some(acc.id()) {
-                acc = other;
-                continue;
-            }
-            let mut index = self
-                .repo
-                .merge_commits(&acc, &other, None)
-                .map_err(|e| git_err("merge the dependencies' branches", e))?;
+            // One walk for all three answers: their common ancestor is `other` when `acc` is
+            // ahead of it, `acc` when `other` is ahead of that, and else, when it is the only
+            // one, the base of their merge (as `merge_commits` would find it again).
+            let bases = if acc.id() == other.id() {
+                Vec::new()
+            } else {
+                self.repo
+                    .merge_bases(acc.id(), other.id())
+                    .map(|b| b.iter().copied().collect())
+                    .unwrap_or_default()
+            };
+            let merged = match bases[..] {
+                [base] if base == other.id() => continue,
+                [base] if base == acc.id() => {
+                    acc = other;
+                    continue;
+                }
+                [base] => self.merge_over(base, &acc, &other),
+                _ => self.repo.merge_commits(&acc, &other, None),
+            };
+            let mut index = merged.map_err(|e| git_err("merge the dependencies' branches", e))?;
             if index.has_conflicts() {
                 return Ok(Err(Conflict {
                     paths: conflicted_paths(&index)?,
@@ -474,6 +479,19 @@ impl Git {
                 .map_err(|e| git_err("read the merge", e))?;
         }
         Ok(Ok(acc.id()))
+    }
+
+    /// The merge of `ours` and `theirs` over their one merge base `base`: what `merge_commits`
+    /// makes, without walking the history again for the base.
+    fn merge_over(
+        &self,
+        base: Oid,
+        ours: &git2::Commit<'_>,
+        theirs: &git2::Commit<'_>,
+    ) -> std::result::Result<git2::Index, git2::Error> {
+        let base = self.repo.find_commit(base)?.tree()?;
+        self.repo
+            .merge_trees(&base, &ours.tree()?, &theirs.tree()?, None)
     }
 
     /// Adds a linked worktree named `name` at `path`, with `branch` checked out. What an
