@@ -4,6 +4,7 @@
 //! Nothing here touches the user's working tree, index or HEAD: branches are created at
 //! commits, worktrees are separate directories, and commits are made inside them.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use git2::{BranchType, IndexAddOption, Oid, Repository, Signature, WorktreePruneOptions};
@@ -313,6 +314,35 @@ impl Git {
         at == commit || self.repo.graph_descendant_of(at, commit).unwrap_or(false)
     }
 
+    /// What `tips` add to `at`: the commits they hold that `at` does not (a tip is among them
+    /// unless `at` holds it, see [`Git::contains`]), and those of them that the parents of
+    /// these tips hold (a tip is among those when another tip holds it). Two walks of that
+    /// history, however many tips there are.
+    pub fn tips_over(&self, at: Oid, tips: &[Oid]) -> Result<(HashSet<Oid>, HashSet<Oid>)> {
+        let walk = |from: &[Oid]| -> Result<HashSet<Oid>> {
+            let err = |e| git_err("walk the history of the tasks' branches", e);
+            let mut walk = self.repo.revwalk().map_err(err)?;
+            for &oid in from {
+                walk.push(oid).map_err(err)?;
+            }
+            walk.hide(at).map_err(err)?;
+            walk.collect::<std::result::Result<_, _>>().map_err(err)
+        };
+        let added = walk(tips)?;
+        let mut parents = Vec::new();
+        for &t in tips.iter().filter(|t| added.contains(t)) {
+            let commit = self
+                .repo
+                .find_commit(t)
+                .map_err(|e| git_err("find a task's commit", e))?;
+            parents.extend(commit.parent_ids());
+        }
+        // A tip that `at` does not hold is not behind `at` either: what holds it does so
+        // through commits `at` does not hold, all in the walk.
+        let behind = walk(&parents)?;
+        Ok((added, behind))
+    }
+
     /// The message of commit `oid`.
     pub fn message(&self, oid: Oid) -> Option<String> {
         self.repo
@@ -406,25 +436,27 @@ impl Git {
                 .repo
                 .find_commit(*tip)
                 .map_err(|e| git_err("find a dependency's commit", e))?;
-            if self
-                .repo
-                .graph_descendant_of(acc.id(), other.id())
-                .unwrap_or(false)
-            {
-                continue;
-            }
-            if self
-                .repo
-                .graph_descendant_of(other.id(), acc.id())
-                .unwrap_or(false)
-            {
-                acc = other;
-                continue;
-            }
-            let mut index = self
-                .repo
-                .merge_commits(&acc, &other, None)
-                .map_err(|e| git_err("merge the dependencies' branches", e))?;
+            // One walk for all three answers: their common ancestor is `other` when `acc` is
+            // ahead of it, `acc` when `other` is ahead of that, and else, when it is the only
+            // one, the base of their merge (as `merge_commits` would find it again).
+            let bases = if acc.id() == other.id() {
+                Vec::new()
+            } else {
+                self.repo
+                    .merge_bases(acc.id(), other.id())
+                    .map(|b| b.iter().copied().collect())
+                    .unwrap_or_default()
+            };
+            let merged = match bases[..] {
+                [base] if base == other.id() => continue,
+                [base] if base == acc.id() => {
+                    acc = other;
+                    continue;
+                }
+                [base] => self.merge_over(base, &acc, &other),
+                _ => self.repo.merge_commits(&acc, &other, None),
+            };
+            let mut index = merged.map_err(|e| git_err("merge the dependencies' branches", e))?;
             if index.has_conflicts() {
                 return Ok(Err(Conflict {
                     paths: conflicted_paths(&index)?,
@@ -449,6 +481,19 @@ impl Git {
                 .map_err(|e| git_err("read the merge", e))?;
         }
         Ok(Ok(acc.id()))
+    }
+
+    /// The merge of `ours` and `theirs` over their one merge base `base`: what `merge_commits`
+    /// makes, without walking the history again for the base.
+    fn merge_over(
+        &self,
+        base: Oid,
+        ours: &git2::Commit<'_>,
+        theirs: &git2::Commit<'_>,
+    ) -> std::result::Result<git2::Index, git2::Error> {
+        let base = self.repo.find_commit(base)?.tree()?;
+        self.repo
+            .merge_trees(&base, &ours.tree()?, &theirs.tree()?, None)
     }
 
     /// Adds a linked worktree named `name` at `path`, with `branch` checked out. What an
@@ -1396,5 +1441,58 @@ mod tests {
             );
             assert_eq!(name.matches('/').count(), 2, "{name}");
         }
+    }
+
+    /// What the tips add to a commit, and which of them another holds, told by two walks:
+    /// the same as asking of each tip and each pair.
+    #[test]
+    fn tips_over_a_commit_as_each_pair_tells() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let [root, at, a, b, c, m, d, old] = {
+            let sig = Signature::now("t", "t@example.com").unwrap();
+            let id = repo.treebuilder(None).unwrap().write().unwrap();
+            let tree = repo.find_tree(id).unwrap();
+            let commit = |msg: &str, parents: &[Oid]| -> Oid {
+                let parents: Vec<git2::Commit<'_>> = parents
+                    .iter()
+                    .map(|&p| repo.find_commit(p).unwrap())
+                    .collect();
+                let refs: Vec<&git2::Commit<'_>> = parents.iter().collect();
+                repo.commit(None, &sig, &sig, msg, &tree, &refs).unwrap()
+            };
+            let root = commit("root", &[]);
+            let at = commit("at", &[root]);
+            let a = commit("a", &[at]);
+            let b = commit("b", &[a]);
+            let c = commit("c", &[at]);
+            let m = commit("m", &[b, c]);
+            let d = commit("d", &[at]);
+            let old = commit("old", &[root]);
+            [root, at, a, b, c, m, d, old]
+        };
+        let git = Git { repo };
+        let tips = [a, b, c, m, d, d, at, root, old];
+        let (added, behind) = git.tips_over(at, &tips).unwrap();
+        let is_added: Vec<bool> = tips.iter().map(|t| added.contains(t)).collect();
+        let is_held: Vec<bool> = tips
+            .iter()
+            .map(|t| added.contains(t) && behind.contains(t))
+            .collect();
+        let pairwise_added: Vec<bool> = tips.iter().map(|&t| !git.contains(at, t)).collect();
+        let pairwise_held: Vec<bool> = tips
+            .iter()
+            .map(|&t| !git.contains(at, t) && tips.iter().any(|&u| u != t && git.contains(u, t)))
+            .collect();
+        assert_eq!(is_added, pairwise_added);
+        assert_eq!(is_held, pairwise_held);
+        assert_eq!(
+            is_held,
+            [true, true, true, false, false, false, false, false, false]
+        );
+        assert_eq!(
+            is_added,
+            [true, true, true, true, true, true, false, false, true]
+        );
     }
 }

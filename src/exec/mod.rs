@@ -337,26 +337,11 @@ impl MakeJob for Maker<'_> {
 }
 
 /// Ticks tasks.md in the user's tree.
-struct Ticker {
-    /// The workspace root: a tasks.md that leads out of it is not ticked.
-    root: PathBuf,
-    path: PathBuf,
-    display: PathBuf,
-    optional_left_out: bool,
-}
+struct Ticker(edit::Ticker);
 
 impl Tick for Ticker {
     fn tick(&self, r: &TaskReport) -> Option<String> {
-        edit::tick(
-            &self.root,
-            &self.path,
-            &self.display,
-            &r.id,
-            &r.title,
-            self.optional_left_out,
-        )
-        .err()
-        .map(|e| e.to_string())
+        self.0.tick(&r.id, &r.title).err().map(|e| e.to_string())
     }
 }
 
@@ -439,12 +424,12 @@ async fn run_jobs(
         prompts,
         verify: ctx.verify_commands(&ctx.workdir),
     };
-    let ticker = Arc::new(Ticker {
-        root: ctx.root.clone(),
-        path: ctx.spec_abs.join("tasks.md"),
-        display: list.source.display_path.clone(),
-        optional_left_out: !plan.left_out.is_empty(),
-    });
+    let ticker = Arc::new(Ticker(edit::Ticker::new(
+        &ctx.root,
+        &ctx.spec_abs.join("tasks.md"),
+        &list.source.display_path,
+        !plan.left_out.is_empty(),
+    )));
     let (mut reports, on_limit) =
         driver::drive(ctx, scheduler, &maker, ticker, &mut sinks, progress).await;
     // Every agent has ended: none is left for a later run to stop.

@@ -5,12 +5,19 @@
 //! checked again just before the write, and the state byte written at its offset, then the
 //! file is synced. Whatever the user (or anyone else) writes to the file meanwhile is kept:
 //! appended lines, edits to other lines. Ticks are made one at a time by the caller.
+//!
+//! A [`Ticker`] keeps the bytes its last tick read, with that tick's own bytes written into
+//! them, and their parse: the next tick reads the whole file again and parses it again only
+//! when its bytes differ (someone wrote to it meanwhile). A run's ticks thus cost a read each,
+//! not a parse of the whole list each.
 
 use std::fs::File;
 use std::io::Read as _;
 use std::os::unix::fs::{FileExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
+use super::TaskList;
 use super::model::TaskState;
 use crate::error::{Error, Result};
 use crate::fsutil;
@@ -35,20 +42,71 @@ struct Writes {
     mark: u8,
 }
 
-/// One byte to write: the state character at `offset`, on the line `line` of the bytes read.
+/// One byte to write: the state character at `offset`, on the line `line` of the bytes read;
+/// the box is task `task`'s own (`step: None`) or its step `step`.
 #[derive(Debug)]
 struct Edit {
     offset: usize,
     line: std::ops::Range<usize>,
+    task: usize,
+    step: Option<usize>,
 }
 
-/// Ticks task `id` (and every container it completes) in the file at `path`, in place (see
-/// the module's notes). `title` is the title the task had when the run was planned: if the
-/// file now says something else, nothing is written. `root` is the workspace root: a
-/// tasks.md that leads out of it (a symbolic link put there during the run) is not written.
-///
-/// With `optional_left_out` (`--skip-optional`), a container is complete once its required
-/// sub-tasks are, as Kiro ticks a parent; otherwise its optional sub-tasks count too.
+/// Ticks the tasks of one tasks.md, one at a time (see the module's notes).
+#[derive(Debug)]
+pub struct Ticker {
+    /// The workspace root: a tasks.md that leads out of it is not written.
+    root: PathBuf,
+    path: PathBuf,
+    display: PathBuf,
+    /// `--skip-optional`: a container is complete once its required sub-tasks are.
+    optional_left_out: bool,
+    /// The parse of the bytes the file held after the last tick (its `source.bytes`).
+    last: Mutex<Option<TaskList>>,
+}
+
+impl Ticker {
+    /// A ticker of the file at `path` (shown as `display`) in the workspace `root`. With
+    /// `optional_left_out` (`--skip-optional`), a container is complete once its required
+    /// sub-tasks are, as Kiro ticks a parent; otherwise its optional sub-tasks count too.
+    pub fn new(root: &Path, path: &Path, display: &Path, optional_left_out: bool) -> Ticker {
+        Ticker {
+            root: root.to_path_buf(),
+            path: path.to_path_buf(),
+            display: display.to_path_buf(),
+            optional_left_out,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// Ticks task `id` (and every container it completes), in place (see the module's notes).
+    /// `title` is the title the task had when the run was planned: if the file now says
+    /// something else, nothing is written. A tasks.md that leads out of the workspace (a
+    /// symbolic link put there during the run) is not written.
+    pub fn tick(&self, id: &str, title: &str) -> Result<Ticked> {
+        let removed = fsutil::remove_stale_temps(&self.path);
+        // A tick that panicked left no parse that could be wrong: it took it out first.
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for _ in 0..ATTEMPTS {
+            if let Some(ids) = self.try_tick(&mut last, id, title)? {
+                return Ok(Ticked { ids, removed });
+            }
+        }
+        Err(Error::user_with_help(
+            format!(
+                "`{}` kept changing while task {id} was being ticked; it was not ticked",
+                self.display.display()
+            ),
+            "tick it by hand once the file is quiet",
+        ))
+    }
+}
+
+/// Ticks task `id` in the file at `path` once, with a [`Ticker`] of its own (see
+/// [`Ticker::tick`]).
 pub fn tick(
     root: &Path,
     path: &Path,
@@ -57,78 +115,106 @@ pub fn tick(
     title: &str,
     optional_left_out: bool,
 ) -> Result<Ticked> {
-    let removed = fsutil::remove_stale_temps(path);
-    for _ in 0..ATTEMPTS {
-        if let Some(ids) = try_tick(root, path, display, id, title, optional_left_out)? {
-            return Ok(Ticked { ids, removed });
-        }
-    }
-    Err(Error::user_with_help(
-        format!(
-            "`{}` kept changing while task {id} was being ticked; it was not ticked",
-            display.display()
-        ),
-        "tick it by hand once the file is quiet",
-    ))
+    Ticker::new(root, path, display, optional_left_out).tick(id, title)
 }
 
-/// One attempt: `None` when the file changed under it (the caller starts over).
-fn try_tick(
-    root: &Path,
-    path: &Path,
-    display: &Path,
-    id: &str,
-    title: &str,
-    optional_left_out: bool,
-) -> Result<Option<Vec<String>>> {
-    let io = |action, e| Error::io(action, display, e);
-    let file = File::options()
-        .read(true)
-        .write(true)
-        .open(path)
-        .map_err(|e| io("open", e))?;
-    // The same lock a whole-file replace (`approve`, `deps`) holds: a tick waits for it, then
-    // finds the file replaced (below) and starts over on the new one.
-    file.lock().map_err(|e| io("lock", e))?;
-    let opened = file.metadata().map_err(|e| io("read", e))?;
-    if !opened.is_file() {
-        return Err(Error::user(format!(
-            "`{}` is no longer a file; task {id} was not ticked",
-            display.display()
-        )));
-    }
-    ensure_inside(root, path, display, id)?;
-    if !same_file(path, &opened) {
-        return Ok(None); // replaced between the open and the check
-    }
-    let mut bytes = Vec::new();
-    (&file).read_to_end(&mut bytes).map_err(|e| io("read", e))?;
-    let Some(Writes { edits, ids, mark }) =
-        find_edits(&bytes, display, id, title, optional_left_out)?
-    else {
-        return Ok(Some(Vec::new()));
-    };
-    // Just before the write, each line is still what was read and parsed: an edit made since
-    // (a line inserted above, the task's title changed) means starting over.
-    for e in &edits {
-        let mut now = vec![0; e.line.len()];
-        if file.read_exact_at(&mut now, e.line.start as u64).is_err()
-            || now != bytes[e.line.clone()]
-        {
+impl Ticker {
+    /// One attempt: `None` when the file changed under it (the caller starts over). `last`
+    /// is the parse of what the file held after the last tick, and after this one the parse
+    /// of what it holds now; it is left empty when what was written cannot be told.
+    fn try_tick(
+        &self,
+        last: &mut Option<TaskList>,
+        id: &str,
+        title: &str,
+    ) -> Result<Option<Vec<String>>> {
+        let display = self.display.as_path();
+        let io = |action, e| Error::io(action, display, e);
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .map_err(|e| io("open", e))?;
+        // The same lock a whole-file replace (`approve`, `deps`) holds: a tick waits for it,
+        // then finds the file replaced (below) and starts over on the new one.
+        file.lock().map_err(|e| io("lock", e))?;
+        let opened = file.metadata().map_err(|e| io("read", e))?;
+        if !opened.is_file() {
+            return Err(Error::user(format!(
+                "`{}` is no longer a file; task {id} was not ticked",
+                display.display()
+            )));
+        }
+        ensure_inside(&self.root, &self.path, display, id)?;
+        if !same_file(&self.path, &opened) {
+            return Ok(None); // replaced between the open and the check
+        }
+        let mut bytes = Vec::with_capacity(last.as_ref().map_or(0, |l| l.source.bytes.len()));
+        (&file).read_to_end(&mut bytes).map_err(|e| io("read", e))?;
+        // The same bytes as after the last tick: the same parse. Any other byte, anywhere
+        // (a line appended, a box ticked by hand), and the file is parsed again.
+        let mut list = match last.take() {
+            Some(list) if list.source.bytes == bytes => list,
+            _ => super::parse_bytes(display.to_path_buf(), bytes),
+        };
+        let found = find_edits(&list, display, id, title, self.optional_left_out);
+        let Some(Writes { edits, ids, mark }) = (match found {
+            Ok(w) => w,
+            Err(e) => {
+                *last = Some(list);
+                return Err(e);
+            }
+        }) else {
+            *last = Some(list);
+            return Ok(Some(Vec::new()));
+        };
+        // Just before the write, each line is still what was read and parsed: an edit made
+        // since (a line inserted above, the task's title changed) means starting over.
+        for e in &edits {
+            let mut now = vec![0; e.line.len()];
+            if file.read_exact_at(&mut now, e.line.start as u64).is_err()
+                || now != list.source.bytes[e.line.clone()]
+            {
+                return Ok(None);
+            }
+        }
+        for e in &edits {
+            file.write_all_at(&[mark], e.offset as u64)
+                .map_err(|e| io("write", e))?;
+        }
+        file.sync_data().map_err(|e| io("sync", e))?;
+        record(&mut list, &edits, mark);
+        *last = Some(list);
+        // A file replaced meanwhile (an editor saving by rename) lost the tick with the old
+        // copy: tick the new one.
+        if !same_file(&self.path, &opened) {
             return Ok(None);
         }
+        Ok(Some(ids))
     }
-    for e in &edits {
-        file.write_all_at(&[mark], e.offset as u64)
-            .map_err(|e| io("write", e))?;
+}
+
+/// `list` as a parse of its bytes with `edits` written: each box written holds `mark`, and
+/// its task is done (a heading task has all its steps ticked by then).
+fn record(list: &mut TaskList, edits: &[Edit], mark: u8) {
+    let ch = char::from(mark);
+    for e in edits {
+        let task = &mut list.tasks[e.task];
+        let Some(cb) = (match e.step {
+            None => task.checkbox.as_mut(),
+            Some(k) => task.steps.get_mut(k),
+        }) else {
+            continue;
+        };
+        cb.ch = ch;
+        task.state = TaskState::Done;
+        // The box held a character of one byte (else nothing was written): one for one.
+        let at = cb.text_offset;
+        list.source
+            .text
+            .replace_range(at..at + 1, ch.encode_utf8(&mut [0; 4]));
+        list.source.bytes[e.offset] = mark;
     }
-    file.sync_data().map_err(|e| io("sync", e))?;
-    // A file replaced meanwhile (an editor saving by rename) lost the tick with the old copy:
-    // tick the new one.
-    if !same_file(path, &opened) {
-        return Ok(None);
-    }
-    Ok(Some(ids))
 }
 
 /// Refuses a tasks.md that leads out of the workspace (checked at every tick: the file may
@@ -153,16 +239,16 @@ fn same_file(path: &Path, opened: &std::fs::Metadata) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.dev() == opened.dev() && m.ino() == opened.ino())
 }
 
-/// The boxes to tick in `bytes` (the task's, then those of the containers it completes), the
+/// The boxes to tick in `list`'s bytes (the task's, then those of the containers it completes), the
 /// ids ticked and the file's mark; `None` when there is nothing to tick.
 fn find_edits(
-    bytes: &[u8],
+    list: &TaskList,
     display: &Path,
     id: &str,
     title: &str,
     optional_left_out: bool,
 ) -> Result<Option<Writes>> {
-    let list = super::parse_bytes(display.to_path_buf(), bytes.to_vec());
+    let bytes = list.source.bytes.as_slice();
     let Some(index) = list
         .tasks
         .iter()
@@ -208,13 +294,15 @@ fn find_edits(
         if let Some(cb) = t.checkbox
             && t.state != TaskState::Done
         {
-            boxes.push((t.id.as_str(), cb));
+            boxes.push((i, None, cb));
             ticked.push(t.id.clone());
         }
         // A heading task: every step not yet ticked.
         if t.state != TaskState::Done && !t.steps.is_empty() {
-            for cb in t.steps.iter().filter(|cb| !matches!(cb.ch, 'x' | 'X')) {
-                boxes.push((t.id.as_str(), *cb));
+            for (k, cb) in t.steps.iter().enumerate() {
+                if !matches!(cb.ch, 'x' | 'X') {
+                    boxes.push((i, Some(k), *cb));
+                }
             }
             ticked.push(t.id.clone());
         }
@@ -225,7 +313,7 @@ fn find_edits(
         return Ok(None);
     }
     let mut edits = Vec::new();
-    for (task, cb) in boxes {
+    for (task, step, cb) in boxes {
         let offset = cb.byte_offset;
         let start = bytes[..offset]
             .iter()
@@ -239,10 +327,11 @@ fn find_edits(
             let loc = list.location(cb.text_offset, 1);
             return Err(Error::user_with_help(
                 format!(
-                    "{}:{}:{}: the box of task {task} holds `{}` (U+{:04X}), which takes {} bytes; spec-exec ticks a box by writing one byte in place, so task {id} was not ticked",
+                    "{}:{}:{}: the box of task {} holds `{}` (U+{:04X}), which takes {} bytes; spec-exec ticks a box by writing one byte in place, so task {id} was not ticked",
                     display.display(),
                     loc.line,
                     loc.column,
+                    list.tasks[task].id,
                     cb.ch,
                     u32::from(cb.ch),
                     cb.ch.len_utf8()
@@ -253,6 +342,8 @@ fn find_edits(
         edits.push(Edit {
             offset,
             line: start..end,
+            task,
+            step,
         });
     }
     Ok(Some(Writes {
@@ -575,5 +666,89 @@ mod tests {
             render_diff(Path::new("t.md"), bytes, &edits),
             "--- a/t.md\n+++ b/t.md\n@@ -1,1 +1,2 @@\n one\n+  - x\n@@ -3,1 +4,1 @@\n-three\n+THREE\n"
         );
+    }
+
+    /// Between two ticks of one ticker someone else writes to the file in place (a box ticked
+    /// by hand, which moves no line; then a line inserted above the tasks and a title
+    /// changed): the next tick acts on what the file holds, not on what the last tick left.
+    #[test]
+    fn a_ticker_sees_what_was_written_between_two_ticks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tasks.md");
+        let text =
+            "# T\n\n- [ ] 1. One\n- [ ] 2. Two\n  - [ ] 2.1 A\n  - [ ] 2.2 B\n- [ ] 3. Three\n";
+        std::fs::write(&path, text).unwrap();
+        let ticker = Ticker::new(dir.path(), &path, Path::new("tasks.md"), false);
+        let write_over = |edit: &dyn Fn(String) -> String| {
+            let edited = edit(std::fs::read_to_string(&path).unwrap());
+            let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            std::io::Write::write_all(&mut f, edited.as_bytes()).unwrap();
+        };
+        assert_eq!(ticker.tick("1", "One").unwrap().ids, ["1"]);
+        write_over(&|t| t.replace("[ ] 2.1 A", "[x] 2.1 A"));
+        // 2.1 is done now: 2.2 completes 2.
+        assert_eq!(ticker.tick("2.2", "B").unwrap().ids, ["2.2", "2"]);
+        write_over(&|t| {
+            t.replace("# T\n", "# T\n\nA note.\n")
+                .replace("3. Three", "3. Third")
+        });
+        let e = ticker.tick("3", "Three").unwrap_err().to_string();
+        assert!(e.contains("task 3 changed"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "# T\n\nA note.\n\n- [x] 1. One\n- [x] 2. Two\n  - [x] 2.1 A\n  - [x] 2.2 B\n- [ ] 3. Third\n"
+        );
+        // A tick that finds nothing to do, then one on the same bytes.
+        assert!(ticker.tick("2.1", "A").unwrap().ids.is_empty());
+        assert_eq!(ticker.tick("3", "Third").unwrap().ids, ["3"]);
+    }
+
+    /// The outcome and the bytes written of one attempt at ticking, as text.
+    fn outcome(r: Result<Ticked>) -> String {
+        match r {
+            Ok(t) => format!("ticked {:?}", t.ids),
+            Err(e) => format!("error {e}"),
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Ticking every task of a list one after the other (twice) with one ticker (which parses the
+        /// file again only when it changed) writes the same bytes, and says the same, as
+        /// ticking each with a ticker of its own (which parses the file every time). (No
+        /// `[x]: url` definition: with one, a fresh parse reads a ticked `[x]*` box as a link,
+        /// and the optional task it ticked is gone from it; the ticker keeps it, done.)
+        #[test]
+        fn one_ticker_ticks_as_a_ticker_for_each_tick(
+            lines in proptest::collection::vec(proptest::sample::select(vec![
+                "# Tasks", "", "- [ ] 1. One", "- [x] 2. Two", "  - [ ] 2.1 A", "  - [-] 2.2 B",
+                "  - [~] 2.3 C", "  - [ ]* 2.4 Optional", "    - [ ] 2.4.1 Deep", "- [X] 3. Upper",
+                "- [/] 4. Started", "- [ ] 5. Title with [x] in it", "[y]: https://example.com",
+                "- [\t] 6. Tab", "- [\u{a0}] 7. Wide", "#### Task 8.1: Heading", "- [ ] a step",
+                "- [x] a step done", "```sh", "```", "<!-- - [ ] 9. Hidden -->", "  text",
+                "- [ ] 1. One again", "### Track A: Core (Dependencies: None)",
+                "  - _Dependencies: Task 1_", "* [ ] 10. Star",
+            ]), 1..30),
+            crlf in proptest::bool::ANY,
+            optional_left_out in proptest::bool::ANY,
+        ) {
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let text = lines.join(eol) + eol;
+            let dir = tempfile::tempdir().unwrap();
+            let (one, each) = (dir.path().join("one.md"), dir.path().join("each.md"));
+            std::fs::write(&one, &text).unwrap();
+            std::fs::write(&each, &text).unwrap();
+            let display = Path::new("tasks.md");
+            let list = super::super::parse_bytes(display, text.clone().into_bytes());
+            let ticker = Ticker::new(dir.path(), &one, display, optional_left_out);
+            // Last to first (sub-tasks complete their containers), then each once more.
+            let boxed: Vec<&crate::spec::model::Task> = list.tasks.iter().filter(|t| !t.is_implied()).collect();
+            for t in boxed.iter().rev().chain(&boxed) {
+                let cached = outcome(ticker.tick(&t.id, &t.title));
+                let fresh = outcome(tick(dir.path(), &each, display, &t.id, &t.title, optional_left_out));
+                proptest::prop_assert_eq!(&cached, &fresh, "{:?}", text);
+                proptest::prop_assert_eq!(std::fs::read(&one).unwrap(), std::fs::read(&each).unwrap(), "{:?}", text);
+            }
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! compare-and-swap of the ref, so that work someone else put on it is never overwritten. The
 //! user's branches, index and working tree are not touched.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -204,14 +205,11 @@ fn start(ctx: &Ctx, it: &Integration) -> crate::error::Result<Result<Option<Star
     }
     // A tip that a later task built on is merged with it: only the heads are merged, so
     // that conflicts a task's base resolved are not met again.
-    for (k, t) in it.tips.iter().enumerate() {
-        let held_by_another = it
-            .tips
-            .iter()
-            .enumerate()
-            .any(|(j, u)| j != k && u.oid != t.oid && git.contains(u.oid, t.oid));
-        let duplicate = it.tips[..k].iter().any(|u| u.oid == t.oid);
-        if !git.contains(from, t.oid) && !held_by_another && !duplicate {
+    let oids: Vec<Oid> = it.tips.iter().map(|t| t.oid).collect();
+    let (added, held_by_another) = git.tips_over(from, &oids)?;
+    let mut seen = HashSet::new();
+    for t in &it.tips {
+        if added.contains(&t.oid) && !held_by_another.contains(&t.oid) && seen.insert(t.oid) {
             todo.push((t.branch.clone(), t.oid));
         }
     }
