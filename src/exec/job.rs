@@ -232,7 +232,13 @@ pub(crate) fn side_label(list: &TaskList, branch: &str) -> String {
         Some((name, n)) if n.parse::<u32>().is_ok() => (name, Some(n)),
         _ => (last, None),
     };
-    match list.tasks.iter().find(|t| git::ref_safe(&t.id) == name) {
+    // Most ids are their branch's name already: found without making each task's.
+    let task = list
+        .tasks
+        .iter()
+        .find(|t| t.id == name)
+        .or_else(|| list.tasks.iter().find(|t| git::ref_safe(&t.id) == name));
+    match task {
         Some(t) => format!(
             "task {} “{}”{}",
             t.id,
@@ -466,11 +472,7 @@ type Prepared = (Vec<(String, git2::Oid)>, git2::Oid);
 
 /// Branch, base and worktree for a job. Whether the branch was set, and how it went: the
 /// dependency tips still to merge in the worktree when some conflicted.
-fn prepare_worktree(
-    ctx: &Ctx,
-    job: &Job,
-    slot: &Slot,
-) -> (bool, Result<Prepared, End>) {
+fn prepare_worktree(ctx: &Ctx, job: &Job, slot: &Slot) -> (bool, Result<Prepared, End>) {
     let git = match ctx.git() {
         Ok(git) => git,
         Err(e) => return (false, Err(End::failed(e.to_string()))),

@@ -206,6 +206,15 @@ pub struct Scheduler<'a> {
     busy: HashMap<usize, usize>,
     /// Rounds of gates that are going on, waiting for an agent.
     queue: VecDeque<Start>,
+    /// The plan's nodes that may be settled or started (by their place in the plan): those
+    /// whose dependencies have all finished, or one of which failed. Kept as tasks finish, so
+    /// that no step of the run looks at every task of the list.
+    frontier: std::collections::BTreeSet<usize>,
+    /// For each node of the plan, how many of its dependencies have not finished.
+    unfinished: Vec<usize>,
+    /// The place in the plan of each task of it, and the places of the nodes that wait for it.
+    place: HashMap<usize, usize>,
+    dependents: Vec<Vec<usize>>,
 }
 
 impl<'a> Scheduler<'a> {
@@ -225,7 +234,29 @@ impl<'a> Scheduler<'a> {
                 rework_count.insert(t, last.round);
             }
         }
+        let place: HashMap<usize, usize> = plan
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.task, i))
+            .collect();
+        let mut dependents = vec![Vec::new(); plan.nodes.len()];
+        for (i, n) in plan.nodes.iter().enumerate() {
+            for d in &n.deps {
+                if let Some(&at) = place.get(d) {
+                    dependents[at].push(i);
+                }
+            }
+        }
+        let unfinished: Vec<usize> = plan.nodes.iter().map(|n| n.deps.len()).collect();
+        let frontier = (0..plan.nodes.len())
+            .filter(|&i| unfinished[i] == 0)
+            .collect();
         Scheduler {
+            frontier,
+            unfinished,
+            place,
+            dependents,
             chain: remaining_chain(plan),
             state: plan
                 .nodes
@@ -283,9 +314,9 @@ impl<'a> Scheduler<'a> {
             return actions;
         }
         let mut ready: Vec<usize> = self
-            .plan
-            .nodes
+            .frontier
             .iter()
+            .map(|&i| &self.plan.nodes[i])
             .filter(|n| self.state[&n.task] == State::Waiting)
             .filter(|n| n.deps.iter().all(|d| self.succeeded(*d)))
             .map(|n| n.task)
@@ -410,6 +441,10 @@ impl<'a> Scheduler<'a> {
         let index = start.task;
         if let Some(b) = self.busy.get_mut(&index) {
             *b = b.saturating_sub(1);
+        }
+        // It may be settled now.
+        if let Some(&at) = self.place.get(&index) {
+            self.frontier.insert(at);
         }
         let id = self.list.tasks[index].id.clone();
         let entry = Round {
@@ -625,7 +660,19 @@ impl<'a> Scheduler<'a> {
         if r.status == Status::Failed && !self.opts.continue_on_error && self.stopping.is_none() {
             self.stopping = Some(r.id.clone());
         }
-        self.state.insert(index, State::Finished(r.status));
+        let before = self.state.insert(index, State::Finished(r.status));
+        if let Some(&at) = self.place.get(&index) {
+            self.frontier.remove(&at);
+            if !matches!(before, Some(State::Finished(_))) {
+                let failed = !r.status.is_success();
+                for &d in &self.dependents[at] {
+                    self.unfinished[d] = self.unfinished[d].saturating_sub(1);
+                    if self.unfinished[d] == 0 || failed {
+                        self.frontier.insert(d);
+                    }
+                }
+            }
+        }
         actions.push(Action::Settle(r));
     }
 
@@ -636,7 +683,8 @@ impl<'a> Scheduler<'a> {
         let mut changed = true;
         while changed {
             changed = false;
-            for n in &self.plan.nodes {
+            let candidates: Vec<usize> = self.frontier.iter().copied().collect();
+            for n in candidates.into_iter().map(|i| &self.plan.nodes[i]) {
                 if self.state[&n.task] != State::Waiting
                     || self.busy.get(&n.task).is_some_and(|&b| b > 0)
                 {
