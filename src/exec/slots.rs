@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::state::{Note, RunState, worktree_prefix};
+pub use super::state::{is_slot_name, slot_name};
 use crate::error::{Error, Result};
 use crate::git::{self, Git};
 
@@ -80,18 +81,6 @@ pub fn builds_dir(state: &Path) -> PathBuf {
 /// The shared target directory of `shared-target`: `target/` in its run state.
 pub fn shared_target_dir(state: &Path) -> PathBuf {
     state.join("target")
-}
-
-/// git's name of slot `n` of a feature whose worktree names start with `prefix`.
-pub fn slot_name(prefix: &str, n: u32) -> String {
-    format!("{prefix}@{n}")
-}
-
-/// Whether git's worktree name `name` (with the feature's `prefix`) is a slot's.
-pub fn is_slot_name(prefix: &str, name: &str) -> bool {
-    name.strip_prefix(prefix)
-        .and_then(|rest| rest.strip_prefix('@'))
-        .is_some_and(|n| n.parse::<u32>().is_ok())
 }
 
 impl Slots {

@@ -160,7 +160,7 @@ impl RunState {
         let mut recorded = Vec::new();
         for (name, path) in git.worktrees_of(prefix) {
             // The slots have their own cleaning (`Slots::open`).
-            if super::slots::is_slot_name(prefix, &name) {
+            if is_slot_name(prefix, &name) {
                 continue;
             }
             let id_part = &name[prefix.len()..];
@@ -443,6 +443,18 @@ pub fn worktree_name(feature: &str, id: &str) -> String {
 
 pub fn worktree_prefix(feature: &str) -> String {
     format!("spec-exec-{}-{feature}-", feature.len())
+}
+
+/// git's name of slot `n` of a feature whose worktree names start with `prefix`.
+pub fn slot_name(prefix: &str, n: u32) -> String {
+    format!("{prefix}@{n}")
+}
+
+/// Whether git's worktree name `name` (with the feature's `prefix`) is a slot's.
+pub fn is_slot_name(prefix: &str, name: &str) -> bool {
+    name.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('@'))
+        .is_some_and(|n| n.parse::<u32>().is_ok())
 }
 
 /// The longest file name the system takes (`NAME_MAX`) and the longest path (`PATH_MAX`).

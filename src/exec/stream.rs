@@ -4,44 +4,11 @@
 //! of the transcript people read. Pure: no I/O. Unknown fields and event types are ignored,
 //! and a line that is not JSON is kept as text.
 
-use serde::Serialize;
 use serde_json::Value;
 
 pub use crate::agents::Format;
 
-/// Tokens, cost, turns and the session, as an agent reports them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
-pub struct Usage {
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    /// Input tokens read from the CLI's cache.
-    pub cached_tokens: u64,
-    /// In US dollars, when the agent reports it.
-    pub cost_usd: Option<f64>,
-    pub turns: Option<u32>,
-    pub session_id: Option<String>,
-}
-
-impl Usage {
-    /// `other` added to this one (a run's sum); the session is this one's.
-    pub fn add(&mut self, other: &Usage) {
-        self.input_tokens += other.input_tokens;
-        self.output_tokens += other.output_tokens;
-        self.cached_tokens += other.cached_tokens;
-        self.cost_usd = match (self.cost_usd, other.cost_usd) {
-            (None, None) => None,
-            (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
-        };
-        self.turns = match (self.turns, other.turns) {
-            (None, None) => None,
-            (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
-        };
-    }
-
-    pub fn is_empty(&self) -> bool {
-        *self == Usage::default()
-    }
-}
+pub use crate::report::Usage;
 
 /// What one line says.
 #[derive(Debug, Clone, Default, PartialEq)]

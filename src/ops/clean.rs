@@ -20,6 +20,7 @@ use crate::cli::CleanCommand;
 use crate::error::{Diagnostic, Error, Result, exit};
 use crate::exec::slots;
 use crate::exec::state::{state_dir, worktree_prefix};
+use crate::fsutil::human_size;
 use crate::git::{self, Git};
 use crate::output::Shell;
 use crate::source::display_path;
@@ -891,22 +892,6 @@ fn remove_path(path: &Path) -> Result<()> {
         std::fs::remove_file(path)
     };
     removed.map_err(|e| Error::io("remove", path, e))
-}
-
-/// A size for people: `512 B`, `1.5 KiB`, `12.3 MiB`.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    // 1023.97 KiB shows as 1.0 MiB, not 1024.0 KiB.
-    while value >= 1023.95 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
 }
 
 #[cfg(test)]

@@ -182,7 +182,7 @@ pub struct TaskReport {
     /// Tokens, cost, turns and the session, as its agent reported them (summed over its
     /// attempts); `null` when the agent reports none.
     #[serde(default)]
-    pub usage: Option<crate::exec::stream::Usage>,
+    pub usage: Option<Usage>,
 }
 
 impl TaskReport {
@@ -216,6 +216,40 @@ impl TaskReport {
     }
 }
 
+/// Tokens, cost, turns and the session, as an agent reports them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Input tokens read from the CLI's cache.
+    pub cached_tokens: u64,
+    /// In US dollars, when the agent reports it.
+    pub cost_usd: Option<f64>,
+    pub turns: Option<u32>,
+    pub session_id: Option<String>,
+}
+
+impl Usage {
+    /// `other` added to this one (a run's sum); the session is this one's.
+    pub fn add(&mut self, other: &Usage) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cached_tokens += other.cached_tokens;
+        self.cost_usd = match (self.cost_usd, other.cost_usd) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
+        };
+        self.turns = match (self.turns, other.turns) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+        };
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Usage::default()
+    }
+}
+
 /// What the feature's worktree slots and their build directories take on disk when a run ends.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiskUse {
@@ -233,8 +267,8 @@ pub fn disk_text(d: &DiskUse) -> String {
         "{} worktree slot{}, {}; their build directories, {}",
         d.slots,
         if d.slots == 1 { "" } else { "s" },
-        crate::ops::clean::human_size(d.worktrees_bytes),
-        crate::ops::clean::human_size(d.builds_bytes)
+        crate::fsutil::human_size(d.worktrees_bytes),
+        crate::fsutil::human_size(d.builds_bytes)
     )
 }
 
@@ -339,7 +373,7 @@ pub enum Event {
         integration_branch: Option<String>,
         integration_commit: Option<String>,
         /// The tokens, cost and turns the agents reported, summed; `null` when none did.
-        usage: Option<crate::exec::stream::Usage>,
+        usage: Option<Usage>,
         /// What the feature's worktree slots and build directories take on disk; `null` when
         /// the run made none.
         disk: Option<DiskUse>,
@@ -385,7 +419,7 @@ pub struct Report<'a> {
     pub totals: Totals,
     pub tasks: &'a [TaskReport],
     /// The tokens, cost and turns the agents reported, summed.
-    pub usage: Option<crate::exec::stream::Usage>,
+    pub usage: Option<Usage>,
     /// The feature's integration branch, when the run built it or tried to.
     pub integration: Option<&'a IntegrationReport>,
     /// What the worktree slots and their build directories take on disk.
@@ -564,7 +598,7 @@ pub fn unix_time_text(t: u64) -> String {
 }
 
 /// Tokens and cost, for people: `1200 tokens in (800 cached), 300 out, $0.0123, 4 turns`.
-pub fn usage_text(u: &crate::exec::stream::Usage) -> String {
+pub fn usage_text(u: &Usage) -> String {
     let mut t = format!("{} tokens in", u.input_tokens + u.cached_tokens);
     if u.cached_tokens > 0 {
         t.push_str(&format!(" ({} cached)", u.cached_tokens));
@@ -580,8 +614,8 @@ pub fn usage_text(u: &crate::exec::stream::Usage) -> String {
 }
 
 /// The usage of `tasks`, summed; `None` when none reported any.
-pub fn total_usage(tasks: &[TaskReport]) -> Option<crate::exec::stream::Usage> {
-    let mut total: Option<crate::exec::stream::Usage> = None;
+pub fn total_usage(tasks: &[TaskReport]) -> Option<Usage> {
+    let mut total: Option<Usage> = None;
     for u in tasks.iter().filter_map(|r| r.usage.as_ref()) {
         total.get_or_insert_with(Default::default).add(u);
     }
