@@ -879,22 +879,27 @@ pub fn check_linked(common: &Path, name: &str, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Removes what is left in the worktree `repo` at `path` after a checkout of `branch` that
-/// removed untracked and ignored files: whatever git still reports as untracked or ignored,
-/// and directories left empty (except those of submodules, which a checkout leaves empty).
-/// Links are removed as links, never followed. Anything else git reports (a file, a staged
-/// change or a submodule that still differs) is an error. How many entries went.
-/// Removes what git reports as untracked or ignored in the worktree `repo` at `path` (a
-/// directory whole, a link as a link); how many entries went.
-fn remove_untracked(repo: &Repository, path: &Path) -> Result<usize> {
-    let err = |e: git2::Error| git_err(&format!("clear the worktree `{}`", path.display()), e);
+/// What git reports of the worktree `repo` at `path`, untracked and ignored directories
+/// whole (not what is in them), submodules too unless `without_submodules`.
+fn statuses_of<'r>(
+    repo: &'r Repository,
+    path: &Path,
+    without_submodules: bool,
+) -> Result<git2::Statuses<'r>> {
     let mut opts = git2::StatusOptions::new();
     opts.include_untracked(true)
         .include_ignored(true)
         .recurse_untracked_dirs(false)
         .recurse_ignored_dirs(false)
-        .exclude_submodules(true);
-    let statuses = repo.statuses(Some(&mut opts)).map_err(err)?;
+        .exclude_submodules(without_submodules);
+    repo.statuses(Some(&mut opts))
+        .map_err(|e| git_err(&format!("clear the worktree `{}`", path.display()), e))
+}
+
+/// Removes what git reports as untracked or ignored in the worktree `repo` at `path` (a
+/// directory whole, a link as a link); how many entries went.
+fn remove_untracked(repo: &Repository, path: &Path) -> Result<usize> {
+    let statuses = statuses_of(repo, path, true)?;
     let gone: Vec<PathBuf> = statuses
         .iter()
         .filter(|e| {
@@ -909,16 +914,15 @@ fn remove_untracked(repo: &Repository, path: &Path) -> Result<usize> {
     Ok(gone.len())
 }
 
+/// Removes what is left in the worktree `repo` at `path` after a checkout of `branch` that
+/// removed untracked and ignored files: whatever git still reports as untracked or ignored,
+/// and directories left empty (except those of submodules, which a checkout leaves empty).
+/// Links are removed as links, never followed. Anything else git reports (a file, a staged
+/// change or a submodule that still differs) is an error. How many entries went.
 fn clear_untracked(repo: &Repository, path: &Path, branch: &str) -> Result<usize> {
     let err = |e: git2::Error| git_err(&format!("clear the worktree `{}`", path.display()), e);
-    let mut opts = git2::StatusOptions::new();
-    opts.include_untracked(true)
-        .include_ignored(true)
-        .recurse_untracked_dirs(false)
-        .recurse_ignored_dirs(false)
-        .exclude_submodules(false);
     let mut removed = 0;
-    let statuses = repo.statuses(Some(&mut opts)).map_err(err)?;
+    let statuses = statuses_of(repo, path, false)?;
     let mut gone: Vec<PathBuf> = Vec::new();
     for e in statuses.iter() {
         let at = e.path().unwrap_or("?").trim_end_matches('/');

@@ -219,6 +219,26 @@ impl Run {
 
 /// `cargo spec-exec ARGS --message-format json` in `dir`, with `envs` set; panics unless it
 /// exits 0.
+/// Approves the feature in the repository at `dir` and runs it with `agent`, `agents` at a
+/// time, without verification; the run, once every one of its `tasks` is done.
+pub fn run_feature(dir: &Path, agent: &str, agents: usize, tasks: usize) -> Run {
+    approve(dir);
+    let run = run(
+        dir,
+        &[
+            FEATURE,
+            "--agent",
+            agent,
+            "--max-agents",
+            &agents.to_string(),
+            "--no-verify",
+        ],
+        &[],
+    );
+    run.assert_done(tasks);
+    run
+}
+
 pub fn run(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
     let mut stderr = tempfile::tempfile().unwrap();
     let children_before = children_ticks();

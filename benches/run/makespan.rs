@@ -1,6 +1,6 @@
 //! How close the scheduler gets to the shortest possible run of a random DAG of timed tasks.
 
-use crate::common::{self, FEATURE, Rng, Task};
+use crate::common::{self, Rng, Task};
 
 /// Sleeps for the seconds its task's title names (`sleep 0.431`), then writes one file.
 const AGENT: &str =
@@ -63,20 +63,7 @@ pub fn main(args: &[usize]) {
     for agents in [2, 3, 6] {
         let bound = cp.max(work / agents as f64);
         let repo = common::package_repo(50, &tasks);
-        common::approve(repo.path());
-        let run = common::run(
-            repo.path(),
-            &[
-                FEATURE,
-                "--agent",
-                AGENT,
-                "--max-agents",
-                &agents.to_string(),
-                "--no-verify",
-            ],
-            &[],
-        );
-        run.assert_done(n);
+        let run = common::run_feature(repo.path(), AGENT, agents, n);
         let own = run.finished()["duration_secs"].as_f64().unwrap_or(f64::NAN);
         let span = run.tasks_span().as_secs_f64();
         // What the tasks took beyond their sleep: preparing, committing, cleaning up.

@@ -40,20 +40,7 @@ pub fn main(args: &[usize]) {
 /// The run's wall time, and when its last task finished.
 fn spec_exec(files: usize, tasks: usize, agents: usize) -> (Duration, Duration) {
     let repo = common::package_repo(files, &common::independent(tasks));
-    common::approve(repo.path());
-    let run = common::run(
-        repo.path(),
-        &[
-            FEATURE,
-            "--agent",
-            AGENT,
-            "--max-agents",
-            &agents.to_string(),
-            "--no-verify",
-        ],
-        &[],
-    );
-    run.assert_done(tasks);
+    let run = common::run_feature(repo.path(), AGENT, agents, tasks);
     (run.wall, run.last_task_finished())
 }
 

@@ -1,10 +1,10 @@
 //! spec-exec's own CPU time per task, and its peak memory, as the task list grows.
 
-use crate::common::{self, FEATURE, Task};
+use crate::common::{self, Task};
 
 /// Writes one file (a task that changes nothing fails).
 const AGENT: &str = r#"sh -c 'echo > "t-$SPEC_EXEC_TASK_ID"'"#;
-const AGENTS: &str = "6";
+const AGENTS: usize = 6;
 const FILES: usize = 50;
 
 /// Mostly independent tasks; every tenth waits for the two before it (its base is their
@@ -40,20 +40,7 @@ pub fn main(args: &[usize]) {
     let mut first: Option<(f64, f64)> = None;
     for n in sizes {
         let repo = common::package_repo(FILES, &tasks(n));
-        common::approve(repo.path());
-        let run = common::run(
-            repo.path(),
-            &[
-                FEATURE,
-                "--agent",
-                AGENT,
-                "--max-agents",
-                AGENTS,
-                "--no-verify",
-            ],
-            &[],
-        );
-        run.assert_done(n);
+        let run = common::run_feature(repo.path(), AGENT, AGENTS, n);
         let (Some(own), Some(all)) = (run.cpu_own, run.cpu_all) else {
             println!(
                 "{n:>6} tasks: wall {}; CPU times need /proc",
