@@ -112,6 +112,9 @@ pub struct Git {
     repo: Repository,
 }
 
+/// Past this many tips, [`Git::merge_tips`] finds each merge's base from what it merged so far.
+const MANY_TIPS: usize = 8;
+
 impl std::fmt::Debug for Git {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Git")
@@ -426,7 +429,23 @@ impl Git {
         tips: &[(String, Oid)],
         message: &str,
     ) -> Result<std::result::Result<Oid, Conflict>> {
+        self.merge_tips_with(tips, message, tips.len() > MANY_TIPS)
+    }
+
+    /// [`Git::merge_tips`], finding each merge's base from what the merges so far hold
+    /// (`known`) when `known` is set, rather than by a walk of the history each time: a walk
+    /// from the chain of merges goes through every merge made before, which makes merging
+    /// thousands of tips (a feature's integration) quadratic.
+    fn merge_tips_with(
+        &self,
+        tips: &[(String, Oid)],
+        message: &str,
+        known: bool,
+    ) -> Result<std::result::Result<Oid, Conflict>> {
         let sig = self.signature();
+        let first = tips[0].1;
+        // Commits the merges so far hold that `first` does not.
+        let mut held: HashSet<Oid> = HashSet::new();
         let mut acc = self
             .repo
             .find_commit(tips[0].1)
@@ -441,6 +460,10 @@ impl Git {
             // one, the base of their merge (as `merge_commits` would find it again).
             let bases = if acc.id() == other.id() {
                 Vec::new()
+            } else if known {
+                let (new, bases) = self.bases_from_held(first, &held, acc.id(), other.id())?;
+                held.extend(new);
+                bases
             } else {
                 self.repo
                     .merge_bases(acc.id(), other.id())
@@ -454,6 +477,19 @@ impl Git {
                     continue;
                 }
                 [base] => self.merge_over(base, &acc, &other),
+                // Several bases (a criss-cross): over their own merge, as git's recursive
+                // merge does, when they merge cleanly.
+                [_, _, ..] if known => match self.merge_tips_with(
+                    &bases
+                        .iter()
+                        .map(|&b| (String::new(), b))
+                        .collect::<Vec<_>>(),
+                    "virtual merge base",
+                    false,
+                )? {
+                    Ok(virtual_base) => self.merge_over(virtual_base, &acc, &other),
+                    Err(_) => self.repo.merge_commits(&acc, &other, None),
+                },
                 _ => self.repo.merge_commits(&acc, &other, None),
             };
             let mut index = merged.map_err(|e| git_err("merge the dependencies' branches", e))?;
@@ -479,8 +515,62 @@ impl Git {
                 .repo
                 .find_commit(oid)
                 .map_err(|e| git_err("read the merge", e))?;
+            held.insert(oid);
         }
         Ok(Ok(acc.id()))
+    }
+
+    /// The merge bases of `acc` and `tip`, where `acc` holds `first`, the commits in `held`
+    /// and nothing else, and the commits of `tip` that `acc` does not hold (to add to `held`).
+    /// One walk of `tip`'s history above `first`: the bases are the commits of `acc` that
+    /// those commits' parents reach first, less those behind another of them.
+    fn bases_from_held(
+        &self,
+        first: Oid,
+        held: &HashSet<Oid>,
+        acc: Oid,
+        tip: Oid,
+    ) -> Result<(Vec<Oid>, Vec<Oid>)> {
+        let err = |e| git_err("walk the history of the tasks' branches", e);
+        let mut walk = self.repo.revwalk().map_err(err)?;
+        walk.push(tip).map_err(err)?;
+        walk.hide(first).map_err(err)?;
+        let above: HashSet<Oid> = walk.collect::<std::result::Result<_, _>>().map_err(err)?;
+        let new: Vec<Oid> = above
+            .iter()
+            .filter(|c| !held.contains(c))
+            .copied()
+            .collect();
+        if new.is_empty() {
+            // `acc` holds `tip`.
+            return Ok((new, vec![tip]));
+        }
+        let mut hits: Vec<Oid> = Vec::new();
+        for &c in &new {
+            let commit = self
+                .repo
+                .find_commit(c)
+                .map_err(|e| git_err("find a task's commit", e))?;
+            for p in commit.parent_ids() {
+                if !new.contains(&p) && !hits.contains(&p) {
+                    hits.push(p);
+                }
+            }
+        }
+        if hits.contains(&acc) {
+            // `tip` holds `acc`.
+            return Ok((new, vec![acc]));
+        }
+        let bases: Vec<Oid> = hits
+            .iter()
+            .copied()
+            .filter(|&h| {
+                !hits
+                    .iter()
+                    .any(|&o| o != h && self.repo.graph_descendant_of(o, h).unwrap_or(false))
+            })
+            .collect();
+        Ok((new, bases))
     }
 
     /// The merge of `ours` and `theirs` over their one merge base `base`: what `merge_commits`
@@ -1449,6 +1539,92 @@ mod tests {
 
     /// What the tips add to a commit, and which of them another holds, told by two walks:
     /// the same as asking of each tip and each pair.
+    #[test]
+    fn merging_many_tips_from_what_is_held_merges_as_walking_for_each_base() {
+        // Random histories of task commits (each adds a file, some change an ancestor's file,
+        // some are merges of two earlier commits), merged from their heads both ways: the
+        // same tree, or a conflict both ways.
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for trial in 0..12 {
+            let dir = tempfile::tempdir().unwrap();
+            let repo = Repository::init(dir.path()).unwrap();
+            let sig = Signature::now("t", "t@example.com").unwrap();
+            let write = |tree: Option<&git2::Tree<'_>>, path: &str, text: &str| -> Oid {
+                let blob = repo.blob(text.as_bytes()).unwrap();
+                let mut b = repo.treebuilder(tree).unwrap();
+                b.insert(path, blob, 0o100644).unwrap();
+                b.write().unwrap()
+            };
+            let root_tree = write(None, "base.txt", "base\n");
+            let root = {
+                let tree = repo.find_tree(root_tree).unwrap();
+                repo.commit(None, &sig, &sig, "root", &tree, &[]).unwrap()
+            };
+            let mut commits = vec![root];
+            let mut parent_of = std::collections::HashSet::new();
+            for i in 1..40 {
+                let a = commits[next(commits.len())];
+                let a_commit = repo.find_commit(a).unwrap();
+                let mut tree = a_commit.tree().unwrap();
+                let mut parents = vec![a_commit];
+                if i > 3 && next(3) == 0 {
+                    let b = commits[next(commits.len())];
+                    if b != a
+                        && !repo.graph_descendant_of(a, b).unwrap()
+                        && !repo.graph_descendant_of(b, a).unwrap()
+                    {
+                        let b_commit = repo.find_commit(b).unwrap();
+                        let mut index = repo.merge_commits(&parents[0], &b_commit, None).unwrap();
+                        if index.has_conflicts() {
+                            continue;
+                        }
+                        tree = repo.find_tree(index.write_tree_to(&repo).unwrap()).unwrap();
+                        parents.push(b_commit);
+                    }
+                }
+                let mut id = write(Some(&tree), &format!("f{i}.txt"), &format!("{i}\n"));
+                if trial % 2 == 1 && next(4) == 0 && i > 1 {
+                    // Change an earlier commit's file (a later merge may conflict).
+                    let t = repo.find_tree(id).unwrap();
+                    let j = 1 + next(i - 1);
+                    if t.get_name(&format!("f{j}.txt")).is_some() {
+                        id = write(Some(&t), &format!("f{j}.txt"), &format!("{j} by {i}\n"));
+                    }
+                }
+                let tree = repo.find_tree(id).unwrap();
+                let refs: Vec<&git2::Commit<'_>> = parents.iter().collect();
+                let c = repo
+                    .commit(None, &sig, &sig, &format!("c{i}"), &tree, &refs)
+                    .unwrap();
+                for p in &parents {
+                    parent_of.insert(p.id());
+                }
+                commits.push(c);
+            }
+            let heads: Vec<Oid> = commits
+                .iter()
+                .copied()
+                .filter(|c| !parent_of.contains(c))
+                .collect();
+            let git = Git { repo };
+            let mut tips = vec![("base".to_owned(), root)];
+            tips.extend(heads.iter().map(|&h| (h.to_string(), h)));
+            let tree_of = |r: std::result::Result<Oid, Conflict>| {
+                r.map(|oid| git.repo.find_commit(oid).unwrap().tree_id())
+                    .map_err(|c| c.paths)
+            };
+            let walked = tree_of(git.merge_tips_with(&tips, "m", false).unwrap());
+            let held = tree_of(git.merge_tips_with(&tips, "m", true).unwrap());
+            assert_eq!(held, walked, "trial {trial}, {} heads", heads.len());
+        }
+    }
+
     #[test]
     fn tips_over_a_commit_as_each_pair_tells() {
         let dir = tempfile::tempdir().unwrap();
