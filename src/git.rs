@@ -633,8 +633,7 @@ impl Git {
                 e,
             )
         };
-        check_linked(self.repo.commondir(), name, path)?;
-        let wt = Repository::open(path).map_err(err)?;
+        let wt = check_linked(self.repo.commondir(), name, path)?;
         let tip = self
             .repo
             .find_reference(&full)
@@ -663,12 +662,7 @@ impl Git {
         {
             let _lock = self.registration_lock()?;
             // Its own HEAD may still name the branch (a job that goes on after its limit).
-            let own = wt
-                .find_reference("HEAD")
-                .ok()
-                .and_then(|h| h.symbolic_target().map(|t| t == full))
-                .unwrap_or(false);
-            if own {
+            if head_ref(&wt).as_deref() == Some(full.as_str()) {
                 wt.set_head_detached(commit.id()).map_err(err)?;
             }
             if self.checked_out(branch, None) {
@@ -915,32 +909,21 @@ impl Git {
 /// link to another tree there, pointed its `.git` elsewhere or switched branches would
 /// otherwise have spec-exec commit in the wrong repository or on the wrong branch.
 pub fn check_worktree(common: &Path, name: &str, path: &Path, branch: &str) -> Result<()> {
-    check_linked(common, name, path)?;
-    let wrong = |what: String| {
-        Err(Error::user(format!(
-            "the task's worktree is no longer the one spec-exec made ({what}); nothing was committed"
-        )))
-    };
-    let Ok(repo) = Repository::open(path) else {
-        return wrong("git cannot open it".to_owned());
-    };
-    let head = repo
-        .find_reference("HEAD")
-        .ok()
-        .and_then(|h| h.symbolic_target().map(str::to_owned));
+    let repo = check_linked(common, name, path)?;
+    let head = head_ref(&repo);
     if head.as_deref() != Some(format!("refs/heads/{branch}").as_str()) {
-        return wrong(format!(
-            "it has {} checked out instead of `{branch}`",
+        return Err(Error::user(format!(
+            "the task's worktree is no longer the one spec-exec made (it has {} checked out instead of `{branch}`); nothing was committed",
             head.map_or_else(|| "a detached HEAD".to_owned(), |h| format!("`{h}`"))
-        ));
+        )));
     }
     Ok(())
 }
 
 /// Checks that `path` is still the linked worktree `name` spec-exec made: a real directory
 /// (not a link) whose `.git` file leads to git's record `<common>/worktrees/<name>`, which
-/// names it back.
-pub fn check_linked(common: &Path, name: &str, path: &Path) -> Result<()> {
+/// names it back. The worktree's repository, opened.
+pub fn check_linked(common: &Path, name: &str, path: &Path) -> Result<Repository> {
     let wrong = |what: String| {
         Err(Error::user(format!(
             "the task's worktree is no longer the one spec-exec made ({what}); nothing was committed"
@@ -966,7 +949,19 @@ pub fn check_linked(common: &Path, name: &str, path: &Path) -> Result<()> {
     if repo.workdir().and_then(real) != real(path) {
         return wrong("its git record names another directory".to_owned());
     }
-    Ok(())
+    Ok(repo)
+}
+
+/// The branch the worktree at `path` has checked out (`refs/heads/…`), if its HEAD names one.
+pub fn checked_out_ref(path: &Path) -> Option<String> {
+    head_ref(&Repository::open(path).ok()?)
+}
+
+fn head_ref(repo: &Repository) -> Option<String> {
+    repo.find_reference("HEAD")
+        .ok()?
+        .symbolic_target()
+        .map(str::to_owned)
 }
 
 /// What git reports of the worktree `repo` at `path`, untracked and ignored directories

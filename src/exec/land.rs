@@ -337,16 +337,7 @@ pub fn land(
         .map(Path::to_path_buf)
         .unwrap_or_default();
     // The run lock: no run of the feature moves its branches meanwhile.
-    let (state, notes) = state::RunState::open(
-        &git,
-        &feature.name,
-        &settings.branch_prefix,
-        &target_dir.join("spec-exec").join(&feature.name),
-        root,
-    )?;
-    for note in &notes {
-        shell.status(note.verb, &note.text);
-    }
+    let state = super::open_state(shell, &git, &feature.name, &settings, target_dir, root)?;
     let selection = select(&git, list, &settings.branch_prefix, &feature.name, &[]);
     if selection.tips.is_empty() {
         return Err(Error::user_with_help(

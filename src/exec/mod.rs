@@ -124,16 +124,7 @@ pub fn execute(
         );
     }
 
-    let (state, notes) = state::RunState::open(
-        &git,
-        &feature.name,
-        &settings.branch_prefix,
-        &target_dir.join("spec-exec").join(&feature.name),
-        root,
-    )?;
-    for note in &notes {
-        shell.status(note.verb, &note.text);
-    }
+    let state = open_state(shell, &git, &feature.name, &settings, target_dir, root)?;
     let registry = state.registry();
 
     let (earlier, known) = read_earlier(&git, list, plan, &settings, &feature.name, base)?;
@@ -213,6 +204,29 @@ pub fn execute(
         },
         &prompts,
     )))
+}
+
+/// Takes the feature's run lock and cleans what a killed run left (see
+/// [`state::RunState::open`]), saying what it did.
+fn open_state(
+    shell: &Shell,
+    git: &Git,
+    feature: &str,
+    settings: &Settings,
+    target_dir: &Path,
+    root: &Path,
+) -> Result<state::RunState> {
+    let (state, notes) = state::RunState::open(
+        git,
+        feature,
+        &settings.branch_prefix,
+        &target_dir.join("spec-exec").join(feature),
+        root,
+    )?;
+    for note in &notes {
+        shell.status(note.verb, &note.text);
+    }
+    Ok(state)
 }
 
 /// spec-exec works from the user's working tree, never from one of the worktrees it made

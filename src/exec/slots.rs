@@ -366,10 +366,7 @@ impl Slots {
 /// The task a slot's HEAD names (`refs/heads/<branches><id>`, `branches` being
 /// `<prefix>/<feature>/`), for the name of its leftovers.
 fn held_by(path: &Path, branches: &str) -> Option<String> {
-    let repo = git2::Repository::open(path).ok()?;
-    let head = repo.find_reference("HEAD").ok()?;
-    let target = head.symbolic_target()?;
-    target
+    git::checked_out_ref(path)?
         .strip_prefix("refs/heads/")?
         .strip_prefix(branches)
         .filter(|id| !id.is_empty())

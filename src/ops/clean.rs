@@ -766,15 +766,12 @@ fn survey_slots(git: &Git, feature: &str, dir: &Path, cmd: &CleanCommand, survey
             });
             continue;
         }
-        let why = match git::check_linked(&common, &name, &path) {
+        let linked = git::check_linked(&common, &name, &path).map(|_| ());
+        let why = match &linked {
             Err(e) => Some(e.to_string()),
             Ok(()) => {
-                let held = git2::Repository::open(&path).ok().and_then(|r| {
-                    r.find_reference("HEAD")
-                        .ok()?
-                        .symbolic_target()
-                        .map(|b| b.trim_start_matches("refs/heads/").to_owned())
-                });
+                let held = git::checked_out_ref(&path)
+                    .map(|b| b.trim_start_matches("refs/heads/").to_owned());
                 match (held, git::has_changes(&path)) {
                     (Some(b), changed) => Some(format!(
                         "it holds `{b}`, a task that did not finish, kept for inspection{}",
@@ -793,7 +790,7 @@ fn survey_slots(git: &Git, feature: &str, dir: &Path, cmd: &CleanCommand, survey
         let bytes = size();
         // Removed with git's record only when the record is this directory's (a record that
         // names another place is someone's own worktree now).
-        let how = if git::check_linked(&common, &name, &path).is_ok() {
+        let how = if linked.is_ok() {
             How::Worktree { name }
         } else {
             How::Path
