@@ -36,6 +36,25 @@ pub fn command(program: &str) -> Command {
 }
 
 /// `git args` in `dir`; panics on failure, returns stdout.
+/// The git CLI baselines' worktree of task `i`: `target/wt/<i>` on a new branch `cli/<i>` at
+/// `base`.
+pub fn cli_worktree(dir: &Path, i: usize, base: &str) -> std::path::PathBuf {
+    let wt = dir.join(format!("target/wt/{i}"));
+    git(
+        dir,
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            &format!("cli/{i}"),
+            wt.to_str().unwrap(),
+            base,
+        ],
+    );
+    wt
+}
+
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = command("git")
         .args(args)

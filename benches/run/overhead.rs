@@ -70,23 +70,11 @@ fn git_cli(files: usize, tasks: usize, agents: usize) -> Duration {
 }
 
 fn cli_task(dir: &Path, i: usize, lock: &Mutex<()>) {
-    let wt = dir.join(format!("target/wt/{i}"));
-    let wt_s = wt.to_str().unwrap();
-    {
+    let wt = {
         let _g = lock.lock().unwrap();
-        git(
-            dir,
-            &[
-                "worktree",
-                "add",
-                "-q",
-                "-b",
-                &format!("cli/{i}"),
-                wt_s,
-                "HEAD",
-            ],
-        );
-    }
+        common::cli_worktree(dir, i, "HEAD")
+    };
+    let wt_s = wt.to_str().unwrap();
     let status = common::command("sh")
         .args(["-c", &format!("echo done > task-{i}.txt")])
         .current_dir(&wt)

@@ -160,25 +160,13 @@ fn git_cli() -> Vec<Duration> {
 }
 
 fn cli_task(dir: &Path, i: usize) {
-    let wt = dir.join(format!("target/wt/{i}"));
-    let wt_s = wt.to_str().unwrap();
     let base = if i == 1 {
         "HEAD".to_owned()
     } else {
         format!("cli/{}", i - 1)
     };
-    git(
-        dir,
-        &[
-            "worktree",
-            "add",
-            "-q",
-            "-b",
-            &format!("cli/{i}"),
-            wt_s,
-            &base,
-        ],
-    );
+    let wt = common::cli_worktree(dir, i, &base);
+    let wt_s = wt.to_str().unwrap();
     let status = common::command("sh")
         .args(["-c", SCRIPT])
         .env("SPEC_EXEC_TASK_ID", i.to_string())
