@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use git2::{BranchType, IndexAddOption, Oid, Repository, Signature, WorktreePruneOptions};
+use git2::{BranchType, Oid, Repository, Signature, WorktreePruneOptions};
 
 use crate::error::{Error, Result};
 
@@ -72,6 +72,9 @@ pub struct TaskCommit {
 pub struct Committed {
     pub oid: Oid,
     pub files_changed: usize,
+    /// What the commit left in the worktree: its ignored entries (a directory whole),
+    /// relative to it.
+    pub ignored: Vec<PathBuf>,
 }
 
 /// Several dependency branches that do not merge cleanly.
@@ -659,21 +662,110 @@ impl Git {
         wt.checkout_tree(commit.as_object(), Some(&mut opts))
             .map_err(err)?;
         drop(opts);
-        {
-            let _lock = self.registration_lock()?;
-            // Its own HEAD may still name the branch (a job that goes on after its limit).
-            if head_ref(&wt).as_deref() == Some(full.as_str()) {
-                wt.set_head_detached(commit.id()).map_err(err)?;
-            }
-            if self.checked_out(branch, None) {
-                return Err(Error::user(format!(
-                    "git: could not move the worktree at `{}` to `{branch}`: the branch is checked out in another working tree",
-                    path.display()
-                )));
-            }
-            wt.set_head(&full).map_err(err)?;
-        }
+        self.switch_head(&wt, path, branch, commit.id())?;
         Ok(written.into_inner() + clear_untracked(&wt, path, branch)?)
+    }
+
+    /// Moves the linked worktree `name` at `path` to `branch` when its files are known to be
+    /// exactly the tree of commit `from` (this run left it so: [`Git::leave_worktree`] with
+    /// nothing left over), by checking out only the paths whose content differs between the
+    /// two trees: nothing else in the worktree is read. How many files were written or removed.
+    /// An error leaves the worktree for [`Git::move_worktree`].
+    pub fn move_clean_worktree(
+        &self,
+        name: &str,
+        path: &Path,
+        branch: &str,
+        from: Oid,
+    ) -> Result<usize> {
+        let full = format!("refs/heads/{branch}");
+        let err = |e: git2::Error| {
+            git_err(
+                &format!("move the worktree `{}` to `{branch}`", path.display()),
+                e,
+            )
+        };
+        let wt = check_linked(self.repo.commondir(), name, path)?;
+        if head_oid(&wt)? != from {
+            return Err(Error::user(format!(
+                "git: the worktree at `{}` is no longer at the commit it was left at",
+                path.display()
+            )));
+        }
+        let tip = self
+            .repo
+            .find_reference(&full)
+            .and_then(|r| r.peel_to_commit())
+            .map_err(err)?;
+        let commit = wt.find_commit(tip.id()).map_err(err)?;
+        let old = wt.find_commit(from).and_then(|c| c.tree()).map_err(err)?;
+        let new = commit.tree().map_err(err)?;
+        let diff = wt
+            .diff_tree_to_tree(Some(&old), Some(&new), None)
+            .map_err(err)?;
+        let mut paths: Vec<PathBuf> = Vec::new();
+        for delta in diff.deltas() {
+            for file in [delta.old_file(), delta.new_file()] {
+                if let Some(p) = file.path()
+                    && file.exists()
+                    && paths.last().is_none_or(|last| last != p)
+                {
+                    paths.push(p.to_path_buf());
+                }
+            }
+        }
+        wt.cleanup_state().map_err(err)?;
+        if !paths.is_empty() {
+            let mut opts = git2::build::CheckoutBuilder::new();
+            opts.force().disable_pathspec_match(true);
+            for p in &paths {
+                opts.path(p);
+            }
+            wt.checkout_tree(commit.as_object(), Some(&mut opts))
+                .map_err(err)?;
+        }
+        self.switch_head(&wt, path, branch, commit.id())?;
+        Ok(paths.len())
+    }
+
+    /// Makes `branch` the HEAD of the worktree `wt` at `path`, whose files are already its
+    /// tip's `at`: not while another working tree has it checked out.
+    fn switch_head(&self, wt: &Repository, path: &Path, branch: &str, at: Oid) -> Result<()> {
+        let full = format!("refs/heads/{branch}");
+        let err = |e: git2::Error| {
+            git_err(
+                &format!("move the worktree `{}` to `{branch}`", path.display()),
+                e,
+            )
+        };
+        let _lock = self.registration_lock()?;
+        // Its own HEAD may still name the branch (a job that goes on after its limit).
+        if head_ref(wt).as_deref() == Some(full.as_str()) {
+            wt.set_head_detached(at).map_err(err)?;
+        }
+        if self.checked_out(branch, None) {
+            return Err(Error::user(format!(
+                "git: could not move the worktree at `{}` to `{branch}`: the branch is checked out in another working tree",
+                path.display()
+            )));
+        }
+        wt.set_head(&full).map_err(err)
+    }
+
+    /// Frees the linked worktree at `path` after its task was committed: its HEAD is detached
+    /// at the commit it is on, so that its branch is checked out nowhere. With what the commit
+    /// left in it (its ignored entries), those go too, and the directories left empty: its
+    /// files are then exactly the commit's tree. That commit, and whether they are.
+    pub fn leave_worktree(&self, path: &Path, left: Option<&[PathBuf]>) -> Result<(Oid, bool)> {
+        let at = self.detach_worktree(path)?;
+        let Some(left) = left else {
+            return Ok((at, false));
+        };
+        for rel in left {
+            remove_entry(&path.join(rel))?;
+        }
+        remove_empty_dirs(path, path, &mut Gitlinks::new(path))?;
+        Ok((at, true))
     }
 
     /// Detaches the HEAD of the linked worktree at `path` at the commit it is on, so that its
@@ -1005,7 +1097,6 @@ fn remove_untracked(repo: &Repository, path: &Path) -> Result<usize> {
 /// Links are removed as links, never followed. Anything else git reports (a file, a staged
 /// change or a submodule that still differs) is an error. How many entries went.
 fn clear_untracked(repo: &Repository, path: &Path, branch: &str) -> Result<usize> {
-    let err = |e: git2::Error| git_err(&format!("clear the worktree `{}`", path.display()), e);
     let mut removed = 0;
     let statuses = statuses_of(repo, path, false)?;
     let mut gone: Vec<PathBuf> = Vec::new();
@@ -1023,13 +1114,7 @@ fn clear_untracked(repo: &Repository, path: &Path, branch: &str) -> Result<usize
         remove_entry(&at)?;
         removed += 1;
     }
-    let index = repo.index().map_err(err)?;
-    let gitlinks: std::collections::BTreeSet<PathBuf> = index
-        .iter()
-        .filter(|e| e.mode == 0o160000)
-        .map(|e| path.join(String::from_utf8_lossy(&e.path).as_ref()))
-        .collect();
-    removed += remove_empty_dirs(path, path, &gitlinks)?;
+    removed += remove_empty_dirs(path, path, &mut Gitlinks::new(path))?;
     Ok(removed)
 }
 
@@ -1042,25 +1127,55 @@ fn remove_entry(at: &Path) -> Result<()> {
     }
 }
 
-/// Removes the empty directories under `dir` (not `dir` itself, its `.git`, or `keep`), deepest
-/// first; how many went.
-fn remove_empty_dirs(
-    top: &Path,
-    dir: &Path,
-    keep: &std::collections::BTreeSet<PathBuf>,
-) -> Result<usize> {
+/// The submodules of a worktree (the gitlinks of its index), read the first time they are
+/// asked for: a checkout leaves a submodule's directory empty, and it stays.
+struct Gitlinks<'a> {
+    worktree: &'a Path,
+    read: Option<std::collections::BTreeSet<PathBuf>>,
+}
+
+impl<'a> Gitlinks<'a> {
+    fn new(worktree: &'a Path) -> Self {
+        Gitlinks {
+            worktree,
+            read: None,
+        }
+    }
+
+    fn contains(&mut self, at: &Path) -> Result<bool> {
+        if self.read.is_none() {
+            let index = Repository::open(self.worktree)
+                .and_then(|r| r.index())
+                .map_err(|e| git_err("read the worktree's index", e))?;
+            self.read = Some(
+                index
+                    .iter()
+                    .filter(|e| e.mode == 0o160000)
+                    .map(|e| {
+                        self.worktree
+                            .join(String::from_utf8_lossy(&e.path).as_ref())
+                    })
+                    .collect(),
+            );
+        }
+        Ok(self.read.as_ref().is_some_and(|r| r.contains(at)))
+    }
+}
+
+/// Removes the empty directories under `dir` (not `dir` itself, its `.git`, or a submodule's),
+/// deepest first; how many went.
+fn remove_empty_dirs(top: &Path, dir: &Path, keep: &mut Gitlinks<'_>) -> Result<usize> {
     let mut removed = 0;
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io("read", dir, e))?;
     for entry in entries.flatten() {
         let at = entry.path();
         if !entry.file_type().is_ok_and(|t| t.is_dir())
             || (dir == top && entry.file_name() == ".git")
-            || keep.contains(&at)
         {
             continue;
         }
         removed += remove_empty_dirs(top, &at, keep)?;
-        if std::fs::read_dir(&at).is_ok_and(|mut d| d.next().is_none()) {
+        if std::fs::read_dir(&at).is_ok_and(|mut d| d.next().is_none()) && !keep.contains(&at)? {
             std::fs::remove_dir(&at).map_err(|e| Error::io("remove", &at, e))?;
             removed += 1;
         }
@@ -1137,34 +1252,75 @@ pub fn untracked_files(path: &Path) -> std::collections::BTreeSet<PathBuf> {
 /// [`restore_staged`] can put it back as it is now.
 pub fn stage_all(worktree: &Path) -> Result<()> {
     let repo = Repository::open(worktree).map_err(|e| git_err("open the task's worktree", e))?;
-    let mut index = staged_index(&repo, "the worktree's files")?;
+    let (mut index, _) = staged_index(&repo, "the worktree's files")?;
     index
         .write()
         .map_err(|e| git_err("write the worktree's index", e))
 }
 
 /// The index of `repo` with everything in its worktree staged (new, modified and deleted files;
-/// `.gitignore` respected), not yet written; `what` names it in an error.
-fn staged_index(repo: &Repository, what: &str) -> Result<git2::Index> {
+/// `.gitignore` respected), not yet written, and the ignored entries left out of it (a
+/// directory whole); `what` names it in an error. One pass of git's status over the worktree
+/// finds both: only what differs from the index is read and staged.
+fn staged_index(repo: &Repository, what: &str) -> Result<(git2::Index, Vec<PathBuf>)> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let err = |e: git2::Error| git_err(&format!("stage {what}"), e);
+    let mut opts = git2::StatusOptions::new();
+    opts.show(git2::StatusShow::Workdir)
+        .include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(true)
+        .recurse_ignored_dirs(false)
+        .exclude_submodules(false)
+        .renames_index_to_workdir(false);
+    let statuses = repo.statuses(Some(&mut opts)).map_err(err)?;
     let mut index = repo
         .index()
         .map_err(|e| git_err("read the worktree's index", e))?;
-    index
-        .add_all(["*"], IndexAddOption::DEFAULT, None)
-        .and_then(|()| index.update_all(["*"], None))
-        .map_err(|e| {
-            // libgit2's words for a directory with a `.git` of its own inside the worktree.
-            let nested = e.message().starts_with("invalid path") && e.message().contains("/'");
-            let err = git_err(&format!("stage {what}"), e);
-            if nested {
-                Error::user(format!(
-                    "{err}: that directory is a git repository of its own (it holds a `.git`), and spec-exec commits files, not repositories inside the worktree; remove its `.git`, or add it as a submodule"
-                ))
-            } else {
-                err
+    let workdir = repo.workdir().unwrap_or(Path::new("."));
+    let mut ignored = Vec::new();
+    for entry in statuses.iter() {
+        let status = entry.status();
+        let raw = entry.path_bytes();
+        let rel = Path::new(std::ffi::OsStr::from_bytes(raw));
+        if status.contains(git2::Status::IGNORED) {
+            ignored.push(PathBuf::from(rel.to_string_lossy().trim_end_matches('/')));
+            continue;
+        }
+        if raw.ends_with(b"/") {
+            // An untracked directory git does not go into: a repository of its own.
+            return Err(Error::user(format!(
+                "git: could not stage {what}: `{}` is a git repository of its own (it holds a `.git`), and spec-exec commits files, not repositories inside the worktree; remove its `.git`, or add it as a submodule",
+                rel.display().to_string().trim_end_matches('/')
+            )));
+        }
+        match std::fs::symlink_metadata(workdir.join(rel)) {
+            Ok(meta)
+                if !meta.is_dir() || index.get_path(rel, 0).is_some_and(|e| e.mode == 0o160000) =>
+            {
+                index.add_path(rel).map_err(err)?;
             }
-        })?;
-    Ok(index)
+            // Gone, or a directory now (what is in it comes as entries of its own).
+            _ => {
+                index.remove_path(rel).map_err(err)?;
+                if index.has_conflicts() {
+                    index
+                        .conflict_remove(rel)
+                        .or_else(ignore_not_found)
+                        .map_err(err)?;
+                }
+            }
+        }
+    }
+    Ok((index, ignored))
+}
+
+fn ignore_not_found(e: git2::Error) -> std::result::Result<(), git2::Error> {
+    if e.code() == git2::ErrorCode::NotFound {
+        Ok(())
+    } else {
+        Err(e)
+    }
 }
 
 /// The commit `HEAD` of the worktree `repo` is at.
@@ -1197,14 +1353,16 @@ pub fn restore_staged(worktree: &Path) -> Result<()> {
 }
 
 /// Stages everything in a worktree (new, modified and deleted files; `.gitignore` respected) and
-/// commits it on the worktree's branch. `None` when nothing changed.
+/// commits it on the worktree's branch. When nothing changed: an empty commit with
+/// `allow_empty` (a review's verdict), else `None`.
 pub fn commit_worktree(
     worktree: &Path,
     message: &str,
     sig: &Signature<'_>,
+    allow_empty: bool,
 ) -> Result<Option<Committed>> {
     let repo = Repository::open(worktree).map_err(|e| git_err("open the task's worktree", e))?;
-    let mut index = staged_index(&repo, "the task's changes")?;
+    let (mut index, ignored) = staged_index(&repo, "the task's changes")?;
     index
         .write()
         .map_err(|e| git_err("write the worktree's index", e))?;
@@ -1215,24 +1373,32 @@ pub fn commit_worktree(
         .head()
         .and_then(|h| h.peel_to_commit())
         .map_err(|e| git_err("read the worktree's HEAD", e))?;
-    if head.tree_id() == tree_id {
+    if head.tree_id() == tree_id && !allow_empty {
         return Ok(None);
     }
     let tree = repo
         .find_tree(tree_id)
         .map_err(|e| git_err("read the task's tree", e))?;
-    let diff = repo
-        .diff_tree_to_tree(
+    let files_changed = if head.tree_id() == tree_id {
+        0
+    } else {
+        repo.diff_tree_to_tree(
             Some(&head.tree().map_err(|e| git_err("read the base tree", e))?),
             Some(&tree),
             None,
         )
-        .map_err(|e| git_err("compare the task's changes", e))?;
-    let files_changed = diff.deltas().len();
+        .map_err(|e| git_err("compare the task's changes", e))?
+        .deltas()
+        .len()
+    };
     let oid = repo
         .commit(Some("HEAD"), sig, sig, message, &tree, &[&head])
         .map_err(|e| git_err("commit the task's changes", e))?;
-    Ok(Some(Committed { oid, files_changed }))
+    Ok(Some(Committed {
+        oid,
+        files_changed,
+        ignored,
+    }))
 }
 
 /// The paths of an index's conflicts, sorted.
@@ -1337,7 +1503,7 @@ pub fn finish_merge(
             ));
         }
     }
-    let mut index = staged_index(&repo, "the resolved files")?;
+    let (mut index, _) = staged_index(&repo, "the resolved files")?;
     if index.has_conflicts() {
         return Err(Error::user(format!(
             "conflicts remain in {}",
@@ -1668,6 +1834,133 @@ mod tests {
         assert_eq!(
             is_added,
             [true, true, true, true, true, true, false, false, true]
+        );
+    }
+
+    #[test]
+    fn one_status_pass_stages_what_adding_and_updating_everything_stages() {
+        use std::os::unix::fs::{PermissionsExt as _, symlink};
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let repo = Repository::init(root).unwrap();
+        let write = |rel: &str, text: &str| {
+            let at = root.join(rel);
+            std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+            std::fs::write(at, text).unwrap();
+        };
+        write(".gitignore", "*.log\nbuild/\n");
+        for rel in [
+            "a.txt",
+            "b.txt",
+            "c.txt",
+            "mode.sh",
+            "d/one.txt",
+            "d/two.txt",
+            "e/x.txt",
+            "f",
+            "kept.log",
+            "keep/deep/k.txt",
+            "conflict.txt",
+        ] {
+            write(rel, &format!("{rel}\n"));
+        }
+        symlink("a.txt", root.join("link")).unwrap();
+        symlink("b.txt", root.join("to-file")).unwrap();
+        {
+            let mut index = repo.index().unwrap();
+            index
+                .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+                .unwrap();
+            // Tracked although ignored.
+            index.add_path(Path::new("kept.log")).unwrap();
+            index.write().unwrap();
+            let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+            let sig = Signature::now("t", "t@example.com").unwrap();
+            repo.commit(Some("HEAD"), &sig, &sig, "base", &tree, &[])
+                .unwrap();
+        }
+        // Every kind of change a task makes.
+        write("a.txt", "changed\n");
+        std::fs::remove_file(root.join("b.txt")).unwrap();
+        std::fs::set_permissions(root.join("mode.sh"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        std::fs::remove_dir_all(root.join("d")).unwrap();
+        write("d", "a file where a directory was\n");
+        std::fs::remove_file(root.join("f")).unwrap();
+        write("f/inside.txt", "a directory where a file was\n");
+        std::fs::remove_file(root.join("link")).unwrap();
+        symlink("c.txt", root.join("link")).unwrap();
+        std::fs::remove_file(root.join("to-file")).unwrap();
+        write("to-file", "a file where a link was\n");
+        std::fs::remove_file(root.join("c.txt")).unwrap();
+        symlink("a.txt", root.join("c.txt")).unwrap();
+        write("new/deep/n.txt", "new\n");
+        write("top.txt", "new\n");
+        write("kept.log", "tracked and ignored, changed\n");
+        write("other.log", "ignored\n");
+        write("build/out.o", "ignored\n");
+        std::fs::create_dir_all(root.join("empty/dir")).unwrap();
+        std::fs::remove_dir_all(root.join("keep/deep")).unwrap();
+        {
+            // A conflict the task resolved: all three stages in the index.
+            let mut index = repo.index().unwrap();
+            index.remove_path(Path::new("conflict.txt")).unwrap();
+            for (n, text) in [(1u16, "o\n"), (2, "a\n"), (3, "b\n")] {
+                let time = git2::IndexTime::new(0, 0);
+                index
+                    .add(&git2::IndexEntry {
+                        ctime: time,
+                        mtime: time,
+                        dev: 0,
+                        ino: 0,
+                        mode: 0o100644,
+                        uid: 0,
+                        gid: 0,
+                        file_size: 0,
+                        id: repo.blob(text.as_bytes()).unwrap(),
+                        flags: n << 12 | "conflict.txt".len() as u16,
+                        flags_extended: 0,
+                        path: b"conflict.txt".to_vec(),
+                    })
+                    .unwrap();
+            }
+            assert!(index.has_conflicts());
+            index.write().unwrap();
+            write("conflict.txt", "resolved\n");
+        }
+
+        let oracle = {
+            let repo = Repository::open(root).unwrap();
+            let mut index = repo.index().unwrap();
+            index
+                .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+                .unwrap();
+            index.update_all(["*"], None).unwrap();
+            assert!(!index.has_conflicts());
+            index.write_tree_to(&repo).unwrap()
+        };
+        let repo = Repository::open(root).unwrap();
+        let (mut index, mut ignored) = staged_index(&repo, "the test's changes").unwrap();
+        assert!(!index.has_conflicts());
+        assert_eq!(index.write_tree_to(&repo).unwrap(), oracle);
+        ignored.sort();
+        assert_eq!(
+            ignored,
+            [PathBuf::from("build"), PathBuf::from("other.log")],
+            "the ignored entries, a directory whole"
+        );
+
+        // A repository of its own inside the worktree is refused, and says what it is.
+        Repository::init(root.join("nested")).unwrap();
+        std::fs::write(root.join("nested/x.txt"), "x\n").unwrap();
+        let repo = Repository::open(root).unwrap();
+        let Err(err) = staged_index(&repo, "the test's changes") else {
+            panic!("a nested repository was staged");
+        };
+        let err = err.to_string();
+        assert!(
+            err.contains("`nested` is a git repository of its own"),
+            "{err}"
         );
     }
 }

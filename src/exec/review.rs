@@ -10,7 +10,6 @@ use std::path::{Component, Path};
 
 use git2::Repository;
 
-use crate::error::{Error, Result};
 use crate::git;
 use crate::git::trailer;
 use crate::report::Verdict;
@@ -330,37 +329,6 @@ fn tail(output: &str) -> String {
         text = format!("[…]{}", &text[start..]);
     }
     text
-}
-
-/// Commits a round's changes like any task's; a review that changed nothing is recorded as an
-/// empty commit (its verdict is in the message). `None` when a non-review changed nothing.
-pub fn commit(
-    worktree: &Path,
-    message: &str,
-    sig: &git2::Signature<'_>,
-    allow_empty: bool,
-) -> Result<Option<git::Committed>> {
-    if let Some(c) = git::commit_worktree(worktree, message, sig)? {
-        return Ok(Some(c));
-    }
-    if !allow_empty {
-        return Ok(None);
-    }
-    let err =
-        |what: &str, e: git2::Error| Error::user(format!("git: could not {what}: {}", e.message()));
-    let repo = Repository::open(worktree).map_err(|e| err("open the task's worktree", e))?;
-    let head = repo
-        .head()
-        .and_then(|h| h.peel_to_commit())
-        .map_err(|e| err("read the worktree's HEAD", e))?;
-    let tree = head.tree().map_err(|e| err("read the review's tree", e))?;
-    let oid = repo
-        .commit(Some("HEAD"), sig, sig, message, &tree, &[&head])
-        .map_err(|e| err("commit the review", e))?;
-    Ok(Some(git::Committed {
-        oid,
-        files_changed: 0,
-    }))
 }
 
 /// The section added to a review's prompt: where to write the verdict, and how.

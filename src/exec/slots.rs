@@ -30,6 +30,10 @@ pub struct Slot {
     pub path: PathBuf,
     /// git's name for it.
     pub name: String,
+    /// The commit whose tree its files are exactly, when this run left it so (its last task's
+    /// commit, with what the commit left out removed): it moves by the two trees' difference
+    /// alone.
+    pub clean: Option<git2::Oid>,
 }
 
 /// How a job gives its slot back.
@@ -37,6 +41,8 @@ pub struct Slot {
 pub enum Release {
     /// Free for the next task, its tree at that commit.
     Free(Option<git2::Oid>),
+    /// Free for the next task, its files exactly that commit's tree.
+    Clean(git2::Oid),
     /// Free, as it was: the job did not get as far as moving it.
     Unused,
     /// Kept for the job (a failed task's, for inspection; one cut short by a limit, to go on
@@ -48,8 +54,10 @@ pub enum Release {
 enum Use {
     /// Free, its tree at that commit (none known: a slot that has to be made again).
     Free(Option<git2::Oid>),
-    /// Held by the job of that run name; where its tree was before.
-    Busy(String, Option<git2::Oid>),
+    /// Free, its files exactly that commit's tree.
+    Clean(git2::Oid),
+    /// Held by the job of that run name; how it was before.
+    Busy(String, Box<Use>),
     Kept(String),
 }
 
@@ -208,11 +216,12 @@ impl Slots {
             .join("spec-exec-moving")
     }
 
-    fn slot(&self, n: u32) -> Slot {
+    fn slot(&self, n: u32, clean: Option<git2::Oid>) -> Slot {
         Slot {
             n,
             path: self.path(n),
             name: slot_name(&self.prefix, n),
+            clean,
         }
     }
 
@@ -253,14 +262,14 @@ impl Slots {
             .iter_mut()
             .find(|(_, u)| *u == Use::Kept(run_name.to_owned()))
         {
-            entry.1 = Use::Busy(run_name.to_owned(), None);
-            return self.slot(entry.0);
+            entry.1 = Use::Busy(run_name.to_owned(), Box::new(Use::Free(None)));
+            return self.slot(entry.0, None);
         }
         let best = inner
             .iter()
             .enumerate()
             .filter_map(|(i, (_, u))| match u {
-                Use::Free(Some(at)) => Some((distance(*at), i)),
+                Use::Free(Some(at)) | Use::Clean(at) => Some((distance(*at), i)),
                 Use::Free(None) => Some((usize::MAX, i)),
                 _ => None,
             })
@@ -276,12 +285,14 @@ impl Slots {
                 inner.len() - 1
             }
         };
-        let before = match inner[i].1 {
-            Use::Free(at) => at,
+        let before = std::mem::replace(&mut inner[i].1, Use::Free(None));
+        let clean = match before {
+            Use::Clean(at) => Some(at),
             _ => None,
         };
-        inner[i].1 = Use::Busy(run_name.to_owned(), before);
-        self.slot(inner[i].0)
+        inner[i].1 = Use::Busy(run_name.to_owned(), Box::new(before));
+        let n = inner[i].0;
+        self.slot(n, clean)
     }
 
     /// Gives slot `n` back.
@@ -290,7 +301,8 @@ impl Slots {
         if let Some(entry) = inner.iter_mut().find(|(m, _)| *m == n) {
             entry.1 = match (how, &entry.1) {
                 (Release::Free(at), _) => Use::Free(at),
-                (Release::Unused, Use::Busy(_, before)) => Use::Free(*before),
+                (Release::Clean(at), _) => Use::Clean(at),
+                (Release::Unused, Use::Busy(_, before)) => (**before).clone(),
                 (Release::Kept, Use::Busy(name, _)) => Use::Kept(name.clone()),
                 (_, other) => other.clone(),
             };
@@ -303,7 +315,14 @@ impl Slots {
         let moving = self.marker(&git.common_dir(), slot.n);
         if moving.parent().is_some_and(Path::is_dir) {
             std::fs::write(&moving, b"moving\n").map_err(|e| Error::io("write", &moving, e))?;
-            let moved = git.move_worktree(&slot.name, &slot.path, branch);
+            let moved = slot
+                .clean
+                .and_then(|from| {
+                    git.move_clean_worktree(&slot.name, &slot.path, branch, from)
+                        .ok()
+                })
+                .map(Ok)
+                .unwrap_or_else(|| git.move_worktree(&slot.name, &slot.path, branch));
             if moved.is_ok() {
                 std::fs::write(&moving, b"").map_err(|e| Error::io("write", &moving, e))?;
                 return Ok(true);
@@ -317,10 +336,15 @@ impl Slots {
     }
 
     /// Frees slot `slot` after its task was committed: its HEAD is detached, so that the
-    /// task's branch is checked out nowhere.
-    pub fn leave(&self, git: &Git, slot: &Slot) -> Result<()> {
-        match git.detach_worktree(&slot.path) {
-            Ok(at) => {
+    /// task's branch is checked out nowhere. `left`: what the commit left in it (its ignored
+    /// entries), removed now, so that the next task moves it by the trees' difference alone.
+    pub fn leave(&self, git: &Git, slot: &Slot, left: Option<&[PathBuf]>) -> Result<()> {
+        match git.leave_worktree(&slot.path, left) {
+            Ok((at, true)) => {
+                self.release(slot.n, Release::Clean(at));
+                Ok(())
+            }
+            Ok((at, false)) => {
                 self.release(slot.n, Release::Free(Some(at)));
                 Ok(())
             }
@@ -338,11 +362,11 @@ impl Slots {
         inner.sort_by_key(|(n, _)| *n);
         let free: Vec<u32> = inner
             .iter()
-            .filter(|(_, u)| matches!(u, Use::Free(_)))
+            .filter(|(_, u)| matches!(u, Use::Free(_) | Use::Clean(_)))
             .map(|(n, _)| *n)
             .collect();
         for &n in free.iter().skip(keep) {
-            let slot = self.slot(n);
+            let slot = self.slot(n, None);
             if git.remove_worktree(&slot.name, &slot.path).is_ok() {
                 let _ = std::fs::remove_dir_all(self.build_dir(n));
                 inner.retain(|(m, _)| *m != n);
