@@ -99,6 +99,18 @@ fn github_actions_turns_the_commands_on_unless_json_or_human_is_asked_for() {
         "{}",
         context(&auto)
     );
+    // Every command's diagnostics, not only check's: a run refusing the list.
+    let run = s
+        .spec_exec(&["run", FEATURE, "--agent", "shell"])
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2), "{}", context(&run));
+    assert!(
+        commands(&run).iter().any(|c| c.starts_with(&expected)),
+        "{}",
+        context(&run)
+    );
     // Not outside GitHub Actions.
     let plain = s.spec_exec(&["check"]).output().unwrap();
     assert!(commands(&plain).is_empty(), "{}", context(&plain));
