@@ -14,6 +14,8 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 pub enum MessageFormat {
     Human,
     Json,
+    // Human output, and every diagnostic also as a GitHub Actions workflow command on stdout.
+    Github,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -36,7 +38,7 @@ pub enum ColorChoice {
         cargo spec-exec [OPTIONS] <COMMAND>",
     after_help = "A bare <FEATURE> is short for `run <FEATURE>` and takes the run options: \
         --dry-run, --max-agents, --track, --skip-optional, --continue-on-error, --agent, --timeout, \
-        --max-review-rounds, --base, --verify, --no-verify, --max-attempts, --no-resolve, --overlap, --max-cost, --on-rate-limit, --max-wait and --yolo \
+        --max-review-rounds, --base, --verify, --no-verify, --max-attempts, --no-resolve, --overlap, --max-cost, --on-rate-limit, --max-wait, --yolo and --junit \
         (`cargo spec-exec run --help` explains them). Options may come before or after the \
         feature or command.\n\n\
         Exit status: 0 all selected tasks done, 1 a task failed or was skipped, \
@@ -60,11 +62,7 @@ pub enum Command {
     /// List every feature with its progress and approval state
     List,
     /// Validate specs and plans (for CI): every feature when none is named
-    Check {
-        /// Features to check (default: all)
-        #[arg(value_name = "FEATURE")]
-        features: Vec<String>,
-    },
+    Check(CheckCommand),
     /// Approve a feature's task list, as it is now, for running
     Approve {
         /// The feature to approve
@@ -82,6 +80,23 @@ pub enum Command {
     Land(LandCommand),
     /// Push the feature's integration branch and open a pull request for it with `gh`
     Pr(PrCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckCommand {
+    /// Features to check (default: all)
+    #[arg(value_name = "FEATURE")]
+    pub features: Vec<String>,
+
+    /// Also fail a feature whose task list was never approved, or was edited since its
+    /// approval
+    #[arg(long)]
+    pub approved: bool,
+
+    /// Check only the features with a spec file that differs between REV and the working tree
+    /// (committed, staged, unstaged or untracked changes)
+    #[arg(long, value_name = "REV")]
+    pub changed_since: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -277,6 +292,11 @@ pub struct RunOptions {
     /// [default: warn, or `overlap` in the configuration]
     #[arg(long, value_enum, value_name = "MODE")]
     pub overlap: Option<crate::plan::Overlap>,
+
+    /// Write a JUnit XML report of the run to PATH when it ends (one test case per task), for
+    /// CI systems that show test results
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
 }
 
 /// A spend in US dollars: a positive number.
@@ -297,15 +317,10 @@ pub struct GlobalOptions {
     #[arg(long, global = true, value_name = "PATH")]
     pub manifest_path: Option<PathBuf>,
 
-    /// Output format: human text, or JSON lines on stdout
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        value_name = "FMT",
-        default_value = "human"
-    )]
-    pub message_format: MessageFormat,
+    /// Output format: human text, JSON lines on stdout, or human text with GitHub Actions
+    /// workflow commands on stdout [default: github when GITHUB_ACTIONS=true, else human]
+    #[arg(long, global = true, value_enum, value_name = "FMT")]
+    pub message_format: Option<MessageFormat>,
 
     /// Colour: auto, always or never (also CARGO_TERM_COLOR; NO_COLOR turns auto off)
     #[arg(long, global = true, value_enum, value_name = "WHEN")]

@@ -993,6 +993,47 @@ impl Git {
     pub fn workdir(&self) -> Option<PathBuf> {
         self.repo.workdir().map(Path::to_path_buf)
     }
+
+    /// The paths (relative to the working tree) that differ between `rev` and the working
+    /// tree: changed in the commits since, staged, unstaged, or new and untracked (ignored
+    /// files not). A renamed file counts at both its names.
+    pub fn changed_since(&self, rev: &str) -> Result<Vec<PathBuf>> {
+        let tree = self
+            .repo
+            .revparse_single(rev)
+            .and_then(|o| o.peel_to_tree())
+            .map_err(|e| {
+                Error::user_with_help(
+                    format!(
+                        "--changed-since `{rev}` is not a revision of this repository: {}",
+                        e.message()
+                    ),
+                    "pass a branch, tag or commit; in a shallow clone (a CI checkout) fetch it first, e.g. `git fetch origin main` or a checkout with its whole history",
+                )
+            })?;
+        let mut opts = git2::DiffOptions::new();
+        opts.include_untracked(true)
+            .recurse_untracked_dirs(true)
+            .include_ignored(false);
+        let diff = self
+            .repo
+            .diff_tree_to_workdir_with_index(Some(&tree), Some(&mut opts))
+            .map_err(|e| git_err(&format!("compare `{rev}` with the working tree"), e))?;
+        let paths: std::collections::BTreeSet<PathBuf> = diff
+            .deltas()
+            .flat_map(|d| [d.old_file().path(), d.new_file().path()])
+            .flatten()
+            .map(Path::to_path_buf)
+            .collect();
+        Ok(paths.into_iter().collect())
+    }
+}
+
+/// The working tree of the repository holding `path`, if it is in one that has one.
+pub fn workdir_of(path: &Path) -> Option<PathBuf> {
+    Repository::discover(path)
+        .ok()
+        .and_then(|r| r.workdir().map(Path::to_path_buf))
 }
 
 /// Checks that `path` is still the linked worktree spec-exec made there for `branch`, before

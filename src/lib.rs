@@ -78,18 +78,15 @@ mod entry {
         } else {
             Verbosity::Normal
         };
+        let format = output::message_format(cli.global.message_format);
         let color = match output::color_choice(cli.global.color) {
             Ok(c) => c,
             Err(e) => {
-                let shell = Shell::new(
-                    cli::ColorChoice::Never,
-                    cli.global.message_format,
-                    verbosity,
-                );
+                let shell = Shell::new(cli::ColorChoice::Never, format, verbosity);
                 return report(&shell, e);
             }
         };
-        let shell = Shell::new(color, cli.global.message_format, verbosity);
+        let shell = Shell::new(color, format, verbosity);
         match dispatch(&shell, cli) {
             Ok(code) => code,
             Err(e) => report(&shell, e),
@@ -104,24 +101,21 @@ mod entry {
 
     fn dispatch(shell: &Shell, cli: Cli) -> Result<i32, Error> {
         let manifest = cli.global.manifest_path.as_deref();
+        // The workspace; the shell names files from its repository's root for GitHub.
+        let load = || -> Result<Workspace, Error> {
+            let ws = Workspace::load(manifest)?;
+            shell.set_workspace_root(&ws.root);
+            Ok(ws)
+        };
         match cli.command {
-            Some(Command::Run(run)) => {
-                let ws = Workspace::load(manifest)?;
-                ops::run(shell, &ws, &run.feature, &run.options)
-            }
-            Some(Command::List) => ops::list(shell, &Workspace::load(manifest)?),
-            Some(Command::Check { features }) => {
-                ops::check(shell, &Workspace::load(manifest)?, &features)
-            }
-            Some(Command::Approve { feature }) => {
-                ops::approve(shell, &Workspace::load(manifest)?, &feature)
-            }
-            Some(Command::Deps(deps)) => ops::deps::deps(shell, &Workspace::load(manifest)?, &deps),
-            Some(Command::Clean(clean)) => {
-                ops::clean::clean(shell, &Workspace::load(manifest)?, &clean)
-            }
-            Some(Command::Land(land)) => ops::land::land(shell, &Workspace::load(manifest)?, &land),
-            Some(Command::Pr(pr)) => ops::pr::pr(shell, &Workspace::load(manifest)?, &pr),
+            Some(Command::Run(run)) => ops::run(shell, &load()?, &run.feature, &run.options),
+            Some(Command::List) => ops::list(shell, &load()?),
+            Some(Command::Check(check)) => ops::check(shell, &load()?, &check),
+            Some(Command::Approve { feature }) => ops::approve(shell, &load()?, &feature),
+            Some(Command::Deps(deps)) => ops::deps::deps(shell, &load()?, &deps),
+            Some(Command::Clean(clean)) => ops::clean::clean(shell, &load()?, &clean),
+            Some(Command::Land(land)) => ops::land::land(shell, &load()?, &land),
+            Some(Command::Pr(pr)) => ops::pr::pr(shell, &load()?, &pr),
             None => {
                 // As cargo answers a command missing its argument: the error, the usage, a pointer
                 // to --help; and, since the argument is a feature, the features there are. Exit 2,

@@ -25,6 +25,8 @@ macro_rules! err {
     }};
 }
 
+pub mod github;
+
 use console::style;
 use serde::Serialize;
 
@@ -42,6 +44,19 @@ pub enum Verbosity {
 pub struct Shell {
     pub verbosity: Verbosity,
     pub format: MessageFormat,
+    /// How the workflow commands of `--message-format github` name files: set once the
+    /// workspace is known.
+    github_paths: std::sync::OnceLock<github::Paths>,
+}
+
+/// `--message-format`, else `github` in a GitHub Actions step (`GITHUB_ACTIONS=true`), else
+/// `human`. An explicit `--message-format human` keeps the workflow commands off.
+pub fn message_format(flag: Option<MessageFormat>) -> MessageFormat {
+    match flag {
+        Some(format) => format,
+        None if github::in_actions() => MessageFormat::Github,
+        None => MessageFormat::Human,
+    }
 }
 
 /// Decides colour from `--color`, then `CARGO_TERM_COLOR`, then `NO_COLOR` and the terminal.
@@ -74,13 +89,57 @@ impl Shell {
         };
         console::set_colors_enabled_stderr(decide(std::io::stderr().is_terminal()));
         console::set_colors_enabled(
-            format == MessageFormat::Human && decide(std::io::stdout().is_terminal()),
+            format != MessageFormat::Json && decide(std::io::stdout().is_terminal()),
         );
-        Shell { verbosity, format }
+        Shell {
+            verbosity,
+            format,
+            github_paths: std::sync::OnceLock::new(),
+        }
     }
 
     pub fn is_json(&self) -> bool {
         self.format == MessageFormat::Json
+    }
+
+    /// Whether diagnostics are also printed as GitHub Actions workflow commands.
+    pub fn is_github(&self) -> bool {
+        self.format == MessageFormat::Github
+    }
+
+    /// The workspace's root: the workflow commands name files from the root of the repository
+    /// holding it.
+    pub fn set_workspace_root(&self, root: &std::path::Path) {
+        if !self.is_github() {
+            return;
+        }
+        let canonical = |p: &std::path::Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+        let _ = self.github_paths.set(github::Paths {
+            root: Some(canonical(root)),
+            workdir: crate::git::workdir_of(root).map(|w| canonical(&w)),
+        });
+    }
+
+    fn github_paths(&self) -> github::Paths {
+        self.github_paths.get().cloned().unwrap_or_default()
+    }
+
+    /// A note that is no diagnostic (advice about a feature's plan): a status line, and with
+    /// `--message-format github` a `::notice` on `file` too.
+    pub fn note(&self, message: impl Show, file: Option<&std::path::Path>) {
+        let message = message.to_string();
+        if self.is_github() {
+            let place = github::Place {
+                file: file.map(|f| self.github_paths().in_repository(f)),
+                line: 0,
+                column: 0,
+            };
+            outln!(
+                "{}",
+                github::command(github::Level::Notice, &place, "", &message)
+            );
+        }
+        self.status("Note", message);
     }
 
     /// `    Approved user-auth …` on stderr, unless quiet.
@@ -110,8 +169,12 @@ impl Shell {
     }
 
     /// A diagnostic on stderr (warnings are hidden by `-q`); in JSON mode also as a
-    /// `diagnostic` line on stdout.
+    /// `diagnostic` line on stdout, with `--message-format github` also as a workflow command
+    /// on stdout (even with `-q`: it is for GitHub, not for the log's reader).
     pub fn diagnostic(&self, d: &Diagnostic) {
+        if self.is_github() {
+            outln!("{}", github::diagnostic(d, &self.github_paths()));
+        }
         if self.is_json() {
             #[derive(Serialize)]
             struct Line<'a> {
@@ -815,10 +878,8 @@ impl<'a> Display<'a> {
         }
         if let Some(e) = &r.tick_error {
             self.clear();
-            err!(
-                "{}",
-                render(&Diagnostic::error(format!("{} was not ticked: {e}", r.id)))
-            );
+            self.shell
+                .diagnostic(&Diagnostic::error(format!("{} was not ticked: {e}", r.id)));
             self.draw();
         }
     }
@@ -835,12 +896,9 @@ impl<'a> Display<'a> {
         self.clear();
         self.drawn = 0;
         if let Some(e) = error {
-            err!(
-                "{}",
-                render(
-                    &Diagnostic::error(format!("the run's report was not written: {e}"))
-                        .help("free some space or fix the permissions; the tasks' branches and ticks are kept")
-                )
+            self.shell.diagnostic(
+                &Diagnostic::error(format!("the run's report was not written: {e}"))
+                    .help("free some space or fix the permissions; the tasks' branches and ticks are kept"),
             );
         }
         let mut parts = vec![format!("{} done", totals.done)];

@@ -204,6 +204,8 @@ impl Repo {
             .env_remove("CARGO_BUILD_TARGET_DIR")
             .env_remove("CARGO_TERM_COLOR")
             .env_remove("CI")
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_STEP_SUMMARY")
             .env("NO_COLOR", "1")
             .env("COLUMNS", "100")
             .env("GIT_CONFIG_NOSYSTEM", "1")

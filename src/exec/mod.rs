@@ -30,6 +30,7 @@ use crate::error::{Error, Result, exit};
 use crate::git::{self, Git};
 use crate::output::{Display, JsonLines, Shell};
 use crate::plan::{Blocked, Plan};
+use crate::report::junit::JunitFile;
 use crate::report::sink::{ReportFiles, Sink as _, Sinks};
 use crate::report::{Event, Status, TaskReport, Totals, Verdict};
 use crate::source::display_path;
@@ -73,6 +74,8 @@ pub struct Settings {
     pub max_wait: Duration,
     /// The slots share one target directory (`shared-target`).
     pub shared_target: bool,
+    /// Where to write the run's JUnit report (`--junit`), absolute.
+    pub junit: Option<PathBuf>,
 }
 
 impl Settings {
@@ -378,7 +381,7 @@ async fn run_jobs(
     prompts: &prompt::Loaded,
 ) -> i32 {
     let Given { earlier, progress } = given;
-    let order = list
+    let order: HashMap<String, usize> = list
         .tasks
         .iter()
         .enumerate()
@@ -400,9 +403,12 @@ async fn run_jobs(
         &agents,
         &ctx.run_dir,
         &ctx.root,
-        order,
+        order.clone(),
     );
     let mut sinks = Sinks::default().writer(files);
+    if let Some(path) = &settings.junit {
+        sinks = sinks.writer(JunitFile::new(path, &ctx.root, order));
+    }
     sinks = if shell.is_json() {
         sinks.output(JsonLines(shell))
     } else {

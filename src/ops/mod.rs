@@ -2,6 +2,7 @@
 //! [`Shell`]. Errors a user can cause come back as [`Error`]s; the caller prints them.
 
 mod ask;
+mod check;
 pub mod clean;
 pub mod deps;
 pub mod land;
@@ -23,6 +24,8 @@ use crate::plan::{self, render};
 use crate::source::display_path;
 use crate::spec::{self, Feature, TaskList, approval};
 use crate::workspace::Workspace;
+
+pub use check::check;
 
 /// Loads a feature's list with the workspace's checks on it: what would make a run fail after
 /// it started (branch names git cannot create, worktree paths too long) is an error too.
@@ -72,6 +75,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         })?,
         None => ws.config.max_wait.unwrap_or(config::DEFAULT_MAX_WAIT),
     };
+    let junit = junit_path(opts.junit.as_deref())?;
     if let Some(agent) = &opts.agent
         && agent.trim().is_empty()
     {
@@ -201,43 +205,69 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
                 .unwrap_or_default(),
             max_wait,
             shared_target: ws.config.shared_target,
+            junit,
         },
     )
+}
+
+/// `--junit`'s path, absolute: a file to write, not a directory.
+fn junit_path(path: Option<&Path>) -> Result<Option<PathBuf>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let absolute = std::path::absolute(path).map_err(|e| {
+        Error::user_with_help(
+            format!("invalid --junit `{}`: {e}", path.display()),
+            "give the path of the file to write, e.g. --junit target/spec-exec.xml",
+        )
+    })?;
+    if path.as_os_str().is_empty() || absolute.is_dir() {
+        return Err(Error::user_with_help(
+            format!("--junit `{}` is a directory", path.display()),
+            "give the path of the file to write, e.g. --junit target/spec-exec.xml",
+        ));
+    }
+    Ok(Some(absolute))
 }
 
 /// A run refuses a task list that is not approved as it is.
 fn require_approval(list: &TaskList, name: &str, approval: &approval::Approval) -> Result<()> {
     let path = list.source.display_path.display().to_string();
+    match approval_error(&path, name, approval) {
+        Some(d) => Err(Error::Diagnostics(vec![d])),
+        None => Ok(()),
+    }
+}
+
+/// Why a task list is not approved as it is (`None` when it is), pointing at `path`.
+fn approval_error(path: &str, name: &str, approval: &approval::Approval) -> Option<Diagnostic> {
     match approval {
-        approval::Approval::Approved { .. } => {}
-        approval::Approval::Unapproved { .. } => {
-            return Err(Error::Diagnostics(vec![
-                Diagnostic::error(format!("the task list of `{name}` has not been approved"))
-                    .in_file(Path::new(&path))
-                    .help(format!(
-                        "review it (`cargo spec-exec {name} --dry-run` shows the plan), then run `cargo spec-exec approve {name}`"
-                    )),
-            ]));
-        }
+        approval::Approval::Approved { .. } => None,
+        approval::Approval::Unapproved { .. } => Some(
+            Diagnostic::error(format!("the task list of `{name}` has not been approved"))
+                .in_file(Path::new(path))
+                .help(format!(
+                    "review it (`cargo spec-exec {name} --dry-run` shows the plan), then run `cargo spec-exec approve {name}`"
+                )),
+        ),
         approval::Approval::Stale { record, .. } => {
             let by = record
                 .by
                 .as_deref()
                 .map(|b| format!(" by {b}"))
                 .unwrap_or_default();
-            return Err(Error::Diagnostics(vec![
+            Some(
                 Diagnostic::error(format!(
                     "the task list of `{name}` changed since it was approved{by}"
                 ))
-                .in_file(Path::new(&path))
+                .in_file(Path::new(path))
                 .note("ticking checkboxes keeps an approval; editing the tasks voids it")
                 .help(format!(
                     "review the changes, then run `cargo spec-exec approve {name}`"
                 )),
-            ]));
+            )
         }
     }
-    Ok(())
 }
 
 /// A run that finds every selected task done: it builds the feature's integration branch
@@ -292,6 +322,20 @@ fn all_done(
         }
         (exit::OK, None)
     };
+    // No task ran: the JUnit report a CI step looks for holds none.
+    if let Some(path) = junit_path(opts.junit.as_deref())? {
+        crate::report::junit::write_file(
+            &path,
+            &feature.name,
+            Some(&crate::report::junit::timestamp()),
+            0.0,
+            &[],
+            &ws.root,
+        )
+        .map_err(|e| {
+            Error::user_with_help(e, "check that the directory of --junit can be written")
+        })?;
+    }
     if shell.is_json() {
         let built = report.filter(|r| r.commit.is_some() && r.status != "failed");
         shell.json(&crate::report::Event::RunFinished {
@@ -525,6 +569,8 @@ struct Summary {
     tasks_file: String,
     progress: Option<(usize, usize)>,
     approval: &'static str,
+    /// `None` when the list could not be read.
+    approval_state: Option<approval::Approval>,
     dialect: Option<crate::spec::model::Dialect>,
     diagnostics: Vec<Diagnostic>,
     /// Advice that is not a warning (a plan that is one long chain).
@@ -682,10 +728,12 @@ fn summarize(ws: &Workspace, roots: &[PathBuf], feature: Feature) -> Summary {
                 let unknown = unknown_agents(&list, &ws.config, &roots);
                 list.diagnostics.extend(unknown);
             }
+            let state = approval::state(&list);
             Summary {
                 tasks_file,
                 progress: Some(list.progress()),
-                approval: approval::state(&list).label(),
+                approval: state.label(),
+                approval_state: Some(state),
                 dialect: Some(list.dialect),
                 diagnostics: list.diagnostics,
                 notes,
@@ -696,6 +744,7 @@ fn summarize(ws: &Workspace, roots: &[PathBuf], feature: Feature) -> Summary {
             tasks_file,
             progress: None,
             approval: "-",
+            approval_state: None,
             dialect: None,
             diagnostics: e.into_diagnostics(),
             notes: Vec::new(),
@@ -824,112 +873,6 @@ pub fn list(shell: &Shell, ws: &Workspace) -> Result<i32> {
         ));
     }
     Ok(exit::OK)
-}
-
-#[derive(Debug, Serialize)]
-struct CheckLine<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    feature: &'a str,
-    tasks_file: &'a str,
-    dialect: Option<crate::spec::model::Dialect>,
-    ok: bool,
-    done: usize,
-    total: usize,
-    approval: &'static str,
-    diagnostics: &'a [Diagnostic],
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    notes: &'a [String],
-}
-
-pub fn check(shell: &Shell, ws: &Workspace, names: &[String]) -> Result<i32> {
-    let features = if names.is_empty() {
-        all_features(ws)?
-    } else {
-        let all = all_features(ws)?;
-        names
-            .iter()
-            .map(|n| spec::pick(&all, &ws.root, &ws.features_dir(), n))
-            .collect::<Result<Vec<_>>>()?
-    };
-    if features.is_empty() {
-        let dir = display_path(&ws.features_dir(), &ws.root);
-        shell.status(
-            "Finished",
-            format!("no features under `{}` to check", dir.display()),
-        );
-        return Ok(exit::OK);
-    }
-    let roots = persona_roots(ws);
-    let results: Vec<Summary> = features
-        .into_par_iter()
-        .map(|f| summarize(ws, &roots, f))
-        .collect();
-    let mut failed = 0;
-    let mut errors = 0;
-    let mut warnings = 0;
-    for s in &results {
-        let e = s.diagnostics.iter().filter(|d| d.is_error()).count();
-        errors += e;
-        warnings += s.diagnostics.len() - e;
-        if e > 0 {
-            failed += 1;
-        }
-        let (done, total) = s.progress.unwrap_or((0, 0));
-        if shell.is_json() {
-            shell.json(&CheckLine {
-                kind: "check",
-                feature: &s.feature.name,
-                tasks_file: &s.tasks_file,
-                dialect: s.dialect,
-                ok: e == 0,
-                done,
-                total,
-                approval: s.approval,
-                diagnostics: &s.diagnostics,
-                notes: &s.notes,
-            });
-            continue;
-        }
-        for d in &s.diagnostics {
-            shell.diagnostic(d);
-        }
-        if e == 0 {
-            shell.status(
-                "Checked",
-                format!(
-                    "{} ({} task list, {done}/{total} tasks done, {})",
-                    s.feature.name,
-                    s.dialect_name(),
-                    s.approval
-                ),
-            );
-            for note in &s.notes {
-                shell.status("Note", note);
-            }
-        }
-    }
-    let checked = results.len();
-    let noun = if checked == 1 { "feature" } else { "features" };
-    if failed > 0 {
-        if !shell.is_json() {
-            shell.out(format!(
-                "error: {failed} of {checked} {noun} failed the check ({errors} {}, {warnings} {})",
-                if errors == 1 { "error" } else { "errors" },
-                if warnings == 1 { "warning" } else { "warnings" },
-            ));
-        }
-        Ok(exit::INVALID)
-    } else {
-        shell.status(
-            "Finished",
-            format!(
-                "{checked} {noun} checked: no errors, {warnings} {}",
-                if warnings == 1 { "warning" } else { "warnings" }
-            ),
-        );
-        Ok(exit::OK)
-    }
 }
 
 pub fn approve(shell: &Shell, ws: &Workspace, name: &str) -> Result<i32> {

@@ -2,6 +2,7 @@
 //! [`sink::Sink`] of them: JSON lines, the human display in [`crate::output`], the report files.
 
 pub mod feature;
+pub mod junit;
 pub mod sink;
 
 use std::fmt::Write as _;

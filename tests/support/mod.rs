@@ -72,13 +72,16 @@ pub fn git_in(dir: &Path, args: &[&str]) -> String {
     text(&out.stdout)
 }
 
-/// The binary with `args` in `dir`, without an inherited target dir and without colour; callers
-/// add what else their tests need.
+/// The binary with `args` in `dir`, without an inherited target dir, without colour and as
+/// outside a GitHub Actions step (whose workflow commands would join the output); callers add
+/// what else their tests need.
 pub fn spec_exec_in(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .current_dir(dir)
         .env_remove("CARGO_TARGET_DIR")
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("GITHUB_STEP_SUMMARY")
         .env("NO_COLOR", "1");
     cmd
 }

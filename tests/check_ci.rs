@@ -1,0 +1,506 @@
+//! `check` in CI: GitHub workflow commands and step summary, `--approved`, `--changed-since`;
+//! and `--junit` on a run. Real repositories and the built binary.
+
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+mod support;
+
+use std::path::Path;
+use std::process::Output;
+
+use support::{FEATURE, Project, Scratch, shell_task, tasks_md, text, write};
+
+/// A task list whose third task depends on a task no task defines.
+const MALFORMED: &str = "# Tasks\n\n- [ ] 1. One\n  - _Dependencies: None_\n\n- [ ] 2. Two\n  - _Dependencies: Task 1, Task 7_\n";
+
+/// The line and column (1-based) of the first `needle` in `text`.
+fn line_col(text: &str, needle: &str) -> (usize, usize) {
+    let at = text.find(needle).expect("needle");
+    let line = text[..at].matches('\n').count() + 1;
+    let column = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, column)
+}
+
+fn stdout(out: &Output) -> String {
+    text(&out.stdout)
+}
+
+fn context(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+/// The workflow command lines of an output.
+fn commands(out: &Output) -> Vec<String> {
+    stdout(out)
+        .lines()
+        .filter(|l| l.starts_with("::"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn github_format_points_at_the_error_from_the_repository_root() {
+    // The workspace is a directory of the repository: GitHub names files from the root.
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path();
+    let ws = repo.join("crates-root");
+    support::write_project(&ws, Project::Package);
+    let tasks = ws
+        .join("documentation/features")
+        .join(FEATURE)
+        .join("tasks.md");
+    write(&tasks, MALFORMED);
+    support::git_in(repo, &["init", "-q", "-b", "main"]);
+    let out = support::spec_exec_in(&ws, &["check", "--message-format", "github"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
+    let (line, col) = line_col(MALFORMED, "Task 7");
+    let (line, col) = (line, col + "Task ".len());
+    let expected = format!(
+        "::error file=crates-root/documentation/features/{FEATURE}/tasks.md,line={line},col={col},title=dependency on unknown task `7`::"
+    );
+    let all = commands(&out);
+    assert!(
+        all.iter().any(|c| c.starts_with(&expected)),
+        "{expected}\n{}",
+        context(&out)
+    );
+    // The human rendering is there too, on stderr, with the path as the user names it.
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "documentation/features/{FEATURE}/tasks.md:{line}:{col}"
+        )),
+        "{}",
+        context(&out)
+    );
+    // The message's lines are escaped into one line.
+    let error = all.iter().find(|c| c.starts_with(&expected)).unwrap();
+    assert!(error.contains("%0Ahelp: "), "{error}");
+}
+
+#[test]
+fn github_actions_turns_the_commands_on_unless_json_or_human_is_asked_for() {
+    let s = Scratch::unapproved(MALFORMED, Project::Workspace);
+    let expected = format!("::error file=documentation/features/{FEATURE}/tasks.md,line=");
+    let auto = s
+        .spec_exec(&["check"])
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    assert_eq!(auto.status.code(), Some(2), "{}", context(&auto));
+    assert!(
+        commands(&auto).iter().any(|c| c.starts_with(&expected)),
+        "{}",
+        context(&auto)
+    );
+    // Every command's diagnostics, not only check's: a run refusing the list.
+    let run = s
+        .spec_exec(&["run", FEATURE, "--agent", "shell"])
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2), "{}", context(&run));
+    assert!(
+        commands(&run).iter().any(|c| c.starts_with(&expected)),
+        "{}",
+        context(&run)
+    );
+    // Not outside GitHub Actions.
+    let plain = s.spec_exec(&["check"]).output().unwrap();
+    assert!(commands(&plain).is_empty(), "{}", context(&plain));
+    // Not with JSON: every stdout line stays a JSON object.
+    let json = s
+        .spec_exec(&["check", "--message-format", "json"])
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    assert_eq!(json.status.code(), Some(2), "{}", context(&json));
+    assert!(
+        stdout(&json).lines().all(|l| l.starts_with('{')),
+        "{}",
+        context(&json)
+    );
+    // An explicit human format keeps them off.
+    let human = s
+        .spec_exec(&["check", "--message-format", "human"])
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    assert!(commands(&human).is_empty(), "{}", context(&human));
+}
+
+#[test]
+fn warnings_and_diagnostics_without_a_place_become_commands_too() {
+    // An agent name with no command and no persona file: a warning at the line naming it.
+    let s = Scratch::unapproved(
+        "# Tasks\n\n- [ ] 1. One\n  - _Agent: nobody-here_\n  - _Dependencies: None_\n",
+        Project::Workspace,
+    );
+    let out = s
+        .spec_exec(&["check", "--message-format", "github"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+    assert!(
+        commands(&out).iter().any(|c| c.starts_with(&format!(
+            "::warning file=documentation/features/{FEATURE}/tasks.md,line=4,"
+        ))),
+        "{}",
+        context(&out)
+    );
+    // A feature that does not exist: an error with no file.
+    let out = s
+        .spec_exec(&["check", "no-such-feature", "--message-format", "github"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
+    let all = commands(&out);
+    assert!(
+        all.iter()
+            .any(|c| c.starts_with("::error title=") && c.contains("no-such-feature")),
+        "{}",
+        context(&out)
+    );
+}
+
+#[test]
+fn the_step_summary_gets_a_table_appended() {
+    let s = Scratch::new(MALFORMED.replace(", Task 7", "").as_str());
+    let summary = s.repo().join("../summary.md");
+    write(&summary, "earlier step output\n");
+    for _ in 0..2 {
+        let out = s
+            .spec_exec(&["check"])
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+    }
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(md.starts_with("earlier step output\n"), "{md}");
+    assert_eq!(
+        md.matches("| Feature | Tasks | Pending | Approval | Errors | Warnings |")
+            .count(),
+        2,
+        "{md}"
+    );
+    assert_eq!(
+        md.matches(&format!("| {FEATURE} | 2 | 2 | approved | 0 | 0 |"))
+            .count(),
+        2,
+        "{md}"
+    );
+    // Not with JSON.
+    let out = s
+        .spec_exec(&["check", "--message-format", "json"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+    assert_eq!(std::fs::read_to_string(&summary).unwrap(), md);
+}
+
+#[test]
+fn approved_fails_an_unapproved_or_stale_list_and_passes_an_approved_one() {
+    let tasks = "# Tasks\n\n- [ ] 1. One\n  - _Dependencies: None_\n";
+    let s = Scratch::unapproved(tasks, Project::Workspace);
+    let path = format!("documentation/features/{FEATURE}/tasks.md");
+    // Without --approved an unapproved list passes the check.
+    let out = s.spec_exec(&["check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+
+    let out = s.spec_exec(&["check", "--approved"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "the task list of `{FEATURE}` has not been approved"
+        )),
+        "{err}"
+    );
+    assert!(err.contains(&format!("--> {path}")), "{err}");
+    assert!(
+        err.contains(&format!("cargo spec-exec approve {FEATURE}")),
+        "{err}"
+    );
+
+    s.approve();
+    let out = s.spec_exec(&["check", "--approved"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+    // Ticking keeps the approval.
+    write(&s.tasks_path(), &support::tick(&s.tasks_md(), "1"));
+    let out = s.spec_exec(&["check", "--approved"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+
+    // Editing a task voids it.
+    write(
+        &s.tasks_path(),
+        &s.tasks_md().replace("1. One", "1. One, edited"),
+    );
+    let out = s
+        .spec_exec(&["check", "--approved", "--message-format", "github"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "the task list of `{FEATURE}` changed since it was approved"
+        )),
+        "{err}"
+    );
+    assert!(
+        commands(&out)
+            .iter()
+            .any(|c| c.starts_with(&format!("::error file={path},title="))),
+        "{}",
+        context(&out)
+    );
+}
+
+#[test]
+fn changed_since_checks_only_the_features_that_changed() {
+    // `demo` is broken: checking it fails. `other` is fine.
+    let s = Scratch::unapproved(MALFORMED, Project::Workspace);
+    let other = s.repo().join("documentation/features/other");
+    write(
+        &other.join("tasks.md"),
+        "# Tasks\n\n- [ ] 1. One\n  - _Dependencies: None_\n",
+    );
+    s.git(&["add", "-A"]);
+    s.git(&["commit", "-q", "-m", "Another feature"]);
+    s.git(&["tag", "base"]);
+
+    // Nothing changed: nothing is checked.
+    let out = s
+        .spec_exec(&["check", "--changed-since", "base"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+    assert!(
+        text(&out.stderr).contains("no feature changed since `base`: nothing to check"),
+        "{}",
+        context(&out)
+    );
+
+    // A committed change to `other`'s spec: only it is checked.
+    write(&other.join("design.md"), "# Design\n");
+    s.git(&["add", "-A"]);
+    s.git(&["commit", "-q", "-m", "Design other"]);
+    let out = s
+        .spec_exec(&[
+            "check",
+            "--changed-since",
+            "base",
+            "--message-format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+    let checked: Vec<String> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "check")
+        .map(|v| v["feature"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(checked, ["other"], "{}", context(&out));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "1 feature changed since `base`: other; unchanged, not checked: {FEATURE}"
+        )),
+        "{}",
+        context(&out)
+    );
+
+    // An untracked new file in `demo`: both are checked, and `demo` fails.
+    write(&s.tasks_path().with_file_name("notes.md"), "new\n");
+    let out = s
+        .spec_exec(&["check", "--changed-since", "base"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
+    assert!(
+        text(&out.stderr).contains("2 features changed since `base`"),
+        "{}",
+        context(&out)
+    );
+    std::fs::remove_file(s.tasks_path().with_file_name("notes.md")).unwrap();
+
+    // An unstaged change, and a staged one, since HEAD.
+    for stage in [false, true] {
+        write(&other.join("design.md"), &format!("# Design {stage}\n"));
+        if stage {
+            s.git(&["add", "-A"]);
+        }
+        let out = s
+            .spec_exec(&["check", "--changed-since", "HEAD"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+        assert!(
+            text(&out.stderr).contains(&format!(
+                "1 feature changed since `HEAD`: other; unchanged, not checked: {FEATURE}"
+            )),
+            "{}",
+            context(&out)
+        );
+    }
+
+    // A revision the repository does not have.
+    let out = s
+        .spec_exec(&["check", "--changed-since", "no-such-rev"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
+    assert!(
+        text(&out.stderr).contains("--changed-since `no-such-rev` is not a revision"),
+        "{}",
+        context(&out)
+    );
+}
+
+/// The attribute `name` of the first element named `element` in `xml`.
+fn attribute(xml: &str, element: &str, name: &str) -> String {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    loop {
+        match reader.read_event().expect("well-formed XML") {
+            quick_xml::events::Event::Eof => panic!("no <{element}> in\n{xml}"),
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e)
+                if e.name().as_ref() == element =>
+            {
+                let a = e
+                    .try_get_attribute(name)
+                    .unwrap()
+                    .unwrap_or_else(|| panic!("no {name} on <{element}>"));
+                return a
+                    .normalized_value(quick_xml::XmlVersion::Explicit1_0)
+                    .unwrap()
+                    .into_owned();
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Every event of `xml` read, to its end: it is well-formed.
+fn read_to_end(xml: &str) -> usize {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut cases = 0;
+    loop {
+        match reader.read_event().expect("well-formed XML") {
+            quick_xml::events::Event::Eof => return cases,
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e)
+                if e.name().as_ref() == "testcase" =>
+            {
+                cases += 1;
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn junit_has_a_case_per_task_with_the_failure_and_its_log() {
+    let s = Scratch::package(&tasks_md(&[
+        shell_task("1", "Write one", "", "echo one > one.txt"),
+        shell_task(
+            "2",
+            "Break <it> & go",
+            "",
+            r"echo junit-marker-line; printf 'red\033[31m\001bell\n'; exit 3",
+        ),
+        shell_task("3", "After two", "2", "echo three > three.txt"),
+    ]));
+    let run = s.shell_run(&[
+        "--no-verify",
+        "--continue-on-error",
+        "--junit",
+        "target/ci/junit.xml",
+    ]);
+    run.assert_code(1);
+    let xml = std::fs::read_to_string(s.repo().join("target/ci/junit.xml")).unwrap();
+    assert_eq!(read_to_end(&xml), 3, "{xml}");
+    assert_eq!(attribute(&xml, "testsuite", "name"), FEATURE);
+    assert_eq!(attribute(&xml, "testsuite", "tests"), "3", "{xml}");
+    assert_eq!(attribute(&xml, "testsuite", "failures"), "1", "{xml}");
+    assert_eq!(attribute(&xml, "testsuite", "skipped"), "1", "{xml}");
+    assert_eq!(attribute(&xml, "testcase", "classname"), FEATURE);
+    assert_eq!(attribute(&xml, "testcase", "name"), "1 Write one");
+    assert!(
+        xml.contains(r#"<testcase classname="demo" name="2 Break &lt;it&gt; &amp; go""#),
+        "{xml}"
+    );
+    let reason = run.reason("2");
+    assert_eq!(attribute(&xml, "failure", "message"), reason, "{xml}");
+    // The log's tail, without the control characters XML forbids.
+    assert!(xml.contains("junit-marker-line"), "{xml}");
+    assert!(xml.contains("redbell"), "{xml}");
+    assert!(
+        !xml.chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r')),
+        "{xml:?}"
+    );
+    assert_eq!(
+        attribute(&xml, "skipped", "message"),
+        run.reason("3"),
+        "{xml}"
+    );
+    // Nothing half-written beside it.
+    let names: Vec<String> = std::fs::read_dir(s.repo().join("target/ci"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["junit.xml"]);
+}
+
+#[test]
+fn junit_to_a_directory_is_refused_before_anything_runs() {
+    let s = Scratch::package(&tasks_md(&[shell_task("1", "One", "", "echo 1 > one.txt")]));
+    let run = s.shell_run(&["--no-verify", "--junit", "src"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("--junit `src` is a directory"),
+        "{}",
+        run.context()
+    );
+    assert!(run.started().is_empty(), "{}", run.context());
+    assert!(!Path::new(&s.repo().join("one.txt")).exists());
+}
+
+#[test]
+fn junit_is_written_when_the_run_is_interrupted() {
+    let s = Scratch::package(&tasks_md(&[shell_task(
+        "1",
+        "Slow",
+        "",
+        r#"touch "$HELPER_CTL/started"; sleep 60"#,
+    )]));
+    let child = s
+        .shell_run_command(&["--no-verify", "--junit", "junit.xml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    support::wait_until("the task never started", || {
+        s.ctl().join("started").exists()
+    });
+    support::sigint(child.id());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", context(&out));
+    let xml = std::fs::read_to_string(s.repo().join("junit.xml")).unwrap();
+    assert_eq!(read_to_end(&xml), 1, "{xml}");
+    assert_eq!(attribute(&xml, "testsuite", "skipped"), "1", "{xml}");
+    assert!(
+        attribute(&xml, "skipped", "message").starts_with("interrupted"),
+        "{xml}"
+    );
+}
