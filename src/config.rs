@@ -50,7 +50,21 @@ const KEYS: &[&str] = &[
     "on-rate-limit",
     "max-wait",
     "shared-target",
+    "ci",
 ];
+
+/// The keys of the `[….ci]` table.
+const CI_KEYS: &[&str] = &["install", "runs-on"];
+
+/// What `cargo spec-exec ci` writes into a CI configuration (`[….ci]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CiConfig {
+    /// The shell commands that install spec-exec in a job, instead of
+    /// `cargo install --locked cargo-spec-exec`.
+    pub install: Option<String>,
+    /// The runner label of every job (`runs-on`).
+    pub runs_on: Option<String>,
+}
 
 /// The keys of an `[….agents.<name>]` table.
 const AGENT_KEYS: &[&str] = &["command", "allow", "format"];
@@ -92,6 +106,8 @@ pub struct Config {
     pub max_cost: Option<f64>,
     pub on_rate_limit: Option<OnRateLimit>,
     pub max_wait: Option<Duration>,
+    /// `[….ci]`: what `cargo spec-exec ci` writes.
+    pub ci: CiConfig,
 }
 
 /// What an agent's usage or rate limit does to the run (`--on-rate-limit`).
@@ -160,6 +176,7 @@ impl Default for Config {
             max_wait: None,
             overlap: crate::plan::Overlap::default(),
             integration_branch: DEFAULT_INTEGRATION_BRANCH.to_owned(),
+            ci: CiConfig::default(),
         }
     }
 }
@@ -368,6 +385,44 @@ impl Config {
                         .help("e.g. overlap = \"serialize\" (the later of two tasks that declare the same file waits for the earlier)"),
                     ),
                 },
+                "ci" => match value.as_object() {
+                    Some(ci) => {
+                        for (sub, value) in ci {
+                            let loc = src.locate_path(&["ci", sub]);
+                            let bad = |what: &str| {
+                                Diagnostic::error(format!(
+                                    "invalid `{sub}` in [{}.ci]: {what}",
+                                    src.table
+                                ))
+                                .at(loc.clone())
+                            };
+                            match (sub.as_str(), value.as_str()) {
+                                ("install", Some(s)) if !s.trim().is_empty() => {
+                                    config.ci.install = Some(s.to_owned());
+                                }
+                                ("install", _) => problems.push(bad("expected the shell commands that install cargo-spec-exec").help(
+                                    "e.g. install = \"cargo install --locked --git https://example.com/cargo-spec-exec\"",
+                                )),
+                                ("runs-on", Some(s)) if valid_runner_label(s) => {
+                                    config.ci.runs_on = Some(s.to_owned());
+                                }
+                                ("runs-on", _) => problems.push(bad("expected a runner label: one line, not empty").help(
+                                    "e.g. runs-on = \"ubuntu-24.04\"",
+                                )),
+                                _ => problems.push(
+                                    Diagnostic::error(format!("unknown key `{sub}` in [{}.ci]", src.table))
+                                        .at(loc)
+                                        .label("not a spec-exec setting")
+                                        .help(format!("the keys are: {}", CI_KEYS.join(", "))),
+                                ),
+                            }
+                        }
+                    }
+                    None => problems.push(bad("expected a table").help(format!(
+                        "e.g. [{}.ci] with install = \"cargo install --locked cargo-spec-exec\"",
+                        src.table
+                    ))),
+                },
                 "integration-branch" => match value.as_str() {
                     Some(s) => config.integration_branch = s.to_owned(),
                     None => problems.push(bad("expected a string").help(INTEGRATION_HELP)),
@@ -413,6 +468,11 @@ impl Config {
     pub fn integration_branch(&self, feature: &str) -> String {
         expand_integration_branch(&self.integration_branch, &self.branch_prefix, feature)
     }
+}
+
+/// A runner label: one line of printable characters, not empty.
+pub fn valid_runner_label(label: &str) -> bool {
+    !label.trim().is_empty() && !label.chars().any(char::is_control)
 }
 
 const INTEGRATION_HELP: &str = "e.g. integration-branch = \"{prefix}/{feature}/integration\" ({prefix} is the branch prefix, {feature} the feature's name)";

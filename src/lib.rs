@@ -16,6 +16,8 @@ compile_error!(
 #[cfg(unix)]
 pub mod agents;
 #[cfg(unix)]
+pub mod ci;
+#[cfg(unix)]
 pub mod cli;
 #[cfg(unix)]
 pub mod config;
@@ -122,6 +124,11 @@ mod entry {
             }
             Some(Command::Land(land)) => ops::land::land(shell, &Workspace::load(manifest)?, &land),
             Some(Command::Pr(pr)) => ops::pr::pr(shell, &Workspace::load(manifest)?, &pr),
+            Some(Command::Ci(ci)) => match ci.system {
+                cli::CiSystem::Github(cmd) => {
+                    crate::ci::github_command(shell, &Workspace::load(manifest)?, &cmd)
+                }
+            },
             None => {
                 // As cargo answers a command missing its argument: the error, the usage, a pointer
                 // to --help; and, since the argument is a feature, the features there are. Exit 2,

@@ -206,7 +206,11 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
 }
 
 /// A run refuses a task list that is not approved as it is.
-fn require_approval(list: &TaskList, name: &str, approval: &approval::Approval) -> Result<()> {
+pub(crate) fn require_approval(
+    list: &TaskList,
+    name: &str,
+    approval: &approval::Approval,
+) -> Result<()> {
     let path = list.source.display_path.display().to_string();
     match approval {
         approval::Approval::Approved { .. } => {}
