@@ -340,6 +340,36 @@ fn an_unapproved_list_is_refused_as_a_run_refuses_it() {
 }
 
 #[test]
+fn jobs_with_no_agent_named_are_refused() {
+    // A run finds an agent on PATH; a fresh runner has none to find.
+    let dir = repo(
+        "feat",
+        "# Tasks\n\n- [ ] 1. One\n  - _Dependencies: None_\n",
+        "",
+        true,
+    );
+    let out = spec_exec(dir.path(), &["ci", "github", "feat"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("need to know their agent"), "{err}");
+    assert!(err.contains("--agent"), "{err}");
+    assert!(!dir.path().join(".github").exists(), "nothing is written");
+    // The configuration's agent is enough.
+    let dir = repo(
+        "feat",
+        "# Tasks\n\n- [ ] 1. One\n  - _Dependencies: None_\n",
+        "\n[workspace.metadata.spec-exec]\nagent = [\"codex\", \"exec\", \"-\"]\n",
+        true,
+    );
+    let yaml = ok(&spec_exec(dir.path(), &["ci", "github", "feat", "-o", "-"]));
+    assert!(yaml.contains("run: npm install -g @openai/codex"), "{yaml}");
+    assert!(
+        yaml.contains("cargo spec-exec feat --task 1 --remote origin --push\n"),
+        "{yaml}"
+    );
+}
+
+#[test]
 fn odd_ids_and_names_make_unique_job_ids_and_stay_text() {
     // `3@2` (the second task 3) and `3.2` make the same job id once sanitised; the feature's
     // name has a quote and what would be an expression.
@@ -587,6 +617,65 @@ fn a_review_gate_is_unrolled_into_rounds_and_reworks_conditioned_on_the_verdicts
         jobs["RW-A-round-2"].run,
         ["cargo spec-exec gate --task RW-A --remote origin --push --agent gemini"]
     );
+}
+
+#[test]
+fn a_rework_of_two_reviews_runs_in_each_gate_one_run_at_a_time() {
+    let dir = repo(
+        "two",
+        "# Tasks\n\n- [ ] 1. Build it\n  - _Dependencies: None_\n\
+         - [ ] CR-A. Code review\n  - _Dependencies: Task 1_\n\
+         - [ ] PR-A. Product review\n  - _Dependencies: Task 1_\n\
+         - [ ] RW-A. Rework\n  - _Dependencies: CR-A and/or PR-A (failed)_\n\
+         - [ ] 2. After the rework\n  - _Dependencies: RW-A_\n",
+        "",
+        true,
+    );
+    let yaml = ok(&spec_exec(
+        dir.path(),
+        &[
+            "ci",
+            "github",
+            "two",
+            "--agent",
+            "shell",
+            "--max-review-rounds",
+            "2",
+            "-o",
+            "-",
+        ],
+    ));
+    let jobs = yaml_jobs(&yaml);
+    assert_eq!(jobs["RW-A-CR-A"].needs, ["CR-A"]);
+    assert_eq!(jobs["RW-A-PR-A"].needs, ["PR-A"]);
+    assert!(jobs["RW-A-CR-A"].slot.is_empty());
+    assert_eq!(
+        jobs["RW-A-PR-A"].slot,
+        ["CR-A", "RW-A-CR-A", "CR-A-round-2"],
+        "the second gate's rework runs after the first gate"
+    );
+    // Waiting for the rework is waiting for both gates' approval.
+    assert_eq!(
+        set(jobs["task-2"].needs.iter().map(String::as_str)),
+        set([
+            "CR-A",
+            "RW-A-CR-A",
+            "CR-A-round-2",
+            "PR-A",
+            "RW-A-PR-A",
+            "PR-A-round-2"
+        ])
+    );
+    let cond = jobs["task-2"].condition.clone().unwrap_or_default();
+    assert!(
+        cond.contains("needs.CR-A-round-2.outputs.verdict == 'approved'")
+            && cond.contains("needs.PR-A.outputs.verdict == 'approved'"),
+        "{cond}"
+    );
+    let dir2 = tempfile::tempdir().expect("temp dir");
+    let path = dir2.path().join("two.yml");
+    fs::write(&path, &yaml).expect("write");
+    lint(&[&path]);
 }
 
 #[test]

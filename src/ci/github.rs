@@ -135,7 +135,7 @@ fn write_job(out: &mut String, w: &Workflow, job: &Job) {
         for n in &job.after {
             let _ = writeln!(
                 out,
-                "      - {n} # only its slot: its outcome does not matter"
+                "      - {n} # only to come after it: its outcome does not matter"
             );
         }
     }

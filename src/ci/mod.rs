@@ -115,7 +115,8 @@ pub struct Job {
     pub review: Option<String>,
     /// The jobs whose outcome it depends on (its condition reads them).
     pub needs: Vec<String>,
-    /// Jobs it only comes after, to keep to `--max-agents`: their outcome does not matter.
+    /// Jobs it only comes after: their outcome does not matter. To keep to `--max-agents`, and
+    /// so that two runs of one rework (in the gates of two reviews) never run at once.
     pub after: Vec<String>,
     /// When it runs, once the jobs it needs have ended; `None`: it needs none.
     pub when: Option<Cond>,
@@ -321,6 +322,20 @@ pub fn github_command(shell: &Shell, ws: &Workspace, cmd: &CiGithubCommand) -> R
     shell.diagnostics(plan.warnings.iter());
     // The jobs run the tasks for real: a list that a run would refuse is refused here.
     crate::ops::require_approval(&list, &feature.name, &approval)?;
+    // A run finds an agent on PATH; a fresh runner has none, so the jobs must name theirs.
+    let needs_default = plan.nodes.iter().any(|n| {
+        list.agent_of(n.task)
+            .is_none_or(|name| !ws.config.agents.contains_key(name))
+    });
+    if needs_default && settings.agent_flag.is_none() && ws.config.agent.is_none() {
+        return Err(Error::user_with_help(
+            format!(
+                "the jobs of `{}` need to know their agent: no --agent is given and no `agent` is configured",
+                feature.name
+            ),
+            "pass --agent with a preset (claude, codex, gemini, aider, shell) or a command line, or set `agent` in [workspace.metadata.spec-exec]",
+        ));
+    }
     let workflow = build(&list, &plan, &feature.name, &ws.config, &settings)?;
     let text = github::render(&workflow);
 
@@ -594,6 +609,7 @@ pub fn build(
     let rounds = settings.max_review_rounds.max(1);
     let mut jobs: Vec<Job> = Vec::new();
     let mut units: HashMap<usize, Unit> = HashMap::new();
+    let mut earlier_gates: HashMap<usize, Vec<usize>> = HashMap::new();
     let blank = |id: String, name: String, kind: JobKind, t: usize| Job {
         id,
         name,
@@ -684,6 +700,21 @@ pub fn build(
             job.verdict_output = true;
             gate.push(jobs.len());
             jobs.push(job);
+        }
+        // Two runs of one rework must not run at once (the second would find the first's
+        // branch moved): a rework's jobs in a later review's gate come after the earlier
+        // gates' jobs of that rework, for their order only.
+        if several && let Some(w) = rework {
+            let earlier = earlier_gates.entry(w).or_default();
+            for &j in &gate {
+                if jobs[j].kind == JobKind::Rework {
+                    jobs[j].after = earlier
+                        .iter()
+                        .map(|&e: &usize| jobs[e].id.clone())
+                        .collect();
+                }
+            }
+            earlier.extend(gate.iter().copied());
         }
         let done = Cond::Any {
             of: gate
@@ -778,10 +809,17 @@ pub fn build(
         };
     }
 
-    let order = topological(&jobs).ok_or_else(|| {
+    let order = topological(&jobs).map_err(|stuck| {
+        let mut reworks: Vec<&str> = stuck
+            .iter()
+            .filter(|&&j| jobs[j].kind == JobKind::Rework)
+            .filter_map(|&j| jobs[j].task.as_deref())
+            .collect();
+        reworks.dedup();
         Error::user_with_help(
             format!(
-                "the review gates of `{feature}` cannot be laid out as jobs: a rework waits for a task that waits for the review it answers"
+                "the review gates of `{feature}` cannot be laid out as jobs: rework {} waits for a task that waits for the review it answers",
+                reworks.join(", ")
             ),
             "make the rework depend only on its review (and on what the review itself waits for)",
         )
@@ -851,18 +889,20 @@ fn is_command_word(word: &str) -> bool {
 }
 
 /// The jobs in an order where each comes after every job it needs (their order otherwise);
-/// `None` when they wait for each other in a circle.
-fn topological(jobs: &[Job]) -> Option<Vec<usize>> {
+/// when they wait for each other in a circle, the jobs that could not be placed.
+fn topological(jobs: &[Job]) -> std::result::Result<Vec<usize>, Vec<usize>> {
     let index: HashMap<&str, usize> = jobs
         .iter()
         .enumerate()
         .map(|(i, j)| (j.id.as_str(), i))
         .collect();
-    let mut waiting: Vec<usize> = jobs.iter().map(|j| j.needs.len()).collect();
+    let mut waiting: Vec<usize> = jobs.iter().map(|j| j.needs.len() + j.after.len()).collect();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); jobs.len()];
     for (i, j) in jobs.iter().enumerate() {
-        for n in &j.needs {
-            dependents[*index.get(n.as_str())?].push(i);
+        for n in j.needs.iter().chain(&j.after) {
+            if let Some(&p) = index.get(n.as_str()) {
+                dependents[p].push(i);
+            }
         }
     }
     let mut ready: std::collections::BTreeSet<usize> =
@@ -877,7 +917,11 @@ fn topological(jobs: &[Job]) -> Option<Vec<usize>> {
             }
         }
     }
-    (out.len() == jobs.len()).then_some(out)
+    if out.len() == jobs.len() {
+        Ok(out)
+    } else {
+        Err((0..jobs.len()).filter(|&i| waiting[i] > 0).collect())
+    }
 }
 
 /// What each job waits for, directly or not: one bit set per job, the jobs in topological
@@ -971,7 +1015,7 @@ fn keep_to(jobs: &mut [Job], slots: usize) -> usize {
     for i in 0..jobs.len() {
         let mut set = vec![0u64; words];
         let mut ready = 0;
-        for n in &jobs[i].needs {
+        for n in jobs[i].needs.iter().chain(&jobs[i].after) {
             if let Some(&p) = index.get(n) {
                 set[p / 64] |= 1 << (p % 64);
                 for (w, a) in set.iter_mut().zip(&anc[p]) {
