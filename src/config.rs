@@ -880,6 +880,31 @@ mod tests {
     }
 
     #[test]
+    fn the_ci_table_is_read_and_checked_at_its_keys() {
+        let value =
+            serde_json::json!({"ci": {"install": "make install-tool", "runs-on": "self-hosted"}});
+        let c = Config::from_value(Some(&value), &src("")).unwrap();
+        assert_eq!(c.ci.install.as_deref(), Some("make install-tool"));
+        assert_eq!(c.ci.runs_on.as_deref(), Some("self-hosted"));
+        let text = "[workspace]\n\n[workspace.metadata.spec-exec.ci]\ninstall = \"\"\nruns-on = \"a\\nb\"\nimage = 1\n";
+        let value = serde_json::json!({"ci": {"install": "", "runs-on": "a\nb", "image": 1}});
+        let Err(Error::Diagnostics(d)) = Config::from_value(Some(&value), &src(text)) else {
+            panic!("expected errors");
+        };
+        let shown: Vec<String> = d.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "Cargo.toml:6:1: unknown key `image` in [workspace.metadata.spec-exec.ci]",
+                "Cargo.toml:4:1: invalid `install` in [workspace.metadata.spec-exec.ci]: expected the shell commands that install cargo-spec-exec",
+                "Cargo.toml:5:1: invalid `runs-on` in [workspace.metadata.spec-exec.ci]: expected a runner label: one line, not empty",
+            ]
+        );
+        let value = serde_json::json!({"ci": "cargo install"});
+        assert!(Config::from_value(Some(&value), &src("")).is_err());
+    }
+
+    #[test]
     fn values_are_checked() {
         let value = serde_json::json!({
             "features-dir": "../elsewhere", "max-agents": 0, "agent": [],
