@@ -679,6 +679,44 @@ fn a_rework_of_two_reviews_runs_in_each_gate_one_run_at_a_time() {
 }
 
 #[test]
+fn tasks_that_need_no_job_are_named() {
+    // A rework whose review approved in an earlier run is not needed; a `[~]` task cannot run.
+    let dir = repo(
+        "done",
+        "# Tasks\n\n- [x] 1. Build it\n  - _Dependencies: None_\n\
+         - [x] CR-A. Review it\n  - _Dependencies: Task 1_\n\
+         - [ ] RW-A. Rework it\n  - _Dependencies: CR-A (failed)_\n\
+         - [ ] 2. After the rework\n  - _Dependencies: RW-A_\n\
+         - [~] 3. Not yet\n",
+        "",
+        true,
+    );
+    let out = spec_exec(dir.path(), &["ci", "github", "done", "--agent", "shell"]);
+    ok(&out);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("task RW-A gets no job: every review it answers is done, so it is not needed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("task 3 gets no job: its box says `[~]`"),
+        "{err}"
+    );
+    let yaml =
+        fs::read_to_string(dir.path().join(".github/workflows/spec-done.yml")).expect("written");
+    let jobs = yaml_jobs(&yaml);
+    assert_eq!(
+        jobs.keys().cloned().collect::<BTreeSet<_>>(),
+        set(["task-2", "integrate"])
+    );
+    assert!(
+        jobs["task-2"].needs.is_empty(),
+        "the rework it waits for is not needed"
+    );
+    assert!(yaml.contains("# Task RW-A gets no job:"), "{yaml}");
+}
+
+#[test]
 fn max_agents_orders_jobs_that_could_run_together_beyond_it() {
     let tasks: String = (1..=4)
         .map(|i| format!("- [ ] {i}. Task {i}\n  - _Dependencies: None_\n"))

@@ -33,6 +33,8 @@ use crate::workspace::Workspace;
 pub const DEFAULT_RUNS_ON: &str = "ubuntu-latest";
 /// The name of the last job.
 pub const INTEGRATE_JOB: &str = "integrate";
+/// The most review rounds a gate is unrolled into (`--max-review-rounds` allows no more).
+pub const MAX_UNROLLED_ROUNDS: u32 = 20;
 /// Time a job spends on everything but its task: checking out, installing the tool and the
 /// agent.
 const SETUP_MINUTES: u64 = 20;
@@ -306,6 +308,15 @@ pub fn github_command(shell: &Shell, ws: &Workspace, cmd: &CiGithubCommand) -> R
         },
     };
 
+    if settings.max_review_rounds > MAX_UNROLLED_ROUNDS {
+        return Err(Error::user_with_help(
+            format!(
+                "`max-review-rounds` in the configuration is {}: a workflow unrolls each review gate into that many jobs, and twice as many less one with its rework",
+                settings.max_review_rounds
+            ),
+            format!("pass --max-review-rounds with at most {MAX_UNROLLED_ROUNDS}"),
+        ));
+    }
     let all = crate::ops::all_features(ws)?;
     let feature = spec::pick(&all, &ws.root, &ws.features_dir(), &cmd.feature)?;
     let list = crate::ops::load_valid(shell, ws, &feature)?;
@@ -529,9 +540,22 @@ pub fn build(
     let mut not_run = Vec::new();
     for n in &plan.nodes {
         if is_rework(n.task) && serves(n.task).is_empty() {
+            let pending: Vec<&str> = list.tasks[n.task]
+                .condition()
+                .filter(|&r| plan.node(r).is_some())
+                .map(|r| list.tasks[r].id.as_str())
+                .collect();
+            let reason = if pending.is_empty() {
+                "every review it answers is done, so it is not needed".to_owned()
+            } else {
+                format!(
+                    "an earlier rework answers {} (a run would not run this one either)",
+                    pending.join(", ")
+                )
+            };
             not_run.push(NotRun {
                 task: list.tasks[n.task].id.clone(),
-                reason: "not needed: every review it answers is done".to_owned(),
+                reason,
             });
         }
     }
