@@ -161,7 +161,7 @@ fn write_job(out: &mut String, w: &Workflow, job: &Job) {
         .filter(|_| job.kind != JobKind::Integrate)
     {
         out.push_str("    outputs:\n");
-        let key = output_key(task);
+        let key = super::key(task);
         let _ = writeln!(
             out,
             "      status: ${{{{ steps.run.outputs['status-{key}'] }}}}"
@@ -293,19 +293,6 @@ fn group(cond: &Cond) -> String {
 fn comment_text(s: &str) -> String {
     s.chars()
         .map(|c| if plain_char(c) { c } else { ' ' })
-        .collect()
-}
-
-/// The key of a task's outputs: its id with every character outside `[A-Za-z0-9_-]` as `_`.
-pub fn output_key(id: &str) -> String {
-    id.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
         .collect()
 }
 

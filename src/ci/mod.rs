@@ -459,11 +459,10 @@ fn write_generated(path: &Path, text: &str, force: bool, root: &Path) -> Result<
     Ok(())
 }
 
-/// A job id for `raw`: every character outside `[A-Za-z0-9_-]` becomes `_`, and one that does
-/// not start with a letter or `_` gets `task-` before it.
-pub fn job_id_base(raw: &str) -> String {
-    let id: String = raw
-        .chars()
+/// `raw` with every character outside `[A-Za-z0-9_-]` as `_`: how task ids become job ids
+/// and the keys of a job's outputs (`status-<key>`).
+pub fn key(raw: &str) -> String {
+    raw.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
                 c
@@ -471,7 +470,13 @@ pub fn job_id_base(raw: &str) -> String {
                 '_'
             }
         })
-        .collect();
+        .collect()
+}
+
+/// A job id for `raw`: its [`key`], with `task-` before one that does not start with a letter
+/// or `_`.
+pub fn job_id_base(raw: &str) -> String {
+    let id = key(raw);
     if id.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
         id
     } else {
