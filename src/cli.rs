@@ -80,6 +80,65 @@ pub enum Command {
     Land(LandCommand),
     /// Push the feature's integration branch and open a pull request for it with `gh`
     Pr(PrCommand),
+    /// Write a CI configuration that runs a feature's pending tasks as CI jobs
+    Ci(CiCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct CiCommand {
+    /// The CI system to write for
+    #[command(subcommand)]
+    pub system: CiSystem,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CiSystem {
+    /// A GitHub Actions workflow: one job per pending task, `needs:` from the plan, review
+    /// gates unrolled, and a last job that builds the integration branch and opens the pull
+    /// request
+    Github(CiGithubCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct CiGithubCommand {
+    /// The feature whose pending tasks become jobs
+    #[arg(value_name = "FEATURE")]
+    pub feature: String,
+
+    /// Where to write the workflow, `-` for standard output
+    /// [default: .github/workflows/spec-<FEATURE>.yml at the repository's root]
+    #[arg(long, short = 'o', value_name = "PATH")]
+    pub output: Option<PathBuf>,
+
+    /// Overwrite a file that this command did not generate
+    #[arg(long)]
+    pub force: bool,
+
+    /// Run at most N task jobs at once: the workflow orders jobs that could otherwise run
+    /// together beyond N [default: 6, or `max-agents` in the configuration]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_agents: Option<u16>,
+
+    /// The agent the jobs run: a preset (claude, codex, gemini, aider, shell) or a command
+    /// line; passed on to every job [default: `agent` in the configuration]
+    #[arg(long, value_name = "CMD")]
+    pub agent: Option<String>,
+
+    /// End a task's agent after this long (passed on to every job); the jobs'
+    /// `timeout-minutes` leave room for every attempt [default: 30m, or `timeout` in the
+    /// configuration]
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+
+    /// Unroll each review gate to at most N review rounds [default: 3, or
+    /// `max-review-rounds` in the configuration]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub max_review_rounds: Option<u32>,
+
+    /// The runner label of every job [default: `ci.runs-on` in the configuration, else
+    /// ubuntu-latest]
+    #[arg(long, value_name = "LABEL")]
+    pub runs_on: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -355,8 +414,11 @@ pub fn normalize_args(mut args: Vec<OsString>) -> Vec<OsString> {
         .get_subcommands()
         .flat_map(|c| std::iter::once(c.get_name()).chain(c.get_all_aliases()))
         .collect();
-    // Options taking a value, of any command (a run option can come before the feature).
-    let commands = std::iter::once(&cli).chain(cli.get_subcommands());
+    // Options taking a value, of any command and its own commands (a run option can come
+    // before the feature, `--output` before `ci github`).
+    let commands = std::iter::once(&cli)
+        .chain(cli.get_subcommands())
+        .chain(cli.get_subcommands().flat_map(|c| c.get_subcommands()));
     let options: Vec<&clap::Arg> = commands
         .flat_map(|c| c.get_arguments())
         .filter(|a| !a.is_positional())
@@ -406,8 +468,19 @@ pub fn normalize_args(mut args: Vec<OsString>) -> Vec<OsString> {
     }
     match word {
         Some(Word::At(i)) if args[i].to_str().is_some_and(|w| command_names.contains(&w)) => {
+            // A command of commands (`ci github`) moves with its own command word, so that
+            // the options before them are the inner command's.
+            let inner = cli
+                .find_subcommand(&args[i])
+                .filter(|c| c.has_subcommands())
+                .zip(args.get(i + 1))
+                .is_some_and(|(c, next)| c.find_subcommand(next).is_some());
             let command = args.remove(i);
             args.insert(1, command);
+            if inner {
+                let word = args.remove(i + 1);
+                args.insert(2, word);
+            }
         }
         Some(Word::AfterDashes(i)) => {
             // `-- list --dry-run`: the word after `--` is the feature, and options may follow
@@ -521,6 +594,14 @@ mod tests {
             (
                 &["--manifest-path=run", "approve", "x"],
                 &["approve", "--manifest-path=run", "x"],
+            ),
+            (
+                &["--output", "-", "ci", "github", "f"],
+                &["ci", "github", "--output", "-", "f"],
+            ),
+            (
+                &["-q", "ci", "github", "f", "-o", "x"],
+                &["ci", "github", "-q", "f", "-o", "x"],
             ),
         ] {
             assert_eq!(normalized(args), expected, "{args:?}");

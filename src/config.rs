@@ -50,7 +50,21 @@ const KEYS: &[&str] = &[
     "on-rate-limit",
     "max-wait",
     "shared-target",
+    "ci",
 ];
+
+/// The keys of the `[….ci]` table.
+const CI_KEYS: &[&str] = &["install", "runs-on"];
+
+/// What `cargo spec-exec ci` writes into a CI configuration (`[….ci]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CiConfig {
+    /// The shell commands that install spec-exec in a job, instead of
+    /// `cargo install --locked cargo-spec-exec`.
+    pub install: Option<String>,
+    /// The runner label of every job (`runs-on`).
+    pub runs_on: Option<String>,
+}
 
 /// The keys of an `[….agents.<name>]` table.
 const AGENT_KEYS: &[&str] = &["command", "allow", "format"];
@@ -92,6 +106,8 @@ pub struct Config {
     pub max_cost: Option<f64>,
     pub on_rate_limit: Option<OnRateLimit>,
     pub max_wait: Option<Duration>,
+    /// `[….ci]`: what `cargo spec-exec ci` writes.
+    pub ci: CiConfig,
 }
 
 /// What an agent's usage or rate limit does to the run (`--on-rate-limit`).
@@ -160,6 +176,7 @@ impl Default for Config {
             max_wait: None,
             overlap: crate::plan::Overlap::default(),
             integration_branch: DEFAULT_INTEGRATION_BRANCH.to_owned(),
+            ci: CiConfig::default(),
         }
     }
 }
@@ -368,6 +385,44 @@ impl Config {
                         .help("e.g. overlap = \"serialize\" (the later of two tasks that declare the same file waits for the earlier)"),
                     ),
                 },
+                "ci" => match value.as_object() {
+                    Some(ci) => {
+                        for (sub, value) in ci {
+                            let loc = src.locate_path(&["ci", sub]);
+                            let bad = |what: &str| {
+                                Diagnostic::error(format!(
+                                    "invalid `{sub}` in [{}.ci]: {what}",
+                                    src.table
+                                ))
+                                .at(loc.clone())
+                            };
+                            match (sub.as_str(), value.as_str()) {
+                                ("install", Some(s)) if !s.trim().is_empty() => {
+                                    config.ci.install = Some(s.to_owned());
+                                }
+                                ("install", _) => problems.push(bad("expected the shell commands that install cargo-spec-exec").help(
+                                    "e.g. install = \"cargo install --locked --git https://example.com/cargo-spec-exec\"",
+                                )),
+                                ("runs-on", Some(s)) if valid_runner_label(s) => {
+                                    config.ci.runs_on = Some(s.to_owned());
+                                }
+                                ("runs-on", _) => problems.push(bad("expected a runner label: one line, not empty").help(
+                                    "e.g. runs-on = \"ubuntu-24.04\"",
+                                )),
+                                _ => problems.push(
+                                    Diagnostic::error(format!("unknown key `{sub}` in [{}.ci]", src.table))
+                                        .at(loc)
+                                        .label("not a spec-exec setting")
+                                        .help(format!("the keys are: {}", CI_KEYS.join(", "))),
+                                ),
+                            }
+                        }
+                    }
+                    None => problems.push(bad("expected a table").help(format!(
+                        "e.g. [{}.ci] with install = \"cargo install --locked cargo-spec-exec\"",
+                        src.table
+                    ))),
+                },
                 "integration-branch" => match value.as_str() {
                     Some(s) => config.integration_branch = s.to_owned(),
                     None => problems.push(bad("expected a string").help(INTEGRATION_HELP)),
@@ -413,6 +468,11 @@ impl Config {
     pub fn integration_branch(&self, feature: &str) -> String {
         expand_integration_branch(&self.integration_branch, &self.branch_prefix, feature)
     }
+}
+
+/// A runner label: one line of printable characters, not empty.
+pub fn valid_runner_label(label: &str) -> bool {
+    !label.trim().is_empty() && !label.chars().any(char::is_control)
 }
 
 const INTEGRATION_HELP: &str = "e.g. integration-branch = \"{prefix}/{feature}/integration\" ({prefix} is the branch prefix, {feature} the feature's name)";
@@ -817,6 +877,31 @@ mod tests {
             d[0].to_string(),
             "Cargo.toml:5:1: unknown key `max-agent` in [workspace.metadata.spec-exec]"
         );
+    }
+
+    #[test]
+    fn the_ci_table_is_read_and_checked_at_its_keys() {
+        let value =
+            serde_json::json!({"ci": {"install": "make install-tool", "runs-on": "self-hosted"}});
+        let c = Config::from_value(Some(&value), &src("")).unwrap();
+        assert_eq!(c.ci.install.as_deref(), Some("make install-tool"));
+        assert_eq!(c.ci.runs_on.as_deref(), Some("self-hosted"));
+        let text = "[workspace]\n\n[workspace.metadata.spec-exec.ci]\ninstall = \"\"\nruns-on = \"a\\nb\"\nimage = 1\n";
+        let value = serde_json::json!({"ci": {"install": "", "runs-on": "a\nb", "image": 1}});
+        let Err(Error::Diagnostics(d)) = Config::from_value(Some(&value), &src(text)) else {
+            panic!("expected errors");
+        };
+        let shown: Vec<String> = d.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "Cargo.toml:6:1: unknown key `image` in [workspace.metadata.spec-exec.ci]",
+                "Cargo.toml:4:1: invalid `install` in [workspace.metadata.spec-exec.ci]: expected the shell commands that install cargo-spec-exec",
+                "Cargo.toml:5:1: invalid `runs-on` in [workspace.metadata.spec-exec.ci]: expected a runner label: one line, not empty",
+            ]
+        );
+        let value = serde_json::json!({"ci": "cargo install"});
+        assert!(Config::from_value(Some(&value), &src("")).is_err());
     }
 
     #[test]

@@ -16,6 +16,8 @@ compile_error!(
 #[cfg(unix)]
 pub mod agents;
 #[cfg(unix)]
+pub mod ci;
+#[cfg(unix)]
 pub mod cli;
 #[cfg(unix)]
 pub mod config;
@@ -116,6 +118,9 @@ mod entry {
             Some(Command::Clean(clean)) => ops::clean::clean(shell, &load()?, &clean),
             Some(Command::Land(land)) => ops::land::land(shell, &load()?, &land),
             Some(Command::Pr(pr)) => ops::pr::pr(shell, &load()?, &pr),
+            Some(Command::Ci(ci)) => match ci.system {
+                cli::CiSystem::Github(cmd) => crate::ci::github_command(shell, &load()?, &cmd),
+            },
             None => {
                 // As cargo answers a command missing its argument: the error, the usage, a pointer
                 // to --help; and, since the argument is a feature, the features there are. Exit 2,

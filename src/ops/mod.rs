@@ -231,7 +231,11 @@ fn junit_path(path: Option<&Path>) -> Result<Option<PathBuf>> {
 }
 
 /// A run refuses a task list that is not approved as it is.
-fn require_approval(list: &TaskList, name: &str, approval: &approval::Approval) -> Result<()> {
+pub(crate) fn require_approval(
+    list: &TaskList,
+    name: &str,
+    approval: &approval::Approval,
+) -> Result<()> {
     let path = list.source.display_path.display().to_string();
     match approval_error(&path, name, approval) {
         Some(d) => Err(Error::Diagnostics(vec![d])),
