@@ -122,6 +122,7 @@ mod entry {
             }
             Some(Command::Land(land)) => ops::land::land(shell, &Workspace::load(manifest)?, &land),
             Some(Command::Pr(pr)) => ops::pr::pr(shell, &Workspace::load(manifest)?, &pr),
+            Some(Command::Sync(sync)) => ops::sync::sync(shell, &Workspace::load(manifest)?, &sync),
             None => {
                 // As cargo answers a command missing its argument: the error, the usage, a pointer
                 // to --help; and, since the argument is a feature, the features there are. Exit 2,

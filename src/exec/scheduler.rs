@@ -44,6 +44,12 @@ pub struct Options {
     pub max_cost: Option<f64>,
     /// What an agent's usage or rate limit does to the run.
     pub on_rate_limit: OnRateLimit,
+    /// One step of a review gate per run (`--task`): a review's round that asks for changes
+    /// ends the review's run (its rework runs in another), a rework's run ends the rework's
+    /// (the review's next round runs in another), and a rework runs for the review whose last
+    /// recorded round asked for changes that no rework answered yet. Rounds recorded by earlier
+    /// runs count toward `max_review_rounds`.
+    pub one_step: bool,
 }
 
 pub use crate::config::OnRateLimit;
@@ -61,6 +67,17 @@ pub struct Earlier {
     /// For a review whose last recorded round asked for changes: the findings of that round
     /// (its review file at that commit), for the rework that runs first.
     pub findings: HashMap<usize, String>,
+}
+
+impl Earlier {
+    /// Review `r`'s last recorded round, when it asked for changes and no rework ran on top of
+    /// it since: what its rework answers next.
+    pub fn awaits_rework(&self, r: usize) -> Option<&review::Recorded> {
+        let last = self.history.get(&r)?.last()?;
+        (last.verdict == Some(Verdict::RequiresChanges)
+            && self.resume_base.get(&r) == Some(&last.branch))
+        .then_some(last)
+    }
 }
 
 /// What a job is to its task.
@@ -375,9 +392,18 @@ impl<'a> Scheduler<'a> {
             ..
         } = done;
         let index = start.task;
-        let rework = self.waiting_rework(index);
+        let rework = if self.opts.one_step {
+            self.rework_of(index)
+        } else {
+            self.waiting_rework(index)
+        };
+        let one_step = self.opts.one_step;
         let gate = self.gates.entry(index).or_default();
         gate.spend(&report);
+        if one_step {
+            // Every round counts: each ran in a run of its own.
+            gate.this_run = gate.round;
+        }
         let Some(read) = verdict.filter(|_| report.status == Status::Done) else {
             report.rounds = gate.rounds.clone();
             report.duration_secs = gate.duration;
@@ -411,6 +437,15 @@ impl<'a> Scheduler<'a> {
         report.usage.clone_from(&gate.usage);
         match (step, rework) {
             (gate::Step::Passed, _) => self.conclude(report, actions),
+            (gate::Step::Rework, Some(w)) if self.opts.one_step => {
+                // This run's step is done: the rework runs next, in a run of its own.
+                report.reason = Some(format!(
+                    "requires changes: its rework {} runs next, then round {}",
+                    self.list.tasks[w].id,
+                    round + 1
+                ));
+                self.conclude(report, actions);
+            }
             (gate::Step::Ends(status, why), _) => {
                 report.status = status;
                 report.reason = Some(why);
@@ -435,6 +470,10 @@ impl<'a> Scheduler<'a> {
 
     /// Run `run` of a rework for review `r` ended: the review goes again, or its gate ends.
     fn rework_finished(&mut self, done: Finished, r: usize, run: u32, actions: &mut Vec<Action>) {
+        if self.opts.one_step {
+            self.rework_step_finished(done, r, run, actions);
+            return;
+        }
         let Finished {
             start, mut report, ..
         } = done;
@@ -504,6 +543,47 @@ impl<'a> Scheduler<'a> {
             self.conclude(report, actions);
             self.conclude(rr, actions);
         }
+    }
+
+    /// With `one_step`, run `run` of a rework for review `r` ended: so does the rework's step
+    /// (the review's next round is another run's).
+    fn rework_step_finished(
+        &mut self,
+        done: Finished,
+        r: usize,
+        run: u32,
+        actions: &mut Vec<Action>,
+    ) {
+        let Finished {
+            start, mut report, ..
+        } = done;
+        let id = self.list.tasks[start.task].id.clone();
+        if report.status == Status::Done {
+            actions.push(Action::Emit(Event::ReworkFinished {
+                id: id.clone(),
+                review: self.list.tasks[r].id.clone(),
+                round: run,
+                branch: start.branch.clone(),
+                commit: report.commit.clone(),
+                files_changed: report.files_changed,
+                duration_secs: report.duration_secs,
+                log: report.log.clone().unwrap_or_default(),
+            }));
+            report.reason = Some(format!(
+                "answered round {} of {}; its next round runs next",
+                start.findings.as_ref().map_or(run, |f| f.round),
+                self.list.tasks[r].id
+            ));
+        }
+        report.rounds = vec![Round {
+            task: id,
+            round: run,
+            branch: start.branch.clone(),
+            commit: report.commit.clone(),
+            verdict: None,
+            reused: false,
+        }];
+        self.conclude(report, actions);
     }
 
     /// A Ctrl-C (SIGTERM, SIGHUP): no new job starts; what the agents are to do.
@@ -776,7 +856,31 @@ impl<'a> Scheduler<'a> {
         let approved = |c: &usize| {
             matches!(self.state.get(c), Some(State::Finished(s)) if s.is_success())
                 || self.list.tasks[*c].state == TaskState::Done
+                || self.earlier.reused.contains_key(c)
         };
+        if self.opts.one_step
+            && !conditional.is_empty()
+            && !conditional
+                .iter()
+                .any(|&c| self.earlier.awaits_rework(c).is_some())
+            && !conditional.iter().all(approved)
+        {
+            // No review it serves has a round for it to answer: the review runs first.
+            let on: Vec<&str> = conditional
+                .iter()
+                .filter(|c| !approved(c))
+                .map(|&c| self.list.tasks[c].id.as_str())
+                .collect();
+            return Some(report_of(
+                self.list,
+                t,
+                Status::Skipped,
+                format!(
+                    "no recorded round of {} asks for changes that it has not answered",
+                    on.join(" or ")
+                ),
+            ));
+        }
         if !conditional.is_empty() && conditional.iter().all(approved) {
             let on: Vec<&str> = conditional
                 .iter()
@@ -796,6 +900,11 @@ impl<'a> Scheduler<'a> {
     /// runs again on top of its last round; when that round asked for changes and no rework
     /// came after it, the rework runs first, with that round's findings.
     fn first_job(&mut self, t: usize) -> Start {
+        if self.opts.one_step
+            && let Some(start) = self.rework_step(t)
+        {
+            return start;
+        }
         if !self.reviews[t] {
             return self.job(t, 1, None);
         }
@@ -830,11 +939,45 @@ impl<'a> Scheduler<'a> {
             };
             return self.rework_job(w, run, last.branch.clone(), findings);
         }
+        // The rework whose run it starts from, when one ran on top of the last round.
+        let reworked_by = self
+            .earlier
+            .history
+            .iter()
+            .filter(|&(&w, _)| w != t)
+            .find(|(_, runs)| runs.iter().any(|x| x.branch == base))
+            .map(|(&w, _)| self.list.tasks[w].id.clone());
         let gate = self.gates.entry(t).or_default();
         gate.round += 1;
         gate.this_run += 1;
         let round = gate.round;
-        self.review_round(t, round, base, None)
+        self.review_round(t, round, base, reworked_by)
+    }
+
+    /// With `one_step`, the run of conditional task `w` that answers the last recorded round
+    /// of a review it serves, when that round asked for changes no rework answered yet.
+    fn rework_step(&mut self, w: usize) -> Option<Start> {
+        let (r, last) = self.list.tasks[w]
+            .condition()
+            .find_map(|r| self.earlier.awaits_rework(r).map(|l| (r, l.clone())))?;
+        let text = self.earlier.findings.get(&r).cloned().unwrap_or_else(|| {
+            "(the findings were in the review's output in an earlier run)".to_owned()
+        });
+        let run = self.next_rework_run(w);
+        let findings = Findings {
+            review: r,
+            round: last.round,
+            source: review::verdict_file(self.list, r),
+            text,
+        };
+        Some(self.rework_job(w, run, last.branch, findings))
+    }
+
+    /// The rework of review `review`: a task of the list whose condition names it.
+    fn rework_of(&self, review: usize) -> Option<usize> {
+        self.list
+            .leaves()
+            .find(|&w| self.list.tasks[w].condition().any(|c| c == review))
     }
 
     /// Run `run` of task `t`, from its dependencies' branches.
@@ -1018,6 +1161,7 @@ mod tests {
             },
             max_cost: None,
             on_rate_limit: OnRateLimit::Wait,
+            one_step: false,
         }
     }
 

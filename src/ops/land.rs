@@ -109,6 +109,8 @@ pub fn integrate(
             on_rate_limit: Default::default(),
             max_wait: config::DEFAULT_MAX_WAIT,
             shared_target: ws.config.shared_target,
+            push: None,
+            task_mode: None,
         },
     )
 }

@@ -6,6 +6,7 @@ pub mod clean;
 pub mod deps;
 pub mod land;
 pub mod pr;
+pub mod sync;
 
 use std::path::{Path, PathBuf};
 
@@ -72,6 +73,12 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         })?,
         None => ws.config.max_wait.unwrap_or(config::DEFAULT_MAX_WAIT),
     };
+    if opts.push && opts.remote.is_none() {
+        return Err(Error::user_with_help(
+            "--push needs --remote: the remote to push the task branches to",
+            "add `--remote origin` (or another remote's name)",
+        ));
+    }
     if let Some(agent) = &opts.agent
         && agent.trim().is_empty()
     {
@@ -103,6 +110,11 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
     // The orders `--overlap serialize` added are the list's dependencies from now on: the
     // JSON plan shows them, and each such task builds on the branch of the one it waits for.
     plan.add_orderings(&mut list);
+    let selected = if opts.tasks.is_empty() {
+        None
+    } else {
+        Some(exec::task_mode::select(&list, &opts.tasks)?)
+    };
     if !(opts.dry_run && shell.is_json()) {
         shell.diagnostics(plan.warnings.iter());
     }
@@ -158,10 +170,18 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         ));
     }
     require_approval(&list, name, &approval)?;
+    let fetched = match &opts.remote {
+        Some(remote) => Some(fetch(shell, ws, remote, &feature, &list)?),
+        None => None,
+    };
     if shell.is_json() {
         shell.json(&render::json(&list, name, &plan, &approval, &lineup));
     }
-    if plan.pending() == 0 {
+    let task_mode = selected.map(|selected| exec::task_mode::TaskMode {
+        selected,
+        fetched: fetched.clone(),
+    });
+    if plan.pending() == 0 && task_mode.is_none() {
         return all_done(shell, ws, opts, &feature, name, list);
     }
     let (agent, agents) = run_agents(shell, ws, opts, &list, &plan, &verify)?;
@@ -201,8 +221,48 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
                 .unwrap_or_default(),
             max_wait,
             shared_target: ws.config.shared_target,
+            push: fetched.filter(|_| opts.push),
+            task_mode,
         },
     )
+}
+
+/// Fetches the feature's task branches from `remote` (see [`exec::remote::fetch`]), saying
+/// what it did.
+pub(crate) fn fetch(
+    shell: &Shell,
+    ws: &Workspace,
+    remote: &str,
+    feature: &Feature,
+    list: &TaskList,
+) -> Result<exec::remote::Fetched> {
+    let git = crate::git::Git::open(&ws.root)?;
+    let workdir = git.workdir().unwrap_or_else(|| ws.root.clone());
+    let fetched = exec::remote::fetch(
+        &workdir,
+        remote,
+        &ws.config.branch_prefix,
+        &feature.name,
+        list,
+    )?;
+    if !fetched.updated.is_empty() {
+        shell.status(
+            "Fetched",
+            format!(
+                "{} from {remote}: {}",
+                if fetched.updated.len() == 1 {
+                    "1 task branch"
+                } else {
+                    "task branches"
+                },
+                fetched.updated.join(", ")
+            ),
+        );
+    }
+    for w in &fetched.warnings {
+        shell.diagnostic(&Diagnostic::warning(w.clone()));
+    }
+    Ok(fetched)
 }
 
 /// A run refuses a task list that is not approved as it is.

@@ -180,6 +180,47 @@ impl Plan {
         ))
     }
 
+    /// The plan of `--task`: only the nodes of `keep`, each waiting only for the others of
+    /// `keep` (what else it waits for was done before), and nothing blocked.
+    pub fn only(&self, keep: &BTreeSet<usize>) -> Plan {
+        let nodes: Vec<Node> = self
+            .nodes
+            .iter()
+            .filter(|n| keep.contains(&n.task))
+            .map(|n| Node {
+                task: n.task,
+                deps: n
+                    .deps
+                    .iter()
+                    .copied()
+                    .filter(|d| keep.contains(d))
+                    .collect(),
+                level: n.level,
+            })
+            .collect();
+        let levels: Vec<Vec<usize>> = self
+            .levels
+            .iter()
+            .map(|l| l.iter().copied().filter(|t| keep.contains(t)).collect())
+            .filter(|l: &Vec<usize>| !l.is_empty())
+            .collect();
+        Plan {
+            nodes,
+            levels,
+            critical_path: self
+                .critical_path
+                .iter()
+                .copied()
+                .filter(|t| keep.contains(t))
+                .collect(),
+            blocked: Vec::new(),
+            orderings: Vec::new(),
+            warnings: Vec::new(),
+            left_out: Vec::new(),
+            ..self.clone()
+        }
+    }
+
     /// The most agents that can be busy at once: the widest level, capped by `--max-agents`.
     pub fn agents(&self) -> usize {
         let widest = self.levels.iter().map(Vec::len).max().unwrap_or(0);
