@@ -303,8 +303,8 @@ pub struct RunOptions {
     #[arg(long, value_name = "NAME")]
     pub remote: Option<String>,
 
-    /// With --task and --remote: after each task's commit, push its branches to the remote,
-    /// only if the remote's are still as fetched (else the task fails)
+    /// After each task's commit, push its branches to the remote of --remote NAME, only if the
+    /// remote's are still as fetched (else the task fails)
     #[arg(long)]
     pub push: bool,
 }
