@@ -1175,8 +1175,13 @@ mod tests {
 
     impl<'a> Sim<'a> {
         fn new(list: &'a TaskList, plan: &'a Plan, opts: Options) -> Sim<'a> {
+            Sim::after(list, plan, opts, Earlier::default())
+        }
+
+        /// A scheduler of what `earlier` runs left.
+        fn after(list: &'a TaskList, plan: &'a Plan, opts: Options, earlier: Earlier) -> Sim<'a> {
             let mut sim = Sim {
-                s: Scheduler::new(list, plan, opts, Earlier::default()),
+                s: Scheduler::new(list, plan, opts, earlier),
                 list,
                 running: Vec::new(),
                 log: Vec::new(),
@@ -1499,6 +1504,123 @@ mod tests {
         assert!(
             log.contains(&"not needed RW-A: CR-A and PR-A approved".to_owned()),
             "{log:?}"
+        );
+    }
+
+    /// Task 1, review CR-A of it, and its rework RW-A.
+    fn small_gate() -> TaskList {
+        list(&format!(
+            "# Tasks\n\n{}{}{}",
+            task("1", ""),
+            task("CR-A", "Task 1"),
+            task("RW-A", "CR-A (failed)"),
+        ))
+    }
+
+    /// The plan of `--task ids`.
+    fn only(l: &TaskList, ids: &[&str]) -> Plan {
+        let keep = ids.iter().map(|id| l.find(id).unwrap()).collect();
+        plan_of(l, 1).only(&keep)
+    }
+
+    fn one_step() -> Options {
+        Options {
+            one_step: true,
+            ..options(1, false, 3)
+        }
+    }
+
+    fn recorded(id: &str, round: u32, verdict: Option<Verdict>) -> review::Recorded {
+        review::Recorded {
+            round,
+            branch: review::round_branch("spec", "f", id, round),
+            oid: git2::Oid::zero(),
+            verdict,
+        }
+    }
+
+    #[test]
+    fn one_step_a_review_that_asks_for_changes_ends_its_run_without_the_rework() {
+        let l = small_gate();
+        let p = only(&l, &["CR-A"]);
+        let mut sim = Sim::new(&l, &p, one_step());
+        sim.review("CR-A", Verdict::RequiresChanges);
+        assert!(sim.running.is_empty(), "{:?}", sim.running);
+        assert_eq!(
+            sim.finish(),
+            [
+                "start spec/f/CR-A",
+                "verdict CR-A requires changes",
+                "done CR-A: requires changes: its rework RW-A runs next, then round 2",
+            ]
+        );
+    }
+
+    #[test]
+    fn one_step_a_rework_answers_the_last_round_and_the_next_round_is_another_run() {
+        let l = small_gate();
+        let (cr, rw) = (l.find("CR-A").unwrap(), l.find("RW-A").unwrap());
+        let mut earlier = Earlier::default();
+        earlier.history.insert(
+            cr,
+            vec![recorded("CR-A", 1, Some(Verdict::RequiresChanges))],
+        );
+        earlier.resume_base.insert(cr, "spec/f/CR-A".into());
+        earlier.findings.insert(cr, "fix it".into());
+
+        // The rework, on the round it answers, with its findings; then nothing more.
+        let p = only(&l, &["RW-A"]);
+        let mut sim = Sim::after(&l, &p, one_step(), earlier.clone());
+        let rework = sim.running[0].clone();
+        assert_eq!(rework.role, Role::Rework { review: cr, run: 1 });
+        assert_eq!(rework.base, Base::Branch("spec/f/CR-A".into()));
+        assert_eq!(rework.findings.map(|f| f.text), Some("fix it".to_owned()));
+        sim.done("RW-A");
+        let log = sim.finish();
+        assert_eq!(log.len(), 2, "{log:?}");
+        assert!(log[1].starts_with("done RW-A"), "{log:?}");
+
+        // The review's next round, on the rework's run.
+        earlier.history.insert(rw, vec![recorded("RW-A", 1, None)]);
+        earlier.resume_base.insert(cr, "spec/f/RW-A".into());
+        let p = only(&l, &["CR-A"]);
+        let mut sim = Sim::after(&l, &p, one_step(), earlier.clone());
+        let round = sim.running[0].clone();
+        assert_eq!(round.branch, "spec/f/CR-A.round-2");
+        assert_eq!(round.base, Base::Branch("spec/f/RW-A".into()));
+        assert_eq!(round.reworked_by.as_deref(), Some("RW-A"));
+        sim.review("CR-A.round-2", Verdict::Approved);
+        assert_eq!(sim.finish().last().unwrap(), "done CR-A");
+
+        // Approved: the rework is not needed.
+        earlier.reused.insert(cr, "c".into());
+        let p = only(&l, &["RW-A"]);
+        let sim = Sim::after(&l, &p, one_step(), earlier);
+        assert_eq!(sim.finish(), ["not needed RW-A: CR-A approved"]);
+    }
+
+    #[test]
+    fn one_step_counts_every_recorded_round_toward_the_limit() {
+        let l = small_gate();
+        let (cr, rw) = (l.find("CR-A").unwrap(), l.find("RW-A").unwrap());
+        let mut earlier = Earlier::default();
+        earlier.history.insert(
+            cr,
+            vec![recorded("CR-A", 1, Some(Verdict::RequiresChanges))],
+        );
+        earlier.history.insert(rw, vec![recorded("RW-A", 1, None)]);
+        earlier.resume_base.insert(cr, "spec/f/RW-A".into());
+        let p = only(&l, &["CR-A"]);
+        let opts = Options {
+            max_review_rounds: 2,
+            ..one_step()
+        };
+        let mut sim = Sim::after(&l, &p, opts, earlier);
+        sim.review("CR-A.round-2", Verdict::RequiresChanges);
+        let log = sim.finish();
+        assert_eq!(
+            log.last().unwrap(),
+            "failed CR-A: still requires changes after 2 review rounds (the limit, --max-review-rounds 2)"
         );
     }
 }
