@@ -344,3 +344,183 @@ fn a_review_gate_goes_one_step_per_job_with_its_verdict_in_the_job_outputs() {
         assert!(support::is_ticked(&md, id), "{id}: {md}");
     }
 }
+
+#[test]
+fn a_fetch_makes_and_moves_local_branches_only_forward_and_never_one_checked_out() {
+    let s = Scratch::package(&chain());
+    let remote = bare_remote(&s);
+    for id in ["1", "2"] {
+        let dir = clone(&remote, &format!("job-{id}"));
+        let run = Run::of(job(&dir, &["--task", id, "--remote", "origin", "--push"]));
+        run.assert_code(0);
+    }
+    let (one, two) = (Scratch::branch("1"), Scratch::branch("2"));
+    let theirs = |b: &str| git_in(&remote, &["rev-parse", b]);
+
+    // 1 behind the remote's: moved; 2 diverged from it: kept, with a warning.
+    let c = clone(&remote, "behind-and-diverged");
+    git_in(&c, &["branch", &one, "main"]);
+    git_in(&c, &["checkout", "-q", "-b", "mine"]);
+    git_in(
+        &c,
+        &[
+            "-c",
+            "user.name=T",
+            "-c",
+            "user.email=t@localhost",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "mine",
+        ],
+    );
+    git_in(&c, &["branch", &two, "mine"]);
+    git_in(&c, &["checkout", "-q", "main"]);
+    let mine = git_in(&c, &["rev-parse", "mine"]);
+    let out = spec_exec_in(&c, &["sync", FEATURE])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(git_in(&c, &["rev-parse", &one]), theirs(&one));
+    assert_eq!(git_in(&c, &["rev-parse", &two]), mine);
+    assert!(
+        stderr.contains(&format!("`{two}` and origin's have diverged")),
+        "{stderr}"
+    );
+    // Only 1 is finished here: 2's branch is someone's own.
+    let md = String::from_utf8(tasks_md_of(&c)).unwrap();
+    assert!(
+        support::is_ticked(&md, "1") && !support::is_ticked(&md, "2"),
+        "{md}"
+    );
+
+    // A branch checked out is never moved.
+    let d = clone(&remote, "checked-out");
+    git_in(&d, &["checkout", "-q", "-b", &one, "main"]);
+    let out = spec_exec_in(&d, &["sync", FEATURE])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        git_in(&d, &["rev-parse", &one]),
+        git_in(&d, &["rev-parse", "main"])
+    );
+    assert!(stderr.contains("checked out"), "{stderr}");
+    // Fetched: 2 was made at the remote's tip.
+    assert_eq!(git_in(&d, &["rev-parse", &two]), theirs(&two));
+
+    // A remote that is not there: exit 2 with git's words, for a run and for sync.
+    let run = Run::of(job(&d, &["--task", "3", "--remote", "nowhere"]));
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("could not fetch") && run.stderr.contains("nowhere"),
+        "{}",
+        run.context()
+    );
+    let out = spec_exec_in(&d, &["sync", FEATURE, "--remote", "nowhere"])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "target" || name == "try.sh" {
+            continue;
+        }
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &to.join(&name));
+        } else {
+            std::fs::copy(entry.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// The bundled example as the jobs of a workflow: each task's job in topological order, each in
+/// a fresh clone, leaves the branches of a local run, and `sync` then ticks tasks.md as the
+/// local run did.
+#[test]
+fn the_example_run_job_by_job_matches_a_local_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = tmp.path().join("origin");
+    copy_dir(&support::fixture("example"), &origin);
+    let git = |dir: &Path, args: &[&str]| {
+        let mut all = vec![
+            "-c",
+            "user.name=Example",
+            "-c",
+            "user.email=example@localhost",
+        ];
+        all.extend_from_slice(args);
+        git_in(dir, &all)
+    };
+    git(&origin, &["init", "-q", "-b", "main"]);
+    git(&origin, &["add", "-A"]);
+    git(&origin, &["commit", "-qm", "The example"]);
+    let approve = spec_exec_in(&origin, &["approve", "user-auth"])
+        .output()
+        .unwrap();
+    assert!(approve.status.success());
+    git(&origin, &["commit", "-qam", "Approve"]);
+    git(
+        tmp.path(),
+        &["clone", "-q", "--bare", "origin", "remote.git"],
+    );
+    let remote = tmp.path().join("remote.git");
+
+    let example = |dir: &Path, args: &[&str]| {
+        let mut all = vec!["user-auth", "--agent", "shell", "--no-verify"];
+        all.extend_from_slice(args);
+        let out = spec_exec_in(dir, &all)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env_remove("GITHUB_OUTPUT")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let local = clone(&remote, "local");
+    example(&local, &[]);
+    for id in ["1", "2", "CR-A", "3", "5", "4", "CR-FINAL", "RW-FINAL"] {
+        let dir = clone(&remote, &format!("job-{id}"));
+        example(&dir, &["--task", id, "--remote", "origin", "--push"]);
+    }
+    let ours = git_in(
+        &local,
+        &[
+            "for-each-ref",
+            "--format=%(refname:short)",
+            "refs/heads/spec/user-auth/",
+        ],
+    );
+    let tasks: Vec<&str> = ours
+        .lines()
+        .filter(|b| !b.ends_with("/integration"))
+        .collect();
+    assert_eq!(tasks.len(), 8, "{ours}");
+    for branch in tasks {
+        assert_eq!(tree(&remote, branch), tree(&local, branch), "{branch}");
+    }
+    let synced = clone(&remote, "synced");
+    let out = spec_exec_in(&synced, &["sync", "user-auth"])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let md =
+        |dir: &Path| std::fs::read(dir.join("documentation/features/user-auth/tasks.md")).unwrap();
+    assert_eq!(md(&synced), md(&local));
+}

@@ -213,12 +213,12 @@ pub fn check(
             ));
         }
         let Some(node) = plan.node(t) else {
-            // Left out (`--skip-optional`): nothing to run.
+            // Left out of this run's plan (`--track`, `--skip-optional`): nothing to run.
             out.settled.push(report_of(
                 list,
                 t,
                 Status::Skipped,
-                "left out by --skip-optional".to_owned(),
+                "not in this run's plan (left out by --track or --skip-optional)".to_owned(),
             ));
             continue;
         };
