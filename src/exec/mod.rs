@@ -247,10 +247,10 @@ pub fn execute(
 /// A `--task` run whose selected tasks need no run: each said so, and the job outputs written.
 fn task_mode_settled(shell: &Shell, list: &TaskList, feature: &str, settled: &[TaskReport]) -> i32 {
     for r in settled {
-        let word = if r.status == Status::NotNeeded {
-            "Not needed"
-        } else {
-            "Done"
+        let word = match r.status {
+            Status::NotNeeded => "Not needed",
+            Status::Skipped => "Skipped",
+            _ => "Done",
         };
         shell.status(
             word,
