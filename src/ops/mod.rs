@@ -129,6 +129,11 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         &ws.config.agents,
     );
     if opts.dry_run {
+        // `--task`: the plan of the selected tasks (what their branches hold is not read).
+        let plan = match &selected {
+            Some(selected) => plan.only(&selected.iter().copied().collect()),
+            None => plan,
+        };
         // A bad --base is an error now, not when the run is tried for real.
         if let Some(rev) = &opts.base {
             crate::git::Git::open(&ws.root)?.resolve(rev)?;
