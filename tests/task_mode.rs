@@ -524,3 +524,28 @@ fn the_example_run_job_by_job_matches_a_local_run() {
         |dir: &Path| std::fs::read(dir.join("documentation/features/user-auth/tasks.md")).unwrap();
     assert_eq!(md(&synced), md(&local));
 }
+
+#[test]
+fn a_whole_run_with_push_pushes_every_task_s_branches_and_still_ticks() {
+    let s = Scratch::package(&tasks_md(&[
+        shell_task("1", "Build", "", "echo one > one.txt"),
+        shell_task("CR-A", "Code review", "Task 1", REVIEW),
+        shell_task("RW-A", "Rework", "CR-A (failed)", "echo fixed >> fix.txt"),
+    ]));
+    let remote = bare_remote(&s);
+    let dir = clone(&remote, "whole");
+    let run = Run::of(job(&dir, &["--remote", "origin", "--push"]));
+    run.assert_code(0);
+    for b in ["1", "CR-A", "RW-A", "CR-A.round-2"] {
+        let branch = Scratch::branch(b);
+        assert_eq!(
+            git_in(&remote, &["rev-parse", &branch]),
+            git_in(&dir, &["rev-parse", &branch]),
+            "{b}"
+        );
+    }
+    let md = String::from_utf8(tasks_md_of(&dir)).unwrap();
+    for id in ["1", "CR-A", "RW-A"] {
+        assert!(support::is_ticked(&md, id), "{id}: {md}");
+    }
+}
