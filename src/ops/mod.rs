@@ -251,16 +251,17 @@ pub(crate) fn fetch(
         list,
     )?;
     if !fetched.updated.is_empty() {
+        const SHOWN: usize = 6;
+        let n = fetched.updated.len();
+        let mut names = fetched.updated[..n.min(SHOWN)].join(", ");
+        if n > SHOWN {
+            names.push_str(&format!(" and {} more", n - SHOWN));
+        }
         shell.status(
             "Fetched",
             format!(
-                "{} from {remote}: {}",
-                if fetched.updated.len() == 1 {
-                    "1 task branch"
-                } else {
-                    "task branches"
-                },
-                fetched.updated.join(", ")
+                "{n} task {} from {remote}: {names}",
+                if n == 1 { "branch" } else { "branches" }
             ),
         );
     }
