@@ -189,7 +189,14 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
     if plan.pending() == 0 && task_mode.is_none() {
         return all_done(shell, ws, opts, &feature, name, list);
     }
-    let (agent, agents) = run_agents(shell, ws, opts, &list, &plan, &verify)?;
+    // The agents of the tasks that may run: with `--task`, only the selected ones'.
+    let (agent, agents) = match &task_mode {
+        Some(mode) => {
+            let selected = plan.only(&mode.selected.iter().copied().collect());
+            run_agents(shell, ws, opts, &list, &selected, &verify)?
+        }
+        None => run_agents(shell, ws, opts, &list, &plan, &verify)?,
+    };
     exec::execute(
         shell,
         &ws.root,
