@@ -38,7 +38,7 @@ pub enum ColorChoice {
         cargo spec-exec [OPTIONS] <COMMAND>",
     after_help = "A bare <FEATURE> is short for `run <FEATURE>` and takes the run options: \
         --dry-run, --max-agents, --track, --skip-optional, --continue-on-error, --agent, --timeout, \
-        --max-review-rounds, --base, --verify, --no-verify, --max-attempts, --no-resolve, --overlap, --max-cost, --on-rate-limit, --max-wait, --yolo and --junit \
+        --max-review-rounds, --base, --verify, --no-verify, --max-attempts, --no-resolve, --overlap, --max-cost, --on-rate-limit, --max-wait, --yolo, --junit, --task, --remote and --push \
         (`cargo spec-exec run --help` explains them). Options may come before or after the \
         feature or command.\n\n\
         Exit status: 0 all selected tasks done, 1 a task failed or was skipped, \
@@ -82,6 +82,20 @@ pub enum Command {
     Pr(PrCommand),
     /// Write a CI configuration that runs a feature's pending tasks as CI jobs
     Ci(CiCommand),
+    /// Fetch the feature's task branches from a remote and tick in tasks.md every task they
+    /// hold finished (what runs with `--task` did elsewhere)
+    Sync(SyncCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct SyncCommand {
+    /// The feature whose task list to bring up to date
+    #[arg(value_name = "FEATURE")]
+    pub feature: String,
+
+    /// The remote to fetch the task branches from
+    #[arg(long, value_name = "NAME", default_value = "origin")]
+    pub remote: String,
 }
 
 #[derive(Debug, Args)]
@@ -356,6 +370,22 @@ pub struct RunOptions {
     /// CI systems that show test results
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+
+    /// Run only this task (repeatable; a task with sub-tasks means its pending sub-tasks),
+    /// whose dependencies are done: ticked, or finished on their branches. Nothing else starts,
+    /// tasks.md is not ticked, and a review gate goes one step (a round, or its rework's run)
+    #[arg(long = "task", value_name = "ID")]
+    pub tasks: Vec<String>,
+
+    /// Before planning, fetch the feature's task branches from this remote into local branches
+    /// (missing ones made, ones behind moved forward)
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+
+    /// After each task's commit, push its branches to the remote of --remote NAME, only if the
+    /// remote's are still as fetched (else the task fails)
+    #[arg(long)]
+    pub push: bool,
 }
 
 /// A spend in US dollars: a positive number.

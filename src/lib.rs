@@ -121,6 +121,7 @@ mod entry {
             Some(Command::Ci(ci)) => match ci.system {
                 cli::CiSystem::Github(cmd) => crate::ci::github_command(shell, &load()?, &cmd),
             },
+            Some(Command::Sync(sync)) => ops::sync::sync(shell, &load()?, &sync),
             None => {
                 // As cargo answers a command missing its argument: the error, the usage, a pointer
                 // to --help; and, since the argument is a feature, the features there are. Exit 2,

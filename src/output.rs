@@ -792,6 +792,19 @@ impl<'a> Display<'a> {
                 .map(|l| format!("log: {}", self.rel(l).display())),
         };
         match r.status {
+            // A review's step with `--task` that asked for changes: its rework comes next.
+            Status::Done if r.verdict == Some(crate::report::Verdict::RequiresChanges) => {
+                self.line(
+                    "Reviewed",
+                    format!(
+                        "{} on {}: {}",
+                        r.id,
+                        r.branch.as_deref().unwrap_or(""),
+                        r.reason.as_deref().unwrap_or("requires changes")
+                    ),
+                    false,
+                );
+            }
             Status::Done if r.verdict.is_some() => {
                 let rounds = r.rounds.iter().filter(|x| x.verdict.is_some()).count();
                 self.line(

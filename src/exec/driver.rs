@@ -21,9 +21,10 @@ pub trait MakeJob {
     fn make(&self, start: Start) -> Job;
 }
 
-/// Ticks a settled task in tasks.md: the error, if the tick could not be written.
+/// What follows a task's success: its tick in tasks.md (the report then carries the error,
+/// if the tick could not be written), or its push.
 pub trait Tick: Send + Sync + 'static {
-    fn tick(&self, report: &TaskReport) -> Option<String>;
+    fn tick(&self, report: &mut TaskReport);
 }
 
 /// Runs the scheduler's decisions until nothing is left; the settled tasks' reports.
@@ -276,12 +277,15 @@ async fn settle(ticker: &Arc<dyn Tick>, mut report: TaskReport) -> TaskReport {
         return report;
     }
     let ticker = Arc::clone(ticker);
-    let r = report.clone();
-    report.tick_error = match tokio::task::spawn_blocking(move || ticker.tick(&r)).await {
-        Ok(e) => e,
+    match tokio::task::spawn_blocking(move || {
+        ticker.tick(&mut report);
+        report
+    })
+    .await
+    {
+        Ok(r) => r,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
-    };
-    report
+    }
 }
 
 /// The next SIGINT, SIGTERM or SIGHUP.

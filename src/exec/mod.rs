@@ -14,11 +14,14 @@ use job::integrate as land_tip;
 pub use land::land;
 pub mod process;
 pub mod prompt;
+pub mod remote;
 pub mod review;
 pub mod scheduler;
 pub mod slots;
 pub mod state;
 pub mod stream;
+pub mod task_mode;
+pub use task_mode::output_key;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -76,6 +79,11 @@ pub struct Settings {
     pub shared_target: bool,
     /// Where to write the run's JUnit report (`--junit`), absolute.
     pub junit: Option<PathBuf>,
+    /// `--push`: each task's branches go to the remote after its commit, with a lease on what
+    /// the fetch saw there.
+    pub push: Option<remote::Fetched>,
+    /// `--task`: only these tasks, one step of a review gate, no ticks, no integration.
+    pub task_mode: Option<task_mode::TaskMode>,
 }
 
 impl Settings {
@@ -130,7 +138,36 @@ pub fn execute(
     let state = open_state(shell, &git, &feature.name, &settings, target_dir, root)?;
     let registry = state.registry();
 
-    let (earlier, known) = read_earlier(&git, list, plan, &settings, &feature.name, base)?;
+    let (mut earlier, known) = read_earlier(&git, list, plan, &settings, &feature.name, base)?;
+    // `--task`: the selected tasks whose dependencies are done, and only those.
+    let selection;
+    let mut settled = Vec::new();
+    let plan = match &settings.task_mode {
+        None => plan,
+        Some(mode) => {
+            let checked = task_mode::check(
+                list,
+                plan,
+                &earlier,
+                mode,
+                &task_mode::Names {
+                    prefix: &settings.branch_prefix,
+                    feature: &feature.name,
+                    remote: mode.fetched.as_ref().map(|f| f.remote.as_str()),
+                },
+            )?;
+            for t in &checked.run {
+                // A rework that ran before runs again, for the round it answers now.
+                earlier.reused.remove(t);
+            }
+            settled = checked.settled;
+            if checked.run.is_empty() {
+                return Ok(task_mode_settled(shell, list, &feature.name, &settled));
+            }
+            selection = plan.only(&checked.run);
+            &selection
+        }
+    };
     // Worktrees of this feature left by earlier runs (failed or interrupted tasks).
     let run_id = run_id();
     for note in state.clean_worktrees(&git, &worktree_prefix(&feature.name), &run_id, root)? {
@@ -204,9 +241,55 @@ pub fn execute(
         Given {
             earlier,
             progress: progress_rx,
+            settled,
         },
         &prompts,
     )))
+}
+
+/// A `--task` run whose selected tasks need no run: each said so, and the job outputs written.
+fn task_mode_settled(shell: &Shell, list: &TaskList, feature: &str, settled: &[TaskReport]) -> i32 {
+    for r in settled {
+        let word = match r.status {
+            Status::NotNeeded => "Not needed",
+            Status::Skipped => "Skipped",
+            _ => "Done",
+        };
+        shell.status(
+            word,
+            format!(
+                "{feature}: task {}: {}",
+                r.id,
+                r.reason.as_deref().unwrap_or_default()
+            ),
+        );
+        if shell.is_json() {
+            shell.json(&Event::TaskFinished(Box::new(r.clone())));
+        }
+    }
+    let totals = Totals::of(settled);
+    let code = if totals.failed > 0 || totals.skipped > 0 {
+        exit::TASKS_FAILED
+    } else {
+        exit::OK
+    };
+    if let Some(e) = task_mode::write_outputs(list, settled) {
+        shell.error_status("Error", e);
+    }
+    if shell.is_json() {
+        shell.json(&Event::RunFinished {
+            totals,
+            duration_secs: 0.0,
+            exit_code: code,
+            integration_branch: None,
+            integration_commit: None,
+            usage: None,
+            disk: None,
+            report: None,
+            error: None,
+        });
+    }
+    code
 }
 
 /// Takes the feature's run lock and cleans what a killed run left (see
@@ -353,12 +436,22 @@ impl MakeJob for Maker<'_> {
     }
 }
 
-/// Ticks tasks.md in the user's tree.
-struct Ticker(edit::Ticker);
+/// What follows a task's success: its tick (not with `--task`), and its push (`--push`).
+struct Ticker {
+    tick: Option<edit::Ticker>,
+    push: Option<task_mode::Pusher>,
+}
 
 impl Tick for Ticker {
-    fn tick(&self, r: &TaskReport) -> Option<String> {
-        self.0.tick(&r.id, &r.title).err().map(|e| e.to_string())
+    fn tick(&self, r: &mut TaskReport) {
+        if let Some(p) = &self.push {
+            p.push(r);
+        }
+        if let Some(t) = &self.tick
+            && r.status.is_success()
+        {
+            r.tick_error = t.tick(&r.id, &r.title).err().map(|e| e.to_string());
+        }
     }
 }
 
@@ -367,6 +460,8 @@ impl Tick for Ticker {
 struct Given {
     earlier: Earlier,
     progress: tokio::sync::mpsc::UnboundedReceiver<Event>,
+    /// `--task`: the reports of selected tasks that need no run.
+    settled: Vec<TaskReport>,
 }
 
 /// Runs the jobs to the end, every event to the sinks. From here on agents run: whatever
@@ -380,7 +475,11 @@ async fn run_jobs(
     given: Given,
     prompts: &prompt::Loaded,
 ) -> i32 {
-    let Given { earlier, progress } = given;
+    let Given {
+        earlier,
+        progress,
+        settled,
+    } = given;
     let order: HashMap<String, usize> = list
         .tasks
         .iter()
@@ -431,6 +530,7 @@ async fn run_jobs(
             max_review_rounds: settings.max_review_rounds,
             max_cost: settings.max_cost,
             on_rate_limit: settings.on_rate_limit,
+            one_step: settings.task_mode.is_some(),
             naming: Naming {
                 prefix: settings.branch_prefix.clone(),
                 feature: ctx.feature.clone(),
@@ -444,12 +544,23 @@ async fn run_jobs(
         prompts,
         verify: ctx.verify_commands(&ctx.workdir),
     };
-    let ticker = Arc::new(Ticker(edit::Ticker::new(
-        &ctx.root,
-        &ctx.spec_abs.join("tasks.md"),
-        &list.source.display_path,
-        !plan.left_out.is_empty(),
-    )));
+    let ticker = Arc::new(Ticker {
+        tick: settings.task_mode.is_none().then(|| {
+            edit::Ticker::new(
+                &ctx.root,
+                &ctx.spec_abs.join("tasks.md"),
+                &list.source.display_path,
+                !plan.left_out.is_empty(),
+            )
+        }),
+        push: settings.push.clone().map(|fetched| task_mode::Pusher {
+            workdir: ctx.workdir.clone(),
+            fetched,
+        }),
+    });
+    for r in &settled {
+        sinks.event(&Event::TaskFinished(Box::new(r.clone())));
+    }
     let (mut reports, on_limit) =
         driver::drive(ctx, scheduler, &maker, ticker, &mut sinks, progress).await;
     // Every agent has ended: none is left for a later run to stop.
@@ -464,6 +575,12 @@ async fn run_jobs(
         sinks.event(&Event::TaskFinished(Box::new(r.clone())));
         reports.push(r);
     }
+    reports.extend(settled);
+    if settings.task_mode.is_some()
+        && let Some(e) = task_mode::write_outputs(list, &reports)
+    {
+        sinks.notice("Error", &e);
+    }
     let totals = Totals::of(&reports);
     let mut code = if totals.interrupted > 0 {
         exit::INTERRUPTED
@@ -477,8 +594,9 @@ async fn run_jobs(
     } else {
         exit::OK
     };
-    // Every task of the feature done: its integration branch.
-    let integration = if code == exit::OK {
+    // Every task of the feature done: its integration branch (not for `--task`: the branches
+    // carry the state, and `land` builds it).
+    let integration = if code == exit::OK && settings.task_mode.is_none() {
         integrate_at_end(ctx, list, settings, &reports).await
     } else {
         None
@@ -559,23 +677,17 @@ fn read_earlier(
     // A review's rounds (and a rework's runs) are on round branches too: a review is reused
     // only when its last recorded round approved; otherwise it runs again on top of it.
     let reviews = review::reviews(list);
-    let mut reused: HashMap<usize, git::TaskCommit> = HashMap::new();
-    let mut history: HashMap<usize, Vec<review::Recorded>> = HashMap::new();
+    let (reused, history) = finished_on_branches(git, list, plan, &settings.branch_prefix, feature);
     let mut problems = Vec::new();
     let mut tips: Vec<(String, git2::Oid)> = list
         .leaves()
         .filter_map(|i| git.branch_tip(&branch_of(i)).map(|t| (branch_of(i), t)))
         .collect();
-    if let Ok(repo) = git2::Repository::open(&workdir) {
-        for node in &plan.nodes {
-            let id = &list.tasks[node.task].id;
-            let recorded = review::recorded_rounds(&repo, &settings.branch_prefix, feature, id);
-            tips.extend(recorded.iter().skip(1).map(|r| (r.branch.clone(), r.oid)));
-            if !recorded.is_empty() {
-                history.insert(node.task, recorded);
-            }
-        }
-    }
+    tips.extend(
+        history
+            .values()
+            .flat_map(|h| h.iter().skip(1).map(|r| (r.branch.clone(), r.oid))),
+    );
     for node in &plan.nodes {
         let id = &list.tasks[node.task].id;
         let branch = branch_of(node.task);
@@ -583,21 +695,8 @@ fn read_earlier(
             continue;
         }
         match git.task_commit(&branch) {
-            Some(tc) if &tc.task == id && reviews[node.task] => {
-                let last = history.get(&node.task).and_then(|h| h.last());
-                if let Some(last) = last.filter(|l| l.verdict == Some(Verdict::Approved)) {
-                    reused.insert(
-                        node.task,
-                        git::TaskCommit {
-                            oid: last.oid,
-                            task: tc.task,
-                        },
-                    );
-                }
-            }
-            Some(tc) if &tc.task == id => {
-                reused.insert(node.task, tc);
-            }
+            // Finished (reused), or a review's round recorded without approval.
+            Some(tc) if &tc.task == id => {}
             // An unfinished task's branch is moved when it starts: only if that loses nothing
             // but what spec-exec made (its base, a merge of its dependencies). Whether
             // spec-exec made the branch does not matter: someone may have committed on it
@@ -649,6 +748,91 @@ fn read_earlier(
         earlier_runs(&workdir, list, &reviews, reused, history),
         known,
     ))
+}
+
+/// The plan's tasks finished on their branches (a review only when its last recorded round
+/// approved), with the commit each is reused at, and the rounds recorded on round branches.
+fn finished_on_branches(
+    git: &Git,
+    list: &TaskList,
+    plan: &Plan,
+    prefix: &str,
+    feature: &str,
+) -> (
+    HashMap<usize, git::TaskCommit>,
+    HashMap<usize, Vec<review::Recorded>>,
+) {
+    let reviews = review::reviews(list);
+    let mut reused: HashMap<usize, git::TaskCommit> = HashMap::new();
+    let mut history: HashMap<usize, Vec<review::Recorded>> = HashMap::new();
+    if let Ok(repo) = git2::Repository::open(git.workdir().unwrap_or_default()) {
+        for node in &plan.nodes {
+            let id = &list.tasks[node.task].id;
+            let recorded = review::recorded_rounds(&repo, prefix, feature, id);
+            if !recorded.is_empty() {
+                history.insert(node.task, recorded);
+            }
+        }
+    }
+    for node in &plan.nodes {
+        let id = &list.tasks[node.task].id;
+        let branch = git::branch_name(prefix, feature, id);
+        match git.task_commit(&branch) {
+            Some(tc) if &tc.task == id && reviews[node.task] => {
+                let last = history.get(&node.task).and_then(|h| h.last());
+                if let Some(last) = last.filter(|l| l.verdict == Some(Verdict::Approved)) {
+                    reused.insert(
+                        node.task,
+                        git::TaskCommit {
+                            oid: last.oid,
+                            task: tc.task,
+                        },
+                    );
+                }
+            }
+            Some(tc) if &tc.task == id => {
+                reused.insert(node.task, tc);
+            }
+            _ => {}
+        }
+    }
+    (reused, history)
+}
+
+/// The tasks of `list` that its branches hold finished, as a run would tick them, in document
+/// order: a task whose branch holds its commit, a review whose last recorded round approved, a
+/// rework once every review it serves approved (whether it ran or was not needed). `sync`
+/// ticks them.
+pub fn finished_tasks(git: &Git, list: &TaskList, prefix: &str, feature: &str) -> Vec<usize> {
+    let plan = crate::plan::build(
+        list,
+        &crate::plan::Options {
+            max_agents: 1,
+            ..crate::plan::Options::default()
+        },
+    );
+    let Ok(plan) = plan else {
+        return Vec::new();
+    };
+    let (reused, _) = finished_on_branches(git, list, &plan, prefix, feature);
+    let approved = |c: usize| {
+        list.tasks[c].state == crate::spec::model::TaskState::Done || reused.contains_key(&c)
+    };
+    let mut out: Vec<usize> = plan
+        .nodes
+        .iter()
+        .map(|n| n.task)
+        .filter(|&t| {
+            let condition: Vec<usize> = list.tasks[t].condition().collect();
+            if condition.is_empty() {
+                reused.contains_key(&t)
+            } else {
+                condition.iter().all(|&c| approved(c))
+            }
+        })
+        .collect();
+    out.sort_unstable();
+    out
 }
 
 /// The reports of the tasks the plan could not run: skipped, with why.

@@ -44,6 +44,12 @@ pub struct Options {
     pub max_cost: Option<f64>,
     /// What an agent's usage or rate limit does to the run.
     pub on_rate_limit: OnRateLimit,
+    /// One step of a review gate per run (`--task`): a review's round that asks for changes
+    /// ends the review's run (its rework runs in another), a rework's run ends the rework's
+    /// (the review's next round runs in another), and a rework runs for the review whose last
+    /// recorded round asked for changes that no rework answered yet. Rounds recorded by earlier
+    /// runs count toward `max_review_rounds`.
+    pub one_step: bool,
 }
 
 pub use crate::config::OnRateLimit;
@@ -61,6 +67,17 @@ pub struct Earlier {
     /// For a review whose last recorded round asked for changes: the findings of that round
     /// (its review file at that commit), for the rework that runs first.
     pub findings: HashMap<usize, String>,
+}
+
+impl Earlier {
+    /// Review `r`'s last recorded round, when it asked for changes and no rework ran on top of
+    /// it since: what its rework answers next.
+    pub fn awaits_rework(&self, r: usize) -> Option<&review::Recorded> {
+        let last = self.history.get(&r)?.last()?;
+        (last.verdict == Some(Verdict::RequiresChanges)
+            && self.resume_base.get(&r) == Some(&last.branch))
+        .then_some(last)
+    }
 }
 
 /// What a job is to its task.
@@ -375,9 +392,18 @@ impl<'a> Scheduler<'a> {
             ..
         } = done;
         let index = start.task;
-        let rework = self.waiting_rework(index);
+        let rework = if self.opts.one_step {
+            self.rework_of(index)
+        } else {
+            self.waiting_rework(index)
+        };
+        let one_step = self.opts.one_step;
         let gate = self.gates.entry(index).or_default();
         gate.spend(&report);
+        if one_step {
+            // Every round counts: each ran in a run of its own.
+            gate.this_run = gate.round;
+        }
         let Some(read) = verdict.filter(|_| report.status == Status::Done) else {
             report.rounds = gate.rounds.clone();
             report.duration_secs = gate.duration;
@@ -411,6 +437,15 @@ impl<'a> Scheduler<'a> {
         report.usage.clone_from(&gate.usage);
         match (step, rework) {
             (gate::Step::Passed, _) => self.conclude(report, actions),
+            (gate::Step::Rework, Some(w)) if self.opts.one_step => {
+                // This run's step is done: the rework runs next, in a run of its own.
+                report.reason = Some(format!(
+                    "requires changes: its rework {} runs next, then round {}",
+                    self.list.tasks[w].id,
+                    round + 1
+                ));
+                self.conclude(report, actions);
+            }
             (gate::Step::Ends(status, why), _) => {
                 report.status = status;
                 report.reason = Some(why);
@@ -435,6 +470,10 @@ impl<'a> Scheduler<'a> {
 
     /// Run `run` of a rework for review `r` ended: the review goes again, or its gate ends.
     fn rework_finished(&mut self, done: Finished, r: usize, run: u32, actions: &mut Vec<Action>) {
+        if self.opts.one_step {
+            self.rework_step_finished(done, r, run, actions);
+            return;
+        }
         let Finished {
             start, mut report, ..
         } = done;
@@ -504,6 +543,47 @@ impl<'a> Scheduler<'a> {
             self.conclude(report, actions);
             self.conclude(rr, actions);
         }
+    }
+
+    /// With `one_step`, run `run` of a rework for review `r` ended: so does the rework's step
+    /// (the review's next round is another run's).
+    fn rework_step_finished(
+        &mut self,
+        done: Finished,
+        r: usize,
+        run: u32,
+        actions: &mut Vec<Action>,
+    ) {
+        let Finished {
+            start, mut report, ..
+        } = done;
+        let id = self.list.tasks[start.task].id.clone();
+        if report.status == Status::Done {
+            actions.push(Action::Emit(Event::ReworkFinished {
+                id: id.clone(),
+                review: self.list.tasks[r].id.clone(),
+                round: run,
+                branch: start.branch.clone(),
+                commit: report.commit.clone(),
+                files_changed: report.files_changed,
+                duration_secs: report.duration_secs,
+                log: report.log.clone().unwrap_or_default(),
+            }));
+            report.reason = Some(format!(
+                "answered round {} of {}; its next round runs next",
+                start.findings.as_ref().map_or(run, |f| f.round),
+                self.list.tasks[r].id
+            ));
+        }
+        report.rounds = vec![Round {
+            task: id,
+            round: run,
+            branch: start.branch.clone(),
+            commit: report.commit.clone(),
+            verdict: None,
+            reused: false,
+        }];
+        self.conclude(report, actions);
     }
 
     /// A Ctrl-C (SIGTERM, SIGHUP): no new job starts; what the agents are to do.
@@ -776,7 +856,31 @@ impl<'a> Scheduler<'a> {
         let approved = |c: &usize| {
             matches!(self.state.get(c), Some(State::Finished(s)) if s.is_success())
                 || self.list.tasks[*c].state == TaskState::Done
+                || self.earlier.reused.contains_key(c)
         };
+        if self.opts.one_step
+            && !conditional.is_empty()
+            && !conditional
+                .iter()
+                .any(|&c| self.earlier.awaits_rework(c).is_some())
+            && !conditional.iter().all(approved)
+        {
+            // No review it serves has a round for it to answer: the review runs first.
+            let on: Vec<&str> = conditional
+                .iter()
+                .filter(|c| !approved(c))
+                .map(|&c| self.list.tasks[c].id.as_str())
+                .collect();
+            return Some(report_of(
+                self.list,
+                t,
+                Status::Skipped,
+                format!(
+                    "no recorded round of {} asks for changes that it has not answered",
+                    on.join(" or ")
+                ),
+            ));
+        }
         if !conditional.is_empty() && conditional.iter().all(approved) {
             let on: Vec<&str> = conditional
                 .iter()
@@ -796,6 +900,11 @@ impl<'a> Scheduler<'a> {
     /// runs again on top of its last round; when that round asked for changes and no rework
     /// came after it, the rework runs first, with that round's findings.
     fn first_job(&mut self, t: usize) -> Start {
+        if self.opts.one_step
+            && let Some(start) = self.rework_step(t)
+        {
+            return start;
+        }
         if !self.reviews[t] {
             return self.job(t, 1, None);
         }
@@ -830,11 +939,45 @@ impl<'a> Scheduler<'a> {
             };
             return self.rework_job(w, run, last.branch.clone(), findings);
         }
+        // The rework whose run it starts from, when one ran on top of the last round.
+        let reworked_by = self
+            .earlier
+            .history
+            .iter()
+            .filter(|&(&w, _)| w != t)
+            .find(|(_, runs)| runs.iter().any(|x| x.branch == base))
+            .map(|(&w, _)| self.list.tasks[w].id.clone());
         let gate = self.gates.entry(t).or_default();
         gate.round += 1;
         gate.this_run += 1;
         let round = gate.round;
-        self.review_round(t, round, base, None)
+        self.review_round(t, round, base, reworked_by)
+    }
+
+    /// With `one_step`, the run of conditional task `w` that answers the last recorded round
+    /// of a review it serves, when that round asked for changes no rework answered yet.
+    fn rework_step(&mut self, w: usize) -> Option<Start> {
+        let (r, last) = self.list.tasks[w]
+            .condition()
+            .find_map(|r| self.earlier.awaits_rework(r).map(|l| (r, l.clone())))?;
+        let text = self.earlier.findings.get(&r).cloned().unwrap_or_else(|| {
+            "(the findings were in the review's output in an earlier run)".to_owned()
+        });
+        let run = self.next_rework_run(w);
+        let findings = Findings {
+            review: r,
+            round: last.round,
+            source: review::verdict_file(self.list, r),
+            text,
+        };
+        Some(self.rework_job(w, run, last.branch, findings))
+    }
+
+    /// The rework of review `review`: a task of the list whose condition names it.
+    fn rework_of(&self, review: usize) -> Option<usize> {
+        self.list
+            .leaves()
+            .find(|&w| self.list.tasks[w].condition().any(|c| c == review))
     }
 
     /// Run `run` of task `t`, from its dependencies' branches.
@@ -1018,6 +1161,7 @@ mod tests {
             },
             max_cost: None,
             on_rate_limit: OnRateLimit::Wait,
+            one_step: false,
         }
     }
 
@@ -1031,8 +1175,13 @@ mod tests {
 
     impl<'a> Sim<'a> {
         fn new(list: &'a TaskList, plan: &'a Plan, opts: Options) -> Sim<'a> {
+            Sim::after(list, plan, opts, Earlier::default())
+        }
+
+        /// A scheduler of what `earlier` runs left.
+        fn after(list: &'a TaskList, plan: &'a Plan, opts: Options, earlier: Earlier) -> Sim<'a> {
             let mut sim = Sim {
-                s: Scheduler::new(list, plan, opts, Earlier::default()),
+                s: Scheduler::new(list, plan, opts, earlier),
                 list,
                 running: Vec::new(),
                 log: Vec::new(),
@@ -1355,6 +1504,123 @@ mod tests {
         assert!(
             log.contains(&"not needed RW-A: CR-A and PR-A approved".to_owned()),
             "{log:?}"
+        );
+    }
+
+    /// Task 1, review CR-A of it, and its rework RW-A.
+    fn small_gate() -> TaskList {
+        list(&format!(
+            "# Tasks\n\n{}{}{}",
+            task("1", ""),
+            task("CR-A", "Task 1"),
+            task("RW-A", "CR-A (failed)"),
+        ))
+    }
+
+    /// The plan of `--task ids`.
+    fn only(l: &TaskList, ids: &[&str]) -> Plan {
+        let keep = ids.iter().map(|id| l.find(id).unwrap()).collect();
+        plan_of(l, 1).only(&keep)
+    }
+
+    fn one_step() -> Options {
+        Options {
+            one_step: true,
+            ..options(1, false, 3)
+        }
+    }
+
+    fn recorded(id: &str, round: u32, verdict: Option<Verdict>) -> review::Recorded {
+        review::Recorded {
+            round,
+            branch: review::round_branch("spec", "f", id, round),
+            oid: git2::Oid::zero(),
+            verdict,
+        }
+    }
+
+    #[test]
+    fn one_step_a_review_that_asks_for_changes_ends_its_run_without_the_rework() {
+        let l = small_gate();
+        let p = only(&l, &["CR-A"]);
+        let mut sim = Sim::new(&l, &p, one_step());
+        sim.review("CR-A", Verdict::RequiresChanges);
+        assert!(sim.running.is_empty(), "{:?}", sim.running);
+        assert_eq!(
+            sim.finish(),
+            [
+                "start spec/f/CR-A",
+                "verdict CR-A requires changes",
+                "done CR-A: requires changes: its rework RW-A runs next, then round 2",
+            ]
+        );
+    }
+
+    #[test]
+    fn one_step_a_rework_answers_the_last_round_and_the_next_round_is_another_run() {
+        let l = small_gate();
+        let (cr, rw) = (l.find("CR-A").unwrap(), l.find("RW-A").unwrap());
+        let mut earlier = Earlier::default();
+        earlier.history.insert(
+            cr,
+            vec![recorded("CR-A", 1, Some(Verdict::RequiresChanges))],
+        );
+        earlier.resume_base.insert(cr, "spec/f/CR-A".into());
+        earlier.findings.insert(cr, "fix it".into());
+
+        // The rework, on the round it answers, with its findings; then nothing more.
+        let p = only(&l, &["RW-A"]);
+        let mut sim = Sim::after(&l, &p, one_step(), earlier.clone());
+        let rework = sim.running[0].clone();
+        assert_eq!(rework.role, Role::Rework { review: cr, run: 1 });
+        assert_eq!(rework.base, Base::Branch("spec/f/CR-A".into()));
+        assert_eq!(rework.findings.map(|f| f.text), Some("fix it".to_owned()));
+        sim.done("RW-A");
+        let log = sim.finish();
+        assert_eq!(log.len(), 2, "{log:?}");
+        assert!(log[1].starts_with("done RW-A"), "{log:?}");
+
+        // The review's next round, on the rework's run.
+        earlier.history.insert(rw, vec![recorded("RW-A", 1, None)]);
+        earlier.resume_base.insert(cr, "spec/f/RW-A".into());
+        let p = only(&l, &["CR-A"]);
+        let mut sim = Sim::after(&l, &p, one_step(), earlier.clone());
+        let round = sim.running[0].clone();
+        assert_eq!(round.branch, "spec/f/CR-A.round-2");
+        assert_eq!(round.base, Base::Branch("spec/f/RW-A".into()));
+        assert_eq!(round.reworked_by.as_deref(), Some("RW-A"));
+        sim.review("CR-A.round-2", Verdict::Approved);
+        assert_eq!(sim.finish().last().unwrap(), "done CR-A");
+
+        // Approved: the rework is not needed.
+        earlier.reused.insert(cr, "c".into());
+        let p = only(&l, &["RW-A"]);
+        let sim = Sim::after(&l, &p, one_step(), earlier);
+        assert_eq!(sim.finish(), ["not needed RW-A: CR-A approved"]);
+    }
+
+    #[test]
+    fn one_step_counts_every_recorded_round_toward_the_limit() {
+        let l = small_gate();
+        let (cr, rw) = (l.find("CR-A").unwrap(), l.find("RW-A").unwrap());
+        let mut earlier = Earlier::default();
+        earlier.history.insert(
+            cr,
+            vec![recorded("CR-A", 1, Some(Verdict::RequiresChanges))],
+        );
+        earlier.history.insert(rw, vec![recorded("RW-A", 1, None)]);
+        earlier.resume_base.insert(cr, "spec/f/RW-A".into());
+        let p = only(&l, &["CR-A"]);
+        let opts = Options {
+            max_review_rounds: 2,
+            ..one_step()
+        };
+        let mut sim = Sim::after(&l, &p, opts, earlier);
+        sim.review("CR-A.round-2", Verdict::RequiresChanges);
+        let log = sim.finish();
+        assert_eq!(
+            log.last().unwrap(),
+            "failed CR-A: still requires changes after 2 review rounds (the limit, --max-review-rounds 2)"
         );
     }
 }

@@ -110,6 +110,8 @@ pub fn integrate(
             max_wait: config::DEFAULT_MAX_WAIT,
             shared_target: ws.config.shared_target,
             junit: None,
+            push: None,
+            task_mode: None,
         },
     )
 }

@@ -7,6 +7,7 @@ pub mod clean;
 pub mod deps;
 pub mod land;
 pub mod pr;
+pub mod sync;
 
 use std::path::{Path, PathBuf};
 
@@ -76,6 +77,12 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         None => ws.config.max_wait.unwrap_or(config::DEFAULT_MAX_WAIT),
     };
     let junit = junit_path(opts.junit.as_deref())?;
+    if opts.push && opts.remote.is_none() {
+        return Err(Error::user_with_help(
+            "--push needs --remote: the remote to push the task branches to",
+            "add `--remote origin` (or another remote's name)",
+        ));
+    }
     if let Some(agent) = &opts.agent
         && agent.trim().is_empty()
     {
@@ -107,6 +114,11 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
     // The orders `--overlap serialize` added are the list's dependencies from now on: the
     // JSON plan shows them, and each such task builds on the branch of the one it waits for.
     plan.add_orderings(&mut list);
+    let selected = if opts.tasks.is_empty() {
+        None
+    } else {
+        Some(exec::task_mode::select(&list, &opts.tasks)?)
+    };
     if !(opts.dry_run && shell.is_json()) {
         shell.diagnostics(plan.warnings.iter());
     }
@@ -121,6 +133,11 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         &ws.config.agents,
     );
     if opts.dry_run {
+        // `--task`: the plan of the selected tasks (what their branches hold is not read).
+        let plan = match &selected {
+            Some(selected) => plan.only(&selected.iter().copied().collect()),
+            None => plan,
+        };
         // A bad --base is an error now, not when the run is tried for real.
         if let Some(rev) = &opts.base {
             crate::git::Git::open(&ws.root)?.resolve(rev)?;
@@ -162,13 +179,28 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         ));
     }
     require_approval(&list, name, &approval)?;
+    let fetched = match &opts.remote {
+        Some(remote) => Some(fetch(shell, ws, remote, &feature, &list)?),
+        None => None,
+    };
     if shell.is_json() {
         shell.json(&render::json(&list, name, &plan, &approval, &lineup));
     }
-    if plan.pending() == 0 {
+    let task_mode = selected.map(|selected| exec::task_mode::TaskMode {
+        selected,
+        fetched: fetched.clone(),
+    });
+    if plan.pending() == 0 && task_mode.is_none() {
         return all_done(shell, ws, opts, &feature, name, list);
     }
-    let (agent, agents) = run_agents(shell, ws, opts, &list, &plan, &verify)?;
+    // The agents of the tasks that may run: with `--task`, only the selected ones'.
+    let (agent, agents) = match &task_mode {
+        Some(mode) => {
+            let selected = plan.only(&mode.selected.iter().copied().collect());
+            run_agents(shell, ws, opts, &list, &selected, &verify)?
+        }
+        None => run_agents(shell, ws, opts, &list, &plan, &verify)?,
+    };
     exec::execute(
         shell,
         &ws.root,
@@ -206,6 +238,8 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
             max_wait,
             shared_target: ws.config.shared_target,
             junit,
+            push: fetched.filter(|_| opts.push),
+            task_mode,
         },
     )
 }
@@ -228,6 +262,45 @@ fn junit_path(path: Option<&Path>) -> Result<Option<PathBuf>> {
         ));
     }
     Ok(Some(absolute))
+}
+
+/// Fetches the feature's task branches from `remote` (see [`exec::remote::fetch`]), saying
+/// what it did.
+pub(crate) fn fetch(
+    shell: &Shell,
+    ws: &Workspace,
+    remote: &str,
+    feature: &Feature,
+    list: &TaskList,
+) -> Result<exec::remote::Fetched> {
+    let git = crate::git::Git::open(&ws.root)?;
+    let workdir = git.workdir().unwrap_or_else(|| ws.root.clone());
+    let fetched = exec::remote::fetch(
+        &workdir,
+        remote,
+        &ws.config.branch_prefix,
+        &feature.name,
+        list,
+    )?;
+    if !fetched.updated.is_empty() {
+        const SHOWN: usize = 6;
+        let n = fetched.updated.len();
+        let mut names = fetched.updated[..n.min(SHOWN)].join(", ");
+        if n > SHOWN {
+            names.push_str(&format!(" and {} more", n - SHOWN));
+        }
+        shell.status(
+            "Fetched",
+            format!(
+                "{n} task {} from {remote}: {names}",
+                if n == 1 { "branch" } else { "branches" }
+            ),
+        );
+    }
+    for w in &fetched.warnings {
+        shell.diagnostic(&Diagnostic::warning(w.clone()));
+    }
+    Ok(fetched)
 }
 
 /// A run refuses a task list that is not approved as it is.

@@ -180,6 +180,61 @@ impl Plan {
         ))
     }
 
+    /// The plan of `--task`: only the nodes of `keep`, each waiting only for the others of
+    /// `keep` (what else it waits for was done before), and nothing blocked.
+    pub fn only(&self, keep: &BTreeSet<usize>) -> Plan {
+        let mut nodes: Vec<Node> = self
+            .nodes
+            .iter()
+            .filter(|n| keep.contains(&n.task))
+            .map(|n| Node {
+                task: n.task,
+                deps: n
+                    .deps
+                    .iter()
+                    .copied()
+                    .filter(|d| keep.contains(d))
+                    .collect(),
+                level: n.level,
+            })
+            .collect();
+        // The levels again, over what is kept: the old levels are a topological order.
+        let mut order: Vec<usize> = (0..nodes.len()).collect();
+        order.sort_by_key(|&i| nodes[i].level);
+        let mut level: BTreeMap<usize, usize> = BTreeMap::new();
+        for i in order {
+            let l = 1 + nodes[i]
+                .deps
+                .iter()
+                .filter_map(|d| level.get(d))
+                .max()
+                .copied()
+                .unwrap_or(0);
+            level.insert(nodes[i].task, l);
+            nodes[i].level = l;
+        }
+        let depth = nodes.iter().map(|n| n.level).max().unwrap_or(0);
+        let mut levels = vec![Vec::new(); depth];
+        for n in &nodes {
+            levels[n.level - 1].push(n.task);
+        }
+        Plan {
+            nodes,
+            levels,
+            critical_path: self
+                .critical_path
+                .iter()
+                .copied()
+                .filter(|t| keep.contains(t))
+                .collect(),
+            blocked: Vec::new(),
+            orderings: Vec::new(),
+            warnings: Vec::new(),
+            left_out: Vec::new(),
+            ..self.clone()
+        }
+    }
+
     /// The most agents that can be busy at once: the widest level, capped by `--max-agents`.
     pub fn agents(&self) -> usize {
         let widest = self.levels.iter().map(Vec::len).max().unwrap_or(0);
@@ -544,4 +599,35 @@ fn topological(list: &TaskList, pending: &[usize]) -> Vec<usize> {
     }
     debug_assert_eq!(out.len(), pending.len(), "cycle in a validated list");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_of_some_tasks_waits_only_within_them_and_is_levelled_again() {
+        let md = "# Tasks\n\n- [ ] 1. One\n  - _Dependencies: None_\n- [ ] 2. Two\n  - _Dependencies: Task 1_\n- [ ] 3. Three\n  - _Dependencies: Task 2_\n- [ ] 4. Four\n  - _Dependencies: Task 3_\n";
+        let list = crate::spec::parse_bytes("tasks.md", md.as_bytes().to_vec());
+        let plan = build(
+            &list,
+            &Options {
+                max_agents: 4,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        let at = |id: &str| list.find(id).unwrap();
+        let only = plan.only(&[at("2"), at("4")].into_iter().collect());
+        let nodes: Vec<(usize, Vec<usize>, usize)> = only
+            .nodes
+            .iter()
+            .map(|n| (n.task, n.deps.clone(), n.level))
+            .collect();
+        assert_eq!(nodes, [(at("2"), vec![], 1), (at("4"), vec![], 1)]);
+        assert_eq!(only.levels, [vec![at("2"), at("4")]]);
+        let only = plan.only(&[at("2"), at("3")].into_iter().collect());
+        assert_eq!(only.levels, [vec![at("2")], vec![at("3")]]);
+        assert!(only.blocked.is_empty());
+    }
 }

@@ -1,0 +1,242 @@
+//! A feature's task branches on a remote: fetched into local branches before a run (`--remote`)
+//! or a `sync`, and pushed with a lease after a task's commit (`--push`).
+//!
+//! Both go through the git CLI, never through a shell: credentials set up for it (a credential
+//! helper, or the `http.extraheader` that GitHub Actions' checkout leaves) are honoured only
+//! there. A fetch lands in a namespace of spec-exec's own,
+//! `refs/spec-exec/remote/<remote>/<feature>/…`; the local branches are then moved with git2,
+//! only forward, and never one that is checked out anywhere.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use git2::{Oid, Repository};
+
+use crate::error::{Error, Result};
+use crate::git;
+use crate::spec::TaskList;
+
+/// What a fetch found and did.
+#[derive(Debug, Default, Clone)]
+pub struct Fetched {
+    pub remote: String,
+    /// The remote's task and round branches as the fetch saw them (local names): what a push
+    /// expects to find there. A branch not named here did not exist.
+    pub tips: BTreeMap<String, Oid>,
+    /// Local branches made or moved to the remote's tip.
+    pub updated: Vec<String>,
+    /// Local branches left as they are, with why (ahead of the remote, diverged, checked out).
+    pub warnings: Vec<String>,
+}
+
+impl Fetched {
+    /// The lease of a push of `branch`: the commit the remote had, or none.
+    pub fn expected(&self, branch: &str) -> Option<Oid> {
+        self.tips.get(branch).copied()
+    }
+}
+
+/// `git` with `args` in `workdir`, with no prompt for credentials (no one answers in CI): its
+/// error is git's own words.
+fn git_cli(workdir: &Path, args: &[String]) -> std::result::Result<(), String> {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(workdir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("could not run git: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let text = stderr.trim();
+    Err(if text.is_empty() {
+        format!("git exited with {}", out.status)
+    } else {
+        text.to_owned()
+    })
+}
+
+/// Whether `name` (a local branch) is the branch of a task of `list`, or of one of its rounds.
+fn is_task_branch(list: &TaskList, prefix: &str, feature: &str, name: &str) -> bool {
+    list.leaves().any(|i| {
+        let branch = git::branch_name(prefix, feature, &list.tasks[i].id);
+        name == branch
+            || name
+                .strip_prefix(&branch)
+                .and_then(|rest| rest.strip_prefix(".round-"))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// Fetches the feature's task branches (and their rounds' branches) from `remote`, then makes
+/// each local branch that is missing, and moves each that is behind, to the remote's tip.
+pub fn fetch(
+    workdir: &Path,
+    remote: &str,
+    prefix: &str,
+    feature: &str,
+    list: &TaskList,
+) -> Result<Fetched> {
+    let space = format!("refs/spec-exec/remote/{remote}/{feature}");
+    let refspec = format!("+refs/heads/{prefix}/{feature}/*:{space}/*");
+    if !git2::Reference::is_valid_name(&format!("{space}/x")) {
+        return Err(Error::user_with_help(
+            format!("`{remote}` is not a remote's name"),
+            "name a remote of this repository (`git remote -v` lists them)",
+        ));
+    }
+    let args: Vec<String> = [
+        "fetch",
+        "--quiet",
+        "--prune",
+        "--no-tags",
+        "--",
+        remote,
+        &refspec,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    git_cli(workdir, &args).map_err(|why| {
+        Error::user_with_help(
+            format!("could not fetch the task branches of `{feature}` from `{remote}`: {why}"),
+            format!(
+                "check that `{remote}` is a remote of this repository that you can read (`git remote -v`, `git fetch {remote}`)"
+            ),
+        )
+    })?;
+    let repo = Repository::open(workdir).map_err(|e| {
+        Error::user(format!(
+            "git: could not open the repository: {}",
+            e.message()
+        ))
+    })?;
+    let git = git::Git::open(workdir)?;
+    let mut fetched = Fetched {
+        remote: remote.to_owned(),
+        ..Fetched::default()
+    };
+    let refs = repo
+        .references_glob(&format!("{space}/*"))
+        .map_err(|e| Error::user(format!("git: could not read `{space}`: {}", e.message())))?;
+    for r in refs.flatten() {
+        let (Some(name), Some(oid)) = (r.name(), r.target()) else {
+            continue;
+        };
+        let Some(rest) = name.strip_prefix(&format!("{space}/")) else {
+            continue;
+        };
+        let branch = format!("{prefix}/{feature}/{rest}");
+        if !is_task_branch(list, prefix, feature, &branch) {
+            continue;
+        }
+        fetched.tips.insert(branch, oid);
+    }
+    let message = format!("spec-exec: fetched from {remote}");
+    for (branch, &theirs) in &fetched.tips {
+        let full = format!("refs/heads/{branch}");
+        let ours = git.branch_tip(branch);
+        let update = match ours {
+            None => true,
+            Some(o) if o == theirs => false,
+            Some(o) if repo.graph_descendant_of(theirs, o).unwrap_or(false) => true,
+            Some(o) if repo.graph_descendant_of(o, theirs).unwrap_or(false) => {
+                fetched.warnings.push(format!(
+                    "`{branch}` is ahead of {remote}'s: kept as it is (push it, or delete it to take {remote}'s)"
+                ));
+                false
+            }
+            Some(_) => {
+                fetched.warnings.push(format!(
+                    "`{branch}` and {remote}'s have diverged: kept as it is (delete it to take {remote}'s, or rename it to keep it)"
+                ));
+                false
+            }
+        };
+        if !update {
+            continue;
+        }
+        if ours.is_some() && git.is_checked_out(branch) {
+            fetched.warnings.push(format!(
+                "`{branch}` is behind {remote}'s but checked out in a working tree: kept as it is"
+            ));
+            continue;
+        }
+        let done = match ours {
+            Some(o) => repo.reference_matching(&full, theirs, true, o, &message),
+            None => repo.reference(&full, theirs, false, &message),
+        };
+        match done {
+            Ok(_) => fetched.updated.push(branch.clone()),
+            Err(e) => fetched.warnings.push(format!(
+                "`{branch}` could not be set to {remote}'s tip: {}",
+                e.message()
+            )),
+        }
+    }
+    Ok(fetched)
+}
+
+/// Why a push failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushError {
+    /// The remote's branch is no longer what the fetch saw: someone else pushed it.
+    Moved(String),
+    /// Anything else, in git's words.
+    Failed(String),
+}
+
+/// Pushes local branch `branch` (at `oid`) to `remote`, only if the remote's is still at
+/// `expected` (`None`: only if it does not exist there).
+pub fn push(
+    workdir: &Path,
+    remote: &str,
+    branch: &str,
+    oid: Oid,
+    expected: Option<Oid>,
+) -> std::result::Result<(), PushError> {
+    let lease = format!(
+        "--force-with-lease=refs/heads/{branch}:{}",
+        expected.map(|o| o.to_string()).unwrap_or_default()
+    );
+    let args = vec![
+        "push".to_owned(),
+        "--quiet".to_owned(),
+        "--porcelain".to_owned(),
+        lease,
+        "--".to_owned(),
+        remote.to_owned(),
+        format!("{oid}:refs/heads/{branch}"),
+    ];
+    let out = Command::new("git")
+        .args(&args)
+        .current_dir(workdir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| PushError::Failed(format!("could not run git: {e}")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // `--porcelain` names a lease that failed `[rejected] (stale info)`; a branch that came
+    // into being meanwhile is `(fetch first)` or `(non-fast-forward)` with an empty lease.
+    let rejected = stdout
+        .lines()
+        .chain(stderr.lines())
+        .any(|l| l.contains("[rejected]") || l.contains("stale info"));
+    let text = stderr.trim();
+    let why = if text.is_empty() {
+        stdout.trim().to_owned()
+    } else {
+        text.to_owned()
+    };
+    Err(if rejected {
+        PushError::Moved(why)
+    } else {
+        PushError::Failed(why)
+    })
+}

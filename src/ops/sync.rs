@@ -1,0 +1,101 @@
+//! `cargo spec-exec sync <FEATURE>`: brings tasks.md up to date with what runs elsewhere (CI
+//! jobs with `--task … --push`) finished. It fetches the feature's task branches from the
+//! remote, then ticks every task they hold finished, as a run that did the work would have
+//! ticked it: in place, one byte per box, with the run's own ticker.
+
+use serde::Serialize;
+
+use super::{all_features, fetch, load_valid};
+use crate::cli::SyncCommand;
+use crate::error::{Result, exit};
+use crate::exec;
+use crate::git::Git;
+use crate::output::Shell;
+use crate::spec::{self, edit};
+use crate::workspace::Workspace;
+
+/// A task `sync` ticked, as a JSON line.
+#[derive(Debug, Serialize)]
+struct TickedLine<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    feature: &'a str,
+    id: &'a str,
+    title: &'a str,
+}
+
+/// The end of a `sync`, as a JSON line.
+#[derive(Debug, Serialize)]
+struct SyncLine<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    feature: &'a str,
+    remote: &'a str,
+    /// Local branches made or moved to the remote's tips.
+    fetched: &'a [String],
+    /// The ids ticked (containers completed included).
+    ticked: &'a [String],
+}
+
+pub fn sync(shell: &Shell, ws: &Workspace, cmd: &SyncCommand) -> Result<i32> {
+    let all = all_features(ws)?;
+    let feature = spec::pick(&all, &ws.root, &ws.features_dir(), &cmd.feature)?;
+    let list = load_valid(shell, ws, &feature)?;
+    let fetched = fetch(shell, ws, &cmd.remote, &feature, &list)?;
+    let git = Git::open(&ws.root)?;
+    let finished = exec::finished_tasks(&git, &list, &ws.config.branch_prefix, &feature.name);
+    let ticker = edit::Ticker::new(
+        &ws.root,
+        &feature.dir.join("tasks.md"),
+        &list.source.display_path,
+        false,
+    );
+    let mut ticked: Vec<String> = Vec::new();
+    for t in finished {
+        let task = &list.tasks[t];
+        let done = ticker.tick(&task.id, &task.title)?;
+        for id in done.ids {
+            let title = list.find(&id).map_or("", |i| list.tasks[i].title.as_str());
+            shell.status("Ticked", format!("{} {title}", id));
+            if shell.is_json() {
+                shell.json(&TickedLine {
+                    kind: "ticked",
+                    feature: &feature.name,
+                    id: &id,
+                    title,
+                });
+            }
+            ticked.push(id);
+        }
+    }
+    let path = list.source.display_path.display();
+    if ticked.is_empty() {
+        shell.status(
+            "Finished",
+            format!(
+                "{}: nothing to tick; {path} already has every task the branches on {} finished",
+                feature.name, cmd.remote
+            ),
+        );
+    } else {
+        shell.status(
+            "Finished",
+            format!(
+                "{}: ticked {} {} in {path}",
+                feature.name,
+                ticked.len(),
+                if ticked.len() == 1 { "task" } else { "tasks" }
+            ),
+        );
+    }
+    if shell.is_json() {
+        shell.json(&SyncLine {
+            kind: "sync",
+            feature: &feature.name,
+            remote: &cmd.remote,
+            fetched: &fetched.updated,
+            ticked: &ticked,
+        });
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,551 @@
+//! Integration tests of one task at a time (`--task`, `--remote`, `--push`) and `sync`: the
+//! built binary with the built-in shell agent, in temporary git repositories, each job in a
+//! fresh clone of one bare remote, as the jobs of a CI workflow run.
+
+#![allow(clippy::unwrap_used, reason = "tests")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+mod support;
+
+use support::{FEATURE, Run, Scratch, git_in, shell_task, spec_exec_in, tasks_md, wait_until};
+
+/// 1 → 2 → 3, each writing a file from what the one before wrote.
+fn chain() -> String {
+    tasks_md(&[
+        shell_task("1", "One", "", "echo one > one.txt"),
+        shell_task(
+            "2",
+            "Two",
+            "Task 1",
+            "cat one.txt > two.txt && echo two >> two.txt",
+        ),
+        shell_task(
+            "3",
+            "Three",
+            "Task 2",
+            "cat two.txt > three.txt && echo three >> three.txt",
+        ),
+    ])
+}
+
+/// A bare remote made from the scratch repository, beside it.
+fn bare_remote(s: &Scratch) -> PathBuf {
+    let remote = s.repo().with_file_name("remote.git");
+    git_in(
+        s.repo().parent().unwrap(),
+        &["clone", "-q", "--bare", "repo", "remote.git"],
+    );
+    remote
+}
+
+/// A fresh clone of `remote` named `name`, beside it, as a CI job's checkout makes one.
+fn clone(remote: &Path, name: &str) -> PathBuf {
+    let dir = remote.with_file_name(name);
+    git_in(
+        remote.parent().unwrap(),
+        &["clone", "-q", remote.to_str().unwrap(), name],
+    );
+    dir
+}
+
+/// The binary in `dir` with the shell agent, no verification and JSON output.
+fn job(dir: &Path, args: &[&str]) -> Command {
+    let mut all = vec![FEATURE];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&[
+        "--agent",
+        "shell",
+        "--no-verify",
+        "--message-format",
+        "json",
+    ]);
+    let mut cmd = spec_exec_in(dir, &all);
+    cmd.env("GIT_CONFIG_NOSYSTEM", "1")
+        .env_remove("GITHUB_OUTPUT")
+        .env_remove("CARGO_BUILD_TARGET_DIR")
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn tasks_md_of(dir: &Path) -> Vec<u8> {
+    std::fs::read(
+        dir.join("documentation/features")
+            .join(FEATURE)
+            .join("tasks.md"),
+    )
+    .unwrap()
+}
+
+/// The tree of `rev` in the repository at `dir`.
+fn tree(dir: &Path, rev: &str) -> String {
+    git_in(dir, &["rev-parse", &format!("{rev}^{{tree}}")])
+        .trim()
+        .to_owned()
+}
+
+fn has_ref(dir: &Path, name: &str) -> bool {
+    support::git_output_in(dir, &["rev-parse", "--verify", "-q", name])
+        .status
+        .success()
+}
+
+#[test]
+fn a_task_runs_alone_unticked_and_only_once_its_dependencies_are_done() {
+    let s = Scratch::package(&chain());
+    let before = s.tasks_md();
+
+    // Task 2 waits for 1, which is not done: nothing starts.
+    let run = Run::of(job(&s.repo(), &["--task", "2"]));
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("task 2 needs task 1") && run.stderr.contains("`spec/demo/1`"),
+        "{}",
+        run.context()
+    );
+    assert!(s.branches().is_empty(), "{:?}", s.branches());
+
+    let run = Run::of(job(&s.repo(), &["--task", "9"]));
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("`9`") && run.stderr.contains("1, 2, 3"),
+        "{}",
+        run.context()
+    );
+    let run = Run::of(job(&s.repo(), &["--task", "1", "--push"]));
+    run.assert_code(2);
+    assert!(run.stderr.contains("--remote"), "{}", run.context());
+
+    // Task 1 alone: its branch, no tick, nothing else, no integration branch.
+    let run = Run::of(job(&s.repo(), &["--task", "1"]));
+    run.assert_code(0);
+    assert_eq!(run.started(), ["1".to_owned()].into(), "{}", run.context());
+    assert_eq!(run.status("1"), "done");
+    assert_eq!(s.branches(), [Scratch::branch("1")]);
+    assert_eq!(s.show(&Scratch::branch("1"), "one.txt"), "one\n");
+    assert_eq!(s.tasks_md(), before, "tasks.md is not ticked");
+
+    // Again: done already, nothing runs.
+    let run = Run::of(job(&s.repo(), &["--task", "1"]));
+    run.assert_code(0);
+    assert!(run.started().is_empty(), "{}", run.context());
+    assert!(run.stderr.contains("already done"), "{}", run.context());
+
+    // Now 2 may run, on 1's branch.
+    let run = Run::of(job(&s.repo(), &["--task", "2"]));
+    run.assert_code(0);
+    assert_eq!(run.started(), ["2".to_owned()].into(), "{}", run.context());
+    assert_eq!(s.show(&Scratch::branch("2"), "two.txt"), "one\ntwo\n");
+    assert_eq!(s.tasks_md(), before);
+}
+
+#[test]
+fn jobs_in_fresh_clones_leave_the_branches_of_a_local_run_and_sync_ticks_as_it_did() {
+    let s = Scratch::package(&chain());
+    let remote = bare_remote(&s);
+
+    let local = clone(&remote, "local");
+    let run = Run::of(job(&local, &[]));
+    run.assert_code(0);
+
+    for id in ["1", "2", "3"] {
+        let dir = clone(&remote, &format!("job-{id}"));
+        let run = Run::of(job(&dir, &["--task", id, "--remote", "origin", "--push"]));
+        run.assert_code(0);
+        assert_eq!(run.started(), [id.to_owned()].into(), "{}", run.context());
+    }
+    for id in ["1", "2", "3"] {
+        let branch = Scratch::branch(id);
+        assert_eq!(
+            tree(&remote, &branch),
+            tree(&local, &branch),
+            "task {id}'s branch"
+        );
+    }
+
+    let synced = clone(&remote, "synced");
+    let out = spec_exec_in(&synced, &["sync", FEATURE, "--message-format", "json"])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    let run = Run::new(out, std::time::Duration::ZERO);
+    run.assert_code(0);
+    let ticked: Vec<&str> = run
+        .of_type("ticked")
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ticked, ["1", "2", "3"], "{}", run.context());
+    assert_eq!(tasks_md_of(&synced), tasks_md_of(&local));
+
+    // Nothing more to do.
+    let out = spec_exec_in(&synced, &["sync", FEATURE])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing to tick"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_second_of_two_jobs_of_one_task_fails_to_push_and_leaves_the_first_s_branch() {
+    let s = Scratch::package(&tasks_md(&[shell_task(
+        "1",
+        "One",
+        "",
+        "touch \"$STARTED\"; while [ ! -e \"$GO\" ]; do sleep 0.05; done; echo \"one by $WHO\" > one.txt",
+    )]));
+    let remote = bare_remote(&s);
+    let ctl = s.ctl();
+    let (a, b) = (clone(&remote, "job-a"), clone(&remote, "job-b"));
+
+    // B fetches, starts its agent and waits; A runs and pushes meanwhile; then B goes on.
+    let mut second = job(&b, &["--task", "1", "--remote", "origin", "--push"]);
+    second
+        .env("WHO", "B")
+        .env("STARTED", ctl.join("b-started"))
+        .env("GO", ctl.join("b-go"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let second = second.spawn().unwrap();
+    wait_until("job B's agent started", || ctl.join("b-started").exists());
+    let mut first = job(&a, &["--task", "1", "--remote", "origin", "--push"]);
+    first
+        .env("WHO", "A")
+        .env("STARTED", ctl.join("a-started"))
+        .env("GO", ctl.join("a-started"));
+    let run = Run::of(first);
+    run.assert_code(0);
+    let pushed = git_in(&remote, &["rev-parse", &Scratch::branch("1")]);
+    std::fs::write(ctl.join("b-go"), "").unwrap();
+    let run = Run::new(
+        second.wait_with_output().unwrap(),
+        std::time::Duration::ZERO,
+    );
+    run.assert_code(1);
+    assert_eq!(run.status("1"), "failed");
+    assert!(
+        run.reason("1")
+            .contains("someone else pushed `spec/demo/1`"),
+        "{}",
+        run.context()
+    );
+    assert_eq!(
+        git_in(&remote, &["rev-parse", &Scratch::branch("1")]),
+        pushed,
+        "the first job's branch is intact"
+    );
+    assert_eq!(
+        git_in(
+            &remote,
+            &["show", &format!("{}:one.txt", Scratch::branch("1"))]
+        ),
+        "one by A\n"
+    );
+    // B's commit stays on its local branch.
+    assert_eq!(
+        git_in(&b, &["show", &format!("{}:one.txt", Scratch::branch("1"))]),
+        "one by B\n"
+    );
+}
+
+/// A review that asks for changes in its first round and approves in its second, by the
+/// branch it runs on.
+const REVIEW: &str = "mkdir -p code_review && case \"$SPEC_EXEC_BRANCH\" in *.round-2) v=APPROVED;; *) v='REQUIRES CHANGES';; esac && printf 'Status: %s\\n' \"$v\" > code_review/CR-A.md";
+
+#[test]
+fn a_review_gate_goes_one_step_per_job_with_its_verdict_in_the_job_outputs() {
+    let s = Scratch::package(&tasks_md(&[
+        shell_task("1", "Build", "", "echo one > one.txt"),
+        shell_task("CR-A", "Code review", "Task 1", REVIEW),
+        shell_task("RW-A", "Rework", "CR-A (failed)", "echo fixed >> fix.txt"),
+    ]));
+    let remote = bare_remote(&s);
+    let outputs = s.ctl().join("outputs");
+    let step = |n: usize, id: &str| -> (Run, String) {
+        let dir = clone(&remote, &format!("job-{n}"));
+        let file = outputs.with_extension(n.to_string());
+        std::fs::write(&file, "earlier=kept\n").unwrap();
+        let mut cmd = job(&dir, &["--task", id, "--remote", "origin", "--push"]);
+        cmd.env("GITHUB_OUTPUT", &file);
+        let run = Run::of(cmd);
+        let written = std::fs::read_to_string(&file).unwrap();
+        assert!(written.starts_with("earlier=kept\n"), "{written}");
+        (run, written)
+    };
+
+    let (run, out) = step(1, "1");
+    run.assert_code(0);
+    assert_eq!(out, "earlier=kept\nstatus-1=done\n");
+
+    let (run, out) = step(2, "CR-A");
+    run.assert_code(0);
+    assert_eq!(run.verdicts("CR-A"), [(1, "requires-changes".to_owned())]);
+    assert!(
+        run.started().len() == 1,
+        "no rework here: {}",
+        run.context()
+    );
+    assert_eq!(
+        out,
+        "earlier=kept\nstatus-CR-A=done\nverdict=changes\nverdict-CR-A=changes\n"
+    );
+
+    let (run, out) = step(3, "RW-A");
+    run.assert_code(0);
+    assert_eq!(run.status("RW-A"), "done", "{}", run.context());
+    assert_eq!(out, "earlier=kept\nstatus-RW-A=done\n");
+
+    let (run, out) = step(4, "CR-A");
+    run.assert_code(0);
+    assert_eq!(run.verdicts("CR-A"), [(2, "approved".to_owned())]);
+    assert_eq!(
+        out,
+        "earlier=kept\nstatus-CR-A=done\nverdict=approved\nverdict-CR-A=approved\n"
+    );
+
+    // The gate's branches are on the remote, each round on what came before it.
+    for b in ["CR-A", "RW-A", "CR-A.round-2"] {
+        assert!(has_ref(&remote, &Scratch::branch(b)), "{b}");
+    }
+    assert!(!has_ref(&remote, &Scratch::branch("RW-A.round-2")));
+    let round2 = Scratch::branch("CR-A.round-2");
+    assert_eq!(
+        git_in(&remote, &["show", &format!("{round2}:fix.txt")]),
+        "fixed\n"
+    );
+
+    // The rework is not needed any more, and the review is done.
+    let (run, out) = step(5, "RW-A");
+    run.assert_code(0);
+    assert!(run.started().is_empty(), "{}", run.context());
+    assert_eq!(out, "earlier=kept\nstatus-RW-A=not-needed\n");
+    let (run, out) = step(6, "CR-A");
+    run.assert_code(0);
+    assert!(run.started().is_empty(), "{}", run.context());
+    assert_eq!(
+        out,
+        "earlier=kept\nstatus-CR-A=done\nverdict=approved\nverdict-CR-A=approved\n"
+    );
+
+    // sync ticks the gate as a run that went through it would.
+    let synced = clone(&remote, "synced");
+    let out = spec_exec_in(&synced, &["sync", FEATURE])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let md = String::from_utf8(tasks_md_of(&synced)).unwrap();
+    for id in ["1", "CR-A", "RW-A"] {
+        assert!(support::is_ticked(&md, id), "{id}: {md}");
+    }
+}
+
+#[test]
+fn a_fetch_makes_and_moves_local_branches_only_forward_and_never_one_checked_out() {
+    let s = Scratch::package(&chain());
+    let remote = bare_remote(&s);
+    for id in ["1", "2"] {
+        let dir = clone(&remote, &format!("job-{id}"));
+        let run = Run::of(job(&dir, &["--task", id, "--remote", "origin", "--push"]));
+        run.assert_code(0);
+    }
+    let (one, two) = (Scratch::branch("1"), Scratch::branch("2"));
+    let theirs = |b: &str| git_in(&remote, &["rev-parse", b]);
+
+    // 1 behind the remote's: moved; 2 diverged from it: kept, with a warning.
+    let c = clone(&remote, "behind-and-diverged");
+    git_in(&c, &["branch", &one, "main"]);
+    git_in(&c, &["checkout", "-q", "-b", "mine"]);
+    git_in(
+        &c,
+        &[
+            "-c",
+            "user.name=T",
+            "-c",
+            "user.email=t@localhost",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "mine",
+        ],
+    );
+    git_in(&c, &["branch", &two, "mine"]);
+    git_in(&c, &["checkout", "-q", "main"]);
+    let mine = git_in(&c, &["rev-parse", "mine"]);
+    let out = spec_exec_in(&c, &["sync", FEATURE])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(git_in(&c, &["rev-parse", &one]), theirs(&one));
+    assert_eq!(git_in(&c, &["rev-parse", &two]), mine);
+    assert!(
+        stderr.contains(&format!("`{two}` and origin's have diverged")),
+        "{stderr}"
+    );
+    // Only 1 is finished here: 2's branch is someone's own.
+    let md = String::from_utf8(tasks_md_of(&c)).unwrap();
+    assert!(
+        support::is_ticked(&md, "1") && !support::is_ticked(&md, "2"),
+        "{md}"
+    );
+
+    // A branch checked out is never moved.
+    let d = clone(&remote, "checked-out");
+    git_in(&d, &["checkout", "-q", "-b", &one, "main"]);
+    let out = spec_exec_in(&d, &["sync", FEATURE])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        git_in(&d, &["rev-parse", &one]),
+        git_in(&d, &["rev-parse", "main"])
+    );
+    assert!(stderr.contains("checked out"), "{stderr}");
+    // Fetched: 2 was made at the remote's tip.
+    assert_eq!(git_in(&d, &["rev-parse", &two]), theirs(&two));
+
+    // A remote that is not there: exit 2 with git's words, for a run and for sync.
+    let run = Run::of(job(&d, &["--task", "3", "--remote", "nowhere"]));
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("could not fetch") && run.stderr.contains("nowhere"),
+        "{}",
+        run.context()
+    );
+    let out = spec_exec_in(&d, &["sync", FEATURE, "--remote", "nowhere"])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "target" || name == "try.sh" {
+            continue;
+        }
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &to.join(&name));
+        } else {
+            std::fs::copy(entry.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// The bundled example as the jobs of a workflow: each task's job in topological order, each in
+/// a fresh clone, leaves the branches of a local run, and `sync` then ticks tasks.md as the
+/// local run did.
+#[test]
+fn the_example_run_job_by_job_matches_a_local_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = tmp.path().join("origin");
+    copy_dir(&support::fixture("example"), &origin);
+    let git = |dir: &Path, args: &[&str]| {
+        let mut all = vec![
+            "-c",
+            "user.name=Example",
+            "-c",
+            "user.email=example@localhost",
+        ];
+        all.extend_from_slice(args);
+        git_in(dir, &all)
+    };
+    git(&origin, &["init", "-q", "-b", "main"]);
+    git(&origin, &["add", "-A"]);
+    git(&origin, &["commit", "-qm", "The example"]);
+    let approve = spec_exec_in(&origin, &["approve", "user-auth"])
+        .output()
+        .unwrap();
+    assert!(approve.status.success());
+    git(&origin, &["commit", "-qam", "Approve"]);
+    git(
+        tmp.path(),
+        &["clone", "-q", "--bare", "origin", "remote.git"],
+    );
+    let remote = tmp.path().join("remote.git");
+
+    let example = |dir: &Path, args: &[&str]| {
+        let mut all = vec!["user-auth", "--agent", "shell", "--no-verify"];
+        all.extend_from_slice(args);
+        let out = spec_exec_in(dir, &all)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env_remove("GITHUB_OUTPUT")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let local = clone(&remote, "local");
+    example(&local, &[]);
+    for id in ["1", "2", "CR-A", "3", "5", "4", "CR-FINAL", "RW-FINAL"] {
+        let dir = clone(&remote, &format!("job-{id}"));
+        example(&dir, &["--task", id, "--remote", "origin", "--push"]);
+    }
+    let ours = git_in(
+        &local,
+        &[
+            "for-each-ref",
+            "--format=%(refname:short)",
+            "refs/heads/spec/user-auth/",
+        ],
+    );
+    let tasks: Vec<&str> = ours
+        .lines()
+        .filter(|b| !b.ends_with("/integration"))
+        .collect();
+    assert_eq!(tasks.len(), 8, "{ours}");
+    for branch in tasks {
+        assert_eq!(tree(&remote, branch), tree(&local, branch), "{branch}");
+    }
+    let synced = clone(&remote, "synced");
+    let out = spec_exec_in(&synced, &["sync", "user-auth"])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let md =
+        |dir: &Path| std::fs::read(dir.join("documentation/features/user-auth/tasks.md")).unwrap();
+    assert_eq!(md(&synced), md(&local));
+}
+
+#[test]
+fn a_whole_run_with_push_pushes_every_task_s_branches_and_still_ticks() {
+    let s = Scratch::package(&tasks_md(&[
+        shell_task("1", "Build", "", "echo one > one.txt"),
+        shell_task("CR-A", "Code review", "Task 1", REVIEW),
+        shell_task("RW-A", "Rework", "CR-A (failed)", "echo fixed >> fix.txt"),
+    ]));
+    let remote = bare_remote(&s);
+    let dir = clone(&remote, "whole");
+    let run = Run::of(job(&dir, &["--remote", "origin", "--push"]));
+    run.assert_code(0);
+    for b in ["1", "CR-A", "RW-A", "CR-A.round-2"] {
+        let branch = Scratch::branch(b);
+        assert_eq!(
+            git_in(&remote, &["rev-parse", &branch]),
+            git_in(&dir, &["rev-parse", &branch]),
+            "{b}"
+        );
+    }
+    let md = String::from_utf8(tasks_md_of(&dir)).unwrap();
+    for id in ["1", "CR-A", "RW-A"] {
+        assert!(support::is_ticked(&md, id), "{id}: {md}");
+    }
+}
