@@ -626,9 +626,18 @@ impl Git {
     /// Moves the linked worktree `name` at `path`, one spec-exec made and left with a detached
     /// HEAD, to `branch`: its files become the tree of the branch's tip by writing only what
     /// differs (a checkout against its index), untracked and ignored files and emptied
-    /// directories go, and its HEAD becomes the branch. How many files were written or
-    /// removed. An error leaves the worktree for the caller to make again.
-    pub fn move_worktree(&self, name: &str, path: &Path, branch: &str) -> Result<usize> {
+    /// directories go, and its HEAD becomes the branch. `cleared`: this run freed it after a
+    /// commit with what git's status reported ignored removed ([`Git::leave_worktree`]), so
+    /// no pass removes untracked entries before the checkout (which removes any that are left,
+    /// and the pass after it checks). How many files were written or removed. An error leaves
+    /// the worktree for the caller to make again.
+    pub fn move_worktree(
+        &self,
+        name: &str,
+        path: &Path,
+        branch: &str,
+        cleared: bool,
+    ) -> Result<usize> {
         let full = format!("refs/heads/{branch}");
         let err = |e: git2::Error| {
             git_err(
@@ -648,7 +657,11 @@ impl Git {
         wt.cleanup_state().map_err(err)?;
         // Untracked and ignored entries go first, as themselves: the checkout must never write
         // through a link the last task left where the next tree has a directory.
-        let removed = remove_untracked(&wt, path)?;
+        let removed = if cleared {
+            0
+        } else {
+            remove_untracked(&wt, path)?
+        };
         let written = std::sync::atomic::AtomicUsize::new(removed);
         let mut opts = git2::build::CheckoutBuilder::new();
         opts.force()
@@ -664,68 +677,6 @@ impl Git {
         drop(opts);
         self.switch_head(&wt, path, branch, commit.id())?;
         Ok(written.into_inner() + clear_untracked(&wt, path, branch)?)
-    }
-
-    /// Moves the linked worktree `name` at `path` to `branch` when its files are known to be
-    /// exactly the tree of commit `from` (this run left it so: [`Git::leave_worktree`] with
-    /// nothing left over), by checking out only the paths whose content differs between the
-    /// two trees: nothing else in the worktree is read. How many files were written or removed.
-    /// An error leaves the worktree for [`Git::move_worktree`].
-    pub fn move_clean_worktree(
-        &self,
-        name: &str,
-        path: &Path,
-        branch: &str,
-        from: Oid,
-    ) -> Result<usize> {
-        let full = format!("refs/heads/{branch}");
-        let err = |e: git2::Error| {
-            git_err(
-                &format!("move the worktree `{}` to `{branch}`", path.display()),
-                e,
-            )
-        };
-        let wt = check_linked(self.repo.commondir(), name, path)?;
-        if head_oid(&wt)? != from {
-            return Err(Error::user(format!(
-                "git: the worktree at `{}` is no longer at the commit it was left at",
-                path.display()
-            )));
-        }
-        let tip = self
-            .repo
-            .find_reference(&full)
-            .and_then(|r| r.peel_to_commit())
-            .map_err(err)?;
-        let commit = wt.find_commit(tip.id()).map_err(err)?;
-        let old = wt.find_commit(from).and_then(|c| c.tree()).map_err(err)?;
-        let new = commit.tree().map_err(err)?;
-        let diff = wt
-            .diff_tree_to_tree(Some(&old), Some(&new), None)
-            .map_err(err)?;
-        let mut paths: Vec<PathBuf> = Vec::new();
-        for delta in diff.deltas() {
-            for file in [delta.old_file(), delta.new_file()] {
-                if let Some(p) = file.path()
-                    && file.exists()
-                    && paths.last().is_none_or(|last| last != p)
-                {
-                    paths.push(p.to_path_buf());
-                }
-            }
-        }
-        wt.cleanup_state().map_err(err)?;
-        if !paths.is_empty() {
-            let mut opts = git2::build::CheckoutBuilder::new();
-            opts.force().disable_pathspec_match(true);
-            for p in &paths {
-                opts.path(p);
-            }
-            wt.checkout_tree(commit.as_object(), Some(&mut opts))
-                .map_err(err)?;
-        }
-        self.switch_head(&wt, path, branch, commit.id())?;
-        Ok(paths.len())
     }
 
     /// Makes `branch` the HEAD of the worktree `wt` at `path`, whose files are already its
@@ -755,7 +706,8 @@ impl Git {
     /// Frees the linked worktree at `path` after its task was committed: its HEAD is detached
     /// at the commit it is on, so that its branch is checked out nowhere. With what the commit
     /// left in it (its ignored entries), those go too, and the directories left empty: its
-    /// files are then exactly the commit's tree. That commit, and whether they are.
+    /// files are then the commit's tree, as far as git's status tells. That commit, and
+    /// whether they were cleared.
     pub fn leave_worktree(&self, path: &Path, left: Option<&[PathBuf]>) -> Result<(Oid, bool)> {
         let at = self.detach_worktree(path)?;
         let Some(left) = left else {
@@ -1325,7 +1277,9 @@ fn staged_index(repo: &Repository, what: &str) -> Result<(git2::Index, Vec<PathB
         let raw = entry.path_bytes();
         let rel = Path::new(std::ffi::OsStr::from_bytes(raw));
         if status.contains(git2::Status::IGNORED) {
-            ignored.push(PathBuf::from(rel.to_string_lossy().trim_end_matches('/')));
+            ignored.push(PathBuf::from(std::ffi::OsStr::from_bytes(
+                raw.strip_suffix(b"/").unwrap_or(raw),
+            )));
             continue;
         }
         if raw.ends_with(b"/") {
@@ -1372,16 +1326,39 @@ fn head_oid(repo: &Repository) -> Result<Oid> {
         .ok_or_else(|| Error::user("git: the worktree's HEAD is unreadable"))
 }
 
-/// Puts the worktree at `worktree` back as [`stage_all`] left it: files changed or deleted
-/// since are restored from the index, files added since (not ignored ones) removed.
+/// Puts the worktree at `worktree` back as [`stage_all`] left it: what differs from the index
+/// (a file changed, deleted or retyped since) is checked out from it again, and files added
+/// since (not ignored ones) are removed. One pass of git's status finds them; nothing else
+/// is written. (A checkout of the whole index would compare it with HEAD, and a directory the
+/// task replaced by a file would be lost: the file is gone from the worktree.)
 pub fn restore_staged(worktree: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let err = |e: git2::Error| git_err("restore the worktree's files", e);
     let repo = Repository::open(worktree).map_err(|e| git_err("open the task's worktree", e))?;
-    let mut checkout = git2::build::CheckoutBuilder::new();
-    checkout.force();
-    repo.checkout_index(None, Some(&mut checkout))
-        .map_err(|e| git_err("restore the worktree's files", e))?;
-    for new in untracked_files(worktree) {
-        let _ = std::fs::remove_file(worktree.join(&new));
+    let mut opts = git2::StatusOptions::new();
+    opts.show(git2::StatusShow::Workdir)
+        .include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false)
+        .exclude_submodules(true)
+        .renames_index_to_workdir(false);
+    let statuses = repo.statuses(Some(&mut opts)).map_err(err)?;
+    let mut restore: Vec<PathBuf> = Vec::new();
+    let mut added: Vec<PathBuf> = Vec::new();
+    for entry in statuses.iter() {
+        let raw = entry.path_bytes();
+        let rel = PathBuf::from(std::ffi::OsStr::from_bytes(
+            raw.strip_suffix(b"/").unwrap_or(raw),
+        ));
+        if entry.status().contains(git2::Status::WT_NEW) {
+            added.push(rel);
+        } else {
+            restore.push(rel);
+        }
+    }
+    drop(statuses);
+    for new in &added {
+        remove_entry(&worktree.join(new))?;
         let mut dir = new.parent();
         while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
             if std::fs::remove_dir(worktree.join(d)).is_err() {
@@ -1390,7 +1367,22 @@ pub fn restore_staged(worktree: &Path) -> Result<()> {
             dir = d.parent();
         }
     }
-    Ok(())
+    if restore.is_empty() {
+        return Ok(());
+    }
+    // Whatever is there now (a directory where the index has a file, say) goes first.
+    for rel in &restore {
+        remove_entry(&worktree.join(rel))?;
+    }
+    let mut checkout = git2::build::CheckoutBuilder::new();
+    checkout
+        .force()
+        .recreate_missing(true)
+        .disable_pathspec_match(true);
+    for rel in &restore {
+        checkout.path(rel);
+    }
+    repo.checkout_index(None, Some(&mut checkout)).map_err(err)
 }
 
 /// Stages everything in a worktree (new, modified and deleted files; `.gitignore` respected) and

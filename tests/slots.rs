@@ -116,6 +116,54 @@ fn nothing_of_a_task_is_left_in_its_slot_for_the_next() {
     );
 }
 
+/// What git's status does not show of a worktree leaves no trace in the next task either: an
+/// ignored file inside an ignored directory that holds tracked files, a name that is not
+/// UTF-8, a file git refuses to track (`.GIT`), and files hidden with `assume-unchanged` or
+/// `skip-worktree`.
+#[test]
+fn what_status_does_not_show_does_not_reach_the_next_task() {
+    let trace = [
+        "echo work > work.txt",
+        "echo new > vendor/new.txt",
+        "echo gen > \"$(printf 'out\\377.gen')\"",
+        "mkdir -p e && echo x > e/.GIT",
+        "git update-index --assume-unchanged au.txt && echo CHANGED > au.txt",
+        "git update-index --skip-worktree sw.txt && echo CHANGED > sw.txt",
+    ];
+    let check = [
+        "test ! -e vendor/new.txt && test ! -e e",
+        "test -z \"$(ls | grep gen)\"",
+        "test \"$(cat au.txt)\" = au && test \"$(cat sw.txt)\" = sw",
+        "! git ls-files -v | grep -q '^[hS]'",
+        "test -z \"$(git status --porcelain --ignored --untracked-files=all)\"",
+        "echo clean > clean.txt",
+    ];
+    let s = Scratch::unapproved(
+        &tasks_md(&[script_task("1", "", &trace), script_task("2", "", &check)]),
+        Project::Package,
+    );
+    let repo = s.repo();
+    support::write(&repo.join("vendor/keep.txt"), "tracked\n");
+    support::write(&repo.join("au.txt"), "au\n");
+    support::write(&repo.join("sw.txt"), "sw\n");
+    s.git(&["add", "-A"]);
+    support::write(&repo.join(".gitignore"), "/target\nvendor/\n*.gen\n");
+    s.git(&["add", "-A"]);
+    s.git(&["commit", "-qm", "Files for the tasks"]);
+    s.approve();
+
+    let run = s.shell_run(&["--max-agents", "1", "--no-verify"]);
+    run.assert_code(0);
+    assert_eq!(worktree_of(&run, "1"), worktree_of(&run, "2"));
+    assert_eq!(
+        s.files(&support::Scratch::branch("2")),
+        s.files("main")
+            .into_iter()
+            .chain(["clean.txt".to_owned()])
+            .collect()
+    );
+}
+
 /// A task that fails keeps its slot, for inspection, with what its agent left; the next task
 /// takes another slot. The next run moves the kept slot's files to the leftovers and reuses
 /// its place.

@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{Scratch, task, tasks_md};
+use support::{Scratch, shell_task, task, tasks_md};
 
 const LIB: &str = "crates/tiny/src/lib.rs";
 
@@ -232,6 +232,37 @@ fn what_verify_changes_is_put_back_before_the_commit() {
     assert!(files.contains("new.txt"), "{files:?}");
     assert!(!files.contains("made-by-verify.txt"), "{files:?}");
     assert_eq!(s.show(&branch, "README.md"), "scratch\nagent line\n");
+}
+
+#[test]
+fn a_directory_the_task_replaced_by_a_file_or_a_link_is_committed_after_verify() {
+    // The verify command changes a file, so the worktree is put back before the commit; what
+    // the task made of two directories must survive that.
+    let s = Scratch::package(&tasks_md(&[shell_task(
+        "1",
+        "Retype",
+        "",
+        "mkdir -p d2f d2l && echo a > d2f/a && echo b > d2l/b && git add -A && git -c user.name=t -c user.email=t@t commit -qm dirs && rm -r d2f d2l && echo now-a-file > d2f && ln -s README.md d2l && echo work > work.txt",
+    )]));
+    let run = s.shell_run(&[
+        "--verify",
+        "sh -c 'echo junk >> README.md; rm work.txt; mkdir work.txt'",
+    ]);
+    run.assert_code(0);
+    let branch = Scratch::branch("1");
+    let files = s.files(&branch);
+    assert!(files.contains("d2f") && files.contains("d2l"), "{files:?}");
+    assert!(
+        !files
+            .iter()
+            .any(|f| f.starts_with("d2f/") || f.starts_with("d2l/")),
+        "{files:?}"
+    );
+    assert_eq!(s.show(&branch, "d2f"), "now-a-file\n");
+    assert_eq!(s.show(&branch, "work.txt"), "work\n");
+    assert_eq!(s.show(&branch, "README.md"), "scratch\n");
+    let mode = s.git(&["ls-tree", &branch, "d2l"]);
+    assert!(mode.starts_with("120000"), "{mode}");
 }
 
 #[test]

@@ -30,9 +30,8 @@ pub struct Slot {
     pub path: PathBuf,
     /// git's name for it.
     pub name: String,
-    /// The commit whose tree its files are exactly, when this run left it so (its last task's
-    /// commit, with what the commit left out removed): it moves by the two trees' difference
-    /// alone.
+    /// The commit this run left it at after its task's commit, with what git's status
+    /// reported ignored removed: its move needs no pass removing untracked entries first.
     pub clean: Option<git2::Oid>,
 }
 
@@ -41,7 +40,7 @@ pub struct Slot {
 pub enum Release {
     /// Free for the next task, its tree at that commit.
     Free(Option<git2::Oid>),
-    /// Free for the next task, its files exactly that commit's tree.
+    /// Free for the next task, at that commit, cleared after its task's commit.
     Clean(git2::Oid),
     /// Free, as it was: the job did not get as far as moving it.
     Unused,
@@ -54,7 +53,7 @@ pub enum Release {
 enum Use {
     /// Free, its tree at that commit (none known: a slot that has to be made again).
     Free(Option<git2::Oid>),
-    /// Free, its files exactly that commit's tree.
+    /// Free, at that commit, cleared after its task's commit.
     Clean(git2::Oid),
     /// Held by the job of that run name; how it was before.
     Busy(String, Box<Use>),
@@ -315,14 +314,7 @@ impl Slots {
         let moving = self.marker(&git.common_dir(), slot.n);
         if moving.parent().is_some_and(Path::is_dir) {
             std::fs::write(&moving, b"moving\n").map_err(|e| Error::io("write", &moving, e))?;
-            let moved = slot
-                .clean
-                .and_then(|from| {
-                    git.move_clean_worktree(&slot.name, &slot.path, branch, from)
-                        .ok()
-                })
-                .map(Ok)
-                .unwrap_or_else(|| git.move_worktree(&slot.name, &slot.path, branch));
+            let moved = git.move_worktree(&slot.name, &slot.path, branch, slot.clean.is_some());
             if moved.is_ok() {
                 std::fs::write(&moving, b"").map_err(|e| Error::io("write", &moving, e))?;
                 return Ok(true);
@@ -337,7 +329,7 @@ impl Slots {
 
     /// Frees slot `slot` after its task was committed: its HEAD is detached, so that the
     /// task's branch is checked out nowhere. `left`: what the commit left in it (its ignored
-    /// entries), removed now, so that the next task moves it by the trees' difference alone.
+    /// entries), removed now, so that the next task's move has less to do.
     pub fn leave(&self, git: &Git, slot: &Slot, left: Option<&[PathBuf]>) -> Result<()> {
         match git.leave_worktree(&slot.path, left) {
             Ok((at, true)) => {
