@@ -1386,13 +1386,15 @@ pub fn restore_staged(worktree: &Path) -> Result<()> {
 }
 
 /// Stages everything in a worktree (new, modified and deleted files; `.gitignore` respected) and
-/// commits it on the worktree's branch. When nothing changed: an empty commit with
-/// `allow_empty` (a review's verdict), else `None`.
+/// commits it on the worktree's branch, as one commit on top of `base` when given (commits the
+/// agent made itself on top of `base` are folded into it), else of HEAD. When nothing changed:
+/// an empty commit with `allow_empty` (a review's verdict), else `None`.
 pub fn commit_worktree(
     worktree: &Path,
     message: &str,
     sig: &Signature<'_>,
     allow_empty: bool,
+    base: Option<Oid>,
 ) -> Result<Option<Committed>> {
     let repo = Repository::open(worktree).map_err(|e| git_err("open the task's worktree", e))?;
     let (mut index, ignored) = staged_index(&repo, "the task's changes")?;
@@ -1404,19 +1406,27 @@ pub fn commit_worktree(
         .map_err(|e| git_err("write the task's tree", e))?;
     let head = repo
         .head()
-        .and_then(|h| h.peel_to_commit())
         .map_err(|e| git_err("read the worktree's HEAD", e))?;
-    if head.tree_id() == tree_id && !allow_empty {
+    let parent = match base {
+        Some(base) => repo.find_commit(base),
+        None => head.peel_to_commit(),
+    }
+    .map_err(|e| git_err("read the task's base", e))?;
+    if parent.tree_id() == tree_id && !allow_empty {
         return Ok(None);
     }
     let tree = repo
         .find_tree(tree_id)
         .map_err(|e| git_err("read the task's tree", e))?;
-    let files_changed = if head.tree_id() == tree_id {
+    let files_changed = if parent.tree_id() == tree_id {
         0
     } else {
         repo.diff_tree_to_tree(
-            Some(&head.tree().map_err(|e| git_err("read the base tree", e))?),
+            Some(
+                &parent
+                    .tree()
+                    .map_err(|e| git_err("read the base tree", e))?,
+            ),
             Some(&tree),
             None,
         )
@@ -1425,8 +1435,14 @@ pub fn commit_worktree(
         .len()
     };
     let oid = repo
-        .commit(Some("HEAD"), sig, sig, message, &tree, &[&head])
+        .commit(None, sig, sig, message, &tree, &[&parent])
         .map_err(|e| git_err("commit the task's changes", e))?;
+    let mut branch = head
+        .resolve()
+        .map_err(|e| git_err("read the worktree's branch", e))?;
+    branch
+        .set_target(oid, "spec-exec: commit")
+        .map_err(|e| git_err("move the task's branch", e))?;
     Ok(Some(Committed {
         oid,
         files_changed,

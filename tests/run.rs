@@ -354,6 +354,55 @@ fn timeout_kills_the_agent_and_its_children() {
     assert!(!is_ticked(&s.tasks_md(), "1"));
 }
 
+/// An agent told not to commit that commits anyway: its commits are folded into the task's
+/// one commit on top of its base, with everything it left uncommitted.
+#[test]
+fn an_agent_that_commits_its_work_itself_still_gets_one_commit_on_its_base() {
+    let commit = "git -c user.name=a -c user.email=a@a commit -qm mine";
+    let s = Scratch::new(&tasks_md(&[
+        support::shell_task(
+            "1",
+            "Commits part",
+            "",
+            &format!("echo one > one.txt && git add -A && {commit} && echo two > two.txt"),
+        ),
+        support::shell_task(
+            "2",
+            "Commits all",
+            "1",
+            &format!("echo three > three.txt && git add -A && {commit} && {commit} --allow-empty"),
+        ),
+    ]));
+    let run = s.shell_run(&["--no-verify"]);
+    run.assert_code(0);
+    for (id, parent, files) in [
+        ("1", "main".to_owned(), &["one.txt", "two.txt"][..]),
+        ("2", Scratch::branch("1"), &["three.txt"][..]),
+    ] {
+        let branch = Scratch::branch(id);
+        assert_eq!(
+            s.git(&["rev-list", "--count", &format!("{parent}..{branch}")])
+                .trim(),
+            "1"
+        );
+        assert_eq!(
+            s.git(&["rev-parse", &format!("{branch}~1")]),
+            s.git(&["rev-parse", &parent])
+        );
+        let message = s.git(&["log", "-1", "--format=%B", &branch]);
+        assert!(
+            message.contains(&format!("Spec-Exec-Task: {id}")),
+            "{message}"
+        );
+        let added: Vec<String> = s
+            .git(&["diff", "--name-only", &parent, &branch])
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(added, files, "{id}");
+    }
+}
+
 #[test]
 fn an_agent_that_changes_nothing_fails() {
     let s = Scratch::new(&tasks_md(&[task("1", "Idle", "", "nothing")]));

@@ -671,6 +671,7 @@ async fn resolve(
     p: &mut Progress,
     stop: &watch::Receiver<Stop>,
 ) -> Result<(), End> {
+    let merged = !p.pending.is_empty();
     while let Some((branch, tip)) = p.pending.first().cloned() {
         // Its dependencies' branches, the one merged now last.
         let mut names: Vec<&str> = job
@@ -724,6 +725,15 @@ async fn resolve(
             p.report.resolved.extend(paths);
         }
         p.pending.remove(0);
+    }
+    if merged {
+        // The base is complete now: the merge of the dependencies just committed.
+        let worktree = p.worktree.clone();
+        p.base = Some(
+            blocking(move || git::head_of(&worktree))
+                .await
+                .map_err(|e| End::failed(e.to_string()))?,
+        );
     }
     // tasks.md as the task's agent gets it, now that its base is complete.
     let tasks_md = p.worktree.join(ctx.spec_rel.join("tasks.md"));
@@ -844,7 +854,7 @@ async fn commit(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> 
         }
         keep_tasks_md_out(&worktree, &tasks_md, given.as_deref(), &kept, &log)?;
         let sig = git.signature();
-        git::commit_worktree(&worktree, &message, &sig, is_review)
+        git::commit_worktree(&worktree, &message, &sig, is_review, base)
     })
     .await;
     match committed {

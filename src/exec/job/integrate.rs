@@ -544,7 +544,7 @@ async fn build(
             let given = git::blob_at_head(&worktree, &tasks_md);
             keep_tasks_md_out(&worktree, &tasks_md, given.as_deref(), &kept, &log)?;
             let sig = ctx2.git()?.signature();
-            if git::commit_worktree(&worktree, &fix, &sig, false)?.is_some() {
+            if git::commit_worktree(&worktree, &fix, &sig, false, None)?.is_some() {
                 return Ok(());
             }
             // Nothing to fix: the verification goes on the integration's own last commit (a
