@@ -498,9 +498,246 @@ fn junit_is_written_when_the_run_is_interrupted() {
     assert_eq!(out.status.code(), Some(130), "{}", context(&out));
     let xml = std::fs::read_to_string(s.repo().join("junit.xml")).unwrap();
     assert_eq!(read_to_end(&xml), 1, "{xml}");
-    assert_eq!(attribute(&xml, "testsuite", "skipped"), "1", "{xml}");
-    assert!(
-        attribute(&xml, "skipped", "message").starts_with("interrupted"),
+    // The run failed on it (exit 130): a failure, said once.
+    assert_eq!(attribute(&xml, "testsuite", "failures"), "1", "{xml}");
+    assert_eq!(attribute(&xml, "testsuite", "skipped"), "0", "{xml}");
+    assert_eq!(
+        attribute(&xml, "failure", "message"),
+        "interrupted",
         "{xml}"
+    );
+}
+
+/// The `::error` lines of an output whose title is `title`.
+fn errors_titled<'a>(out: &'a [String], title: &str) -> Vec<&'a String> {
+    out.iter()
+        .filter(|c| c.starts_with("::error ") && c.contains(&format!("title={title}::")))
+        .collect()
+}
+
+#[test]
+fn junit_never_replaces_a_file_of_the_repository() {
+    let s = Scratch::package(&tasks_md(&[shell_task("1", "One", "", "echo 1 > one.txt")]));
+    let before = s.tasks_md();
+    let tasks = format!("documentation/features/{FEATURE}/tasks.md");
+    let design = format!("documentation/features/{FEATURE}/report.xml");
+    let dir =
+        format!("in the directory of feature `{FEATURE}` (`documentation/features/{FEATURE}`)");
+    for (path, why) in [
+        (tasks.as_str(), dir.as_str()),
+        (design.as_str(), dir.as_str()),
+        ("README.md", "`README.md`, a file git tracks"),
+    ] {
+        let run = s.shell_run(&["--no-verify", "--junit", path]);
+        run.assert_code(2);
+        assert!(
+            run.stderr.contains(&format!(
+                "--junit `{path}` is {why}: the report would replace it"
+            )),
+            "{}",
+            run.context()
+        );
+        assert!(run.started().is_empty(), "{}", run.context());
+    }
+    assert_eq!(s.tasks_md(), before);
+    assert_eq!(
+        std::fs::read_to_string(s.repo().join("README.md")).unwrap(),
+        "scratch\n"
+    );
+    // A link to a tracked file is refused too.
+    std::os::unix::fs::symlink("README.md", s.repo().join("junit.xml")).unwrap();
+    let run = s.shell_run(&["--no-verify", "--junit", "junit.xml"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("a file git tracks"),
+        "{}",
+        run.context()
+    );
+}
+
+#[test]
+fn an_unwritable_junit_path_is_refused_before_any_agent() {
+    let s = Scratch::package(&tasks_md(&[shell_task("1", "One", "", "echo 1 > one.txt")]));
+    for path in ["Cargo.toml/j.xml", "README.md/sub/j.xml"] {
+        let run = s.shell_run(&["--no-verify", "--junit", path]);
+        run.assert_code(2);
+        assert!(
+            run.stderr
+                .contains(&format!("--junit `{path}`: could not create its directory")),
+            "{}",
+            run.context()
+        );
+        assert!(run.started().is_empty(), "{}", run.context());
+    }
+    assert!(!s.repo().join("one.txt").exists());
+}
+
+#[test]
+fn a_junit_report_lost_at_the_end_keeps_the_run_report_and_names_junit() {
+    // The task puts a file where the report's directory was: only the JUnit file is lost.
+    let s = Scratch::package(&tasks_md(&[shell_task(
+        "1",
+        "One",
+        "",
+        r#"rm -rf "$HELPER_CTL/out" && touch "$HELPER_CTL/out" && echo 1 > one.txt"#,
+    )]));
+    let junit = s.ctl().join("out/junit.xml");
+    let run = s.shell_run(&["--no-verify", "--junit", junit.to_str().unwrap()]);
+    run.assert_code(1);
+    assert_eq!(run.status("1"), "done", "{}", run.context());
+    let finished = run.run_finished();
+    assert!(finished["report"].is_string(), "{}", run.context());
+    let error = finished["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("the JUnit report (--junit) was not written: "),
+        "{}",
+        run.context()
+    );
+}
+
+#[test]
+fn junit_follows_the_umask_and_writes_through_a_link() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let s = Scratch::package(&tasks_md(&[shell_task("1", "One", "", "echo 1 > one.txt")]));
+    // The mode any new file gets here.
+    let probe = s.ctl().join("probe");
+    std::fs::write(&probe, "").unwrap();
+    let usual = std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
+    let out = s.ctl().join("reports");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("real.xml"), "old").unwrap();
+    std::os::unix::fs::symlink("real.xml", out.join("junit.xml")).unwrap();
+    let run = s.shell_run(&[
+        "--no-verify",
+        "--junit",
+        out.join("junit.xml").to_str().unwrap(),
+    ]);
+    run.assert_code(0);
+    let link = std::fs::symlink_metadata(out.join("junit.xml")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link was replaced");
+    let xml = std::fs::read_to_string(out.join("real.xml")).unwrap();
+    assert_eq!(read_to_end(&xml), 1, "{xml}");
+    // The usual mode, not a temporary file's 0600.
+    let mode = std::fs::metadata(out.join("real.xml"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, usual);
+}
+
+/// A run in a GitHub Actions step, with human output (and so its workflow commands).
+fn github_run(s: &Scratch, extra: &[&str]) -> Output {
+    let mut args = vec!["run", FEATURE, "--agent", "shell", "--no-verify"];
+    args.extend_from_slice(extra);
+    s.spec_exec(&args)
+        .env("GITHUB_ACTIONS", "true")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_failed_task_is_annotated_once_at_its_line() {
+    let md = tasks_md(&[
+        shell_task("1", "One", "", "echo 1 > one.txt"),
+        shell_task("2", "Two", "", "echo broken; exit 3"),
+    ]);
+    let s = Scratch::package(&md);
+    // Its line in tasks.md as it is, approval and all.
+    let (line, _) = line_col(&s.tasks_md(), "- [ ] 2.");
+    let out = github_run(&s, &["--continue-on-error"]);
+    assert_eq!(out.status.code(), Some(1), "{}", context(&out));
+    let all = commands(&out);
+    let failed = errors_titled(&all, "task 2 failed");
+    assert_eq!(failed.len(), 1, "{}", context(&out));
+    assert!(
+        failed[0].starts_with(&format!(
+            "::error file=documentation/features/{FEATURE}/tasks.md,line={line},title=task 2 failed::"
+        )),
+        "{}",
+        context(&out)
+    );
+    assert!(failed[0].contains("exit"), "{}", context(&out));
+    assert!(errors_titled(&all, "task 1 failed").is_empty());
+}
+
+#[test]
+fn a_task_that_was_not_ticked_fails_in_junit_and_is_annotated_at_its_line() {
+    let md = tasks_md(&[shell_task(
+        "1",
+        "Retitle",
+        "",
+        r#"t="$HELPER_USER_TASKS"; sed 's/Retitle[*][*]/Retitled**/' "$t" > "$t.new" && cat "$t.new" > "$t" && rm "$t.new" && echo 1 > one.txt"#,
+    )]);
+    let s = Scratch::package(&md);
+    let (line, _) = line_col(&s.tasks_md(), "- [ ] 1.");
+    let out = github_run(&s, &["--junit", "junit.xml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", context(&out));
+    let all = commands(&out);
+    let ticks: Vec<&String> = all
+        .iter()
+        .filter(|c| c.starts_with("::error ") && c.contains("not ticked"))
+        .collect();
+    assert_eq!(ticks.len(), 1, "{}", context(&out));
+    assert!(
+        ticks[0].starts_with(&format!(
+            "::error file=documentation/features/{FEATURE}/tasks.md,line={line},"
+        )),
+        "{}",
+        context(&out)
+    );
+    // Said once.
+    let message = ticks[0].split_once("title=").unwrap().1;
+    let title = message.split_once("::").unwrap().0;
+    assert_eq!(title.matches("not ticked").count(), 1, "{title}");
+    let xml = std::fs::read_to_string(s.repo().join("junit.xml")).unwrap();
+    assert_eq!(attribute(&xml, "testsuite", "failures"), "1", "{xml}");
+    assert!(
+        attribute(&xml, "failure", "message").contains("not ticked"),
+        "{xml}"
+    );
+}
+
+#[test]
+fn a_failed_integration_is_annotated() {
+    // The integration's verification fails: every task is done, the branch is not built.
+    let s = Scratch::package(&tasks_md(&[shell_task("1", "One", "", "echo 1 > one.txt")]));
+    let out = github_run(&s, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+    s.git(&["branch", "-D", &format!("spec/{FEATURE}/integration")]);
+    let out = s
+        .spec_exec(&["land", FEATURE, "--verify", "sh -c 'exit 4'"])
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", context(&out));
+    let all = commands(&out);
+    assert_eq!(
+        errors_titled(&all, &format!("spec/{FEATURE}/integration was not built")).len(),
+        1,
+        "{}",
+        context(&out)
+    );
+}
+
+#[test]
+fn with_nothing_to_do_an_unwritable_junit_is_refused_before_the_integration() {
+    let s = Scratch::package(&tasks_md(&[shell_task("1", "One", "", "echo 1 > one.txt")]));
+    s.shell_run(&["--no-verify"]).assert_code(0);
+    let integration = format!("spec/{FEATURE}/integration");
+    s.git(&["branch", "-D", &integration]);
+    let run = s.shell_run(&["--no-verify", "--junit", "Cargo.toml/j.xml"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("--junit `Cargo.toml/j.xml`: could not create its directory"),
+        "{}",
+        run.context()
+    );
+    assert!(
+        !s.git_ok(&["rev-parse", "--verify", "-q", &integration]),
+        "{}",
+        run.context()
     );
 }
