@@ -741,3 +741,271 @@ fn with_nothing_to_do_an_unwritable_junit_is_refused_before_the_integration() {
         run.context()
     );
 }
+
+/// The features a `check --message-format json` checked.
+fn checked(out: &Output) -> Vec<String> {
+    stdout(out)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "check")
+        .map(|v| v["feature"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn changed_since_sees_the_manifest_the_personas_and_a_linked_task_list() {
+    let s = Scratch::unapproved(
+        "# Tasks\n\n- [ ] 1. One\n  - _Dependencies: None_\n",
+        Project::Workspace,
+    );
+    // `other`'s tasks.md is a link to a file elsewhere in the repository.
+    let other = s.repo().join("documentation/features/other");
+    write(&s.repo().join("plans/other-tasks.md"), MALFORMED);
+    std::fs::create_dir_all(&other).unwrap();
+    std::os::unix::fs::symlink("../../../plans/other-tasks.md", other.join("tasks.md")).unwrap();
+    s.git(&["add", "-A"]);
+    s.git(&["commit", "-q", "-m", "Another feature"]);
+    let json = |rev: &str| {
+        s.spec_exec(&["check", "--changed-since", rev, "--message-format", "json"])
+            .output()
+            .unwrap()
+    };
+    assert!(checked(&json("HEAD")).is_empty());
+
+    // The file the link leads to changed.
+    write(
+        &s.repo().join("plans/other-tasks.md"),
+        &format!("{MALFORMED}\n"),
+    );
+    let out = json("HEAD");
+    assert_eq!(checked(&out), ["other"], "{}", context(&out));
+    // Its annotations name the file git tracks.
+    let out = s
+        .spec_exec(&[
+            "check",
+            "--changed-since",
+            "HEAD",
+            "--message-format",
+            "github",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        commands(&out)
+            .iter()
+            .any(|c| c.starts_with("::error file=plans/other-tasks.md,line=")),
+        "{}",
+        context(&out)
+    );
+    s.git(&["checkout", "-q", "--", "plans"]);
+
+    // The manifest (its configuration is every feature's) and a persona file.
+    write(
+        &s.repo().join("Cargo.toml"),
+        "[workspace]\nmembers = [\"crates/tiny\"]\nresolver = \"2\"\n\n[workspace.metadata.spec-exec]\nmax-agents = 2\n",
+    );
+    let out = json("HEAD");
+    assert_eq!(checked(&out), [FEATURE, "other"], "{}", context(&out));
+    s.git(&["checkout", "-q", "--", "Cargo.toml"]);
+    write(&s.repo().join(".claude/agents/writer.md"), "You write.\n");
+    let out = json("HEAD");
+    assert_eq!(checked(&out), [FEATURE, "other"], "{}", context(&out));
+}
+
+#[test]
+fn changed_since_says_what_it_left_out_in_json_and_why_it_cannot_compare() {
+    let s = Scratch::unapproved(
+        "# Tasks\n\n- [ ] 1. One\n  - _Dependencies: None_\n",
+        Project::Workspace,
+    );
+    let out = s
+        .spec_exec(&[
+            "check",
+            "--changed-since",
+            "HEAD",
+            "--message-format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [serde_json::json!({"type": "check-unchanged", "since": "HEAD", "features": [FEATURE]})],
+        "{}",
+        context(&out)
+    );
+
+    // An empty branch name, as `origin/${{ github.base_ref }}` on a push.
+    let out = s
+        .spec_exec(&["check", "--changed-since", "origin/"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
+    assert!(
+        text(&out.stderr).contains("--changed-since `origin/` names no branch"),
+        "{}",
+        context(&out)
+    );
+
+    // No repository.
+    let tmp = tempfile::tempdir().unwrap();
+    support::write_project(tmp.path(), Project::Package);
+    write(
+        &tmp.path().join("documentation/features/demo/tasks.md"),
+        "# Tasks\n\n- [ ] 1. One\n",
+    );
+    let out = support::spec_exec_in(tmp.path(), &["check", "--changed-since", "HEAD"])
+        .env("GIT_CEILING_DIRECTORIES", tmp.path().parent().unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
+    assert!(
+        text(&out.stderr).contains("--changed-since needs a git repository"),
+        "{}",
+        context(&out)
+    );
+}
+
+#[test]
+fn a_configuration_error_is_annotated_at_the_workspace_manifest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path();
+    let ws = repo.join("ws");
+    write(
+        &ws.join("Cargo.toml"),
+        "[package]\nname = \"tiny\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[package.metadata.spec-exec]\nmax-agents = \"many\"\n",
+    );
+    write(&ws.join("src/lib.rs"), "");
+    write(&repo.join("README.md"), "the repository\n");
+    support::git_in(repo, &["init", "-q", "-b", "main"]);
+    let out = support::spec_exec_in(&ws, &["check", "--message-format", "github"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
+    assert!(
+        commands(&out)
+            .iter()
+            .any(|c| c.starts_with("::error file=ws/Cargo.toml,")),
+        "{}",
+        context(&out)
+    );
+}
+
+#[test]
+fn the_step_summary_says_why_a_check_could_not_be_made_and_what_failed_to_write_it() {
+    let s = Scratch::new("# Tasks\n\n- [ ] 1. One\n  - _Dependencies: None_\n");
+    let summary = s.ctl().join("summary.md");
+    let out = s
+        .spec_exec(&["check", "no-such-feature"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.contains("The check could not be made: no feature `no-such-feature`"),
+        "{md}"
+    );
+
+    let out = s
+        .spec_exec(&["check"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", "/dev/full")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("could not write the step summary to `/dev/full` (GITHUB_STEP_SUMMARY)"),
+        "{err}"
+    );
+    assert!(!err.contains("this file"), "{err}");
+    assert!(!err.contains("outside a step"), "{err}");
+}
+
+#[test]
+fn a_feature_named_twice_is_checked_once() {
+    let s = Scratch::new("# Tasks\n\n- [ ] 1. One\n  - _Dependencies: None_\n");
+    let path = format!("documentation/features/{FEATURE}");
+    let out = s
+        .spec_exec(&["check", FEATURE, FEATURE, &path, "--message-format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+    assert_eq!(checked(&out), [FEATURE], "{}", context(&out));
+}
+
+#[test]
+fn an_invalid_feature_name_is_escaped_and_points_at_its_directory() {
+    let s = Scratch::new("# Tasks\n\n- [ ] 1. One\n  - _Dependencies: None_\n");
+    let out = s
+        .spec_exec(&["check", "x\ny", "--message-format", "github"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
+    assert_eq!(commands(&out).len(), 1, "{}", context(&out));
+    assert!(
+        text(&out.stderr).contains("invalid feature name `x\\ny`"),
+        "{}",
+        context(&out)
+    );
+    // A directory of that name: its errors name it.
+    write(
+        &s.repo().join("documentation/features/c:d/tasks.md"),
+        "# Tasks\n\n- [ ] 1. One\n",
+    );
+    let out = s
+        .spec_exec(&["check", "--message-format", "github"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
+    assert!(
+        commands(&out).iter().any(|c| c
+            .starts_with("::error file=documentation/features/c%3Ad,title=invalid feature name")),
+        "{}",
+        context(&out)
+    );
+}
+
+#[test]
+fn a_deps_dry_run_echoes_tasks_md_with_the_workflow_commands_stopped() {
+    // A line of the task list that reads as a workflow command once its indent is trimmed.
+    let s =
+        Scratch::new("# Tasks\n\n- [ ] 1. One\n::warning::from the task list\n\n- [ ] 2. Two\n");
+    let answer = s.ctl().join("answer.json");
+    write(
+        &answer,
+        r#"{"tasks": [{"id": "1", "depends_on": []}, {"id": "2", "depends_on": ["1"]}]}"#,
+    );
+    let agent = format!("sh -c 'cat > /dev/null; cat \"{}\"'", answer.display());
+    let out = s
+        .spec_exec(&["deps", FEATURE, "--agent", &agent, "--dry-run"])
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+    let stdout = stdout(&out);
+    assert!(stdout.contains("::warning::from the task list"), "{stdout}");
+    // Between `::stop-commands::TOKEN` and `::TOKEN::`, where the runner runs none.
+    let lines: Vec<&str> = stdout.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with("::stop-commands::"))
+        .unwrap_or_else(|| panic!("no ::stop-commands::\n{stdout}"));
+    let token = &lines[start]["::stop-commands::".len()..];
+    let end = lines
+        .iter()
+        .position(|l| *l == format!("::{token}::"))
+        .unwrap_or_else(|| panic!("not resumed\n{stdout}"));
+    let echoed = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("::warning::from"))
+        .unwrap();
+    assert!(start < echoed && echoed < end, "{stdout}");
+}
