@@ -226,18 +226,19 @@ fn changed_since(
     if let Some(remote) = rev.strip_suffix('/') {
         return Err(Error::user_with_help(
             format!("--changed-since `{rev}` names no branch: the part after `{remote}/` is empty"),
-            "name the branch to compare with, e.g. `origin/main`; in a GitHub Actions workflow `github.base_ref` is empty except on pull_request events, so run the step only for them (`if: github.event_name == 'pull_request'`)",
+            "name the branch to compare with, e.g. `origin/main`; in a GitHub Actions workflow `github.base_ref` is empty except on pull_request events: pass --changed-since only on them, e.g. `${{ github.base_ref && format('--changed-since origin/{0}', github.base_ref) || '' }}`",
         ));
     }
-    let git = crate::git::Git::open(&ws.root).map_err(|_| {
-        Error::user_with_help(
+    if git2::Repository::discover(&ws.root).is_err() {
+        return Err(Error::user_with_help(
             format!(
                 "--changed-since needs a git repository, and `{}` is not in one",
                 ws.root.display()
             ),
             "run `check` without --changed-since to check every feature",
-        )
-    })?;
+        ));
+    }
+    let git = crate::git::Git::open(&ws.root)?;
     let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
     let workdir = canonical(&git.workdir().unwrap_or_else(|| ws.root.clone()));
     let inside = |p: &Path| {
