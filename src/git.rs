@@ -942,14 +942,23 @@ impl Git {
             .unwrap_or_default()
     }
 
+    /// Whether git tracks the file at `rel` (relative to the working tree): it is in the index.
+    pub fn is_tracked(&self, rel: &Path) -> bool {
+        self.repo
+            .index()
+            .is_ok_and(|index| index.get_path(rel, 0).is_some())
+    }
+
     pub fn workdir(&self) -> Option<PathBuf> {
         self.repo.workdir().map(Path::to_path_buf)
     }
 
     /// The paths (relative to the working tree) that differ between `rev` and the working
     /// tree: changed in the commits since, staged, unstaged, or new and untracked (ignored
-    /// files not). A renamed file counts at both its names.
-    pub fn changed_since(&self, rev: &str) -> Result<Vec<PathBuf>> {
+    /// files not). A renamed file counts at both its names. Only under `pathspecs` (files or
+    /// directories relative to the working tree, taken literally) when any are given: the
+    /// untracked files elsewhere are not walked.
+    pub fn changed_since(&self, rev: &str, pathspecs: &[PathBuf]) -> Result<Vec<PathBuf>> {
         let tree = self
             .repo
             .revparse_single(rev)
@@ -966,7 +975,12 @@ impl Git {
         let mut opts = git2::DiffOptions::new();
         opts.include_untracked(true)
             .recurse_untracked_dirs(true)
-            .include_ignored(false);
+            .include_ignored(false)
+            // Literal paths, not patterns: a directory's name may hold `*` or `[`.
+            .disable_pathspec_match(true);
+        for p in pathspecs {
+            opts.pathspec(p);
+        }
         let diff = self
             .repo
             .diff_tree_to_workdir_with_index(Some(&tree), Some(&mut opts))

@@ -105,14 +105,19 @@ mod entry {
         let manifest = cli.global.manifest_path.as_deref();
         // The workspace; the shell names files from its repository's root for GitHub.
         let load = || -> Result<Workspace, Error> {
-            let ws = Workspace::load(manifest)?;
-            shell.set_workspace_root(&ws.root);
-            Ok(ws)
+            Workspace::load_with(manifest, |root| shell.set_workspace_root(root))
         };
         match cli.command {
             Some(Command::Run(run)) => ops::run(shell, &load()?, &run.feature, &run.options),
             Some(Command::List) => ops::list(shell, &load()?),
-            Some(Command::Check(check)) => ops::check(shell, &load()?, &check),
+            Some(Command::Check(check)) => {
+                let checked = load().and_then(|ws| ops::check(shell, &ws, &check));
+                // The step summary says why there is no table.
+                if let Err(e) = &checked {
+                    ops::check_summary_of_error(shell, e);
+                }
+                checked
+            }
             Some(Command::Approve { feature }) => ops::approve(shell, &load()?, &feature),
             Some(Command::Deps(deps)) => ops::deps::deps(shell, &load()?, &deps),
             Some(Command::Clean(clean)) => ops::clean::clean(shell, &load()?, &clean),

@@ -160,12 +160,48 @@ impl Shell {
         outln!("{text}");
     }
 
+    /// Lines of the result that echo a file's text (a diff of tasks.md). With
+    /// `--message-format github` they are printed between `::stop-commands::` and its end: the
+    /// runner trims a line's leading spaces, so a line of the file reading `::warning::…` (or
+    /// `::stop-commands::…`) would otherwise be taken for a workflow command.
+    pub fn out_verbatim(&self, text: impl Show) {
+        let text = text.to_string();
+        if !self.is_github() {
+            outln!("{text}");
+            return;
+        }
+        let token = github::stop_token(&text);
+        outln!("::stop-commands::{token}");
+        outln!("{text}");
+        outln!("::{token}::");
+    }
+
     /// One JSON line on stdout.
     pub fn json(&self, value: &impl Serialize) {
         match serde_json::to_string(value) {
             Ok(line) => outln!("{line}"),
             Err(e) => panic!("serialising an output message failed: {e}"),
         }
+    }
+
+    /// With `--message-format github`, an `::error` titled `title` at `location` (the human
+    /// output says it already, in its own words): a task that failed, an integration that was
+    /// not built.
+    pub fn annotate(&self, location: Option<&crate::error::Location>, title: &str, message: &str) {
+        if !self.is_github() {
+            return;
+        }
+        let place = location
+            .map(|loc| github::Place {
+                file: Some(self.github_paths().in_repository(&loc.path)),
+                line: loc.line,
+                column: 0,
+            })
+            .unwrap_or_default();
+        outln!(
+            "{}",
+            github::command(github::Level::Error, &place, title, message)
+        );
     }
 
     /// A diagnostic on stderr (warnings are hidden by `-q`); in JSON mode also as a
@@ -303,6 +339,8 @@ pub struct Display<'a> {
     limit_resets: Option<u64>,
     /// The feature's integration branch, shown with the next steps after the run's end.
     integration: Option<crate::report::IntegrationReport>,
+    /// Each task's line in tasks.md, by id: where its failure is annotated.
+    places: std::collections::HashMap<String, crate::error::Location>,
 }
 
 fn elapsed(since: std::time::Instant) -> String {
@@ -354,6 +392,17 @@ pub fn integration_lines(r: &crate::report::IntegrationReport, feature: &str) ->
         }
     }
     out
+}
+
+/// With `--message-format github`, an `::error` for an integration branch that was not built.
+pub fn annotate_integration(shell: &Shell, r: &crate::report::IntegrationReport) {
+    if r.status == "failed" {
+        shell.annotate(
+            None,
+            &format!("{} was not built", r.branch),
+            r.reason.as_deref().unwrap_or("unknown reason"),
+        );
+    }
 }
 
 /// Why it was not built, and what to do when it can be tried again.
@@ -546,7 +595,34 @@ impl<'a> Display<'a> {
             doing: std::collections::HashMap::new(),
             limit_resets: None,
             integration: None,
+            places: std::collections::HashMap::new(),
         }
+    }
+
+    /// Where each task of `list` is: its failures and tick errors point there.
+    pub fn with_tasks(mut self, list: &crate::spec::model::TaskList) -> Self {
+        self.places = list
+            .tasks
+            .iter()
+            .filter(|t| t.line > 0)
+            .map(|t| {
+                let text = list.source.line_text(t.line).to_owned();
+                let width = text
+                    .trim_end()
+                    .chars()
+                    .count()
+                    .saturating_sub(t.column.saturating_sub(1));
+                let loc = crate::error::Location {
+                    path: list.source.display_path.clone(),
+                    line: t.line,
+                    column: t.column,
+                    line_text: text,
+                    width,
+                };
+                (t.id.clone(), loc)
+            })
+            .collect();
+        self
     }
 
     fn clear(&mut self) {
@@ -767,6 +843,7 @@ impl<'a> Display<'a> {
                     for (verb, message, bad) in integration_lines(&r, &self.feature) {
                         self.line(verb, message, bad);
                     }
+                    annotate_integration(self.shell, &r);
                 }
             }
         }
@@ -868,6 +945,11 @@ impl<'a> Display<'a> {
                     parts.push(format!("worktree: {}", self.rel(w).display()));
                 }
                 self.line("Failed", format!("{} ({})", r.id, parts.join(", ")), true);
+                self.shell.annotate(
+                    self.places.get(&r.id),
+                    &format!("task {} failed", r.id),
+                    r.reason.as_deref().unwrap_or("failed"),
+                );
             }
             Status::Skipped => self.line(
                 "Skipped",
@@ -891,8 +973,17 @@ impl<'a> Display<'a> {
         }
         if let Some(e) = &r.tick_error {
             self.clear();
-            self.shell
-                .diagnostic(&Diagnostic::error(format!("{} was not ticked: {e}", r.id)));
+            // The reason names the task and says it was not ticked.
+            let message = if e.contains("not ticked") {
+                e.clone()
+            } else {
+                format!("task {} was not ticked: {e}", r.id)
+            };
+            self.shell.diagnostic(
+                &Diagnostic::error(message)
+                    .at_opt(self.places.get(&r.id).cloned())
+                    .help("its work is committed on its branch: tick it by hand once the list is as it should be"),
+            );
             self.draw();
         }
     }
@@ -909,10 +1000,9 @@ impl<'a> Display<'a> {
         self.clear();
         self.drawn = 0;
         if let Some(e) = error {
-            self.shell.diagnostic(
-                &Diagnostic::error(format!("the run's report was not written: {e}"))
-                    .help("free some space or fix the permissions; the tasks' branches and ticks are kept"),
-            );
+            // Each file that could not be written says which it is.
+            self.shell
+                .diagnostic(&Diagnostic::error(e).help(crate::report::sink::WRITE_HELP));
         }
         let mut parts = vec![format!("{} done", totals.done)];
         for (n, word) in [

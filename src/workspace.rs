@@ -22,6 +22,13 @@ pub struct Workspace {
 impl Workspace {
     /// Asks cargo (the `$CARGO` cargo when run as a cargo subcommand) about the workspace.
     pub fn load(manifest_path: Option<&Path>) -> Result<Workspace> {
+        Workspace::load_with(manifest_path, |_| {})
+    }
+
+    /// As [`Workspace::load`], telling `found` the workspace's root as soon as cargo names it,
+    /// before its configuration is read: errors in the configuration can then name their file
+    /// from it.
+    pub fn load_with(manifest_path: Option<&Path>, found: impl FnOnce(&Path)) -> Result<Workspace> {
         let mut cmd = MetadataCommand::new();
         // Its output is JSON; the user's colour setting (valid or not) is ours to judge.
         cmd.no_deps().env("CARGO_TERM_COLOR", "never");
@@ -50,6 +57,7 @@ impl Workspace {
             )
         })?;
         let root = metadata.workspace_root.clone().into_std_path_buf();
+        found(&root);
         let manifest = root.join("Cargo.toml");
         let text = std::fs::read_to_string(&manifest).ok();
         let shown = display_path(&manifest, &root);

@@ -498,9 +498,514 @@ fn junit_is_written_when_the_run_is_interrupted() {
     assert_eq!(out.status.code(), Some(130), "{}", context(&out));
     let xml = std::fs::read_to_string(s.repo().join("junit.xml")).unwrap();
     assert_eq!(read_to_end(&xml), 1, "{xml}");
-    assert_eq!(attribute(&xml, "testsuite", "skipped"), "1", "{xml}");
-    assert!(
-        attribute(&xml, "skipped", "message").starts_with("interrupted"),
+    // The run failed on it (exit 130): a failure, said once.
+    assert_eq!(attribute(&xml, "testsuite", "failures"), "1", "{xml}");
+    assert_eq!(attribute(&xml, "testsuite", "skipped"), "0", "{xml}");
+    assert_eq!(
+        attribute(&xml, "failure", "message"),
+        "interrupted",
         "{xml}"
     );
+}
+
+/// The `::error` lines of an output whose title is `title`.
+fn errors_titled<'a>(out: &'a [String], title: &str) -> Vec<&'a String> {
+    out.iter()
+        .filter(|c| c.starts_with("::error ") && c.contains(&format!("title={title}::")))
+        .collect()
+}
+
+#[test]
+fn junit_never_replaces_a_file_of_the_repository() {
+    let s = Scratch::package(&tasks_md(&[shell_task("1", "One", "", "echo 1 > one.txt")]));
+    let before = s.tasks_md();
+    let tasks = format!("documentation/features/{FEATURE}/tasks.md");
+    let design = format!("documentation/features/{FEATURE}/report.xml");
+    let dir =
+        format!("in the directory of feature `{FEATURE}` (`documentation/features/{FEATURE}`)");
+    for (path, why) in [
+        (tasks.as_str(), dir.as_str()),
+        (design.as_str(), dir.as_str()),
+        ("README.md", "`README.md`, a file git tracks"),
+    ] {
+        let run = s.shell_run(&["--no-verify", "--junit", path]);
+        run.assert_code(2);
+        assert!(
+            run.stderr.contains(&format!(
+                "--junit `{path}` is {why}: the report would replace it"
+            )),
+            "{}",
+            run.context()
+        );
+        assert!(run.started().is_empty(), "{}", run.context());
+    }
+    assert_eq!(s.tasks_md(), before);
+    assert_eq!(
+        std::fs::read_to_string(s.repo().join("README.md")).unwrap(),
+        "scratch\n"
+    );
+    // A link to a tracked file is refused too.
+    std::os::unix::fs::symlink("README.md", s.repo().join("junit.xml")).unwrap();
+    let run = s.shell_run(&["--no-verify", "--junit", "junit.xml"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("a file git tracks"),
+        "{}",
+        run.context()
+    );
+}
+
+#[test]
+fn an_unwritable_junit_path_is_refused_before_any_agent() {
+    let s = Scratch::package(&tasks_md(&[shell_task("1", "One", "", "echo 1 > one.txt")]));
+    for path in ["Cargo.toml/j.xml", "README.md/sub/j.xml"] {
+        let run = s.shell_run(&["--no-verify", "--junit", path]);
+        run.assert_code(2);
+        assert!(
+            run.stderr
+                .contains(&format!("--junit `{path}`: could not create its directory")),
+            "{}",
+            run.context()
+        );
+        assert!(run.started().is_empty(), "{}", run.context());
+    }
+    assert!(!s.repo().join("one.txt").exists());
+}
+
+#[test]
+fn a_junit_report_lost_at_the_end_keeps_the_run_report_and_names_junit() {
+    // The task puts a file where the report's directory was: only the JUnit file is lost.
+    let s = Scratch::package(&tasks_md(&[shell_task(
+        "1",
+        "One",
+        "",
+        r#"rm -rf "$HELPER_CTL/out" && touch "$HELPER_CTL/out" && echo 1 > one.txt"#,
+    )]));
+    let junit = s.ctl().join("out/junit.xml");
+    let run = s.shell_run(&["--no-verify", "--junit", junit.to_str().unwrap()]);
+    run.assert_code(1);
+    assert_eq!(run.status("1"), "done", "{}", run.context());
+    let finished = run.run_finished();
+    assert!(finished["report"].is_string(), "{}", run.context());
+    let error = finished["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("the JUnit report (--junit) was not written: "),
+        "{}",
+        run.context()
+    );
+}
+
+#[test]
+fn junit_follows_the_umask_and_writes_through_a_link() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let s = Scratch::package(&tasks_md(&[shell_task("1", "One", "", "echo 1 > one.txt")]));
+    // The mode any new file gets here.
+    let probe = s.ctl().join("probe");
+    std::fs::write(&probe, "").unwrap();
+    let usual = std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
+    let out = s.ctl().join("reports");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("real.xml"), "old").unwrap();
+    std::os::unix::fs::symlink("real.xml", out.join("junit.xml")).unwrap();
+    let run = s.shell_run(&[
+        "--no-verify",
+        "--junit",
+        out.join("junit.xml").to_str().unwrap(),
+    ]);
+    run.assert_code(0);
+    let link = std::fs::symlink_metadata(out.join("junit.xml")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link was replaced");
+    let xml = std::fs::read_to_string(out.join("real.xml")).unwrap();
+    assert_eq!(read_to_end(&xml), 1, "{xml}");
+    // The usual mode, not a temporary file's 0600.
+    let mode = std::fs::metadata(out.join("real.xml"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, usual);
+}
+
+/// A run in a GitHub Actions step, with human output (and so its workflow commands).
+fn github_run(s: &Scratch, extra: &[&str]) -> Output {
+    let mut args = vec!["run", FEATURE, "--agent", "shell", "--no-verify"];
+    args.extend_from_slice(extra);
+    s.spec_exec(&args)
+        .env("GITHUB_ACTIONS", "true")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_failed_task_is_annotated_once_at_its_line() {
+    let md = tasks_md(&[
+        shell_task("1", "One", "", "echo 1 > one.txt"),
+        shell_task("2", "Two", "", "echo broken; exit 3"),
+    ]);
+    let s = Scratch::package(&md);
+    // Its line in tasks.md as it is, approval and all.
+    let (line, _) = line_col(&s.tasks_md(), "- [ ] 2.");
+    let out = github_run(&s, &["--continue-on-error"]);
+    assert_eq!(out.status.code(), Some(1), "{}", context(&out));
+    let all = commands(&out);
+    let failed = errors_titled(&all, "task 2 failed");
+    assert_eq!(failed.len(), 1, "{}", context(&out));
+    assert!(
+        failed[0].starts_with(&format!(
+            "::error file=documentation/features/{FEATURE}/tasks.md,line={line},title=task 2 failed::"
+        )),
+        "{}",
+        context(&out)
+    );
+    assert!(failed[0].contains("exit"), "{}", context(&out));
+    assert!(errors_titled(&all, "task 1 failed").is_empty());
+}
+
+#[test]
+fn a_task_that_was_not_ticked_fails_in_junit_and_is_annotated_at_its_line() {
+    let md = tasks_md(&[shell_task(
+        "1",
+        "Retitle",
+        "",
+        r#"t="$HELPER_USER_TASKS"; sed 's/Retitle[*][*]/Retitled**/' "$t" > "$t.new" && cat "$t.new" > "$t" && rm "$t.new" && echo 1 > one.txt"#,
+    )]);
+    let s = Scratch::package(&md);
+    let (line, _) = line_col(&s.tasks_md(), "- [ ] 1.");
+    let out = github_run(&s, &["--junit", "junit.xml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", context(&out));
+    let all = commands(&out);
+    let ticks: Vec<&String> = all
+        .iter()
+        .filter(|c| c.starts_with("::error ") && c.contains("not ticked"))
+        .collect();
+    assert_eq!(ticks.len(), 1, "{}", context(&out));
+    assert!(
+        ticks[0].starts_with(&format!(
+            "::error file=documentation/features/{FEATURE}/tasks.md,line={line},"
+        )),
+        "{}",
+        context(&out)
+    );
+    // Said once.
+    let message = ticks[0].split_once("title=").unwrap().1;
+    let title = message.split_once("::").unwrap().0;
+    assert_eq!(title.matches("not ticked").count(), 1, "{title}");
+    let xml = std::fs::read_to_string(s.repo().join("junit.xml")).unwrap();
+    assert_eq!(attribute(&xml, "testsuite", "failures"), "1", "{xml}");
+    assert!(
+        attribute(&xml, "failure", "message").contains("not ticked"),
+        "{xml}"
+    );
+}
+
+#[test]
+fn a_failed_integration_is_annotated() {
+    // The integration's verification fails: every task is done, the branch is not built.
+    let s = Scratch::package(&tasks_md(&[shell_task("1", "One", "", "echo 1 > one.txt")]));
+    let out = github_run(&s, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+    s.git(&["branch", "-D", &format!("spec/{FEATURE}/integration")]);
+    let out = s
+        .spec_exec(&["land", FEATURE, "--verify", "sh -c 'exit 4'"])
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", context(&out));
+    let all = commands(&out);
+    assert_eq!(
+        errors_titled(&all, &format!("spec/{FEATURE}/integration was not built")).len(),
+        1,
+        "{}",
+        context(&out)
+    );
+}
+
+#[test]
+fn with_nothing_to_do_an_unwritable_junit_is_refused_before_the_integration() {
+    let s = Scratch::package(&tasks_md(&[shell_task("1", "One", "", "echo 1 > one.txt")]));
+    s.shell_run(&["--no-verify"]).assert_code(0);
+    let integration = format!("spec/{FEATURE}/integration");
+    s.git(&["branch", "-D", &integration]);
+    let run = s.shell_run(&["--no-verify", "--junit", "Cargo.toml/j.xml"]);
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("--junit `Cargo.toml/j.xml`: could not create its directory"),
+        "{}",
+        run.context()
+    );
+    assert!(
+        !s.git_ok(&["rev-parse", "--verify", "-q", &integration]),
+        "{}",
+        run.context()
+    );
+}
+
+/// The features a `check --message-format json` checked.
+fn checked(out: &Output) -> Vec<String> {
+    stdout(out)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "check")
+        .map(|v| v["feature"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn changed_since_sees_the_manifest_the_personas_and_a_linked_task_list() {
+    let s = Scratch::unapproved(
+        "# Tasks\n\n- [ ] 1. One\n  - _Dependencies: None_\n",
+        Project::Workspace,
+    );
+    // `other`'s tasks.md is a link to a file elsewhere in the repository.
+    let other = s.repo().join("documentation/features/other");
+    write(&s.repo().join("plans/other-tasks.md"), MALFORMED);
+    std::fs::create_dir_all(&other).unwrap();
+    std::os::unix::fs::symlink("../../../plans/other-tasks.md", other.join("tasks.md")).unwrap();
+    s.git(&["add", "-A"]);
+    s.git(&["commit", "-q", "-m", "Another feature"]);
+    let json = |rev: &str| {
+        s.spec_exec(&["check", "--changed-since", rev, "--message-format", "json"])
+            .output()
+            .unwrap()
+    };
+    assert!(checked(&json("HEAD")).is_empty());
+
+    // The file the link leads to changed.
+    write(
+        &s.repo().join("plans/other-tasks.md"),
+        &format!("{MALFORMED}\n"),
+    );
+    let out = json("HEAD");
+    assert_eq!(checked(&out), ["other"], "{}", context(&out));
+    // Its annotations name the file git tracks.
+    let out = s
+        .spec_exec(&[
+            "check",
+            "--changed-since",
+            "HEAD",
+            "--message-format",
+            "github",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        commands(&out)
+            .iter()
+            .any(|c| c.starts_with("::error file=plans/other-tasks.md,line=")),
+        "{}",
+        context(&out)
+    );
+    s.git(&["checkout", "-q", "--", "plans"]);
+
+    // The manifest (its configuration is every feature's) and a persona file.
+    write(
+        &s.repo().join("Cargo.toml"),
+        "[workspace]\nmembers = [\"crates/tiny\"]\nresolver = \"2\"\n\n[workspace.metadata.spec-exec]\nmax-agents = 2\n",
+    );
+    let out = json("HEAD");
+    assert_eq!(checked(&out), [FEATURE, "other"], "{}", context(&out));
+    s.git(&["checkout", "-q", "--", "Cargo.toml"]);
+    write(&s.repo().join(".claude/agents/writer.md"), "You write.\n");
+    let out = json("HEAD");
+    assert_eq!(checked(&out), [FEATURE, "other"], "{}", context(&out));
+}
+
+#[test]
+fn changed_since_says_what_it_left_out_in_json_and_why_it_cannot_compare() {
+    let s = Scratch::unapproved(
+        "# Tasks\n\n- [ ] 1. One\n  - _Dependencies: None_\n",
+        Project::Workspace,
+    );
+    let out = s
+        .spec_exec(&[
+            "check",
+            "--changed-since",
+            "HEAD",
+            "--message-format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [serde_json::json!({"type": "check-unchanged", "since": "HEAD", "features": [FEATURE]})],
+        "{}",
+        context(&out)
+    );
+
+    // An empty branch name, as `origin/${{ github.base_ref }}` on a push.
+    let out = s
+        .spec_exec(&["check", "--changed-since", "origin/"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
+    assert!(
+        text(&out.stderr).contains("--changed-since `origin/` names no branch"),
+        "{}",
+        context(&out)
+    );
+
+    // No repository.
+    let tmp = tempfile::tempdir().unwrap();
+    support::write_project(tmp.path(), Project::Package);
+    write(
+        &tmp.path().join("documentation/features/demo/tasks.md"),
+        "# Tasks\n\n- [ ] 1. One\n",
+    );
+    let out = support::spec_exec_in(tmp.path(), &["check", "--changed-since", "HEAD"])
+        .env("GIT_CEILING_DIRECTORIES", tmp.path().parent().unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
+    assert!(
+        text(&out.stderr).contains("--changed-since needs a git repository"),
+        "{}",
+        context(&out)
+    );
+}
+
+#[test]
+fn a_configuration_error_is_annotated_at_the_workspace_manifest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path();
+    let ws = repo.join("ws");
+    write(
+        &ws.join("Cargo.toml"),
+        "[package]\nname = \"tiny\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[package.metadata.spec-exec]\nmax-agents = \"many\"\n",
+    );
+    write(&ws.join("src/lib.rs"), "");
+    write(&repo.join("README.md"), "the repository\n");
+    support::git_in(repo, &["init", "-q", "-b", "main"]);
+    let out = support::spec_exec_in(&ws, &["check", "--message-format", "github"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
+    assert!(
+        commands(&out)
+            .iter()
+            .any(|c| c.starts_with("::error file=ws/Cargo.toml,")),
+        "{}",
+        context(&out)
+    );
+}
+
+#[test]
+fn the_step_summary_says_why_a_check_could_not_be_made_and_what_failed_to_write_it() {
+    let s = Scratch::new("# Tasks\n\n- [ ] 1. One\n  - _Dependencies: None_\n");
+    let summary = s.ctl().join("summary.md");
+    let out = s
+        .spec_exec(&["check", "no-such-feature"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.contains("The check could not be made: no feature `no-such-feature`"),
+        "{md}"
+    );
+
+    let out = s
+        .spec_exec(&["check"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", "/dev/full")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("could not write the step summary to `/dev/full` (GITHUB_STEP_SUMMARY)"),
+        "{err}"
+    );
+    assert!(!err.contains("this file"), "{err}");
+    assert!(!err.contains("outside a step"), "{err}");
+}
+
+#[test]
+fn a_feature_named_twice_is_checked_once() {
+    let s = Scratch::new("# Tasks\n\n- [ ] 1. One\n  - _Dependencies: None_\n");
+    let path = format!("documentation/features/{FEATURE}");
+    let out = s
+        .spec_exec(&["check", FEATURE, FEATURE, &path, "--message-format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+    assert_eq!(checked(&out), [FEATURE], "{}", context(&out));
+}
+
+#[test]
+fn an_invalid_feature_name_is_escaped_and_points_at_its_directory() {
+    let s = Scratch::new("# Tasks\n\n- [ ] 1. One\n  - _Dependencies: None_\n");
+    let out = s
+        .spec_exec(&["check", "x\ny", "--message-format", "github"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
+    assert_eq!(commands(&out).len(), 1, "{}", context(&out));
+    assert!(
+        text(&out.stderr).contains("invalid feature name `x\\ny`"),
+        "{}",
+        context(&out)
+    );
+    // A directory of that name: its errors name it.
+    write(
+        &s.repo().join("documentation/features/c:d/tasks.md"),
+        "# Tasks\n\n- [ ] 1. One\n",
+    );
+    let out = s
+        .spec_exec(&["check", "--message-format", "github"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
+    assert!(
+        commands(&out).iter().any(|c| c
+            .starts_with("::error file=documentation/features/c%3Ad,title=invalid feature name")),
+        "{}",
+        context(&out)
+    );
+}
+
+#[test]
+fn a_deps_dry_run_echoes_tasks_md_with_the_workflow_commands_stopped() {
+    // A line of the task list that reads as a workflow command once its indent is trimmed.
+    let s =
+        Scratch::new("# Tasks\n\n- [ ] 1. One\n::warning::from the task list\n\n- [ ] 2. Two\n");
+    let answer = s.ctl().join("answer.json");
+    write(
+        &answer,
+        r#"{"tasks": [{"id": "1", "depends_on": []}, {"id": "2", "depends_on": ["1"]}]}"#,
+    );
+    let agent = format!("sh -c 'cat > /dev/null; cat \"{}\"'", answer.display());
+    let out = s
+        .spec_exec(&["deps", FEATURE, "--agent", &agent, "--dry-run"])
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+    let stdout = stdout(&out);
+    assert!(stdout.contains("::warning::from the task list"), "{stdout}");
+    // Between `::stop-commands::TOKEN` and `::TOKEN::`, where the runner runs none.
+    let lines: Vec<&str> = stdout.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with("::stop-commands::"))
+        .unwrap_or_else(|| panic!("no ::stop-commands::\n{stdout}"));
+    let token = &lines[start]["::stop-commands::".len()..];
+    let end = lines
+        .iter()
+        .position(|l| *l == format!("::{token}::"))
+        .unwrap_or_else(|| panic!("not resumed\n{stdout}"));
+    let echoed = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("::warning::from"))
+        .unwrap();
+    assert!(start < echoed && echoed < end, "{stdout}");
 }

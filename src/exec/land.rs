@@ -470,4 +470,5 @@ fn show(shell: &Shell, report: &IntegrationReport, feature: &str) {
             shell.status(verb, message);
         }
     }
+    crate::output::annotate_integration(shell, report);
 }

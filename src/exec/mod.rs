@@ -511,7 +511,7 @@ async fn run_jobs(
     sinks = if shell.is_json() {
         sinks.output(JsonLines(shell))
     } else {
-        sinks.output(Display::new(shell, plan.nodes.len(), &ctx.root))
+        sinks.output(Display::new(shell, plan.nodes.len(), &ctx.root).with_tasks(list))
     };
     sinks.event(&Event::run_started(
         &ctx.feature,

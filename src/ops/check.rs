@@ -2,14 +2,14 @@
 //! (JSON lines, GitHub workflow commands and step summary, approval required, only the
 //! features a change touched).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde::Serialize;
 
 use super::{Summary, all_features, approval_error, persona_roots, summarize};
 use crate::cli::CheckCommand;
-use crate::error::{Diagnostic, Result, exit};
+use crate::error::{Diagnostic, Error, Result, exit};
 use crate::output::{Shell, count, github};
 use crate::source::display_path;
 use crate::spec::{self, Feature};
@@ -31,6 +31,15 @@ struct CheckLine<'a> {
     notes: &'a [String],
 }
 
+/// The features `--changed-since` left out, as a JSON line.
+#[derive(Debug, Serialize)]
+struct Unchanged<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    since: &'a str,
+    features: Vec<&'a str>,
+}
+
 pub fn check(shell: &Shell, ws: &Workspace, opts: &CheckCommand) -> Result<i32> {
     let all = all_features(ws)?;
     let mut features = if opts.features.is_empty() {
@@ -41,6 +50,9 @@ pub fn check(shell: &Shell, ws: &Workspace, opts: &CheckCommand) -> Result<i32> 
             .map(|n| spec::pick(&all, &ws.root, &ws.features_dir(), n))
             .collect::<Result<Vec<_>>>()?
     };
+    // A feature named twice (`check a a`, or by its name and its path) is checked once.
+    let mut seen = std::collections::HashSet::new();
+    features.retain(|f| seen.insert(f.dir.canonicalize().unwrap_or_else(|_| f.dir.clone())));
     if features.is_empty() {
         let dir = display_path(&ws.features_dir(), &ws.root);
         shell.status(
@@ -58,6 +70,13 @@ pub fn check(shell: &Shell, ws: &Workspace, opts: &CheckCommand) -> Result<i32> 
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        if shell.is_json() && !unchanged.is_empty() {
+            shell.json(&Unchanged {
+                kind: "check-unchanged",
+                since: rev,
+                features: unchanged.iter().map(|f| f.name.as_str()).collect(),
+            });
+        }
         if features.is_empty() {
             shell.status(
                 "Finished",
@@ -196,23 +215,78 @@ pub fn check(shell: &Shell, ws: &Workspace, opts: &CheckCommand) -> Result<i32> 
 }
 
 /// `features` split into those with a file in their directory that differs between `rev` and
-/// the working tree, and the others.
+/// the working tree, and the others. A feature's tasks.md that is a link is compared where it
+/// leads too; a change to the workspace's manifest or to an agent persona file (configuration
+/// every feature's check reads) touches every feature.
 fn changed_since(
     ws: &Workspace,
     features: Vec<Feature>,
     rev: &str,
 ) -> Result<(Vec<Feature>, Vec<Feature>)> {
+    if let Some(remote) = rev.strip_suffix('/') {
+        return Err(Error::user_with_help(
+            format!("--changed-since `{rev}` names no branch: the part after `{remote}/` is empty"),
+            "name the branch to compare with, e.g. `origin/main`; in a GitHub Actions workflow `github.base_ref` is empty except on pull_request events: pass --changed-since only on them, e.g. `${{ github.base_ref && format('--changed-since origin/{0}', github.base_ref) || '' }}`",
+        ));
+    }
+    if git2::Repository::discover(&ws.root).is_err() {
+        return Err(Error::user_with_help(
+            format!(
+                "--changed-since needs a git repository, and `{}` is not in one",
+                ws.root.display()
+            ),
+            "run `check` without --changed-since to check every feature",
+        ));
+    }
     let git = crate::git::Git::open(&ws.root)?;
-    let changed = git.changed_since(rev)?;
     let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
     let workdir = canonical(&git.workdir().unwrap_or_else(|| ws.root.clone()));
-    Ok(features.into_iter().partition(|f| {
-        match canonical(&f.dir).strip_prefix(&workdir) {
-            Ok(dir) => changed.iter().any(|p| p.starts_with(dir)),
-            // Outside the repository: git cannot tell, so it is checked.
-            Err(_) => true,
+    let inside = |p: &Path| {
+        canonical(p)
+            .strip_prefix(&workdir)
+            .ok()
+            .map(Path::to_path_buf)
+    };
+    // What can change a feature's check besides its own files.
+    let mut shared: Vec<PathBuf> = vec![ws.manifest.clone()];
+    for root in persona_roots(ws) {
+        shared.extend(crate::agents::PERSONA_DIRS.map(|d| root.join(d)));
+    }
+    let shared: Vec<PathBuf> = shared.iter().filter_map(|p| inside(p)).collect();
+    // Each feature's places in the repository: `None` for one outside it, which git cannot
+    // judge, so it is checked.
+    let places: Vec<Option<Vec<PathBuf>>> = features
+        .iter()
+        .map(|f| {
+            let dir = inside(&f.dir)?;
+            let mut places = vec![dir];
+            if let Some(tasks) = inside(&f.tasks_path())
+                && !places.iter().any(|p| tasks.starts_with(p))
+            {
+                places.push(tasks);
+            }
+            Some(places)
+        })
+        .collect();
+    let mut pathspecs: Vec<PathBuf> = shared.clone();
+    pathspecs.extend(places.iter().flatten().flatten().cloned());
+    let changed = git.changed_since(rev, &pathspecs)?;
+    let touched = |places: &[PathBuf]| {
+        changed
+            .iter()
+            .any(|c| places.iter().any(|p| c.starts_with(p)))
+    };
+    if touched(&shared) {
+        return Ok((features, Vec::new()));
+    }
+    let (mut picked, mut left) = (Vec::new(), Vec::new());
+    for (f, places) in features.into_iter().zip(places) {
+        match places {
+            Some(places) if !touched(&places) => left.push(f),
+            _ => picked.push(f),
         }
-    }))
+    }
+    Ok((picked, left))
 }
 
 /// The step summary's table: one row per feature checked.
@@ -238,23 +312,38 @@ fn table(results: &[Summary]) -> String {
     md
 }
 
+/// The step summary of a check that could not be made (a feature that does not exist, a bad
+/// `--changed-since`, a configuration error): what stopped it.
+pub fn summary_of_error(shell: &Shell, error: &Error) {
+    if !shell.is_github() {
+        return;
+    }
+    step_summary(
+        shell,
+        &format!(
+            "### cargo spec-exec check\n\n| Feature | Tasks | Pending | Approval | Errors | Warnings |\n\
+             | --- | ---: | ---: | --- | ---: | ---: |\n\
+             | - | - | - | - | 1 | 0 |\n\nThe check could not be made: {}.\n\n",
+            github::cell(&error.to_string())
+        ),
+    );
+}
+
 /// Appends to `$GITHUB_STEP_SUMMARY` when it is set; a file that cannot be written is a
 /// warning (the check's verdict stands without it).
 fn step_summary(shell: &Shell, markdown: &str) {
-    match github::append_summary(markdown) {
-        Ok(_) => {}
-        Err(e) => {
-            for d in e.into_diagnostics() {
-                let d = Diagnostic {
-                    severity: crate::error::Severity::Warning,
-                    help: Some(format!(
-                        "{} names the file GitHub Actions gives the step for its summary; unset it outside a step",
-                        github::SUMMARY_ENV
-                    )),
-                    ..d
-                };
-                shell.diagnostic(&d);
-            }
-        }
+    if let Err((path, e)) = github::append_summary(markdown) {
+        shell.diagnostic(
+            &Diagnostic::warning(format!(
+                "could not write the step summary to `{}` ({}): {e}",
+                path.display(),
+                github::SUMMARY_ENV
+            ))
+            .note("the check's verdict stands without it")
+            .help(format!(
+                "{} is the file the GitHub Actions runner gives each step; check that an earlier command of the step did not change it or the runner's disk space",
+                github::SUMMARY_ENV
+            )),
+        );
     }
 }

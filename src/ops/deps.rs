@@ -176,7 +176,7 @@ fn report(
             written: write,
         });
     } else if cmd.dry_run {
-        shell.out(done.diff(list).trim_end());
+        shell.out_verbatim(done.diff(list).trim_end());
         // Why, where the agent said.
         let reasons: Vec<String> = done
             .planned

@@ -26,7 +26,7 @@ use crate::source::display_path;
 use crate::spec::{self, Feature, TaskList, approval};
 use crate::workspace::Workspace;
 
-pub use check::check;
+pub use check::{check, summary_of_error as check_summary_of_error};
 
 /// Loads a feature's list with the workspace's checks on it: what would make a run fail after
 /// it started (branch names git cannot create, worktree paths too long) is an error too.
@@ -76,7 +76,6 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         })?,
         None => ws.config.max_wait.unwrap_or(config::DEFAULT_MAX_WAIT),
     };
-    let junit = junit_path(opts.junit.as_deref())?;
     if opts.push && opts.remote.is_none() {
         return Err(Error::user_with_help(
             "--push needs --remote: the remote to push the task branches to",
@@ -92,6 +91,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         ));
     }
     let all = all_features(ws)?;
+    let junit = junit_path(ws, &all, opts.junit.as_deref())?;
     let feature = spec::pick(&all, &ws.root, &ws.features_dir(), name)?;
     // Shown as its directory's name (`001` finds `001-user-auth`), unless only a path tells it
     // from another feature of that name.
@@ -190,8 +190,11 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         selected,
         fetched: fetched.clone(),
     });
+    if let (Some(path), Some(given)) = (&junit, &opts.junit) {
+        prepare_junit(path, given)?;
+    }
     if plan.pending() == 0 && task_mode.is_none() {
-        return all_done(shell, ws, opts, &feature, name, list);
+        return all_done(shell, ws, opts, &feature, name, list, junit.as_deref());
     }
     // The agents of the tasks that may run: with `--task`, only the selected ones'.
     let (agent, agents) = match &task_mode {
@@ -244,24 +247,119 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
     )
 }
 
-/// `--junit`'s path, absolute: a file to write, not a directory.
-fn junit_path(path: Option<&Path>) -> Result<Option<PathBuf>> {
+/// `--junit`'s path: a file to write, not a directory, and none of the repository's own (a
+/// tracked file, a feature's spec), which the report would replace. A link is followed: the
+/// report is written where it leads.
+fn junit_path(ws: &Workspace, all: &[Feature], path: Option<&Path>) -> Result<Option<PathBuf>> {
     let Some(path) = path else {
         return Ok(None);
     };
+    let example = "give the path of the file to write, e.g. --junit target/spec-exec.xml";
     let absolute = std::path::absolute(path).map_err(|e| {
         Error::user_with_help(
             format!("invalid --junit `{}`: {e}", path.display()),
-            "give the path of the file to write, e.g. --junit target/spec-exec.xml",
+            example,
         )
     })?;
     if path.as_os_str().is_empty() || absolute.is_dir() {
         return Err(Error::user_with_help(
             format!("--junit `{}` is a directory", path.display()),
-            "give the path of the file to write, e.g. --junit target/spec-exec.xml",
+            example,
         ));
     }
-    Ok(Some(absolute))
+    let is_link = absolute
+        .symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_symlink());
+    let real = if is_link {
+        absolute.canonicalize().map_err(|e| {
+            Error::user_with_help(
+                format!(
+                    "--junit `{}` is a link that leads to no file ({e})",
+                    path.display()
+                ),
+                "give the path of the file itself, or fix the link",
+            )
+        })?
+    } else {
+        real_path(&absolute)
+    };
+    let refuse = |what: String| {
+        Err(Error::user_with_help(
+            format!(
+                "--junit `{}` is {what}: the report would replace it",
+                path.display()
+            ),
+            "write the report outside the sources, e.g. --junit target/spec-exec.xml",
+        ))
+    };
+    for f in all {
+        let dir = real_path(&f.dir);
+        if real.starts_with(&dir) {
+            return refuse(format!(
+                "in the directory of feature `{}` (`{}`)",
+                f.name,
+                display_path(&f.dir, &ws.root).display()
+            ));
+        }
+        if real == real_path(&f.tasks_path()) {
+            return refuse(format!("the task list of feature `{}`", f.name));
+        }
+    }
+    if let Ok(git) = crate::git::Git::open(&ws.root)
+        && let Some(workdir) = git.workdir()
+        && let Ok(rel) = real.strip_prefix(real_path(&workdir))
+        && git.is_tracked(rel)
+    {
+        return refuse(format!("`{}`, a file git tracks", rel.display()));
+    }
+    Ok(Some(real))
+}
+
+/// `path` with its links resolved, as far as it exists (the rest as it is named).
+fn real_path(path: &Path) -> PathBuf {
+    if let Ok(real) = path.canonicalize() {
+        return real;
+    }
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) => real_path(parent).join(name),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Readies `--junit`'s file before the first agent starts: its directory made and found
+/// writable (a report that cannot be written is refused now, not after every agent ran), and
+/// a report an earlier run left there removed, so that a run that ends without writing one
+/// (killed) does not leave an old one to be read as its own.
+fn prepare_junit(path: &Path, given: &Path) -> Result<()> {
+    let fail = |what: String| {
+        Error::user_with_help(
+            format!("--junit `{}`: {what}", given.display()),
+            "give a path whose directory can be made and written, e.g. --junit target/spec-exec.xml",
+        )
+    };
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(dir).map_err(|e| {
+        fail(format!(
+            "could not create its directory `{}`: {e}",
+            dir.display()
+        ))
+    })?;
+    tempfile::Builder::new()
+        .prefix(".report-")
+        .tempfile_in(dir)
+        .map_err(|e| {
+            fail(format!(
+                "could not write in its directory `{}`: {e}",
+                dir.display()
+            ))
+        })?;
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(fail(format!(
+            "could not remove the report already there: {e}"
+        ))),
+    }
 }
 
 /// Fetches the feature's task branches from `remote` (see [`exec::remote::fetch`]), saying
@@ -357,6 +455,7 @@ fn all_done(
     feature: &Feature,
     name: &str,
     list: TaskList,
+    junit: Option<&Path>,
 ) -> Result<i32> {
     // Every task done, but the feature's integration branch does not hold them all (it
     // failed to build, or was never built): that is what is left to do.
@@ -399,19 +498,28 @@ fn all_done(
         }
         (exit::OK, None)
     };
-    // No task ran: the JUnit report a CI step looks for holds none.
-    if let Some(path) = junit_path(opts.junit.as_deref())? {
-        crate::report::junit::write_file(
-            &path,
+    // No task ran: the JUnit report a CI step looks for holds none. Its directory was found
+    // writable before; a write that fails now fails the run (exit 1), which did its work.
+    let mut code = code;
+    let mut error = None;
+    if let Some(path) = junit
+        && let Err(e) = crate::report::junit::write_file(
+            path,
             &feature.name,
             Some(&crate::report::junit::timestamp()),
             0.0,
             &[],
             &ws.root,
         )
-        .map_err(|e| {
-            Error::user_with_help(e, "check that the directory of --junit can be written")
-        })?;
+    {
+        let e = crate::report::junit::not_written(&e);
+        if !shell.is_json() {
+            shell.diagnostic(&Diagnostic::error(e.clone()).help(crate::report::sink::WRITE_HELP));
+        }
+        error = Some(e);
+        if code == exit::OK {
+            code = exit::TASKS_FAILED;
+        }
     }
     if shell.is_json() {
         let built = report.filter(|r| r.commit.is_some() && r.status != "failed");
@@ -424,7 +532,7 @@ fn all_done(
             usage: None,
             disk: None,
             report: None,
-            error: None,
+            error,
         });
     }
     Ok(code)
@@ -823,7 +931,18 @@ fn summarize(ws: &Workspace, roots: &[PathBuf], feature: Feature) -> Summary {
             approval: "-",
             approval_state: None,
             dialect: None,
-            diagnostics: e.into_diagnostics(),
+            // An error that names no place (an invalid directory name) is the directory's.
+            diagnostics: e
+                .into_diagnostics()
+                .into_iter()
+                .map(|d| {
+                    if d.location.is_none() {
+                        d.in_file(&display_path(&feature.dir, &ws.root))
+                    } else {
+                        d
+                    }
+                })
+                .collect(),
             notes: Vec::new(),
             feature,
         },

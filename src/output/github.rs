@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Diagnostic, Error, Severity};
+use crate::error::{Diagnostic, Severity};
 
 /// Set to `true` by GitHub Actions in every step.
 pub const ACTIONS_ENV: &str = "GITHUB_ACTIONS";
@@ -39,17 +39,25 @@ pub struct Paths {
 }
 
 impl Paths {
-    /// `path` (relative to the workspace root, or absolute) relative to the repository's root;
-    /// as it is when it is outside the repository or no workspace was read.
+    /// `path` (relative to the workspace root, or absolute) relative to the repository's root,
+    /// where its links lead when that is inside the repository; as it is when it is outside
+    /// the repository or no workspace was read.
     pub fn in_repository(&self, path: &Path) -> PathBuf {
         let absolute = match &self.root {
             Some(root) if path.is_relative() => root.join(path),
             _ => path.to_path_buf(),
         };
-        if let Some(workdir) = &self.workdir
-            && let Ok(rel) = absolute.strip_prefix(workdir)
-        {
-            return rel.to_path_buf();
+        if let Some(workdir) = &self.workdir {
+            // A link (a features directory, a tasks.md) that leads to a file of the
+            // repository: GitHub annotates the file it tracks, not the link.
+            if let Ok(real) = absolute.canonicalize()
+                && let Ok(rel) = real.strip_prefix(workdir)
+            {
+                return rel.to_path_buf();
+            }
+            if let Ok(rel) = absolute.strip_prefix(workdir) {
+                return rel.to_path_buf();
+            }
         }
         path.to_path_buf()
     }
@@ -138,21 +146,43 @@ pub fn diagnostic(d: &Diagnostic, paths: &Paths) -> String {
 }
 
 /// Appends `markdown` to the step summary file, when `$GITHUB_STEP_SUMMARY` names one (GitHub
-/// gives each step a file of its own, and earlier writes of the step stay). Returns the file.
-pub fn append_summary(markdown: &str) -> Result<Option<PathBuf>, Error> {
+/// gives each step a file of its own, and earlier writes of the step stay). Returns the file;
+/// the file and why when it could not be written.
+pub fn append_summary(markdown: &str) -> Result<Option<PathBuf>, (PathBuf, std::io::Error)> {
     use std::io::Write as _;
     let Some(path) = std::env::var_os(SUMMARY_ENV).filter(|p| !p.is_empty()) else {
         return Ok(None);
     };
     let path = PathBuf::from(path);
-    let mut file = std::fs::OpenOptions::new()
+    let written = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .open(&path)
-        .map_err(|e| Error::io("open the step summary", &path, e))?;
-    file.write_all(markdown.as_bytes())
-        .map_err(|e| Error::io("append to the step summary", &path, e))?;
-    Ok(Some(path))
+        .and_then(|mut file| {
+            file.write_all(markdown.as_bytes())?;
+            file.flush()
+        });
+    match written {
+        Ok(()) => Ok(Some(path)),
+        Err(e) => Err((path, e)),
+    }
+}
+
+/// A token for `::stop-commands::` that `text` does not hold: the commands stay off until the
+/// line `::<token>::`, which only this process prints.
+pub fn stop_token(text: &str) -> String {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    loop {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            h.write_u128(t.as_nanos());
+        }
+        let token = format!("spec-exec-{:016x}", h.finish());
+        if !text.contains(&token) {
+            return token;
+        }
+    }
 }
 
 /// A table cell: `|` would end it, and a line break would end the table.

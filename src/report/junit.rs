@@ -81,6 +81,11 @@ pub fn write_file(
     super::write_atomic(path, &xml)
 }
 
+/// Why the `--junit` report is missing, as the run's end says it.
+pub fn not_written(why: &str) -> String {
+    format!("the JUnit report (--junit) was not written: {why}")
+}
+
 impl Sink for JunitFile {
     fn event(&mut self, event: &Event) {
         match event {
@@ -91,7 +96,7 @@ impl Sink for JunitFile {
             Event::TaskFinished(r) => self.tasks.push((**r).clone()),
             Event::RunFinished { duration_secs, .. } => {
                 if let Err(e) = self.write(*duration_secs) {
-                    self.failed = Some(e);
+                    self.failed = Some(not_written(&e));
                 }
             }
             _ => {}
@@ -103,24 +108,49 @@ impl Sink for JunitFile {
     }
 }
 
-/// How a task shows in JUnit: passed, failed, or skipped (with why).
+/// How a task shows in JUnit: passed, failed (interrupted, or done but not ticked, too: the
+/// run fails on them), or skipped (with why).
 enum Outcome {
     Passed,
-    Failed { message: String, text: String },
+    Failed {
+        message: String,
+        text: String,
+        /// The failure's `type`.
+        kind: &'static str,
+    },
     Skipped(String),
 }
 
 fn outcome(r: &TaskReport, root: &Path) -> Outcome {
     let reason = r.reason.clone().unwrap_or_default();
     match r.status {
+        // Its work is done, but tasks.md does not say so: the run fails on it.
+        Status::Done | Status::Reused if r.tick_error.is_some() => {
+            let message = r.tick_error.clone().unwrap_or_default();
+            Outcome::Failed {
+                text: message.clone(),
+                message,
+                kind: "not ticked",
+            }
+        }
         Status::Done | Status::Reused => Outcome::Passed,
         Status::NotNeeded => Outcome::Skipped(format!("not needed: {reason}")),
         Status::Skipped => Outcome::Skipped(reason),
-        Status::Interrupted => Outcome::Skipped(if reason.is_empty() {
-            "interrupted".to_owned()
-        } else {
-            format!("interrupted: {reason}")
-        }),
+        // The run exits 130 on it: a failure, not a test left out.
+        Status::Interrupted => {
+            let message = if reason.is_empty() {
+                "interrupted".to_owned()
+            } else if reason.starts_with("interrupted") {
+                reason
+            } else {
+                format!("interrupted: {reason}")
+            };
+            Outcome::Failed {
+                text: message.clone(),
+                message,
+                kind: "interrupted",
+            }
+        }
         Status::Failed => {
             let mut text = reason.clone();
             // The verify commands' output when they failed it, else the agent's.
@@ -143,6 +173,7 @@ fn outcome(r: &TaskReport, root: &Path) -> Outcome {
             Outcome::Failed {
                 message: reason,
                 text,
+                kind: "failed",
             }
         }
     }
@@ -261,11 +292,15 @@ fn test_case(
                 Ok(())
             })?;
         }
-        Outcome::Failed { message, text } => {
+        Outcome::Failed {
+            message,
+            text,
+            kind,
+        } => {
             case.write_inner_content(|w| {
                 w.create_element("failure")
                     .with_attribute(("message", xml_chars(message).as_str()))
-                    .with_attribute(("type", "failed"))
+                    .with_attribute(("type", *kind))
                     .write_text_content(BytesText::new(&xml_chars(text)))?;
                 Ok(())
             })?;

@@ -627,16 +627,33 @@ pub fn total_usage(tasks: &[TaskReport]) -> Option<Usage> {
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory, synced, then
-/// renamed over it.
+/// renamed over it. A link is written through (the file it leads to is replaced, the link
+/// kept); the file keeps the mode of the one it replaces, and a new one gets the mode any new
+/// file gets (0666 less the umask), not the temporary file's 0600.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    use std::os::unix::fs::PermissionsExt as _;
     let fail = |e: std::io::Error| format!("could not write `{}`: {e}", path.display());
+    let is_link = path
+        .symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_symlink());
+    let target = if is_link {
+        path.canonicalize().map_err(fail)?
+    } else {
+        path.to_path_buf()
+    };
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let existing = std::fs::metadata(&target).ok().map(|m| m.permissions());
     let mut tmp = tempfile::Builder::new()
         .prefix(".report-")
+        // Given to open(2), which takes the umask off.
+        .permissions(std::fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)
         .map_err(fail)?;
+    if let Some(mode) = existing {
+        tmp.as_file().set_permissions(mode).map_err(fail)?;
+    }
     std::io::Write::write_all(&mut tmp, bytes).map_err(fail)?;
     tmp.as_file().sync_all().map_err(fail)?;
-    tmp.persist(path).map_err(|e| fail(e.error))?;
+    tmp.persist(&target).map_err(|e| fail(e.error))?;
     Ok(())
 }

@@ -19,7 +19,16 @@ pub trait Sink {
     fn failure(&self) -> Option<String> {
         None
     }
+    /// Whether this sink writes the run's report (`report.md`): when it fails, `run-finished`
+    /// names no report.
+    fn writes_report(&self) -> bool {
+        false
+    }
 }
+
+/// What to do about a report file that could not be written.
+pub const WRITE_HELP: &str =
+    "free some space or fix the permissions; the tasks' branches and ticks are kept";
 
 /// Hands every event to each of its sinks, in order. The sinks that can fail see the end of
 /// the run first: when one failed, the others are told (the run then exits 1, with the reason
@@ -62,6 +71,10 @@ impl<'a> Sinks<'a> {
             w.event(&event);
         }
         let failures: Vec<String> = self.writers.iter().filter_map(|w| w.failure()).collect();
+        let report_failed = self
+            .writers
+            .iter()
+            .any(|w| w.writes_report() && w.failure().is_some());
         if let Event::RunFinished {
             exit_code,
             report,
@@ -70,7 +83,9 @@ impl<'a> Sinks<'a> {
         } = &mut event
             && !failures.is_empty()
         {
-            *report = None;
+            if report_failed {
+                *report = None;
+            }
             *error = Some(failures.join("; "));
             if *exit_code == 0 {
                 *exit_code = crate::error::exit::TASKS_FAILED;
@@ -207,7 +222,7 @@ impl Sink for ReportFiles {
             } => {
                 self.disk = disk.clone();
                 if let Err(e) = self.write(*duration_secs, *exit_code) {
-                    self.failed = Some(e);
+                    self.failed = Some(format!("the run's report was not written: {e}"));
                 }
             }
             _ => {}
@@ -216,5 +231,9 @@ impl Sink for ReportFiles {
 
     fn failure(&self) -> Option<String> {
         self.failed.clone()
+    }
+
+    fn writes_report(&self) -> bool {
+        true
     }
 }

@@ -111,7 +111,7 @@ pub fn pick(all: &[Feature], root: &Path, features_dir: &Path, name: &str) -> Re
     if name.contains('/') {
         let wanted = name.trim_end_matches('/');
         if let Some(f) = all.iter().find(|f| rel(f) == wanted) {
-            validate_name(&f.name)?;
+            validate_name(&f.name).map_err(|e| in_dir(e, f, root))?;
             ensure_inside(f, root)?;
             return Ok(f.clone());
         }
@@ -132,7 +132,7 @@ pub fn pick(all: &[Feature], root: &Path, features_dir: &Path, name: &str) -> Re
         }
         [] => find(root, features_dir, name),
         [one] => {
-            validate_name(&one.name)?;
+            validate_name(&one.name).map_err(|e| in_dir(e, one, root))?;
             ensure_inside(one, root)?;
             Ok((*one).clone())
         }
@@ -157,6 +157,16 @@ impl Feature {
     pub fn tasks_path(&self) -> PathBuf {
         self.dir.join("tasks.md")
     }
+}
+
+/// An error about a feature that exists, pointing at its directory.
+fn in_dir(e: Error, feature: &Feature, root: &Path) -> Error {
+    Error::Diagnostics(
+        e.into_diagnostics()
+            .into_iter()
+            .map(|d| d.in_file(&source::display_path(&feature.dir, root)))
+            .collect(),
+    )
 }
 
 /// Checks that a feature name is one directory name that is also safe in a branch name.
@@ -188,7 +198,8 @@ pub fn validate_name(name: &str) -> Result<()> {
     match problem {
         None => Ok(()),
         Some(why) => Err(Error::user_with_help(
-            format!("invalid feature name `{name}`: it {why}"),
+            // Escaped: the name may hold a line break or a terminal's control characters.
+            format!("invalid feature name `{}`: it {why}", name.escape_debug()),
             "name a directory under the features directory, e.g. `user-auth`",
         )),
     }
