@@ -1007,7 +1007,7 @@ pub fn workdir_of(path: &Path) -> Option<PathBuf> {
 /// git's record `<common>/worktrees/<name>`, with `branch` checked out. An agent that put a
 /// link to another tree there, pointed its `.git` elsewhere or switched branches would
 /// otherwise have spec-exec commit in the wrong repository or on the wrong branch.
-pub fn check_worktree(common: &Path, name: &str, path: &Path, branch: &str) -> Result<()> {
+pub fn check_worktree(common: &Path, name: &str, path: &Path, branch: &str) -> Result<Repository> {
     let repo = check_linked(common, name, path)?;
     let head = head_ref(&repo);
     if head.as_deref() != Some(format!("refs/heads/{branch}").as_str()) {
@@ -1016,7 +1016,7 @@ pub fn check_worktree(common: &Path, name: &str, path: &Path, branch: &str) -> R
             head.map_or_else(|| "a detached HEAD".to_owned(), |h| format!("`{h}`"))
         )));
     }
-    Ok(())
+    Ok(repo)
 }
 
 /// Checks that `path` is still the linked worktree `name` spec-exec made: a real directory
@@ -1284,6 +1284,10 @@ fn staged_index(repo: &Repository, what: &str) -> Result<(git2::Index, Vec<PathB
     let mut index = repo
         .index()
         .map_err(|e| git_err("read the worktree's index", e))?;
+    // As it is on disk now (this repository may have read it before someone changed it).
+    index
+        .read(false)
+        .map_err(|e| git_err("read the worktree's index", e))?;
     let workdir = repo.workdir().unwrap_or(Path::new("."));
     let mut ignored = Vec::new();
     for entry in statuses.iter() {
@@ -1333,7 +1337,7 @@ fn ignore_not_found(e: git2::Error) -> std::result::Result<(), git2::Error> {
 }
 
 /// The commit `HEAD` of the worktree `repo` is at.
-fn head_oid(repo: &Repository) -> Result<Oid> {
+pub fn head_oid(repo: &Repository) -> Result<Oid> {
     repo.head()
         .ok()
         .and_then(|h| h.target())
@@ -1411,7 +1415,18 @@ pub fn commit_worktree(
     base: Option<Oid>,
 ) -> Result<Option<Committed>> {
     let repo = Repository::open(worktree).map_err(|e| git_err("open the task's worktree", e))?;
-    let (mut index, ignored) = staged_index(&repo, "the task's changes")?;
+    commit_in(&repo, message, sig, allow_empty, base)
+}
+
+/// [`commit_worktree`] in the worktree `repo`, opened.
+pub fn commit_in(
+    repo: &Repository,
+    message: &str,
+    sig: &Signature<'_>,
+    allow_empty: bool,
+    base: Option<Oid>,
+) -> Result<Option<Committed>> {
+    let (mut index, ignored) = staged_index(repo, "the task's changes")?;
     index
         .write()
         .map_err(|e| git_err("write the worktree's index", e))?;

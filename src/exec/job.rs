@@ -416,13 +416,18 @@ pub async fn run(ctx: Arc<Ctx>, mut job: Job, stop: watch::Receiver<Stop>) -> Fi
 }
 
 async fn prepare(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> {
-    let (made, result) = {
+    let (made, result, verify) = {
         let ctx = Arc::clone(ctx);
         let job = job.clone();
         let slot = p.slot.clone();
         blocking(move || match slot {
-            Some(slot) => prepare_worktree(&ctx, &job, &slot),
-            None => (false, Err(End::failed("no worktree for the task"))),
+            Some(slot) => {
+                let (made, result) = prepare_worktree(&ctx, &job, &slot);
+                // Decided on the job's base, before its agent can change Cargo.toml.
+                let verify = result.is_ok().then(|| ctx.verify_commands(&slot.path));
+                (made, result, verify)
+            }
+            None => (false, Err(End::failed("no worktree for the task")), None),
         })
         .await
     };
@@ -431,8 +436,7 @@ async fn prepare(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End>
     }
     (p.pending, p.base) = result.map(|(pending, base)| (pending, Some(base)))?;
     p.entered = true;
-    let (ctx, worktree) = (Arc::clone(ctx), p.worktree.clone());
-    p.verify_commands = Some(blocking(move || ctx.verify_commands(&worktree)).await);
+    p.verify_commands = verify;
     Ok(())
 }
 
@@ -839,11 +843,11 @@ async fn commit(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> 
     let (name, branch, base) = (p.worktree_name.clone(), job.start.branch.clone(), p.base);
     let committed = blocking(move || {
         let git = ctx2.git()?;
-        git::check_worktree(&git.common_dir(), &name, &worktree, &branch)?;
+        let wt = git::check_worktree(&git.common_dir(), &name, &worktree, &branch)?;
         // An agent that reset its branch to an older commit would have the task's work
         // committed without its base.
         if let Some(base) = base {
-            let head = git::head_of(&worktree)?;
+            let head = git::head_oid(&wt)?;
             if !git.contains(head, base) {
                 return Err(crate::error::Error::user(format!(
                     "the agent moved `{branch}` off the commit the task started from ({}, now {}); nothing was committed",
@@ -854,7 +858,7 @@ async fn commit(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> 
         }
         keep_tasks_md_out(&worktree, &tasks_md, given.as_deref(), &kept, &log)?;
         let sig = git.signature();
-        git::commit_worktree(&worktree, &message, &sig, is_review, base)
+        git::commit_in(&wt, &message, &sig, is_review, base)
     })
     .await;
     match committed {
