@@ -23,6 +23,7 @@ use crate::cli::CiGithubCommand;
 use crate::config::{self, DEFAULT_MAX_AGENTS};
 use crate::error::{Error, Result, exit};
 use crate::exec::review;
+use crate::exec::task_mode::output_key;
 use crate::output::Shell;
 use crate::plan::{self, Plan};
 use crate::source::display_path;
@@ -459,24 +460,10 @@ fn write_generated(path: &Path, text: &str, force: bool, root: &Path) -> Result<
     Ok(())
 }
 
-/// `raw` with every character outside `[A-Za-z0-9_-]` as `_`: how task ids become job ids
-/// and the keys of a job's outputs (`status-<key>`).
-pub fn key(raw: &str) -> String {
-    raw.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// A job id for `raw`: its [`key`], with `task-` before one that does not start with a letter
-/// or `_`.
+/// A job id for `raw`: its [`output_key`] (every character outside `[A-Za-z0-9_-]` as `_`), with
+/// `task-` before one that does not start with a letter or `_`.
 pub fn job_id_base(raw: &str) -> String {
-    let id = key(raw);
+    let id = output_key(raw);
     if id.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
         id
     } else {
