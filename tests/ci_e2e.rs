@@ -826,6 +826,11 @@ fn execute(
                 cmd.env(key, "unused here");
             }
             let out = cmd.output().unwrap();
+            // A failed step's outputs count too.
+            if let Some(id) = step.get("id") {
+                assert!(run_step.is_none(), "two steps with ids in `{}`", job.id);
+                run_step = Some(id.str().to_owned());
+            }
             if !out.status.success() {
                 log = format!(
                     "step `{name}` failed (exit {:?}):\n{}{}",
@@ -835,10 +840,6 @@ fn execute(
                 );
                 result = "failure";
                 break;
-            }
-            if let Some(id) = step.get("id") {
-                assert!(run_step.is_none(), "two steps with ids in `{}`", job.id);
-                run_step = Some(id.str().to_owned());
             }
         }
         let written = read_outputs(&fs::read_to_string(&output_file).unwrap());
@@ -1001,30 +1002,42 @@ fn the_example_features_workflow_executed_leaves_what_a_local_run_leaves() {
     );
 }
 
-/// A review that asks for changes in its first round and approves in its second, by the
-/// branch it runs on.
-const REVIEW: &str = "mkdir -p code_review && case \"$SPEC_EXEC_BRANCH\" in *.round-2) v=APPROVED;; *) v='REQUIRES CHANGES';; esac && printf 'Status: %s\\n' \"$v\" > code_review/CR-A.md";
+/// A review that approves in round `approve_in` (asks for changes before), by the branch it
+/// runs on.
+fn review(approve_in: u32) -> String {
+    format!(
+        "mkdir -p code_review && case \"$SPEC_EXEC_BRANCH\" in *.round-{approve_in}) v=APPROVED;; *) v='REQUIRES CHANGES';; esac && printf 'Status: %s\\n' \"$v\" > code_review/CR-A.md"
+    )
+}
 
-/// A review gate through the workflow: round 1 asks for changes, the rework runs, round 2
-/// approves, the later jobs of the gate are skipped and the task after the gate runs.
-#[test]
-fn a_review_gate_executed_job_by_job_reworks_once_and_goes_on() {
-    let b = bench("gate", |origin| {
+/// Feature `gate`: task 1, review CR-A of it (approving in round `approve_in`), its rework
+/// RW-A, and task 2 after the review; `config` goes into the package's spec-exec metadata.
+fn gate(approve_in: u32, config: &str) -> Bench {
+    bench("gate", |origin| {
         write(
             &origin.join("Cargo.toml"),
-            "[package]\nname = \"gate\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n[workspace]\n\n[workspace.metadata.spec-exec]\nverify = []\n",
+            &format!(
+                "[package]\nname = \"gate\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n[workspace]\n\n[workspace.metadata.spec-exec]\nverify = []\n{config}"
+            ),
         );
         write(&origin.join("src/lib.rs"), "");
         write(
             &origin.join("documentation/features/gate/tasks.md"),
             &tasks_md(&[
                 shell_task("1", "Build", "", "echo one > one.txt"),
-                shell_task("CR-A", "Code review", "Task 1", REVIEW),
+                shell_task("CR-A", "Code review", "Task 1", &review(approve_in)),
                 shell_task("RW-A", "Rework", "CR-A (failed)", "echo fixed >> fix.txt"),
                 shell_task("2", "After the review", "CR-A", "cat fix.txt > two.txt"),
             ]),
         );
-    });
+    })
+}
+
+/// A review gate through the workflow: round 1 asks for changes, the rework runs, round 2
+/// approves, the later jobs of the gate are skipped and the task after the gate runs.
+#[test]
+fn a_review_gate_executed_job_by_job_reworks_once_and_goes_on() {
+    let b = gate(2, "");
     let workflow = workflow_of(&b, "gate");
     let (done, clones) = execute(&b, &workflow, &["cargo spec-exec pr "]);
     assert_eq!(
@@ -1073,4 +1086,65 @@ fn a_review_gate_executed_job_by_job_reworks_once_and_goes_on() {
     let synced = b.clone("synced");
     b.spec_exec(&synced, &["sync", "gate"]);
     assert_eq!(tasks_md_of(&synced, "gate"), tasks_md_of(&local, "gate"));
+}
+
+/// `ci github --max-review-rounds 4` unrolls four rounds, and its jobs may run all four.
+#[test]
+fn the_rounds_a_workflow_unrolls_are_the_rounds_its_jobs_may_run() {
+    let b = gate(4, "");
+    let dir = b.clone("generate");
+    let yaml = b.spec_exec(
+        &dir,
+        &[
+            "ci",
+            "github",
+            "gate",
+            "--agent",
+            "shell",
+            "--max-review-rounds",
+            "4",
+            "-o",
+            "-",
+        ],
+    );
+    let (done, _) = execute(&b, &Reader::parse(&yaml), &["cargo spec-exec pr "]);
+    assert_eq!(
+        ran(&done, "success"),
+        set(&[
+            "task-1",
+            "CR-A",
+            "RW-A",
+            "CR-A-round-2",
+            "RW-A-round-2",
+            "CR-A-round-3",
+            "RW-A-round-3",
+            "CR-A-round-4",
+            "task-2",
+            "integrate"
+        ]),
+        "{done:#?}"
+    );
+    assert_eq!(done["CR-A-round-4"].outputs["verdict"], "approved");
+}
+
+/// A gate whose last round still asks for changes fails, as a run's gate fails: what waits for
+/// it and the integration do not run.
+#[test]
+fn a_gate_that_never_approves_fails_its_last_round_and_skips_what_follows() {
+    let b = gate(9, "max-review-rounds = 2\n");
+    let (done, _) = execute(&b, &workflow_of(&b, "gate"), &["cargo spec-exec pr "]);
+    assert_eq!(
+        ran(&done, "success"),
+        set(&["task-1", "CR-A", "RW-A"]),
+        "{done:#?}"
+    );
+    assert_eq!(ran(&done, "failure"), set(&["CR-A-round-2"]), "{done:#?}");
+    assert_eq!(
+        ran(&done, "skipped"),
+        set(&["task-2", "integrate"]),
+        "{done:#?}"
+    );
+    // A failed job's verdict is not given: a rework's condition reads only the verdict.
+    assert_eq!(done["CR-A-round-2"].outputs["status"], "failed");
+    assert_eq!(done["CR-A-round-2"].outputs["verdict"], "");
 }

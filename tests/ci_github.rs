@@ -608,14 +608,23 @@ fn a_review_gate_is_unrolled_into_rounds_and_reworks_conditioned_on_the_verdicts
     assert!(yaml.contains("      verdict: ${{ steps.run.outputs.verdict }}"));
     assert!(yaml.contains("      status: ${{ steps.run.outputs['status-RW-A'] }}"));
     assert!(yaml.contains("GEMINI_API_KEY: ${{ secrets.GEMINI_API_KEY }}"));
-    // Each round and each rework run is one run of its task.
+    // Each round and each rework run is one run of its task, with the limit of rounds the gate
+    // was unrolled to; other jobs do not need it.
     assert_eq!(
         jobs["CR-A-round-3"].run,
-        ["cargo spec-exec gate --task CR-A --remote origin --push --agent gemini"]
+        [
+            "cargo spec-exec gate --task CR-A --remote origin --push --agent gemini --max-review-rounds 3"
+        ]
     );
     assert_eq!(
         jobs["RW-A-round-2"].run,
-        ["cargo spec-exec gate --task RW-A --remote origin --push --agent gemini"]
+        [
+            "cargo spec-exec gate --task RW-A --remote origin --push --agent gemini --max-review-rounds 3"
+        ]
+    );
+    assert_eq!(
+        jobs["task-2"].run,
+        ["cargo spec-exec gate --task 2 --remote origin --push --agent gemini"]
     );
 }
 

@@ -246,6 +246,9 @@ pub struct Settings {
     pub agent_flag: Option<String>,
     /// `--timeout` as given, passed on to every job.
     pub timeout_flag: Option<String>,
+    /// `--max-review-rounds` as given, passed on to the jobs of review gates: their rounds are
+    /// the rounds unrolled.
+    pub max_review_rounds_flag: Option<u32>,
     pub timeout: Duration,
     pub max_attempts: u32,
     pub runs_on: String,
@@ -295,6 +298,7 @@ pub fn github_command(shell: &Shell, ws: &Workspace, cmd: &CiGithubCommand) -> R
             .unwrap_or(config::DEFAULT_MAX_REVIEW_ROUNDS),
         agent_flag: cmd.agent.clone(),
         timeout_flag: cmd.timeout.clone(),
+        max_review_rounds_flag: cmd.max_review_rounds,
         timeout,
         max_attempts: ws
             .config
@@ -615,6 +619,11 @@ pub fn build(
         words.extend(run_options.iter().cloned());
         words
     };
+    // A gate's jobs run with the limit its rounds were unrolled to.
+    let rounds_flag: Vec<String> = settings
+        .max_review_rounds_flag
+        .map(|n| vec!["--max-review-rounds".to_owned(), n.to_string()])
+        .unwrap_or_default();
 
     // Job ids first, in the plan's order (groups, then the document's order): the integration
     // job's name is taken before any task's.
@@ -698,6 +707,9 @@ pub fn build(
                 );
                 job.round = Some(round - 1);
                 job.review = Some(id.clone());
+                if let Some(words) = job.commands.first_mut() {
+                    words.extend(rounds_flag.iter().cloned());
+                }
                 gate.push(jobs.len());
                 jobs.push(job);
             }
@@ -714,6 +726,9 @@ pub fn build(
             let mut job = blank(ids.take(&raw), name, JobKind::Review, t);
             job.round = Some(round);
             job.verdict_output = true;
+            if let Some(words) = job.commands.first_mut() {
+                words.extend(rounds_flag.iter().cloned());
+            }
             gate.push(jobs.len());
             jobs.push(job);
         }
