@@ -588,6 +588,17 @@ impl Bench {
         self.path().join("remote.git")
     }
 
+    /// A name for a new directory: `name`, or `name-2`, `name-3`… when it is taken.
+    fn fresh(&self, name: &str) -> String {
+        let mut n = 1;
+        let mut fresh = name.to_owned();
+        while self.path().join(&fresh).exists() {
+            n += 1;
+            fresh = format!("{name}-{n}");
+        }
+        fresh
+    }
+
     fn clone(&self, name: &str) -> PathBuf {
         git_in(
             self.path(),
@@ -777,8 +788,8 @@ fn execute(
             );
             continue;
         }
-        let dir = b.clone(&format!("job-{}", job.id));
-        let output_file = b.path().join(format!("output-{}", job.id));
+        let dir = b.clone(&b.fresh(&format!("job-{}", job.id)));
+        let output_file = dir.with_extension("output");
         fs::write(&output_file, "").unwrap();
         let mut result = "success";
         let mut log = String::new();
@@ -1005,8 +1016,13 @@ fn the_example_features_workflow_executed_leaves_what_a_local_run_leaves() {
 /// A review that approves in round `approve_in` (asks for changes before), by the branch it
 /// runs on.
 fn review(approve_in: u32) -> String {
+    review_as("CR-A", approve_in)
+}
+
+/// [`review`] of the review `id`.
+fn review_as(id: &str, approve_in: u32) -> String {
     format!(
-        "mkdir -p code_review && case \"$SPEC_EXEC_BRANCH\" in *.round-{approve_in}) v=APPROVED;; *) v='REQUIRES CHANGES';; esac && printf 'Status: %s\\n' \"$v\" > code_review/CR-A.md"
+        "mkdir -p code_review && case \"$SPEC_EXEC_BRANCH\" in *.round-{approve_in}) v=APPROVED;; *) v='REQUIRES CHANGES';; esac && printf 'Status: %s\\n' \"$v\" > code_review/{id}.md"
     )
 }
 
@@ -1086,6 +1102,21 @@ fn a_review_gate_executed_job_by_job_reworks_once_and_goes_on() {
     let synced = b.clone("synced");
     b.spec_exec(&synced, &["sync", "gate"]);
     assert_eq!(tasks_md_of(&synced, "gate"), tasks_md_of(&local, "gate"));
+
+    // The workflow run again ("Re-run all jobs"): every job finds its work done, the gate
+    // approved in its first job, and nothing moves on the remote.
+    let (again, clones) = execute(&b, &workflow, &["cargo spec-exec pr "]);
+    assert_eq!(
+        ran(&again, "success"),
+        set(&["task-1", "CR-A", "task-2", "integrate"]),
+        "{again:#?}"
+    );
+    assert_eq!(again["CR-A"].outputs["verdict"], "approved");
+    assert_eq!(task_trees(&b.remote(), "gate"), ours);
+    assert_eq!(
+        text(&tasks_md_of(&clones["integrate"], "gate")),
+        text(&tasks_md_of(&local, "gate"))
+    );
 }
 
 /// `ci github --max-review-rounds 4` unrolls four rounds, and its jobs may run all four.
@@ -1147,4 +1178,58 @@ fn a_gate_that_never_approves_fails_its_last_round_and_skips_what_follows() {
     // A failed job's verdict is not given: a rework's condition reads only the verdict.
     assert_eq!(done["CR-A-round-2"].outputs["status"], "failed");
     assert_eq!(done["CR-A-round-2"].outputs["verdict"], "");
+}
+
+/// A rework of two reviews: both ask for changes in round 1 and approve in round 2, the second
+/// review after the first's gate. The jobs leave the branches and the ticks of a local run.
+#[test]
+fn a_rework_of_two_reviews_executed_job_by_job_matches_a_local_run() {
+    let b = bench("two", |origin| {
+        write(
+            &origin.join("Cargo.toml"),
+            "[package]\nname = \"two\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n[workspace]\n\n[workspace.metadata.spec-exec]\nverify = []\n",
+        );
+        write(&origin.join("src/lib.rs"), "");
+        write(
+            &origin.join("documentation/features/two/tasks.md"),
+            &tasks_md(&[
+                shell_task("1", "Build", "", "echo one > one.txt"),
+                shell_task("CR-A", "Code review", "Task 1", &review_as("CR-A", 2)),
+                // After the code review's gate: a local run serves the two gates in the order they
+                // end, which two reviews side by side would leave to chance.
+                shell_task("PR-A", "Product review", "CR-A", &review_as("PR-A", 2)),
+                shell_task(
+                    "RW-A",
+                    "Rework",
+                    "CR-A and/or PR-A (failed)",
+                    "echo fixed >> fix.txt",
+                ),
+                shell_task("2", "After the rework", "RW-A", "cat fix.txt > two.txt"),
+            ]),
+        );
+    });
+    let (done, clones) = execute(&b, &workflow_of(&b, "two"), &["cargo spec-exec pr "]);
+    let local = b.clone("local");
+    b.spec_exec(&local, &["two", "--agent", "shell"]);
+    let ours = task_trees(&local, "two");
+    assert_eq!(task_trees(&b.remote(), "two"), ours, "{done:#?}");
+    assert_eq!(
+        ran(&done, "success"),
+        set(&[
+            "task-1",
+            "CR-A",
+            "PR-A",
+            "RW-A-CR-A",
+            "CR-A-round-2",
+            "RW-A-PR-A",
+            "PR-A-round-2",
+            "task-2",
+            "integrate"
+        ]),
+        "{done:#?}"
+    );
+    assert_eq!(
+        text(&tasks_md_of(&clones["integrate"], "two")),
+        text(&tasks_md_of(&local, "two"))
+    );
 }
