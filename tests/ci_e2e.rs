@@ -1029,6 +1029,11 @@ fn review_as(id: &str, approve_in: u32) -> String {
 /// Feature `gate`: task 1, review CR-A of it (approving in round `approve_in`), its rework
 /// RW-A, and task 2 after the review; `config` goes into the package's spec-exec metadata.
 fn gate(approve_in: u32, config: &str) -> Bench {
+    gate_with(approve_in, config, "echo fixed >> fix.txt")
+}
+
+/// [`gate`] with the rework's script.
+fn gate_with(approve_in: u32, config: &str, rework: &str) -> Bench {
     bench("gate", |origin| {
         write(
             &origin.join("Cargo.toml"),
@@ -1042,7 +1047,7 @@ fn gate(approve_in: u32, config: &str) -> Bench {
             &tasks_md(&[
                 shell_task("1", "Build", "", "echo one > one.txt"),
                 shell_task("CR-A", "Code review", "Task 1", &review(approve_in)),
-                shell_task("RW-A", "Rework", "CR-A (failed)", "echo fixed >> fix.txt"),
+                shell_task("RW-A", "Rework", "CR-A (failed)", rework),
                 shell_task("2", "After the review", "CR-A", "cat fix.txt > two.txt"),
             ]),
         );
@@ -1231,5 +1236,60 @@ fn a_rework_of_two_reviews_executed_job_by_job_matches_a_local_run() {
     assert_eq!(
         text(&tasks_md_of(&clones["integrate"], "two")),
         text(&tasks_md_of(&local, "two"))
+    );
+}
+
+/// A rework that fails stops its gate; the whole workflow run again picks the gate up where it
+/// stopped: the first review job finds the round that asked for changes (without running a
+/// new one), the rework runs, and the review's second round approves.
+#[test]
+fn a_workflow_run_again_after_a_failed_rework_goes_on_from_the_round_it_stopped_at() {
+    let marker = tempfile::tempdir().unwrap();
+    let ready = marker.path().join("ready");
+    let b = gate_with(
+        2,
+        "",
+        &format!(
+            "test -e {} && echo fixed >> fix.txt",
+            shlex::try_quote(ready.to_str().unwrap()).unwrap()
+        ),
+    );
+    let workflow = workflow_of(&b, "gate");
+    let (first, _) = execute(&b, &workflow, &["cargo spec-exec pr "]);
+    assert_eq!(
+        ran(&first, "success"),
+        set(&["task-1", "CR-A"]),
+        "{first:#?}"
+    );
+    assert_eq!(ran(&first, "failure"), set(&["RW-A"]), "{first:#?}");
+
+    fs::write(&ready, "").unwrap();
+    let (again, clones) = execute(&b, &workflow, &["cargo spec-exec pr "]);
+    assert_eq!(
+        ran(&again, "success"),
+        set(&[
+            "task-1",
+            "CR-A",
+            "RW-A",
+            "CR-A-round-2",
+            "task-2",
+            "integrate"
+        ]),
+        "{again:#?}"
+    );
+    assert_eq!(again["CR-A"].outputs["verdict"], "changes");
+    assert_eq!(again["CR-A-round-2"].outputs["verdict"], "approved");
+    assert!(
+        !task_trees(&b.remote(), "gate").contains_key("spec/gate/CR-A.round-3"),
+        "no round was run twice"
+    );
+
+    // As a local run that went through the gate at once.
+    let local = b.clone("local");
+    b.spec_exec(&local, &["gate", "--agent", "shell"]);
+    assert_eq!(task_trees(&b.remote(), "gate"), task_trees(&local, "gate"));
+    assert_eq!(
+        text(&tasks_md_of(&clones["integrate"], "gate")),
+        text(&tasks_md_of(&local, "gate"))
     );
 }
