@@ -1021,8 +1021,14 @@ fn review(approve_in: u32) -> String {
 
 /// [`review`] of the review `id`.
 fn review_as(id: &str, approve_in: u32) -> String {
+    // Round 1 runs on the task's branch, round N on `<branch>.round-N`.
+    let approving = if approve_in == 1 {
+        format!("*/{id}")
+    } else {
+        format!("*.round-{approve_in}")
+    };
     format!(
-        "mkdir -p code_review && case \"$SPEC_EXEC_BRANCH\" in *.round-{approve_in}) v=APPROVED;; *) v='REQUIRES CHANGES';; esac && printf 'Status: %s\\n' \"$v\" > code_review/{id}.md"
+        "mkdir -p code_review && case \"$SPEC_EXEC_BRANCH\" in {approving}) v=APPROVED;; *) v='REQUIRES CHANGES';; esac && printf 'Status: %s\\n' \"$v\" > code_review/{id}.md"
     )
 }
 
@@ -1034,6 +1040,11 @@ fn gate(approve_in: u32, config: &str) -> Bench {
 
 /// [`gate`] with the rework's script.
 fn gate_with(approve_in: u32, config: &str, rework: &str) -> Bench {
+    gate_after(approve_in, config, rework, "CR-A")
+}
+
+/// [`gate_with`], task 2 depending on `after`.
+fn gate_after(approve_in: u32, config: &str, rework: &str, after: &str) -> Bench {
     bench("gate", |origin| {
         write(
             &origin.join("Cargo.toml"),
@@ -1048,7 +1059,12 @@ fn gate_with(approve_in: u32, config: &str, rework: &str) -> Bench {
                 shell_task("1", "Build", "", "echo one > one.txt"),
                 shell_task("CR-A", "Code review", "Task 1", &review(approve_in)),
                 shell_task("RW-A", "Rework", "CR-A (failed)", rework),
-                shell_task("2", "After the review", "CR-A", "cat fix.txt > two.txt"),
+                shell_task(
+                    "2",
+                    "After the review",
+                    after,
+                    "cat fix.txt > two.txt 2>/dev/null || echo none > two.txt",
+                ),
             ]),
         );
     })
@@ -1291,5 +1307,63 @@ fn a_workflow_run_again_after_a_failed_rework_goes_on_from_the_round_it_stopped_
     assert_eq!(
         text(&tasks_md_of(&clones["integrate"], "gate")),
         text(&tasks_md_of(&local, "gate"))
+    );
+}
+
+/// A task that depends on the rework waits for the gate's approval: after the rework when
+/// the review asked for changes, at once when it approved in its first round (the rework is not
+/// needed). Both as a local run does.
+#[test]
+fn a_task_after_a_rework_runs_once_the_gate_approves_as_in_a_local_run() {
+    for approve_in in [1, 2] {
+        let b = gate_after(approve_in, "", "echo fixed >> fix.txt", "RW-A");
+        let (done, clones) = execute(&b, &workflow_of(&b, "gate"), &["cargo spec-exec pr "]);
+        assert_eq!(done["task-2"].result, "success", "{done:#?}");
+        assert_eq!(done["integrate"].result, "success", "{done:#?}");
+        let local = b.clone("local");
+        b.spec_exec(&local, &["gate", "--agent", "shell"]);
+        assert_eq!(
+            task_trees(&b.remote(), "gate"),
+            task_trees(&local, "gate"),
+            "approved in round {approve_in}"
+        );
+        assert_eq!(
+            text(&tasks_md_of(&clones["integrate"], "gate")),
+            text(&tasks_md_of(&local, "gate")),
+            "approved in round {approve_in}"
+        );
+    }
+}
+
+/// `--max-agents 1` orders every job after another; executed, the example still leaves what a
+/// local run leaves.
+#[test]
+fn jobs_ordered_to_keep_to_max_agents_leave_the_same_branches() {
+    let b = bench("user-auth", |origin| {
+        copy_dir(&fixture("example"), origin);
+    });
+    let dir = b.clone("generate");
+    let yaml = b.spec_exec(
+        &dir,
+        &[
+            "ci",
+            "github",
+            "user-auth",
+            "--agent",
+            "shell",
+            "--max-agents",
+            "1",
+            "-o",
+            "-",
+        ],
+    );
+    assert!(yaml.contains("only to come after it"), "{yaml}");
+    let (done, _) = execute(&b, &Reader::parse(&yaml), &["cargo spec-exec pr "]);
+    assert_eq!(done["integrate"].result, "success", "{done:#?}");
+    let local = b.clone("local");
+    b.spec_exec(&local, &["user-auth", "--agent", "shell"]);
+    assert_eq!(
+        task_trees(&b.remote(), "user-auth"),
+        task_trees(&local, "user-auth")
     );
 }
