@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 
 mod support;
 
-use support::{BIN, fixture, git_in, shell_task, tasks_md, text, write};
+use support::{BIN, fixture, git_in, lint, shell_task, tasks_md, text, write};
 
 // ---------------------------------------------------------------------------------------------
 // A YAML reader for the subset the generator writes: block mappings and sequences (a sequence
@@ -930,7 +930,15 @@ fn workflow_of(b: &Bench, feature: &str) -> Yaml {
         &dir,
         &["ci", "github", feature, "--agent", "shell", "-o", "-"],
     );
-    Reader::parse(&yaml)
+    parse_linted(b, &yaml)
+}
+
+/// The workflow `yaml`, linted with actionlint (when it is installed) and read.
+fn parse_linted(b: &Bench, yaml: &str) -> Yaml {
+    let path = b.path().join(b.fresh("workflow.yml"));
+    fs::write(&path, yaml).unwrap();
+    lint(&[&path]);
+    Reader::parse(yaml)
 }
 
 fn ran(done: &BTreeMap<String, Outcome>, result: &str) -> BTreeSet<String> {
@@ -1159,7 +1167,7 @@ fn the_rounds_a_workflow_unrolls_are_the_rounds_its_jobs_may_run() {
             "-",
         ],
     );
-    let (done, _) = execute(&b, &Reader::parse(&yaml), &["cargo spec-exec pr "]);
+    let (done, _) = execute(&b, &parse_linted(&b, &yaml), &["cargo spec-exec pr "]);
     assert_eq!(
         ran(&done, "success"),
         set(&[
@@ -1358,7 +1366,7 @@ fn jobs_ordered_to_keep_to_max_agents_leave_the_same_branches() {
         ],
     );
     assert!(yaml.contains("only to come after it"), "{yaml}");
-    let (done, _) = execute(&b, &Reader::parse(&yaml), &["cargo spec-exec pr "]);
+    let (done, _) = execute(&b, &parse_linted(&b, &yaml), &["cargo spec-exec pr "]);
     assert_eq!(done["integrate"].result, "success", "{done:#?}");
     let local = b.clone("local");
     b.spec_exec(&local, &["user-auth", "--agent", "shell"]);
