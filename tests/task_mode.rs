@@ -301,7 +301,7 @@ fn a_review_gate_goes_one_step_per_job_with_its_verdict_in_the_job_outputs() {
     run.assert_code(0);
     assert!(run.started().is_empty(), "{}", run.context());
     assert!(
-        run.stderr.contains("has not answered yet")
+        run.stderr.contains("Reviewed demo: task CR-A: its round 1")
             && run.stderr.contains("`--task RW-A` runs next"),
         "{}",
         run.context()
