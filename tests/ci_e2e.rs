@@ -1053,27 +1053,40 @@ fn gate_with(approve_in: u32, config: &str, rework: &str) -> Bench {
 
 /// [`gate_with`], task 2 depending on `after`.
 fn gate_after(approve_in: u32, config: &str, rework: &str, after: &str) -> Bench {
-    bench("gate", |origin| {
+    package(
+        "gate",
+        &tasks_md(&[
+            shell_task("1", "Build", "", "echo one > one.txt"),
+            shell_task("CR-A", "Code review", "Task 1", &review(approve_in)),
+            shell_task("RW-A", "Rework", "CR-A (failed)", rework),
+            shell_task(
+                "2",
+                "After the review",
+                after,
+                "cat fix.txt > two.txt 2>/dev/null || echo none > two.txt",
+            ),
+        ]),
+        config,
+    )
+}
+
+/// A package with feature `feature` and its `tasks`, verifying nothing; `config` goes into
+/// its spec-exec metadata.
+fn package(feature: &str, tasks: &str, config: &str) -> Bench {
+    bench(feature, |origin| {
         write(
             &origin.join("Cargo.toml"),
             &format!(
-                "[package]\nname = \"gate\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n[workspace]\n\n[workspace.metadata.spec-exec]\nverify = []\n{config}"
+                "[package]\nname = \"tiny\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n[workspace]\n\n[workspace.metadata.spec-exec]\nverify = []\n{config}"
             ),
         );
         write(&origin.join("src/lib.rs"), "");
         write(
-            &origin.join("documentation/features/gate/tasks.md"),
-            &tasks_md(&[
-                shell_task("1", "Build", "", "echo one > one.txt"),
-                shell_task("CR-A", "Code review", "Task 1", &review(approve_in)),
-                shell_task("RW-A", "Rework", "CR-A (failed)", rework),
-                shell_task(
-                    "2",
-                    "After the review",
-                    after,
-                    "cat fix.txt > two.txt 2>/dev/null || echo none > two.txt",
-                ),
-            ]),
+            &origin
+                .join("documentation/features")
+                .join(feature)
+                .join("tasks.md"),
+            tasks,
         );
     })
 }
@@ -1373,5 +1386,62 @@ fn jobs_ordered_to_keep_to_max_agents_leave_the_same_branches() {
     assert_eq!(
         task_trees(&b.remote(), "user-auth"),
         task_trees(&local, "user-auth")
+    );
+}
+
+/// A failed task skips what depends on it and the integration; a job ordered after it only to
+/// keep to `--max-agents` still runs. The feature is named like a command, which its jobs run
+/// as `run <feature>`.
+#[test]
+fn a_failed_job_skips_its_dependents_but_not_the_jobs_only_ordered_after_it() {
+    let b = package(
+        "list",
+        &tasks_md(&[
+            shell_task("1", "Fails", "", "echo broken && exit 1"),
+            shell_task("2", "Alone", "", "echo two > two.txt"),
+            shell_task("3", "After 1", "Task 1", "echo three > three.txt"),
+        ]),
+        "",
+    );
+    let dir = b.clone("generate");
+    let yaml = b.spec_exec(
+        &dir,
+        &[
+            "ci",
+            "github",
+            "list",
+            "--agent",
+            "shell",
+            "--max-agents",
+            "1",
+            "-o",
+            "-",
+        ],
+    );
+    assert!(
+        yaml.contains("cargo spec-exec run list --task 2 --remote origin --push"),
+        "{yaml}"
+    );
+    let workflow = parse_linted(&b, &yaml);
+    let jobs = jobs_of(&workflow);
+    let needs_of = |id: &str| jobs.iter().find(|j| j.id == id).unwrap().needs.clone();
+    assert!(
+        needs_of("task-2").contains(&"task-1".to_owned()),
+        "task 2 comes after task 1 to keep to one at a time: {yaml}"
+    );
+    let (done, _) = execute(&b, &workflow, &["cargo spec-exec pr "]);
+    assert_eq!(ran(&done, "failure"), set(&["task-1"]), "{done:#?}");
+    assert_eq!(ran(&done, "success"), set(&["task-2"]), "{done:#?}");
+    assert_eq!(
+        ran(&done, "skipped"),
+        set(&["task-3", "integrate"]),
+        "{done:#?}"
+    );
+    assert_eq!(done["task-1"].outputs["status"], "failed");
+    assert_eq!(
+        task_trees(&b.remote(), "list")
+            .into_keys()
+            .collect::<Vec<_>>(),
+        ["spec/list/2"]
     );
 }
