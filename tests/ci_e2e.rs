@@ -772,10 +772,16 @@ fn execute(
     let mut clones = BTreeMap::new();
     for j in topological(&jobs) {
         let job = &jobs[j];
+        // GitHub's default, `success()`: every job it needs succeeded. A condition without a
+        // status function (`always()`, `cancelled()`) is read after that default.
+        let needs_succeeded = job.needs.iter().all(|n| done[n].result == "success");
         let runs = match &job.condition {
-            Some(c) => Expr::eval(inside(c), &job.needs, &done),
-            // GitHub's default: every job it needs succeeded.
-            None => job.needs.iter().all(|n| done[n].result == "success"),
+            Some(c) => {
+                let e = inside(c);
+                let own_status = e.contains("always()") || e.contains("cancelled()");
+                (own_status || needs_succeeded) && Expr::eval(e, &job.needs, &done)
+            }
+            None => needs_succeeded,
         };
         if !runs {
             done.insert(
@@ -1443,5 +1449,34 @@ fn a_failed_job_skips_its_dependents_but_not_the_jobs_only_ordered_after_it() {
             .into_keys()
             .collect::<Vec<_>>(),
         ["spec/list/2"]
+    );
+}
+
+/// A review with no rework that asks for changes fails its gate, as in a local run: its job
+/// fails, and what waits for it does not run.
+#[test]
+fn a_review_without_a_rework_that_asks_for_changes_fails_its_job() {
+    let b = package(
+        "norework",
+        &tasks_md(&[
+            shell_task("1", "Build", "", "echo one > one.txt"),
+            shell_task("CR-A", "Code review", "Task 1", &review(9)),
+            shell_task("2", "After the review", "CR-A", "echo two > two.txt"),
+        ]),
+        "",
+    );
+    let (done, _) = execute(&b, &workflow_of(&b, "norework"), &["cargo spec-exec pr "]);
+    let local = b.clone("local");
+    let out = b
+        .command(&local, BIN, &["spec-exec", "norework", "--agent", "shell"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(ran(&done, "success"), set(&["task-1"]), "{done:#?}");
+    assert_eq!(ran(&done, "failure"), set(&["CR-A"]), "{done:#?}");
+    assert_eq!(
+        ran(&done, "skipped"),
+        set(&["task-2", "integrate"]),
+        "{done:#?}"
     );
 }
