@@ -1480,3 +1480,52 @@ fn a_review_without_a_rework_that_asks_for_changes_fails_its_job() {
         "{done:#?}"
     );
 }
+
+/// A review round that fails (its agent, not its verdict) after the rework: the workflow run
+/// again runs that round in the review's first job, and the gate's later jobs are skipped.
+#[test]
+fn a_workflow_run_again_after_a_failed_round_runs_that_round_in_the_first_review_job() {
+    let marker = tempfile::tempdir().unwrap();
+    let ready = marker.path().join("ready");
+    let ready = shlex::try_quote(ready.to_str().unwrap())
+        .unwrap()
+        .into_owned();
+    let review = format!(
+        "mkdir -p code_review && case \"$SPEC_EXEC_BRANCH\" in *.round-2) test -e {ready} && v=APPROVED;; *) v='REQUIRES CHANGES';; esac && printf 'Status: %s\\n' \"$v\" > code_review/CR-A.md"
+    );
+    let b = package(
+        "gate",
+        &tasks_md(&[
+            shell_task("1", "Build", "", "echo one > one.txt"),
+            shell_task("CR-A", "Code review", "Task 1", &review),
+            shell_task("RW-A", "Rework", "CR-A (failed)", "echo fixed >> fix.txt"),
+            shell_task("2", "After the review", "CR-A", "cat fix.txt > two.txt"),
+        ]),
+        "",
+    );
+    let workflow = workflow_of(&b, "gate");
+    let (first, _) = execute(&b, &workflow, &["cargo spec-exec pr "]);
+    assert_eq!(
+        ran(&first, "success"),
+        set(&["task-1", "CR-A", "RW-A"]),
+        "{first:#?}"
+    );
+    assert_eq!(ran(&first, "failure"), set(&["CR-A-round-2"]), "{first:#?}");
+
+    fs::write(marker.path().join("ready"), "").unwrap();
+    let (again, clones) = execute(&b, &workflow, &["cargo spec-exec pr "]);
+    assert_eq!(
+        ran(&again, "success"),
+        set(&["task-1", "CR-A", "task-2", "integrate"]),
+        "{again:#?}"
+    );
+    assert_eq!(again["CR-A"].outputs["verdict"], "approved");
+
+    let local = b.clone("local");
+    b.spec_exec(&local, &["gate", "--agent", "shell"]);
+    assert_eq!(task_trees(&b.remote(), "gate"), task_trees(&local, "gate"));
+    assert_eq!(
+        text(&tasks_md_of(&clones["integrate"], "gate")),
+        text(&tasks_md_of(&local, "gate"))
+    );
+}
