@@ -567,6 +567,40 @@ fn read_outputs(text: &str) -> BTreeMap<String, String> {
     out
 }
 
+#[test]
+fn the_expressions_the_generator_writes_evaluate_as_github_would() {
+    let outcome = |result: &'static str, verdict: &str| Outcome {
+        result,
+        outputs: [("verdict".to_owned(), verdict.to_owned())].into(),
+        log: String::new(),
+    };
+    let done: BTreeMap<String, Outcome> = [
+        ("a".to_owned(), outcome("success", "changes")),
+        ("b-2".to_owned(), outcome("skipped", "")),
+    ]
+    .into();
+    let needs = ["a".to_owned(), "b-2".to_owned()];
+    let eval = |e: &str| Expr::eval(e, &needs, &done);
+    assert!(eval("!cancelled() && needs.a.outputs.verdict == 'changes'"));
+    assert!(!eval("!cancelled() && needs.b-2.result == 'success'"));
+    assert!(eval(
+        "!cancelled() && ((needs.a.result == 'success' && needs.a.outputs.verdict == 'approved') || needs.b-2.result == 'skipped')"
+    ));
+    assert!(eval("always()"));
+}
+
+#[test]
+#[should_panic(expected = "outside the expressions this test knows")]
+fn an_expression_outside_the_subset_fails_the_test() {
+    Expr::eval("success() && true", &[], &BTreeMap::new());
+}
+
+#[test]
+#[should_panic(expected = "the job does not need `c`")]
+fn a_job_reading_one_it_does_not_need_fails_the_test() {
+    Expr::eval("needs.c.result == 'success'", &[], &BTreeMap::new());
+}
+
 // ---------------------------------------------------------------------------------------------
 // The runner.
 
@@ -645,8 +679,8 @@ impl Bench {
     }
 }
 
-/// A repository made from `files` (committed and approved for `feature`), and a bare remote
-/// made from it.
+/// A repository that `make` fills in `origin` (committed, and approved for `feature`), and a
+/// bare remote cloned from it.
 fn bench(feature: &str, make: impl FnOnce(&Path)) -> Bench {
     let b = Bench {
         tmp: tempfile::tempdir().unwrap(),
@@ -1232,30 +1266,24 @@ fn a_gate_that_never_approves_fails_its_last_round_and_skips_what_follows() {
 /// review after the first's gate. The jobs leave the branches and the ticks of a local run.
 #[test]
 fn a_rework_of_two_reviews_executed_job_by_job_matches_a_local_run() {
-    let b = bench("two", |origin| {
-        write(
-            &origin.join("Cargo.toml"),
-            "[package]\nname = \"two\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n[workspace]\n\n[workspace.metadata.spec-exec]\nverify = []\n",
-        );
-        write(&origin.join("src/lib.rs"), "");
-        write(
-            &origin.join("documentation/features/two/tasks.md"),
-            &tasks_md(&[
-                shell_task("1", "Build", "", "echo one > one.txt"),
-                shell_task("CR-A", "Code review", "Task 1", &review_as("CR-A", 2)),
-                // After the code review's gate: a local run serves the two gates in the order they
-                // end, which two reviews side by side would leave to chance.
-                shell_task("PR-A", "Product review", "CR-A", &review_as("PR-A", 2)),
-                shell_task(
-                    "RW-A",
-                    "Rework",
-                    "CR-A and/or PR-A (failed)",
-                    "echo fixed >> fix.txt",
-                ),
-                shell_task("2", "After the rework", "RW-A", "cat fix.txt > two.txt"),
-            ]),
-        );
-    });
+    let b = package(
+        "two",
+        &tasks_md(&[
+            shell_task("1", "Build", "", "echo one > one.txt"),
+            shell_task("CR-A", "Code review", "Task 1", &review_as("CR-A", 2)),
+            // After the code review's gate: a local run serves the two gates in the order they
+            // end, which two reviews side by side would leave to chance.
+            shell_task("PR-A", "Product review", "CR-A", &review_as("PR-A", 2)),
+            shell_task(
+                "RW-A",
+                "Rework",
+                "CR-A and/or PR-A (failed)",
+                "echo fixed >> fix.txt",
+            ),
+            shell_task("2", "After the rework", "RW-A", "cat fix.txt > two.txt"),
+        ]),
+        "",
+    );
     let (done, clones) = execute(&b, &workflow_of(&b, "two"), &["cargo spec-exec pr "]);
     let local = b.clone("local");
     b.spec_exec(&local, &["two", "--agent", "shell"]);
