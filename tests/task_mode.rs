@@ -295,6 +295,22 @@ fn a_review_gate_goes_one_step_per_job_with_its_verdict_in_the_job_outputs() {
         "earlier=kept\nstatus-CR-A=done\nverdict=changes\nverdict-CR-A=changes\n"
     );
 
+    // The review again before its rework: the round stands, no new one runs, and the verdict
+    // is given again (a workflow run again from its first job goes on to the rework).
+    let (run, out) = step(20, "CR-A");
+    run.assert_code(0);
+    assert!(run.started().is_empty(), "{}", run.context());
+    assert!(
+        run.stderr.contains("Reviewed demo: task CR-A: its round 1")
+            && run.stderr.contains("`--task RW-A` runs next"),
+        "{}",
+        run.context()
+    );
+    assert_eq!(
+        out,
+        "earlier=kept\nstatus-CR-A=done\nverdict=changes\nverdict-CR-A=changes\n"
+    );
+
     let (run, out) = step(3, "RW-A");
     run.assert_code(0);
     assert_eq!(run.status("RW-A"), "done", "{}", run.context());

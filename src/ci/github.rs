@@ -161,7 +161,7 @@ fn write_job(out: &mut String, w: &Workflow, job: &Job) {
         .filter(|_| job.kind != JobKind::Integrate)
     {
         out.push_str("    outputs:\n");
-        let key = super::key(task);
+        let key = crate::exec::task_mode::output_key(task);
         let _ = writeln!(
             out,
             "      status: ${{{{ steps.run.outputs['status-{key}'] }}}}"

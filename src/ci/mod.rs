@@ -23,6 +23,7 @@ use crate::cli::CiGithubCommand;
 use crate::config::{self, DEFAULT_MAX_AGENTS};
 use crate::error::{Error, Result, exit};
 use crate::exec::review;
+use crate::exec::task_mode::output_key;
 use crate::output::Shell;
 use crate::plan::{self, Plan};
 use crate::source::display_path;
@@ -245,6 +246,9 @@ pub struct Settings {
     pub agent_flag: Option<String>,
     /// `--timeout` as given, passed on to every job.
     pub timeout_flag: Option<String>,
+    /// `--max-review-rounds` as given, passed on to the jobs of review gates: their rounds are
+    /// the rounds unrolled.
+    pub max_review_rounds_flag: Option<u32>,
     pub timeout: Duration,
     pub max_attempts: u32,
     pub runs_on: String,
@@ -294,6 +298,7 @@ pub fn github_command(shell: &Shell, ws: &Workspace, cmd: &CiGithubCommand) -> R
             .unwrap_or(config::DEFAULT_MAX_REVIEW_ROUNDS),
         agent_flag: cmd.agent.clone(),
         timeout_flag: cmd.timeout.clone(),
+        max_review_rounds_flag: cmd.max_review_rounds,
         timeout,
         max_attempts: ws
             .config
@@ -459,24 +464,10 @@ fn write_generated(path: &Path, text: &str, force: bool, root: &Path) -> Result<
     Ok(())
 }
 
-/// `raw` with every character outside `[A-Za-z0-9_-]` as `_`: how task ids become job ids
-/// and the keys of a job's outputs (`status-<key>`).
-pub fn key(raw: &str) -> String {
-    raw.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// A job id for `raw`: its [`key`], with `task-` before one that does not start with a letter
-/// or `_`.
+/// A job id for `raw`: its [`output_key`] (every character outside `[A-Za-z0-9_-]` as `_`), with
+/// `task-` before one that does not start with a letter or `_`.
 pub fn job_id_base(raw: &str) -> String {
-    let id = key(raw);
+    let id = output_key(raw);
     if id.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
         id
     } else {
@@ -628,6 +619,11 @@ pub fn build(
         words.extend(run_options.iter().cloned());
         words
     };
+    // A gate's jobs run with the limit its rounds were unrolled to.
+    let rounds_flag: Vec<String> = settings
+        .max_review_rounds_flag
+        .map(|n| vec!["--max-review-rounds".to_owned(), n.to_string()])
+        .unwrap_or_default();
 
     // Job ids first, in the plan's order (groups, then the document's order): the integration
     // job's name is taken before any task's.
@@ -711,6 +707,9 @@ pub fn build(
                 );
                 job.round = Some(round - 1);
                 job.review = Some(id.clone());
+                if let Some(words) = job.commands.first_mut() {
+                    words.extend(rounds_flag.iter().cloned());
+                }
                 gate.push(jobs.len());
                 jobs.push(job);
             }
@@ -727,6 +726,9 @@ pub fn build(
             let mut job = blank(ids.take(&raw), name, JobKind::Review, t);
             job.round = Some(round);
             job.verdict_output = true;
+            if let Some(words) = job.commands.first_mut() {
+                words.extend(rounds_flag.iter().cloned());
+            }
             gate.push(jobs.len());
             jobs.push(job);
         }

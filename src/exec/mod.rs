@@ -253,6 +253,8 @@ fn task_mode_settled(shell: &Shell, list: &TaskList, feature: &str, settled: &[T
         let word = match r.status {
             Status::NotNeeded => "Not needed",
             Status::Skipped => "Skipped",
+            // A review's round that asked for changes, which its rework answers next.
+            _ if r.verdict == Some(Verdict::RequiresChanges) => "Reviewed",
             _ => "Done",
         };
         shell.status(

@@ -228,13 +228,26 @@ pub fn check(
                 .leaves()
                 .find(|&w| list.tasks[w].condition().any(|c| c == t))
         {
-            missing.push(format!(
-                "review {id}: its round {} (`{}`) requires changes that its rework {} has not answered; run `--task {}` first",
-                last.round,
-                last.branch,
-                list.tasks[w].id,
-                list.tasks[w].id
-            ));
+            // The round stands: its verdict is the step this run reports, and the rework runs
+            // next (a workflow run again from its first job goes on from here).
+            out.settled.push(TaskReport {
+                branch: Some(last.branch.clone()),
+                commit: Some(last.oid.to_string()),
+                verdict: Some(Verdict::RequiresChanges),
+                ..report_of(
+                    list,
+                    t,
+                    Status::Reused,
+                    format!(
+                        "its round {} (`{}`) requires changes that its rework {} has not answered yet: `--task {}` runs next, then its round {}",
+                        last.round,
+                        last.branch,
+                        list.tasks[w].id,
+                        list.tasks[w].id,
+                        last.round + 1
+                    ),
+                )
+            });
             continue;
         }
         for &d in &node.deps {

