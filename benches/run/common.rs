@@ -258,6 +258,31 @@ pub fn run_feature(dir: &Path, agent: &str, agents: usize, tasks: usize) -> Run 
     run
 }
 
+/// Makes the feature in the repository at `dir` pending again after a run, in the slots that
+/// run left (as every later run of a repository finds them): its branches deleted and its task
+/// list back to `approved`, the bytes it had before the run ticked it.
+pub fn run_again(dir: &Path, approved: &[u8]) {
+    for branch in git(
+        dir,
+        &[
+            "for-each-ref",
+            "--format=%(refname:short)",
+            "refs/heads/spec",
+        ],
+    )
+    .lines()
+    {
+        git(dir, &["branch", "-qD", branch]);
+    }
+    let list = dir.join(format!("documentation/features/{FEATURE}/tasks.md"));
+    std::fs::write(list, approved).unwrap();
+}
+
+/// The feature's task list in the repository at `dir`, as it is now.
+pub fn task_list(dir: &Path) -> Vec<u8> {
+    std::fs::read(dir.join(format!("documentation/features/{FEATURE}/tasks.md"))).unwrap()
+}
+
 pub fn run(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Run {
     let mut stderr = tempfile::tempfile().unwrap();
     let children_before = children_ticks();

@@ -104,28 +104,12 @@ pub fn main(args: &[usize]) {
         );
         let repo = common::package_repo(50, &tasks);
         common::approve(repo.path());
-        let list = repo.path().join(format!(
-            "documentation/features/{}/tasks.md",
-            common::FEATURE
-        ));
-        let approved = std::fs::read(&list).unwrap();
+        let approved = common::task_list(repo.path());
         // A fresh repository: the run makes its worktree slots as it goes. Then the same
         // list again, from scratch but in the slots the first run left (as every later run
         // of a repository finds them).
         let cold = common::run_feature(repo.path(), AGENT, agents, n);
-        for branch in common::git(
-            repo.path(),
-            &[
-                "for-each-ref",
-                "--format=%(refname:short)",
-                "refs/heads/spec",
-            ],
-        )
-        .lines()
-        {
-            common::git(repo.path(), &["branch", "-qD", branch]);
-        }
-        std::fs::write(&list, &approved).unwrap();
+        common::run_again(repo.path(), &approved);
         let warm = common::run_feature(repo.path(), AGENT, agents, n);
         for (label, run) in [("new slots", &cold), ("slots kept", &warm)] {
             let own = run.finished()["duration_secs"].as_f64().unwrap_or(f64::NAN);
