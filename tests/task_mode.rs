@@ -565,3 +565,90 @@ fn a_whole_run_with_push_pushes_every_task_s_branches_and_still_ticks() {
         assert!(support::is_ticked(&md, id), "{id}: {md}");
     }
 }
+
+#[test]
+fn agents_get_neither_the_job_s_files_nor_its_token_which_only_spec_exec_s_git_gets() {
+    let s = Scratch::package(&tasks_md(&[shell_task("1", "One", "", "env > env.txt")]));
+    let remote = bare_remote(&s);
+    let dir = clone(&remote, "job-1");
+    let ctl = s.ctl();
+    let outputs = ctl.join("outputs");
+    let mut cmd = job(&dir, &["--task", "1", "--remote", "origin", "--push"]);
+    cmd.env("GITHUB_OUTPUT", &outputs);
+    let withheld = [
+        "GITHUB_ENV",
+        "GITHUB_PATH",
+        "GITHUB_STEP_SUMMARY",
+        "GITHUB_STATE",
+        "ACTIONS_RUNTIME_TOKEN",
+        "ACTIONS_ID_TOKEN_REQUEST_URL",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    ];
+    for name in withheld {
+        cmd.env(name, ctl.join(name));
+    }
+    cmd.env("SPEC_EXEC_GIT_TOKEN", "s3cret")
+        .env("GH_TOKEN", "s3cret");
+    let run = Run::of(cmd);
+    run.assert_code(0);
+    let env = git_in(
+        &remote,
+        &["show", &format!("{}:env.txt", Scratch::branch("1"))],
+    );
+    for name in withheld
+        .iter()
+        .chain(&["GITHUB_OUTPUT", "SPEC_EXEC_GIT_TOKEN", "GH_TOKEN"])
+    {
+        assert!(!env.contains(&format!("{name}=")), "{name} in\n{env}");
+    }
+    assert!(!env.contains("s3cret"), "{env}");
+    assert!(
+        std::fs::read_to_string(&outputs)
+            .unwrap()
+            .contains("status-1=done\n")
+    );
+
+    // An HTTPS remote that asks for credentials gets the token, as GitHub expects it, from
+    // spec-exec's fetch; nothing of it is left in the clone's configuration.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::thread::spawn(move || {
+        use std::io::{BufRead as _, Write as _};
+        let mut auth = Vec::new();
+        // Git asks without credentials, then with them.
+        for _ in 0..2 {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
+                if let Some(v) = line.strip_prefix("Authorization: ") {
+                    auth.push(v.trim().to_owned());
+                }
+                line.clear();
+            }
+            let _ = (&stream).write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"t\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+        auth
+    });
+    let dir = clone(&remote, "job-http");
+    git_in(
+        &dir,
+        &[
+            "remote",
+            "set-url",
+            "origin",
+            &format!("http://127.0.0.1:{port}/remote.git"),
+        ],
+    );
+    let mut cmd = job(&dir, &["--task", "1", "--remote", "origin"]);
+    cmd.env("SPEC_EXEC_GIT_TOKEN", "s3cret");
+    let run = Run::of(cmd);
+    run.assert_code(2);
+    assert!(run.stderr.contains("could not fetch"), "{}", run.context());
+    // base64 of `x-access-token:s3cret`.
+    assert_eq!(seen.join().unwrap(), ["Basic eC1hY2Nlc3MtdG9rZW46czNjcmV0"]);
+    let config = std::fs::read_to_string(dir.join(".git/config")).unwrap();
+    assert!(!config.contains("s3cret"), "{config}");
+}

@@ -139,8 +139,7 @@ pub enum Cond {
     Succeeded {
         job: String,
     },
-    /// The review round of the job ended with this verdict (`approved` also needs it to have
-    /// succeeded).
+    /// The review round of the job succeeded and ended with this verdict.
     Verdict {
         job: String,
         verdict: Verdict,

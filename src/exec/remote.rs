@@ -3,7 +3,10 @@
 //!
 //! Both go through the git CLI, never through a shell: credentials set up for it (a credential
 //! helper, or the `http.extraheader` that GitHub Actions' checkout leaves) are honoured only
-//! there. A fetch lands in a namespace of spec-exec's own,
+//! there. In CI, a token in [`GIT_TOKEN_VAR`] is given to these git commands alone, by a
+//! credential helper on their command line that reads it from their environment: it is never
+//! written to `.git/config`, where an agent's worktree would find it, and agents do not get the
+//! variable (see [`super::process::withheld_env`]). A fetch lands in a namespace of spec-exec's own,
 //! `refs/spec-exec/remote/<remote>/<feature>/…`; the local branches are then moved with git2,
 //! only forward, and never one that is checked out anywhere.
 
@@ -37,10 +40,39 @@ impl Fetched {
     }
 }
 
+/// The environment variable that gives spec-exec's own fetches and pushes a token for an HTTPS
+/// remote (a CI job's `${{ github.token }}`): it is sent as the password of the user
+/// `x-access-token`, as GitHub expects, and only when the remote asks for credentials.
+pub const GIT_TOKEN_VAR: &str = "SPEC_EXEC_GIT_TOKEN";
+
+/// The token in [`GIT_TOKEN_VAR`], when it holds one.
+pub fn git_token() -> Option<String> {
+    std::env::var(GIT_TOKEN_VAR).ok().filter(|t| !t.is_empty())
+}
+
+/// `-c` options that make a git command answer a remote's request for credentials with
+/// [`GIT_TOKEN_VAR`]'s token (and with nothing else configured), when it is set. The token is
+/// not in them: the helper reads it from the environment git passes on, so it shows neither in
+/// the command line nor in any file.
+pub fn credential_args() -> Vec<String> {
+    if git_token().is_none() {
+        return Vec::new();
+    }
+    vec![
+        "-c".to_owned(),
+        "credential.helper=".to_owned(),
+        "-c".to_owned(),
+        format!(
+            "credential.helper=!f() {{ test \"$1\" = get || exit 0; echo username=x-access-token; echo \"password=${GIT_TOKEN_VAR}\"; }}; f"
+        ),
+    ]
+}
+
 /// `git` with `args` in `workdir`, with no prompt for credentials (no one answers in CI): its
 /// error is git's own words.
 fn git_cli(workdir: &Path, args: &[String]) -> std::result::Result<(), String> {
     let out = Command::new("git")
+        .args(credential_args())
         .args(args)
         .current_dir(workdir)
         .env("GIT_TERMINAL_PROMPT", "0")
@@ -211,6 +243,7 @@ pub fn push(
         format!("{oid}:refs/heads/{branch}"),
     ];
     let out = Command::new("git")
+        .args(credential_args())
         .args(&args)
         .current_dir(workdir)
         .env("GIT_TERMINAL_PROMPT", "0")

@@ -638,6 +638,7 @@ fn write_body(path: &Path, body: &str) -> Result<()> {
 fn push(workdir: &Path, remote: &str, p: &Push) -> std::result::Result<(), String> {
     let args = push_args(remote, p);
     let out = Command::new(&args[0])
+        .args(crate::exec::remote::credential_args())
         .args(&args[1..])
         .current_dir(workdir)
         .stdin(Stdio::inherit())
