@@ -652,3 +652,102 @@ fn agents_get_neither_the_job_s_files_nor_its_token_which_only_spec_exec_s_git_g
     let config = std::fs::read_to_string(dir.join(".git/config")).unwrap();
     assert!(!config.contains("s3cret"), "{config}");
 }
+
+#[test]
+fn a_task_done_here_but_not_on_the_remote_is_pushed_by_the_next_push_run() {
+    let s = Scratch::package(&chain());
+    let remote = bare_remote(&s);
+    let dir = clone(&remote, "job");
+    let branch = Scratch::branch("1");
+
+    // The push fails: the commit stays here.
+    let bad = remote.with_file_name("nowhere.git");
+    git_in(
+        &dir,
+        &["config", "remote.origin.pushurl", bad.to_str().unwrap()],
+    );
+    let run = Run::of(job(&dir, &["--task", "1", "--remote", "origin", "--push"]));
+    run.assert_code(1);
+    assert!(
+        run.reason("1").contains("could not push"),
+        "{}",
+        run.context()
+    );
+    assert!(!has_ref(&remote, &branch));
+
+    // Again, with the remote reachable: nothing runs, and the branch is pushed.
+    git_in(&dir, &["config", "--unset", "remote.origin.pushurl"]);
+    let run = Run::of(job(&dir, &["--task", "1", "--remote", "origin", "--push"]));
+    run.assert_code(0);
+    assert!(run.started().is_empty(), "{}", run.context());
+    assert!(
+        run.reason("1").contains("already done")
+            && run.reason("1").contains("pushed `spec/demo/1`"),
+        "{}",
+        run.context()
+    );
+    assert_eq!(
+        git_in(&remote, &["rev-parse", &branch]),
+        git_in(&dir, &["rev-parse", &branch])
+    );
+    // And once it is there, a run says it is done and pushes nothing.
+    let run = Run::of(job(&dir, &["--task", "1", "--remote", "origin", "--push"]));
+    run.assert_code(0);
+    assert!(!run.reason("1").contains("pushed"), "{}", run.context());
+}
+
+#[test]
+fn with_push_a_dependency_must_be_on_the_remote_as_it_is_here() {
+    let s = Scratch::package(&chain());
+    let remote = bare_remote(&s);
+    let dir = clone(&remote, "job");
+    let one = Scratch::branch("1");
+
+    // Task 1 done here only: task 2 would be pushed on work the remote does not have.
+    Run::of(job(&dir, &["--task", "1"])).assert_code(0);
+    let run = Run::of(job(&dir, &["--task", "2", "--remote", "origin", "--push"]));
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("`spec/demo/1` is not on origin")
+            && run.stderr.contains("--task 1 --remote origin --push"),
+        "{}",
+        run.context()
+    );
+    assert!(run.started().is_empty(), "{}", run.context());
+    assert!(!has_ref(&remote, &Scratch::branch("2")));
+
+    // Pushed, it is a dependency like any other.
+    Run::of(job(&dir, &["--task", "1", "--remote", "origin", "--push"])).assert_code(0);
+    assert!(has_ref(&remote, &one));
+
+    // A dependency that diverged from the remote's here is refused too.
+    let other = clone(&remote, "other");
+    git_in(&other, &["fetch", "-q", "origin", &format!("{one}:{one}")]);
+    git_in(&other, &["checkout", "-q", &one]);
+    git_in(
+        &other,
+        &[
+            "commit",
+            "-q",
+            "--amend",
+            "--no-edit",
+            "--date=2001-01-01T00:00:00",
+        ],
+    );
+    git_in(&other, &["checkout", "-q", "main"]);
+    let run = Run::of(job(
+        &other,
+        &["--task", "2", "--remote", "origin", "--push"],
+    ));
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("`spec/demo/1` and origin's have diverged"),
+        "{}",
+        run.context()
+    );
+    assert!(!has_ref(&remote, &Scratch::branch("2")));
+
+    Run::of(job(&dir, &["--task", "2", "--remote", "origin", "--push"])).assert_code(0);
+    assert!(has_ref(&remote, &Scratch::branch("2")));
+}

@@ -145,17 +145,22 @@ pub fn execute(
     let plan = match &settings.task_mode {
         None => plan,
         Some(mode) => {
-            let checked = task_mode::check(
-                list,
-                plan,
-                &earlier,
-                mode,
-                &task_mode::Names {
-                    prefix: &settings.branch_prefix,
-                    feature: &feature.name,
-                    remote: mode.fetched.as_ref().map(|f| f.remote.as_str()),
-                },
-            )?;
+            let names = task_mode::Names {
+                prefix: &settings.branch_prefix,
+                feature: &feature.name,
+                remote: mode.fetched.as_ref().map(|f| f.remote.as_str()),
+                pushed: settings.push.as_ref(),
+            };
+            let mut checked = task_mode::check(&git, list, plan, &earlier, mode, &names)?;
+            if let Some(fetched) = &settings.push {
+                let pusher = task_mode::Pusher {
+                    workdir: workdir.clone(),
+                    fetched: fetched.clone(),
+                };
+                for r in &mut checked.settled {
+                    pusher.share(&git, list, &earlier, &names, r);
+                }
+            }
             for t in &checked.run {
                 // A rework that ran before runs again, for the round it answers now.
                 earlier.reused.remove(t);
@@ -251,20 +256,23 @@ pub fn execute(
 fn task_mode_settled(shell: &Shell, list: &TaskList, feature: &str, settled: &[TaskReport]) -> i32 {
     for r in settled {
         let word = match r.status {
+            Status::Failed | Status::Interrupted => "Failed",
             Status::NotNeeded => "Not needed",
             Status::Skipped => "Skipped",
             // A review's round that asked for changes, which its rework answers next.
             _ if r.verdict == Some(Verdict::RequiresChanges) => "Reviewed",
             _ => "Done",
         };
-        shell.status(
-            word,
-            format!(
-                "{feature}: task {}: {}",
-                r.id,
-                r.reason.as_deref().unwrap_or_default()
-            ),
+        let text = format!(
+            "{feature}: task {}: {}",
+            r.id,
+            r.reason.as_deref().unwrap_or_default()
         );
+        if r.status.is_success() {
+            shell.status(word, text);
+        } else {
+            shell.error_status(word, text);
+        }
         if shell.is_json() {
             shell.json(&Event::TaskFinished(Box::new(r.clone())));
         }

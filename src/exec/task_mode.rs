@@ -98,12 +98,61 @@ pub struct Names<'a> {
     pub prefix: &'a str,
     pub feature: &'a str,
     pub remote: Option<&'a str>,
+    /// With `--push`: what the fetch saw on the remote, which the dependencies' branches must
+    /// be at (a job in another clone builds on the remote's branches, not on these).
+    pub pushed: Option<&'a Fetched>,
+}
+
+/// Where a local branch stands against the remote's, as the fetch saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Against {
+    Same,
+    /// The remote has no such branch.
+    Absent,
+    /// The local branch holds the remote's and more.
+    Ahead,
+    /// Anything else: diverged, or behind (a branch the fetch could not move).
+    Other,
+}
+
+impl Against {
+    pub fn of(git: &git::Git, fetched: &Fetched, branch: &str, local: git2::Oid) -> Against {
+        match fetched.expected(branch) {
+            None => Against::Absent,
+            Some(r) if r == local => Against::Same,
+            Some(r) if git.contains(local, r) => Against::Ahead,
+            Some(_) => Against::Other,
+        }
+    }
+}
+
+/// The local branches of task `t` that record its work: its own and its recorded rounds',
+/// with their tips.
+pub fn task_branches(
+    git: &git::Git,
+    list: &TaskList,
+    earlier: &Earlier,
+    names: &Names<'_>,
+    t: usize,
+) -> Vec<(String, git2::Oid)> {
+    let own = git::branch_name(names.prefix, names.feature, &list.tasks[t].id);
+    let mut out: Vec<(String, git2::Oid)> = Vec::new();
+    let rounds = earlier.history.get(&t).into_iter().flatten();
+    for b in rounds.map(|r| r.branch.clone()).chain(std::iter::once(own)) {
+        if let Some(tip) = git.branch_tip(&b)
+            && !out.iter().any(|(o, _)| *o == b)
+        {
+            out.push((b, tip));
+        }
+    }
+    out
 }
 
 /// Checks the selected tasks before any agent starts: which are done already, and that every
 /// dependency of the rest is done (ticked, or finished on its branch). A dependency that is
 /// not is an error (exit 2) naming it, its branch and what to do.
 pub fn check(
+    git: &git::Git,
     list: &TaskList,
     plan: &Plan,
     earlier: &Earlier,
@@ -124,6 +173,9 @@ pub fn check(
     };
     let mut out = Checked::default();
     let mut missing: Vec<String> = Vec::new();
+    // With `--push`, the dependencies' branches that are not as the remote has them.
+    let mut unshared: Vec<String> = Vec::new();
+    let mut unshared_tasks: Vec<&str> = Vec::new();
     for &t in &mode.selected {
         let id = &list.tasks[t].id;
         let done = |why: String| TaskReport {
@@ -264,6 +316,28 @@ pub fn check(
                 continue;
             }
             if satisfied(d) || condition.contains(&d) {
+                if let Some(fetched) = names.pushed
+                    && list.tasks[d].state != TaskState::Done
+                {
+                    let remote = &fetched.remote;
+                    for (b, tip) in task_branches(git, list, earlier, names, d) {
+                        let how = match Against::of(git, fetched, &b, tip) {
+                            Against::Same => continue,
+                            Against::Absent => format!("is not on {remote}"),
+                            Against::Ahead => format!("is ahead of {remote}'s"),
+                            Against::Other => format!("and {remote}'s have diverged"),
+                        };
+                        let line = format!(
+                            "task {id} needs task {on}, whose branch `{b}` {how}: a job elsewhere would not build on the same work"
+                        );
+                        if !unshared.contains(&line) {
+                            unshared.push(line);
+                        }
+                        if !unshared_tasks.contains(&on.as_str()) {
+                            unshared_tasks.push(on);
+                        }
+                    }
+                }
                 continue;
             }
             let fetched = names
@@ -292,6 +366,20 @@ pub fn check(
             format!(
                 "run those tasks first (`cargo spec-exec {0} --task ID`, with `--remote {remote} --push` to share their branches), or fetch their branches with `--remote {remote}`; nothing was started",
                 names.feature
+            ),
+        ));
+    }
+    if !unshared.is_empty() {
+        let remote = names.remote.unwrap_or("origin");
+        return Err(Error::user_with_help(
+            format!(
+                "with --push, the dependencies of the selected tasks must be on {remote} as they are here:\n  {}",
+                unshared.join("\n  ")
+            ),
+            format!(
+                "push them first (`cargo spec-exec {0} --task {1} --remote {remote} --push` pushes a task done here), or delete the local branches to take {remote}'s (`git branch -D <branch>`); nothing was started",
+                names.feature,
+                unshared_tasks.join(" --task ")
             ),
         ));
     }
@@ -334,6 +422,76 @@ pub struct Pusher {
 }
 
 impl Pusher {
+    /// With `--push`, a selected task that needs no run (done before, in this clone) is still
+    /// shared: each of its branches the remote lacks, or that is ahead of the remote's, is
+    /// pushed with the lease, so that a run whose push failed (or was killed) pushes on the
+    /// next try. A branch that diverged from the remote's fails the task: neither is lost.
+    pub fn share(
+        &self,
+        git: &git::Git,
+        list: &TaskList,
+        earlier: &Earlier,
+        names: &Names<'_>,
+        report: &mut TaskReport,
+    ) {
+        let Some(t) = list.find(&report.id) else {
+            return;
+        };
+        if list.tasks[t].state == TaskState::Done || !report.status.is_success() {
+            return;
+        }
+        let remote = &self.fetched.remote;
+        let mut pushed = Vec::new();
+        for (branch, oid) in task_branches(git, list, earlier, names, t) {
+            let short = &oid.to_string()[..10];
+            let failed = match Against::of(git, &self.fetched, &branch, oid) {
+                Against::Same => continue,
+                Against::Other => format!(
+                    "`{branch}` and {remote}'s have diverged, so it was not pushed (the local branch stays at {short}): delete it to take {remote}'s (`git branch -D {branch}`), or rename it to keep it"
+                ),
+                Against::Absent | Against::Ahead => match self.push_one(&branch, oid) {
+                    None => {
+                        pushed.push(format!("`{branch}`"));
+                        continue;
+                    }
+                    Some(why) => why,
+                },
+            };
+            report.status = Status::Failed;
+            report.reason = Some(failed);
+            return;
+        }
+        if !pushed.is_empty() {
+            let reason = report.reason.take().unwrap_or_default();
+            report.reason = Some(format!(
+                "{reason}; pushed {} to {remote}, which did not have {}",
+                pushed.join(", "),
+                if pushed.len() == 1 { "it" } else { "them" }
+            ));
+        }
+    }
+
+    /// Pushes `branch` at `oid` with the lease of what the fetch saw; the failure's reason.
+    fn push_one(&self, branch: &str, oid: git2::Oid) -> Option<String> {
+        let remote = &self.fetched.remote;
+        let short = &oid.to_string()[..10];
+        match remote::push(
+            &self.workdir,
+            remote,
+            branch,
+            oid,
+            self.fetched.expected(branch),
+        ) {
+            Ok(()) => None,
+            Err(PushError::Moved(why)) => Some(format!(
+                "someone else pushed `{branch}` to {remote} meanwhile, so it was not pushed (the commit stays on the local branch `{branch}`, at {short}): {why}"
+            )),
+            Err(PushError::Failed(why)) => Some(format!(
+                "could not push `{branch}` to {remote} (the commit stays on the local branch `{branch}`, at {short}): {why}"
+            )),
+        }
+    }
+
     pub fn push(&self, report: &mut TaskReport) {
         if report.status != Status::Done {
             return;
@@ -341,30 +499,15 @@ impl Pusher {
         let Ok(git) = git::Git::open(&self.workdir) else {
             return;
         };
-        let remote = &self.fetched.remote;
         for branch in made_branches(report) {
             let Some(oid) = git.branch_tip(&branch) else {
                 continue;
             };
-            let short = &oid.to_string()[..10];
-            let failed = match remote::push(
-                &self.workdir,
-                remote,
-                &branch,
-                oid,
-                self.fetched.expected(&branch),
-            ) {
-                Ok(()) => continue,
-                Err(PushError::Moved(why)) => format!(
-                    "someone else pushed `{branch}` to {remote} meanwhile, so it was not pushed (the commit stays on the local branch `{branch}`, at {short}): {why}"
-                ),
-                Err(PushError::Failed(why)) => format!(
-                    "could not push `{branch}` to {remote} (the commit stays on the local branch `{branch}`, at {short}): {why}"
-                ),
-            };
-            report.status = Status::Failed;
-            report.reason = Some(failed);
-            return;
+            if let Some(failed) = self.push_one(&branch, oid) {
+                report.status = Status::Failed;
+                report.reason = Some(failed);
+                return;
+            }
         }
     }
 }
