@@ -751,3 +751,59 @@ fn with_push_a_dependency_must_be_on_the_remote_as_it_is_here() {
     Run::of(job(&dir, &["--task", "2", "--remote", "origin", "--push"])).assert_code(0);
     assert!(has_ref(&remote, &Scratch::branch("2")));
 }
+
+#[test]
+fn someone_s_commit_on_a_task_branch_blocks_only_the_jobs_that_use_it_and_sync_names_it() {
+    let s = Scratch::package(&tasks_md(&[
+        shell_task("1", "One", "", "echo one > one.txt"),
+        shell_task("2", "Two", "Task 1", "echo two > two.txt"),
+        shell_task("3", "Three", "", "echo three > three.txt"),
+    ]));
+    let remote = bare_remote(&s);
+    for id in ["1", "2"] {
+        let dir = clone(&remote, &format!("job-{id}"));
+        Run::of(job(&dir, &["--task", id, "--remote", "origin", "--push"])).assert_code(0);
+    }
+    // Someone commits on top of task 2's branch.
+    let two = Scratch::branch("2");
+    let human = clone(&remote, "human");
+    git_in(&human, &["checkout", "-q", &two]);
+    std::fs::write(human.join("two.txt"), "by hand\n").unwrap();
+    git_in(&human, &["commit", "-q", "-am", "by hand"]);
+    git_in(&human, &["push", "-q", "origin", &two]);
+
+    // Task 3 does not use it: it runs.
+    let dir = clone(&remote, "job-3");
+    let run = Run::of(job(&dir, &["--task", "3", "--remote", "origin", "--push"]));
+    run.assert_code(0);
+    assert_eq!(run.started(), ["3".to_owned()].into(), "{}", run.context());
+    // Task 2's own job still refuses to move it.
+    let dir = clone(&remote, "job-2-again");
+    let run = Run::of(job(&dir, &["--task", "2", "--remote", "origin", "--push"]));
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("commits spec-exec did not make"),
+        "{}",
+        run.context()
+    );
+
+    // `sync` ticks what it can count and names the branch it cannot.
+    let synced = clone(&remote, "synced");
+    let out = spec_exec_in(&synced, &["sync", FEATURE])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("`spec/demo/2`") && stderr.contains("not counted"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("local branches"), "{stderr}");
+    let md = String::from_utf8(tasks_md_of(&synced)).unwrap();
+    assert!(
+        support::is_ticked(&md, "1") && support::is_ticked(&md, "3"),
+        "{md}"
+    );
+    assert!(!support::is_ticked(&md, "2"), "{md}");
+}

@@ -698,7 +698,18 @@ fn read_earlier(
             .values()
             .flat_map(|h| h.iter().skip(1).map(|r| (r.branch.clone(), r.oid))),
     );
-    for node in &plan.nodes {
+    // With `--task`, only the branches of the selected tasks and of their dependencies matter:
+    // another task's branch (someone's commit on it) is not this run's to move or read.
+    let concerned = |t: usize| {
+        settings.task_mode.as_ref().is_none_or(|mode| {
+            mode.selected.contains(&t)
+                || mode
+                    .selected
+                    .iter()
+                    .any(|&s| plan.node(s).is_some_and(|n| n.deps.contains(&t)))
+        })
+    };
+    for node in plan.nodes.iter().filter(|n| concerned(n.task)) {
         let id = &list.tasks[node.task].id;
         let branch = branch_of(node.task);
         if git.branch_tip(&branch).is_none() {

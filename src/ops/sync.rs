@@ -7,10 +7,12 @@ use serde::Serialize;
 
 use super::{all_features, fetch, load_valid};
 use crate::cli::SyncCommand;
+use crate::error::Diagnostic;
 use crate::error::{Result, exit};
 use crate::exec;
-use crate::git::Git;
+use crate::git::{self, Git};
 use crate::output::Shell;
+use crate::spec::model::TaskState;
 use crate::spec::{self, edit};
 use crate::workspace::Workspace;
 
@@ -44,6 +46,31 @@ pub fn sync(shell: &Shell, ws: &Workspace, cmd: &SyncCommand) -> Result<i32> {
     let fetched = fetch(shell, ws, &cmd.remote, &feature, &list)?;
     let git = Git::open(&ws.root)?;
     let finished = exec::finished_tasks(&git, &list, &ws.config.branch_prefix, &feature.name);
+    // A task's branch whose tip is not its commit (someone committed on top of it, or it holds
+    // an unfinished run) says nothing about the task: it is named, not counted.
+    for t in list.leaves() {
+        let task = &list.tasks[t];
+        if task.state == TaskState::Done || finished.contains(&t) {
+            continue;
+        }
+        let branch = git::branch_name(&ws.config.branch_prefix, &feature.name, &task.id);
+        if git.branch_tip(&branch).is_none()
+            || git
+                .task_commit(&branch)
+                .is_some_and(|tc| tc.task == task.id)
+        {
+            continue;
+        }
+        shell.diagnostic(
+            &Diagnostic::warning(format!(
+                "task {}: its branch `{branch}` does not end in its spec-exec commit (commits on top of it, or an unfinished run): not counted, so it stays unticked",
+                task.id
+            ))
+            .help(format!(
+                "see what is on it (`git log {branch}`); when the task is done, move the branch back to its commit, or tick the task by hand"
+            )),
+        );
+    }
     let ticker = edit::Ticker::new(
         &ws.root,
         &feature.dir.join("tasks.md"),
@@ -73,7 +100,7 @@ pub fn sync(shell: &Shell, ws: &Workspace, cmd: &SyncCommand) -> Result<i32> {
         shell.status(
             "Finished",
             format!(
-                "{}: nothing to tick; {path} already has every task the branches on {} finished",
+                "{}: nothing to tick; {path} already has every task finished on the local branches (fetched from {} first)",
                 feature.name, cmd.remote
             ),
         );
@@ -81,10 +108,11 @@ pub fn sync(shell: &Shell, ws: &Workspace, cmd: &SyncCommand) -> Result<i32> {
         shell.status(
             "Finished",
             format!(
-                "{}: ticked {} {} in {path}",
+                "{}: ticked {} {} in {path}, finished on the local branches (fetched from {} first)",
                 feature.name,
                 ticked.len(),
-                if ticked.len() == 1 { "task" } else { "tasks" }
+                if ticked.len() == 1 { "task" } else { "tasks" },
+                cmd.remote
             ),
         );
     }
