@@ -807,3 +807,23 @@ fn someone_s_commit_on_a_task_branch_blocks_only_the_jobs_that_use_it_and_sync_n
     );
     assert!(!support::is_ticked(&md, "2"), "{md}");
 }
+
+#[test]
+fn job_outputs_that_cannot_be_written_fail_the_run() {
+    let s = Scratch::package(&chain());
+    let nowhere = s.ctl().join("no-such-dir").join("outputs");
+    for again in [false, true] {
+        let mut cmd = job(&s.repo(), &["--task", "1"]);
+        cmd.env("GITHUB_OUTPUT", &nowhere);
+        let run = Run::of(cmd);
+        run.assert_code(1);
+        assert!(
+            run.stderr.contains("could not write the job outputs")
+                && run.stderr.contains("no-such-dir"),
+            "{}",
+            run.context()
+        );
+        // The task itself is done either way; the second run finds it so.
+        assert_eq!(run.started().is_empty(), again, "{}", run.context());
+    }
+}

@@ -278,13 +278,17 @@ fn task_mode_settled(shell: &Shell, list: &TaskList, feature: &str, settled: &[T
         }
     }
     let totals = Totals::of(settled);
-    let code = if totals.failed > 0 || totals.skipped > 0 {
+    let mut code = if totals.failed > 0 || totals.skipped > 0 {
         exit::TASKS_FAILED
     } else {
         exit::OK
     };
+    // A job whose outputs are lost must fail: the jobs after it would read none.
     if let Some(e) = task_mode::write_outputs(list, settled) {
         shell.error_status("Error", e);
+        if code == exit::OK {
+            code = exit::TASKS_FAILED;
+        }
     }
     if shell.is_json() {
         shell.json(&Event::RunFinished {
@@ -586,10 +590,13 @@ async fn run_jobs(
         reports.push(r);
     }
     reports.extend(settled);
+    // A job whose outputs are lost must fail: the jobs after it would read none.
+    let mut outputs_lost = false;
     if settings.task_mode.is_some()
         && let Some(e) = task_mode::write_outputs(list, &reports)
     {
         sinks.notice("Error", &e);
+        outputs_lost = true;
     }
     let totals = Totals::of(&reports);
     let mut code = if totals.interrupted > 0 {
@@ -598,6 +605,7 @@ async fn run_jobs(
         exit::RATE_LIMITED
     } else if totals.failed > 0
         || totals.skipped > 0
+        || outputs_lost
         || reports.iter().any(|r| r.tick_error.is_some())
     {
         exit::TASKS_FAILED

@@ -545,7 +545,7 @@ pub fn write_outputs(list: &TaskList, reports: &[TaskReport]) -> Option<String> 
         .and_then(|mut f| f.write_all(lines.as_bytes()));
     written.err().map(|e| {
         format!(
-            "could not write the job outputs to `{}`: {e}",
+            "could not write the job outputs to `{}` (named by GITHUB_OUTPUT): {e}; the run fails, since the jobs after it would read no status or verdict",
             path.display()
         )
     })
