@@ -827,3 +827,67 @@ fn job_outputs_that_cannot_be_written_fail_the_run() {
         assert_eq!(run.started().is_empty(), again, "{}", run.context());
     }
 }
+
+#[test]
+fn a_review_that_fails_at_its_limit_of_rounds_is_pushed_and_not_run_again() {
+    let s = Scratch::package(&tasks_md(&[
+        shell_task("1", "Build", "", "echo one > one.txt"),
+        shell_task(
+            "CR-A",
+            "Code review",
+            "Task 1",
+            "mkdir -p code_review && printf 'Status: REQUIRES CHANGES\\n' > code_review/CR-A.md && echo ran >> \"$LOG\"",
+        ),
+        shell_task("RW-A", "Rework", "CR-A (failed)", "echo fixed >> fix.txt"),
+    ]));
+    let remote = bare_remote(&s);
+    let log = s.ctl().join("review-runs");
+    let review = |name: &str| {
+        let dir = clone(&remote, name);
+        let mut cmd = job(
+            &dir,
+            &[
+                "--task",
+                "CR-A",
+                "--remote",
+                "origin",
+                "--push",
+                "--max-review-rounds",
+                "1",
+            ],
+        );
+        cmd.env("LOG", &log);
+        Run::of(cmd)
+    };
+    Run::of(job(
+        &clone(&remote, "job-1"),
+        &["--task", "1", "--remote", "origin", "--push"],
+    ))
+    .assert_code(0);
+
+    let run = review("job-2");
+    run.assert_code(1);
+    assert_eq!(run.status("CR-A"), "failed");
+    assert!(
+        run.reason("CR-A").contains("--max-review-rounds 1")
+            && run.reason("CR-A").contains("pushed to origin"),
+        "{}",
+        run.context()
+    );
+    assert!(
+        has_ref(&remote, &Scratch::branch("CR-A")),
+        "the round is the gate's record"
+    );
+
+    // Run again: the gate is spent, no agent runs, and it fails the same way.
+    let run = review("job-3");
+    run.assert_code(1);
+    assert!(run.started().is_empty(), "{}", run.context());
+    assert!(
+        run.reason("CR-A")
+            .contains("the limit, --max-review-rounds 1"),
+        "{}",
+        run.context()
+    );
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "ran\n");
+}

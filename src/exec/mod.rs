@@ -150,6 +150,7 @@ pub fn execute(
                 feature: &feature.name,
                 remote: mode.fetched.as_ref().map(|f| f.remote.as_str()),
                 pushed: settings.push.as_ref(),
+                max_review_rounds: settings.max_review_rounds,
             };
             let mut checked = task_mode::check(&git, list, plan, &earlier, mode, &names)?;
             if let Some(fetched) = &settings.push {

@@ -101,6 +101,8 @@ pub struct Names<'a> {
     /// With `--push`: what the fetch saw on the remote, which the dependencies' branches must
     /// be at (a job in another clone builds on the remote's branches, not on these).
     pub pushed: Option<&'a Fetched>,
+    /// `--max-review-rounds`: a review whose recorded rounds reached it runs no more.
+    pub max_review_rounds: u32,
 }
 
 /// Where a local branch stands against the remote's, as the fetch saw it.
@@ -274,6 +276,30 @@ pub fn check(
             ));
             continue;
         };
+        if reviews[t]
+            && let Some(last) = earlier.awaits_rework(t)
+            && last.round >= names.max_review_rounds
+        {
+            // The gate failed at its limit (the round was pushed as its record): another run
+            // would only repeat it.
+            out.settled.push(TaskReport {
+                branch: Some(last.branch.clone()),
+                commit: Some(last.oid.to_string()),
+                ..report_of(
+                    list,
+                    t,
+                    Status::Failed,
+                    format!(
+                        "still requires changes after {} review round{} (the limit, --max-review-rounds {}): its last round is `{}`; raise the limit to go on",
+                        last.round,
+                        if last.round == 1 { "" } else { "s" },
+                        names.max_review_rounds,
+                        last.branch
+                    ),
+                )
+            });
+            continue;
+        }
         if reviews[t]
             && let Some(last) = earlier.awaits_rework(t)
             && let Some(w) = list
@@ -493,12 +519,40 @@ impl Pusher {
     }
 
     pub fn push(&self, report: &mut TaskReport) {
-        if report.status != Status::Done {
-            return;
-        }
         let Ok(git) = git::Git::open(&self.workdir) else {
             return;
         };
+        if report.status != Status::Done {
+            // A review that failed at its limit of rounds: its rounds are its record (and
+            // what tells the next run that the gate is spent), pushed all the same.
+            let rounds: Vec<String> = report
+                .rounds
+                .iter()
+                .filter(|r| !r.reused && r.task == report.id && r.verdict.is_some())
+                .map(|r| r.branch.clone())
+                .collect();
+            let mut pushed = Vec::new();
+            for branch in rounds {
+                let Some(oid) = git.branch_tip(&branch) else {
+                    continue;
+                };
+                if let Some(failed) = self.push_one(&branch, oid) {
+                    let reason = report.reason.take().unwrap_or_default();
+                    report.reason = Some(format!("{reason}; {failed}"));
+                    return;
+                }
+                pushed.push(format!("`{branch}`"));
+            }
+            if !pushed.is_empty() {
+                let reason = report.reason.take().unwrap_or_default();
+                report.reason = Some(format!(
+                    "{reason}; its rounds {} were pushed to {} as the gate's record",
+                    pushed.join(", "),
+                    self.fetched.remote
+                ));
+            }
+            return;
+        }
         for branch in made_branches(report) {
             let Some(oid) = git.branch_tip(&branch) else {
                 continue;
