@@ -891,3 +891,47 @@ fn a_review_that_fails_at_its_limit_of_rounds_is_pushed_and_not_run_again() {
     );
     assert_eq!(std::fs::read_to_string(&log).unwrap(), "ran\n");
 }
+
+#[test]
+fn a_fetch_that_stalls_is_stopped_after_the_git_timeout() {
+    let s = Scratch::package(&chain());
+    // A server that takes the connection and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    git_in(
+        &s.repo(),
+        &[
+            "remote",
+            "add",
+            "origin",
+            &format!("http://127.0.0.1:{port}/remote.git"),
+        ],
+    );
+    let mut cmd = job(&s.repo(), &["--task", "1", "--remote", "origin"]);
+    cmd.env("SPEC_EXEC_GIT_TIMEOUT", "1s");
+    let run = Run::of(cmd);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("`git fetch` did not finish within 1s")
+            && run.stderr.contains("git-timeout"),
+        "{}",
+        run.context()
+    );
+    assert!(run.started().is_empty(), "{}", run.context());
+
+    let mut cmd = job(&s.repo(), &["--task", "1", "--remote", "origin"]);
+    cmd.env("SPEC_EXEC_GIT_TIMEOUT", "soon");
+    let run = Run::of(cmd);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("invalid SPEC_EXEC_GIT_TIMEOUT"),
+        "{}",
+        run.context()
+    );
+}

@@ -11,8 +11,10 @@
 //! only forward, and never one that is checked out anywhere.
 
 use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use git2::{Oid, Repository};
 
@@ -31,6 +33,8 @@ pub struct Fetched {
     pub updated: Vec<String>,
     /// Local branches left as they are, with why (ahead of the remote, diverged, checked out).
     pub warnings: Vec<String>,
+    /// The most each fetch or push may take (`git-timeout`).
+    pub timeout: Duration,
 }
 
 impl Fetched {
@@ -68,17 +72,93 @@ pub fn credential_args() -> Vec<String> {
     ]
 }
 
-/// `git` with `args` in `workdir`, with no prompt for credentials (no one answers in CI): its
-/// error is git's own words.
-fn git_cli(workdir: &Path, args: &[String]) -> std::result::Result<(), String> {
-    let out = Command::new("git")
-        .args(credential_args())
+/// Below this many bytes a second for [`LOW_SPEED_TIME`], an HTTP transfer is given up
+/// (`GIT_HTTP_LOW_SPEED_LIMIT`), unless the environment says otherwise.
+const LOW_SPEED_LIMIT: &str = "1000";
+const LOW_SPEED_TIME: Duration = Duration::from_secs(60);
+
+/// Runs `git` with `args` in `workdir`, in a process group of its own (its helpers, such as
+/// `git-remote-https` or ssh, with it), with no prompt for credentials unless `interactive`
+/// (the terminal is then git's standard input; no one answers in CI), and stops the group when it runs longer than `timeout` (a stalled connection otherwise holds
+/// a CI job until its own limit). Its output, or why it could not run or finish.
+pub fn run_git(
+    workdir: &Path,
+    args: &[String],
+    timeout: Duration,
+    interactive: bool,
+) -> std::result::Result<Output, String> {
+    let mut cmd = Command::new("git");
+    if !interactive {
+        cmd.env("GIT_TERMINAL_PROMPT", "0");
+    }
+    cmd.args(credential_args())
         .args(args)
         .current_dir(workdir)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("could not run git: {e}"))?;
+        .stdin(if interactive {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    for (name, value) in [
+        ("GIT_HTTP_LOW_SPEED_LIMIT", LOW_SPEED_LIMIT.to_owned()),
+        (
+            "GIT_HTTP_LOW_SPEED_TIME",
+            LOW_SPEED_TIME.min(timeout).as_secs().max(1).to_string(),
+        ),
+    ] {
+        if std::env::var_os(name).is_none() {
+            cmd.env(name, value);
+        }
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("could not run git: {e}"))?;
+    let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = read(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = read(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => {
+                if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+                    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                let verb = args
+                    .iter()
+                    .find(|a| !a.starts_with('-'))
+                    .map_or("git", String::as_str);
+                return Err(format!(
+                    "`git {verb}` did not finish within {} and was stopped (a stalled connection?); check the network and the remote, or allow more time with `git-timeout` in the configuration or {}",
+                    humantime::format_duration(timeout),
+                    crate::config::GIT_TIMEOUT_ENV
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(format!("could not wait for git: {e}")),
+        }
+    };
+    Ok(Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
+/// `git` with `args` in `workdir` (see [`run_git`]): its error is git's own words.
+fn git_cli(workdir: &Path, args: &[String], timeout: Duration) -> std::result::Result<(), String> {
+    let out = run_git(workdir, args, timeout, false)?;
     if out.status.success() {
         return Ok(());
     }
@@ -111,6 +191,7 @@ pub fn fetch(
     prefix: &str,
     feature: &str,
     list: &TaskList,
+    timeout: Duration,
 ) -> Result<Fetched> {
     let space = format!("refs/spec-exec/remote/{remote}/{feature}");
     let refspec = format!("+refs/heads/{prefix}/{feature}/*:{space}/*");
@@ -131,7 +212,7 @@ pub fn fetch(
     ]
     .map(str::to_owned)
     .to_vec();
-    git_cli(workdir, &args).map_err(|why| {
+    git_cli(workdir, &args, timeout).map_err(|why| {
         Error::user_with_help(
             format!("could not fetch the task branches of `{feature}` from `{remote}`: {why}"),
             format!(
@@ -148,6 +229,7 @@ pub fn fetch(
     let git = git::Git::open(workdir)?;
     let mut fetched = Fetched {
         remote: remote.to_owned(),
+        timeout,
         ..Fetched::default()
     };
     let refs = repo
@@ -228,6 +310,7 @@ pub fn push(
     branch: &str,
     oid: Oid,
     expected: Option<Oid>,
+    timeout: Duration,
 ) -> std::result::Result<(), PushError> {
     let lease = format!(
         "--force-with-lease=refs/heads/{branch}:{}",
@@ -242,14 +325,7 @@ pub fn push(
         remote.to_owned(),
         format!("{oid}:refs/heads/{branch}"),
     ];
-    let out = Command::new("git")
-        .args(credential_args())
-        .args(&args)
-        .current_dir(workdir)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| PushError::Failed(format!("could not run git: {e}")))?;
+    let out = run_git(workdir, &args, timeout, false).map_err(PushError::Failed)?;
     if out.status.success() {
         return Ok(());
     }

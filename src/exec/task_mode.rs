@@ -507,6 +507,7 @@ impl Pusher {
             branch,
             oid,
             self.fetched.expected(branch),
+            self.fetched.timeout,
         ) {
             Ok(()) => None,
             Err(PushError::Moved(why)) => Some(format!(
