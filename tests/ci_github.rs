@@ -260,7 +260,7 @@ fn the_example_features_workflow_lints_clean_and_needs_what_the_plan_says() {
     assert_eq!(
         jobs["integrate"].run,
         [
-            "cargo spec-exec sync user-auth --remote origin",
+            "cargo spec-exec sync user-auth --remote origin --commit",
             "cargo spec-exec land user-auth --agent shell",
             "cargo spec-exec pr user-auth --remote origin",
         ]

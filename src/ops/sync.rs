@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::{all_features, fetch, load_valid};
 use crate::cli::SyncCommand;
 use crate::error::Diagnostic;
-use crate::error::{Result, exit};
+use crate::error::{Error, Result, exit};
 use crate::exec;
 use crate::git::{self, Git};
 use crate::output::Shell;
@@ -37,6 +37,8 @@ struct SyncLine<'a> {
     fetched: &'a [String],
     /// The ids ticked (containers completed included).
     ticked: &'a [String],
+    /// With `--commit`: the commit that holds the ticks (none when nothing was ticked).
+    commit: Option<&'a str>,
 }
 
 pub fn sync(shell: &Shell, ws: &Workspace, cmd: &SyncCommand) -> Result<i32> {
@@ -96,6 +98,23 @@ pub fn sync(shell: &Shell, ws: &Workspace, cmd: &SyncCommand) -> Result<i32> {
         }
     }
     let path = list.source.display_path.display();
+    let committed = if cmd.commit && !ticked.is_empty() {
+        Some(commit_ticks(
+            ws,
+            &feature.dir.join("tasks.md"),
+            &feature.name,
+            &cmd.remote,
+            &ticked,
+        )?)
+    } else {
+        None
+    };
+    if let Some(oid) = &committed {
+        shell.status(
+            "Committed",
+            format!("{path} at {}", &oid[..oid.len().min(10)]),
+        );
+    }
     if ticked.is_empty() {
         shell.status(
             "Finished",
@@ -123,7 +142,50 @@ pub fn sync(shell: &Shell, ws: &Workspace, cmd: &SyncCommand) -> Result<i32> {
             remote: &cmd.remote,
             fetched: &fetched.updated,
             ticked: &ticked,
+            commit: committed.as_deref(),
         });
     }
     Ok(exit::OK)
+}
+
+/// Commits `tasks` (tasks.md, ticked) alone on the checked-out branch with the git CLI (the
+/// user's identity and hooks); the new commit.
+fn commit_ticks(
+    ws: &Workspace,
+    tasks: &std::path::Path,
+    feature: &str,
+    remote: &str,
+    ticked: &[String],
+) -> Result<String> {
+    let git = Git::open(&ws.root)?;
+    let workdir = git.workdir().unwrap_or_else(|| ws.root.clone());
+    let message = format!(
+        "{feature}: tick the tasks finished on {remote}'s branches\n\nTicked: {}\n",
+        ticked.join(", ")
+    );
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(&workdir)
+            .stdin(std::process::Stdio::null())
+            .output()
+    };
+    let path = tasks.to_string_lossy();
+    let out = run(&["commit", "--quiet", "--only", "-m", &message, "--", &path]);
+    let fail = |why: String| {
+        Error::user_with_help(
+            format!(
+                "could not commit `{}` with its ticks: {why}",
+                tasks.display()
+            ),
+            "check that the working tree is on a branch and that git knows who you are (`git config user.name`, `user.email`); the ticks stay in the file",
+        )
+    };
+    match out {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => return Err(fail(String::from_utf8_lossy(&o.stderr).trim().to_owned())),
+        Err(e) => return Err(fail(format!("could not run git: {e}"))),
+    }
+    let head = run(&["rev-parse", "HEAD"]).map_err(|e| fail(e.to_string()))?;
+    Ok(String::from_utf8_lossy(&head.stdout).trim().to_owned())
 }
