@@ -282,6 +282,22 @@ fn a_review_gate_goes_one_step_per_job_with_its_verdict_in_the_job_outputs() {
     run.assert_code(0);
     assert_eq!(out, "earlier=kept\nstatus-1=done\n");
 
+    // A review and its rework in one run: refused, saying why (the gate goes one step a run).
+    let dir = clone(&remote, "job-both");
+    let run = Run::of(job(
+        &dir,
+        &["--task", "CR-A", "--task", "RW-A", "--remote", "origin"],
+    ));
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("--task CR-A and --task RW-A")
+            && run.stderr.contains("one step per run")
+            && !run.stderr.contains("no recorded round"),
+        "{}",
+        run.context()
+    );
+    assert!(run.started().is_empty(), "{}", run.context());
+
     let (run, out) = step(2, "CR-A");
     run.assert_code(0);
     assert_eq!(run.verdicts("CR-A"), [(1, "requires-changes".to_owned())]);
@@ -335,11 +351,17 @@ fn a_review_gate_goes_one_step_per_job_with_its_verdict_in_the_job_outputs() {
         "fixed\n"
     );
 
-    // The rework is not needed any more, and the review is done.
+    // The rework ran and its review approved after it: it is done (not "not needed"), and so
+    // is the review.
     let (run, out) = step(5, "RW-A");
     run.assert_code(0);
     assert!(run.started().is_empty(), "{}", run.context());
-    assert_eq!(out, "earlier=kept\nstatus-RW-A=not-needed\n");
+    assert_eq!(out, "earlier=kept\nstatus-RW-A=done\n");
+    assert!(
+        run.reason("RW-A").contains("already done") && run.reason("RW-A").contains("CR-A approved"),
+        "{}",
+        run.context()
+    );
     let (run, out) = step(6, "CR-A");
     run.assert_code(0);
     assert!(run.started().is_empty(), "{}", run.context());
@@ -430,11 +452,13 @@ fn a_fetch_makes_and_moves_local_branches_only_forward_and_never_one_checked_out
     // Fetched: 2 was made at the remote's tip.
     assert_eq!(git_in(&d, &["rev-parse", &two]), theirs(&two));
 
-    // A remote that is not there: exit 2 with git's words, for a run and for sync.
+    // A remote that is not there: exit 2 naming the remotes there are, for a run and for sync.
     let run = Run::of(job(&d, &["--task", "3", "--remote", "nowhere"]));
     run.assert_code(2);
     assert!(
-        run.stderr.contains("could not fetch") && run.stderr.contains("nowhere"),
+        run.stderr
+            .contains("`nowhere` is not a remote of this repository")
+            && run.stderr.contains("`origin`"),
         "{}",
         run.context()
     );
@@ -934,4 +958,48 @@ fn a_fetch_that_stalls_is_stopped_after_the_git_timeout() {
         "{}",
         run.context()
     );
+}
+
+#[test]
+fn only_a_configured_remote_s_name_is_a_remote_and_a_killed_fetch_s_locks_are_cleared() {
+    let s = Scratch::package(&chain());
+    let remote = bare_remote(&s);
+    let first = clone(&remote, "job-1");
+    Run::of(job(
+        &first,
+        &["--task", "1", "--remote", "origin", "--push"],
+    ))
+    .assert_code(0);
+    let dir = clone(&remote, "job-2");
+
+    // A path beside the clone, an option: neither is a remote's name.
+    std::fs::create_dir_all(dir.join("bare.git")).unwrap();
+    git_in(&dir.join("bare.git"), &["init", "-q", "--bare"]);
+    for name in ["bare.git", "../remote.git", "--upload-pack=touch x"] {
+        let run = Run::of(job(&dir, &["--task", "2", &format!("--remote={name}")]));
+        run.assert_code(2);
+        assert!(
+            run.stderr.contains("is not a remote of this repository")
+                && run.stderr.contains("`origin`")
+                && !run.stderr.contains("git fetch --"),
+            "{name}: {}",
+            run.context()
+        );
+    }
+    assert!(!dir.join("x").exists());
+
+    // A lock file a killed fetch left in spec-exec's namespace does not stop the next fetch.
+    let locks = dir.join(".git/refs/spec-exec/remote/origin/demo");
+    std::fs::create_dir_all(&locks).unwrap();
+    let lock = locks.join("1.lock");
+    std::fs::write(&lock, "").unwrap();
+    Command::new("touch")
+        .args(["-d", "2001-01-01"])
+        .arg(&lock)
+        .status()
+        .unwrap();
+    let run = Run::of(job(&dir, &["--task", "2", "--remote", "origin", "--push"]));
+    run.assert_code(0);
+    assert!(!lock.exists());
+    assert!(has_ref(&remote, &Scratch::branch("2")));
 }

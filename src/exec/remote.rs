@@ -195,12 +195,43 @@ pub fn fetch(
 ) -> Result<Fetched> {
     let space = format!("refs/spec-exec/remote/{remote}/{feature}");
     let refspec = format!("+refs/heads/{prefix}/{feature}/*:{space}/*");
-    if !git2::Reference::is_valid_name(&format!("{space}/x")) {
+    let repo = Repository::open(workdir).map_err(|e| {
+        Error::user(format!(
+            "git: could not open the repository: {}",
+            e.message()
+        ))
+    })?;
+    // A configured remote's name, and nothing else (no path, no URL, no option): what is
+    // fetched from and pushed to is what `git remote -v` shows.
+    let known: Vec<String> = repo
+        .remotes()
+        .map(|r| r.iter().flatten().map(str::to_owned).collect())
+        .unwrap_or_default();
+    if !known.iter().any(|k| k == remote) || !git2::Reference::is_valid_name(&format!("{space}/x"))
+    {
+        let quoted =
+            shlex::try_quote(remote).map_or_else(|_| remote.to_owned(), |q| q.into_owned());
         return Err(Error::user_with_help(
-            format!("`{remote}` is not a remote's name"),
-            "name a remote of this repository (`git remote -v` lists them)",
+            format!(
+                "`{remote}` is not a remote of this repository (--remote names one by its name)"
+            ),
+            if known.is_empty() {
+                format!(
+                    "this repository has no remote: add one with `git remote add {quoted} <url>`, then name it"
+                )
+            } else {
+                format!(
+                    "name one of {} (`git remote -v` lists them with their addresses), or add one with `git remote add <name> <url>`",
+                    known
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            },
         ));
     }
+    clean_stale_locks(&repo, &space);
     let args: Vec<String> = [
         "fetch",
         "--quiet",
@@ -216,15 +247,9 @@ pub fn fetch(
         Error::user_with_help(
             format!("could not fetch the task branches of `{feature}` from `{remote}`: {why}"),
             format!(
-                "check that `{remote}` is a remote of this repository that you can read (`git remote -v`, `git fetch {remote}`)"
+                "check that you can read `{remote}` (`git remote -v` shows its address; try `git fetch {remote}`)"
             ),
         )
-    })?;
-    let repo = Repository::open(workdir).map_err(|e| {
-        Error::user(format!(
-            "git: could not open the repository: {}",
-            e.message()
-        ))
     })?;
     let git = git::Git::open(workdir)?;
     let mut fetched = Fetched {
@@ -329,23 +354,128 @@ pub fn push(
     if out.status.success() {
         return Ok(());
     }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    // `--porcelain` names a lease that failed `[rejected] (stale info)`; a branch that came
-    // into being meanwhile is `(fetch first)` or `(non-fast-forward)` with an empty lease.
-    let rejected = stdout
+    Err(classify(
+        &String::from_utf8_lossy(&out.stdout),
+        &String::from_utf8_lossy(&out.stderr),
+    ))
+}
+
+/// Why `git push --porcelain` failed, from its output. The remote's branch moved when the lease
+/// failed (`[rejected] (stale info)`), when a branch came into being meanwhile (`(fetch
+/// first)`, `(non-fast-forward)` with an empty lease), or when another push updated it at the
+/// same moment (`cannot lock ref`, `reference already exists`). The reason is the porcelain
+/// line of the branch when there is one, with what the remote said, rather than git's closing
+/// `failed to push some refs`.
+fn classify(stdout: &str, stderr: &str) -> PushError {
+    const MOVED: &[&str] = &[
+        "[rejected]",
+        "stale info",
+        "fetch first",
+        "non-fast-forward",
+        "cannot lock ref",
+        "reference already exists",
+    ];
+    let moved = stdout
         .lines()
         .chain(stderr.lines())
-        .any(|l| l.contains("[rejected]") || l.contains("stale info"));
-    let text = stderr.trim();
-    let why = if text.is_empty() {
-        stdout.trim().to_owned()
+        .any(|l| MOVED.iter().any(|m| l.contains(m)));
+    // The porcelain line of the ref: `!<TAB><from>:<to><TAB><summary> (<reason>)`.
+    let porcelain: Vec<String> = stdout
+        .lines()
+        .filter(|l| l.starts_with('!'))
+        .map(|l| l.split('\t').skip(2).collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let said: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("error: failed to push some refs"))
+        .collect();
+    let why = porcelain
+        .iter()
+        .map(String::as_str)
+        .chain(said)
+        .collect::<Vec<_>>()
+        .join("; ");
+    let why = if why.is_empty() {
+        [stderr.trim(), stdout.trim()]
+            .into_iter()
+            .find(|t| !t.is_empty())
+            .unwrap_or("git push failed")
+            .to_owned()
     } else {
-        text.to_owned()
+        why
     };
-    Err(if rejected {
+    if moved {
         PushError::Moved(why)
     } else {
         PushError::Failed(why)
-    })
+    }
+}
+
+/// Removes the lock files a killed fetch left in `space` (`refs/spec-exec/remote/<remote>/
+/// <feature>`, spec-exec's own namespace), which make every later fetch fail: only those older
+/// than this process, so that a fetch running now keeps its own.
+fn clean_stale_locks(repo: &Repository, space: &str) {
+    let Some(started) = process_start() else {
+        return;
+    };
+    let dir = repo.commondir().join(space);
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Ok(meta) = e.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|x| x == "lock")
+                && meta.modified().is_ok_and(|m| m < started)
+            {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+}
+
+/// When this process started (the modification time of its `/proc` entry), where known.
+fn process_start() -> Option<std::time::SystemTime> {
+    std::fs::metadata(format!("/proc/{}", std::process::id()))
+        .and_then(|m| m.modified())
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pushes_that_lost_a_race_are_told_from_other_failures() {
+        let stale = classify(
+            "To /r.git\n!\t0123:refs/heads/spec/f/1\t[rejected] (stale info)\nDone\n",
+            "error: failed to push some refs to '/r.git'\n",
+        );
+        assert_eq!(
+            stale,
+            PushError::Moved("[rejected] (stale info)".to_owned())
+        );
+        let locked = classify(
+            "To /r.git\n!\t0123:refs/heads/spec/f/1\t[remote rejected] (failed to update ref)\nDone\n",
+            "remote: error: cannot lock ref 'refs/heads/spec/f/1': reference already exists\nerror: failed to push some refs to '/r.git'\n",
+        );
+        assert!(
+            matches!(&locked, PushError::Moved(w) if w.contains("cannot lock ref") && w.contains("[remote rejected]")),
+            "{locked:?}"
+        );
+        let denied = classify(
+            "",
+            "fatal: '/nowhere.git' does not appear to be a git repository\nfatal: Could not read from remote repository.\n",
+        );
+        assert!(
+            matches!(&denied, PushError::Failed(w) if w.contains("does not appear")),
+            "{denied:?}"
+        );
+    }
 }

@@ -194,6 +194,17 @@ pub fn check(
         // A rework: the step it takes depends on its reviews' recorded rounds, whether or not
         // it ran before.
         let condition: Vec<usize> = list.tasks[t].condition().collect();
+        if let Some(&r) = condition.iter().find(|c| selected.contains(c)) {
+            let on = &list.tasks[r].id;
+            return Err(Error::user_with_help(
+                format!(
+                    "--task {on} and --task {id}: rework {id} answers a round of review {on}, and a review gate goes one step per run"
+                ),
+                format!(
+                    "run `--task {on}` on its own; when its round asks for changes, run `--task {id}` in another run (then `--task {on}` again for its next round)"
+                ),
+            ));
+        }
         if !condition.is_empty() {
             if condition
                 .iter()
@@ -205,14 +216,22 @@ pub fn check(
                     .iter()
                     .map(|&c| list.tasks[c].id.as_str())
                     .collect();
+                // A rework that ran (and whose review then approved) is done; one that never
+                // had to is not needed.
+                let ran = last_branch(earlier, t);
+                let (status, why) = match &ran {
+                    Some(b) => (
+                        Status::Reused,
+                        format!(
+                            "already done: it ran (its last run is on `{b}`), and then {} approved",
+                            on.join(" and ")
+                        ),
+                    ),
+                    None => (Status::NotNeeded, format!("{} approved", on.join(" and "))),
+                };
                 out.settled.push(TaskReport {
-                    branch: last_branch(earlier, t),
-                    ..report_of(
-                        list,
-                        t,
-                        Status::NotNeeded,
-                        format!("{} approved", on.join(" and ")),
-                    )
+                    branch: ran,
+                    ..report_of(list, t, status, why)
                 });
                 continue;
             } else if let Some(r) = condition
