@@ -542,6 +542,9 @@ impl Pusher {
         let Ok(git) = git::Git::open(&self.workdir) else {
             return;
         };
+        if report.status == Status::Interrupted {
+            return;
+        }
         if report.status != Status::Done {
             // A review that failed at its limit of rounds: its rounds are its record (and
             // what tells the next run that the gate is spent), pushed all the same.

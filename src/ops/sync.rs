@@ -1,7 +1,9 @@
 //! `cargo spec-exec sync <FEATURE>`: brings tasks.md up to date with what runs elsewhere (CI
 //! jobs with `--task … --push`) finished. It fetches the feature's task branches from the
 //! remote, then ticks every task they hold finished, as a run that did the work would have
-//! ticked it: in place, one byte per box, with the run's own ticker.
+//! ticked it: in place, one byte per box, with the run's own ticker. With `--commit`, it then
+//! commits tasks.md on the checked-out branch (the last job of a workflow does, so that its pull
+//! request carries the ticks).
 
 use serde::Serialize;
 
