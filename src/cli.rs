@@ -96,6 +96,11 @@ pub struct SyncCommand {
     /// The remote to fetch the task branches from
     #[arg(long, value_name = "NAME", default_value = "origin")]
     pub remote: String,
+
+    /// Commit tasks.md on the checked-out branch when it ticked a task (as a CI job does, so
+    /// that the integration branch built on it, and its pull request, carry the ticks)
+    #[arg(long)]
+    pub commit: bool,
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
 /// The environment variable that sets the kill grace, over `kill-grace` in the configuration.
 pub const KILL_GRACE_ENV: &str = "SPEC_EXEC_KILL_GRACE";
+/// How long a `git fetch` or `git push` of spec-exec's may take before it is stopped.
+pub const DEFAULT_GIT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// The environment variable that sets the git timeout, over `git-timeout` in the configuration.
+pub const GIT_TIMEOUT_ENV: &str = "SPEC_EXEC_GIT_TIMEOUT";
 /// How many times a review gate runs its review before it gives up.
 pub const DEFAULT_MAX_REVIEW_ROUNDS: u32 = 3;
 /// How many times an agent runs for one step of a task before the task fails.
@@ -40,6 +44,7 @@ const KEYS: &[&str] = &[
     "max-review-rounds",
     "agents",
     "kill-grace",
+    "git-timeout",
     "verify",
     "max-attempts",
     "overlap",
@@ -78,6 +83,8 @@ pub struct Config {
     pub timeout: Option<Duration>,
     /// Between SIGTERM and SIGKILL when an agent is stopped.
     pub kill_grace: Option<Duration>,
+    /// `git-timeout`: the most a fetch or push of spec-exec's may take.
+    pub git_timeout: Option<Duration>,
     pub branch_prefix: String,
     pub max_review_rounds: Option<u32>,
     /// `[….agents.<name>]`: the command that runs the tasks naming that agent
@@ -161,6 +168,7 @@ impl Default for Config {
             agent: None,
             timeout: None,
             kill_grace: None,
+            git_timeout: None,
             branch_prefix: DEFAULT_BRANCH_PREFIX.to_owned(),
             max_review_rounds: None,
             agents: BTreeMap::new(),
@@ -362,6 +370,11 @@ impl Config {
                     Some(Ok(d)) => config.timeout = Some(d),
                     Some(Err(why)) => problems.push(bad(&why).help("e.g. timeout = \"30m\"")),
                     None => problems.push(bad("expected a duration string").help("e.g. timeout = \"30m\"")),
+                },
+                "git-timeout" => match value.as_str().map(parse_duration) {
+                    Some(Ok(d)) => config.git_timeout = Some(d),
+                    Some(Err(why)) => problems.push(bad(&why).help("e.g. git-timeout = \"10m\"")),
+                    None => problems.push(bad("expected a duration string").help("e.g. git-timeout = \"10m\"")),
                 },
                 "kill-grace" => match value.as_str().map(parse_span) {
                     Some(Ok(d)) => config.kill_grace = Some(d),

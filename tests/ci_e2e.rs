@@ -1039,17 +1039,37 @@ fn the_example_features_workflow_executed_leaves_what_a_local_run_leaves() {
     assert_eq!(ours.len(), 8, "{ours:?}");
     assert_eq!(task_trees(&b.remote(), "user-auth"), ours);
 
-    // The integration job's sync ticked tasks.md as the local run did, and its land built the
-    // same integration branch.
+    // The integration job's sync ticked tasks.md as the local run did and committed it, and
+    // its land built the same integration branch on that commit: the pull request carries the
+    // ticks, and nothing else differs from the local run's integration.
     let integrate = &clones["integrate"];
     assert_eq!(
         text(&tasks_md_of(integrate, "user-auth")),
         text(&tasks_md_of(&local, "user-auth"))
     );
-    let integration = "spec/user-auth/integration^{tree}";
+    assert_eq!(git_in(integrate, &["status", "--porcelain"]), "");
+    let integration = "spec/user-auth/integration";
+    let tasks_path = "documentation/features/user-auth/tasks.md";
     assert_eq!(
-        git_in(integrate, &["rev-parse", integration]),
-        git_in(&local, &["rev-parse", integration])
+        git_in(integrate, &["show", &format!("{integration}:{tasks_path}")]).into_bytes(),
+        tasks_md_of(&local, "user-auth")
+    );
+    git_in(
+        integrate,
+        &[
+            "fetch",
+            "-q",
+            local.to_str().unwrap(),
+            &format!("{integration}:refs/local-integration"),
+        ],
+    );
+    assert_eq!(
+        git_in(
+            integrate,
+            &["diff", "--name-only", "refs/local-integration", integration]
+        )
+        .trim(),
+        tasks_path
     );
 
     // And so does sync in another clone.

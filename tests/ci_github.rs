@@ -260,7 +260,7 @@ fn the_example_features_workflow_lints_clean_and_needs_what_the_plan_says() {
     assert_eq!(
         jobs["integrate"].run,
         [
-            "cargo spec-exec sync user-auth --remote origin",
+            "cargo spec-exec sync user-auth --remote origin --commit",
             "cargo spec-exec land user-auth --agent shell",
             "cargo spec-exec pr user-auth --remote origin",
         ]
@@ -533,7 +533,7 @@ fn a_review_gate_is_unrolled_into_rounds_and_reworks_conditioned_on_the_verdicts
     assert_eq!(jobs["RW-A"].needs, ["CR-A"]);
     assert_eq!(
         cond("RW-A"),
-        "${{ !cancelled() && needs.CR-A.outputs.verdict == 'changes' }}"
+        "${{ !cancelled() && needs.CR-A.result == 'success' && needs.CR-A.outputs.verdict == 'changes' }}"
     );
     assert_eq!(jobs["CR-A-round-2"].needs, ["RW-A"]);
     assert_eq!(
@@ -542,7 +542,7 @@ fn a_review_gate_is_unrolled_into_rounds_and_reworks_conditioned_on_the_verdicts
     );
     assert_eq!(
         cond("RW-A-round-2"),
-        "${{ !cancelled() && needs.CR-A-round-2.outputs.verdict == 'changes' }}"
+        "${{ !cancelled() && needs.CR-A-round-2.result == 'success' && needs.CR-A-round-2.outputs.verdict == 'changes' }}"
     );
     // What waits for the gate needs every job of it, and runs when one round approved.
     assert_eq!(
@@ -563,6 +563,32 @@ fn a_review_gate_is_unrolled_into_rounds_and_reworks_conditioned_on_the_verdicts
     );
     assert!(yaml.contains("      verdict: ${{ steps.run.outputs.verdict }}"));
     assert!(yaml.contains("      status: ${{ steps.run.outputs['status-RW-A'] }}"));
+
+    // The job's token goes to spec-exec's run step alone: no checkout keeps it in
+    // `.git/config` (an agent's worktree shares it), and no other step gets it.
+    let steps_of_job: Vec<&str> = yaml
+        .split("\n\n  ")
+        .filter(|j| j.contains("    steps:"))
+        .collect();
+    assert_eq!(steps_of_job.len(), jobs.len());
+    for job in steps_of_job {
+        let steps: Vec<&str> = job.split("\n      - ").skip(1).collect();
+        let checkout = steps
+            .iter()
+            .find(|s| s.contains("uses: actions/checkout"))
+            .expect(job);
+        assert!(checkout.contains("persist-credentials: false"), "{job}");
+        let with_token: Vec<&&str> = steps
+            .iter()
+            .filter(|s| s.contains("github.token"))
+            .collect();
+        assert_eq!(with_token.len(), 1, "{job}");
+        assert!(
+            with_token[0].contains("id: run")
+                && with_token[0].contains("SPEC_EXEC_GIT_TOKEN: ${{ github.token }}"),
+            "{job}"
+        );
+    }
     assert!(yaml.contains("GEMINI_API_KEY: ${{ secrets.GEMINI_API_KEY }}"));
     // Each round and each rework run is one run of its task, with the limit of rounds the gate
     // was unrolled to; other jobs do not need it.

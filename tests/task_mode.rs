@@ -282,6 +282,22 @@ fn a_review_gate_goes_one_step_per_job_with_its_verdict_in_the_job_outputs() {
     run.assert_code(0);
     assert_eq!(out, "earlier=kept\nstatus-1=done\n");
 
+    // A review and its rework in one run: refused, saying why (the gate goes one step a run).
+    let dir = clone(&remote, "job-both");
+    let run = Run::of(job(
+        &dir,
+        &["--task", "CR-A", "--task", "RW-A", "--remote", "origin"],
+    ));
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("--task CR-A and --task RW-A")
+            && run.stderr.contains("one step per run")
+            && !run.stderr.contains("no recorded round"),
+        "{}",
+        run.context()
+    );
+    assert!(run.started().is_empty(), "{}", run.context());
+
     let (run, out) = step(2, "CR-A");
     run.assert_code(0);
     assert_eq!(run.verdicts("CR-A"), [(1, "requires-changes".to_owned())]);
@@ -335,11 +351,17 @@ fn a_review_gate_goes_one_step_per_job_with_its_verdict_in_the_job_outputs() {
         "fixed\n"
     );
 
-    // The rework is not needed any more, and the review is done.
+    // The rework ran and its review approved after it: it is done (not "not needed"), and so
+    // is the review.
     let (run, out) = step(5, "RW-A");
     run.assert_code(0);
     assert!(run.started().is_empty(), "{}", run.context());
-    assert_eq!(out, "earlier=kept\nstatus-RW-A=not-needed\n");
+    assert_eq!(out, "earlier=kept\nstatus-RW-A=done\n");
+    assert!(
+        run.reason("RW-A").contains("already done") && run.reason("RW-A").contains("CR-A approved"),
+        "{}",
+        run.context()
+    );
     let (run, out) = step(6, "CR-A");
     run.assert_code(0);
     assert!(run.started().is_empty(), "{}", run.context());
@@ -430,11 +452,13 @@ fn a_fetch_makes_and_moves_local_branches_only_forward_and_never_one_checked_out
     // Fetched: 2 was made at the remote's tip.
     assert_eq!(git_in(&d, &["rev-parse", &two]), theirs(&two));
 
-    // A remote that is not there: exit 2 with git's words, for a run and for sync.
+    // A remote that is not there: exit 2 naming the remotes there are, for a run and for sync.
     let run = Run::of(job(&d, &["--task", "3", "--remote", "nowhere"]));
     run.assert_code(2);
     assert!(
-        run.stderr.contains("could not fetch") && run.stderr.contains("nowhere"),
+        run.stderr
+            .contains("`nowhere` is not a remote of this repository")
+            && run.stderr.contains("`origin`"),
         "{}",
         run.context()
     );
@@ -564,4 +588,418 @@ fn a_whole_run_with_push_pushes_every_task_s_branches_and_still_ticks() {
     for id in ["1", "CR-A", "RW-A"] {
         assert!(support::is_ticked(&md, id), "{id}: {md}");
     }
+}
+
+#[test]
+fn agents_get_neither_the_job_s_files_nor_its_token_which_only_spec_exec_s_git_gets() {
+    let s = Scratch::package(&tasks_md(&[shell_task("1", "One", "", "env > env.txt")]));
+    let remote = bare_remote(&s);
+    let dir = clone(&remote, "job-1");
+    let ctl = s.ctl();
+    let outputs = ctl.join("outputs");
+    let mut cmd = job(&dir, &["--task", "1", "--remote", "origin", "--push"]);
+    cmd.env("GITHUB_OUTPUT", &outputs);
+    let withheld = [
+        "GITHUB_ENV",
+        "GITHUB_PATH",
+        "GITHUB_STEP_SUMMARY",
+        "GITHUB_STATE",
+        "ACTIONS_RUNTIME_TOKEN",
+        "ACTIONS_ID_TOKEN_REQUEST_URL",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    ];
+    for name in withheld {
+        cmd.env(name, ctl.join(name));
+    }
+    cmd.env("SPEC_EXEC_GIT_TOKEN", "s3cret")
+        .env("GH_TOKEN", "s3cret");
+    let run = Run::of(cmd);
+    run.assert_code(0);
+    let env = git_in(
+        &remote,
+        &["show", &format!("{}:env.txt", Scratch::branch("1"))],
+    );
+    for name in withheld
+        .iter()
+        .chain(&["GITHUB_OUTPUT", "SPEC_EXEC_GIT_TOKEN", "GH_TOKEN"])
+    {
+        assert!(!env.contains(&format!("{name}=")), "{name} in\n{env}");
+    }
+    assert!(!env.contains("s3cret"), "{env}");
+    assert!(
+        std::fs::read_to_string(&outputs)
+            .unwrap()
+            .contains("status-1=done\n")
+    );
+
+    // An HTTPS remote that asks for credentials gets the token, as GitHub expects it, from
+    // spec-exec's fetch; nothing of it is left in the clone's configuration.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::thread::spawn(move || {
+        use std::io::{BufRead as _, Write as _};
+        let mut auth = Vec::new();
+        // Git asks without credentials, then with them.
+        for _ in 0..2 {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
+                if let Some(v) = line.strip_prefix("Authorization: ") {
+                    auth.push(v.trim().to_owned());
+                }
+                line.clear();
+            }
+            let _ = (&stream).write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"t\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+        auth
+    });
+    let dir = clone(&remote, "job-http");
+    git_in(
+        &dir,
+        &[
+            "remote",
+            "set-url",
+            "origin",
+            &format!("http://127.0.0.1:{port}/remote.git"),
+        ],
+    );
+    let mut cmd = job(&dir, &["--task", "1", "--remote", "origin"]);
+    cmd.env("SPEC_EXEC_GIT_TOKEN", "s3cret");
+    let run = Run::of(cmd);
+    run.assert_code(2);
+    assert!(run.stderr.contains("could not fetch"), "{}", run.context());
+    // base64 of `x-access-token:s3cret`.
+    assert_eq!(seen.join().unwrap(), ["Basic eC1hY2Nlc3MtdG9rZW46czNjcmV0"]);
+    let config = std::fs::read_to_string(dir.join(".git/config")).unwrap();
+    assert!(!config.contains("s3cret"), "{config}");
+}
+
+#[test]
+fn a_task_done_here_but_not_on_the_remote_is_pushed_by_the_next_push_run() {
+    let s = Scratch::package(&chain());
+    let remote = bare_remote(&s);
+    let dir = clone(&remote, "job");
+    let branch = Scratch::branch("1");
+
+    // The push fails: the commit stays here.
+    let bad = remote.with_file_name("nowhere.git");
+    git_in(
+        &dir,
+        &["config", "remote.origin.pushurl", bad.to_str().unwrap()],
+    );
+    let run = Run::of(job(&dir, &["--task", "1", "--remote", "origin", "--push"]));
+    run.assert_code(1);
+    assert!(
+        run.reason("1").contains("could not push"),
+        "{}",
+        run.context()
+    );
+    assert!(!has_ref(&remote, &branch));
+
+    // Again, with the remote reachable: nothing runs, and the branch is pushed.
+    git_in(&dir, &["config", "--unset", "remote.origin.pushurl"]);
+    let run = Run::of(job(&dir, &["--task", "1", "--remote", "origin", "--push"]));
+    run.assert_code(0);
+    assert!(run.started().is_empty(), "{}", run.context());
+    assert!(
+        run.reason("1").contains("already done")
+            && run.reason("1").contains("pushed `spec/demo/1`"),
+        "{}",
+        run.context()
+    );
+    assert_eq!(
+        git_in(&remote, &["rev-parse", &branch]),
+        git_in(&dir, &["rev-parse", &branch])
+    );
+    // And once it is there, a run says it is done and pushes nothing.
+    let run = Run::of(job(&dir, &["--task", "1", "--remote", "origin", "--push"]));
+    run.assert_code(0);
+    assert!(!run.reason("1").contains("pushed"), "{}", run.context());
+}
+
+#[test]
+fn with_push_a_dependency_must_be_on_the_remote_as_it_is_here() {
+    let s = Scratch::package(&chain());
+    let remote = bare_remote(&s);
+    let dir = clone(&remote, "job");
+    let one = Scratch::branch("1");
+
+    // Task 1 done here only: task 2 would be pushed on work the remote does not have.
+    Run::of(job(&dir, &["--task", "1"])).assert_code(0);
+    let run = Run::of(job(&dir, &["--task", "2", "--remote", "origin", "--push"]));
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("`spec/demo/1` is not on origin")
+            && run.stderr.contains("--task 1 --remote origin --push"),
+        "{}",
+        run.context()
+    );
+    assert!(run.started().is_empty(), "{}", run.context());
+    assert!(!has_ref(&remote, &Scratch::branch("2")));
+
+    // Pushed, it is a dependency like any other.
+    Run::of(job(&dir, &["--task", "1", "--remote", "origin", "--push"])).assert_code(0);
+    assert!(has_ref(&remote, &one));
+
+    // A dependency that diverged from the remote's here is refused too.
+    let other = clone(&remote, "other");
+    git_in(&other, &["fetch", "-q", "origin", &format!("{one}:{one}")]);
+    git_in(&other, &["checkout", "-q", &one]);
+    git_in(
+        &other,
+        &[
+            "commit",
+            "-q",
+            "--amend",
+            "--no-edit",
+            "--date=2001-01-01T00:00:00",
+        ],
+    );
+    git_in(&other, &["checkout", "-q", "main"]);
+    let run = Run::of(job(
+        &other,
+        &["--task", "2", "--remote", "origin", "--push"],
+    ));
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("`spec/demo/1` and origin's have diverged"),
+        "{}",
+        run.context()
+    );
+    assert!(!has_ref(&remote, &Scratch::branch("2")));
+
+    Run::of(job(&dir, &["--task", "2", "--remote", "origin", "--push"])).assert_code(0);
+    assert!(has_ref(&remote, &Scratch::branch("2")));
+}
+
+#[test]
+fn someone_s_commit_on_a_task_branch_blocks_only_the_jobs_that_use_it_and_sync_names_it() {
+    let s = Scratch::package(&tasks_md(&[
+        shell_task("1", "One", "", "echo one > one.txt"),
+        shell_task("2", "Two", "Task 1", "echo two > two.txt"),
+        shell_task("3", "Three", "", "echo three > three.txt"),
+    ]));
+    let remote = bare_remote(&s);
+    for id in ["1", "2"] {
+        let dir = clone(&remote, &format!("job-{id}"));
+        Run::of(job(&dir, &["--task", id, "--remote", "origin", "--push"])).assert_code(0);
+    }
+    // Someone commits on top of task 2's branch.
+    let two = Scratch::branch("2");
+    let human = clone(&remote, "human");
+    git_in(&human, &["checkout", "-q", &two]);
+    std::fs::write(human.join("two.txt"), "by hand\n").unwrap();
+    git_in(&human, &["commit", "-q", "-am", "by hand"]);
+    git_in(&human, &["push", "-q", "origin", &two]);
+
+    // Task 3 does not use it: it runs.
+    let dir = clone(&remote, "job-3");
+    let run = Run::of(job(&dir, &["--task", "3", "--remote", "origin", "--push"]));
+    run.assert_code(0);
+    assert_eq!(run.started(), ["3".to_owned()].into(), "{}", run.context());
+    // Task 2's own job still refuses to move it.
+    let dir = clone(&remote, "job-2-again");
+    let run = Run::of(job(&dir, &["--task", "2", "--remote", "origin", "--push"]));
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("commits spec-exec did not make"),
+        "{}",
+        run.context()
+    );
+
+    // `sync` ticks what it can count and names the branch it cannot.
+    let synced = clone(&remote, "synced");
+    let out = spec_exec_in(&synced, &["sync", FEATURE])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("`spec/demo/2`") && stderr.contains("not counted"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("local branches"), "{stderr}");
+    let md = String::from_utf8(tasks_md_of(&synced)).unwrap();
+    assert!(
+        support::is_ticked(&md, "1") && support::is_ticked(&md, "3"),
+        "{md}"
+    );
+    assert!(!support::is_ticked(&md, "2"), "{md}");
+}
+
+#[test]
+fn job_outputs_that_cannot_be_written_fail_the_run() {
+    let s = Scratch::package(&chain());
+    let nowhere = s.ctl().join("no-such-dir").join("outputs");
+    for again in [false, true] {
+        let mut cmd = job(&s.repo(), &["--task", "1"]);
+        cmd.env("GITHUB_OUTPUT", &nowhere);
+        let run = Run::of(cmd);
+        run.assert_code(1);
+        assert!(
+            run.stderr.contains("could not write the job outputs")
+                && run.stderr.contains("no-such-dir"),
+            "{}",
+            run.context()
+        );
+        // The task itself is done either way; the second run finds it so.
+        assert_eq!(run.started().is_empty(), again, "{}", run.context());
+    }
+}
+
+#[test]
+fn a_review_that_fails_at_its_limit_of_rounds_is_pushed_and_not_run_again() {
+    let s = Scratch::package(&tasks_md(&[
+        shell_task("1", "Build", "", "echo one > one.txt"),
+        shell_task(
+            "CR-A",
+            "Code review",
+            "Task 1",
+            "mkdir -p code_review && printf 'Status: REQUIRES CHANGES\\n' > code_review/CR-A.md && echo ran >> \"$LOG\"",
+        ),
+        shell_task("RW-A", "Rework", "CR-A (failed)", "echo fixed >> fix.txt"),
+    ]));
+    let remote = bare_remote(&s);
+    let log = s.ctl().join("review-runs");
+    let review = |name: &str| {
+        let dir = clone(&remote, name);
+        let mut cmd = job(
+            &dir,
+            &[
+                "--task",
+                "CR-A",
+                "--remote",
+                "origin",
+                "--push",
+                "--max-review-rounds",
+                "1",
+            ],
+        );
+        cmd.env("LOG", &log);
+        Run::of(cmd)
+    };
+    Run::of(job(
+        &clone(&remote, "job-1"),
+        &["--task", "1", "--remote", "origin", "--push"],
+    ))
+    .assert_code(0);
+
+    let run = review("job-2");
+    run.assert_code(1);
+    assert_eq!(run.status("CR-A"), "failed");
+    assert!(
+        run.reason("CR-A").contains("--max-review-rounds 1")
+            && run.reason("CR-A").contains("pushed to origin"),
+        "{}",
+        run.context()
+    );
+    assert!(
+        has_ref(&remote, &Scratch::branch("CR-A")),
+        "the round is the gate's record"
+    );
+
+    // Run again: the gate is spent, no agent runs, and it fails the same way.
+    let run = review("job-3");
+    run.assert_code(1);
+    assert!(run.started().is_empty(), "{}", run.context());
+    assert!(
+        run.reason("CR-A")
+            .contains("the limit, --max-review-rounds 1"),
+        "{}",
+        run.context()
+    );
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "ran\n");
+}
+
+#[test]
+fn a_fetch_that_stalls_is_stopped_after_the_git_timeout() {
+    let s = Scratch::package(&chain());
+    // A server that takes the connection and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    git_in(
+        &s.repo(),
+        &[
+            "remote",
+            "add",
+            "origin",
+            &format!("http://127.0.0.1:{port}/remote.git"),
+        ],
+    );
+    let mut cmd = job(&s.repo(), &["--task", "1", "--remote", "origin"]);
+    cmd.env("SPEC_EXEC_GIT_TIMEOUT", "1s");
+    let run = Run::of(cmd);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("`git fetch` did not finish within 1s")
+            && run.stderr.contains("git-timeout"),
+        "{}",
+        run.context()
+    );
+    assert!(run.started().is_empty(), "{}", run.context());
+
+    let mut cmd = job(&s.repo(), &["--task", "1", "--remote", "origin"]);
+    cmd.env("SPEC_EXEC_GIT_TIMEOUT", "soon");
+    let run = Run::of(cmd);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("invalid SPEC_EXEC_GIT_TIMEOUT"),
+        "{}",
+        run.context()
+    );
+}
+
+#[test]
+fn only_a_configured_remote_s_name_is_a_remote_and_a_killed_fetch_s_locks_are_cleared() {
+    let s = Scratch::package(&chain());
+    let remote = bare_remote(&s);
+    let first = clone(&remote, "job-1");
+    Run::of(job(
+        &first,
+        &["--task", "1", "--remote", "origin", "--push"],
+    ))
+    .assert_code(0);
+    let dir = clone(&remote, "job-2");
+
+    // A path beside the clone, an option: neither is a remote's name.
+    std::fs::create_dir_all(dir.join("bare.git")).unwrap();
+    git_in(&dir.join("bare.git"), &["init", "-q", "--bare"]);
+    for name in ["bare.git", "../remote.git", "--upload-pack=touch x"] {
+        let run = Run::of(job(&dir, &["--task", "2", &format!("--remote={name}")]));
+        run.assert_code(2);
+        assert!(
+            run.stderr.contains("is not a remote of this repository")
+                && run.stderr.contains("`origin`")
+                && !run.stderr.contains("git fetch --"),
+            "{name}: {}",
+            run.context()
+        );
+    }
+    assert!(!dir.join("x").exists());
+
+    // A lock file a killed fetch left in spec-exec's namespace does not stop the next fetch.
+    let locks = dir.join(".git/refs/spec-exec/remote/origin/demo");
+    std::fs::create_dir_all(&locks).unwrap();
+    let lock = locks.join("1.lock");
+    std::fs::write(&lock, "").unwrap();
+    Command::new("touch")
+        .args(["-d", "2001-01-01"])
+        .arg(&lock)
+        .status()
+        .unwrap();
+    let run = Run::of(job(&dir, &["--task", "2", "--remote", "origin", "--push"]));
+    run.assert_code(0);
+    assert!(!lock.exists());
+    assert!(has_ref(&remote, &Scratch::branch("2")));
 }

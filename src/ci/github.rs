@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Cond, Install, Job, JobKind, Tool, Verdict, Workflow};
+use super::{Cond, Install, Job, JobKind, Tool, Workflow};
 
 /// The start of the first line of every file this module writes: a file that starts with it
 /// may be replaced by the next generation.
@@ -173,7 +173,7 @@ fn write_job(out: &mut String, w: &Workflow, job: &Job) {
     out.push_str("    steps:\n");
     let _ = writeln!(
         out,
-        "      - name: Check out the repository with its history\n        uses: {CHECKOUT}\n        with:\n          fetch-depth: 0"
+        "      - name: Check out the repository with its history\n        uses: {CHECKOUT}\n        with:\n          fetch-depth: 0\n          persist-credentials: false"
     );
     out.push_str("      - name: Configure git\n        run: |\n");
     out.push_str("          git config --global user.name 'github-actions[bot]'\n");
@@ -224,8 +224,15 @@ fn write_job(out: &mut String, w: &Workflow, job: &Job) {
     };
     let _ = writeln!(out, "      - name: {}", scalar(&literal(&step)));
     out.push_str("        id: run\n");
-    if !job.agent.secrets.is_empty() || job.kind == JobKind::Integrate {
-        out.push_str("        env:\n");
+    // The token reaches spec-exec's own fetches and pushes only: the checkout keeps none in
+    // `.git/config`, and agents do not get the variable.
+    out.push_str("        env:\n");
+    let _ = writeln!(
+        out,
+        "          {}: ${{{{ github.token }}}}",
+        crate::exec::remote::GIT_TOKEN_VAR
+    );
+    {
         for s in &job.agent.secrets {
             let _ = writeln!(out, "          {s}: ${{{{ secrets.{s} }}}}");
         }
@@ -252,15 +259,12 @@ fn write_job(out: &mut String, w: &Workflow, job: &Job) {
 fn expression(cond: &Cond, top: bool) -> String {
     match cond {
         Cond::Succeeded { job } => format!("needs.{job}.result == 'success'"),
-        Cond::Verdict {
-            job,
-            verdict: Verdict::Approved,
-        } => {
-            format!("needs.{job}.result == 'success' && needs.{job}.outputs.verdict == 'approved'")
-        }
-        Cond::Verdict { job, verdict } => {
-            format!("needs.{job}.outputs.verdict == '{}'", verdict.word())
-        }
+        // Only a round that succeeded gave its verdict: a failed job's outputs are whatever its
+        // steps wrote before it failed.
+        Cond::Verdict { job, verdict } => format!(
+            "needs.{job}.result == 'success' && needs.{job}.outputs.verdict == '{}'",
+            verdict.word()
+        ),
         Cond::All { of } if of.is_empty() => "true".to_owned(),
         Cond::All { of } => {
             let parts: Vec<String> = of.iter().map(group).collect();
@@ -281,10 +285,7 @@ fn expression(cond: &Cond, top: bool) -> String {
 /// A condition as an operand of `&&` or `||`.
 fn group(cond: &Cond) -> String {
     match cond {
-        Cond::Verdict {
-            verdict: Verdict::Approved,
-            ..
-        } => format!("({})", expression(cond, false)),
+        Cond::Verdict { .. } => format!("({})", expression(cond, false)),
         _ => expression(cond, false),
     }
 }

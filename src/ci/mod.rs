@@ -139,8 +139,7 @@ pub enum Cond {
     Succeeded {
         job: String,
     },
-    /// The review round of the job ended with this verdict (`approved` also needs it to have
-    /// succeeded).
+    /// The review round of the job succeeded and ended with this verdict.
     Verdict {
         job: String,
         verdict: Verdict,
@@ -876,8 +875,13 @@ pub fn build(
         words
     };
     let remote = ["--remote".to_owned(), "origin".to_owned()];
+    let sync: Vec<String> = remote
+        .iter()
+        .cloned()
+        .chain(std::iter::once("--commit".to_owned()))
+        .collect();
     let commands = vec![
-        integrate_words("sync", &remote),
+        integrate_words("sync", &sync),
         integrate_words("land", &run_options),
         integrate_words("pr", &remote),
     ];

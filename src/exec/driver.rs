@@ -21,8 +21,9 @@ pub trait MakeJob {
     fn make(&self, start: Start) -> Job;
 }
 
-/// What follows a task's success: its tick in tasks.md (the report then carries the error,
-/// if the tick could not be written), or its push.
+/// What follows a task's end: on success its tick in tasks.md (the report then carries the
+/// error, if the tick could not be written), or its push; a review that failed still has its
+/// recorded rounds pushed.
 pub trait Tick: Send + Sync + 'static {
     fn tick(&self, report: &mut TaskReport);
 }
@@ -271,9 +272,10 @@ async fn guarded(ctx: Arc<Ctx>, job: Job, stop: watch::Receiver<Stop>) -> Finish
     }
 }
 
-/// A settled task is ticked when it succeeded (off the async loop).
+/// A settled task is ticked when it succeeded, or has review rounds of this run to push (off
+/// the async loop).
 async fn settle(ticker: &Arc<dyn Tick>, mut report: TaskReport) -> TaskReport {
-    if !report.status.is_success() {
+    if !report.status.is_success() && !report.rounds.iter().any(|r| !r.reused) {
         return report;
     }
     let ticker = Arc::clone(ticker);

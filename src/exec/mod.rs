@@ -145,17 +145,23 @@ pub fn execute(
     let plan = match &settings.task_mode {
         None => plan,
         Some(mode) => {
-            let checked = task_mode::check(
-                list,
-                plan,
-                &earlier,
-                mode,
-                &task_mode::Names {
-                    prefix: &settings.branch_prefix,
-                    feature: &feature.name,
-                    remote: mode.fetched.as_ref().map(|f| f.remote.as_str()),
-                },
-            )?;
+            let names = task_mode::Names {
+                prefix: &settings.branch_prefix,
+                feature: &feature.name,
+                remote: mode.fetched.as_ref().map(|f| f.remote.as_str()),
+                pushed: settings.push.as_ref(),
+                max_review_rounds: settings.max_review_rounds,
+            };
+            let mut checked = task_mode::check(&git, list, plan, &earlier, mode, &names)?;
+            if let Some(fetched) = &settings.push {
+                let pusher = task_mode::Pusher {
+                    workdir: workdir.clone(),
+                    fetched: fetched.clone(),
+                };
+                for r in &mut checked.settled {
+                    pusher.share(&git, list, &earlier, &names, r);
+                }
+            }
             for t in &checked.run {
                 // A rework that ran before runs again, for the round it answers now.
                 earlier.reused.remove(t);
@@ -251,32 +257,39 @@ pub fn execute(
 fn task_mode_settled(shell: &Shell, list: &TaskList, feature: &str, settled: &[TaskReport]) -> i32 {
     for r in settled {
         let word = match r.status {
+            Status::Failed | Status::Interrupted => "Failed",
             Status::NotNeeded => "Not needed",
             Status::Skipped => "Skipped",
             // A review's round that asked for changes, which its rework answers next.
             _ if r.verdict == Some(Verdict::RequiresChanges) => "Reviewed",
             _ => "Done",
         };
-        shell.status(
-            word,
-            format!(
-                "{feature}: task {}: {}",
-                r.id,
-                r.reason.as_deref().unwrap_or_default()
-            ),
+        let text = format!(
+            "{feature}: task {}: {}",
+            r.id,
+            r.reason.as_deref().unwrap_or_default()
         );
+        if r.status.is_success() {
+            shell.status(word, text);
+        } else {
+            shell.error_status(word, text);
+        }
         if shell.is_json() {
             shell.json(&Event::TaskFinished(Box::new(r.clone())));
         }
     }
     let totals = Totals::of(settled);
-    let code = if totals.failed > 0 || totals.skipped > 0 {
+    let mut code = if totals.failed > 0 || totals.skipped > 0 {
         exit::TASKS_FAILED
     } else {
         exit::OK
     };
+    // A job whose outputs are lost must fail: the jobs after it would read none.
     if let Some(e) = task_mode::write_outputs(list, settled) {
         shell.error_status("Error", e);
+        if code == exit::OK {
+            code = exit::TASKS_FAILED;
+        }
     }
     if shell.is_json() {
         shell.json(&Event::RunFinished {
@@ -578,10 +591,13 @@ async fn run_jobs(
         reports.push(r);
     }
     reports.extend(settled);
+    // A job whose outputs are lost must fail: the jobs after it would read none.
+    let mut outputs_lost = false;
     if settings.task_mode.is_some()
         && let Some(e) = task_mode::write_outputs(list, &reports)
     {
         sinks.notice("Error", &e);
+        outputs_lost = true;
     }
     let totals = Totals::of(&reports);
     let mut code = if totals.interrupted > 0 {
@@ -590,6 +606,7 @@ async fn run_jobs(
         exit::RATE_LIMITED
     } else if totals.failed > 0
         || totals.skipped > 0
+        || outputs_lost
         || reports.iter().any(|r| r.tick_error.is_some())
     {
         exit::TASKS_FAILED
@@ -690,7 +707,18 @@ fn read_earlier(
             .values()
             .flat_map(|h| h.iter().skip(1).map(|r| (r.branch.clone(), r.oid))),
     );
-    for node in &plan.nodes {
+    // With `--task`, only the branches of the selected tasks and of their dependencies matter:
+    // another task's branch (someone's commit on it) is not this run's to move or read.
+    let concerned = |t: usize| {
+        settings.task_mode.as_ref().is_none_or(|mode| {
+            mode.selected.contains(&t)
+                || mode
+                    .selected
+                    .iter()
+                    .any(|&s| plan.node(s).is_some_and(|n| n.deps.contains(&t)))
+        })
+    };
+    for node in plan.nodes.iter().filter(|n| concerned(n.task)) {
         let id = &list.tasks[node.task].id;
         let branch = branch_of(node.task);
         if git.branch_tip(&branch).is_none() {

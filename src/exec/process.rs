@@ -41,6 +41,41 @@ impl Outcome {
     }
 }
 
+/// Variables of a CI runner that let a step change the job (its outputs, environment, path,
+/// summary, state) or act as the workflow (the runtime's and the OIDC token's), which no agent
+/// gets: an agent's run must not decide a review's verdict by writing the job's outputs.
+pub const WITHHELD_ENV: &[&str] = &[
+    "GITHUB_OUTPUT",
+    "GITHUB_ENV",
+    "GITHUB_PATH",
+    "GITHUB_STEP_SUMMARY",
+    "GITHUB_STATE",
+    "ACTIONS_RUNTIME_TOKEN",
+    "ACTIONS_RUNTIME_URL",
+    "ACTIONS_RESULTS_URL",
+    "ACTIONS_CACHE_URL",
+];
+
+/// The variables of spec-exec's environment that the processes it starts for tasks (agents,
+/// verify commands) do not get: [`WITHHELD_ENV`], `ACTIONS_ID_TOKEN_REQUEST_*`, the git token
+/// of [`super::remote::GIT_TOKEN_VAR`], and any other variable that holds that token (a
+/// `GH_TOKEN` set from the same secret).
+pub fn withheld_env() -> Vec<std::ffi::OsString> {
+    let token = super::remote::git_token();
+    let mut out: Vec<std::ffi::OsString> = WITHHELD_ENV.iter().map(Into::into).collect();
+    out.push(super::remote::GIT_TOKEN_VAR.into());
+    for (name, value) in std::env::vars_os() {
+        let by_name = name
+            .to_str()
+            .is_some_and(|n| n.starts_with("ACTIONS_ID_TOKEN_REQUEST_"));
+        let by_value = token.as_deref().is_some_and(|t| value == *t);
+        if by_name || by_value {
+            out.push(name);
+        }
+    }
+    out
+}
+
 /// What the run asks of running agents: nothing, stop politely, or stop now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stop {
@@ -155,6 +190,10 @@ pub async fn run(spawn: &Spawn<'_>, mut stop: watch::Receiver<Stop>) -> Outcome 
         None => None,
     };
     let mut cmd = Command::new(&spawn.argv[0]);
+    for name in withheld_env() {
+        cmd.env_remove(name);
+    }
+    cmd.envs(spawn.env.iter().map(|(k, v)| (k, v)));
     cmd.args(&spawn.argv[1..])
         .current_dir(spawn.cwd)
         .stdin(Stdio::from(stdin))
@@ -164,7 +203,6 @@ pub async fn run(spawn: &Spawn<'_>, mut stop: watch::Receiver<Stop>) -> Outcome 
             Stdio::from(out)
         })
         .stderr(Stdio::from(err))
-        .envs(spawn.env.iter().map(|(k, v)| (k, v)))
         .process_group(0)
         .kill_on_drop(true);
     let mut child = match cmd.spawn() {

@@ -98,12 +98,63 @@ pub struct Names<'a> {
     pub prefix: &'a str,
     pub feature: &'a str,
     pub remote: Option<&'a str>,
+    /// With `--push`: what the fetch saw on the remote, which the dependencies' branches must
+    /// be at (a job in another clone builds on the remote's branches, not on these).
+    pub pushed: Option<&'a Fetched>,
+    /// `--max-review-rounds`: a review whose recorded rounds reached it runs no more.
+    pub max_review_rounds: u32,
+}
+
+/// Where a local branch stands against the remote's, as the fetch saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Against {
+    Same,
+    /// The remote has no such branch.
+    Absent,
+    /// The local branch holds the remote's and more.
+    Ahead,
+    /// Anything else: diverged, or behind (a branch the fetch could not move).
+    Other,
+}
+
+impl Against {
+    pub fn of(git: &git::Git, fetched: &Fetched, branch: &str, local: git2::Oid) -> Against {
+        match fetched.expected(branch) {
+            None => Against::Absent,
+            Some(r) if r == local => Against::Same,
+            Some(r) if git.contains(local, r) => Against::Ahead,
+            Some(_) => Against::Other,
+        }
+    }
+}
+
+/// The local branches of task `t` that record its work: its own and its recorded rounds',
+/// with their tips.
+pub fn task_branches(
+    git: &git::Git,
+    list: &TaskList,
+    earlier: &Earlier,
+    names: &Names<'_>,
+    t: usize,
+) -> Vec<(String, git2::Oid)> {
+    let own = git::branch_name(names.prefix, names.feature, &list.tasks[t].id);
+    let mut out: Vec<(String, git2::Oid)> = Vec::new();
+    let rounds = earlier.history.get(&t).into_iter().flatten();
+    for b in rounds.map(|r| r.branch.clone()).chain(std::iter::once(own)) {
+        if let Some(tip) = git.branch_tip(&b)
+            && !out.iter().any(|(o, _)| *o == b)
+        {
+            out.push((b, tip));
+        }
+    }
+    out
 }
 
 /// Checks the selected tasks before any agent starts: which are done already, and that every
 /// dependency of the rest is done (ticked, or finished on its branch). A dependency that is
 /// not is an error (exit 2) naming it, its branch and what to do.
 pub fn check(
+    git: &git::Git,
     list: &TaskList,
     plan: &Plan,
     earlier: &Earlier,
@@ -124,6 +175,9 @@ pub fn check(
     };
     let mut out = Checked::default();
     let mut missing: Vec<String> = Vec::new();
+    // With `--push`, the dependencies' branches that are not as the remote has them.
+    let mut unshared: Vec<String> = Vec::new();
+    let mut unshared_tasks: Vec<&str> = Vec::new();
     for &t in &mode.selected {
         let id = &list.tasks[t].id;
         let done = |why: String| TaskReport {
@@ -140,6 +194,17 @@ pub fn check(
         // A rework: the step it takes depends on its reviews' recorded rounds, whether or not
         // it ran before.
         let condition: Vec<usize> = list.tasks[t].condition().collect();
+        if let Some(&r) = condition.iter().find(|c| selected.contains(c)) {
+            let on = &list.tasks[r].id;
+            return Err(Error::user_with_help(
+                format!(
+                    "--task {on} and --task {id}: rework {id} answers a round of review {on}, and a review gate goes one step per run"
+                ),
+                format!(
+                    "run `--task {on}` on its own; when its round asks for changes, run `--task {id}` in another run (then `--task {on}` again for its next round)"
+                ),
+            ));
+        }
         if !condition.is_empty() {
             if condition
                 .iter()
@@ -151,14 +216,22 @@ pub fn check(
                     .iter()
                     .map(|&c| list.tasks[c].id.as_str())
                     .collect();
+                // A rework that ran (and whose review then approved) is done; one that never
+                // had to is not needed.
+                let ran = last_branch(earlier, t);
+                let (status, why) = match &ran {
+                    Some(b) => (
+                        Status::Reused,
+                        format!(
+                            "already done: it ran (its last run is on `{b}`), and then {} approved",
+                            on.join(" and ")
+                        ),
+                    ),
+                    None => (Status::NotNeeded, format!("{} approved", on.join(" and "))),
+                };
                 out.settled.push(TaskReport {
-                    branch: last_branch(earlier, t),
-                    ..report_of(
-                        list,
-                        t,
-                        Status::NotNeeded,
-                        format!("{} approved", on.join(" and ")),
-                    )
+                    branch: ran,
+                    ..report_of(list, t, status, why)
                 });
                 continue;
             } else if let Some(r) = condition
@@ -224,6 +297,30 @@ pub fn check(
         };
         if reviews[t]
             && let Some(last) = earlier.awaits_rework(t)
+            && last.round >= names.max_review_rounds
+        {
+            // The gate failed at its limit (the round was pushed as its record): another run
+            // would only repeat it.
+            out.settled.push(TaskReport {
+                branch: Some(last.branch.clone()),
+                commit: Some(last.oid.to_string()),
+                ..report_of(
+                    list,
+                    t,
+                    Status::Failed,
+                    format!(
+                        "still requires changes after {} review round{} (the limit, --max-review-rounds {}): its last round is `{}`; raise the limit to go on",
+                        last.round,
+                        if last.round == 1 { "" } else { "s" },
+                        names.max_review_rounds,
+                        last.branch
+                    ),
+                )
+            });
+            continue;
+        }
+        if reviews[t]
+            && let Some(last) = earlier.awaits_rework(t)
             && let Some(w) = list
                 .leaves()
                 .find(|&w| list.tasks[w].condition().any(|c| c == t))
@@ -264,6 +361,28 @@ pub fn check(
                 continue;
             }
             if satisfied(d) || condition.contains(&d) {
+                if let Some(fetched) = names.pushed
+                    && list.tasks[d].state != TaskState::Done
+                {
+                    let remote = &fetched.remote;
+                    for (b, tip) in task_branches(git, list, earlier, names, d) {
+                        let how = match Against::of(git, fetched, &b, tip) {
+                            Against::Same => continue,
+                            Against::Absent => format!("is not on {remote}"),
+                            Against::Ahead => format!("is ahead of {remote}'s"),
+                            Against::Other => format!("and {remote}'s have diverged"),
+                        };
+                        let line = format!(
+                            "task {id} needs task {on}, whose branch `{b}` {how}: a job elsewhere would not build on the same work"
+                        );
+                        if !unshared.contains(&line) {
+                            unshared.push(line);
+                        }
+                        if !unshared_tasks.contains(&on.as_str()) {
+                            unshared_tasks.push(on);
+                        }
+                    }
+                }
                 continue;
             }
             let fetched = names
@@ -292,6 +411,20 @@ pub fn check(
             format!(
                 "run those tasks first (`cargo spec-exec {0} --task ID`, with `--remote {remote} --push` to share their branches), or fetch their branches with `--remote {remote}`; nothing was started",
                 names.feature
+            ),
+        ));
+    }
+    if !unshared.is_empty() {
+        let remote = names.remote.unwrap_or("origin");
+        return Err(Error::user_with_help(
+            format!(
+                "with --push, the dependencies of the selected tasks must be on {remote} as they are here:\n  {}",
+                unshared.join("\n  ")
+            ),
+            format!(
+                "push them first (`cargo spec-exec {0} --task {1} --remote {remote} --push` pushes a task done here), or delete the local branches to take {remote}'s (`git branch -D <branch>`); nothing was started",
+                names.feature,
+                unshared_tasks.join(" --task ")
             ),
         ));
     }
@@ -334,37 +467,124 @@ pub struct Pusher {
 }
 
 impl Pusher {
-    pub fn push(&self, report: &mut TaskReport) {
-        if report.status != Status::Done {
-            return;
-        }
-        let Ok(git) = git::Git::open(&self.workdir) else {
+    /// With `--push`, a selected task that needs no run (done before, in this clone) is still
+    /// shared: each of its branches the remote lacks, or that is ahead of the remote's, is
+    /// pushed with the lease, so that a run whose push failed (or was killed) pushes on the
+    /// next try. A branch that diverged from the remote's fails the task: neither is lost.
+    pub fn share(
+        &self,
+        git: &git::Git,
+        list: &TaskList,
+        earlier: &Earlier,
+        names: &Names<'_>,
+        report: &mut TaskReport,
+    ) {
+        let Some(t) = list.find(&report.id) else {
             return;
         };
+        if list.tasks[t].state == TaskState::Done || !report.status.is_success() {
+            return;
+        }
         let remote = &self.fetched.remote;
-        for branch in made_branches(report) {
-            let Some(oid) = git.branch_tip(&branch) else {
-                continue;
-            };
+        let mut pushed = Vec::new();
+        for (branch, oid) in task_branches(git, list, earlier, names, t) {
             let short = &oid.to_string()[..10];
-            let failed = match remote::push(
-                &self.workdir,
-                remote,
-                &branch,
-                oid,
-                self.fetched.expected(&branch),
-            ) {
-                Ok(()) => continue,
-                Err(PushError::Moved(why)) => format!(
-                    "someone else pushed `{branch}` to {remote} meanwhile, so it was not pushed (the commit stays on the local branch `{branch}`, at {short}): {why}"
+            let failed = match Against::of(git, &self.fetched, &branch, oid) {
+                Against::Same => continue,
+                Against::Other => format!(
+                    "`{branch}` and {remote}'s have diverged, so it was not pushed (the local branch stays at {short}): delete it to take {remote}'s (`git branch -D {branch}`), or rename it to keep it"
                 ),
-                Err(PushError::Failed(why)) => format!(
-                    "could not push `{branch}` to {remote} (the commit stays on the local branch `{branch}`, at {short}): {why}"
-                ),
+                Against::Absent | Against::Ahead => match self.push_one(&branch, oid) {
+                    None => {
+                        pushed.push(format!("`{branch}`"));
+                        continue;
+                    }
+                    Some(why) => why,
+                },
             };
             report.status = Status::Failed;
             report.reason = Some(failed);
             return;
+        }
+        if !pushed.is_empty() {
+            let reason = report.reason.take().unwrap_or_default();
+            report.reason = Some(format!(
+                "{reason}; pushed {} to {remote}, which did not have {}",
+                pushed.join(", "),
+                if pushed.len() == 1 { "it" } else { "them" }
+            ));
+        }
+    }
+
+    /// Pushes `branch` at `oid` with the lease of what the fetch saw; the failure's reason.
+    fn push_one(&self, branch: &str, oid: git2::Oid) -> Option<String> {
+        let remote = &self.fetched.remote;
+        let short = &oid.to_string()[..10];
+        match remote::push(
+            &self.workdir,
+            remote,
+            branch,
+            oid,
+            self.fetched.expected(branch),
+            self.fetched.timeout,
+        ) {
+            Ok(()) => None,
+            Err(PushError::Moved(why)) => Some(format!(
+                "someone else pushed `{branch}` to {remote} meanwhile, so it was not pushed (the commit stays on the local branch `{branch}`, at {short}): {why}"
+            )),
+            Err(PushError::Failed(why)) => Some(format!(
+                "could not push `{branch}` to {remote} (the commit stays on the local branch `{branch}`, at {short}): {why}"
+            )),
+        }
+    }
+
+    pub fn push(&self, report: &mut TaskReport) {
+        let Ok(git) = git::Git::open(&self.workdir) else {
+            return;
+        };
+        if report.status == Status::Interrupted {
+            return;
+        }
+        if report.status != Status::Done {
+            // A review that failed at its limit of rounds: its rounds are its record (and
+            // what tells the next run that the gate is spent), pushed all the same.
+            let rounds: Vec<String> = report
+                .rounds
+                .iter()
+                .filter(|r| !r.reused && r.task == report.id && r.verdict.is_some())
+                .map(|r| r.branch.clone())
+                .collect();
+            let mut pushed = Vec::new();
+            for branch in rounds {
+                let Some(oid) = git.branch_tip(&branch) else {
+                    continue;
+                };
+                if let Some(failed) = self.push_one(&branch, oid) {
+                    let reason = report.reason.take().unwrap_or_default();
+                    report.reason = Some(format!("{reason}; {failed}"));
+                    return;
+                }
+                pushed.push(format!("`{branch}`"));
+            }
+            if !pushed.is_empty() {
+                let reason = report.reason.take().unwrap_or_default();
+                report.reason = Some(format!(
+                    "{reason}; its rounds {} were pushed to {} as the gate's record",
+                    pushed.join(", "),
+                    self.fetched.remote
+                ));
+            }
+            return;
+        }
+        for branch in made_branches(report) {
+            let Some(oid) = git.branch_tip(&branch) else {
+                continue;
+            };
+            if let Some(failed) = self.push_one(&branch, oid) {
+                report.status = Status::Failed;
+                report.reason = Some(failed);
+                return;
+            }
         }
     }
 }
@@ -402,7 +622,7 @@ pub fn write_outputs(list: &TaskList, reports: &[TaskReport]) -> Option<String> 
         .and_then(|mut f| f.write_all(lines.as_bytes()));
     written.err().map(|e| {
         format!(
-            "could not write the job outputs to `{}`: {e}",
+            "could not write the job outputs to `{}` (named by GITHUB_OUTPUT): {e}; the run fails, since the jobs after it would read no status or verdict",
             path.display()
         )
     })

@@ -379,6 +379,7 @@ pub(crate) fn fetch(
         &ws.config.branch_prefix,
         &feature.name,
         list,
+        git_timeout(ws)?,
     )?;
     if !fetched.updated.is_empty() {
         const SHOWN: usize = 6;
@@ -731,6 +732,29 @@ pub(crate) fn kill_grace(ws: &Workspace) -> Result<std::time::Duration> {
         Err(std::env::VarError::NotUnicode(_)) => Err(Error::user_with_help(
             format!("invalid {}: it is not UTF-8", config::KILL_GRACE_ENV),
             "set it to a duration such as 5s or 200ms",
+        )),
+    }
+}
+
+/// The most a fetch or push of spec-exec's may take: `SPEC_EXEC_GIT_TIMEOUT`, else
+/// `git-timeout` in the configuration, else 10 minutes.
+pub(crate) fn git_timeout(ws: &Workspace) -> Result<std::time::Duration> {
+    match std::env::var(config::GIT_TIMEOUT_ENV) {
+        Ok(value) if !value.trim().is_empty() => config::parse_duration(&value).map_err(|why| {
+            Error::user_with_help(
+                format!("invalid {}: {why}", config::GIT_TIMEOUT_ENV),
+                format!(
+                    "set it to a duration such as 10m or 90s, or unset it to use `git-timeout` in the configuration ({} by default)",
+                    humantime::format_duration(config::DEFAULT_GIT_TIMEOUT)
+                ),
+            )
+        }),
+        Ok(_) | Err(std::env::VarError::NotPresent) => {
+            Ok(ws.config.git_timeout.unwrap_or(config::DEFAULT_GIT_TIMEOUT))
+        }
+        Err(std::env::VarError::NotUnicode(_)) => Err(Error::user_with_help(
+            format!("invalid {}: it is not UTF-8", config::GIT_TIMEOUT_ENV),
+            "set it to a duration such as 10m or 90s",
         )),
     }
 }

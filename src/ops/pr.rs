@@ -221,7 +221,10 @@ pub fn pr(shell: &Shell, ws: &Workspace, cmd: &PrCommand) -> Result<i32> {
         dry_run(shell, &name, &t.remote, &requests);
         Ok(exit::OK)
     } else {
-        open(shell, &name, &workdir, &t.remote, &requests, &state)
+        let timeout = super::git_timeout(ws)?;
+        open(
+            shell, &name, &workdir, &t.remote, &requests, &state, timeout,
+        )
     }
 }
 
@@ -340,12 +343,13 @@ fn open(
     remote: &str,
     requests: &[Request],
     state: &Path,
+    timeout: std::time::Duration,
 ) -> Result<i32> {
     let gh = which::which("gh").ok();
     let mut printed = Vec::new();
     for r in requests {
         for p in &r.pushes {
-            if let Err(why) = push(workdir, remote, p) {
+            if let Err(why) = push(workdir, remote, p, timeout) {
                 shell.diagnostic(
                     &Diagnostic::error(format!(
                         "could not push `{}` to `{remote}`: {why}",
@@ -634,15 +638,15 @@ fn write_body(path: &Path, body: &str) -> Result<()> {
 }
 
 /// `git push <remote> <source>:refs/heads/<branch>`, never forced, in the working tree, with
-/// the terminal for credential prompts. The error is git's own words.
-fn push(workdir: &Path, remote: &str, p: &Push) -> std::result::Result<(), String> {
+/// the terminal for credential prompts, stopped after `timeout`. The error is git's own words.
+fn push(
+    workdir: &Path,
+    remote: &str,
+    p: &Push,
+    timeout: std::time::Duration,
+) -> std::result::Result<(), String> {
     let args = push_args(remote, p);
-    let out = Command::new(&args[0])
-        .args(&args[1..])
-        .current_dir(workdir)
-        .stdin(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("could not run git: {e}"))?;
+    let out = crate::exec::remote::run_git(workdir, &args[1..], timeout, true)?;
     if out.status.success() {
         Ok(())
     } else {
