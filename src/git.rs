@@ -72,9 +72,6 @@ pub struct TaskCommit {
 pub struct Committed {
     pub oid: Oid,
     pub files_changed: usize,
-    /// What the commit left in the worktree: its ignored entries (a directory whole),
-    /// relative to it.
-    pub ignored: Vec<PathBuf>,
 }
 
 /// Several dependency branches that do not merge cleanly.
@@ -626,18 +623,9 @@ impl Git {
     /// Moves the linked worktree `name` at `path`, one spec-exec made and left with a detached
     /// HEAD, to `branch`: its files become the tree of the branch's tip by writing only what
     /// differs (a checkout against its index), untracked and ignored files and emptied
-    /// directories go, and its HEAD becomes the branch. `cleared`: this run freed it after a
-    /// commit with what git's status reported ignored removed ([`Git::leave_worktree`]), so
-    /// no pass removes untracked entries before the checkout (which removes any that are left,
-    /// and the pass after it checks). How many files were written or removed. An error leaves
-    /// the worktree for the caller to make again.
-    pub fn move_worktree(
-        &self,
-        name: &str,
-        path: &Path,
-        branch: &str,
-        cleared: bool,
-    ) -> Result<usize> {
+    /// directories go, and its HEAD becomes the branch. How many files were written or
+    /// removed. An error leaves the worktree for the caller to make again.
+    pub fn move_worktree(&self, name: &str, path: &Path, branch: &str) -> Result<usize> {
         let full = format!("refs/heads/{branch}");
         let err = |e: git2::Error| {
             git_err(
@@ -657,11 +645,25 @@ impl Git {
         wt.cleanup_state().map_err(err)?;
         // Untracked and ignored entries go first, as themselves: the checkout must never write
         // through a link the last task left where the next tree has a directory.
-        let removed = if cleared {
-            0
-        } else {
-            remove_untracked(&wt, path)?
-        };
+        let mut removed = remove_untracked(&wt, path)?;
+        // A link its last commit holds where the next tree has something else (a directory
+        // whose files the checkout would write through it): links that change go first, as
+        // links.
+        let old = wt.head().and_then(|h| h.peel_to_tree()).map_err(err)?;
+        let new = commit.tree().map_err(err)?;
+        let diff = wt
+            .diff_tree_to_tree(Some(&old), Some(&new), None)
+            .map_err(err)?;
+        for delta in diff.deltas() {
+            let file = delta.old_file();
+            if file.mode() == git2::FileMode::Link
+                && let Some(rel) = file.path()
+                && std::fs::symlink_metadata(path.join(rel)).is_ok_and(|m| m.is_symlink())
+            {
+                remove_entry(&path.join(rel))?;
+                removed += 1;
+            }
+        }
         let written = std::sync::atomic::AtomicUsize::new(removed);
         let mut opts = git2::build::CheckoutBuilder::new();
         opts.force()
@@ -701,23 +703,6 @@ impl Git {
             )));
         }
         wt.set_head(&full).map_err(err)
-    }
-
-    /// Frees the linked worktree at `path` after its task was committed: its HEAD is detached
-    /// at the commit it is on, so that its branch is checked out nowhere. With what the commit
-    /// left in it (its ignored entries), those go too, and the directories left empty: its
-    /// files are then the commit's tree, as far as git's status tells. That commit, and
-    /// whether they were cleared.
-    pub fn leave_worktree(&self, path: &Path, left: Option<&[PathBuf]>) -> Result<(Oid, bool)> {
-        let at = self.detach_worktree(path)?;
-        let Some(left) = left else {
-            return Ok((at, false));
-        };
-        for rel in left {
-            remove_entry(&path.join(rel))?;
-        }
-        remove_empty_dirs(path, path, &mut Gitlinks::new(path))?;
-        Ok((at, true))
     }
 
     /// Detaches the HEAD of the linked worktree at `path` at the commit it is on, so that its
@@ -1307,8 +1292,14 @@ fn staged_index(repo: &Repository, what: &str) -> Result<(git2::Index, Vec<PathB
                 rel.display().to_string().trim_end_matches('/')
             )));
         }
-        match std::fs::symlink_metadata(workdir.join(rel)) {
-            Ok(meta)
+        // A path under a link (a directory the task replaced by one) is not in the worktree:
+        // what it leads to is somewhere else.
+        let meta = match under_link(workdir, rel) {
+            true => None,
+            false => std::fs::symlink_metadata(workdir.join(rel)).ok(),
+        };
+        match meta {
+            Some(meta)
                 if !meta.is_dir() || index.get_path(rel, 0).is_some_and(|e| e.mode == 0o160000) =>
             {
                 index.add_path(rel).map_err(err)?;
@@ -1326,6 +1317,14 @@ fn staged_index(repo: &Repository, what: &str) -> Result<(git2::Index, Vec<PathB
         }
     }
     Ok((index, ignored))
+}
+
+/// Whether a directory on the way to `rel` in `workdir` is a link (or no directory at all).
+fn under_link(workdir: &Path, rel: &Path) -> bool {
+    rel.ancestors()
+        .skip(1)
+        .filter(|a| !a.as_os_str().is_empty())
+        .any(|a| !std::fs::symlink_metadata(workdir.join(a)).is_ok_and(|m| m.is_dir()))
 }
 
 fn ignore_not_found(e: git2::Error) -> std::result::Result<(), git2::Error> {
@@ -1426,7 +1425,7 @@ pub fn commit_in(
     allow_empty: bool,
     base: Option<Oid>,
 ) -> Result<Option<Committed>> {
-    let (mut index, ignored) = staged_index(repo, "the task's changes")?;
+    let (mut index, _) = staged_index(repo, "the task's changes")?;
     index
         .write()
         .map_err(|e| git_err("write the worktree's index", e))?;
@@ -1472,11 +1471,7 @@ pub fn commit_in(
     branch
         .set_target(oid, "spec-exec: commit")
         .map_err(|e| git_err("move the task's branch", e))?;
-    Ok(Some(Committed {
-        oid,
-        files_changed,
-        ignored,
-    }))
+    Ok(Some(Committed { oid, files_changed }))
 }
 
 /// The paths of an index's conflicts, sorted.
@@ -1974,6 +1969,10 @@ mod tests {
         symlink("a.txt", root.join("c.txt")).unwrap();
         write("new/deep/n.txt", "new\n");
         write("top.txt", "new\n");
+        // A directory replaced by a link to one holding a file of the same name.
+        std::fs::remove_dir_all(root.join("e")).unwrap();
+        write("other/x.txt", "not e's\n");
+        symlink("other", root.join("e")).unwrap();
         write("kept.log", "tracked and ignored, changed\n");
         write("other.log", "ignored\n");
         write("build/out.o", "ignored\n");

@@ -10,7 +10,7 @@ mod support;
 
 use std::path::PathBuf;
 
-use support::{Project, Scratch, shell_task, tasks_md};
+use support::{Project, Run, Scratch, shell_task, tasks_md};
 
 /// A task of the shell agent whose ```sh block is `lines`, one command a line.
 fn script_task(id: &str, deps: &str, lines: &[&str]) -> String {
@@ -421,6 +421,46 @@ fn moving_a_slot_never_writes_through_a_link_the_last_task_left() {
             .count(),
         1,
         "files were written outside the repository"
+    );
+}
+
+/// Nor through a link the last task committed where the next task's tree has a directory:
+/// here a link to a directory of your own tree, where you have uncommitted work.
+#[test]
+fn moving_a_slot_never_writes_through_a_link_the_last_task_committed() {
+    let s = Scratch::unapproved(
+        &tasks_md(&[
+            script_task(
+                "1",
+                "",
+                &["rm -r d && ln -s \"$SPEC_EXEC_ROOT_FOR_TEST/src\" d"],
+            ),
+            script_task(
+                "2",
+                "",
+                &["test -f d/lib.rs && test ! -L d", "echo 2 > two.txt"],
+            ),
+        ]),
+        Project::Package,
+    );
+    support::write(&s.repo().join("d/lib.rs"), "base d/lib.rs\n");
+    s.git(&["add", "-A"]);
+    s.git(&["commit", "-qm", "d"]);
+    s.approve();
+    let mine = s.repo().join("src/lib.rs");
+    support::write(&mine, "// my uncommitted work\n");
+    let run = Run::of({
+        let mut cmd = s.shell_run_command(&["--max-agents", "1", "--no-verify"]);
+        cmd.env("SPEC_EXEC_ROOT_FOR_TEST", s.repo());
+        cmd
+    });
+    run.assert_code(0);
+    assert_eq!(worktree_of(&run, "1"), worktree_of(&run, "2"));
+    let entry = s.git(&["ls-tree", &support::Scratch::branch("1"), "d"]);
+    assert!(entry.starts_with("120000"), "{entry}");
+    assert_eq!(
+        std::fs::read_to_string(&mine).unwrap(),
+        "// my uncommitted work\n"
     );
 }
 

@@ -329,8 +329,6 @@ struct Progress {
     slot: Option<Slot>,
     /// The commit its branch was set to: what it commits must build on it.
     base: Option<git2::Oid>,
-    /// What its commit left in the worktree (ignored entries), once it committed.
-    left: Option<Vec<PathBuf>>,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -370,7 +368,6 @@ pub async fn run(ctx: Arc<Ctx>, mut job: Job, stop: watch::Receiver<Stop>) -> Fi
         entered: false,
         slot: Some(slot.clone()),
         base: None,
-        left: None,
     };
     let mut rate_limited = None;
     // Run again after its agent's limit reset: in the worktree it left, when that is still
@@ -869,7 +866,6 @@ async fn commit(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> 
         Ok(Some(c)) => {
             p.report.commit = Some(c.oid.to_string());
             p.report.files_changed = Some(c.files_changed);
-            p.left = Some(c.ignored);
             Ok(())
         }
     }
@@ -911,9 +907,9 @@ fn keep_tasks_md_out(
 async fn cleanup(ctx: &Arc<Ctx>, _job: &Job, p: &mut Progress) -> Result<(), End> {
     let left = {
         let ctx = Arc::clone(ctx);
-        let (slot, left) = (p.slot.clone(), p.left.take());
+        let slot = p.slot.clone();
         blocking(move || match slot {
-            Some(slot) => ctx.slots.leave(&ctx.git()?, &slot, left.as_deref()),
+            Some(slot) => ctx.slots.leave(&ctx.git()?, &slot),
             None => Ok(()),
         })
         .await

@@ -30,9 +30,6 @@ pub struct Slot {
     pub path: PathBuf,
     /// git's name for it.
     pub name: String,
-    /// The commit this run left it at after its task's commit, with what git's status
-    /// reported ignored removed: its move needs no pass removing untracked entries first.
-    pub clean: Option<git2::Oid>,
 }
 
 /// How a job gives its slot back.
@@ -40,8 +37,6 @@ pub struct Slot {
 pub enum Release {
     /// Free for the next task, its tree at that commit.
     Free(Option<git2::Oid>),
-    /// Free for the next task, at that commit, cleared after its task's commit.
-    Clean(git2::Oid),
     /// Free, as it was: the job did not get as far as moving it.
     Unused,
     /// Kept for the job (a failed task's, for inspection; one cut short by a limit, to go on
@@ -53,10 +48,8 @@ pub enum Release {
 enum Use {
     /// Free, its tree at that commit (none known: a slot that has to be made again).
     Free(Option<git2::Oid>),
-    /// Free, at that commit, cleared after its task's commit.
-    Clean(git2::Oid),
-    /// Held by the job of that run name; how it was before.
-    Busy(String, Box<Use>),
+    /// Held by the job of that run name; where its tree was before.
+    Busy(String, Option<git2::Oid>),
     Kept(String),
 }
 
@@ -215,12 +208,11 @@ impl Slots {
             .join("spec-exec-moving")
     }
 
-    fn slot(&self, n: u32, clean: Option<git2::Oid>) -> Slot {
+    fn slot(&self, n: u32) -> Slot {
         Slot {
             n,
             path: self.path(n),
             name: slot_name(&self.prefix, n),
-            clean,
         }
     }
 
@@ -261,14 +253,14 @@ impl Slots {
             .iter_mut()
             .find(|(_, u)| *u == Use::Kept(run_name.to_owned()))
         {
-            entry.1 = Use::Busy(run_name.to_owned(), Box::new(Use::Free(None)));
-            return self.slot(entry.0, None);
+            entry.1 = Use::Busy(run_name.to_owned(), None);
+            return self.slot(entry.0);
         }
         let best = inner
             .iter()
             .enumerate()
             .filter_map(|(i, (_, u))| match u {
-                Use::Free(Some(at)) | Use::Clean(at) => Some((distance(*at), i)),
+                Use::Free(Some(at)) => Some((distance(*at), i)),
                 Use::Free(None) => Some((usize::MAX, i)),
                 _ => None,
             })
@@ -284,14 +276,12 @@ impl Slots {
                 inner.len() - 1
             }
         };
-        let before = std::mem::replace(&mut inner[i].1, Use::Free(None));
-        let clean = match before {
-            Use::Clean(at) => Some(at),
+        let before = match inner[i].1 {
+            Use::Free(at) => at,
             _ => None,
         };
-        inner[i].1 = Use::Busy(run_name.to_owned(), Box::new(before));
-        let n = inner[i].0;
-        self.slot(n, clean)
+        inner[i].1 = Use::Busy(run_name.to_owned(), before);
+        self.slot(inner[i].0)
     }
 
     /// Gives slot `n` back.
@@ -300,8 +290,7 @@ impl Slots {
         if let Some(entry) = inner.iter_mut().find(|(m, _)| *m == n) {
             entry.1 = match (how, &entry.1) {
                 (Release::Free(at), _) => Use::Free(at),
-                (Release::Clean(at), _) => Use::Clean(at),
-                (Release::Unused, Use::Busy(_, before)) => (**before).clone(),
+                (Release::Unused, Use::Busy(_, before)) => Use::Free(*before),
                 (Release::Kept, Use::Busy(name, _)) => Use::Kept(name.clone()),
                 (_, other) => other.clone(),
             };
@@ -314,7 +303,7 @@ impl Slots {
         let moving = self.marker(&git.common_dir(), slot.n);
         if moving.parent().is_some_and(Path::is_dir) {
             std::fs::write(&moving, b"moving\n").map_err(|e| Error::io("write", &moving, e))?;
-            let moved = git.move_worktree(&slot.name, &slot.path, branch, slot.clean.is_some());
+            let moved = git.move_worktree(&slot.name, &slot.path, branch);
             if moved.is_ok() {
                 std::fs::write(&moving, b"").map_err(|e| Error::io("write", &moving, e))?;
                 return Ok(true);
@@ -328,15 +317,10 @@ impl Slots {
     }
 
     /// Frees slot `slot` after its task was committed: its HEAD is detached, so that the
-    /// task's branch is checked out nowhere. `left`: what the commit left in it (its ignored
-    /// entries), removed now, so that the next task's move has less to do.
-    pub fn leave(&self, git: &Git, slot: &Slot, left: Option<&[PathBuf]>) -> Result<()> {
-        match git.leave_worktree(&slot.path, left) {
-            Ok((at, true)) => {
-                self.release(slot.n, Release::Clean(at));
-                Ok(())
-            }
-            Ok((at, false)) => {
+    /// task's branch is checked out nowhere.
+    pub fn leave(&self, git: &Git, slot: &Slot) -> Result<()> {
+        match git.detach_worktree(&slot.path) {
+            Ok(at) => {
                 self.release(slot.n, Release::Free(Some(at)));
                 Ok(())
             }
@@ -354,11 +338,11 @@ impl Slots {
         inner.sort_by_key(|(n, _)| *n);
         let free: Vec<u32> = inner
             .iter()
-            .filter(|(_, u)| matches!(u, Use::Free(_) | Use::Clean(_)))
+            .filter(|(_, u)| matches!(u, Use::Free(_)))
             .map(|(n, _)| *n)
             .collect();
         for &n in free.iter().skip(keep) {
-            let slot = self.slot(n, None);
+            let slot = self.slot(n);
             if git.remove_worktree(&slot.name, &slot.path).is_ok() {
                 let _ = std::fs::remove_dir_all(self.build_dir(n));
                 inner.retain(|(m, _)| *m != n);

@@ -410,7 +410,6 @@ async fn in_worktree(
         entered: true,
         slot: None,
         base: None,
-        left: None,
     };
     let title = format!("Integrate {}", ctx.feature);
     let who = Who {
