@@ -1175,21 +1175,23 @@ fn remove_empty_dirs(top: &Path, dir: &Path, keep: &mut Gitlinks<'_>) -> Result<
     Ok(removed)
 }
 
-/// Puts the file `rel` of the worktree at `worktree` back as its HEAD has it (nothing when HEAD
-/// has no such file).
-pub fn restore_from_head(worktree: &Path, rel: &Path) -> Result<()> {
+/// Puts the file `rel` of the worktree at `worktree` back as commit `at` has it (its HEAD when
+/// `None`); nothing when that commit has no such file.
+pub fn restore_from(worktree: &Path, rel: &Path, at: Option<Oid>) -> Result<()> {
     let err = |e: git2::Error| git_err("restore tasks.md in the task's worktree", e);
     let repo = Repository::open(worktree).map_err(err)?;
-    let in_head = repo
-        .head()
-        .and_then(|h| h.peel_to_tree())
-        .is_ok_and(|t| t.get_path(rel).is_ok());
-    if !in_head {
+    let commit = match at {
+        Some(at) => repo.find_commit(at),
+        None => repo.head().and_then(|h| h.peel_to_commit()),
+    }
+    .map_err(err)?;
+    if commit.tree().map_err(err)?.get_path(rel).is_err() {
         return Ok(());
     }
     let mut opts = git2::build::CheckoutBuilder::new();
-    opts.force().path(rel);
-    repo.checkout_head(Some(&mut opts)).map_err(err)
+    opts.force().path(rel).disable_pathspec_match(true);
+    repo.checkout_tree(commit.as_object(), Some(&mut opts))
+        .map_err(err)
 }
 
 /// The content of the file at `path` in `tree`, when there is one.

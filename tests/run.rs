@@ -355,7 +355,8 @@ fn timeout_kills_the_agent_and_its_children() {
 }
 
 /// An agent told not to commit that commits anyway: its commits are folded into the task's
-/// one commit on top of its base, with everything it left uncommitted.
+/// one commit on top of its base, with everything it left uncommitted, and without the tick
+/// it committed in tasks.md.
 #[test]
 fn an_agent_that_commits_its_work_itself_still_gets_one_commit_on_its_base() {
     let commit = "git -c user.name=a -c user.email=a@a commit -qm mine";
@@ -364,7 +365,9 @@ fn an_agent_that_commits_its_work_itself_still_gets_one_commit_on_its_base() {
             "1",
             "Commits part",
             "",
-            &format!("echo one > one.txt && git add -A && {commit} && echo two > two.txt"),
+            &format!(
+                "sed -i 's/- \\[ \\] 1\\./- [x] 1./' documentation/features/demo/tasks.md && echo one > one.txt && git add -A && {commit} && echo two > two.txt"
+            ),
         ),
         support::shell_task(
             "2",

@@ -853,7 +853,7 @@ async fn commit(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> 
                 )));
             }
         }
-        keep_tasks_md_out(&worktree, &tasks_md, given.as_deref(), &kept, &log)?;
+        keep_tasks_md_out(&worktree, &tasks_md, (given.as_deref(), base), &kept, &log)?;
         let sig = git.signature();
         git::commit_in(&wt, &message, &sig, is_review, base)
     })
@@ -877,13 +877,14 @@ async fn commit(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> 
 fn keep_tasks_md_out(
     worktree: &Path,
     tasks_md: &Path,
-    given: Option<&[u8]>,
+    (given, from): (Option<&[u8]>, Option<git2::Oid>),
     kept: &Path,
     log: &Path,
 ) -> Result<()> {
     let before = std::fs::read(worktree.join(tasks_md)).ok();
     if before.as_deref() != given {
-        git::restore_from_head(worktree, tasks_md)?;
+        // From where the task started: HEAD holds what an agent committed itself.
+        git::restore_from(worktree, tasks_md, from)?;
     }
     if let Some(before) = before
         && std::fs::read(worktree.join(tasks_md)).ok().as_ref() != Some(&before)

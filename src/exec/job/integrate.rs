@@ -541,7 +541,7 @@ async fn build(
         blocking(move || -> crate::error::Result<()> {
             git::check_worktree(&ctx2.git()?.common_dir(), &name, &worktree, &work)?;
             let given = git::blob_at_head(&worktree, &tasks_md);
-            keep_tasks_md_out(&worktree, &tasks_md, given.as_deref(), &kept, &log)?;
+            keep_tasks_md_out(&worktree, &tasks_md, (given.as_deref(), None), &kept, &log)?;
             let sig = ctx2.git()?.signature();
             if git::commit_worktree(&worktree, &fix, &sig, false, None)?.is_some() {
                 return Ok(());

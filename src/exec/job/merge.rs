@@ -94,7 +94,13 @@ pub async fn merge(
         let git = ctx2.git()?;
         git::check_worktree(&git.common_dir(), &name, &worktree, &branch)?;
         let given = git::blob_at_commit(&worktree, ours, &tasks_md);
-        keep_tasks_md_out(&worktree, &tasks_md, given.as_deref(), &kept, &log)?;
+        keep_tasks_md_out(
+            &worktree,
+            &tasks_md,
+            (given.as_deref(), Some(ours)),
+            &kept,
+            &log,
+        )?;
         git::finish_merge(&worktree, ours, tip, &message, &git.signature())
     })
     .await
