@@ -646,6 +646,9 @@ impl Git {
         // Untracked and ignored entries go first, as themselves: the checkout must never write
         // through a link the last task left where the next tree has a directory.
         let mut removed = remove_untracked(&wt, path)?;
+        // Files the last task hid from git (`assume-unchanged`, `skip-worktree`) are compared,
+        // and written, like any other.
+        unhide_all(&wt).map_err(err)?;
         // A link its last commit holds where the next tree has something else (a directory
         // whose files the checkout would write through it): links that change go first, as
         // links.
@@ -1081,6 +1084,30 @@ fn remove_untracked(repo: &Repository, path: &Path) -> Result<usize> {
         remove_entry(at)?;
     }
     Ok(gone.len())
+}
+
+/// Clears the `assume-unchanged` and `skip-worktree` marks of every entry of the index of
+/// `repo`, with the stat data of those entries, so that their files are read again.
+fn unhide_all(repo: &Repository) -> std::result::Result<(), git2::Error> {
+    const ASSUME_VALID: u16 = 0x8000;
+    const SKIP_WORKTREE: u16 = 0x4000;
+    let mut index = repo.index()?;
+    index.read(false)?;
+    let hidden: Vec<git2::IndexEntry> = index
+        .iter()
+        .filter(|e| e.flags & ASSUME_VALID != 0 || e.flags_extended & SKIP_WORKTREE != 0)
+        .collect();
+    if hidden.is_empty() {
+        return Ok(());
+    }
+    for mut entry in hidden {
+        entry.flags &= !ASSUME_VALID;
+        entry.flags_extended &= !SKIP_WORKTREE;
+        entry.mtime = git2::IndexTime::new(0, 0);
+        entry.file_size = 0;
+        index.add(&entry)?;
+    }
+    index.write()
 }
 
 /// Removes what is left in the worktree `repo` at `path` after a checkout of `branch` that

@@ -58,7 +58,7 @@ fn nothing_of_a_task_is_left_in_its_slot_for_the_next() {
         "test ! -e debug.log && test ! -e out && test ! -e forced.log",
         "test -f keep/deleted.txt && test -f emptied/only.txt && test ! -L retyped.txt",
         "test ! -x mode.sh",
-        "! grep -q changed Cargo.toml",
+        "test -z \"$(grep changed Cargo.toml)\"",
         "test \"$(stat -c %i README.md)\" = \"$(cat \"$HELPER_CTL/inode\")\"",
         "echo clean > clean.txt",
     ];
@@ -129,14 +129,16 @@ fn what_status_does_not_show_does_not_reach_the_next_task() {
         "mkdir -p e && echo x > e/.GIT",
         "git update-index --assume-unchanged au.txt && echo CHANGED > au.txt",
         "git update-index --skip-worktree sw.txt && echo CHANGED > sw.txt",
+        "git update-index --assume-unchanged au2.txt && git update-index --skip-worktree sw2.txt",
     ];
     let check = [
         "test ! -e vendor/new.txt && test ! -e e",
         "test -z \"$(ls | grep gen)\"",
         "test \"$(cat au.txt)\" = au && test \"$(cat sw.txt)\" = sw",
-        "! git ls-files -v | grep -q '^[hS]'",
+        "test -z \"$(git ls-files -v | grep '^[hS]')\"",
         "test -z \"$(git status --porcelain --ignored --untracked-files=all)\"",
         "echo clean > clean.txt",
+        "echo mine > au2.txt && echo mine > sw2.txt",
     ];
     let s = Scratch::unapproved(
         &tasks_md(&[script_task("1", "", &trace), script_task("2", "", &check)]),
@@ -146,6 +148,8 @@ fn what_status_does_not_show_does_not_reach_the_next_task() {
     support::write(&repo.join("vendor/keep.txt"), "tracked\n");
     support::write(&repo.join("au.txt"), "au\n");
     support::write(&repo.join("sw.txt"), "sw\n");
+    support::write(&repo.join("au2.txt"), "au2\n");
+    support::write(&repo.join("sw2.txt"), "sw2\n");
     s.git(&["add", "-A"]);
     support::write(&repo.join(".gitignore"), "/target\nvendor/\n*.gen\n");
     s.git(&["add", "-A"]);
@@ -155,12 +159,12 @@ fn what_status_does_not_show_does_not_reach_the_next_task() {
     let run = s.shell_run(&["--max-agents", "1", "--no-verify"]);
     run.assert_code(0);
     assert_eq!(worktree_of(&run, "1"), worktree_of(&run, "2"));
+    // The next task's edits of files the last one hid from git are committed.
+    let two = support::Scratch::branch("2");
+    let changed = s.git(&["diff", "--name-only", "main", &two]);
     assert_eq!(
-        s.files(&support::Scratch::branch("2")),
-        s.files("main")
-            .into_iter()
-            .chain(["clean.txt".to_owned()])
-            .collect()
+        changed.lines().collect::<Vec<_>>(),
+        ["au2.txt", "clean.txt", "sw2.txt"]
     );
 }
 
