@@ -1269,14 +1269,28 @@ pub fn untracked_files(path: &Path) -> std::collections::BTreeSet<PathBuf> {
         .unwrap_or_default()
 }
 
+/// A worktree as [`stage_all`] left it: its HEAD, and the tree its index held.
+#[derive(Debug, Clone, Copy)]
+pub struct Staged {
+    head: Oid,
+    tree: Oid,
+}
+
 /// Stages everything in the worktree at `worktree` (`.gitignore` respected), so that
 /// [`restore_staged`] can put it back as it is now.
-pub fn stage_all(worktree: &Path) -> Result<()> {
+pub fn stage_all(worktree: &Path) -> Result<Staged> {
     let repo = Repository::open(worktree).map_err(|e| git_err("open the task's worktree", e))?;
     let (mut index, _) = staged_index(&repo, "the worktree's files")?;
     index
         .write()
-        .map_err(|e| git_err("write the worktree's index", e))
+        .map_err(|e| git_err("write the worktree's index", e))?;
+    let tree = index
+        .write_tree()
+        .map_err(|e| git_err("write the worktree's tree", e))?;
+    Ok(Staged {
+        head: head_oid(&repo)?,
+        tree,
+    })
 }
 
 /// The index of `repo` with everything in its worktree staged (new, modified and deleted files;
@@ -1372,63 +1386,124 @@ pub fn head_oid(repo: &Repository) -> Result<Oid> {
         .ok_or_else(|| Error::user("git: the worktree's HEAD is unreadable"))
 }
 
-/// Puts the worktree at `worktree` back as [`stage_all`] left it: what differs from the index
-/// (a file changed, deleted or retyped since) is checked out from it again, and files added
-/// since (not ignored ones) are removed. One pass of git's status finds them; nothing else
-/// is written. (A checkout of the whole index would compare it with HEAD, and a directory the
-/// task replaced by a file would be lost: the file is gone from the worktree.)
-pub fn restore_staged(worktree: &Path) -> Result<()> {
+/// Puts the worktree at `worktree` back as [`stage_all`] left it (`staged`): a commit made
+/// since is undone (the branch goes back; its files stay as they are in the worktree), the
+/// index holds what it held, what differs from it (a file changed, deleted or retyped since)
+/// is written again from it, and files added since (not ignored ones) are removed. Passes of
+/// git's status find them, again after a `.gitignore` was put back (which may show files it
+/// hid).
+pub fn restore_staged(worktree: &Path, staged: &Staged) -> Result<()> {
     use std::os::unix::ffi::OsStrExt as _;
     let err = |e: git2::Error| git_err("restore the worktree's files", e);
     let repo = Repository::open(worktree).map_err(|e| git_err("open the task's worktree", e))?;
-    let mut opts = git2::StatusOptions::new();
-    opts.show(git2::StatusShow::Workdir)
-        .include_untracked(true)
-        .recurse_untracked_dirs(true)
-        .include_ignored(false)
-        .exclude_submodules(true)
-        .renames_index_to_workdir(false);
-    let statuses = repo.statuses(Some(&mut opts)).map_err(err)?;
-    let mut restore: Vec<PathBuf> = Vec::new();
-    let mut added: Vec<PathBuf> = Vec::new();
-    for entry in statuses.iter() {
-        let raw = entry.path_bytes();
-        let rel = PathBuf::from(std::ffi::OsStr::from_bytes(
-            raw.strip_suffix(b"/").unwrap_or(raw),
-        ));
-        if entry.status().contains(git2::Status::WT_NEW) {
-            added.push(rel);
-        } else {
-            restore.push(rel);
-        }
+    if head_oid(&repo)? != staged.head {
+        let mut branch = repo.head().and_then(|h| h.resolve()).map_err(err)?;
+        branch
+            .set_target(staged.head, "spec-exec: undo a verify command's commit")
+            .map_err(err)?;
     }
-    drop(statuses);
-    for new in &added {
-        remove_entry(&worktree.join(new))?;
-        let mut dir = new.parent();
-        while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
-            if std::fs::remove_dir(worktree.join(d)).is_err() {
-                break;
+    let mut index = repo.index().map_err(err)?;
+    index.read(false).map_err(err)?;
+    if index.write_tree().ok() != Some(staged.tree) {
+        let tree = repo.find_tree(staged.tree).map_err(err)?;
+        index.read_tree(&tree).map_err(err)?;
+        index.write().map_err(err)?;
+    }
+    for _ in 0..3 {
+        let mut opts = git2::StatusOptions::new();
+        opts.show(git2::StatusShow::Workdir)
+            .include_untracked(true)
+            .recurse_untracked_dirs(true)
+            .include_ignored(false)
+            .exclude_submodules(true)
+            .renames_index_to_workdir(false);
+        let statuses = repo.statuses(Some(&mut opts)).map_err(err)?;
+        let mut changed: Vec<(PathBuf, bool)> = Vec::new();
+        for entry in statuses.iter() {
+            let raw = entry.path_bytes();
+            let rel = PathBuf::from(std::ffi::OsStr::from_bytes(
+                raw.strip_suffix(b"/").unwrap_or(raw),
+            ));
+            changed.push((rel, entry.status().contains(git2::Status::WT_NEW)));
+        }
+        drop(statuses);
+        if changed.is_empty() {
+            return Ok(());
+        }
+        for (rel, new) in &changed {
+            if *new {
+                // Not under a link: what that leads to is not the worktree's.
+                if !under_link(worktree, rel) {
+                    remove_entry(&worktree.join(rel))?;
+                    remove_empty_parents(worktree, rel);
+                }
+            } else {
+                write_from_index(&repo, &index, worktree, rel)?;
             }
-            dir = d.parent();
         }
     }
-    if restore.is_empty() {
+    Ok(())
+}
+
+/// Removes the directories above `rel` in `worktree` that are empty now.
+fn remove_empty_parents(worktree: &Path, rel: &Path) {
+    let mut dir = rel.parent();
+    while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+        if std::fs::remove_dir(worktree.join(d)).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}
+
+/// Writes the file `rel` of the worktree at `worktree` as the index has it (removes it when
+/// the index has none): whatever is there now goes first, and so does a file or a link where
+/// a directory above it should be.
+fn write_from_index(
+    repo: &Repository,
+    index: &git2::Index,
+    worktree: &Path,
+    rel: &Path,
+) -> Result<()> {
+    let at = worktree.join(rel);
+    let mut above = PathBuf::new();
+    for part in rel.parent().into_iter().flat_map(Path::components) {
+        above.push(part);
+        let dir = worktree.join(&above);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => remove_entry(&dir)?,
+            Err(_) => {}
+        }
+    }
+    remove_entry(&at)?;
+    let Some(entry) = index.get_path(rel, 0) else {
         return Ok(());
+    };
+    if let Some(parent) = at.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
     }
-    // Whatever is there now (a directory where the index has a file, say) goes first.
-    for rel in &restore {
-        remove_entry(&worktree.join(rel))?;
+    if entry.mode == 0o160000 {
+        return std::fs::create_dir_all(&at).map_err(|e| Error::io("create", &at, e));
     }
-    let mut checkout = git2::build::CheckoutBuilder::new();
-    checkout
-        .force()
-        .recreate_missing(true)
-        .disable_pathspec_match(true);
-    for rel in &restore {
-        checkout.path(rel);
+    let blob = repo
+        .find_blob(entry.id)
+        .map_err(|e| git_err("read a file of the worktree's index", e))?;
+    if entry.mode == 0o120000 {
+        use std::os::unix::ffi::OsStrExt as _;
+        let target = std::ffi::OsStr::from_bytes(blob.content());
+        return std::os::unix::fs::symlink(target, &at).map_err(|e| Error::io("write", &at, e));
     }
-    repo.checkout_index(None, Some(&mut checkout)).map_err(err)
+    std::fs::write(&at, blob.content()).map_err(|e| Error::io("write", &at, e))?;
+    if entry.mode == 0o100755 {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mut perms = std::fs::metadata(&at)
+            .map_err(|e| Error::io("read", &at, e))?
+            .permissions();
+        perms.set_mode(perms.mode() | ((perms.mode() & 0o444) >> 2));
+        std::fs::set_permissions(&at, perms).map_err(|e| Error::io("write", &at, e))?;
+    }
+    Ok(())
 }
 
 /// Stages everything in a worktree (new, modified and deleted files; `.gitignore` respected) and

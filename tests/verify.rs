@@ -235,34 +235,51 @@ fn what_verify_changes_is_put_back_before_the_commit() {
 }
 
 #[test]
-fn a_directory_the_task_replaced_by_a_file_or_a_link_is_committed_after_verify() {
-    // The verify command changes a file, so the worktree is put back before the commit; what
-    // the task made of two directories must survive that.
+fn what_the_task_retyped_survives_a_verify_that_retypes_stages_and_commits() {
+    // The task turns directories into a file and links, a link into a file, and makes a file;
+    // the verify command edits and retypes them back, extends .gitignore to hide what it
+    // writes, stages one file and commits another. What the task left is committed, and
+    // nothing of the verify command.
     let s = Scratch::package(&tasks_md(&[shell_task(
         "1",
         "Retype",
         "",
-        "mkdir -p d2f d2l && echo a > d2f/a && echo b > d2l/b && git add -A && git -c user.name=t -c user.email=t@t commit -qm dirs && rm -r d2f d2l && echo now-a-file > d2f && ln -s README.md d2l && echo work > work.txt",
+        "mkdir -p d2f d2l ldir && echo a > d2f/a && echo b > d2l/b && echo c > ldir/c && ln -s Cargo.toml l2f && git add -A && git -c user.name=t -c user.email=t@t commit -qm dirs && rm -r d2f d2l ldir l2f && echo now-a-file > d2f && ln -s README.md d2l && ln -s README.md ldir && echo file > l2f && echo work > work.txt",
     )]));
-    let run = s.shell_run(&[
-        "--verify",
-        "sh -c 'echo junk >> README.md; rm work.txt; mkdir work.txt'",
-    ]);
+    let verify = [
+        "echo junk >> README.md; echo more >> d2f; echo more >> l2f",
+        "rm work.txt; mkdir work.txt; rm ldir; mkdir ldir; echo x > ldir/x",
+        "printf 'gen.txt\\ngendir/\\n' >> .gitignore; echo g > gen.txt; mkdir gendir; echo g > gendir/g",
+        "echo staged > staged.txt; git add staged.txt; echo committed > committed.txt",
+        "git add committed.txt; git -c user.name=v -c user.email=v@v commit -qm verify",
+    ]
+    .join("; ");
+    let run = s.shell_run(&["--verify", &format!("sh -c \"{verify}\"")]);
     run.assert_code(0);
     let branch = Scratch::branch("1");
     let files = s.files(&branch);
-    assert!(files.contains("d2f") && files.contains("d2l"), "{files:?}");
+    for absent in ["gen.txt", "gendir/g", "staged.txt", "committed.txt"] {
+        assert!(!files.contains(absent), "{absent}: {files:?}");
+    }
     assert!(
         !files
             .iter()
-            .any(|f| f.starts_with("d2f/") || f.starts_with("d2l/")),
+            .any(|f| f.contains('/') && !f.starts_with("src/") && !f.starts_with("documentation/")),
         "{files:?}"
     );
     assert_eq!(s.show(&branch, "d2f"), "now-a-file\n");
+    assert_eq!(s.show(&branch, "l2f"), "file\n");
     assert_eq!(s.show(&branch, "work.txt"), "work\n");
     assert_eq!(s.show(&branch, "README.md"), "scratch\n");
-    let mode = s.git(&["ls-tree", &branch, "d2l"]);
-    assert!(mode.starts_with("120000"), "{mode}");
+    assert_eq!(s.show(&branch, ".gitignore"), s.show("main", ".gitignore"));
+    for link in ["d2l", "ldir"] {
+        let entry = s.git(&["ls-tree", &branch, link]);
+        assert!(entry.starts_with("120000"), "{entry}");
+    }
+    assert_eq!(
+        s.git(&["rev-parse", &format!("{branch}~1")]),
+        s.git(&["rev-parse", "main"])
+    );
 }
 
 #[test]

@@ -509,20 +509,20 @@ async fn check(
     }
     // The commands check the work; they do not change it: what they write, change or delete
     // (an untracked Cargo.lock, a formatted file) is put back as the agent left it.
-    in_own_worktree(ctx, who, p, crate::git::stage_all).await?;
+    let staged = in_own_worktree(ctx, who, p, crate::git::stage_all).await?;
     let failure = verify(ctx, p, stop, step, attempt, commands).await;
-    in_own_worktree(ctx, who, p, crate::git::restore_staged).await?;
+    in_own_worktree(ctx, who, p, move |w| crate::git::restore_staged(w, &staged)).await?;
     failure
 }
 
 /// Runs `f` on the job's worktree, if it still is the one spec-exec made (an agent may have
 /// swapped it for a link to the user's tree, or pointed its `.git` elsewhere).
-async fn in_own_worktree(
+async fn in_own_worktree<T: Send + 'static>(
     ctx: &Arc<Ctx>,
     who: Who<'_>,
     p: &Progress,
-    f: fn(&Path) -> crate::error::Result<()>,
-) -> Result<(), End> {
+    f: impl FnOnce(&Path) -> crate::error::Result<T> + Send + 'static,
+) -> Result<T, End> {
     let (worktree, name, branch) = (
         p.worktree.clone(),
         p.worktree_name.clone(),
