@@ -649,9 +649,8 @@ impl Git {
         // Files the last task hid from git (`assume-unchanged`, `skip-worktree`) are compared,
         // and written, like any other.
         unhide_all(&wt).map_err(err)?;
-        // A link its last commit holds where the next tree has something else (a directory
-        // whose files the checkout would write through it): links that change go first, as
-        // links.
+        // A link its last commit holds where the next tree has a directory, whose files the
+        // checkout would write through it, goes first, as a link.
         let old = wt.head().and_then(|h| h.peel_to_tree()).map_err(err)?;
         let new = commit.tree().map_err(err)?;
         let diff = wt
@@ -661,6 +660,9 @@ impl Git {
             let file = delta.old_file();
             if file.mode() == git2::FileMode::Link
                 && let Some(rel) = file.path()
+                && new
+                    .get_path(rel)
+                    .is_ok_and(|e| e.kind() == Some(git2::ObjectType::Tree))
                 && std::fs::symlink_metadata(path.join(rel)).is_ok_and(|m| m.is_symlink())
             {
                 remove_entry(&path.join(rel))?;

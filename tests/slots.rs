@@ -36,7 +36,7 @@ fn worktree_of(run: &support::Run, id: &str) -> PathBuf {
 #[test]
 fn nothing_of_a_task_is_left_in_its_slot_for_the_next() {
     let trace = [
-        "stat -c %i README.md > \"$HELPER_CTL/inode\"",
+        "stat -c %i . keep README.md > \"$HELPER_CTL/inode\"",
         "echo new > new.txt",
         "echo changed >> Cargo.toml",
         "rm keep/deleted.txt",
@@ -59,7 +59,7 @@ fn nothing_of_a_task_is_left_in_its_slot_for_the_next() {
         "test -f keep/deleted.txt && test -f emptied/only.txt && test ! -L retyped.txt",
         "test ! -x mode.sh",
         "test -z \"$(grep changed Cargo.toml)\"",
-        "test \"$(stat -c %i README.md)\" = \"$(cat \"$HELPER_CTL/inode\")\"",
+        "test \"$(stat -c %i . keep README.md)\" = \"$(cat \"$HELPER_CTL/inode\")\"",
         "echo clean > clean.txt",
     ];
     let s = Scratch::unapproved(
