@@ -501,16 +501,7 @@ impl<'a> Scheduler<'a> {
             gate.rounds.push(entry.clone());
             self.rework_runs.entry(index).or_default().push(entry);
             self.final_branch.insert(index, start.branch.clone());
-            actions.push(Action::Emit(Event::ReworkFinished {
-                id: id.clone(),
-                review: self.list.tasks[r].id.clone(),
-                round: run,
-                branch: start.branch.clone(),
-                commit: report.commit.clone(),
-                files_changed: report.files_changed,
-                duration_secs: report.duration_secs,
-                log: report.log.clone().unwrap_or_default(),
-            }));
+            actions.push(self.rework_event(r, run, &start, &report));
             if let Some(before) = self.rework_last.get(&index) {
                 report.duration_secs += before.duration_secs;
                 if let Some(u) = &before.usage {
@@ -545,6 +536,21 @@ impl<'a> Scheduler<'a> {
         }
     }
 
+    /// The event of run `run` of a rework (`start`) for review `r`, which ended done with
+    /// `report`.
+    fn rework_event(&self, r: usize, run: u32, start: &Start, report: &TaskReport) -> Action {
+        Action::Emit(Event::ReworkFinished {
+            id: self.list.tasks[start.task].id.clone(),
+            review: self.list.tasks[r].id.clone(),
+            round: run,
+            branch: start.branch.clone(),
+            commit: report.commit.clone(),
+            files_changed: report.files_changed,
+            duration_secs: report.duration_secs,
+            log: report.log.clone().unwrap_or_default(),
+        })
+    }
+
     /// With `one_step`, run `run` of a rework for review `r` ended: so does the rework's step
     /// (the review's next round is another run's).
     fn rework_step_finished(
@@ -559,16 +565,7 @@ impl<'a> Scheduler<'a> {
         } = done;
         let id = self.list.tasks[start.task].id.clone();
         if report.status == Status::Done {
-            actions.push(Action::Emit(Event::ReworkFinished {
-                id: id.clone(),
-                review: self.list.tasks[r].id.clone(),
-                round: run,
-                branch: start.branch.clone(),
-                commit: report.commit.clone(),
-                files_changed: report.files_changed,
-                duration_secs: report.duration_secs,
-                log: report.log.clone().unwrap_or_default(),
-            }));
+            actions.push(self.rework_event(r, run, &start, &report));
             report.reason = Some(format!(
                 "answered round {} of {}; its next round runs next",
                 start.findings.as_ref().map_or(run, |f| f.round),
