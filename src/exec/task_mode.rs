@@ -161,274 +161,452 @@ pub fn check(
     mode: &TaskMode,
     names: &Names<'_>,
 ) -> Result<Checked> {
-    let reviews = review::reviews(list);
-    let branch = |t: usize| git::branch_name(names.prefix, names.feature, &list.tasks[t].id);
-    let selected: BTreeSet<usize> = mode.selected.iter().copied().collect();
-    let approved =
-        |c: usize| list.tasks[c].state == TaskState::Done || earlier.reused.contains_key(&c);
-    // A dependency is done: finished on its branch, or a rework its reviews made unneeded.
-    let satisfied = |d: usize| {
-        earlier.reused.contains_key(&d) || {
-            let cond: Vec<usize> = list.tasks[d].condition().collect();
-            !cond.is_empty() && cond.iter().all(|&c| approved(c))
-        }
+    let checker = Checker {
+        git,
+        list,
+        plan,
+        earlier,
+        names,
+        reviews: review::reviews(list),
+        selected: mode.selected.iter().copied().collect(),
     };
     let mut out = Checked::default();
-    let mut missing: Vec<String> = Vec::new();
-    // With `--push`, the dependencies' branches that are not as the remote has them.
-    let mut unshared: Vec<String> = Vec::new();
-    let mut unshared_tasks: Vec<&str> = Vec::new();
+    let mut gaps = Gaps::default();
     for &t in &mode.selected {
-        let id = &list.tasks[t].id;
-        let done = |why: String| TaskReport {
-            branch: earlier.reused.contains_key(&t).then(|| branch(t)),
-            commit: earlier.reused.get(&t).cloned(),
-            verdict: reviews[t].then_some(Verdict::Approved),
-            ..report_of(list, t, Status::Reused, why)
-        };
-        if list.tasks[t].state == TaskState::Done {
-            out.settled
-                .push(done("already done: ticked in tasks.md".to_owned()));
-            continue;
-        }
-        // A rework: the step it takes depends on its reviews' recorded rounds, whether or not
-        // it ran before.
-        let condition: Vec<usize> = list.tasks[t].condition().collect();
-        if let Some(&r) = condition.iter().find(|c| selected.contains(c)) {
-            let on = &list.tasks[r].id;
-            return Err(Error::user_with_help(
-                format!(
-                    "--task {on} and --task {id}: rework {id} answers a round of review {on}, and a review gate goes one step per run"
-                ),
-                format!(
-                    "run `--task {on}` on its own; when its round asks for changes, run `--task {id}` in another run (then `--task {on}` again for its next round)"
-                ),
-            ));
-        }
-        if !condition.is_empty() {
-            if condition
-                .iter()
-                .any(|&c| earlier.awaits_rework(c).is_some())
-            {
-                // It answers that round (below: its other dependencies must be done too).
-            } else if condition.iter().all(|&c| approved(c)) {
-                let on: Vec<&str> = condition
-                    .iter()
-                    .map(|&c| list.tasks[c].id.as_str())
-                    .collect();
-                // A rework that ran (and whose review then approved) is done; one that never
-                // had to is not needed.
-                let ran = last_branch(earlier, t);
-                let (status, why) = match &ran {
-                    Some(b) => (
-                        Status::Reused,
-                        format!(
-                            "already done: it ran (its last run is on `{b}`), and then {} approved",
-                            on.join(" and ")
-                        ),
-                    ),
-                    None => (Status::NotNeeded, format!("{} approved", on.join(" and "))),
-                };
-                out.settled.push(TaskReport {
-                    branch: ran,
-                    ..report_of(list, t, status, why)
-                });
-                continue;
-            } else if let Some(r) = condition
-                .iter()
-                .copied()
-                .find(|c| earlier.history.contains_key(c))
-            {
-                // It answered the last round already: the review's next round comes next.
-                out.settled.push(TaskReport {
-                    branch: last_branch(earlier, t),
-                    ..report_of(
-                        list,
-                        t,
-                        Status::Reused,
-                        format!(
-                            "already done: it answered {0}'s last round; {0}'s next round runs next",
-                            list.tasks[r].id
-                        ),
-                    )
-                });
-                continue;
-            } else {
-                let r = condition[0];
-                missing.push(format!(
-                    "rework {id} answers review {}, which has no recorded round yet (its branch `{}`); run `--task {}` first",
-                    list.tasks[r].id,
-                    branch(r),
-                    list.tasks[r].id
-                ));
-                continue;
+        match checker.step(t, &mut gaps)? {
+            Step::Run => {
+                out.run.insert(t);
             }
-        } else if earlier.reused.contains_key(&t) {
-            out.settled.push(done(format!(
-                "already done: its branch `{}` holds its commit",
-                last_branch(earlier, t).unwrap_or_else(|| branch(t))
-            )));
-            continue;
+            Step::Settled(report) => out.settled.push(report),
+            Step::Waits => {}
         }
-        if let Some((_, why)) = plan.blocked.iter().find(|(b, _)| *b == t) {
-            let why = match why {
-                Blocked::NotRunnable => "it is marked not runnable (`[~]`)".to_owned(),
-                Blocked::WaitsForBlocked { on } => {
-                    format!("it waits for task {}, which cannot run", list.tasks[*on].id)
-                }
-                Blocked::OutsideTracks { .. } => {
-                    "it waits for work outside the selected tracks".to_owned()
-                }
-            };
-            return Err(Error::user_with_help(
-                format!("task {id} cannot run: {why}"),
-                "select another task, or change tasks.md",
-            ));
-        }
-        let Some(node) = plan.node(t) else {
-            // Left out of this run's plan (`--track`, `--skip-optional`): nothing to run.
-            out.settled.push(report_of(
-                list,
-                t,
-                Status::Skipped,
-                "not in this run's plan (left out by --track or --skip-optional)".to_owned(),
-            ));
-            continue;
-        };
-        if reviews[t]
-            && let Some(last) = earlier.awaits_rework(t)
-            && last.round >= names.max_review_rounds
-        {
-            // The gate failed at its limit (the round was pushed as its record): another run
-            // would only repeat it.
-            out.settled.push(TaskReport {
-                branch: Some(last.branch.clone()),
-                commit: Some(last.oid.to_string()),
-                ..report_of(
-                    list,
-                    t,
-                    Status::Failed,
-                    format!(
-                        "still requires changes after {} review round{} (the limit, --max-review-rounds {}): its last round is `{}`; raise the limit to go on",
-                        last.round,
-                        if last.round == 1 { "" } else { "s" },
-                        names.max_review_rounds,
-                        last.branch
-                    ),
-                )
-            });
-            continue;
-        }
-        if reviews[t]
-            && let Some(last) = earlier.awaits_rework(t)
-            && let Some(w) = list
-                .leaves()
-                .find(|&w| list.tasks[w].condition().any(|c| c == t))
-        {
-            // The round stands: its verdict is the step this run reports, and the rework runs
-            // next (a workflow run again from its first job goes on from here).
-            out.settled.push(TaskReport {
-                branch: Some(last.branch.clone()),
-                commit: Some(last.oid.to_string()),
-                verdict: Some(Verdict::RequiresChanges),
-                ..report_of(
-                    list,
-                    t,
-                    Status::Reused,
-                    format!(
-                        "its round {} (`{}`) requires changes that its rework {} has not answered yet: `--task {}` runs next, then its round {}",
-                        last.round,
-                        last.branch,
-                        list.tasks[w].id,
-                        list.tasks[w].id,
-                        last.round + 1
-                    ),
-                )
-            });
-            continue;
-        }
-        for &d in &node.deps {
-            let on = &list.tasks[d].id;
-            if selected.contains(&d) {
-                if reviews[d] || list.tasks[d].condition().next().is_some() {
-                    return Err(Error::user_with_help(
-                        format!(
-                            "--task {id} and --task {on}: {id} waits for {on}, whose review gate goes one step per run"
-                        ),
-                        format!("run {on} on its own, then {id} in another run"),
-                    ));
-                }
-                continue;
-            }
-            if satisfied(d) || condition.contains(&d) {
-                if let Some(fetched) = names.pushed
-                    && list.tasks[d].state != TaskState::Done
-                {
-                    let remote = &fetched.remote;
-                    for (b, tip) in task_branches(git, list, earlier, names, d) {
-                        let how = match Against::of(git, fetched, &b, tip) {
-                            Against::Same => continue,
-                            Against::Absent => format!("is not on {remote}"),
-                            Against::Ahead => format!("is ahead of {remote}'s"),
-                            Against::Other => format!("and {remote}'s have diverged"),
-                        };
-                        let line = format!(
-                            "task {id} needs task {on}, whose branch `{b}` {how}: a job elsewhere would not build on the same work"
-                        );
-                        if !unshared.contains(&line) {
-                            unshared.push(line);
-                        }
-                        if !unshared_tasks.contains(&on.as_str()) {
-                            unshared_tasks.push(on);
-                        }
-                    }
-                }
-                continue;
-            }
-            let fetched = names
-                .remote
-                .map(|r| format!(" (after fetching from {r})"))
-                .unwrap_or_default();
-            missing.push(format!(
-                "task {id} needs task {on}, which is not done: not ticked in tasks.md, and its branch `{}` {}{fetched}",
-                branch(d),
-                if reviews[d] {
-                    "holds no approved round of it"
-                } else {
-                    "does not hold its commit"
-                }
-            ));
-        }
-        out.run.insert(t);
     }
-    if !missing.is_empty() {
+    gaps.refuse_missing(names)?;
+    gaps.refuse_unshared(names)?;
+    Ok(out)
+}
+
+/// What [`check`] decides for one selected task.
+#[allow(clippy::large_enum_variant, reason = "one at a time, consumed at once")]
+enum Step {
+    /// It runs (when no dependency of the selection is missing).
+    Run,
+    /// It needs no run: its report.
+    Settled(TaskReport),
+    /// It cannot run yet: what it waits for is among the missing.
+    Waits,
+}
+
+/// Where a rework stands, by its reviews' recorded rounds.
+#[allow(clippy::large_enum_variant, reason = "one at a time, consumed at once")]
+enum Rework {
+    /// A review's round awaits it: it answers that round (when its other dependencies are
+    /// done too).
+    Answers,
+    /// It needs no run: its report.
+    Settled(TaskReport),
+    /// Its review has no recorded round yet: the line naming what is missing.
+    NoRound(String),
+}
+
+/// What keeps the selected tasks from running, gathered over all of them so that one error
+/// names it all.
+#[derive(Debug, Default)]
+struct Gaps {
+    /// The dependencies that are not done.
+    missing: Vec<String>,
+    /// With `--push`, the dependencies' branches that are not as the remote has them.
+    unshared: Vec<String>,
+    /// The tasks of those branches, for the command that pushes them.
+    unshared_tasks: Vec<String>,
+}
+
+impl Gaps {
+    /// A dependency not done is an error naming each, and how to get them done.
+    fn refuse_missing(&self, names: &Names<'_>) -> Result<()> {
+        if self.missing.is_empty() {
+            return Ok(());
+        }
         let remote = names.remote.unwrap_or("origin");
-        return Err(Error::user_with_help(
+        Err(Error::user_with_help(
             format!(
                 "the dependencies of the selected tasks are not done:\n  {}",
-                missing.join("\n  ")
+                self.missing.join("\n  ")
             ),
             format!(
                 "run those tasks first (`cargo spec-exec {0} --task ID`, with `--remote {remote} --push` to share their branches), or fetch their branches with `--remote {remote}`; nothing was started",
                 names.feature
             ),
-        ));
+        ))
     }
-    if !unshared.is_empty() {
+
+    /// With `--push`, a dependency's branch that is not as the remote has it is an error
+    /// naming each, and how to push them first.
+    fn refuse_unshared(&self, names: &Names<'_>) -> Result<()> {
+        if self.unshared.is_empty() {
+            return Ok(());
+        }
         let remote = names.remote.unwrap_or("origin");
-        return Err(Error::user_with_help(
+        Err(Error::user_with_help(
             format!(
                 "with --push, the dependencies of the selected tasks must be on {remote} as they are here:\n  {}",
-                unshared.join("\n  ")
+                self.unshared.join("\n  ")
             ),
             format!(
                 "push them first (`cargo spec-exec {0} --task {1} --remote {remote} --push` pushes a task done here), or delete the local branches to take {remote}'s (`git branch -D <branch>`); nothing was started",
                 names.feature,
-                unshared_tasks.join(" --task ")
+                self.unshared_tasks.join(" --task ")
             ),
-        ));
+        ))
     }
-    Ok(out)
+}
+
+/// What [`check`] looks at to decide for each selected task.
+struct Checker<'a> {
+    git: &'a git::Git,
+    list: &'a TaskList,
+    plan: &'a Plan,
+    earlier: &'a Earlier,
+    names: &'a Names<'a>,
+    /// Which tasks are reviews.
+    reviews: Vec<bool>,
+    selected: BTreeSet<usize>,
+}
+
+impl Checker<'_> {
+    /// The decision for selected task `t`, step by step; what keeps it from running goes to
+    /// `gaps`.
+    fn step(&self, t: usize, gaps: &mut Gaps) -> Result<Step> {
+        if self.list.tasks[t].state == TaskState::Done {
+            let why = "already done: ticked in tasks.md".to_owned();
+            return Ok(Step::Settled(self.done(t, why)));
+        }
+        let condition: Vec<usize> = self.list.tasks[t].condition().collect();
+        if condition.is_empty() {
+            if self.earlier.reused.contains_key(&t) {
+                let why = format!(
+                    "already done: its branch `{}` holds its commit",
+                    last_branch(self.earlier, t).unwrap_or_else(|| self.branch(t))
+                );
+                return Ok(Step::Settled(self.done(t, why)));
+            }
+        } else {
+            // A rework: the step it takes depends on its reviews' recorded rounds, whether or
+            // not it ran before.
+            self.refuse_with_its_review(t, &condition)?;
+            match self.rework(t, &condition) {
+                Rework::Answers => {}
+                Rework::Settled(report) => return Ok(Step::Settled(report)),
+                Rework::NoRound(line) => {
+                    gaps.missing.push(line);
+                    return Ok(Step::Waits);
+                }
+            }
+        }
+        self.refuse_blocked(t)?;
+        let Some(node) = self.plan.node(t) else {
+            // Left out of this run's plan (`--track`, `--skip-optional`): nothing to run.
+            return Ok(Step::Settled(report_of(
+                self.list,
+                t,
+                Status::Skipped,
+                "not in this run's plan (left out by --track or --skip-optional)".to_owned(),
+            )));
+        };
+        if let Some(report) = self
+            .review_at_limit(t)
+            .or_else(|| self.review_awaits_rework(t))
+        {
+            return Ok(Step::Settled(report));
+        }
+        self.dependencies(t, &node.deps, &condition, gaps)?;
+        Ok(Step::Run)
+    }
+
+    /// The branch task `t` runs on.
+    fn branch(&self, t: usize) -> String {
+        git::branch_name(
+            self.names.prefix,
+            self.names.feature,
+            &self.list.tasks[t].id,
+        )
+    }
+
+    /// Review `c` approved: ticked, or finished on its branch.
+    fn approved(&self, c: usize) -> bool {
+        self.list.tasks[c].state == TaskState::Done || self.earlier.reused.contains_key(&c)
+    }
+
+    /// Dependency `d` is done: finished on its branch, or a rework its reviews made unneeded.
+    fn satisfied(&self, d: usize) -> bool {
+        self.earlier.reused.contains_key(&d) || {
+            let cond: Vec<usize> = self.list.tasks[d].condition().collect();
+            !cond.is_empty() && cond.iter().all(|&c| self.approved(c))
+        }
+    }
+
+    /// The report of task `t`, done before: `why`.
+    fn done(&self, t: usize, why: String) -> TaskReport {
+        TaskReport {
+            branch: self.earlier.reused.contains_key(&t).then(|| self.branch(t)),
+            commit: self.earlier.reused.get(&t).cloned(),
+            verdict: self.reviews[t].then_some(Verdict::Approved),
+            ..report_of(self.list, t, Status::Reused, why)
+        }
+    }
+
+    /// Rework `t` selected with one of its reviews `condition` is an error: a review gate goes
+    /// one step per run.
+    fn refuse_with_its_review(&self, t: usize, condition: &[usize]) -> Result<()> {
+        let Some(&r) = condition.iter().find(|c| self.selected.contains(c)) else {
+            return Ok(());
+        };
+        let (id, on) = (&self.list.tasks[t].id, &self.list.tasks[r].id);
+        Err(Error::user_with_help(
+            format!(
+                "--task {on} and --task {id}: rework {id} answers a round of review {on}, and a review gate goes one step per run"
+            ),
+            format!(
+                "run `--task {on}` on its own; when its round asks for changes, run `--task {id}` in another run (then `--task {on}` again for its next round)"
+            ),
+        ))
+    }
+
+    /// Where rework `t`, which answers the reviews `condition`, stands.
+    fn rework(&self, t: usize, condition: &[usize]) -> Rework {
+        let (list, earlier) = (self.list, self.earlier);
+        if condition
+            .iter()
+            .any(|&c| earlier.awaits_rework(c).is_some())
+        {
+            // It answers that round (below: its other dependencies must be done too).
+            return Rework::Answers;
+        }
+        if condition.iter().all(|&c| self.approved(c)) {
+            return Rework::Settled(self.rework_after_approval(t, condition));
+        }
+        if let Some(r) = condition
+            .iter()
+            .copied()
+            .find(|c| earlier.history.contains_key(c))
+        {
+            // It answered the last round already: the review's next round comes next.
+            return Rework::Settled(TaskReport {
+                branch: last_branch(earlier, t),
+                ..report_of(
+                    list,
+                    t,
+                    Status::Reused,
+                    format!(
+                        "already done: it answered {0}'s last round; {0}'s next round runs next",
+                        list.tasks[r].id
+                    ),
+                )
+            });
+        }
+        let r = condition[0];
+        Rework::NoRound(format!(
+            "rework {} answers review {}, which has no recorded round yet (its branch `{}`); run `--task {}` first",
+            list.tasks[t].id,
+            list.tasks[r].id,
+            self.branch(r),
+            list.tasks[r].id
+        ))
+    }
+
+    /// The report of rework `t` once its reviews `condition` approved: a rework that ran (and
+    /// whose review then approved) is done; one that never had to is not needed.
+    fn rework_after_approval(&self, t: usize, condition: &[usize]) -> TaskReport {
+        let on: Vec<&str> = condition
+            .iter()
+            .map(|&c| self.list.tasks[c].id.as_str())
+            .collect();
+        let ran = last_branch(self.earlier, t);
+        let (status, why) = match &ran {
+            Some(b) => (
+                Status::Reused,
+                format!(
+                    "already done: it ran (its last run is on `{b}`), and then {} approved",
+                    on.join(" and ")
+                ),
+            ),
+            None => (Status::NotNeeded, format!("{} approved", on.join(" and "))),
+        };
+        TaskReport {
+            branch: ran,
+            ..report_of(self.list, t, status, why)
+        }
+    }
+
+    /// A task the plan blocks is an error naming why.
+    fn refuse_blocked(&self, t: usize) -> Result<()> {
+        let Some((_, why)) = self.plan.blocked.iter().find(|(b, _)| *b == t) else {
+            return Ok(());
+        };
+        let why = match why {
+            Blocked::NotRunnable => "it is marked not runnable (`[~]`)".to_owned(),
+            Blocked::WaitsForBlocked { on } => {
+                format!(
+                    "it waits for task {}, which cannot run",
+                    self.list.tasks[*on].id
+                )
+            }
+            Blocked::OutsideTracks { .. } => {
+                "it waits for work outside the selected tracks".to_owned()
+            }
+        };
+        Err(Error::user_with_help(
+            format!("task {} cannot run: {why}", self.list.tasks[t].id),
+            "select another task, or change tasks.md",
+        ))
+    }
+
+    /// The report of review `t` when its gate failed at its limit (the round was pushed as its
+    /// record): another run would only repeat it.
+    fn review_at_limit(&self, t: usize) -> Option<TaskReport> {
+        let max = self.names.max_review_rounds;
+        if !self.reviews[t] {
+            return None;
+        }
+        let last = self.earlier.awaits_rework(t)?;
+        if last.round < max {
+            return None;
+        }
+        Some(TaskReport {
+            branch: Some(last.branch.clone()),
+            commit: Some(last.oid.to_string()),
+            ..report_of(
+                self.list,
+                t,
+                Status::Failed,
+                format!(
+                    "still requires changes after {} review round{} (the limit, --max-review-rounds {}): its last round is `{}`; raise the limit to go on",
+                    last.round,
+                    if last.round == 1 { "" } else { "s" },
+                    max,
+                    last.branch
+                ),
+            )
+        })
+    }
+
+    /// The report of review `t` when its last round requires changes its rework has not
+    /// answered yet: the round stands, its verdict is the step this run reports, and the
+    /// rework runs next (a workflow run again from its first job goes on from here).
+    fn review_awaits_rework(&self, t: usize) -> Option<TaskReport> {
+        let list = self.list;
+        if !self.reviews[t] {
+            return None;
+        }
+        let last = self.earlier.awaits_rework(t)?;
+        let w = list
+            .leaves()
+            .find(|&w| list.tasks[w].condition().any(|c| c == t))?;
+        Some(TaskReport {
+            branch: Some(last.branch.clone()),
+            commit: Some(last.oid.to_string()),
+            verdict: Some(Verdict::RequiresChanges),
+            ..report_of(
+                list,
+                t,
+                Status::Reused,
+                format!(
+                    "its round {} (`{}`) requires changes that its rework {} has not answered yet: `--task {}` runs next, then its round {}",
+                    last.round,
+                    last.branch,
+                    list.tasks[w].id,
+                    list.tasks[w].id,
+                    last.round + 1
+                ),
+            )
+        })
+    }
+
+    /// Task `t`'s dependencies `deps` (a rework's reviews `condition` among them): each done,
+    /// else missing; with `--push`, their branches as the remote has them, else unshared.
+    fn dependencies(
+        &self,
+        t: usize,
+        deps: &[usize],
+        condition: &[usize],
+        gaps: &mut Gaps,
+    ) -> Result<()> {
+        for &d in deps {
+            if self.selected.contains(&d) {
+                self.refuse_with_gated(t, d)?;
+            } else if self.satisfied(d) || condition.contains(&d) {
+                self.unshared(t, d, gaps);
+            } else {
+                gaps.missing.push(self.missing(t, d));
+            }
+        }
+        Ok(())
+    }
+
+    /// Task `t` selected with its dependency `d` is an error when `d`'s review gate (a
+    /// review's, a rework's) goes one step per run.
+    fn refuse_with_gated(&self, t: usize, d: usize) -> Result<()> {
+        if !self.reviews[d] && self.list.tasks[d].condition().next().is_none() {
+            return Ok(());
+        }
+        let (id, on) = (&self.list.tasks[t].id, &self.list.tasks[d].id);
+        Err(Error::user_with_help(
+            format!(
+                "--task {id} and --task {on}: {id} waits for {on}, whose review gate goes one step per run"
+            ),
+            format!("run {on} on its own, then {id} in another run"),
+        ))
+    }
+
+    /// With `--push`, the branches of task `t`'s dependency `d` (done, not ticked) that are
+    /// not as the remote has them: a job elsewhere would not build on the same work.
+    fn unshared(&self, t: usize, d: usize, gaps: &mut Gaps) {
+        let Some(fetched) = self.names.pushed else {
+            return;
+        };
+        if self.list.tasks[d].state == TaskState::Done {
+            return;
+        }
+        let (id, on) = (&self.list.tasks[t].id, &self.list.tasks[d].id);
+        let remote = &fetched.remote;
+        for (b, tip) in task_branches(self.git, self.list, self.earlier, self.names, d) {
+            let how = match Against::of(self.git, fetched, &b, tip) {
+                Against::Same => continue,
+                Against::Absent => format!("is not on {remote}"),
+                Against::Ahead => format!("is ahead of {remote}'s"),
+                Against::Other => format!("and {remote}'s have diverged"),
+            };
+            let line = format!(
+                "task {id} needs task {on}, whose branch `{b}` {how}: a job elsewhere would not build on the same work"
+            );
+            if !gaps.unshared.contains(&line) {
+                gaps.unshared.push(line);
+            }
+            if !gaps.unshared_tasks.contains(on) {
+                gaps.unshared_tasks.push(on.clone());
+            }
+        }
+    }
+
+    /// The line naming task `t`'s dependency `d` as not done.
+    fn missing(&self, t: usize, d: usize) -> String {
+        let fetched = self
+            .names
+            .remote
+            .map(|r| format!(" (after fetching from {r})"))
+            .unwrap_or_default();
+        format!(
+            "task {} needs task {}, which is not done: not ticked in tasks.md, and its branch `{}` {}{fetched}",
+            self.list.tasks[t].id,
+            self.list.tasks[d].id,
+            self.branch(d),
+            if self.reviews[d] {
+                "holds no approved round of it"
+            } else {
+                "does not hold its commit"
+            }
+        )
+    }
 }
 
 /// The branch of task `t`'s last recorded run (a review's round, a rework's run).
