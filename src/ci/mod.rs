@@ -534,13 +534,10 @@ pub fn build(
         // A rework's jobs are in the gates of the reviews it answers.
     }
     jobs.wire(&order);
-    let mut integrate_conds = Vec::new();
-    for n in &order {
-        jobs.wait_for(n.task, &mut Vec::new(), &mut integrate_conds);
-    }
+    let all_done = jobs.all_done(&order);
     let mut laid = in_dependency_order(std::mem::take(&mut jobs.all), feature)?;
     let (width, slot_orders) = keep_to_max_agents(&mut laid, settings.max_agents);
-    let integrate = jobs.integrate_job(&laid, integrate_conds);
+    let integrate = jobs.integrate_job(&laid, all_done);
     laid.push(integrate);
     Ok(Workflow {
         feature: feature.to_owned(),
@@ -990,6 +987,15 @@ impl<'a> Jobs<'a> {
             before = Some(j);
         }
         waits
+    }
+
+    /// What every task of the plan done means: the conditions of waiting for them all.
+    fn all_done(&self, order: &[&plan::Node]) -> Vec<Cond> {
+        let mut conds = Vec::new();
+        for n in order {
+            self.wait_for(n.task, &mut Vec::new(), &mut conds);
+        }
+        conds
     }
 
     /// What a run of rework `w` waits for: the review round before it asking for changes, and
