@@ -1061,18 +1061,12 @@ fn is_command_word(word: &str) -> bool {
 /// The jobs in an order where each comes after every job it needs (their order otherwise);
 /// when they wait for each other in a circle, the jobs that could not be placed.
 fn topological(jobs: &[Job]) -> std::result::Result<Vec<usize>, Vec<usize>> {
-    let index: HashMap<&str, usize> = jobs
-        .iter()
-        .enumerate()
-        .map(|(i, j)| (j.id.as_str(), i))
-        .collect();
+    let index = job_index(jobs);
     let mut waiting: Vec<usize> = jobs.iter().map(|j| j.needs.len() + j.after.len()).collect();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); jobs.len()];
     for (i, j) in jobs.iter().enumerate() {
-        for n in j.needs.iter().chain(&j.after) {
-            if let Some(&p) = index.get(n.as_str()) {
-                dependents[p].push(i);
-            }
+        for p in waits_directly(j, &index) {
+            dependents[p].push(i);
         }
     }
     let mut ready: std::collections::BTreeSet<usize> =
@@ -1098,29 +1092,47 @@ fn topological(jobs: &[Job]) -> std::result::Result<Vec<usize>, Vec<usize>> {
 /// order (everything a job needs comes before it).
 fn ancestors(jobs: &[Job]) -> Vec<Vec<u64>> {
     let words = jobs.len().div_ceil(64);
-    let index: HashMap<&str, usize> = jobs
-        .iter()
-        .enumerate()
-        .map(|(i, j)| (j.id.as_str(), i))
-        .collect();
+    let index = job_index(jobs);
     let mut anc: Vec<Vec<u64>> = Vec::with_capacity(jobs.len());
     for j in jobs {
         let mut set = vec![0u64; words];
-        for n in j.needs.iter().chain(&j.after) {
-            if let Some(&p) = index.get(n.as_str()) {
-                set[p / 64] |= 1 << (p % 64);
-                for (w, a) in set.iter_mut().zip(&anc[p]) {
-                    *w |= a;
-                }
-            }
+        for p in waits_directly(j, &index) {
+            add(&mut set, p, &anc[p]);
         }
         anc.push(set);
     }
     anc
 }
 
+/// Each job's index by its id.
+fn job_index(jobs: &[Job]) -> HashMap<&str, usize> {
+    jobs.iter()
+        .enumerate()
+        .map(|(i, j)| (j.id.as_str(), i))
+        .collect()
+}
+
+/// The jobs `job` needs or comes after, by index.
+fn waits_directly<'a>(
+    job: &'a Job,
+    index: &'a HashMap<&str, usize>,
+) -> impl Iterator<Item = usize> + 'a {
+    job.needs
+        .iter()
+        .chain(&job.after)
+        .filter_map(|n| index.get(n.as_str()).copied())
+}
+
 fn has(set: &[u64], i: usize) -> bool {
     set[i / 64] & (1 << (i % 64)) != 0
+}
+
+/// Adds job `p` and the jobs it waits for (`of_p`) to `set`.
+fn add(set: &mut [u64], p: usize, of_p: &[u64]) {
+    set[p / 64] |= 1 << (p % 64);
+    for (w, a) in set.iter_mut().zip(of_p) {
+        *w |= a;
+    }
 }
 
 /// The most jobs that can run at once: the largest set of jobs none of which waits for
@@ -1171,28 +1183,20 @@ fn width(jobs: &[Job]) -> usize {
 /// the slot's last job. Returns how many orders were added ([`Job::after`]); a slot's last job
 /// that the job already waits for needs none.
 fn keep_to(jobs: &mut [Job], slots: usize) -> usize {
-    let index: HashMap<String, usize> = jobs
-        .iter()
-        .enumerate()
-        .map(|(i, j)| (j.id.clone(), i))
-        .collect();
+    let index = job_index(jobs);
     let words = jobs.len().div_ceil(64);
     let mut anc: Vec<Vec<u64>> = Vec::with_capacity(jobs.len());
     let mut finish = vec![0usize; jobs.len()];
     // Each slot: when it frees, and its last job.
     let mut lanes: Vec<(usize, Option<usize>)> = vec![(0, None); slots.max(1)];
-    let mut added = 0;
-    for i in 0..jobs.len() {
+    // The orders to add: a job, and the job it comes after.
+    let mut orders: Vec<(usize, usize)> = Vec::new();
+    for (i, job) in jobs.iter().enumerate() {
         let mut set = vec![0u64; words];
         let mut ready = 0;
-        for n in jobs[i].needs.iter().chain(&jobs[i].after) {
-            if let Some(&p) = index.get(n) {
-                set[p / 64] |= 1 << (p % 64);
-                for (w, a) in set.iter_mut().zip(&anc[p]) {
-                    *w |= a;
-                }
-                ready = ready.max(finish[p]);
-            }
+        for p in waits_directly(job, &index) {
+            add(&mut set, p, &anc[p]);
+            ready = ready.max(finish[p]);
         }
         // The slot free soonest; among equals, one whose last job this job waits for anyway.
         let lane = (0..lanes.len())
@@ -1206,20 +1210,18 @@ fn keep_to(jobs: &mut [Job], slots: usize) -> usize {
         if let Some(p) = last
             && !has(&set, p)
         {
-            let id = jobs[p].id.clone();
-            jobs[i].after.push(id);
-            set[p / 64] |= 1 << (p % 64);
-            let from = anc[p].clone();
-            for (w, a) in set.iter_mut().zip(&from) {
-                *w |= a;
-            }
-            added += 1;
+            orders.push((i, p));
+            add(&mut set, p, &anc[p]);
         }
         finish[i] = free.max(ready) + 1;
         lanes[lane] = (finish[i], Some(i));
         anc.push(set);
     }
-    added
+    for &(i, p) in &orders {
+        let id = jobs[p].id.clone();
+        jobs[i].after.push(id);
+    }
+    orders.len()
 }
 
 #[cfg(test)]
