@@ -188,30 +188,22 @@ fn write_job(out: &mut String, w: &Workflow, job: &Job) {
             let _ = writeln!(out, "        run: {}", w.install.script());
         }
     }
-    match job.agent.tool {
-        Tool::Npm(package) => {
-            let _ = writeln!(
-                out,
-                "      - uses: {SETUP_NODE}\n        with:\n          node-version: '20'"
-            );
-            let _ = writeln!(
-                out,
-                "      - name: Install {0}\n        run: npm install -g {package}",
-                job.agent.agent
-            );
-        }
-        Tool::Pip(package) => {
-            let _ = writeln!(
-                out,
-                "      - uses: {SETUP_PYTHON}\n        with:\n          python-version: '3.12'"
-            );
-            let _ = writeln!(
-                out,
-                "      - name: Install {0}\n        run: pip install {package}",
-                job.agent.agent
-            );
-        }
-        Tool::None => {}
+    let setup = match job.agent.tool {
+        Tool::Npm(package) => Some((SETUP_NODE, "node-version: '20'", "npm install -g", package)),
+        Tool::Pip(package) => Some((
+            SETUP_PYTHON,
+            "python-version: '3.12'",
+            "pip install",
+            package,
+        )),
+        Tool::None => None,
+    };
+    if let Some((action, version, install, package)) = setup {
+        let _ = writeln!(
+            out,
+            "      - uses: {action}\n        with:\n          {version}\n      - name: Install {}\n        run: {install} {package}",
+            job.agent.agent
+        );
     }
     let step = match (job.kind, &job.task, job.round) {
         (JobKind::Integrate, _, _) => {

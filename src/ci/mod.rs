@@ -170,11 +170,22 @@ impl Verdict {
 }
 
 impl Cond {
-    fn all(mut of: Vec<Cond>) -> Option<Cond> {
+    /// A job's condition: none when it needs no job, else all of `of` (`true` when none).
+    fn when(needs: &[String], mut of: Vec<Cond>) -> Option<Cond> {
+        if needs.is_empty() {
+            return None;
+        }
+        Some(match of.len() {
+            1 => of.remove(0),
+            _ => Cond::All { of },
+        })
+    }
+
+    /// Any of `of`; the one itself when there is one.
+    fn any(mut of: Vec<Cond>) -> Cond {
         match of.len() {
-            0 => None,
-            1 => of.pop(),
-            _ => Some(Cond::All { of }),
+            1 => of.remove(0),
+            _ => Cond::Any { of },
         }
     }
 }
@@ -509,10 +520,42 @@ pub fn build(
     config: &config::Config,
     settings: &Settings,
 ) -> Result<Workflow> {
-    let is_review = review::reviews(list);
-    // Each review's rework: as a run picks it, the first task of the plan whose condition
-    // names the review.
-    let mut rework_of: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut jobs = Jobs::new(list, plan, feature, config, settings);
+    let not_run = jobs.not_run();
+    // Job ids in the plan's order: groups, then the document's order.
+    let mut order: Vec<&plan::Node> = plan.nodes.iter().collect();
+    order.sort_by_key(|n| (n.level, n.task));
+    for n in &order {
+        if jobs.is_review[n.task] {
+            jobs.unroll_gate(n.task);
+        } else if !jobs.is_rework(n.task) {
+            jobs.plain_task(n.task);
+        }
+        // A rework's jobs are in the gates of the reviews it answers.
+    }
+    jobs.wire(&order);
+    let all_done = jobs.all_done(&order);
+    let mut laid = in_dependency_order(std::mem::take(&mut jobs.all), feature)?;
+    let (width, slot_orders) = keep_to_max_agents(&mut laid, settings.max_agents);
+    let integrate = jobs.integrate_job(&laid, all_done);
+    laid.push(integrate);
+    Ok(Workflow {
+        feature: feature.to_owned(),
+        jobs: laid,
+        max_agents: settings.max_agents,
+        width,
+        slot_orders,
+        runs_on: settings.runs_on.clone(),
+        timeout_minutes: timeout_minutes(settings),
+        install: settings.install.clone(),
+        not_run,
+    })
+}
+
+/// Each review's rework: as a run picks it, the first task of the plan whose condition names
+/// the review.
+fn reworks(list: &TaskList, plan: &Plan, is_review: &[bool]) -> BTreeMap<usize, usize> {
+    let mut rework_of = BTreeMap::new();
     for n in &plan.nodes {
         if is_review[n.task]
             && let Some(w) = plan
@@ -524,321 +567,42 @@ pub fn build(
             rework_of.insert(n.task, w);
         }
     }
-    let is_rework = |t: usize| list.tasks[t].condition().next().is_some();
-    let serves = |w: usize| -> Vec<usize> {
-        rework_of
-            .iter()
-            .filter(|&(_, &x)| x == w)
-            .map(|(&r, _)| r)
-            .collect()
-    };
-    let mut not_run = Vec::new();
-    for n in &plan.nodes {
-        if is_rework(n.task) && serves(n.task).is_empty() {
-            let pending: Vec<&str> = list.tasks[n.task]
-                .condition()
-                .filter(|&r| plan.node(r).is_some())
-                .map(|r| list.tasks[r].id.as_str())
-                .collect();
-            let reason = if pending.is_empty() {
-                "every review it answers is done, so it is not needed".to_owned()
-            } else {
-                format!(
-                    "an earlier rework answers {} (a run would not run this one either)",
-                    pending.join(", ")
-                )
-            };
-            not_run.push(NotRun {
-                task: list.tasks[n.task].id.clone(),
-                reason,
-            });
-        }
-    }
-    for (t, why) in &plan.blocked {
-        let reason = match why {
-            plan::Blocked::NotRunnable => "its box says `[~]` (not runnable)".to_owned(),
-            plan::Blocked::WaitsForBlocked { on } => {
-                format!("it waits for task {}, which cannot run", list.tasks[*on].id)
-            }
-            plan::Blocked::OutsideTracks { .. } => "it waits for tasks not selected".to_owned(),
-        };
-        not_run.push(NotRun {
-            task: list.tasks[*t].id.clone(),
-            reason,
-        });
-    }
+    rework_of
+}
 
+/// Each job's time limit: every attempt runs the agent, then the verify commands, each bounded
+/// by the timeout.
+fn timeout_minutes(settings: &Settings) -> u64 {
     let minutes = settings.timeout.as_secs().div_ceil(60).max(1);
-    // Each attempt runs the agent, then the verify commands, each bounded by the timeout.
-    let timeout_minutes = 2 * minutes * u64::from(settings.max_attempts.max(1)) + SETUP_MINUTES;
-    let agent_of = |t: Option<usize>| -> AgentSetup {
-        let spec = match &settings.agent_flag {
-            Some(line) => Some(match crate::agents::split_words(line) {
-                Ok(words) if words.len() == 1 => config::AgentSpec::Preset(words[0].clone()),
-                Ok(words) => config::AgentSpec::Argv(words),
-                Err(_) => config::AgentSpec::Argv(vec![line.clone()]),
-            }),
-            None => t
-                .and_then(|t| list.agent_of(t))
-                .and_then(|name| config.agents.get(name))
-                .or(config.agent.as_ref())
-                .cloned(),
-        };
-        spec.as_ref().map_or(
-            AgentSetup {
-                agent: "none configured".to_owned(),
-                tool: Tool::None,
-                secrets: Vec::new(),
-            },
-            AgentSetup::of,
-        )
-    };
-    let run_options = {
-        let mut words = Vec::new();
-        if let Some(a) = &settings.agent_flag {
-            words.extend(["--agent".to_owned(), a.clone()]);
-        }
-        if let Some(t) = &settings.timeout_flag {
-            words.extend(["--timeout".to_owned(), t.clone()]);
-        }
-        words
-    };
-    // `cargo spec-exec <feature>`, or `run <feature>` for a feature named like a command.
-    let feature_words: Vec<String> = if is_command_word(feature) {
-        vec!["run".to_owned(), feature.to_owned()]
-    } else {
-        vec![feature.to_owned()]
-    };
-    let task_command = |id: &str| -> Vec<String> {
-        let mut words = vec!["cargo".to_owned(), "spec-exec".to_owned()];
-        words.extend(feature_words.iter().cloned());
-        // Ids start with a letter or a digit, never with `-`.
-        words.extend(["--task".to_owned(), id.to_owned()]);
-        words.extend(["--remote", "origin", "--push"].map(str::to_owned));
-        words.extend(run_options.iter().cloned());
-        words
-    };
-    // A gate's jobs run with the limit its rounds were unrolled to.
-    let rounds_flag: Vec<String> = settings
-        .max_review_rounds_flag
-        .map(|n| vec!["--max-review-rounds".to_owned(), n.to_string()])
-        .unwrap_or_default();
+    2 * minutes * u64::from(settings.max_attempts.max(1)) + SETUP_MINUTES
+}
 
-    // Job ids first, in the plan's order (groups, then the document's order): the integration
-    // job's name is taken before any task's.
-    let mut ids = Ids::default();
-    ids.taken.insert(INTEGRATE_JOB.to_owned());
-    let mut order: Vec<&plan::Node> = plan.nodes.iter().collect();
-    order.sort_by_key(|n| (n.level, n.task));
-    let rounds = settings.max_review_rounds.max(1);
-    let mut jobs: Vec<Job> = Vec::new();
-    let mut units: HashMap<usize, Unit> = HashMap::new();
-    let mut earlier_gates: HashMap<usize, Vec<usize>> = HashMap::new();
-    let blank = |id: String, name: String, kind: JobKind, t: usize| Job {
-        id,
-        name,
-        kind,
-        task: Some(list.tasks[t].id.clone()),
-        round: None,
-        review: None,
-        needs: Vec::new(),
-        after: Vec::new(),
-        when: None,
-        verdict_output: false,
-        agent: agent_of(Some(t)),
-        commands: vec![task_command(&list.tasks[t].id)],
-    };
-    let title = |t: usize| {
-        let task = &list.tasks[t];
-        let mut title: String = task.title.chars().take(80).collect();
-        if title.len() < task.title.len() {
-            title.push('…');
-        }
-        if title.is_empty() {
-            format!("Task {}", task.id)
-        } else {
-            format!("Task {}: {title}", task.id)
-        }
-    };
-    for n in &order {
-        let t = n.task;
-        let id = &list.tasks[t].id;
-        if is_rework(t) {
-            continue;
-        }
-        if !is_review[t] {
-            let job = blank(ids.take(id), title(t), JobKind::Task, t);
-            units.insert(
-                t,
-                Unit {
-                    jobs: vec![jobs.len()],
-                    done: Cond::Succeeded {
-                        job: job.id.clone(),
-                    },
-                },
-            );
-            jobs.push(job);
-            continue;
-        }
-        let rework = rework_of.get(&t).copied();
-        let several = rework.is_some_and(|w| serves(w).len() > 1);
-        let mut gate = Vec::new();
-        let last_round = if rework.is_some() { rounds } else { 1 };
-        for round in 1..=last_round {
-            if round > 1
-                && let Some(w) = rework
-            {
-                let wid = &list.tasks[w].id;
-                let raw = match (several, round - 1) {
-                    (false, 1) => wid.clone(),
-                    (false, k) => format!("{wid}-round-{k}"),
-                    (true, 1) => format!("{wid}-{id}"),
-                    (true, k) => format!("{wid}-{id}-round-{k}"),
-                };
-                let mut job = blank(
-                    ids.take(&raw),
-                    format!(
-                        "Task {wid}: rework for {id} round {} (if it asks for changes)",
-                        round - 1
-                    ),
-                    JobKind::Rework,
-                    w,
-                );
-                job.round = Some(round - 1);
-                job.review = Some(id.clone());
-                if let Some(words) = job.commands.first_mut() {
-                    words.extend(rounds_flag.iter().cloned());
-                }
-                gate.push(jobs.len());
-                jobs.push(job);
-            }
-            let raw = if round == 1 {
-                id.clone()
-            } else {
-                format!("{id}-round-{round}")
-            };
-            let name = if round == 1 {
-                format!("{} (round 1)", title(t))
-            } else {
-                format!("Task {id}: review round {round} (after the rework)")
-            };
-            let mut job = blank(ids.take(&raw), name, JobKind::Review, t);
-            job.round = Some(round);
-            job.verdict_output = true;
-            if let Some(words) = job.commands.first_mut() {
-                words.extend(rounds_flag.iter().cloned());
-            }
-            gate.push(jobs.len());
-            jobs.push(job);
-        }
-        // Two runs of one rework must not run at once (the second would find the first's
-        // branch moved): a rework's jobs in a later review's gate come after the earlier
-        // gates' jobs of that rework, for their order only.
-        if several && let Some(w) = rework {
-            let earlier = earlier_gates.entry(w).or_default();
-            for &j in &gate {
-                if jobs[j].kind == JobKind::Rework {
-                    jobs[j].after = earlier
-                        .iter()
-                        .map(|&e: &usize| jobs[e].id.clone())
-                        .collect();
-                }
-            }
-            earlier.extend(gate.iter().copied());
-        }
-        let done = Cond::Any {
-            of: gate
-                .iter()
-                .filter(|&&j| jobs[j].kind == JobKind::Review)
-                .map(|&j| Cond::Verdict {
-                    job: jobs[j].id.clone(),
-                    verdict: Verdict::Approved,
-                })
-                .collect(),
-        };
-        let done = match done {
-            Cond::Any { of } if of.len() == 1 => of
-                .into_iter()
-                .next()
-                .unwrap_or(Cond::All { of: Vec::new() }),
-            other => other,
-        };
-        units.insert(t, Unit { jobs: gate, done });
+/// The options every job passes on to its run: `--agent` and `--timeout` as given.
+fn run_options(settings: &Settings) -> Vec<String> {
+    let mut words = Vec::new();
+    if let Some(a) = &settings.agent_flag {
+        words.extend(["--agent".to_owned(), a.clone()]);
     }
+    if let Some(t) = &settings.timeout_flag {
+        words.extend(["--timeout".to_owned(), t.clone()]);
+    }
+    words
+}
 
-    // What waiting for task `d` means: its unit's jobs, or for a rework, the gates of the
-    // reviews it answers (it is done when they all approved).
-    let wait_for = |d: usize, needs: &mut Vec<String>, conds: &mut Vec<Cond>| {
-        let targets: Vec<usize> = if is_rework(d) { serves(d) } else { vec![d] };
-        for u in targets {
-            if let Some(unit) = units.get(&u) {
-                for &j in &unit.jobs {
-                    if !needs.contains(&jobs[j].id) {
-                        needs.push(jobs[j].id.clone());
-                    }
-                }
-                if !conds.contains(&unit.done) {
-                    conds.push(unit.done.clone());
-                }
-            }
+/// Why a plan's blocked task gets no job.
+fn blocked_reason(list: &TaskList, why: &plan::Blocked) -> String {
+    match why {
+        plan::Blocked::NotRunnable => "its box says `[~]` (not runnable)".to_owned(),
+        plan::Blocked::WaitsForBlocked { on } => {
+            format!("it waits for task {}, which cannot run", list.tasks[*on].id)
         }
-    };
-    let mut wiring: Vec<(usize, Vec<String>, Vec<Cond>)> = Vec::new();
-    for n in &order {
-        let t = n.task;
-        let Some(unit) = units.get(&t) else {
-            continue;
-        };
-        let mut needs = Vec::new();
-        let mut conds = Vec::new();
-        for &d in &n.deps {
-            wait_for(d, &mut needs, &mut conds);
-        }
-        let mut before: Option<usize> = None;
-        for &j in &unit.jobs {
-            match jobs[j].kind {
-                JobKind::Rework => {
-                    let w = rework_of[&t];
-                    let review_job = before.map(|b| jobs[b].id.clone()).unwrap_or_default();
-                    let mut needs = vec![review_job.clone()];
-                    let mut conds = vec![Cond::Verdict {
-                        job: review_job,
-                        verdict: Verdict::Changes,
-                    }];
-                    let reviews: Vec<usize> = list.tasks[w].condition().collect();
-                    if let Some(node) = plan.node(w) {
-                        for &d in node.deps.iter().filter(|d| !reviews.contains(d)) {
-                            wait_for(d, &mut needs, &mut conds);
-                        }
-                    }
-                    wiring.push((j, needs, conds));
-                }
-                _ if before.is_some() => {
-                    let rework = jobs[before.unwrap_or_default()].id.clone();
-                    wiring.push((
-                        j,
-                        vec![rework.clone()],
-                        vec![Cond::Succeeded { job: rework }],
-                    ));
-                }
-                _ => wiring.push((j, needs.clone(), conds.clone())),
-            }
-            before = Some(j);
-        }
+        plan::Blocked::OutsideTracks { .. } => "it waits for tasks not selected".to_owned(),
     }
-    let mut integrate_conds = Vec::new();
-    for n in &order {
-        wait_for(n.task, &mut Vec::new(), &mut integrate_conds);
-    }
-    for (j, needs, conds) in wiring {
-        jobs[j].needs = needs;
-        jobs[j].when = if jobs[j].needs.is_empty() {
-            None
-        } else {
-            Cond::all(conds).or(Some(Cond::All { of: Vec::new() }))
-        };
-    }
+}
 
+/// The jobs in an order where each comes after every job it needs; an error when a rework
+/// waits for a task that waits for the review it answers.
+fn in_dependency_order(jobs: Vec<Job>, feature: &str) -> Result<Vec<Job>> {
     let order = topological(&jobs).map_err(|stuck| {
         let mut reworks: Vec<&str> = stuck
             .iter()
@@ -854,66 +618,437 @@ pub fn build(
             "make the rework depend only on its review (and on what the review itself waits for)",
         )
     })?;
-    let mut jobs: Vec<Job> = {
-        let mut slots: Vec<Option<Job>> = jobs.into_iter().map(Some).collect();
-        order.iter().filter_map(|&i| slots[i].take()).collect()
-    };
-    let width = width(&jobs);
-    let slot_orders = if width > settings.max_agents {
-        keep_to(&mut jobs, settings.max_agents)
+    let mut slots: Vec<Option<Job>> = jobs.into_iter().map(Some).collect();
+    Ok(order.iter().filter_map(|&i| slots[i].take()).collect())
+}
+
+/// Orders the jobs (in dependency order) so that at most `max_agents` of them can run at once,
+/// when more could. Returns how many could run at once without the orders, and how many orders
+/// were added.
+fn keep_to_max_agents(jobs: &mut [Job], max_agents: usize) -> (usize, usize) {
+    let width = width(jobs);
+    let slot_orders = if width > max_agents {
+        keep_to(jobs, max_agents)
     } else {
         0
     };
+    (width, slot_orders)
+}
 
-    // The last job: after every task job, and every task done.
-    // (It reads the review rounds' verdicts, which only the jobs it needs directly show.)
-    let needs: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
-    let integrate_words = |verb: &str, extra: &[String]| {
-        let mut words = vec!["cargo".to_owned(), "spec-exec".to_owned(), verb.to_owned()];
-        words.push(feature.to_owned());
-        words.extend(extra.iter().cloned());
-        words
-    };
-    let remote = ["--remote".to_owned(), "origin".to_owned()];
-    let sync: Vec<String> = remote
-        .iter()
-        .cloned()
-        .chain(std::iter::once("--commit".to_owned()))
-        .collect();
-    let commands = vec![
-        integrate_words("sync", &sync),
-        integrate_words("land", &run_options),
-        integrate_words("pr", &remote),
-    ];
-    jobs.push(Job {
-        id: INTEGRATE_JOB.to_owned(),
-        name: format!("Integrate {feature} and open its pull request"),
-        kind: JobKind::Integrate,
-        task: None,
-        round: None,
-        review: None,
-        when: if needs.is_empty() {
-            None
+/// The jobs of a workflow as they are made, with what they are made from.
+struct Jobs<'a> {
+    list: &'a TaskList,
+    plan: &'a Plan,
+    feature: &'a str,
+    config: &'a config::Config,
+    settings: &'a Settings,
+    is_review: Vec<bool>,
+    /// Each review's rework (see [`reworks`]).
+    rework_of: BTreeMap<usize, usize>,
+    /// `<feature>`, or `run <feature>` for a feature named like a command.
+    feature_words: Vec<String>,
+    /// See [`run_options`].
+    run_options: Vec<String>,
+    /// `--max-review-rounds` for the jobs of a gate: they run with the limit its rounds were
+    /// unrolled to.
+    rounds_flag: Vec<String>,
+    ids: Ids,
+    /// The jobs made so far (the integration job is made last, apart).
+    all: Vec<Job>,
+    /// Each task's jobs (a rework has none of its own).
+    units: HashMap<usize, Unit>,
+    /// For a rework that answers several reviews, its jobs in the gates laid out so far.
+    earlier_gates: HashMap<usize, Vec<usize>>,
+}
+
+impl<'a> Jobs<'a> {
+    fn new(
+        list: &'a TaskList,
+        plan: &'a Plan,
+        feature: &'a str,
+        config: &'a config::Config,
+        settings: &'a Settings,
+    ) -> Self {
+        let is_review = review::reviews(list);
+        let rework_of = reworks(list, plan, &is_review);
+        let feature_words = if is_command_word(feature) {
+            vec!["run".to_owned(), feature.to_owned()]
         } else {
-            Cond::all(integrate_conds).or(Some(Cond::All { of: Vec::new() }))
-        },
-        needs,
-        after: Vec::new(),
-        verdict_output: false,
-        agent: agent_of(None),
-        commands,
-    });
-    Ok(Workflow {
-        feature: feature.to_owned(),
-        jobs,
-        max_agents: settings.max_agents,
-        width,
-        slot_orders,
-        runs_on: settings.runs_on.clone(),
-        timeout_minutes,
-        install: settings.install.clone(),
-        not_run,
-    })
+            vec![feature.to_owned()]
+        };
+        let rounds_flag = settings
+            .max_review_rounds_flag
+            .map(|n| vec!["--max-review-rounds".to_owned(), n.to_string()])
+            .unwrap_or_default();
+        // The integration job's id is taken before any task's.
+        let mut ids = Ids::default();
+        ids.taken.insert(INTEGRATE_JOB.to_owned());
+        Jobs {
+            list,
+            plan,
+            feature,
+            config,
+            settings,
+            is_review,
+            rework_of,
+            feature_words,
+            run_options: run_options(settings),
+            rounds_flag,
+            ids,
+            all: Vec::new(),
+            units: HashMap::new(),
+            earlier_gates: HashMap::new(),
+        }
+    }
+
+    fn is_rework(&self, t: usize) -> bool {
+        self.list.tasks[t].condition().next().is_some()
+    }
+
+    /// The reviews whose gates run rework `w`.
+    fn serves(&self, w: usize) -> Vec<usize> {
+        self.rework_of
+            .iter()
+            .filter(|&(_, &x)| x == w)
+            .map(|(&r, _)| r)
+            .collect()
+    }
+
+    /// Pending tasks that get no job, with why: a rework no gate runs, and a task the plan
+    /// blocks.
+    fn not_run(&self) -> Vec<NotRun> {
+        let list = self.list;
+        let mut not_run = Vec::new();
+        for n in &self.plan.nodes {
+            if self.is_rework(n.task) && self.serves(n.task).is_empty() {
+                let pending: Vec<&str> = list.tasks[n.task]
+                    .condition()
+                    .filter(|&r| self.plan.node(r).is_some())
+                    .map(|r| list.tasks[r].id.as_str())
+                    .collect();
+                let reason = if pending.is_empty() {
+                    "every review it answers is done, so it is not needed".to_owned()
+                } else {
+                    format!(
+                        "an earlier rework answers {} (a run would not run this one either)",
+                        pending.join(", ")
+                    )
+                };
+                not_run.push(NotRun {
+                    task: list.tasks[n.task].id.clone(),
+                    reason,
+                });
+            }
+        }
+        for (t, why) in &self.plan.blocked {
+            not_run.push(NotRun {
+                task: list.tasks[*t].id.clone(),
+                reason: blocked_reason(list, why),
+            });
+        }
+        not_run
+    }
+
+    /// The agent the job of task `t` (none: the integration job) sets up.
+    fn agent_of(&self, t: Option<usize>) -> AgentSetup {
+        let spec = match &self.settings.agent_flag {
+            Some(line) => Some(match crate::agents::split_words(line) {
+                Ok(words) if words.len() == 1 => config::AgentSpec::Preset(words[0].clone()),
+                Ok(words) => config::AgentSpec::Argv(words),
+                Err(_) => config::AgentSpec::Argv(vec![line.clone()]),
+            }),
+            None => t
+                .and_then(|t| self.list.agent_of(t))
+                .and_then(|name| self.config.agents.get(name))
+                .or(self.config.agent.as_ref())
+                .cloned(),
+        };
+        spec.as_ref().map_or(
+            AgentSetup {
+                agent: "none configured".to_owned(),
+                tool: Tool::None,
+                secrets: Vec::new(),
+            },
+            AgentSetup::of,
+        )
+    }
+
+    /// `cargo spec-exec <feature> --task <id> --remote origin --push` and the run options.
+    fn task_command(&self, id: &str) -> Vec<String> {
+        let mut words = vec!["cargo".to_owned(), "spec-exec".to_owned()];
+        words.extend(self.feature_words.iter().cloned());
+        // Ids start with a letter or a digit, never with `-`.
+        words.extend(["--task".to_owned(), id.to_owned()]);
+        words.extend(["--remote", "origin", "--push"].map(str::to_owned));
+        words.extend(self.run_options.iter().cloned());
+        words
+    }
+
+    /// `Task <id>: <title>`, the title cut at 80 characters.
+    fn title(&self, t: usize) -> String {
+        let task = &self.list.tasks[t];
+        let mut title: String = task.title.chars().take(80).collect();
+        if title.len() < task.title.len() {
+            title.push('…');
+        }
+        if title.is_empty() {
+            format!("Task {}", task.id)
+        } else {
+            format!("Task {}: {title}", task.id)
+        }
+    }
+
+    /// A job that runs task `t`, waiting for nothing yet.
+    fn job(&mut self, raw_id: &str, name: String, kind: JobKind, t: usize) -> Job {
+        Job {
+            id: self.ids.take(raw_id),
+            name,
+            kind,
+            task: Some(self.list.tasks[t].id.clone()),
+            round: None,
+            review: None,
+            needs: Vec::new(),
+            after: Vec::new(),
+            when: None,
+            verdict_output: false,
+            agent: self.agent_of(Some(t)),
+            commands: vec![self.task_command(&self.list.tasks[t].id)],
+        }
+    }
+
+    /// Adds `job` as the next job, and gives its index.
+    fn push(&mut self, job: Job) -> usize {
+        self.all.push(job);
+        self.all.len() - 1
+    }
+
+    /// The one job of a task that is neither a review nor a rework.
+    fn plain_task(&mut self, t: usize) {
+        let job = self.job(&self.list.tasks[t].id, self.title(t), JobKind::Task, t);
+        let done = Cond::Succeeded {
+            job: job.id.clone(),
+        };
+        let j = self.push(job);
+        self.units.insert(
+            t,
+            Unit {
+                jobs: vec![j],
+                done,
+            },
+        );
+    }
+
+    /// The jobs of review `t`'s gate: round 1, then for each further round the rework's run
+    /// that answers the round before, and the round. A review with no rework has one round.
+    fn unroll_gate(&mut self, t: usize) {
+        let rework = self.rework_of.get(&t).copied();
+        let several = rework.is_some_and(|w| self.serves(w).len() > 1);
+        let last_round = if rework.is_some() {
+            self.settings.max_review_rounds.max(1)
+        } else {
+            1
+        };
+        let mut gate = Vec::new();
+        for round in 1..=last_round {
+            if round > 1
+                && let Some(w) = rework
+            {
+                gate.push(self.rework_run(t, w, round - 1, several));
+            }
+            gate.push(self.review_round(t, round));
+        }
+        if several && let Some(w) = rework {
+            self.after_earlier_gates(w, &gate);
+        }
+        let done = Cond::any(
+            gate.iter()
+                .filter(|&&j| self.all[j].kind == JobKind::Review)
+                .map(|&j| Cond::Verdict {
+                    job: self.all[j].id.clone(),
+                    verdict: Verdict::Approved,
+                })
+                .collect(),
+        );
+        self.units.insert(t, Unit { jobs: gate, done });
+    }
+
+    /// The run of rework `w` that answers review `t`'s round `round`; `several`: the rework
+    /// answers other reviews too, and its job ids name the review.
+    fn rework_run(&mut self, t: usize, w: usize, round: u32, several: bool) -> usize {
+        let id = &self.list.tasks[t].id;
+        let wid = &self.list.tasks[w].id;
+        let raw = match (several, round) {
+            (false, 1) => wid.clone(),
+            (false, k) => format!("{wid}-round-{k}"),
+            (true, 1) => format!("{wid}-{id}"),
+            (true, k) => format!("{wid}-{id}-round-{k}"),
+        };
+        let name = format!("Task {wid}: rework for {id} round {round} (if it asks for changes)");
+        let review = id.clone();
+        let mut job = self.job(&raw, name, JobKind::Rework, w);
+        job.round = Some(round);
+        job.review = Some(review);
+        if let Some(words) = job.commands.first_mut() {
+            words.extend(self.rounds_flag.iter().cloned());
+        }
+        self.push(job)
+    }
+
+    /// Round `round` of review `t`.
+    fn review_round(&mut self, t: usize, round: u32) -> usize {
+        let id = &self.list.tasks[t].id;
+        let (raw, name) = if round == 1 {
+            (id.clone(), format!("{} (round 1)", self.title(t)))
+        } else {
+            (
+                format!("{id}-round-{round}"),
+                format!("Task {id}: review round {round} (after the rework)"),
+            )
+        };
+        let mut job = self.job(&raw, name, JobKind::Review, t);
+        job.round = Some(round);
+        job.verdict_output = true;
+        if let Some(words) = job.commands.first_mut() {
+            words.extend(self.rounds_flag.iter().cloned());
+        }
+        self.push(job)
+    }
+
+    /// Two runs of one rework must not run at once (the second would find the first's branch
+    /// moved): rework `w`'s jobs in `gate` come after its jobs in the earlier gates, for their
+    /// order only.
+    fn after_earlier_gates(&mut self, w: usize, gate: &[usize]) {
+        let earlier = self.earlier_gates.entry(w).or_default();
+        for &j in gate {
+            if self.all[j].kind == JobKind::Rework {
+                self.all[j].after = earlier.iter().map(|&e| self.all[e].id.clone()).collect();
+            }
+        }
+        earlier.extend(gate.iter().copied());
+    }
+
+    /// What waiting for task `d` means: its unit's jobs, or for a rework, the gates of the
+    /// reviews it answers (it is done when they all approved).
+    fn wait_for(&self, d: usize, needs: &mut Vec<String>, conds: &mut Vec<Cond>) {
+        let targets: Vec<usize> = if self.is_rework(d) {
+            self.serves(d)
+        } else {
+            vec![d]
+        };
+        for u in targets {
+            if let Some(unit) = self.units.get(&u) {
+                for &j in &unit.jobs {
+                    if !needs.contains(&self.all[j].id) {
+                        needs.push(self.all[j].id.clone());
+                    }
+                }
+                if !conds.contains(&unit.done) {
+                    conds.push(unit.done.clone());
+                }
+            }
+        }
+    }
+
+    /// Sets what every job needs and when it runs.
+    fn wire(&mut self, order: &[&plan::Node]) {
+        let wiring: Vec<_> = order.iter().flat_map(|n| self.waits_of(n)).collect();
+        for (j, needs, conds) in wiring {
+            self.all[j].when = Cond::when(&needs, conds);
+            self.all[j].needs = needs;
+        }
+    }
+
+    /// What each job of task `n` waits for: the first, the task's dependencies; in a gate, a
+    /// rework's run the round before it, and a later round the rework's run before it.
+    fn waits_of(&self, n: &plan::Node) -> Vec<(usize, Vec<String>, Vec<Cond>)> {
+        let Some(unit) = self.units.get(&n.task) else {
+            return Vec::new();
+        };
+        let mut needs = Vec::new();
+        let mut conds = Vec::new();
+        for &d in &n.deps {
+            self.wait_for(d, &mut needs, &mut conds);
+        }
+        let mut waits = Vec::new();
+        let mut before: Option<usize> = None;
+        for &j in &unit.jobs {
+            let (needs, conds) = match (self.all[j].kind, before) {
+                (JobKind::Rework, _) => {
+                    let review = before.map(|b| self.all[b].id.clone()).unwrap_or_default();
+                    self.rework_waits(self.rework_of[&n.task], review)
+                }
+                (_, Some(b)) => {
+                    let rework = self.all[b].id.clone();
+                    (vec![rework.clone()], vec![Cond::Succeeded { job: rework }])
+                }
+                (_, None) => (needs.clone(), conds.clone()),
+            };
+            waits.push((j, needs, conds));
+            before = Some(j);
+        }
+        waits
+    }
+
+    /// What every task of the plan done means: the conditions of waiting for them all.
+    fn all_done(&self, order: &[&plan::Node]) -> Vec<Cond> {
+        let mut conds = Vec::new();
+        for n in order {
+            self.wait_for(n.task, &mut Vec::new(), &mut conds);
+        }
+        conds
+    }
+
+    /// What a run of rework `w` waits for: the review round before it asking for changes, and
+    /// the rework's dependencies other than the reviews it answers.
+    fn rework_waits(&self, w: usize, review_job: String) -> (Vec<String>, Vec<Cond>) {
+        let mut needs = vec![review_job.clone()];
+        let mut conds = vec![Cond::Verdict {
+            job: review_job,
+            verdict: Verdict::Changes,
+        }];
+        let reviews: Vec<usize> = self.list.tasks[w].condition().collect();
+        if let Some(node) = self.plan.node(w) {
+            for &d in node.deps.iter().filter(|d| !reviews.contains(d)) {
+                self.wait_for(d, &mut needs, &mut conds);
+            }
+        }
+        (needs, conds)
+    }
+
+    /// The last job: after every job of `jobs`, when every task is done (`conds`). It reads the
+    /// review rounds' verdicts, which only the jobs it needs directly show.
+    fn integrate_job(&self, jobs: &[Job], conds: Vec<Cond>) -> Job {
+        let feature = self.feature;
+        let words = |verb: &str, extra: &[String]| {
+            let mut words = ["cargo", "spec-exec", verb, feature]
+                .map(str::to_owned)
+                .to_vec();
+            words.extend(extra.iter().cloned());
+            words
+        };
+        let needs: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
+        Job {
+            id: INTEGRATE_JOB.to_owned(),
+            name: format!("Integrate {feature} and open its pull request"),
+            kind: JobKind::Integrate,
+            task: None,
+            round: None,
+            review: None,
+            when: Cond::when(&needs, conds),
+            needs,
+            after: Vec::new(),
+            verdict_output: false,
+            agent: self.agent_of(None),
+            commands: vec![
+                words(
+                    "sync",
+                    &["--remote", "origin", "--commit"].map(str::to_owned),
+                ),
+                words("land", &self.run_options),
+                words("pr", &["--remote", "origin"].map(str::to_owned)),
+            ],
+        }
+    }
 }
 
 /// Whether `word` is one of the commands (`cargo spec-exec list` is not a run of `list`).
@@ -926,18 +1061,12 @@ fn is_command_word(word: &str) -> bool {
 /// The jobs in an order where each comes after every job it needs (their order otherwise);
 /// when they wait for each other in a circle, the jobs that could not be placed.
 fn topological(jobs: &[Job]) -> std::result::Result<Vec<usize>, Vec<usize>> {
-    let index: HashMap<&str, usize> = jobs
-        .iter()
-        .enumerate()
-        .map(|(i, j)| (j.id.as_str(), i))
-        .collect();
+    let index = job_index(jobs);
     let mut waiting: Vec<usize> = jobs.iter().map(|j| j.needs.len() + j.after.len()).collect();
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); jobs.len()];
     for (i, j) in jobs.iter().enumerate() {
-        for n in j.needs.iter().chain(&j.after) {
-            if let Some(&p) = index.get(n.as_str()) {
-                dependents[p].push(i);
-            }
+        for p in waits_directly(j, &index) {
+            dependents[p].push(i);
         }
     }
     let mut ready: std::collections::BTreeSet<usize> =
@@ -963,29 +1092,47 @@ fn topological(jobs: &[Job]) -> std::result::Result<Vec<usize>, Vec<usize>> {
 /// order (everything a job needs comes before it).
 fn ancestors(jobs: &[Job]) -> Vec<Vec<u64>> {
     let words = jobs.len().div_ceil(64);
-    let index: HashMap<&str, usize> = jobs
-        .iter()
-        .enumerate()
-        .map(|(i, j)| (j.id.as_str(), i))
-        .collect();
+    let index = job_index(jobs);
     let mut anc: Vec<Vec<u64>> = Vec::with_capacity(jobs.len());
     for j in jobs {
         let mut set = vec![0u64; words];
-        for n in j.needs.iter().chain(&j.after) {
-            if let Some(&p) = index.get(n.as_str()) {
-                set[p / 64] |= 1 << (p % 64);
-                for (w, a) in set.iter_mut().zip(&anc[p]) {
-                    *w |= a;
-                }
-            }
+        for p in waits_directly(j, &index) {
+            add(&mut set, p, &anc[p]);
         }
         anc.push(set);
     }
     anc
 }
 
+/// Each job's index by its id.
+fn job_index(jobs: &[Job]) -> HashMap<&str, usize> {
+    jobs.iter()
+        .enumerate()
+        .map(|(i, j)| (j.id.as_str(), i))
+        .collect()
+}
+
+/// The jobs `job` needs or comes after, by index.
+fn waits_directly<'a>(
+    job: &'a Job,
+    index: &'a HashMap<&str, usize>,
+) -> impl Iterator<Item = usize> + 'a {
+    job.needs
+        .iter()
+        .chain(&job.after)
+        .filter_map(|n| index.get(n.as_str()).copied())
+}
+
 fn has(set: &[u64], i: usize) -> bool {
     set[i / 64] & (1 << (i % 64)) != 0
+}
+
+/// Adds job `p` and the jobs it waits for (`of_p`) to `set`.
+fn add(set: &mut [u64], p: usize, of_p: &[u64]) {
+    set[p / 64] |= 1 << (p % 64);
+    for (w, a) in set.iter_mut().zip(of_p) {
+        *w |= a;
+    }
 }
 
 /// The most jobs that can run at once: the largest set of jobs none of which waits for
@@ -1036,28 +1183,20 @@ fn width(jobs: &[Job]) -> usize {
 /// the slot's last job. Returns how many orders were added ([`Job::after`]); a slot's last job
 /// that the job already waits for needs none.
 fn keep_to(jobs: &mut [Job], slots: usize) -> usize {
-    let index: HashMap<String, usize> = jobs
-        .iter()
-        .enumerate()
-        .map(|(i, j)| (j.id.clone(), i))
-        .collect();
+    let index = job_index(jobs);
     let words = jobs.len().div_ceil(64);
     let mut anc: Vec<Vec<u64>> = Vec::with_capacity(jobs.len());
     let mut finish = vec![0usize; jobs.len()];
     // Each slot: when it frees, and its last job.
     let mut lanes: Vec<(usize, Option<usize>)> = vec![(0, None); slots.max(1)];
-    let mut added = 0;
-    for i in 0..jobs.len() {
+    // The orders to add: a job, and the job it comes after.
+    let mut orders: Vec<(usize, usize)> = Vec::new();
+    for (i, job) in jobs.iter().enumerate() {
         let mut set = vec![0u64; words];
         let mut ready = 0;
-        for n in jobs[i].needs.iter().chain(&jobs[i].after) {
-            if let Some(&p) = index.get(n) {
-                set[p / 64] |= 1 << (p % 64);
-                for (w, a) in set.iter_mut().zip(&anc[p]) {
-                    *w |= a;
-                }
-                ready = ready.max(finish[p]);
-            }
+        for p in waits_directly(job, &index) {
+            add(&mut set, p, &anc[p]);
+            ready = ready.max(finish[p]);
         }
         // The slot free soonest; among equals, one whose last job this job waits for anyway.
         let lane = (0..lanes.len())
@@ -1071,20 +1210,18 @@ fn keep_to(jobs: &mut [Job], slots: usize) -> usize {
         if let Some(p) = last
             && !has(&set, p)
         {
-            let id = jobs[p].id.clone();
-            jobs[i].after.push(id);
-            set[p / 64] |= 1 << (p % 64);
-            let from = anc[p].clone();
-            for (w, a) in set.iter_mut().zip(&from) {
-                *w |= a;
-            }
-            added += 1;
+            orders.push((i, p));
+            add(&mut set, p, &anc[p]);
         }
         finish[i] = free.max(ready) + 1;
         lanes[lane] = (finish[i], Some(i));
         anc.push(set);
     }
-    added
+    for &(i, p) in &orders {
+        let id = jobs[p].id.clone();
+        jobs[i].after.push(id);
+    }
+    orders.len()
 }
 
 #[cfg(test)]
