@@ -1003,3 +1003,74 @@ fn only_a_configured_remote_s_name_is_a_remote_and_a_killed_fetch_s_locks_are_cl
     assert!(!lock.exists());
     assert!(has_ref(&remote, &Scratch::branch("2")));
 }
+
+#[test]
+fn a_task_the_plan_blocks_is_refused_and_one_it_leaves_out_is_skipped() {
+    let md = tasks_md(&[
+        shell_task("1", "Blocked", "", "echo one > one.txt"),
+        shell_task("2", "After it", "Task 1", "echo two > two.txt"),
+        shell_task("3", "Optional", "", "echo three > three.txt"),
+    ])
+    .replace("- [ ] 1. ", "- [~] 1. ")
+    .replace("- [ ] 3. ", "- [ ]* 3. ");
+    let s = Scratch::package(&md);
+
+    let run = Run::of(job(&s.repo(), &["--task", "1"]));
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("task 1 cannot run: it is marked not runnable (`[~]`)")
+            && run
+                .stderr
+                .contains("select another task, or change tasks.md"),
+        "{}",
+        run.context()
+    );
+    assert!(run.started().is_empty(), "{}", run.context());
+
+    let run = Run::of(job(&s.repo(), &["--task", "2"]));
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("task 2 cannot run: it waits for task 1, which cannot run"),
+        "{}",
+        run.context()
+    );
+    assert!(run.started().is_empty(), "{}", run.context());
+
+    // Left out by --skip-optional: reported as skipped (which fails the run, as a skipped
+    // task does), not run, not refused.
+    let run = Run::of(job(&s.repo(), &["--task", "3", "--skip-optional"]));
+    run.assert_code(1);
+    assert!(run.started().is_empty(), "{}", run.context());
+    assert_eq!(run.status("3"), "skipped", "{}", run.context());
+    assert!(
+        run.reason("3").contains("not in this run's plan")
+            && run.reason("3").contains("--skip-optional"),
+        "{}",
+        run.context()
+    );
+    assert!(s.branches().is_empty(), "{:?}", s.branches());
+}
+
+#[test]
+fn a_dependency_s_branch_without_its_commit_is_not_done() {
+    let s = Scratch::package(&chain());
+    let remote = bare_remote(&s);
+    let dir = clone(&remote, "job");
+    // Task 1's branch is there, at the base: it holds no commit of task 1.
+    git_in(&dir, &["branch", &Scratch::branch("1"), "main"]);
+    git_in(&dir, &["push", "-q", "origin", &Scratch::branch("1")]);
+
+    let run = Run::of(job(&dir, &["--task", "2", "--remote", "origin"]));
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains(
+            "task 2 needs task 1, which is not done: not ticked in tasks.md, and its branch `spec/demo/1` does not hold its commit (after fetching from origin)"
+        ),
+        "{}",
+        run.context()
+    );
+    assert!(run.started().is_empty(), "{}", run.context());
+    assert!(!has_ref(&dir, &Scratch::branch("2")));
+}
