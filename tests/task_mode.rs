@@ -1074,3 +1074,139 @@ fn a_dependency_s_branch_without_its_commit_is_not_done() {
     assert!(run.started().is_empty(), "{}", run.context());
     assert!(!has_ref(&dir, &Scratch::branch("2")));
 }
+
+/// Build 1; review CR-A of it, which always asks for changes; its rework RW-A; 2 after the
+/// review, 3 after the rework.
+fn gate() -> String {
+    tasks_md(&[
+        shell_task("1", "Build", "", "echo one > one.txt"),
+        shell_task(
+            "CR-A",
+            "Code review",
+            "Task 1",
+            "mkdir -p code_review && printf 'Status: REQUIRES CHANGES\\n' > code_review/CR-A.md",
+        ),
+        shell_task("RW-A", "Rework", "CR-A (failed)", "echo fixed >> fix.txt"),
+        shell_task("2", "After review", "CR-A", "echo two > two.txt"),
+        shell_task("3", "After rework", "RW-A", "echo three > three.txt"),
+    ])
+}
+
+#[test]
+fn a_rework_waits_for_a_round_of_its_review_and_goes_one_step_of_the_gate_per_run() {
+    let s = Scratch::package(&gate());
+    let repo = s.repo();
+    Run::of(job(&repo, &["--task", "1"])).assert_code(0);
+
+    // The rework before its review has a round: nothing to answer yet.
+    let run = Run::of(job(&repo, &["--task", "RW-A"]));
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains(
+            "rework RW-A answers review CR-A, which has no recorded round yet (its branch `spec/demo/CR-A`); run `--task CR-A` first"
+        ),
+        "{}",
+        run.context()
+    );
+    assert!(run.started().is_empty(), "{}", run.context());
+
+    // A task selected with the review (or the rework) it waits for.
+    for (id, on) in [("2", "CR-A"), ("3", "RW-A")] {
+        let run = Run::of(job(&repo, &["--task", on, "--task", id]));
+        run.assert_code(2);
+        assert!(
+            run.stderr.contains(&format!(
+                "--task {id} and --task {on}: {id} waits for {on}, whose review gate goes one step per run"
+            )) && run.stderr.contains(&format!("run {on} on its own, then {id} in another run")),
+            "{}",
+            run.context()
+        );
+        assert!(run.started().is_empty(), "{}", run.context());
+    }
+
+    // The rework with its review: it answers a round, one step per run.
+    let run = Run::of(job(&repo, &["--task", "CR-A", "--task", "RW-A"]));
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains(
+            "--task CR-A and --task RW-A: rework RW-A answers a round of review CR-A, and a review gate goes one step per run"
+        ),
+        "{}",
+        run.context()
+    );
+    assert!(run.started().is_empty(), "{}", run.context());
+    assert_eq!(s.branches(), [Scratch::branch("1")]);
+
+    // A round that asks for changes, then the rework that answers it.
+    Run::of(job(&repo, &["--task", "CR-A"])).assert_code(0);
+    let run = Run::of(job(&repo, &["--task", "RW-A"]));
+    run.assert_code(0);
+    assert_eq!(
+        run.started(),
+        ["RW-A".to_owned()].into(),
+        "{}",
+        run.context()
+    );
+
+    // Again: it answered the last round already; the review's next round comes next.
+    let run = Run::of(job(&repo, &["--task", "RW-A"]));
+    run.assert_code(0);
+    assert!(run.started().is_empty(), "{}", run.context());
+    assert_eq!(run.status("RW-A"), "reused", "{}", run.context());
+    assert!(
+        run.reason("RW-A")
+            .contains("already done: it answered CR-A's last round; CR-A's next round runs next"),
+        "{}",
+        run.context()
+    );
+}
+
+#[test]
+fn a_review_round_that_stands_is_reported_again_until_its_limit_then_fails() {
+    let s = Scratch::package(&gate());
+    let repo = s.repo();
+    let outputs = s.ctl().join("outputs");
+    let review = |max: &str| {
+        std::fs::write(&outputs, "").unwrap();
+        let mut cmd = job(&repo, &["--task", "CR-A", "--max-review-rounds", max]);
+        cmd.env("GITHUB_OUTPUT", &outputs);
+        let run = Run::of(cmd);
+        (run, std::fs::read_to_string(&outputs).unwrap())
+    };
+    Run::of(job(&repo, &["--task", "1"])).assert_code(0);
+    let (run, _) = review("3");
+    run.assert_code(0);
+    assert_eq!(run.verdicts("CR-A"), [(1, "requires-changes".to_owned())]);
+
+    // Its rework has not run: the round stands, no agent runs, the verdict is given again.
+    let (run, out) = review("3");
+    run.assert_code(0);
+    assert!(run.started().is_empty(), "{}", run.context());
+    assert_eq!(run.status("CR-A"), "reused", "{}", run.context());
+    assert!(run.verdicts("CR-A").is_empty(), "{}", run.context());
+    assert!(
+        run.reason("CR-A").contains(
+            "its round 1 (`spec/demo/CR-A`) requires changes that its rework RW-A has not answered yet: `--task RW-A` runs next, then its round 2"
+        ),
+        "{}",
+        run.context()
+    );
+    assert_eq!(
+        out,
+        "status-CR-A=done\nverdict=changes\nverdict-CR-A=changes\n"
+    );
+
+    // At the limit, the same round fails the gate: another run would only repeat it.
+    let (run, out) = review("1");
+    run.assert_code(1);
+    assert!(run.started().is_empty(), "{}", run.context());
+    assert_eq!(run.status("CR-A"), "failed", "{}", run.context());
+    assert!(
+        run.reason("CR-A").contains(
+            "still requires changes after 1 review round (the limit, --max-review-rounds 1): its last round is `spec/demo/CR-A`; raise the limit to go on"
+        ),
+        "{}",
+        run.context()
+    );
+    assert_eq!(out, "status-CR-A=failed\n");
+}
