@@ -1003,3 +1003,210 @@ fn only_a_configured_remote_s_name_is_a_remote_and_a_killed_fetch_s_locks_are_cl
     assert!(!lock.exists());
     assert!(has_ref(&remote, &Scratch::branch("2")));
 }
+
+#[test]
+fn a_task_the_plan_blocks_is_refused_and_one_it_leaves_out_is_skipped() {
+    let md = tasks_md(&[
+        shell_task("1", "Blocked", "", "echo one > one.txt"),
+        shell_task("2", "After it", "Task 1", "echo two > two.txt"),
+        shell_task("3", "Optional", "", "echo three > three.txt"),
+    ])
+    .replace("- [ ] 1. ", "- [~] 1. ")
+    .replace("- [ ] 3. ", "- [ ]* 3. ");
+    let s = Scratch::package(&md);
+
+    let run = Run::of(job(&s.repo(), &["--task", "1"]));
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("task 1 cannot run: it is marked not runnable (`[~]`)")
+            && run
+                .stderr
+                .contains("select another task, or change tasks.md"),
+        "{}",
+        run.context()
+    );
+    assert!(run.started().is_empty(), "{}", run.context());
+
+    let run = Run::of(job(&s.repo(), &["--task", "2"]));
+    run.assert_code(2);
+    assert!(
+        run.stderr
+            .contains("task 2 cannot run: it waits for task 1, which cannot run"),
+        "{}",
+        run.context()
+    );
+    assert!(run.started().is_empty(), "{}", run.context());
+
+    // Left out by --skip-optional: reported as skipped (which fails the run, as a skipped
+    // task does), not run, not refused.
+    let run = Run::of(job(&s.repo(), &["--task", "3", "--skip-optional"]));
+    run.assert_code(1);
+    assert!(run.started().is_empty(), "{}", run.context());
+    assert_eq!(run.status("3"), "skipped", "{}", run.context());
+    assert!(
+        run.reason("3").contains("not in this run's plan")
+            && run.reason("3").contains("--skip-optional"),
+        "{}",
+        run.context()
+    );
+    assert!(s.branches().is_empty(), "{:?}", s.branches());
+}
+
+#[test]
+fn a_dependency_s_branch_without_its_commit_is_not_done() {
+    let s = Scratch::package(&chain());
+    let remote = bare_remote(&s);
+    let dir = clone(&remote, "job");
+    // Task 1's branch is there, at the base: it holds no commit of task 1.
+    git_in(&dir, &["branch", &Scratch::branch("1"), "main"]);
+    git_in(&dir, &["push", "-q", "origin", &Scratch::branch("1")]);
+
+    let run = Run::of(job(&dir, &["--task", "2", "--remote", "origin"]));
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains(
+            "task 2 needs task 1, which is not done: not ticked in tasks.md, and its branch `spec/demo/1` does not hold its commit (after fetching from origin)"
+        ),
+        "{}",
+        run.context()
+    );
+    assert!(run.started().is_empty(), "{}", run.context());
+    assert!(!has_ref(&dir, &Scratch::branch("2")));
+}
+
+/// Build 1; review CR-A of it, which always asks for changes; its rework RW-A; 2 after the
+/// review, 3 after the rework.
+fn gate() -> String {
+    tasks_md(&[
+        shell_task("1", "Build", "", "echo one > one.txt"),
+        shell_task(
+            "CR-A",
+            "Code review",
+            "Task 1",
+            "mkdir -p code_review && printf 'Status: REQUIRES CHANGES\\n' > code_review/CR-A.md",
+        ),
+        shell_task("RW-A", "Rework", "CR-A (failed)", "echo fixed >> fix.txt"),
+        shell_task("2", "After review", "CR-A", "echo two > two.txt"),
+        shell_task("3", "After rework", "RW-A", "echo three > three.txt"),
+    ])
+}
+
+#[test]
+fn a_rework_waits_for_a_round_of_its_review_and_goes_one_step_of_the_gate_per_run() {
+    let s = Scratch::package(&gate());
+    let repo = s.repo();
+    Run::of(job(&repo, &["--task", "1"])).assert_code(0);
+
+    // The rework before its review has a round: nothing to answer yet.
+    let run = Run::of(job(&repo, &["--task", "RW-A"]));
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains(
+            "rework RW-A answers review CR-A, which has no recorded round yet (its branch `spec/demo/CR-A`); run `--task CR-A` first"
+        ),
+        "{}",
+        run.context()
+    );
+    assert!(run.started().is_empty(), "{}", run.context());
+
+    // A task selected with the review (or the rework) it waits for.
+    for (id, on) in [("2", "CR-A"), ("3", "RW-A")] {
+        let run = Run::of(job(&repo, &["--task", on, "--task", id]));
+        run.assert_code(2);
+        assert!(
+            run.stderr.contains(&format!(
+                "--task {id} and --task {on}: {id} waits for {on}, whose review gate goes one step per run"
+            )) && run.stderr.contains(&format!("run {on} on its own, then {id} in another run")),
+            "{}",
+            run.context()
+        );
+        assert!(run.started().is_empty(), "{}", run.context());
+    }
+
+    // The rework with its review: it answers a round, one step per run.
+    let run = Run::of(job(&repo, &["--task", "CR-A", "--task", "RW-A"]));
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains(
+            "--task CR-A and --task RW-A: rework RW-A answers a round of review CR-A, and a review gate goes one step per run"
+        ),
+        "{}",
+        run.context()
+    );
+    assert!(run.started().is_empty(), "{}", run.context());
+    assert_eq!(s.branches(), [Scratch::branch("1")]);
+
+    // A round that asks for changes, then the rework that answers it.
+    Run::of(job(&repo, &["--task", "CR-A"])).assert_code(0);
+    let run = Run::of(job(&repo, &["--task", "RW-A"]));
+    run.assert_code(0);
+    assert_eq!(
+        run.started(),
+        ["RW-A".to_owned()].into(),
+        "{}",
+        run.context()
+    );
+
+    // Again: it answered the last round already; the review's next round comes next.
+    let run = Run::of(job(&repo, &["--task", "RW-A"]));
+    run.assert_code(0);
+    assert!(run.started().is_empty(), "{}", run.context());
+    assert_eq!(run.status("RW-A"), "reused", "{}", run.context());
+    assert!(
+        run.reason("RW-A")
+            .contains("already done: it answered CR-A's last round; CR-A's next round runs next"),
+        "{}",
+        run.context()
+    );
+}
+
+#[test]
+fn a_review_round_that_stands_is_reported_again_until_its_limit_then_fails() {
+    let s = Scratch::package(&gate());
+    let repo = s.repo();
+    let outputs = s.ctl().join("outputs");
+    let review = |max: &str| {
+        std::fs::write(&outputs, "").unwrap();
+        let mut cmd = job(&repo, &["--task", "CR-A", "--max-review-rounds", max]);
+        cmd.env("GITHUB_OUTPUT", &outputs);
+        let run = Run::of(cmd);
+        (run, std::fs::read_to_string(&outputs).unwrap())
+    };
+    Run::of(job(&repo, &["--task", "1"])).assert_code(0);
+    let (run, _) = review("3");
+    run.assert_code(0);
+    assert_eq!(run.verdicts("CR-A"), [(1, "requires-changes".to_owned())]);
+
+    // Its rework has not run: the round stands, no agent runs, the verdict is given again.
+    let (run, out) = review("3");
+    run.assert_code(0);
+    assert!(run.started().is_empty(), "{}", run.context());
+    assert_eq!(run.status("CR-A"), "reused", "{}", run.context());
+    assert!(run.verdicts("CR-A").is_empty(), "{}", run.context());
+    assert!(
+        run.reason("CR-A").contains(
+            "its round 1 (`spec/demo/CR-A`) requires changes that its rework RW-A has not answered yet: `--task RW-A` runs next, then its round 2"
+        ),
+        "{}",
+        run.context()
+    );
+    assert_eq!(
+        out,
+        "status-CR-A=done\nverdict=changes\nverdict-CR-A=changes\n"
+    );
+
+    // At the limit, the same round fails the gate: another run would only repeat it.
+    let (run, out) = review("1");
+    run.assert_code(1);
+    assert!(run.started().is_empty(), "{}", run.context());
+    assert_eq!(run.status("CR-A"), "failed", "{}", run.context());
+    assert!(
+        run.reason("CR-A").contains(
+            "still requires changes after 1 review round (the limit, --max-review-rounds 1): its last round is `spec/demo/CR-A`; raise the limit to go on"
+        ),
+        "{}",
+        run.context()
+    );
+    assert_eq!(out, "status-CR-A=failed\n");
+}
