@@ -1184,15 +1184,23 @@ impl<'a> Gitlinks<'a> {
 }
 
 /// Removes the empty directories under `dir` (not `dir` itself, its `.git`, or a submodule's),
-/// deepest first; how many went.
+/// deepest first, and the FIFOs, sockets and devices in it; how many went.
 fn remove_empty_dirs(top: &Path, dir: &Path, keep: &mut Gitlinks<'_>) -> Result<usize> {
     let mut removed = 0;
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io("read", dir, e))?;
     for entry in entries.flatten() {
         let at = entry.path();
-        if !entry.file_type().is_ok_and(|t| t.is_dir())
-            || (dir == top && entry.file_name() == ".git")
+        let kind = entry.file_type();
+        if kind
+            .as_ref()
+            .is_ok_and(|t| !(t.is_dir() || t.is_file() || t.is_symlink()))
         {
+            // A FIFO, a socket or a device: git neither tracks nor reports it.
+            std::fs::remove_file(&at).map_err(|e| Error::io("remove", &at, e))?;
+            removed += 1;
+            continue;
+        }
+        if !kind.is_ok_and(|t| t.is_dir()) || (dir == top && entry.file_name() == ".git") {
             continue;
         }
         removed += remove_empty_dirs(top, &at, keep)?;
