@@ -486,14 +486,7 @@ impl<'a> Scheduler<'a> {
             self.frontier.insert(at);
         }
         let id = self.list.tasks[index].id.clone();
-        let entry = Round {
-            task: id.clone(),
-            round: run,
-            branch: start.branch.clone(),
-            commit: report.commit.clone(),
-            verdict: None,
-            reused: false,
-        };
+        let entry = self.rework_round(run, &start, &report);
         let gate = self.gates.entry(r).or_default();
         // The rework's usage is its own task's; the gate counts its time.
         gate.duration += report.duration_secs;
@@ -563,7 +556,6 @@ impl<'a> Scheduler<'a> {
         let Finished {
             start, mut report, ..
         } = done;
-        let id = self.list.tasks[start.task].id.clone();
         if report.status == Status::Done {
             actions.push(self.rework_event(r, run, &start, &report));
             report.reason = Some(format!(
@@ -572,15 +564,20 @@ impl<'a> Scheduler<'a> {
                 self.list.tasks[r].id
             ));
         }
-        report.rounds = vec![Round {
-            task: id,
+        report.rounds = vec![self.rework_round(run, &start, &report)];
+        self.conclude(report, actions);
+    }
+
+    /// Run `run` of a rework (`start`, which ended with `report`), as a round of its gate.
+    fn rework_round(&self, run: u32, start: &Start, report: &TaskReport) -> Round {
+        Round {
+            task: self.list.tasks[start.task].id.clone(),
             round: run,
             branch: start.branch.clone(),
             commit: report.commit.clone(),
             verdict: None,
             reused: false,
-        }];
-        self.conclude(report, actions);
+        }
     }
 
     /// A Ctrl-C (SIGTERM, SIGHUP): no new job starts; what the agents are to do.
@@ -924,16 +921,8 @@ impl<'a> Scheduler<'a> {
             && last.verdict == Some(Verdict::RequiresChanges)
             && base == last.branch
         {
-            let text = self.earlier.findings.get(&t).cloned().unwrap_or_else(|| {
-                "(the findings were in the review's output in an earlier run)".to_owned()
-            });
             let run = self.next_rework_run(w);
-            let findings = Findings {
-                review: t,
-                round: last.round,
-                source: review::verdict_file(self.list, t),
-                text,
-            };
+            let findings = self.recorded_findings(t, last.round);
             return self.rework_job(w, run, last.branch.clone(), findings);
         }
         // The rework whose run it starts from, when one ran on top of the last round.
@@ -957,17 +946,22 @@ impl<'a> Scheduler<'a> {
         let (r, last) = self.list.tasks[w]
             .condition()
             .find_map(|r| self.earlier.awaits_rework(r).map(|l| (r, l.clone())))?;
+        let run = self.next_rework_run(w);
+        let findings = self.recorded_findings(r, last.round);
+        Some(self.rework_job(w, run, last.branch, findings))
+    }
+
+    /// The findings of review `r`'s recorded round `round`, as an earlier run left them.
+    fn recorded_findings(&self, r: usize, round: u32) -> Findings {
         let text = self.earlier.findings.get(&r).cloned().unwrap_or_else(|| {
             "(the findings were in the review's output in an earlier run)".to_owned()
         });
-        let run = self.next_rework_run(w);
-        let findings = Findings {
+        Findings {
             review: r,
-            round: last.round,
+            round,
             source: review::verdict_file(self.list, r),
             text,
-        };
-        Some(self.rework_job(w, run, last.branch, findings))
+        }
     }
 
     /// The rework of review `review`: a task of the list whose condition names it.
