@@ -1259,26 +1259,6 @@ pub fn has_changes(path: &Path) -> bool {
         .map_or(true, |s| !s.is_empty())
 }
 
-/// The untracked files of the working tree at `path` (ignored ones not), relative to it.
-pub fn untracked_files(path: &Path) -> std::collections::BTreeSet<PathBuf> {
-    let Ok(repo) = Repository::open(path) else {
-        return Default::default();
-    };
-    let mut opts = git2::StatusOptions::new();
-    opts.include_untracked(true)
-        .recurse_untracked_dirs(true)
-        .include_ignored(false);
-    repo.statuses(Some(&mut opts))
-        .map(|statuses| {
-            statuses
-                .iter()
-                .filter(|e| e.status().contains(git2::Status::WT_NEW))
-                .filter_map(|e| e.path().map(PathBuf::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// A worktree as [`stage_all`] left it: its HEAD, and the tree its index held.
 #[derive(Debug, Clone, Copy)]
 pub struct Staged {
@@ -1333,9 +1313,7 @@ fn staged_index(repo: &Repository, what: &str) -> Result<(git2::Index, Vec<PathB
         let raw = entry.path_bytes();
         let rel = Path::new(std::ffi::OsStr::from_bytes(raw));
         if status.contains(git2::Status::IGNORED) {
-            ignored.push(PathBuf::from(std::ffi::OsStr::from_bytes(
-                raw.strip_suffix(b"/").unwrap_or(raw),
-            )));
+            ignored.push(status_path(raw));
             continue;
         }
         if raw.ends_with(b"/") {
@@ -1372,6 +1350,14 @@ fn staged_index(repo: &Repository, what: &str) -> Result<(git2::Index, Vec<PathB
     Ok((index, ignored))
 }
 
+/// A path as git's status gives it (bytes, a directory with a `/` after it), as a path.
+fn status_path(raw: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt as _;
+    PathBuf::from(std::ffi::OsStr::from_bytes(
+        raw.strip_suffix(b"/").unwrap_or(raw),
+    ))
+}
+
 /// Whether a directory on the way to `rel` in `workdir` is a link (or no directory at all).
 fn under_link(workdir: &Path, rel: &Path) -> bool {
     rel.ancestors()
@@ -1403,7 +1389,6 @@ pub fn head_oid(repo: &Repository) -> Result<Oid> {
 /// git's status find them, again after a `.gitignore` was put back (which may show files it
 /// hid).
 pub fn restore_staged(worktree: &Path, staged: &Staged) -> Result<()> {
-    use std::os::unix::ffi::OsStrExt as _;
     let err = |e: git2::Error| git_err("restore the worktree's files", e);
     let repo = Repository::open(worktree).map_err(|e| git_err("open the task's worktree", e))?;
     if head_oid(&repo)? != staged.head {
@@ -1431,9 +1416,7 @@ pub fn restore_staged(worktree: &Path, staged: &Staged) -> Result<()> {
         let mut changed: Vec<(PathBuf, bool)> = Vec::new();
         for entry in statuses.iter() {
             let raw = entry.path_bytes();
-            let rel = PathBuf::from(std::ffi::OsStr::from_bytes(
-                raw.strip_suffix(b"/").unwrap_or(raw),
-            ));
+            let rel = status_path(raw);
             changed.push((rel, entry.status().contains(git2::Status::WT_NEW)));
         }
         drop(statuses);
