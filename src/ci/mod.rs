@@ -303,21 +303,7 @@ impl Settings {
     fn new(ws: &Workspace, cmd: &CiGithubCommand) -> Result<Settings> {
         let timeout = crate::ops::timeout(ws, cmd.timeout.as_deref())?;
         crate::ops::check_agent_flag(cmd.agent.as_deref())?;
-        let runs_on = match &cmd.runs_on {
-            Some(label) if !config::valid_runner_label(label) => {
-                return Err(Error::user_with_help(
-                    format!("invalid --runs-on `{}`", label.escape_debug()),
-                    "give a runner label, e.g. --runs-on ubuntu-24.04",
-                ));
-            }
-            Some(label) => label.clone(),
-            None => ws
-                .config
-                .ci
-                .runs_on
-                .clone()
-                .unwrap_or_else(|| DEFAULT_RUNS_ON.to_owned()),
-        };
+        let runs_on = runs_on(ws, cmd.runs_on.as_deref())?;
         let settings = Settings {
             max_agents: cmd
                 .max_agents
@@ -354,6 +340,24 @@ impl Settings {
             ));
         }
         Ok(settings)
+    }
+}
+
+/// The jobs' runner label: `--runs-on` (`flag`), else `ci.runs-on` in the configuration, else
+/// [`DEFAULT_RUNS_ON`].
+fn runs_on(ws: &Workspace, flag: Option<&str>) -> Result<String> {
+    match flag {
+        Some(label) if !config::valid_runner_label(label) => Err(Error::user_with_help(
+            format!("invalid --runs-on `{}`", label.escape_debug()),
+            "give a runner label, e.g. --runs-on ubuntu-24.04",
+        )),
+        Some(label) => Ok(label.to_owned()),
+        None => Ok(ws
+            .config
+            .ci
+            .runs_on
+            .clone()
+            .unwrap_or_else(|| DEFAULT_RUNS_ON.to_owned())),
     }
 }
 
