@@ -267,120 +267,15 @@ pub struct Settings {
 
 /// `cargo spec-exec ci github <FEATURE>`.
 pub fn github_command(shell: &Shell, ws: &Workspace, cmd: &CiGithubCommand) -> Result<i32> {
-    let timeout = match &cmd.timeout {
-        Some(t) => config::parse_duration(t).map_err(|why| {
-            Error::user_with_help(format!("invalid --timeout: {why}"), "e.g. --timeout 30m")
-        })?,
-        None => ws.config.timeout.unwrap_or(config::DEFAULT_TIMEOUT),
-    };
-    if let Some(agent) = &cmd.agent
-        && agent.trim().is_empty()
-    {
-        return Err(Error::user_with_help(
-            "--agent is empty",
-            "name a preset or a command",
-        ));
-    }
-    let runs_on = match &cmd.runs_on {
-        Some(label) if !config::valid_runner_label(label) => {
-            return Err(Error::user_with_help(
-                format!("invalid --runs-on `{}`", label.escape_debug()),
-                "give a runner label, e.g. --runs-on ubuntu-24.04",
-            ));
-        }
-        Some(label) => label.clone(),
-        None => ws
-            .config
-            .ci
-            .runs_on
-            .clone()
-            .unwrap_or_else(|| DEFAULT_RUNS_ON.to_owned()),
-    };
-    let settings = Settings {
-        max_agents: cmd
-            .max_agents
-            .map(usize::from)
-            .or(ws.config.max_agents)
-            .unwrap_or(DEFAULT_MAX_AGENTS),
-        max_review_rounds: cmd
-            .max_review_rounds
-            .or(ws.config.max_review_rounds)
-            .unwrap_or(config::DEFAULT_MAX_REVIEW_ROUNDS),
-        agent_flag: cmd.agent.clone(),
-        timeout_flag: cmd.timeout.clone(),
-        max_review_rounds_flag: cmd.max_review_rounds,
-        timeout,
-        max_attempts: ws
-            .config
-            .max_attempts
-            .unwrap_or(config::DEFAULT_MAX_ATTEMPTS),
-        runs_on,
-        install: match &ws.config.ci.install {
-            Some(run) => Install::Configured { run: run.clone() },
-            None => Install::Cargo {
-                version: env!("CARGO_PKG_VERSION").to_owned(),
-            },
-        },
-    };
-
-    if settings.max_review_rounds > MAX_UNROLLED_ROUNDS {
-        return Err(Error::user_with_help(
-            format!(
-                "`max-review-rounds` in the configuration is {}: a workflow unrolls each review gate into that many jobs, and twice as many less one with its rework",
-                settings.max_review_rounds
-            ),
-            format!("pass --max-review-rounds with at most {MAX_UNROLLED_ROUNDS}"),
-        ));
-    }
+    let settings = Settings::new(ws, cmd)?;
     let all = crate::ops::all_features(ws)?;
     let feature = spec::pick(&all, &ws.root, &ws.features_dir(), &cmd.feature)?;
     let list = crate::ops::load_valid(shell, ws, &feature)?;
-    let approval = approval::state(&list);
-    let plan = plan::build(
-        &list,
-        &plan::Options {
-            tracks: Vec::new(),
-            max_agents: settings.max_agents,
-            skip_optional: false,
-            overlap: ws.config.overlap,
-        },
-    )?;
-    shell.diagnostics(plan.warnings.iter());
-    // The jobs run the tasks for real: a list that a run would refuse is refused here.
-    crate::ops::require_approval(&list, &feature.name, &approval)?;
-    // A run finds an agent on PATH; a fresh runner has none, so the jobs must name theirs.
-    let needs_default = plan.nodes.iter().any(|n| {
-        list.agent_of(n.task)
-            .is_none_or(|name| !ws.config.agents.contains_key(name))
-    });
-    if needs_default && settings.agent_flag.is_none() && ws.config.agent.is_none() {
-        return Err(Error::user_with_help(
-            format!(
-                "the jobs of `{}` need to know their agent: no --agent is given and no `agent` is configured",
-                feature.name
-            ),
-            "pass --agent with a preset (claude, codex, gemini, aider, shell) or a command line, or set `agent` in [workspace.metadata.spec-exec]",
-        ));
-    }
+    let plan = runnable_plan(shell, ws, &list, &feature.name, &settings)?;
     let workflow = build(&list, &plan, &feature.name, &ws.config, &settings)?;
     let text = github::render(&workflow);
-
     let to_stdout = cmd.output.as_deref() == Some(Path::new("-"));
-    let path = match &cmd.output {
-        _ if to_stdout => None,
-        Some(p) => Some(if p.is_absolute() {
-            p.clone()
-        } else {
-            std::env::current_dir()
-                .map_err(|e| Error::io("read the current directory", Path::new("."), e))?
-                .join(p)
-        }),
-        None => Some(
-            repository_root(&ws.root)
-                .join(".github/workflows")
-                .join(format!("spec-{}.yml", feature.name)),
-        ),
-    };
+    let path = output_path(ws, cmd.output.as_deref(), &feature.name)?;
     if let Some(path) = &path {
         write_generated(path, &text, cmd.force, &ws.root)?;
     }
@@ -397,37 +292,156 @@ pub fn github_command(shell: &Shell, ws: &Workspace, cmd: &CiGithubCommand) -> R
         shell.out(text.trim_end());
     }
     if let Some(path) = &path {
-        let jobs = workflow.jobs.len();
-        shell.status(
-            "Wrote",
-            format!(
-                "`{}`: {} for {} pending {} of {} ({} at once at most{})",
-                display_path(path, &ws.root).display(),
-                crate::output::count(jobs, "job"),
-                plan.nodes.len(),
-                if plan.nodes.len() == 1 {
-                    "task"
-                } else {
-                    "tasks"
-                },
-                feature.name,
-                workflow.max_agents.min(workflow.width.max(1)),
-                if workflow.slot_orders > 0 {
-                    format!(
-                        ", {} added to keep to --max-agents {}",
-                        crate::output::count(workflow.slot_orders, "order"),
-                        workflow.max_agents
-                    )
-                } else {
-                    String::new()
-                }
-            ),
-        );
-        for n in &workflow.not_run {
-            shell.status("Note", format!("task {} gets no job: {}", n.task, n.reason));
-        }
+        wrote(shell, ws, path, &workflow, plan.nodes.len());
     }
     Ok(exit::OK)
+}
+
+impl Settings {
+    /// The settings of `ci github`: each flag, else the configuration, else the default; a
+    /// flag a run would refuse is refused here.
+    fn new(ws: &Workspace, cmd: &CiGithubCommand) -> Result<Settings> {
+        let timeout = crate::ops::timeout(ws, cmd.timeout.as_deref())?;
+        crate::ops::check_agent_flag(cmd.agent.as_deref())?;
+        let runs_on = runs_on(ws, cmd.runs_on.as_deref())?;
+        let settings = Settings {
+            max_agents: cmd
+                .max_agents
+                .map(usize::from)
+                .or(ws.config.max_agents)
+                .unwrap_or(DEFAULT_MAX_AGENTS),
+            max_review_rounds: cmd
+                .max_review_rounds
+                .or(ws.config.max_review_rounds)
+                .unwrap_or(config::DEFAULT_MAX_REVIEW_ROUNDS),
+            agent_flag: cmd.agent.clone(),
+            timeout_flag: cmd.timeout.clone(),
+            max_review_rounds_flag: cmd.max_review_rounds,
+            timeout,
+            max_attempts: ws
+                .config
+                .max_attempts
+                .unwrap_or(config::DEFAULT_MAX_ATTEMPTS),
+            runs_on,
+            install: match &ws.config.ci.install {
+                Some(run) => Install::Configured { run: run.clone() },
+                None => Install::Cargo {
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                },
+            },
+        };
+        if settings.max_review_rounds > MAX_UNROLLED_ROUNDS {
+            return Err(Error::user_with_help(
+                format!(
+                    "`max-review-rounds` in the configuration is {}: a workflow unrolls each review gate into that many jobs, and twice as many less one with its rework",
+                    settings.max_review_rounds
+                ),
+                format!("pass --max-review-rounds with at most {MAX_UNROLLED_ROUNDS}"),
+            ));
+        }
+        Ok(settings)
+    }
+}
+
+/// The jobs' runner label: `--runs-on` (`flag`), else `ci.runs-on` in the configuration, else
+/// [`DEFAULT_RUNS_ON`].
+fn runs_on(ws: &Workspace, flag: Option<&str>) -> Result<String> {
+    match flag {
+        Some(label) if !config::valid_runner_label(label) => Err(Error::user_with_help(
+            format!("invalid --runs-on `{}`", label.escape_debug()),
+            "give a runner label, e.g. --runs-on ubuntu-24.04",
+        )),
+        Some(label) => Ok(label.to_owned()),
+        None => Ok(ws
+            .config
+            .ci
+            .runs_on
+            .clone()
+            .unwrap_or_else(|| DEFAULT_RUNS_ON.to_owned())),
+    }
+}
+
+/// The plan of `list`, with the checks a run makes before it starts: the jobs run the tasks
+/// for real, so a list that a run would refuse is refused here. A run also finds an agent on
+/// PATH; a fresh runner has none, so the jobs must name theirs.
+fn runnable_plan(
+    shell: &Shell,
+    ws: &Workspace,
+    list: &TaskList,
+    feature: &str,
+    settings: &Settings,
+) -> Result<Plan> {
+    let approval = approval::state(list);
+    let plan = plan::build(
+        list,
+        &plan::Options {
+            tracks: Vec::new(),
+            max_agents: settings.max_agents,
+            skip_optional: false,
+            overlap: ws.config.overlap,
+        },
+    )?;
+    shell.diagnostics(plan.warnings.iter());
+    crate::ops::require_approval(list, feature, &approval)?;
+    let needs_default = plan.nodes.iter().any(|n| {
+        list.agent_of(n.task)
+            .is_none_or(|name| !ws.config.agents.contains_key(name))
+    });
+    if needs_default && settings.agent_flag.is_none() && ws.config.agent.is_none() {
+        return Err(Error::user_with_help(
+            format!(
+                "the jobs of `{feature}` need to know their agent: no --agent is given and no `agent` is configured"
+            ),
+            "pass --agent with a preset (claude, codex, gemini, aider, shell) or a command line, or set `agent` in [workspace.metadata.spec-exec]",
+        ));
+    }
+    Ok(plan)
+}
+
+/// Where the workflow goes: `None` for `--output -` (stdout); `--output` from the current
+/// directory; else `.github/workflows/spec-<feature>.yml` in the repository.
+fn output_path(ws: &Workspace, output: Option<&Path>, feature: &str) -> Result<Option<PathBuf>> {
+    Ok(match output {
+        Some(p) if p == Path::new("-") => None,
+        Some(p) if p.is_absolute() => Some(p.to_path_buf()),
+        Some(p) => Some(
+            std::env::current_dir()
+                .map_err(|e| Error::io("read the current directory", Path::new("."), e))?
+                .join(p),
+        ),
+        None => Some(
+            repository_root(&ws.root)
+                .join(".github/workflows")
+                .join(format!("spec-{feature}.yml")),
+        ),
+    })
+}
+
+/// The status line of a workflow written to `path`, and a note per task that gets no job.
+fn wrote(shell: &Shell, ws: &Workspace, path: &Path, workflow: &Workflow, pending: usize) {
+    let orders = if workflow.slot_orders > 0 {
+        format!(
+            ", {} added to keep to --max-agents {}",
+            crate::output::count(workflow.slot_orders, "order"),
+            workflow.max_agents
+        )
+    } else {
+        String::new()
+    };
+    shell.status(
+        "Wrote",
+        format!(
+            "`{}`: {} for {pending} pending {} of {} ({} at once at most{orders})",
+            display_path(path, &ws.root).display(),
+            crate::output::count(workflow.jobs.len(), "job"),
+            if pending == 1 { "task" } else { "tasks" },
+            workflow.feature,
+            workflow.max_agents.min(workflow.width.max(1)),
+        ),
+    );
+    for n in &workflow.not_run {
+        shell.status("Note", format!("task {} gets no job: {}", n.task, n.reason));
+    }
 }
 
 /// The working tree's root of the repository that holds `root`, else `root`.

@@ -41,18 +41,7 @@ struct Unchanged<'a> {
 }
 
 pub fn check(shell: &Shell, ws: &Workspace, opts: &CheckCommand) -> Result<i32> {
-    let all = all_features(ws)?;
-    let mut features = if opts.features.is_empty() {
-        all
-    } else {
-        opts.features
-            .iter()
-            .map(|n| spec::pick(&all, &ws.root, &ws.features_dir(), n))
-            .collect::<Result<Vec<_>>>()?
-    };
-    // A feature named twice (`check a a`, or by its name and its path) is checked once.
-    let mut seen = std::collections::HashSet::new();
-    features.retain(|f| seen.insert(f.dir.canonicalize().unwrap_or_else(|_| f.dir.clone())));
+    let mut features = named(ws, &opts.features)?;
     if features.is_empty() {
         let dir = display_path(&ws.features_dir(), &ws.root);
         shell.status(
@@ -64,153 +53,216 @@ pub fn check(shell: &Shell, ws: &Workspace, opts: &CheckCommand) -> Result<i32> 
     let mut unchanged = Vec::new();
     if let Some(rev) = &opts.changed_since {
         (features, unchanged) = changed_since(ws, features, rev)?;
-        let names = |fs: &[Feature]| {
-            fs.iter()
-                .map(|f| f.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        if shell.is_json() && !unchanged.is_empty() {
-            shell.json(&Unchanged {
-                kind: "check-unchanged",
-                since: rev,
-                features: unchanged.iter().map(|f| f.name.as_str()).collect(),
-            });
-        }
-        if features.is_empty() {
-            shell.status(
-                "Finished",
-                format!(
-                    "no feature changed since `{rev}`: nothing to check ({} unchanged)",
-                    count(unchanged.len(), "feature")
-                ),
-            );
-            if shell.is_github() {
-                step_summary(
-                    shell,
-                    &format!(
-                        "### cargo spec-exec check\n\nNo feature changed since `{}`: nothing to check.\n\n",
-                        github::cell(rev)
-                    ),
-                );
-            }
+        if !selected(shell, rev, &features, &unchanged) {
             return Ok(exit::OK);
         }
-        let mut line = format!(
-            "{} changed since `{rev}`: {}",
-            count(features.len(), "feature"),
-            names(&features)
-        );
-        if !unchanged.is_empty() {
-            line.push_str(&format!("; unchanged, not checked: {}", names(&unchanged)));
-        }
-        shell.status("Selected", line);
     }
-    let roots = persona_roots(ws);
-    let mut results: Vec<Summary> = features
-        .into_par_iter()
-        .map(|f| summarize(ws, &roots, f))
-        .collect();
+    let mut results = checked(ws, features);
     if opts.approved {
-        for s in &mut results {
-            if let Some(state) = &s.approval_state
-                && let Some(d) = approval_error(&s.tasks_file, &s.feature.name, state)
-            {
-                s.diagnostics.push(d);
-            }
-        }
+        approval_errors(&mut results);
     }
-    let mut failed = 0;
-    let mut errors = 0;
-    let mut warnings = 0;
+    let totals = Totals::of(&results);
     for s in &results {
-        let e = s.diagnostics.iter().filter(|d| d.is_error()).count();
-        errors += e;
-        warnings += s.diagnostics.len() - e;
-        if e > 0 {
-            failed += 1;
-        }
-        let (done, total) = s.progress.unwrap_or((0, 0));
-        if shell.is_json() {
-            shell.json(&CheckLine {
-                kind: "check",
-                feature: &s.feature.name,
-                tasks_file: &s.tasks_file,
-                dialect: s.dialect,
-                ok: e == 0,
-                done,
-                total,
-                approval: s.approval,
-                diagnostics: &s.diagnostics,
-                notes: &s.notes,
-            });
-            continue;
-        }
-        for d in &s.diagnostics {
-            shell.diagnostic(d);
-        }
-        if e == 0 {
-            shell.status(
-                "Checked",
-                format!(
-                    "{} ({} task list, {done}/{total} tasks done, {})",
-                    s.feature.name,
-                    s.dialect_name(),
-                    s.approval
-                ),
-            );
-            for note in &s.notes {
-                shell.note(note, Some(Path::new(&s.tasks_file)));
-            }
-        }
+        report(shell, s);
     }
-    let checked = results.len();
-    let noun = if checked == 1 { "feature" } else { "features" };
-    let errors_text = format!(
-        "{errors} {}, {warnings} {}",
-        if errors == 1 { "error" } else { "errors" },
-        if warnings == 1 { "warning" } else { "warnings" },
-    );
     if shell.is_github() {
-        let verdict = if failed > 0 {
-            format!("{failed} of {checked} {noun} failed the check ({errors_text}).")
-        } else {
-            format!("{checked} {noun} checked: {errors_text}.")
-        };
-        let mut md = table(&results);
-        md.push_str(&format!("\n{verdict}\n"));
-        if let Some(rev) = &opts.changed_since
-            && !unchanged.is_empty()
-        {
-            md.push_str(&format!(
-                "\nUnchanged since `{}`, not checked: {}.\n",
-                github::cell(rev),
-                unchanged
-                    .iter()
-                    .map(|f| github::cell(&f.name))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        md.push('\n');
+        let md = summary(&results, &totals, opts.changed_since.as_deref(), &unchanged);
         step_summary(shell, &md);
     }
-    if failed > 0 {
+    Ok(finish(shell, &totals))
+}
+
+/// The check's last line; its exit code.
+fn finish(shell: &Shell, totals: &Totals) -> i32 {
+    if totals.failed > 0 {
         if !shell.is_json() {
-            shell.out(format!(
-                "error: {failed} of {checked} {noun} failed the check ({errors_text})"
-            ));
+            shell.out(format!("error: {}", totals.verdict()));
         }
-        Ok(exit::INVALID)
+        exit::INVALID
     } else {
         shell.status(
             "Finished",
             format!(
-                "{checked} {noun} checked: no errors, {warnings} {}",
-                if warnings == 1 { "warning" } else { "warnings" }
+                "{} checked: no errors, {}",
+                count(totals.checked, "feature"),
+                count(totals.warnings, "warning")
             ),
         );
-        Ok(exit::OK)
+        exit::OK
+    }
+}
+
+/// The features `names` names (every feature when it names none), each once: a feature named
+/// twice (`check a a`, or by its name and its path) is checked once.
+fn named(ws: &Workspace, names: &[String]) -> Result<Vec<Feature>> {
+    let all = all_features(ws)?;
+    let mut features = if names.is_empty() {
+        all
+    } else {
+        names
+            .iter()
+            .map(|n| spec::pick(&all, &ws.root, &ws.features_dir(), n))
+            .collect::<Result<Vec<_>>>()?
+    };
+    let mut seen = std::collections::HashSet::new();
+    features.retain(|f| seen.insert(f.dir.canonicalize().unwrap_or_else(|_| f.dir.clone())));
+    Ok(features)
+}
+
+/// Says which features `--changed-since rev` picked and which it left out; `false` when it
+/// picked none, and there is nothing to check.
+fn selected(shell: &Shell, rev: &str, features: &[Feature], unchanged: &[Feature]) -> bool {
+    let names = |fs: &[Feature]| {
+        fs.iter()
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if shell.is_json() && !unchanged.is_empty() {
+        shell.json(&Unchanged {
+            kind: "check-unchanged",
+            since: rev,
+            features: unchanged.iter().map(|f| f.name.as_str()).collect(),
+        });
+    }
+    if features.is_empty() {
+        shell.status(
+            "Finished",
+            format!(
+                "no feature changed since `{rev}`: nothing to check ({} unchanged)",
+                count(unchanged.len(), "feature")
+            ),
+        );
+        if shell.is_github() {
+            step_summary(
+                shell,
+                &format!(
+                    "### cargo spec-exec check\n\nNo feature changed since `{}`: nothing to check.\n\n",
+                    github::cell(rev)
+                ),
+            );
+        }
+        return false;
+    }
+    let mut line = format!(
+        "{} changed since `{rev}`: {}",
+        count(features.len(), "feature"),
+        names(features)
+    );
+    if !unchanged.is_empty() {
+        line.push_str(&format!("; unchanged, not checked: {}", names(unchanged)));
+    }
+    shell.status("Selected", line);
+    true
+}
+
+/// Each feature's spec and plan checked, in parallel.
+fn checked(ws: &Workspace, features: Vec<Feature>) -> Vec<Summary> {
+    let roots = persona_roots(ws);
+    features
+        .into_par_iter()
+        .map(|f| summarize(ws, &roots, f))
+        .collect()
+}
+
+/// `--approved`: a task list that is not approved as it is, is an error of its feature.
+fn approval_errors(results: &mut [Summary]) {
+    for s in results {
+        if let Some(state) = &s.approval_state
+            && let Some(d) = approval_error(&s.tasks_file, &s.feature.name, state)
+        {
+            s.diagnostics.push(d);
+        }
+    }
+}
+
+impl Summary {
+    /// How many of its diagnostics are errors.
+    fn errors(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+}
+
+/// What the check found, over every feature checked.
+struct Totals {
+    checked: usize,
+    /// Features with an error.
+    failed: usize,
+    errors: usize,
+    warnings: usize,
+}
+
+impl Totals {
+    fn of(results: &[Summary]) -> Totals {
+        let mut totals = Totals {
+            checked: results.len(),
+            failed: 0,
+            errors: 0,
+            warnings: 0,
+        };
+        for s in results {
+            let e = s.errors();
+            totals.errors += e;
+            totals.warnings += s.diagnostics.len() - e;
+            if e > 0 {
+                totals.failed += 1;
+            }
+        }
+        totals
+    }
+
+    /// The check's verdict, as one sentence without its full stop.
+    fn verdict(&self) -> String {
+        let found = format!(
+            "{}, {}",
+            count(self.errors, "error"),
+            count(self.warnings, "warning")
+        );
+        let features = count(self.checked, "feature");
+        if self.failed > 0 {
+            format!("{} of {features} failed the check ({found})", self.failed)
+        } else {
+            format!("{features} checked: {found}")
+        }
+    }
+}
+
+/// One feature's result: a JSON line, or its diagnostics and, when it has no error, its status
+/// line and notes.
+fn report(shell: &Shell, s: &Summary) {
+    let e = s.errors();
+    let (done, total) = s.progress.unwrap_or((0, 0));
+    if shell.is_json() {
+        shell.json(&CheckLine {
+            kind: "check",
+            feature: &s.feature.name,
+            tasks_file: &s.tasks_file,
+            dialect: s.dialect,
+            ok: e == 0,
+            done,
+            total,
+            approval: s.approval,
+            diagnostics: &s.diagnostics,
+            notes: &s.notes,
+        });
+        return;
+    }
+    for d in &s.diagnostics {
+        shell.diagnostic(d);
+    }
+    if e == 0 {
+        shell.status(
+            "Checked",
+            format!(
+                "{} ({} task list, {done}/{total} tasks done, {})",
+                s.feature.name,
+                s.dialect_name(),
+                s.approval
+            ),
+        );
+        for note in &s.notes {
+            shell.note(note, Some(Path::new(&s.tasks_file)));
+        }
     }
 }
 
@@ -297,7 +349,7 @@ fn table(results: &[Summary]) -> String {
          | --- | ---: | ---: | --- | ---: | ---: |\n",
     );
     for s in results {
-        let e = s.diagnostics.iter().filter(|d| d.is_error()).count();
+        let e = s.errors();
         let w = s.diagnostics.len() - e;
         let (tasks, pending) = match s.progress {
             Some((done, total)) => (total.to_string(), (total - done).to_string()),
@@ -309,6 +361,32 @@ fn table(results: &[Summary]) -> String {
             s.approval
         ));
     }
+    md
+}
+
+/// The step summary: the table, the verdict, and the features `--changed-since` left out.
+fn summary(
+    results: &[Summary],
+    totals: &Totals,
+    changed_since: Option<&str>,
+    unchanged: &[Feature],
+) -> String {
+    let mut md = table(results);
+    md.push_str(&format!("\n{}.\n", totals.verdict()));
+    if let Some(rev) = changed_since
+        && !unchanged.is_empty()
+    {
+        md.push_str(&format!(
+            "\nUnchanged since `{}`, not checked: {}.\n",
+            github::cell(rev),
+            unchanged
+                .iter()
+                .map(|f| github::cell(&f.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    md.push('\n');
     md
 }
 

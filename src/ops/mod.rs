@@ -62,12 +62,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         .map(usize::from)
         .or(ws.config.max_agents)
         .unwrap_or(DEFAULT_MAX_AGENTS);
-    let timeout = match &opts.timeout {
-        Some(t) => config::parse_duration(t).map_err(|why| {
-            Error::user_with_help(format!("invalid --timeout: {why}"), "e.g. --timeout 30m")
-        })?,
-        None => ws.config.timeout.unwrap_or(config::DEFAULT_TIMEOUT),
-    };
+    let timeout = timeout(ws, opts.timeout.as_deref())?;
     let kill_grace = kill_grace(ws)?;
     let (verify, verify_default) = verify_commands(ws, &opts.verify)?;
     let max_wait = match &opts.max_wait {
@@ -82,14 +77,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
             "add `--remote origin` (or another remote's name)",
         ));
     }
-    if let Some(agent) = &opts.agent
-        && agent.trim().is_empty()
-    {
-        return Err(Error::user_with_help(
-            "--agent is empty",
-            "name a preset or a command",
-        ));
-    }
+    check_agent_flag(opts.agent.as_deref())?;
     let all = all_features(ws)?;
     let junit = junit_path(ws, &all, opts.junit.as_deref())?;
     let feature = spec::pick(&all, &ws.root, &ws.features_dir(), name)?;
@@ -245,6 +233,28 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
             task_mode,
         },
     )
+}
+
+/// A task's time limit: `--timeout` (`flag`), else `timeout` in the configuration, else the
+/// default.
+pub(crate) fn timeout(ws: &Workspace, flag: Option<&str>) -> Result<std::time::Duration> {
+    match flag {
+        Some(t) => config::parse_duration(t).map_err(|why| {
+            Error::user_with_help(format!("invalid --timeout: {why}"), "e.g. --timeout 30m")
+        }),
+        None => Ok(ws.config.timeout.unwrap_or(config::DEFAULT_TIMEOUT)),
+    }
+}
+
+/// `--agent`, when given, names something.
+pub(crate) fn check_agent_flag(agent: Option<&str>) -> Result<()> {
+    match agent {
+        Some(agent) if agent.trim().is_empty() => Err(Error::user_with_help(
+            "--agent is empty",
+            "name a preset or a command",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `--junit`'s path: a file to write, not a directory, and none of the repository's own (a
