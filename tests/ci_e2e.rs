@@ -20,7 +20,9 @@ use std::process::{Command, Stdio};
 
 mod support;
 
-use support::{BIN, fixture, git_in, lint, shell_task, tasks_md, text, write};
+use support::{
+    BIN, copy_dir, fixture, git_in, lint, shell_task, tasks_md, text, write, write_tiny_package,
+};
 
 // ---------------------------------------------------------------------------------------------
 // A YAML reader for the subset the generator writes: block mappings and sequences (a sequence
@@ -948,22 +950,6 @@ fn tasks_md_of(dir: &Path, feature: &str) -> Vec<u8> {
     .unwrap()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if name == "target" || name == "try.sh" {
-            continue;
-        }
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &to.join(&name));
-        } else {
-            fs::copy(entry.path(), to.join(&name)).unwrap();
-        }
-    }
-}
-
 fn workflow_of(b: &Bench, feature: &str) -> Yaml {
     let dir = b.clone("generate");
     let yaml = b.spec_exec(
@@ -1134,19 +1120,11 @@ fn gate_after(approve_in: u32, config: &str, rework: &str, after: &str) -> Bench
 /// its spec-exec metadata.
 fn package(feature: &str, tasks: &str, config: &str) -> Bench {
     bench(feature, |origin| {
-        write(
-            &origin.join("Cargo.toml"),
-            &format!(
-                "[package]\nname = \"tiny\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n[workspace]\n\n[workspace.metadata.spec-exec]\nverify = []\n{config}"
-            ),
-        );
-        write(&origin.join("src/lib.rs"), "");
-        write(
-            &origin
-                .join("documentation/features")
-                .join(feature)
-                .join("tasks.md"),
+        write_tiny_package(
+            origin,
+            feature,
             tasks,
+            &format!("\n[workspace.metadata.spec-exec]\nverify = []\n{config}"),
         );
     })
 }
