@@ -951,12 +951,22 @@ fn tasks_md_of(dir: &Path, feature: &str) -> Vec<u8> {
 }
 
 fn workflow_of(b: &Bench, feature: &str) -> Yaml {
+    parse_linted(b, &workflow_yaml(b, feature, &[]))
+}
+
+/// The workflow of `feature` with the `shell` agent and `extra` options, as the binary writes
+/// it to standard output in a fresh clone.
+fn workflow_yaml(b: &Bench, feature: &str, extra: &[&str]) -> String {
     let dir = b.clone("generate");
-    let yaml = b.spec_exec(
-        &dir,
-        &["ci", "github", feature, "--agent", "shell", "-o", "-"],
-    );
-    parse_linted(b, &yaml)
+    let mut args = vec!["ci", "github", feature, "--agent", "shell"];
+    args.extend_from_slice(extra);
+    args.extend(["-o", "-"]);
+    b.spec_exec(&dir, &args)
+}
+
+/// A bench whose remote holds the bundled example.
+fn example_bench() -> Bench {
+    bench("user-auth", |origin| copy_dir(&fixture("example"), origin))
 }
 
 /// The workflow `yaml`, linted with actionlint (when it is installed) and read.
@@ -982,9 +992,7 @@ fn set(ids: &[&str]) -> BTreeSet<String> {
 /// task branches of a local run on the remote, and `sync` ticks tasks.md as the local run did.
 #[test]
 fn the_example_features_workflow_executed_leaves_what_a_local_run_leaves() {
-    let b = bench("user-auth", |origin| {
-        copy_dir(&fixture("example"), origin);
-    });
+    let b = example_bench();
     let workflow = workflow_of(&b, "user-auth");
     let (done, clones) = execute(&b, &workflow, &["cargo spec-exec pr "]);
 
@@ -1203,21 +1211,7 @@ fn a_review_gate_executed_job_by_job_reworks_once_and_goes_on() {
 #[test]
 fn the_rounds_a_workflow_unrolls_are_the_rounds_its_jobs_may_run() {
     let b = gate(4, "");
-    let dir = b.clone("generate");
-    let yaml = b.spec_exec(
-        &dir,
-        &[
-            "ci",
-            "github",
-            "gate",
-            "--agent",
-            "shell",
-            "--max-review-rounds",
-            "4",
-            "-o",
-            "-",
-        ],
-    );
+    let yaml = workflow_yaml(&b, "gate", &["--max-review-rounds", "4"]);
     let (done, _) = execute(&b, &parse_linted(&b, &yaml), &["cargo spec-exec pr "]);
     assert_eq!(
         ran(&done, "success"),
@@ -1392,24 +1386,8 @@ fn a_task_after_a_rework_runs_once_the_gate_approves_as_in_a_local_run() {
 /// local run leaves.
 #[test]
 fn jobs_ordered_to_keep_to_max_agents_leave_the_same_branches() {
-    let b = bench("user-auth", |origin| {
-        copy_dir(&fixture("example"), origin);
-    });
-    let dir = b.clone("generate");
-    let yaml = b.spec_exec(
-        &dir,
-        &[
-            "ci",
-            "github",
-            "user-auth",
-            "--agent",
-            "shell",
-            "--max-agents",
-            "1",
-            "-o",
-            "-",
-        ],
-    );
+    let b = example_bench();
+    let yaml = workflow_yaml(&b, "user-auth", &["--max-agents", "1"]);
     assert!(yaml.contains("only to come after it"), "{yaml}");
     let (done, _) = execute(&b, &parse_linted(&b, &yaml), &["cargo spec-exec pr "]);
     assert_eq!(done["integrate"].result, "success", "{done:#?}");
@@ -1435,21 +1413,7 @@ fn a_failed_job_skips_its_dependents_but_not_the_jobs_only_ordered_after_it() {
         ]),
         "",
     );
-    let dir = b.clone("generate");
-    let yaml = b.spec_exec(
-        &dir,
-        &[
-            "ci",
-            "github",
-            "list",
-            "--agent",
-            "shell",
-            "--max-agents",
-            "1",
-            "-o",
-            "-",
-        ],
-    );
+    let yaml = workflow_yaml(&b, "list", &["--max-agents", "1"]);
     assert!(
         yaml.contains("cargo spec-exec run list --task 2 --remote origin --push"),
         "{yaml}"
