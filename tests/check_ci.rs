@@ -58,6 +58,16 @@ fn commands(out: &Output) -> Vec<String> {
         .collect()
 }
 
+/// Asserts that a workflow command line of `out` starts with `prefix`.
+#[track_caller]
+fn assert_command(out: &Output, prefix: &str) {
+    assert!(
+        commands(out).iter().any(|c| c.starts_with(prefix)),
+        "{}",
+        context(out)
+    );
+}
+
 #[test]
 fn github_format_points_at_the_error_from_the_repository_root() {
     // The workspace is a directory of the repository: GitHub names files from the root.
@@ -71,10 +81,10 @@ fn github_format_points_at_the_error_from_the_repository_root() {
         .join("tasks.md");
     write(&tasks, MALFORMED);
     support::git_in(repo, &["init", "-q", "-b", "main"]);
-    let out = support::spec_exec_in(&ws, &["check", "--message-format", "github"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
+    let out = exits(
+        support::spec_exec_in(&ws, &["check", "--message-format", "github"]),
+        2,
+    );
     let (line, col) = line_col(MALFORMED, "Task 7");
     let (line, col) = (line, col + "Task ".len());
     let expected = format!(
@@ -101,22 +111,14 @@ fn github_actions_turns_the_commands_on_unless_json_or_human_is_asked_for() {
     let s = Scratch::unapproved(MALFORMED, Project::Workspace);
     let expected = format!("::error file=documentation/features/{FEATURE}/tasks.md,line=");
     let auto = exits(s.spec_exec(&["check"]).env("GITHUB_ACTIONS", "true"), 2);
-    assert!(
-        commands(&auto).iter().any(|c| c.starts_with(&expected)),
-        "{}",
-        context(&auto)
-    );
+    assert_command(&auto, &expected);
     // Every command's diagnostics, not only check's: a run refusing the list.
     let run = exits(
         s.spec_exec(&["run", FEATURE, "--agent", "shell"])
             .env("GITHUB_ACTIONS", "true"),
         2,
     );
-    assert!(
-        commands(&run).iter().any(|c| c.starts_with(&expected)),
-        "{}",
-        context(&run)
-    );
+    assert_command(&run, &expected);
     // Not outside GitHub Actions.
     let plain = s.spec_exec(&["check"]).output().unwrap();
     assert!(commands(&plain).is_empty(), "{}", context(&plain));
@@ -148,12 +150,9 @@ fn warnings_and_diagnostics_without_a_place_become_commands_too() {
         Project::Workspace,
     );
     let out = exits(s.spec_exec(&["check", "--message-format", "github"]), 0);
-    assert!(
-        commands(&out).iter().any(|c| c.starts_with(&format!(
-            "::warning file=documentation/features/{FEATURE}/tasks.md,line=4,"
-        ))),
-        "{}",
-        context(&out)
+    assert_command(
+        &out,
+        &format!("::warning file=documentation/features/{FEATURE}/tasks.md,line=4,"),
     );
     // A feature that does not exist: an error with no file.
     let out = exits(
@@ -250,13 +249,7 @@ fn approved_fails_an_unapproved_or_stale_list_and_passes_an_approved_one() {
         )),
         "{err}"
     );
-    assert!(
-        commands(&out)
-            .iter()
-            .any(|c| c.starts_with(&format!("::error file={path},title="))),
-        "{}",
-        context(&out)
-    );
+    assert_command(&out, &format!("::error file={path},title="));
 }
 
 #[test]
@@ -753,13 +746,7 @@ fn changed_since_sees_the_manifest_the_personas_and_a_linked_task_list() {
         ])
         .output()
         .unwrap();
-    assert!(
-        commands(&out)
-            .iter()
-            .any(|c| c.starts_with("::error file=plans/other-tasks.md,line=")),
-        "{}",
-        context(&out)
-    );
+    assert_command(&out, "::error file=plans/other-tasks.md,line=");
     s.git(&["checkout", "-q", "--", "plans"]);
 
     // The manifest (its configuration is every feature's) and a persona file.
@@ -813,11 +800,11 @@ fn changed_since_says_what_it_left_out_in_json_and_why_it_cannot_compare() {
         &tmp.path().join("documentation/features/demo/tasks.md"),
         "# Tasks\n\n- [ ] 1. One\n",
     );
-    let out = support::spec_exec_in(tmp.path(), &["check", "--changed-since", "HEAD"])
-        .env("GIT_CEILING_DIRECTORIES", tmp.path().parent().unwrap())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
+    let out = exits(
+        support::spec_exec_in(tmp.path(), &["check", "--changed-since", "HEAD"])
+            .env("GIT_CEILING_DIRECTORIES", tmp.path().parent().unwrap()),
+        2,
+    );
     assert_stderr(&out, "--changed-since needs a git repository");
 }
 
@@ -833,17 +820,11 @@ fn a_configuration_error_is_annotated_at_the_workspace_manifest() {
     write(&ws.join("src/lib.rs"), "");
     write(&repo.join("README.md"), "the repository\n");
     support::git_in(repo, &["init", "-q", "-b", "main"]);
-    let out = support::spec_exec_in(&ws, &["check", "--message-format", "github"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
-    assert!(
-        commands(&out)
-            .iter()
-            .any(|c| c.starts_with("::error file=ws/Cargo.toml,")),
-        "{}",
-        context(&out)
+    let out = exits(
+        support::spec_exec_in(&ws, &["check", "--message-format", "github"]),
+        2,
     );
+    assert_command(&out, "::error file=ws/Cargo.toml,");
 }
 
 #[test]
