@@ -950,6 +950,30 @@ fn tasks_md_of(dir: &Path, feature: &str) -> Vec<u8> {
     .unwrap()
 }
 
+/// A fresh clone in which `feature` has run locally with the `shell` agent.
+fn local_run(b: &Bench, feature: &str) -> PathBuf {
+    let local = b.clone("local");
+    b.spec_exec(&local, &[feature, "--agent", "shell"]);
+    local
+}
+
+/// The task branches on the remote and the tasks.md of the integration job's clone are what a
+/// local run of `feature` leaves.
+#[track_caller]
+fn assert_as_a_local_run(b: &Bench, clones: &BTreeMap<String, PathBuf>, feature: &str, note: &str) {
+    let local = local_run(b, feature);
+    assert_eq!(
+        task_trees(&b.remote(), feature),
+        task_trees(&local, feature),
+        "{note}"
+    );
+    assert_eq!(
+        text(&tasks_md_of(&clones["integrate"], feature)),
+        text(&tasks_md_of(&local, feature)),
+        "{note}"
+    );
+}
+
 fn workflow_of(b: &Bench, feature: &str) -> Yaml {
     parse_linted(b, &workflow_yaml(b, feature, &[]))
 }
@@ -1027,8 +1051,7 @@ fn the_example_features_workflow_executed_leaves_what_a_local_run_leaves() {
     assert_eq!(done["task-5_1"].outputs["status"], "done");
 
     // A local run of the same feature, in another clone.
-    let local = b.clone("local");
-    b.spec_exec(&local, &["user-auth", "--agent", "shell"]);
+    let local = local_run(&b, "user-auth");
     let ours = task_trees(&local, "user-auth");
     assert_eq!(ours.len(), 8, "{ours:?}");
     assert_eq!(task_trees(&b.remote(), "user-auth"), ours);
@@ -1165,8 +1188,7 @@ fn a_review_gate_executed_job_by_job_reworks_once_and_goes_on() {
     assert_eq!(done["CR-A-round-2"].outputs["verdict"], "approved");
     assert_eq!(done["RW-A"].outputs["status"], "done");
 
-    let local = b.clone("local");
-    b.spec_exec(&local, &["gate", "--agent", "shell"]);
+    let local = local_run(&b, "gate");
     let ours = task_trees(&local, "gate");
     assert_eq!(
         ours.keys().cloned().collect::<BTreeSet<_>>(),
@@ -1277,8 +1299,7 @@ fn a_rework_of_two_reviews_executed_job_by_job_matches_a_local_run() {
         "",
     );
     let (done, clones) = execute(&b, &workflow_of(&b, "two"), &["cargo spec-exec pr "]);
-    let local = b.clone("local");
-    b.spec_exec(&local, &["two", "--agent", "shell"]);
+    let local = local_run(&b, "two");
     let ours = task_trees(&local, "two");
     assert_eq!(task_trees(&b.remote(), "two"), ours, "{done:#?}");
     assert_eq!(
@@ -1348,13 +1369,7 @@ fn a_workflow_run_again_after_a_failed_rework_goes_on_from_the_round_it_stopped_
     );
 
     // As a local run that went through the gate at once.
-    let local = b.clone("local");
-    b.spec_exec(&local, &["gate", "--agent", "shell"]);
-    assert_eq!(task_trees(&b.remote(), "gate"), task_trees(&local, "gate"));
-    assert_eq!(
-        text(&tasks_md_of(&clones["integrate"], "gate")),
-        text(&tasks_md_of(&local, "gate"))
-    );
+    assert_as_a_local_run(&b, &clones, "gate", "");
 }
 
 /// A task that depends on the rework waits for the gate's approval: after the rework when
@@ -1367,17 +1382,11 @@ fn a_task_after_a_rework_runs_once_the_gate_approves_as_in_a_local_run() {
         let (done, clones) = execute(&b, &workflow_of(&b, "gate"), &["cargo spec-exec pr "]);
         assert_eq!(done["task-2"].result, "success", "{done:#?}");
         assert_eq!(done["integrate"].result, "success", "{done:#?}");
-        let local = b.clone("local");
-        b.spec_exec(&local, &["gate", "--agent", "shell"]);
-        assert_eq!(
-            task_trees(&b.remote(), "gate"),
-            task_trees(&local, "gate"),
-            "approved in round {approve_in}"
-        );
-        assert_eq!(
-            text(&tasks_md_of(&clones["integrate"], "gate")),
-            text(&tasks_md_of(&local, "gate")),
-            "approved in round {approve_in}"
+        assert_as_a_local_run(
+            &b,
+            &clones,
+            "gate",
+            &format!("approved in round {approve_in}"),
         );
     }
 }
@@ -1391,8 +1400,7 @@ fn jobs_ordered_to_keep_to_max_agents_leave_the_same_branches() {
     assert!(yaml.contains("only to come after it"), "{yaml}");
     let (done, _) = execute(&b, &parse_linted(&b, &yaml), &["cargo spec-exec pr "]);
     assert_eq!(done["integrate"].result, "success", "{done:#?}");
-    let local = b.clone("local");
-    b.spec_exec(&local, &["user-auth", "--agent", "shell"]);
+    let local = local_run(&b, "user-auth");
     assert_eq!(
         task_trees(&b.remote(), "user-auth"),
         task_trees(&local, "user-auth")
@@ -1511,11 +1519,5 @@ fn a_workflow_run_again_after_a_failed_round_runs_that_round_in_the_first_review
     );
     assert_eq!(again["CR-A"].outputs["verdict"], "approved");
 
-    let local = b.clone("local");
-    b.spec_exec(&local, &["gate", "--agent", "shell"]);
-    assert_eq!(task_trees(&b.remote(), "gate"), task_trees(&local, "gate"));
-    assert_eq!(
-        text(&tasks_md_of(&clones["integrate"], "gate")),
-        text(&tasks_md_of(&local, "gate"))
-    );
+    assert_as_a_local_run(&b, &clones, "gate", "");
 }
