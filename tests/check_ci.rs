@@ -5,8 +5,9 @@
 
 mod support;
 
+use std::borrow::BorrowMut;
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 
 use support::{FEATURE, Project, Scratch, shell_task, tasks_md, text, write};
 
@@ -34,6 +35,20 @@ fn context(out: &Output) -> String {
     )
 }
 
+/// The output of `cmd`, which must have exited with `code`.
+#[track_caller]
+fn exits(mut cmd: impl BorrowMut<Command>, code: i32) -> Output {
+    let out = cmd.borrow_mut().output().unwrap();
+    assert_eq!(out.status.code(), Some(code), "{}", context(&out));
+    out
+}
+
+/// Asserts that the standard error of `out` contains `needle`.
+#[track_caller]
+fn assert_stderr(out: &Output, needle: &str) {
+    assert!(text(&out.stderr).contains(needle), "{}", context(out));
+}
+
 /// The workflow command lines of an output.
 fn commands(out: &Output) -> Vec<String> {
     stdout(out)
@@ -41,6 +56,16 @@ fn commands(out: &Output) -> Vec<String> {
         .filter(|l| l.starts_with("::"))
         .map(str::to_owned)
         .collect()
+}
+
+/// Asserts that a workflow command line of `out` starts with `prefix`.
+#[track_caller]
+fn assert_command(out: &Output, prefix: &str) {
+    assert!(
+        commands(out).iter().any(|c| c.starts_with(prefix)),
+        "{}",
+        context(out)
+    );
 }
 
 #[test]
@@ -56,10 +81,10 @@ fn github_format_points_at_the_error_from_the_repository_root() {
         .join("tasks.md");
     write(&tasks, MALFORMED);
     support::git_in(repo, &["init", "-q", "-b", "main"]);
-    let out = support::spec_exec_in(&ws, &["check", "--message-format", "github"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
+    let out = exits(
+        support::spec_exec_in(&ws, &["check", "--message-format", "github"]),
+        2,
+    );
     let (line, col) = line_col(MALFORMED, "Task 7");
     let (line, col) = (line, col + "Task ".len());
     let expected = format!(
@@ -72,12 +97,9 @@ fn github_format_points_at_the_error_from_the_repository_root() {
         context(&out)
     );
     // The human rendering is there too, on stderr, with the path as the user names it.
-    assert!(
-        text(&out.stderr).contains(&format!(
-            "documentation/features/{FEATURE}/tasks.md:{line}:{col}"
-        )),
-        "{}",
-        context(&out)
+    assert_stderr(
+        &out,
+        &format!("documentation/features/{FEATURE}/tasks.md:{line}:{col}"),
     );
     // The message's lines are escaped into one line.
     let error = all.iter().find(|c| c.starts_with(&expected)).unwrap();
@@ -88,39 +110,24 @@ fn github_format_points_at_the_error_from_the_repository_root() {
 fn github_actions_turns_the_commands_on_unless_json_or_human_is_asked_for() {
     let s = Scratch::unapproved(MALFORMED, Project::Workspace);
     let expected = format!("::error file=documentation/features/{FEATURE}/tasks.md,line=");
-    let auto = s
-        .spec_exec(&["check"])
-        .env("GITHUB_ACTIONS", "true")
-        .output()
-        .unwrap();
-    assert_eq!(auto.status.code(), Some(2), "{}", context(&auto));
-    assert!(
-        commands(&auto).iter().any(|c| c.starts_with(&expected)),
-        "{}",
-        context(&auto)
-    );
+    let auto = exits(s.spec_exec(&["check"]).env("GITHUB_ACTIONS", "true"), 2);
+    assert_command(&auto, &expected);
     // Every command's diagnostics, not only check's: a run refusing the list.
-    let run = s
-        .spec_exec(&["run", FEATURE, "--agent", "shell"])
-        .env("GITHUB_ACTIONS", "true")
-        .output()
-        .unwrap();
-    assert_eq!(run.status.code(), Some(2), "{}", context(&run));
-    assert!(
-        commands(&run).iter().any(|c| c.starts_with(&expected)),
-        "{}",
-        context(&run)
+    let run = exits(
+        s.spec_exec(&["run", FEATURE, "--agent", "shell"])
+            .env("GITHUB_ACTIONS", "true"),
+        2,
     );
+    assert_command(&run, &expected);
     // Not outside GitHub Actions.
     let plain = s.spec_exec(&["check"]).output().unwrap();
     assert!(commands(&plain).is_empty(), "{}", context(&plain));
     // Not with JSON: every stdout line stays a JSON object.
-    let json = s
-        .spec_exec(&["check", "--message-format", "json"])
-        .env("GITHUB_ACTIONS", "true")
-        .output()
-        .unwrap();
-    assert_eq!(json.status.code(), Some(2), "{}", context(&json));
+    let json = exits(
+        s.spec_exec(&["check", "--message-format", "json"])
+            .env("GITHUB_ACTIONS", "true"),
+        2,
+    );
     assert!(
         stdout(&json).lines().all(|l| l.starts_with('{')),
         "{}",
@@ -142,24 +149,16 @@ fn warnings_and_diagnostics_without_a_place_become_commands_too() {
         "# Tasks\n\n- [ ] 1. One\n  - _Agent: nobody-here_\n  - _Dependencies: None_\n",
         Project::Workspace,
     );
-    let out = s
-        .spec_exec(&["check", "--message-format", "github"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
-    assert!(
-        commands(&out).iter().any(|c| c.starts_with(&format!(
-            "::warning file=documentation/features/{FEATURE}/tasks.md,line=4,"
-        ))),
-        "{}",
-        context(&out)
+    let out = exits(s.spec_exec(&["check", "--message-format", "github"]), 0);
+    assert_command(
+        &out,
+        &format!("::warning file=documentation/features/{FEATURE}/tasks.md,line=4,"),
     );
     // A feature that does not exist: an error with no file.
-    let out = s
-        .spec_exec(&["check", "no-such-feature", "--message-format", "github"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
+    let out = exits(
+        s.spec_exec(&["check", "no-such-feature", "--message-format", "github"]),
+        2,
+    );
     let all = commands(&out);
     assert!(
         all.iter()
@@ -175,13 +174,12 @@ fn the_step_summary_gets_a_table_appended() {
     let summary = s.repo().join("../summary.md");
     write(&summary, "earlier step output\n");
     for _ in 0..2 {
-        let out = s
-            .spec_exec(&["check"])
-            .env("GITHUB_ACTIONS", "true")
-            .env("GITHUB_STEP_SUMMARY", &summary)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+        exits(
+            s.spec_exec(&["check"])
+                .env("GITHUB_ACTIONS", "true")
+                .env("GITHUB_STEP_SUMMARY", &summary),
+            0,
+        );
     }
     let md = std::fs::read_to_string(&summary).unwrap();
     assert!(md.starts_with("earlier step output\n"), "{md}");
@@ -198,13 +196,12 @@ fn the_step_summary_gets_a_table_appended() {
         "{md}"
     );
     // Not with JSON.
-    let out = s
-        .spec_exec(&["check", "--message-format", "json"])
-        .env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_STEP_SUMMARY", &summary)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+    exits(
+        s.spec_exec(&["check", "--message-format", "json"])
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_STEP_SUMMARY", &summary),
+        0,
+    );
     assert_eq!(std::fs::read_to_string(&summary).unwrap(), md);
 }
 
@@ -214,11 +211,9 @@ fn approved_fails_an_unapproved_or_stale_list_and_passes_an_approved_one() {
     let s = Scratch::unapproved(tasks, Project::Workspace);
     let path = format!("documentation/features/{FEATURE}/tasks.md");
     // Without --approved an unapproved list passes the check.
-    let out = s.spec_exec(&["check"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+    exits(s.spec_exec(&["check"]), 0);
 
-    let out = s.spec_exec(&["check", "--approved"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
+    let out = exits(s.spec_exec(&["check", "--approved"]), 2);
     let err = text(&out.stderr);
     assert!(
         err.contains(&format!(
@@ -233,23 +228,20 @@ fn approved_fails_an_unapproved_or_stale_list_and_passes_an_approved_one() {
     );
 
     s.approve();
-    let out = s.spec_exec(&["check", "--approved"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+    exits(s.spec_exec(&["check", "--approved"]), 0);
     // Ticking keeps the approval.
     write(&s.tasks_path(), &support::tick(&s.tasks_md(), "1"));
-    let out = s.spec_exec(&["check", "--approved"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+    exits(s.spec_exec(&["check", "--approved"]), 0);
 
     // Editing a task voids it.
     write(
         &s.tasks_path(),
         &s.tasks_md().replace("1. One", "1. One, edited"),
     );
-    let out = s
-        .spec_exec(&["check", "--approved", "--message-format", "github"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
+    let out = exits(
+        s.spec_exec(&["check", "--approved", "--message-format", "github"]),
+        2,
+    );
     let err = text(&out.stderr);
     assert!(
         err.contains(&format!(
@@ -257,13 +249,7 @@ fn approved_fails_an_unapproved_or_stale_list_and_passes_an_approved_one() {
         )),
         "{err}"
     );
-    assert!(
-        commands(&out)
-            .iter()
-            .any(|c| c.starts_with(&format!("::error file={path},title="))),
-        "{}",
-        context(&out)
-    );
+    assert_command(&out, &format!("::error file={path},title="));
 }
 
 #[test]
@@ -280,32 +266,23 @@ fn changed_since_checks_only_the_features_that_changed() {
     s.git(&["tag", "base"]);
 
     // Nothing changed: nothing is checked.
-    let out = s
-        .spec_exec(&["check", "--changed-since", "base"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
-    assert!(
-        text(&out.stderr).contains("no feature changed since `base`: nothing to check"),
-        "{}",
-        context(&out)
-    );
+    let out = exits(s.spec_exec(&["check", "--changed-since", "base"]), 0);
+    assert_stderr(&out, "no feature changed since `base`: nothing to check");
 
     // A committed change to `other`'s spec: only it is checked.
     write(&other.join("design.md"), "# Design\n");
     s.git(&["add", "-A"]);
     s.git(&["commit", "-q", "-m", "Design other"]);
-    let out = s
-        .spec_exec(&[
+    let out = exits(
+        s.spec_exec(&[
             "check",
             "--changed-since",
             "base",
             "--message-format",
             "json",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+        ]),
+        0,
+    );
     let checked: Vec<String> = stdout(&out)
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
@@ -323,16 +300,8 @@ fn changed_since_checks_only_the_features_that_changed() {
 
     // An untracked new file in `demo`: both are checked, and `demo` fails.
     write(&s.tasks_path().with_file_name("notes.md"), "new\n");
-    let out = s
-        .spec_exec(&["check", "--changed-since", "base"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
-    assert!(
-        text(&out.stderr).contains("2 features changed since `base`"),
-        "{}",
-        context(&out)
-    );
+    let out = exits(s.spec_exec(&["check", "--changed-since", "base"]), 2);
+    assert_stderr(&out, "2 features changed since `base`");
     std::fs::remove_file(s.tasks_path().with_file_name("notes.md")).unwrap();
 
     // An unstaged change, and a staged one, since HEAD.
@@ -341,11 +310,7 @@ fn changed_since_checks_only_the_features_that_changed() {
         if stage {
             s.git(&["add", "-A"]);
         }
-        let out = s
-            .spec_exec(&["check", "--changed-since", "HEAD"])
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+        let out = exits(s.spec_exec(&["check", "--changed-since", "HEAD"]), 0);
         assert!(
             text(&out.stderr).contains(&format!(
                 "1 feature changed since `HEAD`: other; unchanged, not checked: {FEATURE}"
@@ -356,16 +321,8 @@ fn changed_since_checks_only_the_features_that_changed() {
     }
 
     // A revision the repository does not have.
-    let out = s
-        .spec_exec(&["check", "--changed-since", "no-such-rev"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
-    assert!(
-        text(&out.stderr).contains("--changed-since `no-such-rev` is not a revision"),
-        "{}",
-        context(&out)
-    );
+    let out = exits(s.spec_exec(&["check", "--changed-since", "no-such-rev"]), 2);
+    assert_stderr(&out, "--changed-since `no-such-rev` is not a revision");
 }
 
 /// The attribute `name` of the first element named `element` in `xml`.
@@ -706,12 +663,11 @@ fn a_failed_integration_is_annotated() {
     let out = github_run(&s, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", context(&out));
     s.git(&["branch", "-D", &format!("spec/{FEATURE}/integration")]);
-    let out = s
-        .spec_exec(&["land", FEATURE, "--verify", "sh -c 'exit 4'"])
-        .env("GITHUB_ACTIONS", "true")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", context(&out));
+    let out = exits(
+        s.spec_exec(&["land", FEATURE, "--verify", "sh -c 'exit 4'"])
+            .env("GITHUB_ACTIONS", "true"),
+        1,
+    );
     let all = commands(&out);
     assert_eq!(
         errors_titled(&all, &format!("spec/{FEATURE}/integration was not built")).len(),
@@ -790,13 +746,7 @@ fn changed_since_sees_the_manifest_the_personas_and_a_linked_task_list() {
         ])
         .output()
         .unwrap();
-    assert!(
-        commands(&out)
-            .iter()
-            .any(|c| c.starts_with("::error file=plans/other-tasks.md,line=")),
-        "{}",
-        context(&out)
-    );
+    assert_command(&out, "::error file=plans/other-tasks.md,line=");
     s.git(&["checkout", "-q", "--", "plans"]);
 
     // The manifest (its configuration is every feature's) and a persona file.
@@ -818,17 +768,16 @@ fn changed_since_says_what_it_left_out_in_json_and_why_it_cannot_compare() {
         "# Tasks\n\n- [ ] 1. One\n  - _Dependencies: None_\n",
         Project::Workspace,
     );
-    let out = s
-        .spec_exec(&[
+    let out = exits(
+        s.spec_exec(&[
             "check",
             "--changed-since",
             "HEAD",
             "--message-format",
             "json",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+        ]),
+        0,
+    );
     let lines: Vec<serde_json::Value> = stdout(&out)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -841,16 +790,8 @@ fn changed_since_says_what_it_left_out_in_json_and_why_it_cannot_compare() {
     );
 
     // An empty branch name, as `origin/${{ github.base_ref }}` on a push.
-    let out = s
-        .spec_exec(&["check", "--changed-since", "origin/"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
-    assert!(
-        text(&out.stderr).contains("--changed-since `origin/` names no branch"),
-        "{}",
-        context(&out)
-    );
+    let out = exits(s.spec_exec(&["check", "--changed-since", "origin/"]), 2);
+    assert_stderr(&out, "--changed-since `origin/` names no branch");
 
     // No repository.
     let tmp = tempfile::tempdir().unwrap();
@@ -859,16 +800,12 @@ fn changed_since_says_what_it_left_out_in_json_and_why_it_cannot_compare() {
         &tmp.path().join("documentation/features/demo/tasks.md"),
         "# Tasks\n\n- [ ] 1. One\n",
     );
-    let out = support::spec_exec_in(tmp.path(), &["check", "--changed-since", "HEAD"])
-        .env("GIT_CEILING_DIRECTORIES", tmp.path().parent().unwrap())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
-    assert!(
-        text(&out.stderr).contains("--changed-since needs a git repository"),
-        "{}",
-        context(&out)
+    let out = exits(
+        support::spec_exec_in(tmp.path(), &["check", "--changed-since", "HEAD"])
+            .env("GIT_CEILING_DIRECTORIES", tmp.path().parent().unwrap()),
+        2,
     );
+    assert_stderr(&out, "--changed-since needs a git repository");
 }
 
 #[test]
@@ -883,43 +820,35 @@ fn a_configuration_error_is_annotated_at_the_workspace_manifest() {
     write(&ws.join("src/lib.rs"), "");
     write(&repo.join("README.md"), "the repository\n");
     support::git_in(repo, &["init", "-q", "-b", "main"]);
-    let out = support::spec_exec_in(&ws, &["check", "--message-format", "github"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
-    assert!(
-        commands(&out)
-            .iter()
-            .any(|c| c.starts_with("::error file=ws/Cargo.toml,")),
-        "{}",
-        context(&out)
+    let out = exits(
+        support::spec_exec_in(&ws, &["check", "--message-format", "github"]),
+        2,
     );
+    assert_command(&out, "::error file=ws/Cargo.toml,");
 }
 
 #[test]
 fn the_step_summary_says_why_a_check_could_not_be_made_and_what_failed_to_write_it() {
     let s = Scratch::new("# Tasks\n\n- [ ] 1. One\n  - _Dependencies: None_\n");
     let summary = s.ctl().join("summary.md");
-    let out = s
-        .spec_exec(&["check", "no-such-feature"])
-        .env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_STEP_SUMMARY", &summary)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
+    exits(
+        s.spec_exec(&["check", "no-such-feature"])
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_STEP_SUMMARY", &summary),
+        2,
+    );
     let md = std::fs::read_to_string(&summary).unwrap();
     assert!(
         md.contains("The check could not be made: no feature `no-such-feature`"),
         "{md}"
     );
 
-    let out = s
-        .spec_exec(&["check"])
-        .env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_STEP_SUMMARY", "/dev/full")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+    let out = exits(
+        s.spec_exec(&["check"])
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_STEP_SUMMARY", "/dev/full"),
+        0,
+    );
     let err = text(&out.stderr);
     assert!(
         err.contains("could not write the step summary to `/dev/full` (GITHUB_STEP_SUMMARY)"),
@@ -933,38 +862,28 @@ fn the_step_summary_says_why_a_check_could_not_be_made_and_what_failed_to_write_
 fn a_feature_named_twice_is_checked_once() {
     let s = Scratch::new("# Tasks\n\n- [ ] 1. One\n  - _Dependencies: None_\n");
     let path = format!("documentation/features/{FEATURE}");
-    let out = s
-        .spec_exec(&["check", FEATURE, FEATURE, &path, "--message-format", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+    let out = exits(
+        s.spec_exec(&["check", FEATURE, FEATURE, &path, "--message-format", "json"]),
+        0,
+    );
     assert_eq!(checked(&out), [FEATURE], "{}", context(&out));
 }
 
 #[test]
 fn an_invalid_feature_name_is_escaped_and_points_at_its_directory() {
     let s = Scratch::new("# Tasks\n\n- [ ] 1. One\n  - _Dependencies: None_\n");
-    let out = s
-        .spec_exec(&["check", "x\ny", "--message-format", "github"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
-    assert_eq!(commands(&out).len(), 1, "{}", context(&out));
-    assert!(
-        text(&out.stderr).contains("invalid feature name `x\\ny`"),
-        "{}",
-        context(&out)
+    let out = exits(
+        s.spec_exec(&["check", "x\ny", "--message-format", "github"]),
+        2,
     );
+    assert_eq!(commands(&out).len(), 1, "{}", context(&out));
+    assert_stderr(&out, "invalid feature name `x\\ny`");
     // A directory of that name: its errors name it.
     write(
         &s.repo().join("documentation/features/c:d/tasks.md"),
         "# Tasks\n\n- [ ] 1. One\n",
     );
-    let out = s
-        .spec_exec(&["check", "--message-format", "github"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", context(&out));
+    let out = exits(s.spec_exec(&["check", "--message-format", "github"]), 2);
     assert!(
         commands(&out).iter().any(|c| c
             .starts_with("::error file=documentation/features/c%3Ad,title=invalid feature name")),
@@ -984,12 +903,11 @@ fn a_deps_dry_run_echoes_tasks_md_with_the_workflow_commands_stopped() {
         r#"{"tasks": [{"id": "1", "depends_on": []}, {"id": "2", "depends_on": ["1"]}]}"#,
     );
     let agent = format!("sh -c 'cat > /dev/null; cat \"{}\"'", answer.display());
-    let out = s
-        .spec_exec(&["deps", FEATURE, "--agent", &agent, "--dry-run"])
-        .env("GITHUB_ACTIONS", "true")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", context(&out));
+    let out = exits(
+        s.spec_exec(&["deps", FEATURE, "--agent", &agent, "--dry-run"])
+            .env("GITHUB_ACTIONS", "true"),
+        0,
+    );
     let stdout = stdout(&out);
     assert!(stdout.contains("::warning::from the task list"), "{stdout}");
     // Between `::stop-commands::TOKEN` and `::TOKEN::`, where the runner runs none.

@@ -20,7 +20,9 @@ use std::process::{Command, Stdio};
 
 mod support;
 
-use support::{BIN, fixture, git_in, lint, shell_task, tasks_md, text, write};
+use support::{
+    BIN, copy_dir, fixture, git_in, lint, shell_task, tasks_md, text, write, write_tiny_package,
+};
 
 // ---------------------------------------------------------------------------------------------
 // A YAML reader for the subset the generator writes: block mappings and sequences (a sequence
@@ -948,29 +950,47 @@ fn tasks_md_of(dir: &Path, feature: &str) -> Vec<u8> {
     .unwrap()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if name == "target" || name == "try.sh" {
-            continue;
-        }
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &to.join(&name));
-        } else {
-            fs::copy(entry.path(), to.join(&name)).unwrap();
-        }
-    }
+/// A fresh clone in which `feature` has run locally with the `shell` agent.
+fn local_run(b: &Bench, feature: &str) -> PathBuf {
+    let local = b.clone("local");
+    b.spec_exec(&local, &[feature, "--agent", "shell"]);
+    local
+}
+
+/// The task branches on the remote and the tasks.md of the integration job's clone are what a
+/// local run of `feature` leaves.
+#[track_caller]
+fn assert_as_a_local_run(b: &Bench, clones: &BTreeMap<String, PathBuf>, feature: &str, note: &str) {
+    let local = local_run(b, feature);
+    assert_eq!(
+        task_trees(&b.remote(), feature),
+        task_trees(&local, feature),
+        "{note}"
+    );
+    assert_eq!(
+        text(&tasks_md_of(&clones["integrate"], feature)),
+        text(&tasks_md_of(&local, feature)),
+        "{note}"
+    );
 }
 
 fn workflow_of(b: &Bench, feature: &str) -> Yaml {
+    parse_linted(b, &workflow_yaml(b, feature, &[]))
+}
+
+/// The workflow of `feature` with the `shell` agent and `extra` options, as the binary writes
+/// it to standard output in a fresh clone.
+fn workflow_yaml(b: &Bench, feature: &str, extra: &[&str]) -> String {
     let dir = b.clone("generate");
-    let yaml = b.spec_exec(
-        &dir,
-        &["ci", "github", feature, "--agent", "shell", "-o", "-"],
-    );
-    parse_linted(b, &yaml)
+    let mut args = vec!["ci", "github", feature, "--agent", "shell"];
+    args.extend_from_slice(extra);
+    args.extend(["-o", "-"]);
+    b.spec_exec(&dir, &args)
+}
+
+/// A bench whose remote holds the bundled example.
+fn example_bench() -> Bench {
+    bench("user-auth", |origin| copy_dir(&fixture("example"), origin))
 }
 
 /// The workflow `yaml`, linted with actionlint (when it is installed) and read.
@@ -996,9 +1016,7 @@ fn set(ids: &[&str]) -> BTreeSet<String> {
 /// task branches of a local run on the remote, and `sync` ticks tasks.md as the local run did.
 #[test]
 fn the_example_features_workflow_executed_leaves_what_a_local_run_leaves() {
-    let b = bench("user-auth", |origin| {
-        copy_dir(&fixture("example"), origin);
-    });
+    let b = example_bench();
     let workflow = workflow_of(&b, "user-auth");
     let (done, clones) = execute(&b, &workflow, &["cargo spec-exec pr "]);
 
@@ -1033,8 +1051,7 @@ fn the_example_features_workflow_executed_leaves_what_a_local_run_leaves() {
     assert_eq!(done["task-5_1"].outputs["status"], "done");
 
     // A local run of the same feature, in another clone.
-    let local = b.clone("local");
-    b.spec_exec(&local, &["user-auth", "--agent", "shell"]);
+    let local = local_run(&b, "user-auth");
     let ours = task_trees(&local, "user-auth");
     assert_eq!(ours.len(), 8, "{ours:?}");
     assert_eq!(task_trees(&b.remote(), "user-auth"), ours);
@@ -1134,19 +1151,11 @@ fn gate_after(approve_in: u32, config: &str, rework: &str, after: &str) -> Bench
 /// its spec-exec metadata.
 fn package(feature: &str, tasks: &str, config: &str) -> Bench {
     bench(feature, |origin| {
-        write(
-            &origin.join("Cargo.toml"),
-            &format!(
-                "[package]\nname = \"tiny\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n[workspace]\n\n[workspace.metadata.spec-exec]\nverify = []\n{config}"
-            ),
-        );
-        write(&origin.join("src/lib.rs"), "");
-        write(
-            &origin
-                .join("documentation/features")
-                .join(feature)
-                .join("tasks.md"),
+        write_tiny_package(
+            origin,
+            feature,
             tasks,
+            &format!("\n[workspace.metadata.spec-exec]\nverify = []\n{config}"),
         );
     })
 }
@@ -1179,8 +1188,7 @@ fn a_review_gate_executed_job_by_job_reworks_once_and_goes_on() {
     assert_eq!(done["CR-A-round-2"].outputs["verdict"], "approved");
     assert_eq!(done["RW-A"].outputs["status"], "done");
 
-    let local = b.clone("local");
-    b.spec_exec(&local, &["gate", "--agent", "shell"]);
+    let local = local_run(&b, "gate");
     let ours = task_trees(&local, "gate");
     assert_eq!(
         ours.keys().cloned().collect::<BTreeSet<_>>(),
@@ -1225,21 +1233,7 @@ fn a_review_gate_executed_job_by_job_reworks_once_and_goes_on() {
 #[test]
 fn the_rounds_a_workflow_unrolls_are_the_rounds_its_jobs_may_run() {
     let b = gate(4, "");
-    let dir = b.clone("generate");
-    let yaml = b.spec_exec(
-        &dir,
-        &[
-            "ci",
-            "github",
-            "gate",
-            "--agent",
-            "shell",
-            "--max-review-rounds",
-            "4",
-            "-o",
-            "-",
-        ],
-    );
+    let yaml = workflow_yaml(&b, "gate", &["--max-review-rounds", "4"]);
     let (done, _) = execute(&b, &parse_linted(&b, &yaml), &["cargo spec-exec pr "]);
     assert_eq!(
         ran(&done, "success"),
@@ -1305,8 +1299,7 @@ fn a_rework_of_two_reviews_executed_job_by_job_matches_a_local_run() {
         "",
     );
     let (done, clones) = execute(&b, &workflow_of(&b, "two"), &["cargo spec-exec pr "]);
-    let local = b.clone("local");
-    b.spec_exec(&local, &["two", "--agent", "shell"]);
+    let local = local_run(&b, "two");
     let ours = task_trees(&local, "two");
     assert_eq!(task_trees(&b.remote(), "two"), ours, "{done:#?}");
     assert_eq!(
@@ -1376,13 +1369,7 @@ fn a_workflow_run_again_after_a_failed_rework_goes_on_from_the_round_it_stopped_
     );
 
     // As a local run that went through the gate at once.
-    let local = b.clone("local");
-    b.spec_exec(&local, &["gate", "--agent", "shell"]);
-    assert_eq!(task_trees(&b.remote(), "gate"), task_trees(&local, "gate"));
-    assert_eq!(
-        text(&tasks_md_of(&clones["integrate"], "gate")),
-        text(&tasks_md_of(&local, "gate"))
-    );
+    assert_as_a_local_run(&b, &clones, "gate", "");
 }
 
 /// A task that depends on the rework waits for the gate's approval: after the rework when
@@ -1395,17 +1382,11 @@ fn a_task_after_a_rework_runs_once_the_gate_approves_as_in_a_local_run() {
         let (done, clones) = execute(&b, &workflow_of(&b, "gate"), &["cargo spec-exec pr "]);
         assert_eq!(done["task-2"].result, "success", "{done:#?}");
         assert_eq!(done["integrate"].result, "success", "{done:#?}");
-        let local = b.clone("local");
-        b.spec_exec(&local, &["gate", "--agent", "shell"]);
-        assert_eq!(
-            task_trees(&b.remote(), "gate"),
-            task_trees(&local, "gate"),
-            "approved in round {approve_in}"
-        );
-        assert_eq!(
-            text(&tasks_md_of(&clones["integrate"], "gate")),
-            text(&tasks_md_of(&local, "gate")),
-            "approved in round {approve_in}"
+        assert_as_a_local_run(
+            &b,
+            &clones,
+            "gate",
+            &format!("approved in round {approve_in}"),
         );
     }
 }
@@ -1414,29 +1395,12 @@ fn a_task_after_a_rework_runs_once_the_gate_approves_as_in_a_local_run() {
 /// local run leaves.
 #[test]
 fn jobs_ordered_to_keep_to_max_agents_leave_the_same_branches() {
-    let b = bench("user-auth", |origin| {
-        copy_dir(&fixture("example"), origin);
-    });
-    let dir = b.clone("generate");
-    let yaml = b.spec_exec(
-        &dir,
-        &[
-            "ci",
-            "github",
-            "user-auth",
-            "--agent",
-            "shell",
-            "--max-agents",
-            "1",
-            "-o",
-            "-",
-        ],
-    );
+    let b = example_bench();
+    let yaml = workflow_yaml(&b, "user-auth", &["--max-agents", "1"]);
     assert!(yaml.contains("only to come after it"), "{yaml}");
     let (done, _) = execute(&b, &parse_linted(&b, &yaml), &["cargo spec-exec pr "]);
     assert_eq!(done["integrate"].result, "success", "{done:#?}");
-    let local = b.clone("local");
-    b.spec_exec(&local, &["user-auth", "--agent", "shell"]);
+    let local = local_run(&b, "user-auth");
     assert_eq!(
         task_trees(&b.remote(), "user-auth"),
         task_trees(&local, "user-auth")
@@ -1457,21 +1421,7 @@ fn a_failed_job_skips_its_dependents_but_not_the_jobs_only_ordered_after_it() {
         ]),
         "",
     );
-    let dir = b.clone("generate");
-    let yaml = b.spec_exec(
-        &dir,
-        &[
-            "ci",
-            "github",
-            "list",
-            "--agent",
-            "shell",
-            "--max-agents",
-            "1",
-            "-o",
-            "-",
-        ],
-    );
+    let yaml = workflow_yaml(&b, "list", &["--max-agents", "1"]);
     assert!(
         yaml.contains("cargo spec-exec run list --task 2 --remote origin --push"),
         "{yaml}"
@@ -1569,11 +1519,5 @@ fn a_workflow_run_again_after_a_failed_round_runs_that_round_in_the_first_review
     );
     assert_eq!(again["CR-A"].outputs["verdict"], "approved");
 
-    let local = b.clone("local");
-    b.spec_exec(&local, &["gate", "--agent", "shell"]);
-    assert_eq!(task_trees(&b.remote(), "gate"), task_trees(&local, "gate"));
-    assert_eq!(
-        text(&tasks_md_of(&clones["integrate"], "gate")),
-        text(&tasks_md_of(&local, "gate"))
-    );
+    assert_as_a_local_run(&b, &clones, "gate", "");
 }

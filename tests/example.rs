@@ -3,28 +3,11 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 mod support;
 
-use support::{fixture, spec_exec_in, text};
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).expect("create dir");
-    for entry in fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let name = entry.file_name();
-        if name == "target" || name == "try.sh" {
-            continue;
-        }
-        let path = entry.path();
-        if path.is_dir() {
-            copy_dir(&path, &to.join(&name));
-        } else {
-            fs::copy(&path, to.join(&name)).expect("copy");
-        }
-    }
-}
+use support::{example_repo, spec_exec_as_example as spec_exec, text};
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
@@ -42,24 +25,11 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
-fn spec_exec(dir: &Path, args: &[&str]) -> Output {
-    spec_exec_in(dir, args)
-        .env("GIT_AUTHOR_NAME", "Example")
-        .env("GIT_AUTHOR_EMAIL", "example@localhost")
-        .env("GIT_COMMITTER_NAME", "Example")
-        .env("GIT_COMMITTER_EMAIL", "example@localhost")
-        .output()
-        .expect("cargo-spec-exec runs")
-}
-
 #[test]
 fn the_bundled_example_runs_end_to_end_with_the_shell_agent() {
     let scratch = tempfile::tempdir().expect("temp dir");
     let repo = scratch.path();
-    copy_dir(&fixture("example"), repo);
-    git(repo, &["init", "-q", "-b", "main"]);
-    git(repo, &["add", "-A"]);
-    git(repo, &["commit", "-qm", "The example"]);
+    example_repo(repo);
 
     let dry = spec_exec(repo, &["spec-exec", "user-auth", "--dry-run"]);
     assert!(dry.status.success(), "{}", text(&dry.stderr));
@@ -196,10 +166,7 @@ fn the_bundled_example_runs_end_to_end_with_the_shell_agent() {
 fn the_example_without_dependencies_gets_them_from_deps() {
     let scratch = tempfile::tempdir().expect("temp dir");
     let repo = scratch.path();
-    copy_dir(&fixture("example"), repo);
-    git(repo, &["init", "-q", "-b", "main"]);
-    git(repo, &["add", "-A"]);
-    git(repo, &["commit", "-q", "-m", "The example"]);
+    example_repo(repo);
     let tasks = repo.join("documentation/features/notifications/tasks.md");
     let before = fs::read(&tasks).expect("tasks.md");
     let out = spec_exec(

@@ -469,22 +469,6 @@ fn a_fetch_makes_and_moves_local_branches_only_forward_and_never_one_checked_out
     assert_eq!(out.status.code(), Some(2));
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let name = entry.file_name();
-        if name == "target" || name == "try.sh" {
-            continue;
-        }
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &to.join(&name));
-        } else {
-            std::fs::copy(entry.path(), to.join(&name)).unwrap();
-        }
-    }
-}
-
 /// The bundled example as the jobs of a workflow: each task's job in topological order, each in
 /// a fresh clone, leaves the branches of a local run, and `sync` then ticks tasks.md as the
 /// local run did.
@@ -492,7 +476,7 @@ fn copy_dir(from: &Path, to: &Path) {
 fn the_example_run_job_by_job_matches_a_local_run() {
     let tmp = tempfile::tempdir().unwrap();
     let origin = tmp.path().join("origin");
-    copy_dir(&support::fixture("example"), &origin);
+    support::copy_dir(&support::fixture("example"), &origin);
     let git = |dir: &Path, args: &[&str]| {
         let mut all = vec![
             "-c",

@@ -139,6 +139,62 @@ pub fn write_project(root: &Path, project: Project) {
     write(&root.join(".gitignore"), "/target\n");
 }
 
+/// An empty package `tiny` whose root `[workspace]` table is followed by `workspace` (more
+/// tables, or nothing), with `tasks` as the task list of `feature`.
+pub fn write_tiny_package(root: &Path, feature: &str, tasks: &str, workspace: &str) {
+    write(
+        &root.join("Cargo.toml"),
+        &format!("{TINY_PACKAGE}\n[workspace]\n{workspace}"),
+    );
+    write(&root.join("src/lib.rs"), "");
+    write(
+        &root
+            .join("documentation/features")
+            .join(feature)
+            .join("tasks.md"),
+        tasks,
+    );
+}
+
+/// Copies the directory `from` into `to`, leaving out build output (`target`) and the example's
+/// `try.sh`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name == "target" || name == "try.sh" {
+            continue;
+        }
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &to.join(&name));
+        } else {
+            std::fs::copy(entry.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// The bundled example (`fixtures/example`) in `root`, a new git repository on `main` with all
+/// of it committed.
+pub fn example_repo(root: &Path) {
+    copy_dir(&fixture("example"), root);
+    git_in(root, &["init", "-q", "-b", "main"]);
+    git_in(root, &["add", "-A"]);
+    git_in(root, &["commit", "-q", "-m", "The example"]);
+}
+
+/// The output of the binary with `args` in `dir`, its commits made as
+/// `Example <example@localhost>`.
+pub fn spec_exec_as_example(dir: &Path, args: &[&str]) -> Output {
+    spec_exec_in(dir, args)
+        .env("GIT_AUTHOR_NAME", "Example")
+        .env("GIT_AUTHOR_EMAIL", "example@localhost")
+        .env("GIT_COMMITTER_NAME", "Example")
+        .env("GIT_COMMITTER_EMAIL", "example@localhost")
+        .output()
+        .expect("cargo-spec-exec runs")
+}
+
 /// A scratch repository: `tmp/repo` (the git repository and Cargo project), `tmp/ctl` (the
 /// helper's control files) and `tmp/agent.log` (the helper's records), both outside the repo.
 pub struct Scratch {
