@@ -108,32 +108,8 @@ pub fn execute(
     not_in_own_worktree(&git, root)?;
     let workdir = git.workdir().unwrap_or_else(|| root.to_path_buf());
     let base = git.resolve(settings.base.as_deref().unwrap_or("HEAD"))?;
-    let spec_rel = feature
-        .dir
-        .strip_prefix(&workdir)
-        .map(Path::to_path_buf)
-        .map_err(|_| {
-            Error::user(format!(
-                "the feature directory `{}` is not inside the git repository at `{}`",
-                feature.dir.display(),
-                workdir.display()
-            ))
-        })?;
-
-    // Agents work from the base commit: spec files that are not committed there as they are
-    // here do not reach them.
-    let stale = spec_files_not_in_base(&git, base, &feature.dir, &spec_rel);
-    if !stale.is_empty() {
-        shell.diagnostic(
-            &crate::error::Diagnostic::warning(format!(
-                "agents start from {}, where {} {} not as in your working tree",
-                settings.base.as_deref().unwrap_or("HEAD"),
-                stale.join(", "),
-                if stale.len() == 1 { "is" } else { "are" },
-            ))
-            .help("commit the spec (requirements.md, design.md) before running, so that agents read it"),
-        );
-    }
+    let spec_rel = spec_dir_in(feature, &workdir)?;
+    warn_spec_not_in_base(shell, &git, base, feature, &spec_rel, &settings);
 
     let state = open_state(shell, &git, &feature.name, &settings, target_dir, root)?;
     let registry = state.registry();
@@ -145,27 +121,16 @@ pub fn execute(
     let plan = match &settings.task_mode {
         None => plan,
         Some(mode) => {
-            let names = task_mode::Names {
-                prefix: &settings.branch_prefix,
-                feature: &feature.name,
-                remote: mode.fetched.as_ref().map(|f| f.remote.as_str()),
-                pushed: settings.push.as_ref(),
-                max_review_rounds: settings.max_review_rounds,
-            };
-            let mut checked = task_mode::check(&git, list, plan, &earlier, mode, &names)?;
-            if let Some(fetched) = &settings.push {
-                let pusher = task_mode::Pusher {
-                    workdir: workdir.clone(),
-                    fetched: fetched.clone(),
-                };
-                for r in &mut checked.settled {
-                    pusher.share(&git, list, &earlier, &names, r);
-                }
-            }
-            for t in &checked.run {
-                // A rework that ran before runs again, for the round it answers now.
-                earlier.reused.remove(t);
-            }
+            let checked = select_tasks(
+                &git,
+                list,
+                plan,
+                &mut earlier,
+                mode,
+                &settings,
+                &feature.name,
+                &workdir,
+            )?;
             settled = checked.settled;
             if checked.run.is_empty() {
                 return Ok(task_mode_settled(shell, list, &feature.name, &settled));
@@ -174,39 +139,10 @@ pub fn execute(
             &selection
         }
     };
-    // Worktrees of this feature left by earlier runs (failed or interrupted tasks).
     let run_id = run_id();
-    for note in state.clean_worktrees(&git, &worktree_prefix(&feature.name), &run_id, root)? {
-        shell.status(note.verb, &note.text);
-    }
-    let (slots, notes) = slots::Slots::new(state.dir(), &feature.name, settings.shared_target)
-        .open(
-            &git,
-            &state,
-            &format!("{}/{}/", settings.branch_prefix, feature.name),
-            &run_id,
-            root,
-        )?;
-    for note in &notes {
-        shell.status(note.verb, &note.text);
-    }
-
-    let run_dir = state.runs().join(&run_id);
-    for sub in ["logs", "prompts"] {
-        let d = run_dir.join(sub);
-        std::fs::create_dir_all(&d).map_err(|e| Error::io("create", &d, e))?;
-    }
-
-    // Copies of tasks.md that a killed run of an earlier version left beside it.
-    for removed in crate::fsutil::remove_stale_temps(&feature.dir.join("tasks.md")) {
-        shell.status(
-            "Removed",
-            format!(
-                "{}, left by a run that was killed while writing tasks.md",
-                display_path(&removed, root).display()
-            ),
-        );
-    }
+    let slots = open_slots(shell, &git, &state, &feature.name, &settings, &run_id, root)?;
+    let run_dir = make_run_dir(&state, &run_id)?;
+    remove_stale_tasks_copies(shell, feature, root);
     let prompts = prompt::Loaded::load(
         list,
         &feature.name,
@@ -233,12 +169,7 @@ pub fn execute(
             settings: &settings,
         })
     });
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::user(format!("could not start the async runtime: {e}")))?;
-
-    Ok(runtime.block_on(run_jobs(
+    Ok(runtime()?.block_on(run_jobs(
         shell,
         &ctx,
         list,
@@ -251,6 +182,140 @@ pub fn execute(
         },
         &prompts,
     )))
+}
+
+/// The feature directory, relative to the repository's working tree.
+fn spec_dir_in(feature: &Feature, workdir: &Path) -> Result<PathBuf> {
+    feature
+        .dir
+        .strip_prefix(workdir)
+        .map(Path::to_path_buf)
+        .map_err(|_| {
+            Error::user(format!(
+                "the feature directory `{}` is not inside the git repository at `{}`",
+                feature.dir.display(),
+                workdir.display()
+            ))
+        })
+}
+
+/// Agents work from the base commit: spec files that are not committed there as they are
+/// here do not reach them. Warns of those.
+fn warn_spec_not_in_base(
+    shell: &Shell,
+    git: &Git,
+    base: git2::Oid,
+    feature: &Feature,
+    spec_rel: &Path,
+    settings: &Settings,
+) {
+    let stale = spec_files_not_in_base(git, base, &feature.dir, spec_rel);
+    if !stale.is_empty() {
+        shell.diagnostic(
+            &crate::error::Diagnostic::warning(format!(
+                "agents start from {}, where {} {} not as in your working tree",
+                settings.base.as_deref().unwrap_or("HEAD"),
+                stale.join(", "),
+                if stale.len() == 1 { "is" } else { "are" },
+            ))
+            .help("commit the spec (requirements.md, design.md) before running, so that agents read it"),
+        );
+    }
+}
+
+/// `--task`: the selected tasks whose dependencies are done (to run), and the reports of those
+/// that need no run (shared with `--push`). A rework that ran before is no longer reused.
+#[allow(clippy::too_many_arguments)]
+fn select_tasks(
+    git: &Git,
+    list: &TaskList,
+    plan: &Plan,
+    earlier: &mut Earlier,
+    mode: &task_mode::TaskMode,
+    settings: &Settings,
+    feature: &str,
+    workdir: &Path,
+) -> Result<task_mode::Checked> {
+    let names = task_mode::Names {
+        prefix: &settings.branch_prefix,
+        feature,
+        remote: mode.fetched.as_ref().map(|f| f.remote.as_str()),
+        pushed: settings.push.as_ref(),
+        max_review_rounds: settings.max_review_rounds,
+    };
+    let mut checked = task_mode::check(git, list, plan, earlier, mode, &names)?;
+    if let Some(fetched) = &settings.push {
+        let pusher = task_mode::Pusher {
+            workdir: workdir.to_path_buf(),
+            fetched: fetched.clone(),
+        };
+        for r in &mut checked.settled {
+            pusher.share(git, list, earlier, &names, r);
+        }
+    }
+    for t in &checked.run {
+        // A rework that ran before runs again, for the round it answers now.
+        earlier.reused.remove(t);
+    }
+    Ok(checked)
+}
+
+/// Cleans the worktrees of this feature left by earlier runs (failed or interrupted tasks),
+/// then opens the run's slots, saying what it did.
+fn open_slots(
+    shell: &Shell,
+    git: &Git,
+    state: &state::RunState,
+    feature: &str,
+    settings: &Settings,
+    run_id: &str,
+    root: &Path,
+) -> Result<slots::Slots> {
+    for note in state.clean_worktrees(git, &worktree_prefix(feature), run_id, root)? {
+        shell.status(note.verb, &note.text);
+    }
+    let (slots, notes) = slots::Slots::new(state.dir(), feature, settings.shared_target).open(
+        git,
+        state,
+        &format!("{}/{}/", settings.branch_prefix, feature),
+        run_id,
+        root,
+    )?;
+    for note in &notes {
+        shell.status(note.verb, &note.text);
+    }
+    Ok(slots)
+}
+
+/// The run's directory, with its `logs` and `prompts`.
+fn make_run_dir(state: &state::RunState, run_id: &str) -> Result<PathBuf> {
+    let run_dir = state.runs().join(run_id);
+    for sub in ["logs", "prompts"] {
+        let d = run_dir.join(sub);
+        std::fs::create_dir_all(&d).map_err(|e| Error::io("create", &d, e))?;
+    }
+    Ok(run_dir)
+}
+
+/// Removes the copies of tasks.md that a killed run of an earlier version left beside it.
+fn remove_stale_tasks_copies(shell: &Shell, feature: &Feature, root: &Path) {
+    for removed in crate::fsutil::remove_stale_temps(&feature.dir.join("tasks.md")) {
+        shell.status(
+            "Removed",
+            format!(
+                "{}, left by a run that was killed while writing tasks.md",
+                display_path(&removed, root).display()
+            ),
+        );
+    }
+}
+
+/// The runtime the agents' jobs run on.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::user(format!("could not start the async runtime: {e}")))
 }
 
 /// A `--task` run whose selected tasks need no run: each said so, and the job outputs written.
