@@ -522,6 +522,26 @@ struct Ticker {
     push: Option<task_mode::Pusher>,
 }
 
+impl Ticker {
+    /// Ticks tasks.md unless `--task`; pushes with `--push`.
+    fn new(ctx: &Ctx, list: &TaskList, plan: &Plan, settings: &Settings) -> Self {
+        Ticker {
+            tick: settings.task_mode.is_none().then(|| {
+                edit::Ticker::new(
+                    &ctx.root,
+                    &ctx.spec_abs.join("tasks.md"),
+                    &list.source.display_path,
+                    !plan.left_out.is_empty(),
+                )
+            }),
+            push: settings.push.clone().map(|fetched| task_mode::Pusher {
+                workdir: ctx.workdir.clone(),
+                fetched,
+            }),
+        }
+    }
+}
+
 impl Tick for Ticker {
     fn tick(&self, r: &mut TaskReport) {
         if let Some(p) = &self.push {
@@ -560,39 +580,8 @@ async fn run_jobs(
         progress,
         settled,
     } = given;
-    let order: HashMap<String, usize> = list
-        .tasks
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.id.clone(), i))
-        .collect();
-    // The agents that run the plan's tasks (the default one only when some task has no
-    // command of its own).
-    let mut agents: Vec<&str> = plan
-        .nodes
-        .iter()
-        .map(|n| settings.agent_for(list.agent_of(n.task)).name())
-        .collect();
-    agents.sort_unstable();
-    agents.dedup();
-    let agents = agents.join(", ");
-    let files = ReportFiles::new(
-        &ctx.feature,
-        &ctx.run_id,
-        &agents,
-        &ctx.run_dir,
-        &ctx.root,
-        order.clone(),
-    );
-    let mut sinks = Sinks::default().writer(files);
-    if let Some(path) = &settings.junit {
-        sinks = sinks.writer(JunitFile::new(path, &ctx.root, order));
-    }
-    sinks = if shell.is_json() {
-        sinks.output(JsonLines(shell))
-    } else {
-        sinks.output(Display::new(shell, plan.nodes.len(), &ctx.root).with_tasks(list))
-    };
+    let agents = agent_names(list, plan, settings);
+    let mut sinks = run_sinks(shell, ctx, list, plan, settings, &agents);
     sinks.event(&Event::run_started(
         &ctx.feature,
         &ctx.run_id,
@@ -601,7 +590,112 @@ async fn run_jobs(
         plan.nodes.len(),
         &ctx.run_dir,
     ));
-    let scheduler = Scheduler::new(
+    let scheduler = run_scheduler(ctx, list, plan, settings, earlier);
+    let maker = Maker {
+        list,
+        settings,
+        prompts,
+        verify: ctx.verify_commands(&ctx.workdir),
+    };
+    let ticker = Arc::new(Ticker::new(ctx, list, plan, settings));
+    for r in &settled {
+        sinks.event(&Event::TaskFinished(Box::new(r.clone())));
+    }
+    let (mut reports, on_limit) =
+        driver::drive(ctx, scheduler, &maker, ticker, &mut sinks, progress).await;
+    after_agents(ctx, settings);
+
+    // Tasks the plan could not run.
+    for r in blocked_reports(list, plan) {
+        sinks.event(&Event::TaskFinished(Box::new(r.clone())));
+        reports.push(r);
+    }
+    reports.extend(settled);
+    let outputs_lost = !write_job_outputs(list, settings, &reports, &mut sinks);
+    let totals = Totals::of(&reports);
+    let mut code = exit_code(&totals, &reports, on_limit, outputs_lost);
+    // Every task of the feature done: its integration branch (not for `--task`: the branches
+    // carry the state, and `land` builds it).
+    let integration = if code == exit::OK && settings.task_mode.is_none() {
+        integrate_at_end(ctx, list, settings, &reports).await
+    } else {
+        None
+    };
+    if let Some(r) = &integration {
+        sinks.event(&Event::Integrated(Box::new(r.clone())));
+        code = after_integration(code, r);
+    }
+    let built = integration.filter(|r| r.commit.is_some());
+    sinks.finish(Event::RunFinished {
+        totals,
+        duration_secs: ctx.started.elapsed().as_secs_f64(),
+        exit_code: code,
+        integration_branch: built.as_ref().map(|r| r.branch.clone()),
+        integration_commit: built.and_then(|r| r.commit),
+        usage: crate::report::total_usage(&reports),
+        disk: ctx.slots.disk(),
+        report: Some(ReportFiles::markdown_path(&ctx.run_dir)),
+        error: None,
+    })
+}
+
+/// The agents that run the plan's tasks, by name (the default one only when some task has no
+/// command of its own).
+fn agent_names(list: &TaskList, plan: &Plan, settings: &Settings) -> String {
+    let mut agents: Vec<&str> = plan
+        .nodes
+        .iter()
+        .map(|n| settings.agent_for(list.agent_of(n.task)).name())
+        .collect();
+    agents.sort_unstable();
+    agents.dedup();
+    agents.join(", ")
+}
+
+/// Where a run's events go: its report files, the JUnit report (`--junit`), and the terminal
+/// (or JSON lines).
+fn run_sinks<'a>(
+    shell: &'a Shell,
+    ctx: &Ctx,
+    list: &'a TaskList,
+    plan: &Plan,
+    settings: &Settings,
+    agents: &str,
+) -> Sinks<'a> {
+    let order: HashMap<String, usize> = list
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.id.clone(), i))
+        .collect();
+    let files = ReportFiles::new(
+        &ctx.feature,
+        &ctx.run_id,
+        agents,
+        &ctx.run_dir,
+        &ctx.root,
+        order.clone(),
+    );
+    let mut sinks = Sinks::default().writer(files);
+    if let Some(path) = &settings.junit {
+        sinks = sinks.writer(JunitFile::new(path, &ctx.root, order));
+    }
+    if shell.is_json() {
+        sinks.output(JsonLines(shell))
+    } else {
+        sinks.output(Display::new(shell, plan.nodes.len(), &ctx.root).with_tasks(list))
+    }
+}
+
+/// The scheduler of a run's plan, from what earlier runs left.
+fn run_scheduler<'a>(
+    ctx: &Ctx,
+    list: &'a TaskList,
+    plan: &'a Plan,
+    settings: &Settings,
+    earlier: Earlier,
+) -> Scheduler<'a> {
+    Scheduler::new(
         list,
         plan,
         scheduler::Options {
@@ -617,55 +711,39 @@ async fn run_jobs(
             },
         },
         earlier,
-    );
-    let maker = Maker {
-        list,
-        settings,
-        prompts,
-        verify: ctx.verify_commands(&ctx.workdir),
-    };
-    let ticker = Arc::new(Ticker {
-        tick: settings.task_mode.is_none().then(|| {
-            edit::Ticker::new(
-                &ctx.root,
-                &ctx.spec_abs.join("tasks.md"),
-                &list.source.display_path,
-                !plan.left_out.is_empty(),
-            )
-        }),
-        push: settings.push.clone().map(|fetched| task_mode::Pusher {
-            workdir: ctx.workdir.clone(),
-            fetched,
-        }),
-    });
-    for r in &settled {
-        sinks.event(&Event::TaskFinished(Box::new(r.clone())));
-    }
-    let (mut reports, on_limit) =
-        driver::drive(ctx, scheduler, &maker, ticker, &mut sinks, progress).await;
-    // Every agent has ended: none is left for a later run to stop.
+    )
+}
+
+/// Once every agent has ended: none is left for a later run to stop, and the slots a run
+/// leaves for the next are as many as agents run at once, besides those kept.
+fn after_agents(ctx: &Ctx, settings: &Settings) {
     let _ = std::fs::remove_file(&ctx.registry);
-    // The slots a run leaves for the next: as many as agents run at once, besides those kept.
     if let Ok(git) = ctx.git() {
         ctx.slots.trim(&git, settings.max_agents);
     }
+}
 
-    // Tasks the plan could not run.
-    for r in blocked_reports(list, plan) {
-        sinks.event(&Event::TaskFinished(Box::new(r.clone())));
-        reports.push(r);
-    }
-    reports.extend(settled);
-    // A job whose outputs are lost must fail: the jobs after it would read none.
-    let mut outputs_lost = false;
+/// `--task`: writes the job outputs, saying so when they are lost. Whether the outputs are
+/// kept (always without `--task`).
+fn write_job_outputs(
+    list: &TaskList,
+    settings: &Settings,
+    reports: &[TaskReport],
+    sinks: &mut Sinks<'_>,
+) -> bool {
     if settings.task_mode.is_some()
-        && let Some(e) = task_mode::write_outputs(list, &reports)
+        && let Some(e) = task_mode::write_outputs(list, reports)
     {
         sinks.notice("Error", &e);
-        outputs_lost = true;
+        return false;
     }
-    let totals = Totals::of(&reports);
-    let mut code = if totals.interrupted > 0 {
+    true
+}
+
+/// The run's exit code from what its tasks did, before any integration. A job whose outputs
+/// are lost fails: the jobs after it would read none.
+fn exit_code(totals: &Totals, reports: &[TaskReport], on_limit: bool, outputs_lost: bool) -> i32 {
+    if totals.interrupted > 0 {
         exit::INTERRUPTED
     } else if on_limit {
         exit::RATE_LIMITED
@@ -677,34 +755,17 @@ async fn run_jobs(
         exit::TASKS_FAILED
     } else {
         exit::OK
-    };
-    // Every task of the feature done: its integration branch (not for `--task`: the branches
-    // carry the state, and `land` builds it).
-    let integration = if code == exit::OK && settings.task_mode.is_none() {
-        integrate_at_end(ctx, list, settings, &reports).await
-    } else {
-        None
-    };
-    if let Some(r) = &integration {
-        sinks.event(&Event::Integrated(Box::new(r.clone())));
-        match r.status {
-            "failed" => code = exit::TASKS_FAILED,
-            "interrupted" => code = exit::INTERRUPTED,
-            _ => {}
-        }
     }
-    let built = integration.filter(|r| r.commit.is_some());
-    sinks.finish(Event::RunFinished {
-        totals,
-        duration_secs: ctx.started.elapsed().as_secs_f64(),
-        exit_code: code,
-        integration_branch: built.as_ref().map(|r| r.branch.clone()),
-        integration_commit: built.and_then(|r| r.commit),
-        usage: crate::report::total_usage(&reports),
-        disk: ctx.slots.disk(),
-        report: Some(ReportFiles::markdown_path(&ctx.run_dir)),
-        error: None,
-    })
+}
+
+/// The exit code once the integration at the end settled: its failure or interruption is the
+/// run's.
+fn after_integration(code: i32, r: &crate::report::IntegrationReport) -> i32 {
+    match r.status {
+        "failed" => exit::TASKS_FAILED,
+        "interrupted" => exit::INTERRUPTED,
+        _ => code,
+    }
 }
 
 /// The feature's integration branch at the end of a run, when it left every task of the
