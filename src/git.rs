@@ -621,10 +621,12 @@ impl Git {
     }
 
     /// Moves the linked worktree `name` at `path`, one spec-exec made and left with a detached
-    /// HEAD, to `branch`: its files become the tree of the branch's tip by writing only what
-    /// differs (a checkout against its index), untracked and ignored files and emptied
-    /// directories go, and its HEAD becomes the branch. How many files were written or
-    /// removed. An error leaves the worktree for the caller to make again.
+    /// HEAD, to `branch`. One pass of git's status (after clearing the index's marks that hide
+    /// files from it) removes what is untracked or ignored; when nothing else differs from
+    /// the worktree's HEAD, only the paths that differ between its tree and the branch's are
+    /// written (O(changes)); otherwise the whole tree is checked out and checked again. Then
+    /// emptied directories and FIFOs go, and its HEAD becomes the branch. How many files were
+    /// written or removed. An error leaves the worktree for the caller to make again.
     pub fn move_worktree(&self, name: &str, path: &Path, branch: &str) -> Result<usize> {
         let full = format!("refs/heads/{branch}");
         let err = |e: git2::Error| {
@@ -643,19 +645,20 @@ impl Git {
         // A merge, cherry-pick or revert the last task left in progress would make the next
         // task's commit a merge of something else.
         wt.cleanup_state().map_err(err)?;
-        // Untracked and ignored entries go first, as themselves: the checkout must never write
-        // through a link the last task left where the next tree has a directory.
-        let mut removed = remove_untracked(&wt, path)?;
         // Files the last task hid from git (`assume-unchanged`, `skip-worktree`) are compared,
         // and written, like any other.
         unhide_all(&wt).map_err(err)?;
-        // A link its last commit holds where the next tree has a directory, whose files the
-        // checkout would write through it, goes first, as a link.
+        // Untracked and ignored entries go first, as themselves: nothing is ever written
+        // through a link the last task left where the next tree has a directory.
+        let (mut removed, clean) = remove_untracked(&wt, path)?;
         let old = wt.head().and_then(|h| h.peel_to_tree()).map_err(err)?;
         let new = commit.tree().map_err(err)?;
         let diff = wt
             .diff_tree_to_tree(Some(&old), Some(&new), None)
             .map_err(err)?;
+        // A link its last commit holds where the next tree has a directory, whose files the
+        // checkout would write through it, goes first, as a link.
+        let mut paths: Vec<Vec<u8>> = Vec::new();
         for delta in diff.deltas() {
             let file = delta.old_file();
             if file.mode() == git2::FileMode::Link
@@ -668,22 +671,43 @@ impl Git {
                 remove_entry(&path.join(rel))?;
                 removed += 1;
             }
+            for side in [delta.old_file(), delta.new_file()] {
+                if let Some(raw) = side.path_bytes()
+                    && paths.last().is_none_or(|last| last.as_slice() != raw)
+                {
+                    paths.push(raw.to_vec());
+                }
+            }
         }
         let written = std::sync::atomic::AtomicUsize::new(removed);
-        let mut opts = git2::build::CheckoutBuilder::new();
-        opts.force()
-            .remove_untracked(true)
-            .remove_ignored(true)
-            .notify_on(git2::CheckoutNotificationType::UPDATED)
-            .notify(|_, _, _, _, _| {
-                written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                true
-            });
-        wt.checkout_tree(commit.as_object(), Some(&mut opts))
-            .map_err(err)?;
-        drop(opts);
+        if !clean || !paths.is_empty() {
+            let mut opts = git2::build::CheckoutBuilder::new();
+            opts.force()
+                .remove_untracked(true)
+                .remove_ignored(true)
+                .notify_on(git2::CheckoutNotificationType::UPDATED)
+                .notify(|_, _, _, _, _| {
+                    written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    true
+                });
+            // The worktree is its HEAD's tree: only the paths of the trees' difference are
+            // looked at. Else (a change the last task left), the whole tree is.
+            if clean {
+                opts.disable_pathspec_match(true);
+                for raw in paths {
+                    opts.path(raw);
+                }
+            }
+            wt.checkout_tree(commit.as_object(), Some(&mut opts))
+                .map_err(err)?;
+        }
         self.switch_head(&wt, path, branch, commit.id())?;
-        Ok(written.into_inner() + clear_untracked(&wt, path, branch)?)
+        let cleared = if clean {
+            remove_empty_dirs(path, path, &mut Gitlinks::new(path))?
+        } else {
+            clear_untracked(&wt, path, branch)?
+        };
+        Ok(written.into_inner() + cleared)
     }
 
     /// Makes `branch` the HEAD of the worktree `wt` at `path`, whose files are already its
@@ -1071,21 +1095,25 @@ fn statuses_of<'r>(
 }
 
 /// Removes what git reports as untracked or ignored in the worktree `repo` at `path` (a
-/// directory whole, a link as a link); how many entries went.
-fn remove_untracked(repo: &Repository, path: &Path) -> Result<usize> {
-    let statuses = statuses_of(repo, path, true)?;
-    let gone: Vec<PathBuf> = statuses
-        .iter()
-        .filter(|e| {
-            e.status()
-                .intersects(git2::Status::WT_NEW | git2::Status::IGNORED)
-        })
-        .filter_map(|e| e.path().map(|p| path.join(p.trim_end_matches('/'))))
-        .collect();
+/// directory whole, a link as a link); how many entries went, and whether that was all git
+/// reported (nothing else differs from its HEAD: no changed, deleted or staged file, no
+/// submodule that differs, no conflict).
+fn remove_untracked(repo: &Repository, path: &Path) -> Result<(usize, bool)> {
+    let statuses = statuses_of(repo, path, false)?;
+    let only = git2::Status::WT_NEW | git2::Status::IGNORED;
+    let mut clean = true;
+    let mut gone: Vec<PathBuf> = Vec::new();
+    for e in statuses.iter() {
+        if !(e.status() - only).is_empty() {
+            clean = false;
+        } else {
+            gone.push(path.join(status_path(e.path_bytes())));
+        }
+    }
     for at in &gone {
         remove_entry(at)?;
     }
-    Ok(gone.len())
+    Ok((gone.len(), clean))
 }
 
 /// Clears the `assume-unchanged` and `skip-worktree` marks of every entry of the index of

@@ -180,6 +180,44 @@ fn what_status_does_not_show_does_not_reach_the_next_task() {
     );
 }
 
+/// A process a task left behind that changes its slot after the task was committed (a
+/// tracked file changed, a new one) leaves no trace in the next task that takes the slot: the
+/// move finds the change and checks out the whole tree. Task 1's process waits for task 2 to
+/// say task 1 is committed, writes, and says so; task 3, after both, takes task 1's slot (the
+/// closest to its base).
+#[test]
+fn what_a_process_left_behind_writes_after_the_commit_does_not_reach_the_next_task() {
+    let one = [
+        "echo a > a.txt && echo b > b.txt && echo c > c.txt",
+        "setsid sh -c 'touch \"$HELPER_CTL/away\"; until [ -e \"$HELPER_CTL/go\" ]; do sleep 0.02; done; echo late >> README.md; echo late > late.txt; touch \"$HELPER_CTL/written\"' </dev/null >/dev/null 2>&1 &",
+        // Out of the agent's process group before the agent ends.
+        "until [ -e \"$HELPER_CTL/away\" ]; do sleep 0.02; done",
+    ];
+    let two = [
+        "until git log -1 --format=%s refs/heads/spec/demo/1 | grep -q 'Task 1'; do sleep 0.02; done",
+        "touch \"$HELPER_CTL/go\"",
+        "until [ -e \"$HELPER_CTL/written\" ]; do sleep 0.02; done",
+        "echo d > d.txt",
+    ];
+    let three = [
+        "test -z \"$(git status --porcelain --ignored --untracked-files=all)\"",
+        "test ! -e late.txt",
+        "test -z \"$(grep late README.md)\"",
+        "echo e > e.txt",
+    ];
+    let s = Scratch::new(&tasks_md(&[
+        script_task("1", "", &one),
+        script_task("2", "", &two),
+        script_task("3", "1, 2", &three),
+    ]));
+    let run = s.shell_run(&["--max-agents", "2", "--no-verify"]);
+    run.assert_code(0);
+    assert_eq!(worktree_of(&run, "1"), worktree_of(&run, "3"));
+    assert!(s.ctl().join("written").exists());
+    let three = s.git(&["diff", "--name-only", &Scratch::branch("2"), &Scratch::branch("3")]);
+    assert_eq!(three.lines().collect::<Vec<_>>(), ["a.txt", "b.txt", "c.txt", "e.txt"]);
+}
+
 /// A task that fails keeps its slot, for inspection, with what its agent left; the next task
 /// takes another slot. The next run moves the kept slot's files to the leftovers and reuses
 /// its place.
