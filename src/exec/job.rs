@@ -26,6 +26,28 @@ use crate::git::{self, Git};
 use crate::report::{Status, TaskReport};
 use crate::spec::TaskList;
 
+/// A handle on the repository, given back to the run's [`Ctx`] when dropped.
+#[derive(Debug)]
+pub struct Handle<'a> {
+    git: Option<Git>,
+    pool: &'a std::sync::Mutex<Vec<Git>>,
+}
+
+impl std::ops::Deref for Handle<'_> {
+    type Target = Git;
+    fn deref(&self) -> &Git {
+        self.git.as_ref().unwrap_or_else(|| unreachable!("a handle holds its Git until dropped"))
+    }
+}
+
+impl Drop for Handle<'_> {
+    fn drop(&mut self) {
+        if let Some(git) = self.git.take() {
+            self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(git);
+        }
+    }
+}
+
 /// What every job of the run shares.
 #[derive(Debug)]
 pub struct Ctx {
@@ -69,15 +91,28 @@ pub struct Ctx {
     pub max_wait: Duration,
     /// Where what the agents are doing goes, as they do it (to the driver).
     pub progress: Option<tokio::sync::mpsc::UnboundedSender<crate::report::Event>>,
+    /// Handles on the repository that operations gave back, for the next ones.
+    pub handles: std::sync::Mutex<Vec<Git>>,
 }
 
 impl Ctx {
     /// A handle on the repository for one operation: jobs do not queue behind each other's
     /// checkouts and commits. A job's git work touches its own branch, worktree and index, and
     /// objects, which git writes safely side by side; what changes the set of worktrees is
-    /// serialised inside [`Git`].
-    pub fn git(&self) -> Result<Git> {
-        Git::open(&self.workdir)
+    /// serialised inside [`Git`]. The handle goes back to the run when dropped, and the next
+    /// operation takes it rather than open the repository again (reading its configuration
+    /// and, once more, the trees it had read); refs, the index and objects are read from disk
+    /// each time, so a handle sees what others changed meanwhile.
+    pub fn git(&self) -> Result<Handle<'_>> {
+        let kept = self.handles.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let git = match kept {
+            Some(git) => git,
+            None => Git::open(&self.workdir)?,
+        };
+        Ok(Handle {
+            git: Some(git),
+            pool: &self.handles,
+        })
     }
 
     pub fn worktree(&self, run_name: &str) -> PathBuf {
@@ -910,7 +945,7 @@ async fn cleanup(ctx: &Arc<Ctx>, _job: &Job, p: &mut Progress) -> Result<(), End
         let ctx = Arc::clone(ctx);
         let slot = p.slot.clone();
         blocking(move || match slot {
-            Some(slot) => ctx.slots.leave(&ctx.git()?, &slot),
+            Some(slot) => ctx.slots.leave(&*ctx.git()?, &slot),
             None => Ok(()),
         })
         .await

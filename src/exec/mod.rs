@@ -156,6 +156,7 @@ pub fn execute(
         known,
         slots,
         progress: Some(progress),
+        handles: std::sync::Mutex::new(Vec::new()),
         ..context(&Where {
             started,
             feature,
@@ -488,6 +489,7 @@ fn context(w: &Where<'_>) -> Ctx {
             .unwrap_or(Path::new(""))
             .to_path_buf(),
         progress: None,
+        handles: std::sync::Mutex::new(Vec::new()),
         max_wait: s.max_wait,
     }
 }

@@ -256,10 +256,16 @@ impl Slots {
             entry.1 = Use::Busy(run_name.to_owned(), None);
             return self.slot(entry.0);
         }
+        // The distance is worth reading only between two free slots or more.
+        let free = inner
+            .iter()
+            .filter(|(_, u)| matches!(u, Use::Free(_)))
+            .count();
         let best = inner
             .iter()
             .enumerate()
             .filter_map(|(i, (_, u))| match u {
+                Use::Free(_) if free == 1 => Some((0, i)),
                 Use::Free(Some(at)) => Some((distance(*at), i)),
                 Use::Free(None) => Some((usize::MAX, i)),
                 _ => None,
