@@ -627,7 +627,20 @@ impl Git {
     /// written (O(changes)); otherwise the whole tree is checked out and checked again. Then
     /// emptied directories and FIFOs go, and its HEAD becomes the branch. How many files were
     /// written or removed. An error leaves the worktree for the caller to make again.
-    pub fn move_worktree(&self, name: &str, path: &Path, branch: &str) -> Result<usize> {
+    pub fn move_worktree(
+        &self,
+        name: &str,
+        path: &Path,
+        branch: &str,
+        kept: Option<Repository>,
+    ) -> Result<(usize, Repository)> {
+        let wt = check_linked_reusing(self.repo.commondir(), name, path, kept)?;
+        let written = self.move_in(&wt, path, branch)?;
+        Ok((written, wt))
+    }
+
+    /// [`Git::move_worktree`] of the worktree `wt` at `path`, checked already.
+    fn move_in(&self, wt: &Repository, path: &Path, branch: &str) -> Result<usize> {
         let full = format!("refs/heads/{branch}");
         let err = |e: git2::Error| {
             git_err(
@@ -635,7 +648,6 @@ impl Git {
                 e,
             )
         };
-        let wt = check_linked(self.repo.commondir(), name, path)?;
         let tip = self
             .repo
             .find_reference(&full)
@@ -647,10 +659,10 @@ impl Git {
         wt.cleanup_state().map_err(err)?;
         // Files the last task hid from git (`assume-unchanged`, `skip-worktree`) are compared,
         // and written, like any other.
-        unhide_all(&wt).map_err(err)?;
+        unhide_all(wt).map_err(err)?;
         // Untracked and ignored entries go first, as themselves: nothing is ever written
         // through a link the last task left where the next tree has a directory.
-        let (mut removed, clean) = remove_untracked(&wt, path)?;
+        let (mut removed, clean) = remove_untracked(wt, path)?;
         let old = wt.head().and_then(|h| h.peel_to_tree()).map_err(err)?;
         let new = commit.tree().map_err(err)?;
         let diff = wt
@@ -701,11 +713,11 @@ impl Git {
             wt.checkout_tree(commit.as_object(), Some(&mut opts))
                 .map_err(err)?;
         }
-        self.switch_head(&wt, path, branch, commit.id())?;
+        self.switch_head(wt, path, branch, commit.id())?;
         let cleared = if clean {
             remove_empty_dirs(path, path, &mut Gitlinks::new(path))?
         } else {
-            clear_untracked(&wt, path, branch)?
+            clear_untracked(wt, path, branch)?
         };
         Ok(written.into_inner() + cleared)
     }
@@ -737,9 +749,16 @@ impl Git {
     /// Detaches the HEAD of the linked worktree at `path` at the commit it is on, so that its
     /// branch is checked out nowhere; that commit.
     pub fn detach_worktree(&self, path: &Path) -> Result<Oid> {
+        let wt = Repository::open(path)
+            .map_err(|e| git_err(&format!("detach the worktree `{}`", path.display()), e))?;
+        self.detach_in(&wt)
+    }
+
+    /// [`Git::detach_worktree`], of the worktree `wt` opened already.
+    pub fn detach_in(&self, wt: &Repository) -> Result<Oid> {
+        let path = wt.workdir().unwrap_or_else(|| wt.path());
         let err = |e: git2::Error| git_err(&format!("detach the worktree `{}`", path.display()), e);
-        let wt = Repository::open(path).map_err(err)?;
-        let at = head_oid(&wt)?;
+        let at = head_oid(wt)?;
         let _lock = self.registration_lock()?;
         wt.set_head_detached(at).map_err(err)?;
         Ok(at)
@@ -1022,7 +1041,18 @@ pub fn workdir_of(path: &Path) -> Option<PathBuf> {
 /// link to another tree there, pointed its `.git` elsewhere or switched branches would
 /// otherwise have spec-exec commit in the wrong repository or on the wrong branch.
 pub fn check_worktree(common: &Path, name: &str, path: &Path, branch: &str) -> Result<Repository> {
-    let repo = check_linked(common, name, path)?;
+    check_worktree_reusing(common, name, path, branch, None)
+}
+
+/// [`check_worktree`], reusing `kept` as [`check_linked_reusing`] does.
+pub fn check_worktree_reusing(
+    common: &Path,
+    name: &str,
+    path: &Path,
+    branch: &str,
+    kept: Option<Repository>,
+) -> Result<Repository> {
+    let repo = check_linked_reusing(common, name, path, kept)?;
     let head = head_ref(&repo);
     if head.as_deref() != Some(format!("refs/heads/{branch}").as_str()) {
         return Err(Error::user(format!(
@@ -1037,6 +1067,19 @@ pub fn check_worktree(common: &Path, name: &str, path: &Path, branch: &str) -> R
 /// (not a link) whose `.git` file leads to git's record `<common>/worktrees/<name>`, which
 /// names it back. The worktree's repository, opened.
 pub fn check_linked(common: &Path, name: &str, path: &Path) -> Result<Repository> {
+    check_linked_reusing(common, name, path, None)
+}
+
+/// [`check_linked`], reusing `kept`, the worktree's repository as opened for an earlier step,
+/// when its `.git` still leads to the same record: what that repository read before (the
+/// configuration, the trees) is not read again. The index and refs are read from disk anew
+/// by whatever uses them.
+pub fn check_linked_reusing(
+    common: &Path,
+    name: &str,
+    path: &Path,
+    kept: Option<Repository>,
+) -> Result<Repository> {
     let wrong = |what: String| {
         Err(Error::user(format!(
             "the task's worktree is no longer the one spec-exec made ({what}); nothing was committed"
@@ -1052,10 +1095,16 @@ pub fn check_linked(common: &Path, name: &str, path: &Path) -> Result<Repository
         Ok(meta) if meta.is_file() => {}
         _ => return wrong("its `.git` is not the file git wrote".to_owned()),
     }
-    let Ok(repo) = Repository::open(path) else {
-        return wrong("git cannot open it".to_owned());
-    };
     let record = real(&common.join("worktrees").join(name));
+    let leads_to = gitdir_of(path).and_then(|d| real(&d));
+    let kept = kept.filter(|k| leads_to.is_some() && real(k.path()) == leads_to);
+    let repo = match kept {
+        Some(kept) => kept,
+        None => match Repository::open(path) {
+            Ok(repo) => repo,
+            Err(_) => return wrong("git cannot open it".to_owned()),
+        },
+    };
     if record.is_none() || real(repo.path()) != record {
         return wrong(format!("its `.git` leads to `{}`", repo.path().display()));
     }
@@ -1063,6 +1112,19 @@ pub fn check_linked(common: &Path, name: &str, path: &Path) -> Result<Repository
         return wrong("its git record names another directory".to_owned());
     }
     Ok(repo)
+}
+
+/// Where the `.git` file of the worktree at `path` leads (`gitdir: …`, relative to `path`
+/// when not absolute).
+fn gitdir_of(path: &Path) -> Option<PathBuf> {
+    let text = std::fs::read(path.join(".git")).ok()?;
+    let text = std::str::from_utf8(&text).ok()?;
+    let dir = Path::new(text.strip_prefix("gitdir:")?.trim());
+    Some(if dir.is_absolute() {
+        dir.to_path_buf()
+    } else {
+        path.join(dir)
+    })
 }
 
 /// The branch the worktree at `path` has checked out (`refs/heads/…`), if its HEAD names one.

@@ -111,6 +111,50 @@ fn a_git_pointed_at_the_users_repository_or_a_switched_branch_is_not_committed()
     );
 }
 
+/// A `.git` file rewritten to lead to the user's repository, in a slot that ran a task before
+/// (whose repository spec-exec keeps open from task to task), is found before the commit.
+#[test]
+fn a_git_file_rewritten_in_a_reused_slot_is_not_committed() {
+    let s = Scratch::new(&tasks_md(&[
+        shell_task("1", "Fine", "", "echo 1 > one.txt"),
+        shell_task(
+            "2",
+            "Rewrite",
+            "1",
+            &format!("echo 2 > two.txt; {USER_REPO}; printf 'gitdir: %s\\n' \"$repo/.git\" > .git"),
+        ),
+    ]));
+    user_edits(&s);
+    s.git(&["add", "notes.txt"]);
+    let head = s.git(&["rev-parse", "HEAD"]);
+    let index = std::fs::read(s.repo().join(".git/index")).unwrap();
+    let run = s.shell_run(&["--max-agents", "1", "--no-verify"]);
+    run.assert_code(1);
+    assert_eq!(run.status("1"), "done", "{}", run.context());
+    assert_eq!(run.status("2"), "failed", "{}", run.context());
+    assert!(
+        run.reason("2").contains("no longer the one spec-exec made"),
+        "{}",
+        run.context()
+    );
+    let started = |id: &str| {
+        run.of_type("task-started")
+            .find(|e| e["id"] == id)
+            .map(|e| e["worktree"].clone())
+    };
+    assert_eq!(
+        started("1"),
+        started("2"),
+        "task 2 did not reuse task 1's slot"
+    );
+    assert_eq!(s.git(&["rev-parse", "HEAD"]), head);
+    assert_eq!(
+        std::fs::read(s.repo().join(".git/index")).unwrap(),
+        index,
+        "the user's index was rewritten"
+    );
+}
+
 /// A worktree of the user's whose name happens to start like spec-exec's is left alone, with
 /// what is staged in it.
 #[test]

@@ -214,8 +214,16 @@ fn what_a_process_left_behind_writes_after_the_commit_does_not_reach_the_next_ta
     run.assert_code(0);
     assert_eq!(worktree_of(&run, "1"), worktree_of(&run, "3"));
     assert!(s.ctl().join("written").exists());
-    let three = s.git(&["diff", "--name-only", &Scratch::branch("2"), &Scratch::branch("3")]);
-    assert_eq!(three.lines().collect::<Vec<_>>(), ["a.txt", "b.txt", "c.txt", "e.txt"]);
+    let three = s.git(&[
+        "diff",
+        "--name-only",
+        &Scratch::branch("2"),
+        &Scratch::branch("3"),
+    ]);
+    assert_eq!(
+        three.lines().collect::<Vec<_>>(),
+        ["a.txt", "b.txt", "c.txt", "e.txt"]
+    );
 }
 
 /// A task that fails keeps its slot, for inspection, with what its agent left; the next task

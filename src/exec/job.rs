@@ -36,14 +36,19 @@ pub struct Handle<'a> {
 impl std::ops::Deref for Handle<'_> {
     type Target = Git;
     fn deref(&self) -> &Git {
-        self.git.as_ref().unwrap_or_else(|| unreachable!("a handle holds its Git until dropped"))
+        self.git
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("a handle holds its Git until dropped"))
     }
 }
 
 impl Drop for Handle<'_> {
     fn drop(&mut self) {
         if let Some(git) = self.git.take() {
-            self.pool.lock().unwrap_or_else(|e| e.into_inner()).push(git);
+            self.pool
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(git);
         }
     }
 }
@@ -364,6 +369,8 @@ struct Progress {
     slot: Option<Slot>,
     /// The commit its branch was set to: what it commits must build on it.
     base: Option<git2::Oid>,
+    /// The slot's repository as the last step opened it, for the next.
+    opened: Option<super::slots::Opened>,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -403,6 +410,7 @@ pub async fn run(ctx: Arc<Ctx>, mut job: Job, stop: watch::Receiver<Stop>) -> Fi
         entered: false,
         slot: Some(slot.clone()),
         base: None,
+        opened: None,
     };
     let mut rate_limited = None;
     // Run again after its agent's limit reset: in the worktree it left, when that is still
@@ -466,7 +474,8 @@ async fn prepare(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End>
     if made {
         p.report.branch = Some(job.start.branch.clone());
     }
-    (p.pending, p.base) = result.map(|(pending, base)| (pending, Some(base)))?;
+    let (pending, base, opened) = result?;
+    (p.pending, p.base, p.opened) = (pending, Some(base), opened);
     p.entered = true;
     p.verify_commands = verify;
     Ok(())
@@ -507,7 +516,11 @@ async fn resumable(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> bool {
 
 /// What preparing a job leaves: the dependency tips still to merge in its worktree, and the
 /// commit its branch was set to.
-type Prepared = (Vec<(String, git2::Oid)>, git2::Oid);
+type Prepared = (
+    Vec<(String, git2::Oid)>,
+    git2::Oid,
+    Option<super::slots::Opened>,
+);
 
 /// Branch, base and worktree for a job. Whether the branch was set, and how it went: the
 /// dependency tips still to merge in the worktree when some conflicted.
@@ -551,9 +564,8 @@ fn prepare_worktree(ctx: &Ctx, job: &Job, slot: &Slot) -> (bool, Result<Prepared
     let added = ctx
         .slots
         .enter(&git, slot, &job.start.branch)
-        .map(|_| ())
         .map_err(|e| End::failed(e.to_string()));
-    (true, added.map(|()| (pending, base)))
+    (true, added.map(|(_, opened)| (pending, base, opened)))
 }
 
 fn conflict_text(paths: &[String]) -> String {
@@ -873,9 +885,11 @@ async fn commit(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> 
         p.tasks_md_as_given.clone(),
     );
     let (name, branch, base) = (p.worktree_name.clone(), job.start.branch.clone(), p.base);
+    let opened = p.opened.take().map(super::slots::Opened::into_inner);
     let committed = blocking(move || {
         let git = ctx2.git()?;
-        let wt = git::check_worktree(&git.common_dir(), &name, &worktree, &branch)?;
+        let wt =
+            git::check_worktree_reusing(&git.common_dir(), &name, &worktree, &branch, opened)?;
         // An agent that reset its branch to an older commit would have the task's work
         // committed without its base.
         if let Some(base) = base {
@@ -890,15 +904,17 @@ async fn commit(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> 
         }
         keep_tasks_md_out(&worktree, &tasks_md, (given.as_deref(), base), &kept, &log)?;
         let sig = git.signature();
-        git::commit_in(&wt, &message, &sig, is_review, base)
+        let committed = git::commit_in(&wt, &message, &sig, is_review, base)?;
+        Ok((committed, wt))
     })
     .await;
     match committed {
         Err(e) => Err(End::failed(e.to_string())),
-        Ok(None) => Err(End::failed(
+        Ok((None, _)) => Err(End::failed(
             "the agent reported success but changed nothing",
         )),
-        Ok(Some(c)) => {
+        Ok((Some(c), wt)) => {
+            p.opened = Some(super::slots::Opened::new(wt));
             p.report.commit = Some(c.oid.to_string());
             p.report.files_changed = Some(c.files_changed);
             Ok(())
@@ -943,9 +959,9 @@ fn keep_tasks_md_out(
 async fn cleanup(ctx: &Arc<Ctx>, _job: &Job, p: &mut Progress) -> Result<(), End> {
     let left = {
         let ctx = Arc::clone(ctx);
-        let slot = p.slot.clone();
+        let (slot, opened) = (p.slot.clone(), p.opened.take());
         blocking(move || match slot {
-            Some(slot) => ctx.slots.leave(&*ctx.git()?, &slot),
+            Some(slot) => ctx.slots.leave(&*ctx.git()?, &slot, opened),
             None => Ok(()),
         })
         .await

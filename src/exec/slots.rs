@@ -32,6 +32,27 @@ pub struct Slot {
     pub name: String,
 }
 
+/// A slot's worktree repository as a step opened it, handed on to the next step and the next
+/// task that takes the slot, so that what it read (the configuration, the trees) is not read
+/// again. Every use checks the worktree is still the one spec-exec made.
+pub struct Opened(Mutex<git2::Repository>);
+
+impl Opened {
+    pub fn new(repo: git2::Repository) -> Opened {
+        Opened(Mutex::new(repo))
+    }
+
+    pub fn into_inner(self) -> git2::Repository {
+        self.0.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Opened")
+    }
+}
+
 /// How a job gives its slot back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Release {
@@ -66,6 +87,8 @@ pub struct Slots {
     /// Numbers whose git record is someone's own (moved elsewhere, or locked): never used.
     taken: Vec<u32>,
     inner: Mutex<Vec<(u32, Use)>>,
+    /// The free slots' repositories, as their last task left them opened.
+    opened: Mutex<Vec<(u32, Opened)>>,
 }
 
 /// Where a feature's slots are: `slots/` in its run state.
@@ -94,6 +117,7 @@ impl Slots {
             prefix: worktree_prefix(feature),
             taken: Vec::new(),
             inner: Mutex::new(Vec::new()),
+            opened: Mutex::new(Vec::new()),
         }
     }
 
@@ -303,30 +327,51 @@ impl Slots {
         }
     }
 
+    /// The repository slot `n` was left with, if any.
+    fn take_opened(&self, n: u32) -> Option<Opened> {
+        let mut opened = self.opened.lock().unwrap_or_else(|e| e.into_inner());
+        let i = opened.iter().position(|(m, _)| *m == n)?;
+        Some(opened.swap_remove(i).1)
+    }
+
     /// Moves `slot` to `branch` (which is at the task's base), or makes it there when it does
-    /// not exist yet or cannot be moved. Whether it was moved (rather than made).
-    pub fn enter(&self, git: &Git, slot: &Slot, branch: &str) -> Result<bool> {
+    /// not exist yet or cannot be moved. Whether it was moved (rather than made), and its
+    /// repository when it was.
+    pub fn enter(&self, git: &Git, slot: &Slot, branch: &str) -> Result<(bool, Option<Opened>)> {
+        let kept = self.take_opened(slot.n);
         let moving = self.marker(&git.common_dir(), slot.n);
         if moving.parent().is_some_and(Path::is_dir) {
             std::fs::write(&moving, b"moving\n").map_err(|e| Error::io("write", &moving, e))?;
-            let moved = git.move_worktree(&slot.name, &slot.path, branch);
-            if moved.is_ok() {
+            let moved =
+                git.move_worktree(&slot.name, &slot.path, branch, kept.map(Opened::into_inner));
+            if let Ok((_, repo)) = moved {
                 std::fs::write(&moving, b"").map_err(|e| Error::io("write", &moving, e))?;
-                return Ok(true);
+                return Ok((true, Some(Opened::new(repo))));
             }
         }
         if let Some(parent) = slot.path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
         }
         git.add_worktree(&slot.name, &slot.path, branch)?;
-        Ok(false)
+        Ok((false, None))
     }
 
     /// Frees slot `slot` after its task was committed: its HEAD is detached, so that the
-    /// task's branch is checked out nowhere.
-    pub fn leave(&self, git: &Git, slot: &Slot) -> Result<()> {
-        match git.detach_worktree(&slot.path) {
+    /// task's branch is checked out nowhere. `opened`, its repository as the commit checked
+    /// it, goes to the next task that takes the slot.
+    pub fn leave(&self, git: &Git, slot: &Slot, opened: Option<Opened>) -> Result<()> {
+        let opened = opened.map(Opened::into_inner);
+        let detached = match &opened {
+            Some(repo) => git.detach_in(repo),
+            None => git.detach_worktree(&slot.path),
+        };
+        match detached {
             Ok(at) => {
+                if let Some(o) = opened.map(Opened::new) {
+                    let mut kept = self.opened.lock().unwrap_or_else(|e| e.into_inner());
+                    kept.retain(|(m, _)| *m != slot.n);
+                    kept.push((slot.n, o));
+                }
                 self.release(slot.n, Release::Free(Some(at)));
                 Ok(())
             }
@@ -349,6 +394,7 @@ impl Slots {
             .collect();
         for &n in free.iter().skip(keep) {
             let slot = self.slot(n);
+            drop(self.take_opened(n));
             if git.remove_worktree(&slot.name, &slot.path).is_ok() {
                 let _ = std::fs::remove_dir_all(self.build_dir(n));
                 inner.retain(|(m, _)| *m != n);
