@@ -55,31 +55,21 @@ pub async fn drive(
     let mut limits = Limits::default();
     let mut actions = scheduler.next_actions();
     loop {
+        // Every job the actions start is under way before any tick is written: a tick is
+        // not on the way of the next agent. The events still go out in the actions' order.
+        let mut started = std::collections::VecDeque::new();
+        for action in &actions {
+            if let Action::Start(start) = action {
+                started
+                    .push_back(start_job(ctx, make, start.clone(), &stop_rx, &mut workers).await);
+            }
+        }
         for action in actions.drain(..) {
             match action {
-                Action::Start(start) => {
-                    let mut job = make.make(start);
-                    let slot = {
-                        let (ctx, job) = (Arc::clone(ctx), job.clone());
-                        match tokio::task::spawn_blocking(move || job::take_slot(&ctx, &job)).await
-                        {
-                            Ok(slot) => slot,
-                            Err(e) => std::panic::resume_unwind(e.into_panic()),
-                        }
-                    };
-                    let worktree = slot.path.clone();
-                    job.slot = Some(slot);
-                    sink.event(&Event::TaskStarted {
-                        id: job.id.clone(),
-                        title: job.title.clone(),
-                        track: job.track.clone(),
-                        branch: job.start.branch.clone(),
-                        worktree,
-                        log: ctx.log(&job.run_name),
-                        round: job.start.role.round(),
-                    });
-                    let (ctx, stop) = (Arc::clone(ctx), stop_rx.clone());
-                    workers.spawn(guarded(ctx, job, stop));
+                Action::Start(_) => {
+                    if let Some(event) = started.pop_front() {
+                        sink.event(&event);
+                    }
                 }
                 Action::Settle(report) => {
                     let report = settle(&ticker, report).await;
@@ -144,6 +134,38 @@ pub async fn drive(
         }
     }
     (reports, scheduler.stopped_on_limit())
+}
+
+/// Starts the job the scheduler decided on, in the slot it takes (found off the async loop);
+/// the event that says so, for the caller to send.
+async fn start_job(
+    ctx: &Arc<Ctx>,
+    make: &dyn MakeJob,
+    start: Start,
+    stop: &watch::Receiver<Stop>,
+    workers: &mut JoinSet<Finished>,
+) -> Event {
+    let mut job = make.make(start);
+    let slot = {
+        let (ctx, job) = (Arc::clone(ctx), job.clone());
+        match tokio::task::spawn_blocking(move || job::take_slot(&ctx, &job)).await {
+            Ok(slot) => slot,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    };
+    let worktree = slot.path.clone();
+    job.slot = Some(slot);
+    let event = Event::TaskStarted {
+        id: job.id.clone(),
+        title: job.title.clone(),
+        track: job.track.clone(),
+        branch: job.start.branch.clone(),
+        worktree,
+        log: ctx.log(&job.run_name),
+        round: job.start.role.round(),
+    };
+    workers.spawn(guarded(Arc::clone(ctx), job, stop.clone()));
+    event
 }
 
 /// Waiting for agents' limits to reset: until when, for which limit, how long in all so far,
