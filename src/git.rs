@@ -1276,9 +1276,19 @@ impl<'a> Gitlinks<'a> {
 /// Removes the empty directories under `dir` (not `dir` itself, its `.git`, or a submodule's),
 /// deepest first, and the FIFOs, sockets and devices in it; how many went.
 fn remove_empty_dirs(top: &Path, dir: &Path, keep: &mut Gitlinks<'_>) -> Result<usize> {
-    let mut removed = 0;
+    Ok(clear_dir(top, dir, keep)?.0)
+}
+
+/// [`remove_empty_dirs`] of `dir`, reading each directory once: how many entries went, and
+/// whether `dir` is empty now.
+fn clear_dir(top: &Path, dir: &Path, keep: &mut Gitlinks<'_>) -> Result<(usize, bool)> {
+    let (mut removed, mut left) = (0, 0);
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io("read", dir, e))?;
-    for entry in entries.flatten() {
+    for entry in entries {
+        let Ok(entry) = entry else {
+            left += 1;
+            continue;
+        };
         let at = entry.path();
         let kind = entry.file_type();
         if kind
@@ -1291,15 +1301,19 @@ fn remove_empty_dirs(top: &Path, dir: &Path, keep: &mut Gitlinks<'_>) -> Result<
             continue;
         }
         if !kind.is_ok_and(|t| t.is_dir()) || (dir == top && entry.file_name() == ".git") {
+            left += 1;
             continue;
         }
-        removed += remove_empty_dirs(top, &at, keep)?;
-        if std::fs::read_dir(&at).is_ok_and(|mut d| d.next().is_none()) && !keep.contains(&at)? {
+        let (within, empty) = clear_dir(top, &at, keep)?;
+        removed += within;
+        if empty && !keep.contains(&at)? {
             std::fs::remove_dir(&at).map_err(|e| Error::io("remove", &at, e))?;
             removed += 1;
+        } else {
+            left += 1;
         }
     }
-    Ok(removed)
+    Ok((removed, left == 0))
 }
 
 /// Puts the file `rel` of the worktree at `worktree` back as commit `at` has it (its HEAD when
