@@ -1150,7 +1150,7 @@ fn statuses_of<'r>(
     opts.include_untracked(true)
         .include_ignored(true)
         .recurse_untracked_dirs(false)
-        .recurse_ignored_dirs(false)
+        .recurse_ignored_dirs(true)
         .exclude_submodules(without_submodules);
     repo.statuses(Some(&mut opts))
         .map_err(|e| git_err(&format!("clear the worktree `{}`", path.display()), e))
@@ -1291,6 +1291,17 @@ fn clear_dir(top: &Path, dir: &Path, keep: &mut Gitlinks<'_>) -> Result<(usize, 
         };
         let at = entry.path();
         let kind = entry.file_type();
+        let name = entry.file_name();
+        if name != ".git"
+            && name
+                .to_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(".git"))
+        {
+            // `.GIT`, `.Git`…: git refuses to track such a name, and does not report it.
+            remove_entry(&at)?;
+            removed += 1;
+            continue;
+        }
         if kind
             .as_ref()
             .is_ok_and(|t| !(t.is_dir() || t.is_file() || t.is_symlink()))
@@ -1300,7 +1311,7 @@ fn clear_dir(top: &Path, dir: &Path, keep: &mut Gitlinks<'_>) -> Result<(usize, 
             removed += 1;
             continue;
         }
-        if !kind.is_ok_and(|t| t.is_dir()) || (dir == top && entry.file_name() == ".git") {
+        if !kind.is_ok_and(|t| t.is_dir()) || (dir == top && name == ".git") {
             left += 1;
             continue;
         }

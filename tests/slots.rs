@@ -180,6 +180,39 @@ fn what_status_does_not_show_does_not_reach_the_next_task() {
     );
 }
 
+/// A file a task left in a directory its committed `.gitignore` ignores, beside tracked files
+/// (which git's status, with that `.gitignore`, reports as nothing), does not reach the next
+/// task, whose base does not ignore it, nor its commit; a top-level `.GIT` or `.Git` (names
+/// git refuses, and does not report) goes too.
+#[test]
+fn an_ignored_file_beside_tracked_ones_does_not_reach_the_next_task() {
+    let one = [
+        "echo 'gen/' >> .gitignore",
+        "echo secret > gen/junk.txt",
+        "mkdir .GIT && echo x > .GIT/x && echo y > .Git",
+    ];
+    let two = [
+        "test ! -e gen/junk.txt",
+        "test ! -e .GIT",
+        "test ! -e .Git",
+        "test -z \"$(git status --porcelain --ignored --untracked-files=all)\"",
+        "echo two > two.txt",
+    ];
+    let s = Scratch::unapproved(
+        &tasks_md(&[script_task("1", "", &one), script_task("2", "", &two)]),
+        Project::Package,
+    );
+    support::write(&s.repo().join("gen/keep.txt"), "tracked\n");
+    s.git(&["add", "-A"]);
+    s.git(&["commit", "-qm", "Files for the tasks"]);
+    s.approve();
+    let run = s.shell_run(&["--max-agents", "1", "--no-verify"]);
+    run.assert_code(0);
+    assert_eq!(worktree_of(&run, "1"), worktree_of(&run, "2"));
+    let two = s.git(&["diff", "--name-only", "main", &Scratch::branch("2")]);
+    assert_eq!(two.lines().collect::<Vec<_>>(), ["two.txt"]);
+}
+
 /// A process a task left behind that changes its slot after the task was committed (a
 /// tracked file changed, a new one) leaves no trace in the next task that takes the slot: the
 /// move finds the change and checks out the whole tree. Task 1's process waits for task 2 to
