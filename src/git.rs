@@ -403,6 +403,11 @@ impl Git {
         self.repo.commondir().to_path_buf()
     }
 
+    /// The state of the configuration files this repository reads, as they are now.
+    pub fn config_stamp(&self) -> ConfigStamp {
+        ConfigStamp::of(self.repo.path(), self.repo.commondir())
+    }
+
     pub fn delete_branch(&self, name: &str) -> Result<()> {
         // libgit2 checks that no worktree has it checked out: see `registration_lock`.
         let _lock = self.registration_lock()?;
@@ -632,10 +637,18 @@ impl Git {
         name: &str,
         path: &Path,
         branch: &str,
-        kept: Option<Repository>,
-    ) -> Result<(usize, Repository)> {
+        kept: Option<Kept>,
+    ) -> Result<(usize, Kept)> {
+        // What the last task set for its worktree alone (`git config --worktree`, a sparse
+        // checkout) does not reach the next.
+        let admin = self.repo.commondir().join("worktrees").join(name);
+        remove_entry(&admin.join("config.worktree"))?;
+        let info = admin.join("info");
+        if std::fs::symlink_metadata(&info).is_ok_and(|m| m.is_dir()) {
+            remove_entry(&info.join("sparse-checkout"))?;
+        }
         let wt = check_linked_reusing(self.repo.commondir(), name, path, kept)?;
-        let written = self.move_in(&wt, path, branch)?;
+        let written = self.move_in(wt.repo(), path, branch)?;
         Ok((written, wt))
     }
 
@@ -1041,7 +1054,7 @@ pub fn workdir_of(path: &Path) -> Option<PathBuf> {
 /// link to another tree there, pointed its `.git` elsewhere or switched branches would
 /// otherwise have spec-exec commit in the wrong repository or on the wrong branch.
 pub fn check_worktree(common: &Path, name: &str, path: &Path, branch: &str) -> Result<Repository> {
-    check_worktree_reusing(common, name, path, branch, None)
+    check_worktree_reusing(common, name, path, branch, None).map(|k| k.repo)
 }
 
 /// [`check_worktree`], reusing `kept` as [`check_linked_reusing`] does.
@@ -1050,36 +1063,98 @@ pub fn check_worktree_reusing(
     name: &str,
     path: &Path,
     branch: &str,
-    kept: Option<Repository>,
-) -> Result<Repository> {
-    let repo = check_linked_reusing(common, name, path, kept)?;
-    let head = head_ref(&repo);
+    kept: Option<Kept>,
+) -> Result<Kept> {
+    let kept = check_linked_reusing(common, name, path, kept)?;
+    let head = head_ref(&kept.repo);
     if head.as_deref() != Some(format!("refs/heads/{branch}").as_str()) {
         return Err(Error::user(format!(
             "the task's worktree is no longer the one spec-exec made (it has {} checked out instead of `{branch}`); nothing was committed",
             head.map_or_else(|| "a detached HEAD".to_owned(), |h| format!("`{h}`"))
         )));
     }
-    Ok(repo)
+    Ok(kept)
 }
 
 /// Checks that `path` is still the linked worktree `name` spec-exec made: a real directory
 /// (not a link) whose `.git` file leads to git's record `<common>/worktrees/<name>`, which
 /// names it back. The worktree's repository, opened.
 pub fn check_linked(common: &Path, name: &str, path: &Path) -> Result<Repository> {
-    check_linked_reusing(common, name, path, None)
+    check_linked_reusing(common, name, path, None).map(|k| k.repo)
+}
+
+/// A worktree's repository kept open from one step to the next, with the state of the
+/// configuration files it read when it was opened: libgit2 keeps some of their values
+/// (`core.filemode`, `core.autocrlf`…) for as long as a repository is open.
+pub struct Kept {
+    repo: Repository,
+    config: ConfigStamp,
+}
+
+impl std::fmt::Debug for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kept")
+            .field("path", &self.repo.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Kept {
+    pub fn repo(&self) -> &Repository {
+        &self.repo
+    }
+}
+
+/// The modified time, size and inode of each configuration file a repository reads (its
+/// own, its worktree's, the user's and the system's), present or not: a repository opened
+/// earlier is used again only while they are unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigStamp(Vec<Option<(std::time::SystemTime, u64, u64)>>);
+
+impl ConfigStamp {
+    /// Of the repository whose git directory is `git_dir` and common directory `common`.
+    pub fn of(git_dir: &Path, common: &Path) -> ConfigStamp {
+        use std::os::unix::fs::MetadataExt as _;
+        let mine = [common.join("config"), git_dir.join("config.worktree")];
+        let stamp = |p: &PathBuf| {
+            std::fs::metadata(p).ok().map(|m| {
+                (
+                    m.modified().unwrap_or(std::time::UNIX_EPOCH),
+                    m.len(),
+                    m.ino(),
+                )
+            })
+        };
+        ConfigStamp(mine.iter().chain(user_config_files()).map(stamp).collect())
+    }
+}
+
+/// The configuration files besides a repository's own that git reads: the user's
+/// (`~/.gitconfig`, `$XDG_CONFIG_HOME/git/config`) and the system's.
+fn user_config_files() -> &'static [PathBuf] {
+    static FILES: std::sync::OnceLock<Vec<PathBuf>> = std::sync::OnceLock::new();
+    FILES.get_or_init(|| {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let xdg = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".config")));
+        let mut files: Vec<PathBuf> = home.iter().map(|h| h.join(".gitconfig")).collect();
+        files.extend(xdg.map(|x| x.join("git/config")));
+        files.push(PathBuf::from("/etc/gitconfig"));
+        files
+    })
 }
 
 /// [`check_linked`], reusing `kept`, the worktree's repository as opened for an earlier step,
-/// when its `.git` still leads to the same record: what that repository read before (the
-/// configuration, the trees) is not read again. The index and refs are read from disk anew
-/// by whatever uses them.
+/// when its `.git` still leads to the same record and no configuration file changed since:
+/// what that repository read before (the configuration, the trees) is not read again. The
+/// index and refs are read from disk anew by whatever uses them.
 pub fn check_linked_reusing(
     common: &Path,
     name: &str,
     path: &Path,
-    kept: Option<Repository>,
-) -> Result<Repository> {
+    kept: Option<Kept>,
+) -> Result<Kept> {
     let wrong = |what: String| {
         Err(Error::user(format!(
             "the task's worktree is no longer the one spec-exec made ({what}); nothing was committed"
@@ -1095,23 +1170,34 @@ pub fn check_linked_reusing(
         Ok(meta) if meta.is_file() => {}
         _ => return wrong("its `.git` is not the file git wrote".to_owned()),
     }
-    let record = real(&common.join("worktrees").join(name));
+    let admin = common.join("worktrees").join(name);
+    let record = real(&admin);
+    // The record leads back to this repository (`commondir`), not to another one.
+    let common_of_record = std::fs::read_to_string(admin.join("commondir"))
+        .ok()
+        .and_then(|c| real(&admin.join(c.trim_end_matches(['\n', '\r']))));
+    if record.is_some() && common_of_record != real(common) {
+        return wrong("its git record leads to another repository".to_owned());
+    }
+    let config = ConfigStamp::of(&admin, common);
     let leads_to = gitdir_of(path).and_then(|d| real(&d));
-    let kept = kept.filter(|k| leads_to.is_some() && real(k.path()) == leads_to);
-    let repo = match kept {
+    let kept = kept
+        .filter(|k| leads_to.is_some() && real(k.repo.path()) == leads_to && k.config == config);
+    let kept = match kept {
         Some(kept) => kept,
         None => match Repository::open(path) {
-            Ok(repo) => repo,
+            Ok(repo) => Kept { repo, config },
             Err(_) => return wrong("git cannot open it".to_owned()),
         },
     };
+    let repo = &kept.repo;
     if record.is_none() || real(repo.path()) != record {
         return wrong(format!("its `.git` leads to `{}`", repo.path().display()));
     }
     if repo.workdir().and_then(real) != real(path) {
         return wrong("its git record names another directory".to_owned());
     }
-    Ok(repo)
+    Ok(kept)
 }
 
 /// Where the `.git` file of the worktree at `path` leads (`gitdir: …`, relative to `path`

@@ -155,6 +155,42 @@ fn a_git_file_rewritten_in_a_reused_slot_is_not_committed() {
     );
 }
 
+/// An agent that points its worktree's record at another repository (`commondir`), in a
+/// slot that ran a task before, has its task fail before anything is committed there, and no
+/// later task runs against that repository.
+#[test]
+fn a_worktree_record_pointed_at_another_repository_is_not_committed() {
+    let s = Scratch::new(&tasks_md(&[
+        shell_task("1", "Fine", "", "echo 1 > one.txt"),
+        shell_task(
+            "2",
+            "Repoint the record",
+            "1",
+            "echo 2 > two.txt; echo \"$OTHER/.git\" > \"$(git rev-parse --git-dir)/commondir\"",
+        ),
+    ]));
+    let other = s.repo().parent().unwrap().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    support::git_in(&other, &["init", "-q"]);
+    let head = s.git(&["rev-parse", "HEAD"]);
+    let mut command = s.shell_run_command(&["--max-agents", "1", "--no-verify"]);
+    command.env("OTHER", &other);
+    let run = support::Run::of(command);
+    run.assert_code(1);
+    assert_eq!(run.status("1"), "done", "{}", run.context());
+    assert_eq!(run.status("2"), "failed", "{}", run.context());
+    assert!(
+        run.reason("2").contains("no longer the one spec-exec made"),
+        "{}",
+        run.context()
+    );
+    assert_eq!(s.git(&["rev-parse", "HEAD"]), head);
+    assert!(
+        support::git_in(&other, &["for-each-ref"]).trim().is_empty(),
+        "the other repository got refs"
+    );
+}
+
 /// A worktree of the user's whose name happens to start like spec-exec's is left alone, with
 /// what is staged in it.
 #[test]

@@ -213,6 +213,90 @@ fn an_ignored_file_beside_tracked_ones_does_not_reach_the_next_task() {
     assert_eq!(two.lines().collect::<Vec<_>>(), ["two.txt"]);
 }
 
+/// A configuration change made during a run reaches the commits of the tasks that follow in
+/// a reused slot as it would in a new one: with `core.filemode` turned on by task 2's agent,
+/// its `chmod +x` is committed, whatever the slot ran before.
+#[test]
+fn a_configuration_change_reaches_the_next_commit_in_a_reused_slot() {
+    let s = Scratch::unapproved(
+        &tasks_md(&[
+            script_task("1", "", &["echo 1 > one.txt"]),
+            script_task(
+                "2",
+                "1",
+                &[
+                    "git config core.filemode true",
+                    "chmod +x a.sh",
+                    "echo 2 > two.txt",
+                ],
+            ),
+        ]),
+        Project::Package,
+    );
+    support::write(&s.repo().join("a.sh"), "echo\n");
+    s.git(&["add", "-A"]);
+    s.git(&["commit", "-qm", "Files for the tasks"]);
+    s.git(&["config", "core.filemode", "false"]);
+    s.approve();
+    let run = s.shell_run(&["--max-agents", "1", "--no-verify"]);
+    run.assert_code(0);
+    assert_eq!(worktree_of(&run, "1"), worktree_of(&run, "2"));
+    let tree = s.git(&["ls-tree", &Scratch::branch("2"), "a.sh"]);
+    assert!(tree.starts_with("100755"), "{tree}");
+}
+
+/// What a task set for its worktree alone, in git's record of it (`config.worktree`, as `git
+/// config --worktree` writes it, and a sparse checkout's patterns), does not reach the next.
+#[test]
+fn a_worktrees_own_configuration_does_not_reach_the_next_task() {
+    let one = [
+        "printf '[core]\\n\\tworktree = /nowhere\\n' > \"$(git rev-parse --git-dir)/config.worktree\"",
+        "mkdir -p \"$(git rev-parse --git-dir)/info\" && echo src > \"$(git rev-parse --git-dir)/info/sparse-checkout\"",
+        "echo 1 > one.txt",
+    ];
+    let two = [
+        "test ! -e \"$(git rev-parse --git-dir)/config.worktree\"",
+        "test ! -e \"$(git rev-parse --git-dir)/info/sparse-checkout\"",
+        "echo 2 > two.txt",
+    ];
+    let s = Scratch::new(&tasks_md(&[
+        script_task("1", "", &one),
+        script_task("2", "1", &two),
+    ]));
+    let run = s.shell_run(&["--max-agents", "1", "--no-verify"]);
+    run.assert_code(0);
+    assert_eq!(worktree_of(&run, "1"), worktree_of(&run, "2"));
+}
+
+/// A dependency's branch deleted while the run goes on (by another task's agent here) fails
+/// the task that needs it, saying how to put it back, rather than start it from the base
+/// without that work.
+#[test]
+fn a_dependency_branch_deleted_during_the_run_fails_its_dependent() {
+    let s = Scratch::new(&tasks_md(&[
+        script_task("1", "", &["echo 1 > one.txt"]),
+        script_task(
+            "2",
+            "",
+            &[
+                "git -C \"$(git rev-parse --path-format=absolute --git-common-dir)/..\" branch -D spec/demo/1",
+                "echo 2 > two.txt",
+            ],
+        ),
+        script_task("3", "1", &["test -e one.txt", "echo 3 > three.txt"]),
+    ]));
+    let run = s.shell_run(&["--max-agents", "1", "--no-verify", "--continue-on-error"]);
+    run.assert_code(1);
+    assert_eq!(run.status("3"), "failed", "{}", run.context());
+    let reason = run.reason("3");
+    assert!(
+        reason.contains("`spec/demo/1` of a dependency done in this run is gone")
+            && reason.contains("git branch spec/demo/1 "),
+        "{}",
+        run.context()
+    );
+}
+
 /// A process a task left behind that changes its slot after the task was committed (a
 /// tracked file changed, a new one) leaves no trace in the next task that takes the slot: the
 /// move finds the change and checks out the whole tree. Task 1's process waits for task 2 to

@@ -29,16 +29,17 @@ use crate::spec::TaskList;
 /// A handle on the repository, given back to the run's [`Ctx`] when dropped.
 #[derive(Debug)]
 pub struct Handle<'a> {
-    git: Option<Git>,
-    pool: &'a std::sync::Mutex<Vec<Git>>,
+    git: Option<(Git, git::ConfigStamp)>,
+    pool: &'a std::sync::Mutex<Vec<(Git, git::ConfigStamp)>>,
 }
 
 impl std::ops::Deref for Handle<'_> {
     type Target = Git;
     fn deref(&self) -> &Git {
-        self.git
-            .as_ref()
-            .unwrap_or_else(|| unreachable!("a handle holds its Git until dropped"))
+        match &self.git {
+            Some((git, _)) => git,
+            None => unreachable!("a handle holds its Git until dropped"),
+        }
     }
 }
 
@@ -97,7 +98,9 @@ pub struct Ctx {
     /// Where what the agents are doing goes, as they do it (to the driver).
     pub progress: Option<tokio::sync::mpsc::UnboundedSender<crate::report::Event>>,
     /// Handles on the repository that operations gave back, for the next ones.
-    pub handles: std::sync::Mutex<Vec<Git>>,
+    pub handles: std::sync::Mutex<Vec<(Git, git::ConfigStamp)>>,
+    /// The branches this run committed a task on, with the commit.
+    pub committed: std::sync::Mutex<std::collections::HashMap<String, git2::Oid>>,
 }
 
 impl Ctx {
@@ -106,13 +109,25 @@ impl Ctx {
     /// objects, which git writes safely side by side; what changes the set of worktrees is
     /// serialised inside [`Git`]. The handle goes back to the run when dropped, and the next
     /// operation takes it rather than open the repository again (reading its configuration
-    /// and, once more, the trees it had read); refs, the index and objects are read from disk
-    /// each time, so a handle sees what others changed meanwhile.
+    /// and, once more, the trees it had read), unless a configuration file changed since it
+    /// was opened; refs, the index and objects are read from disk each time, so a handle sees
+    /// what others changed meanwhile.
     pub fn git(&self) -> Result<Handle<'_>> {
         let kept = self.handles.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let git = match kept {
-            Some(git) => git,
-            None => Git::open(&self.workdir)?,
+            Some((git, stamp)) => {
+                let now = git.config_stamp();
+                if now == stamp {
+                    (git, stamp)
+                } else {
+                    (Git::open(&self.workdir)?, now)
+                }
+            }
+            None => {
+                let git = Git::open(&self.workdir)?;
+                let stamp = git.config_stamp();
+                (git, stamp)
+            }
         };
         Ok(Handle {
             git: Some(git),
@@ -632,8 +647,21 @@ fn job_base(ctx: &Ctx, git: &Git, job: &Job) -> Result<std::result::Result<git2:
     for b in deps {
         match git.branch_tip(b) {
             Some(tip) => tips.push((b.clone(), tip)),
-            // Done before spec-exec, or not needed: its work is in the base.
-            None => needs_base = true,
+            None => {
+                let done_here = ctx
+                    .committed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(b)
+                    .copied();
+                if let Some(at) = done_here {
+                    return Ok(Err(Based::Failed(format!(
+                        "the branch `{b}` of a dependency done in this run is gone (deleted or renamed meanwhile); put it back with `git branch {b} {at}` and run again"
+                    ))));
+                }
+                // Done before spec-exec, or not needed: its work is in the base.
+                needs_base = true;
+            }
         }
     }
     if needs_base {
@@ -893,7 +921,7 @@ async fn commit(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> 
         // An agent that reset its branch to an older commit would have the task's work
         // committed without its base.
         if let Some(base) = base {
-            let head = git::head_oid(&wt)?;
+            let head = git::head_oid(wt.repo())?;
             if !git.contains(head, base) {
                 return Err(crate::error::Error::user(format!(
                     "the agent moved `{branch}` off the commit the task started from ({}, now {}); nothing was committed",
@@ -904,7 +932,7 @@ async fn commit(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> 
         }
         keep_tasks_md_out(&worktree, &tasks_md, (given.as_deref(), base), &kept, &log)?;
         let sig = git.signature();
-        let committed = git::commit_in(&wt, &message, &sig, is_review, base)?;
+        let committed = git::commit_in(wt.repo(), &message, &sig, is_review, base)?;
         Ok((committed, wt))
     })
     .await;
@@ -914,6 +942,10 @@ async fn commit(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> 
             "the agent reported success but changed nothing",
         )),
         Ok((Some(c), wt)) => {
+            ctx.committed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(job.start.branch.clone(), c.oid);
             p.opened = Some(super::slots::Opened::new(wt));
             p.report.commit = Some(c.oid.to_string());
             p.report.files_changed = Some(c.files_changed);

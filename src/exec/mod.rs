@@ -157,6 +157,7 @@ pub fn execute(
         slots,
         progress: Some(progress),
         handles: std::sync::Mutex::new(Vec::new()),
+        committed: std::sync::Mutex::new(std::collections::HashMap::new()),
         ..context(&Where {
             started,
             feature,
@@ -490,6 +491,7 @@ fn context(w: &Where<'_>) -> Ctx {
             .to_path_buf(),
         progress: None,
         handles: std::sync::Mutex::new(Vec::new()),
+        committed: std::sync::Mutex::new(std::collections::HashMap::new()),
         max_wait: s.max_wait,
     }
 }

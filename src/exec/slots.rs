@@ -35,14 +35,14 @@ pub struct Slot {
 /// A slot's worktree repository as a step opened it, handed on to the next step and the next
 /// task that takes the slot, so that what it read (the configuration, the trees) is not read
 /// again. Every use checks the worktree is still the one spec-exec made.
-pub struct Opened(Mutex<git2::Repository>);
+pub struct Opened(Mutex<git::Kept>);
 
 impl Opened {
-    pub fn new(repo: git2::Repository) -> Opened {
-        Opened(Mutex::new(repo))
+    pub fn new(kept: git::Kept) -> Opened {
+        Opened(Mutex::new(kept))
     }
 
-    pub fn into_inner(self) -> git2::Repository {
+    pub fn into_inner(self) -> git::Kept {
         self.0.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -362,7 +362,7 @@ impl Slots {
     pub fn leave(&self, git: &Git, slot: &Slot, opened: Option<Opened>) -> Result<()> {
         let opened = opened.map(Opened::into_inner);
         let detached = match &opened {
-            Some(repo) => git.detach_in(repo),
+            Some(kept) => git.detach_in(kept.repo()),
             None => git.detach_worktree(&slot.path),
         };
         match detached {
