@@ -642,10 +642,12 @@ impl Git {
         // What the last task set for its worktree alone (`git config --worktree`, a sparse
         // checkout) does not reach the next.
         let admin = self.repo.commondir().join("worktrees").join(name);
-        remove_entry(&admin.join("config.worktree"))?;
-        let info = admin.join("info");
-        if std::fs::symlink_metadata(&info).is_ok_and(|m| m.is_dir()) {
-            remove_entry(&info.join("sparse-checkout"))?;
+        let real_dir = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir());
+        if real_dir(&admin) {
+            remove_entry(&admin.join("config.worktree"))?;
+            if real_dir(&admin.join("info")) {
+                remove_entry(&admin.join("info").join("sparse-checkout"))?;
+            }
         }
         let wt = check_linked_reusing(self.repo.commondir(), name, path, kept)?;
         let written = self.move_in(wt.repo(), path, branch)?;
