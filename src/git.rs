@@ -650,7 +650,7 @@ impl Git {
             }
         }
         let wt = check_linked_reusing(self.repo.commondir(), name, path, kept)?;
-        let written = self.move_in(wt.repo(), path, branch)?;
+        let written = self.move_in(&wt.repo(), path, branch)?;
         Ok((written, wt))
     }
 
@@ -1056,7 +1056,7 @@ pub fn workdir_of(path: &Path) -> Option<PathBuf> {
 /// link to another tree there, pointed its `.git` elsewhere or switched branches would
 /// otherwise have spec-exec commit in the wrong repository or on the wrong branch.
 pub fn check_worktree(common: &Path, name: &str, path: &Path, branch: &str) -> Result<Repository> {
-    check_worktree_reusing(common, name, path, branch, None).map(|k| k.repo)
+    check_worktree_reusing(common, name, path, branch, None).map(Kept::into_repo)
 }
 
 /// [`check_worktree`], reusing `kept` as [`check_linked_reusing`] does.
@@ -1068,7 +1068,7 @@ pub fn check_worktree_reusing(
     kept: Option<Kept>,
 ) -> Result<Kept> {
     let kept = check_linked_reusing(common, name, path, kept)?;
-    let head = head_ref(&kept.repo);
+    let head = head_ref(&kept.repo());
     if head.as_deref() != Some(format!("refs/heads/{branch}").as_str()) {
         return Err(Error::user(format!(
             "the task's worktree is no longer the one spec-exec made (it has {} checked out instead of `{branch}`); nothing was committed",
@@ -1082,28 +1082,38 @@ pub fn check_worktree_reusing(
 /// (not a link) whose `.git` file leads to git's record `<common>/worktrees/<name>`, which
 /// names it back. The worktree's repository, opened.
 pub fn check_linked(common: &Path, name: &str, path: &Path) -> Result<Repository> {
-    check_linked_reusing(common, name, path, None).map(|k| k.repo)
+    check_linked_reusing(common, name, path, None).map(Kept::into_repo)
 }
 
 /// A worktree's repository kept open from one step to the next, with the state of the
 /// configuration files it read when it was opened: libgit2 keeps some of their values
-/// (`core.filemode`, `core.autocrlf`…) for as long as a repository is open.
+/// (`core.filemode`, `core.autocrlf`…) for as long as a repository is open. Behind a lock,
+/// so that the job holding it can be shared across its steps' awaits.
 pub struct Kept {
-    repo: Repository,
+    repo: std::sync::Mutex<Repository>,
     config: ConfigStamp,
 }
 
 impl std::fmt::Debug for Kept {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Kept")
-            .field("path", &self.repo.path())
-            .finish_non_exhaustive()
+        f.debug_struct("Kept").finish_non_exhaustive()
     }
 }
 
 impl Kept {
-    pub fn repo(&self) -> &Repository {
-        &self.repo
+    fn new(repo: Repository, config: ConfigStamp) -> Kept {
+        Kept {
+            repo: std::sync::Mutex::new(repo),
+            config,
+        }
+    }
+
+    pub fn repo(&self) -> std::sync::MutexGuard<'_, Repository> {
+        self.repo.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn into_repo(self) -> Repository {
+        self.repo.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -1183,21 +1193,24 @@ pub fn check_linked_reusing(
     }
     let config = ConfigStamp::of(&admin, common);
     let leads_to = gitdir_of(path).and_then(|d| real(&d));
-    let kept = kept
-        .filter(|k| leads_to.is_some() && real(k.repo.path()) == leads_to && k.config == config);
+    // A repository kept from an earlier step was opened through this same record, and
+    // checked then.
+    let kept = kept.filter(|k| leads_to.is_some() && leads_to == record && k.config == config);
     let kept = match kept {
         Some(kept) => kept,
         None => match Repository::open(path) {
-            Ok(repo) => Kept { repo, config },
+            Ok(repo) => Kept::new(repo, config),
             Err(_) => return wrong("git cannot open it".to_owned()),
         },
     };
-    let repo = &kept.repo;
-    if record.is_none() || real(repo.path()) != record {
-        return wrong(format!("its `.git` leads to `{}`", repo.path().display()));
-    }
-    if repo.workdir().and_then(real) != real(path) {
-        return wrong("its git record names another directory".to_owned());
+    {
+        let repo = kept.repo();
+        if record.is_none() || real(repo.path()) != record {
+            return wrong(format!("its `.git` leads to `{}`", repo.path().display()));
+        }
+        if repo.workdir().and_then(real) != real(path) {
+            return wrong("its git record names another directory".to_owned());
+        }
     }
     Ok(kept)
 }

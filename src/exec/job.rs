@@ -385,7 +385,7 @@ struct Progress {
     /// The commit its branch was set to: what it commits must build on it.
     base: Option<git2::Oid>,
     /// The slot's repository as the last step opened it, for the next.
-    opened: Option<super::slots::Opened>,
+    opened: Option<git::Kept>,
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -531,11 +531,7 @@ async fn resumable(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> bool {
 
 /// What preparing a job leaves: the dependency tips still to merge in its worktree, and the
 /// commit its branch was set to.
-type Prepared = (
-    Vec<(String, git2::Oid)>,
-    git2::Oid,
-    Option<super::slots::Opened>,
-);
+type Prepared = (Vec<(String, git2::Oid)>, git2::Oid, Option<git::Kept>);
 
 /// Branch, base and worktree for a job. Whether the branch was set, and how it went: the
 /// dependency tips still to merge in the worktree when some conflicted.
@@ -913,7 +909,7 @@ async fn commit(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> 
         p.tasks_md_as_given.clone(),
     );
     let (name, branch, base) = (p.worktree_name.clone(), job.start.branch.clone(), p.base);
-    let opened = p.opened.take().map(super::slots::Opened::into_inner);
+    let opened = p.opened.take();
     let committed = blocking(move || {
         let git = ctx2.git()?;
         let wt =
@@ -921,7 +917,7 @@ async fn commit(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> 
         // An agent that reset its branch to an older commit would have the task's work
         // committed without its base.
         if let Some(base) = base {
-            let head = git::head_oid(wt.repo())?;
+            let head = git::head_oid(&wt.repo())?;
             if !git.contains(head, base) {
                 return Err(crate::error::Error::user(format!(
                     "the agent moved `{branch}` off the commit the task started from ({}, now {}); nothing was committed",
@@ -932,7 +928,7 @@ async fn commit(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> 
         }
         keep_tasks_md_out(&worktree, &tasks_md, (given.as_deref(), base), &kept, &log)?;
         let sig = git.signature();
-        let committed = git::commit_in(wt.repo(), &message, &sig, is_review, base)?;
+        let committed = git::commit_in(&wt.repo(), &message, &sig, is_review, base)?;
         Ok((committed, wt))
     })
     .await;
@@ -946,7 +942,7 @@ async fn commit(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> 
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(job.start.branch.clone(), c.oid);
-            p.opened = Some(super::slots::Opened::new(wt));
+            p.opened = Some(wt);
             p.report.commit = Some(c.oid.to_string());
             p.report.files_changed = Some(c.files_changed);
             Ok(())

@@ -32,27 +32,6 @@ pub struct Slot {
     pub name: String,
 }
 
-/// A slot's worktree repository as a step opened it, handed on to the next step and the next
-/// task that takes the slot, so that what it read (the configuration, the trees) is not read
-/// again. Every use checks the worktree is still the one spec-exec made.
-pub struct Opened(Mutex<git::Kept>);
-
-impl Opened {
-    pub fn new(kept: git::Kept) -> Opened {
-        Opened(Mutex::new(kept))
-    }
-
-    pub fn into_inner(self) -> git::Kept {
-        self.0.into_inner().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl std::fmt::Debug for Opened {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Opened")
-    }
-}
-
 /// How a job gives its slot back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Release {
@@ -87,8 +66,9 @@ pub struct Slots {
     /// Numbers whose git record is someone's own (moved elsewhere, or locked): never used.
     taken: Vec<u32>,
     inner: Mutex<Vec<(u32, Use)>>,
-    /// The free slots' repositories, as their last task left them opened.
-    opened: Mutex<Vec<(u32, Opened)>>,
+    /// The free slots' repositories, as their last task left them opened, for the next task
+    /// that takes each (what they read is not read again; every use checks the worktree).
+    opened: Mutex<Vec<(u32, git::Kept)>>,
 }
 
 /// Where a feature's slots are: `slots/` in its run state.
@@ -328,7 +308,7 @@ impl Slots {
     }
 
     /// The repository slot `n` was left with, if any.
-    fn take_opened(&self, n: u32) -> Option<Opened> {
+    fn take_opened(&self, n: u32) -> Option<git::Kept> {
         let mut opened = self.opened.lock().unwrap_or_else(|e| e.into_inner());
         let i = opened.iter().position(|(m, _)| *m == n)?;
         Some(opened.swap_remove(i).1)
@@ -337,16 +317,15 @@ impl Slots {
     /// Moves `slot` to `branch` (which is at the task's base), or makes it there when it does
     /// not exist yet or cannot be moved. Whether it was moved (rather than made), and its
     /// repository when it was.
-    pub fn enter(&self, git: &Git, slot: &Slot, branch: &str) -> Result<(bool, Option<Opened>)> {
+    pub fn enter(&self, git: &Git, slot: &Slot, branch: &str) -> Result<(bool, Option<git::Kept>)> {
         let kept = self.take_opened(slot.n);
         let moving = self.marker(&git.common_dir(), slot.n);
         if moving.parent().is_some_and(Path::is_dir) {
             std::fs::write(&moving, b"moving\n").map_err(|e| Error::io("write", &moving, e))?;
-            let moved =
-                git.move_worktree(&slot.name, &slot.path, branch, kept.map(Opened::into_inner));
-            if let Ok((_, repo)) = moved {
+            let moved = git.move_worktree(&slot.name, &slot.path, branch, kept);
+            if let Ok((_, kept)) = moved {
                 std::fs::write(&moving, b"").map_err(|e| Error::io("write", &moving, e))?;
-                return Ok((true, Some(Opened::new(repo))));
+                return Ok((true, Some(kept)));
             }
         }
         if let Some(parent) = slot.path.parent() {
@@ -359,15 +338,14 @@ impl Slots {
     /// Frees slot `slot` after its task was committed: its HEAD is detached, so that the
     /// task's branch is checked out nowhere. `opened`, its repository as the commit checked
     /// it, goes to the next task that takes the slot.
-    pub fn leave(&self, git: &Git, slot: &Slot, opened: Option<Opened>) -> Result<()> {
-        let opened = opened.map(Opened::into_inner);
+    pub fn leave(&self, git: &Git, slot: &Slot, opened: Option<git::Kept>) -> Result<()> {
         let detached = match &opened {
-            Some(kept) => git.detach_in(kept.repo()),
+            Some(kept) => git.detach_in(&kept.repo()),
             None => git.detach_worktree(&slot.path),
         };
         match detached {
             Ok(at) => {
-                if let Some(o) = opened.map(Opened::new) {
+                if let Some(o) = opened {
                     let mut kept = self.opened.lock().unwrap_or_else(|e| e.into_inner());
                     kept.retain(|(m, _)| *m != slot.n);
                     kept.push((slot.n, o));
