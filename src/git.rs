@@ -730,7 +730,7 @@ impl Git {
         }
         self.switch_head(wt, path, branch, commit.id())?;
         let cleared = if clean {
-            remove_empty_dirs(path, path, &mut Gitlinks::new(path))?
+            remove_empty_dirs(path, path, &mut Gitlinks::new(wt, path))?
         } else {
             clear_untracked(wt, path, branch)?
         };
@@ -1326,7 +1326,7 @@ fn clear_untracked(repo: &Repository, path: &Path, branch: &str) -> Result<usize
         remove_entry(&at)?;
         removed += 1;
     }
-    removed += remove_empty_dirs(path, path, &mut Gitlinks::new(path))?;
+    removed += remove_empty_dirs(path, path, &mut Gitlinks::new(repo, path))?;
     Ok(removed)
 }
 
@@ -1342,13 +1342,16 @@ fn remove_entry(at: &Path) -> Result<()> {
 /// The submodules of a worktree (the gitlinks of its index), read the first time they are
 /// asked for: a checkout leaves a submodule's directory empty, and it stays.
 struct Gitlinks<'a> {
+    repo: &'a Repository,
     worktree: &'a Path,
     read: Option<std::collections::BTreeSet<PathBuf>>,
 }
 
 impl<'a> Gitlinks<'a> {
-    fn new(worktree: &'a Path) -> Self {
+    /// Of the worktree `repo` at `worktree`.
+    fn new(repo: &'a Repository, worktree: &'a Path) -> Self {
         Gitlinks {
+            repo,
             worktree,
             read: None,
         }
@@ -1356,8 +1359,12 @@ impl<'a> Gitlinks<'a> {
 
     fn contains(&mut self, at: &Path) -> Result<bool> {
         if self.read.is_none() {
-            let index = Repository::open(self.worktree)
-                .and_then(|r| r.index())
+            let mut index = self
+                .repo
+                .index()
+                .map_err(|e| git_err("read the worktree's index", e))?;
+            index
+                .read(false)
                 .map_err(|e| git_err("read the worktree's index", e))?;
             self.read = Some(
                 index
