@@ -6,6 +6,8 @@
 
 mod support;
 
+use std::path::Path;
+
 use support::{Scratch, shell_task, tasks_md};
 
 /// Shell lines that set `repo` to the user's working tree, from inside a task's worktree.
@@ -111,6 +113,21 @@ fn a_git_pointed_at_the_users_repository_or_a_switched_branch_is_not_committed()
     );
 }
 
+/// Task 1 does its work; task 2, `title`, runs `script` after it, in the slot task 1 left.
+fn fine_then(title: &str, script: &str) -> Scratch {
+    Scratch::new(&tasks_md(&[
+        shell_task("1", "Fine", "", "echo 1 > one.txt"),
+        shell_task("2", title, "1", script),
+    ]))
+}
+
+/// Runs [`fine_then`]'s tasks one at a time, with `env` besides.
+fn run_one_at_a_time(s: &Scratch, env: &[(&str, &Path)]) -> support::Run {
+    let mut command = s.shell_run_command(&["--max-agents", "1", "--no-verify"]);
+    command.envs(env.iter().copied());
+    support::Run::of(command)
+}
+
 /// Task 1 was committed; task 2, in the slot task 1 left, was refused before its commit as
 /// not in the worktree spec-exec made.
 fn assert_refused_in_a_reused_slot(run: &support::Run) {
@@ -138,20 +155,15 @@ fn assert_refused_in_a_reused_slot(run: &support::Run) {
 /// (whose repository spec-exec keeps open from task to task), is found before the commit.
 #[test]
 fn a_git_file_rewritten_in_a_reused_slot_is_not_committed() {
-    let s = Scratch::new(&tasks_md(&[
-        shell_task("1", "Fine", "", "echo 1 > one.txt"),
-        shell_task(
-            "2",
-            "Rewrite",
-            "1",
-            &format!("echo 2 > two.txt; {USER_REPO}; printf 'gitdir: %s\\n' \"$repo/.git\" > .git"),
-        ),
-    ]));
+    let s = fine_then(
+        "Rewrite",
+        &format!("echo 2 > two.txt; {USER_REPO}; printf 'gitdir: %s\\n' \"$repo/.git\" > .git"),
+    );
     user_edits(&s);
     s.git(&["add", "notes.txt"]);
     let head = s.git(&["rev-parse", "HEAD"]);
     let index = std::fs::read(s.repo().join(".git/index")).unwrap();
-    let run = s.shell_run(&["--max-agents", "1", "--no-verify"]);
+    let run = run_one_at_a_time(&s, &[]);
     assert_refused_in_a_reused_slot(&run);
     assert_eq!(s.git(&["rev-parse", "HEAD"]), head);
     assert_eq!(
@@ -166,22 +178,15 @@ fn a_git_file_rewritten_in_a_reused_slot_is_not_committed() {
 /// later task runs against that repository.
 #[test]
 fn a_worktree_record_pointed_at_another_repository_is_not_committed() {
-    let s = Scratch::new(&tasks_md(&[
-        shell_task("1", "Fine", "", "echo 1 > one.txt"),
-        shell_task(
-            "2",
-            "Repoint the record",
-            "1",
-            "echo 2 > two.txt; echo \"$OTHER/.git\" > \"$(git rev-parse --git-dir)/commondir\"",
-        ),
-    ]));
+    let s = fine_then(
+        "Repoint the record",
+        "echo 2 > two.txt; echo \"$OTHER/.git\" > \"$(git rev-parse --git-dir)/commondir\"",
+    );
     let other = s.repo().parent().unwrap().join("other");
     std::fs::create_dir_all(&other).unwrap();
     support::git_in(&other, &["init", "-q"]);
     let head = s.git(&["rev-parse", "HEAD"]);
-    let mut command = s.shell_run_command(&["--max-agents", "1", "--no-verify"]);
-    command.env("OTHER", &other);
-    let run = support::Run::of(command);
+    let run = run_one_at_a_time(&s, &[("OTHER", &other)]);
     assert_refused_in_a_reused_slot(&run);
     assert_eq!(s.git(&["rev-parse", "HEAD"]), head);
     assert!(
