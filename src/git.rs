@@ -677,7 +677,12 @@ impl Git {
         unhide_all(wt).map_err(err)?;
         // Untracked and ignored entries go first, as themselves: nothing is ever written
         // through a link the last task left where the next tree has a directory.
-        let (mut removed, clean) = remove_untracked(wt, path)?;
+        // By the index alone when it can tell, else by git's status.
+        let swept = sweep(wt, path)?;
+        let (mut removed, clean) = match swept {
+            Some(removed) => (removed, true),
+            None => remove_untracked(wt, path)?,
+        };
         let old = wt.head().and_then(|h| h.peel_to_tree()).map_err(err)?;
         let new = commit.tree().map_err(err)?;
         let diff = wt
@@ -729,7 +734,10 @@ impl Git {
                 .map_err(err)?;
         }
         self.switch_head(wt, path, branch, commit.id())?;
-        let cleared = if clean {
+        let cleared = if swept.is_some() {
+            // The walk left no empty directory, and the checkout removes those it empties.
+            0
+        } else if clean {
             remove_empty_dirs(path, path, &mut Gitlinks::new(wt, path))?
         } else {
             clear_untracked(wt, path, branch)?
@@ -1277,6 +1285,140 @@ fn remove_untracked(repo: &Repository, path: &Path) -> Result<(usize, bool)> {
         remove_entry(at)?;
     }
     Ok((gone.len(), clean))
+}
+
+/// The quick first pass of a move: one walk of the directories of the worktree `repo` at
+/// `path`, by its index alone. Whatever the index does not hold goes, ignored or not (a
+/// directory whole, a link as a link; FIFOs and `.GIT`-like names with the rest), and how many
+/// entries went is returned when the index is the worktree's HEAD and every file of the index
+/// is there as the index has it (by its stat data, or by its content where that cannot tell,
+/// as git does). `None` when something
+/// else differs or cannot be told this way (a submodule, a conflict, a filter that changes
+/// content): git's status then looks, as before. Needs no ignore rules and finds emptied
+/// directories in the same walk, where git's status and a second walk took two.
+fn sweep(repo: &Repository, path: &Path) -> Result<Option<usize>> {
+    use std::os::unix::ffi::OsStrExt as _;
+    use std::os::unix::fs::MetadataExt as _;
+    const STAGE: u16 = 0x3000;
+    const ASSUME_VALID: u16 = 0x8000;
+    const INTENT_OR_SKIP: u16 = 0x2000 | 0x4000;
+    let err = |e: git2::Error| git_err("read the worktree's index", e);
+    let mut index = repo.index().map_err(err)?;
+    index.read(false).map_err(err)?;
+    let Ok(written) = std::fs::metadata(repo.path().join("index")) else {
+        return Ok(None);
+    };
+    let written = (written.mtime(), written.mtime_nsec());
+    // A change staged since the commit (by a process the last task left behind) differs too.
+    let head = repo.head().and_then(|h| h.peel_to_tree()).map_err(err)?;
+    let staged = repo
+        .diff_tree_to_index(Some(&head), Some(&index), None)
+        .map_err(err)?;
+    if staged.deltas().len() > 0 {
+        return Ok(None);
+    }
+    let entries: Vec<git2::IndexEntry> = index.iter().collect();
+    let mut files = std::collections::HashMap::with_capacity(entries.len());
+    let mut dirs: HashSet<&[u8]> = HashSet::new();
+    for e in &entries {
+        if e.flags & (STAGE | ASSUME_VALID) != 0
+            || e.flags_extended & INTENT_OR_SKIP != 0
+            || e.mode == 0o160000
+        {
+            return Ok(None);
+        }
+        files.insert(e.path.as_slice(), e);
+        let mut above = e.path.as_slice();
+        while let Some(slash) = above.iter().rposition(|&b| b == b'/') {
+            above = &above[..slash];
+            if !dirs.insert(above) {
+                break;
+            }
+        }
+    }
+    let (mut seen, mut removed) = (0, 0);
+    let mut todo: Vec<Vec<u8>> = vec![Vec::new()];
+    while let Some(rel) = todo.pop() {
+        let dir = path.join(std::ffi::OsStr::from_bytes(&rel));
+        let listing = std::fs::read_dir(&dir).map_err(|e| Error::io("read", &dir, e))?;
+        for entry in listing {
+            let entry = entry.map_err(|e| Error::io("read", &dir, e))?;
+            let name = entry.file_name();
+            if rel.is_empty() && name == ".git" {
+                continue;
+            }
+            let mut full = rel.clone();
+            if !full.is_empty() {
+                full.push(b'/');
+            }
+            full.extend_from_slice(name.as_bytes());
+            let at = entry.path();
+            if let Some(e) = files.get(full.as_slice()) {
+                let meta = entry.metadata().map_err(|e| Error::io("read", &at, e))?;
+                if !as_indexed(e, &meta, &at, written) {
+                    return Ok(None);
+                }
+                seen += 1;
+            } else if dirs.contains(full.as_slice()) {
+                // A directory of the index: a link or a file there instead differs.
+                if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    return Ok(None);
+                }
+                todo.push(full);
+            } else {
+                remove_entry(&at)?;
+                removed += 1;
+            }
+        }
+    }
+    // A file of the index that is not there differs too.
+    Ok((seen == files.len()).then_some(removed))
+}
+
+/// Whether the file at `at` (its `meta`, not followed) is what the index entry `e` holds: the
+/// same kind and executable bit, and the same stat data, unless that was recorded no earlier
+/// than the index was `written` (git's "racily clean" entries), else the same content as it is.
+fn as_indexed(
+    e: &git2::IndexEntry,
+    meta: &std::fs::Metadata,
+    at: &Path,
+    written: (i64, i64),
+) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let kind = meta.file_type();
+    let same_kind = match e.mode {
+        0o100644 => kind.is_file() && meta.mode() & 0o100 == 0,
+        0o100755 => kind.is_file() && meta.mode() & 0o100 != 0,
+        0o120000 => kind.is_symlink(),
+        _ => false,
+    };
+    if !same_kind {
+        return false;
+    }
+    let mtime = (
+        i64::from(e.mtime.seconds()),
+        i64::from(e.mtime.nanoseconds()),
+    );
+    // The index keeps the low 32 bits of the size and of the inode number, as git does.
+    let same_stat = u64::from(e.file_size) == meta.size() & 0xffff_ffff
+        && u64::from(e.ino) == meta.ino() & 0xffff_ffff
+        && mtime == (meta.mtime(), meta.mtime_nsec())
+        && (
+            i64::from(e.ctime.seconds()),
+            i64::from(e.ctime.nanoseconds()),
+        ) == (meta.ctime(), meta.ctime_nsec());
+    if same_stat && mtime < written {
+        return true;
+    }
+    let content = if kind.is_symlink() {
+        std::fs::read_link(at)
+            .ok()
+            .and_then(|to| Oid::hash_object(git2::ObjectType::Blob, to.as_os_str().as_bytes()).ok())
+    } else {
+        Oid::hash_file(git2::ObjectType::Blob, at).ok()
+    };
+    content == Some(e.id)
 }
 
 /// Clears the `assume-unchanged` and `skip-worktree` marks of every entry of the index of
