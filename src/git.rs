@@ -1180,7 +1180,6 @@ pub fn check_linked_reusing(
             "the task's worktree is no longer the one spec-exec made ({what}); nothing was committed"
         )))
     };
-    let real = |p: &Path| p.canonicalize().ok();
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => return wrong(format!("`{}` is a link now", path.display())),
@@ -1191,16 +1190,16 @@ pub fn check_linked_reusing(
         _ => return wrong("its `.git` is not the file git wrote".to_owned()),
     }
     let admin = common.join("worktrees").join(name);
-    let record = real(&admin);
+    let record = DirId::of(&admin);
     // The record leads back to this repository (`commondir`), not to another one.
     let common_of_record = std::fs::read_to_string(admin.join("commondir"))
         .ok()
-        .and_then(|c| real(&admin.join(c.trim_end_matches(['\n', '\r']))));
-    if record.is_some() && common_of_record != real(common) {
+        .and_then(|c| DirId::of(&admin.join(c.trim_end_matches(['\n', '\r']))));
+    if record.is_some() && common_of_record != DirId::of(common) {
         return wrong("its git record leads to another repository".to_owned());
     }
     let config = ConfigStamp::of(&admin, common);
-    let leads_to = gitdir_of(path).and_then(|d| real(&d));
+    let leads_to = gitdir_of(path).and_then(|d| DirId::of(&d));
     // A repository kept from an earlier step was opened through this same record, and
     // checked then.
     let kept = kept.filter(|k| leads_to.is_some() && leads_to == record && k.config == config);
@@ -1213,14 +1212,27 @@ pub fn check_linked_reusing(
     };
     {
         let repo = kept.repo();
-        if record.is_none() || real(repo.path()) != record {
+        if record.is_none() || DirId::of(repo.path()) != record {
             return wrong(format!("its `.git` leads to `{}`", repo.path().display()));
         }
-        if repo.workdir().and_then(real) != real(path) {
+        if repo.workdir().and_then(DirId::of) != DirId::of(path) {
             return wrong("its git record names another directory".to_owned());
         }
     }
     Ok(kept)
+}
+
+/// Which directory a path leads to (links followed): its device and inode, so that two paths
+/// are compared with one look at each instead of resolving each part of both.
+#[derive(Debug, PartialEq, Eq)]
+struct DirId(u64, u64);
+
+impl DirId {
+    fn of(path: &Path) -> Option<DirId> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = std::fs::metadata(path).ok()?;
+        meta.is_dir().then(|| DirId(meta.dev(), meta.ino()))
+    }
 }
 
 /// Where the `.git` file of the worktree at `path` leads (`gitdir: …`, relative to `path`
