@@ -496,7 +496,7 @@ async fn build(
             if !f.paths.is_empty() {
                 f.end.reason = format!(
                     "merging `{branch}` conflicts in {}; {}",
-                    f.paths.join(", "),
+                    super::some_paths(&f.paths),
                     f.end.reason
                 );
             }
