@@ -1553,7 +1553,11 @@ fn agents_orphaned_by_a_killed_run_are_stopped_by_the_next() {
     let pid = rustix::process::Pid::from_raw(live.child.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
     let _ = live.child.wait();
-    assert!(alive(agent), "the agent should outlive a killed run");
+    assert!(
+        alive(agent),
+        "the agent should outlive a killed run; what it logged:\n{}",
+        std::fs::read_to_string(s.agent_log()).unwrap_or_default()
+    );
 
     s.control("1", "write=one.txt");
     let second = s.run(&[]);
