@@ -677,11 +677,14 @@ impl Git {
         unhide_all(wt).map_err(err)?;
         // Untracked and ignored entries go first, as themselves: nothing is ever written
         // through a link the last task left where the next tree has a directory.
-        // By the index alone when it can tell, else by git's status.
-        let swept = sweep(wt, path)?;
-        let (mut removed, clean) = match swept {
-            Some(removed) => (removed, true),
-            None => remove_untracked(wt, path)?,
+        // By the index alone when it can tell, else by git's status as well.
+        let (swept, tells) = sweep(wt, path)?;
+        let (mut removed, clean) = match tells {
+            true => (swept, true),
+            false => {
+                let (more, clean) = remove_untracked(wt, path)?;
+                (swept + more, clean)
+            }
         };
         let old = wt.head().and_then(|h| h.peel_to_tree()).map_err(err)?;
         let new = commit.tree().map_err(err)?;
@@ -734,7 +737,7 @@ impl Git {
                 .map_err(err)?;
         }
         self.switch_head(wt, path, branch, commit.id())?;
-        let cleared = if swept.is_some() {
+        let cleared = if tells {
             // The walk left no empty directory, and the checkout removes those it empties.
             0
         } else if clean {
@@ -1299,138 +1302,266 @@ fn remove_untracked(repo: &Repository, path: &Path) -> Result<(usize, bool)> {
     Ok((gone.len(), clean))
 }
 
-/// The quick first pass of a move: one walk of the directories of the worktree `repo` at
-/// `path`, by its index alone. Whatever the index does not hold goes, ignored or not (a
-/// directory whole, a link as a link; FIFOs and `.GIT`-like names with the rest), and how many
-/// entries went is returned when the index is the worktree's HEAD and every file of the index
-/// is there as the index has it (by its stat data, or by its content where that cannot tell,
-/// as git does). `None` when something
-/// else differs or cannot be told this way (a submodule, a conflict, a filter that changes
-/// content): git's status then looks, as before. Needs no ignore rules and finds emptied
-/// directories in the same walk, where git's status and a second walk took two.
-fn sweep(repo: &Repository, path: &Path) -> Result<Option<usize>> {
-    use std::os::unix::ffi::OsStrExt as _;
-    use std::os::unix::fs::MetadataExt as _;
+/// The first pass of a move: one walk of the directories of the worktree `repo` at `path`,
+/// against its index alone, through directory handles (a directory swapped for a link while
+/// the walk goes is never followed). Whatever the index does not hold goes, ignored or not (a
+/// directory whole, a link as a link; FIFOs and `.GIT`-like names with the rest), and so does
+/// a file with other names (a hard link), which a checkout would write through. How many
+/// entries went, and whether nothing else differs: the index is the worktree's HEAD and every
+/// file of the index is there as the index has it (by its stat data, or by its content where
+/// that cannot tell, as git decides). When something differs or cannot be told this way (a
+/// submodule, a conflict, a content filter), git's status looks next, as before. Needs no
+/// ignore rules and finds emptied directories in the same walk.
+fn sweep(repo: &Repository, path: &Path) -> Result<(usize, bool)> {
     const STAGE: u16 = 0x3000;
     const ASSUME_VALID: u16 = 0x8000;
     const INTENT_OR_SKIP: u16 = 0x2000 | 0x4000;
     let err = |e: git2::Error| git_err("read the worktree's index", e);
     let mut index = repo.index().map_err(err)?;
-    index.read(false).map_err(err)?;
-    let Ok(written) = std::fs::metadata(repo.path().join("index")) else {
-        return Ok(None);
-    };
-    let written = (written.mtime(), written.mtime_nsec());
+    let file = repo.path().join("index");
+    let written = std::fs::symlink_metadata(&file).ok();
+    // Gone (removed after the last commit): what the repository kept of it goes too.
+    index.read(written.is_none()).map_err(err)?;
+    let mut clean = written.is_some();
+    let written = written.map_or((0, 0), |m| {
+        use std::os::unix::fs::MetadataExt as _;
+        (m.mtime(), m.mtime_nsec())
+    });
     // A change staged since the commit (by a process the last task left behind) differs too.
     let head = repo.head().and_then(|h| h.peel_to_tree()).map_err(err)?;
     let staged = repo
         .diff_tree_to_index(Some(&head), Some(&index), None)
         .map_err(err)?;
-    if staged.deltas().len() > 0 {
-        return Ok(None);
-    }
+    clean &= staged.deltas().len() == 0;
     let entries: Vec<git2::IndexEntry> = index.iter().collect();
-    let mut files = std::collections::HashMap::with_capacity(entries.len());
-    let mut dirs: HashSet<&[u8]> = HashSet::new();
+    let mut walk = Walk {
+        files: std::collections::HashMap::with_capacity(entries.len()),
+        dirs: HashSet::new(),
+        gitlinks: HashSet::new(),
+        written,
+        clean,
+        seen: 0,
+        removed: 0,
+    };
     for e in &entries {
-        if e.flags & (STAGE | ASSUME_VALID) != 0
-            || e.flags_extended & INTENT_OR_SKIP != 0
-            || e.mode == 0o160000
-        {
-            return Ok(None);
+        if e.flags & (STAGE | ASSUME_VALID) != 0 || e.flags_extended & INTENT_OR_SKIP != 0 {
+            walk.clean = false;
         }
-        files.insert(e.path.as_slice(), e);
+        if e.mode == 0o160000 {
+            // A submodule's directory is its own repository's: not walked, nor removed.
+            walk.gitlinks.insert(e.path.as_slice());
+            walk.clean = false;
+        } else {
+            walk.files.insert(e.path.as_slice(), e);
+        }
         let mut above = e.path.as_slice();
         while let Some(slash) = above.iter().rposition(|&b| b == b'/') {
             above = &above[..slash];
-            if !dirs.insert(above) {
+            if !walk.dirs.insert(above) {
                 break;
             }
         }
     }
-    let (mut seen, mut removed) = (0, 0);
-    let mut todo: Vec<Vec<u8>> = vec![Vec::new()];
-    while let Some(rel) = todo.pop() {
-        let dir = path.join(std::ffi::OsStr::from_bytes(&rel));
-        let listing = std::fs::read_dir(&dir).map_err(|e| Error::io("read", &dir, e))?;
-        for entry in listing {
-            let entry = entry.map_err(|e| Error::io("read", &dir, e))?;
-            let name = entry.file_name();
-            if rel.is_empty() && name == ".git" {
-                continue;
-            }
-            let mut full = rel.clone();
-            if !full.is_empty() {
-                full.push(b'/');
-            }
-            full.extend_from_slice(name.as_bytes());
-            let at = entry.path();
-            if let Some(e) = files.get(full.as_slice()) {
-                let meta = entry.metadata().map_err(|e| Error::io("read", &at, e))?;
-                if !as_indexed(e, &meta, &at, written) {
-                    return Ok(None);
-                }
-                seen += 1;
-            } else if dirs.contains(full.as_slice()) {
-                // A directory of the index: a link or a file there instead differs.
-                if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    return Ok(None);
-                }
-                todo.push(full);
-            } else {
-                remove_entry(&at)?;
-                removed += 1;
-            }
-        }
-    }
+    let top = rustix::fs::openat(
+        rustix::fs::CWD,
+        path,
+        dir_flags(),
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| Error::io("read", path, e.into()))?;
+    walk.dir(top, &mut Vec::new(), path)?;
     // A file of the index that is not there differs too.
-    Ok((seen == files.len()).then_some(removed))
+    let clean = walk.clean && walk.seen == walk.files.len();
+    Ok((walk.removed, clean))
 }
 
-/// Whether the file at `at` (its `meta`, not followed) is what the index entry `e` holds: the
-/// same kind and executable bit, and the same stat data, unless that was recorded no earlier
-/// than the index was `written` (git's "racily clean" entries), else the same content as it is.
-fn as_indexed(
-    e: &git2::IndexEntry,
-    meta: &std::fs::Metadata,
-    at: &Path,
+/// How directories are opened by the walk: never through a link.
+fn dir_flags() -> rustix::fs::OFlags {
+    use rustix::fs::OFlags;
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+}
+
+/// The state of [`sweep`]'s walk: the index's files, directories and submodules by path.
+struct Walk<'i> {
+    files: std::collections::HashMap<&'i [u8], &'i git2::IndexEntry>,
+    dirs: HashSet<&'i [u8]>,
+    gitlinks: HashSet<&'i [u8]>,
+    /// When the index was written (racily clean entries are read again).
     written: (i64, i64),
-) -> bool {
-    use std::os::unix::ffi::OsStrExt as _;
-    use std::os::unix::fs::MetadataExt as _;
-    let kind = meta.file_type();
-    let same_kind = match e.mode {
-        0o100644 => kind.is_file() && meta.mode() & 0o100 == 0,
-        0o100755 => kind.is_file() && meta.mode() & 0o100 != 0,
-        0o120000 => kind.is_symlink(),
-        _ => false,
-    };
-    if !same_kind {
-        return false;
+    clean: bool,
+    seen: usize,
+    removed: usize,
+}
+
+impl Walk<'_> {
+    /// Walks the directory `fd`, `rel` in the worktree at `top`.
+    fn dir(&mut self, fd: rustix::fd::OwnedFd, rel: &mut Vec<u8>, top: &Path) -> Result<()> {
+        use std::os::unix::ffi::OsStrExt as _;
+        let at = |rel: &[u8]| top.join(std::ffi::OsStr::from_bytes(rel));
+        let io = |rel: &[u8], e: rustix::io::Errno| Error::io("read", &at(rel), e.into());
+        let mut listing = rustix::fs::Dir::new(fd).map_err(|e| io(rel, e))?;
+        let len = rel.len();
+        while let Some(entry) = listing.read() {
+            let entry = entry.map_err(|e| io(rel, e))?;
+            let name = entry.file_name();
+            let bytes = name.to_bytes();
+            if bytes == b"." || bytes == b".." || (len == 0 && bytes == b".git") {
+                continue;
+            }
+            rel.truncate(len);
+            if len > 0 {
+                rel.push(b'/');
+            }
+            rel.extend_from_slice(bytes);
+            let dir = listing.fd().map_err(|e| io(rel, e))?;
+            if let Some(e) = self.files.get(rel.as_slice()).copied() {
+                let seen = Seen::at(dir, name).map_err(|e| io(rel, e))?;
+                if seen.kind == rustix::fs::FileType::RegularFile && seen.nlink > 1 {
+                    // Another name of it may be anywhere, the user's own files included.
+                    rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::empty())
+                        .map_err(|e| Error::io("remove", &at(rel), e.into()))?;
+                    self.removed += 1;
+                    self.clean = false;
+                    continue;
+                }
+                if self.clean && !seen.is(e, self.written, dir, name) {
+                    self.clean = false;
+                }
+                self.seen += 1;
+            } else if self.gitlinks.contains(rel.as_slice()) {
+                continue;
+            } else if self.dirs.contains(rel.as_slice()) {
+                // A directory of the index: a link or a file there instead differs.
+                match rustix::fs::openat(dir, name, dir_flags(), rustix::fs::Mode::empty()) {
+                    Ok(sub) => self.dir(sub, rel, top)?,
+                    Err(_) => self.clean = false,
+                }
+            } else {
+                remove_at(dir, name, entry.file_type())
+                    .map_err(|e| Error::io("remove", &at(rel), e.into()))?;
+                self.removed += 1;
+            }
+        }
+        rel.truncate(len);
+        Ok(())
     }
-    let mtime = (
-        i64::from(e.mtime.seconds()),
-        i64::from(e.mtime.nanoseconds()),
-    );
-    // The index keeps the low 32 bits of the size and of the inode number, as git does.
-    let same_stat = u64::from(e.file_size) == meta.size() & 0xffff_ffff
-        && u64::from(e.ino) == meta.ino() & 0xffff_ffff
-        && mtime == (meta.mtime(), meta.mtime_nsec())
-        && (
+}
+
+/// What a look at one file of a worktree saw (not following a link).
+struct Seen {
+    kind: rustix::fs::FileType,
+    exec: bool,
+    nlink: u64,
+    size: u64,
+    ino: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Seen {
+    // The widths of the stat fields differ between platforms.
+    #[allow(clippy::unnecessary_cast)]
+    fn at(dir: rustix::fd::BorrowedFd<'_>, name: &std::ffi::CStr) -> rustix::io::Result<Seen> {
+        let st = rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
+        Ok(Seen {
+            kind: rustix::fs::FileType::from_raw_mode(st.st_mode as _),
+            exec: st.st_mode as u32 & 0o100 != 0,
+            nlink: st.st_nlink as u64,
+            size: st.st_size as u64,
+            ino: st.st_ino as u64,
+            mtime: (st.st_mtime as i64, st.st_mtime_nsec as i64),
+            ctime: (st.st_ctime as i64, st.st_ctime_nsec as i64),
+        })
+    }
+
+    /// Whether this is what the index entry `e` holds: the same kind and executable bit, and
+    /// the same stat data unless that was recorded no earlier than the index was `written`
+    /// (git's "racily clean" entries), else the same content (read from `name` in `dir`). A
+    /// size that differs from the one recorded (not 0, which git writes for entries it must
+    /// read again) differs without reading the file.
+    fn is(
+        &self,
+        e: &git2::IndexEntry,
+        written: (i64, i64),
+        dir: rustix::fd::BorrowedFd<'_>,
+        name: &std::ffi::CStr,
+    ) -> bool {
+        use rustix::fs::FileType;
+        let same_kind = match e.mode {
+            0o100644 => self.kind == FileType::RegularFile && !self.exec,
+            0o100755 => self.kind == FileType::RegularFile && self.exec,
+            0o120000 => self.kind == FileType::Symlink,
+            _ => false,
+        };
+        // The index keeps the low 32 bits of the size and of the inode number, as git does.
+        let size = u64::from(e.file_size) == self.size & 0xffff_ffff;
+        if !same_kind || (e.file_size != 0 && !size) {
+            return false;
+        }
+        let mtime = (
+            i64::from(e.mtime.seconds()),
+            i64::from(e.mtime.nanoseconds()),
+        );
+        let ctime = (
             i64::from(e.ctime.seconds()),
             i64::from(e.ctime.nanoseconds()),
-        ) == (meta.ctime(), meta.ctime_nsec());
-    if same_stat && mtime < written {
-        return true;
+        );
+        let same_stat = size
+            && u64::from(e.ino) == self.ino & 0xffff_ffff
+            && mtime == self.mtime
+            && ctime == self.ctime;
+        if same_stat && mtime < written {
+            return true;
+        }
+        content_at(dir, name, self.kind == FileType::Symlink) == Some(e.id)
     }
-    let content = if kind.is_symlink() {
-        std::fs::read_link(at)
-            .ok()
-            .and_then(|to| Oid::hash_object(git2::ObjectType::Blob, to.as_os_str().as_bytes()).ok())
-    } else {
-        Oid::hash_file(git2::ObjectType::Blob, at).ok()
-    };
-    content == Some(e.id)
+}
+
+/// The blob id of the file (or of the link's target) `name` in `dir`, read without following
+/// a link.
+fn content_at(dir: rustix::fd::BorrowedFd<'_>, name: &std::ffi::CStr, link: bool) -> Option<Oid> {
+    use rustix::fs::{Mode, OFlags};
+    if link {
+        let to = rustix::fs::readlinkat(dir, name, Vec::new()).ok()?;
+        return Oid::hash_object(git2::ObjectType::Blob, to.as_bytes()).ok();
+    }
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::empty()).ok()?;
+    let mut file = std::fs::File::from(fd);
+    let mut content = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut content).ok()?;
+    Oid::hash_object(git2::ObjectType::Blob, &content).ok()
+}
+
+/// Removes `name` in `dir` (of `kind`, as its directory listed it), a directory with
+/// everything in it, through directory handles: links are removed, never followed.
+fn remove_at(
+    dir: rustix::fd::BorrowedFd<'_>,
+    name: &std::ffi::CStr,
+    kind: rustix::fs::FileType,
+) -> rustix::io::Result<()> {
+    use rustix::fs::{AtFlags, FileType, Mode};
+    if kind != FileType::Directory && kind != FileType::Unknown {
+        return rustix::fs::unlinkat(dir, name, AtFlags::empty());
+    }
+    match rustix::fs::openat(dir, name, dir_flags(), Mode::empty()) {
+        Ok(fd) => {
+            let mut listing = rustix::fs::Dir::new(fd)?;
+            while let Some(entry) = listing.read() {
+                let entry = entry?;
+                let child = entry.file_name();
+                if child.to_bytes() != b"." && child.to_bytes() != b".." {
+                    remove_at(listing.fd()?, child, entry.file_type())?;
+                }
+            }
+            rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)
+        }
+        // Not a directory (a link, or a file where the listing could not tell).
+        Err(rustix::io::Errno::NOTDIR | rustix::io::Errno::LOOP) => {
+            rustix::fs::unlinkat(dir, name, AtFlags::empty())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Clears the `assume-unchanged` and `skip-worktree` marks of every entry of the index of
@@ -2226,6 +2357,40 @@ pub fn commit_message(feature: &str, id: &str, title: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A slot's repository kept open from its last task holds that task's index in memory:
+    /// when the index file is gone by the next move (a process the task left removed it), the
+    /// move writes it again, even where no path of the tree has to change.
+    #[test]
+    fn a_move_writes_again_an_index_removed_since_the_last_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("main");
+        let repo = Repository::init(&main).unwrap();
+        std::fs::write(main.join("a.txt"), "a\n").unwrap();
+        let mut index = repo.index().unwrap();
+        index.add_path(Path::new("a.txt")).unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = Signature::now("t", "t@example.com").unwrap();
+        let base = repo
+            .commit(Some("HEAD"), &sig, &sig, "base", &tree, &[])
+            .unwrap();
+        drop(tree);
+        let git = Git { repo };
+        git.set_branch("one", base, false).unwrap();
+        git.set_branch("two", base, false).unwrap();
+        let slot = dir.path().join("slot");
+        git.add_worktree("slot", &slot, "one").unwrap();
+        let kept = check_linked_reusing(&git.common_dir(), "slot", &slot, None).unwrap();
+        git.detach_in(&kept.repo()).unwrap();
+        assert_eq!(kept.repo().index().unwrap().len(), 1);
+        let file = git.common_dir().join("worktrees/slot/index");
+        std::fs::remove_file(&file).unwrap();
+
+        git.move_worktree("slot", &slot, "two", Some(kept)).unwrap();
+        assert!(file.is_file(), "the index was not written again");
+        let wt = Repository::open(&slot).unwrap();
+        assert_eq!(wt.statuses(None).unwrap().len(), 0);
+    }
 
     #[test]
     fn ids_become_safe_ref_components() {

@@ -220,3 +220,53 @@ fn a_users_worktree_named_like_spec_execs_is_left_alone() {
             .contains("spec-exec-4-demo-mine")
     );
 }
+
+/// A task that made a tracked file of its slot a hard link to the user's own file (its content
+/// now the user's uncommitted edit): moving the slot back to the base for the next task never
+/// writes through that link, and the user's edit stays.
+#[test]
+fn a_hard_link_to_the_users_file_changed_in_a_slot_is_never_written_through() {
+    let s = Scratch::new(&tasks_md(&[
+        shell_task(
+            "1",
+            "Links",
+            "",
+            &format!("{USER_REPO}; ln -f \"$repo/README.md\" README.md && echo 1 > one.txt"),
+        ),
+        shell_task("2", "Next", "", "echo 2 > two.txt"),
+    ]));
+    user_edits(&s);
+    let head = s.git(&["rev-parse", "HEAD"]);
+    let run = run_one_at_a_time(&s, &[]);
+    run.assert_code(0);
+    assert_user_tree_intact(&s, &head);
+}
+
+/// A hard link a task left with the same content as the base (so nothing of it is committed,
+/// and no checkout has to write it): the next task in the slot does not start with it, so its
+/// edits stay in the slot, and the file the link led to is untouched.
+#[test]
+fn a_hard_link_left_unchanged_in_a_slot_does_not_reach_the_next_task() {
+    let s = Scratch::new(&tasks_md(&[
+        shell_task(
+            "1",
+            "Links",
+            "",
+            "cp README.md \"$HELPER_CTL/outside\" && ln -f \"$HELPER_CTL/outside\" README.md && echo 1 > one.txt",
+        ),
+        shell_task(
+            "2",
+            "Edits",
+            "",
+            "test \"$(stat -c %h README.md)\" = 1 && echo edited >> README.md",
+        ),
+    ]));
+    let base = std::fs::read_to_string(s.repo().join("README.md")).unwrap();
+    let run = run_one_at_a_time(&s, &[]);
+    run.assert_code(0);
+    assert_eq!(
+        std::fs::read_to_string(s.ctl().join("outside")).unwrap(),
+        base
+    );
+    assert!(s.files(&Scratch::branch("2")).contains("README.md"));
+}
