@@ -1527,10 +1527,10 @@ fn content_at(dir: rustix::fd::BorrowedFd<'_>, name: &std::ffi::CStr, link: bool
     }
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
     let fd = rustix::fs::openat(dir, name, flags, Mode::empty()).ok()?;
-    let mut file = std::fs::File::from(fd);
-    let mut content = Vec::new();
-    std::io::Read::read_to_end(&mut file, &mut content).ok()?;
-    Oid::hash_object(git2::ObjectType::Blob, &content).ok()
+    // Read as a stream through the descriptor's own name (the file opened, whatever its path
+    // leads to now); where the system has no `/dev/fd`, the caller asks git's status instead.
+    let through = format!("/dev/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+    Oid::hash_file(git2::ObjectType::Blob, through).ok()
 }
 
 /// Removes `name` in `dir` (of `kind`, as its directory listed it), a directory with
@@ -2390,6 +2390,33 @@ mod tests {
         assert!(file.is_file(), "the index was not written again");
         let wt = Repository::open(&slot).unwrap();
         assert_eq!(wt.statuses(None).unwrap().len(), 0);
+    }
+
+    /// The walk of a move reads a file's or a link's blob id through its directory's handle.
+    #[test]
+    fn content_is_read_through_the_directory_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("file"), "content\n").unwrap();
+        std::os::unix::fs::symlink("file", dir.path().join("link")).unwrap();
+        let fd = rustix::fs::openat(
+            rustix::fs::CWD,
+            dir.path(),
+            dir_flags(),
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        let blob = |bytes: &[u8]| Oid::hash_object(git2::ObjectType::Blob, bytes).ok();
+        let at = |name: &str, link| {
+            content_at(
+                std::os::fd::AsFd::as_fd(&fd),
+                &std::ffi::CString::new(name).unwrap(),
+                link,
+            )
+        };
+        assert_eq!(at("file", false), blob(b"content\n"));
+        assert_eq!(at("link", true), blob(b"file"));
+        // A link is never followed to its target's content.
+        assert_eq!(at("link", false), None);
     }
 
     #[test]
