@@ -1193,6 +1193,18 @@ pub fn check_linked_reusing(
         _ => return wrong("its `.git` is not the file git wrote".to_owned()),
     }
     let admin = common.join("worktrees").join(name);
+    // What git writes in the record (the worktree's HEAD, index and HEAD's log) is written
+    // through nothing: a link or a file with other names there could lead to the user's own.
+    for file in ["HEAD", "index", "logs/HEAD"] {
+        use std::os::unix::fs::MetadataExt as _;
+        if let Ok(meta) = std::fs::symlink_metadata(admin.join(file))
+            && (!meta.is_file() || meta.nlink() > 1)
+        {
+            return wrong(format!(
+                "its git record's `{file}` is a link, or not a file of its own"
+            ));
+        }
+    }
     let record = DirId::of(&admin);
     // The record leads back to this repository (`commondir`), not to another one.
     let common_of_record = std::fs::read_to_string(admin.join("commondir"))
@@ -1416,9 +1428,12 @@ impl Walk<'_> {
             let dir = listing.fd().map_err(|e| io(rel, e))?;
             if let Some(e) = self.files.get(rel.as_slice()).copied() {
                 let seen = Seen::at(dir, name).map_err(|e| io(rel, e))?;
-                if seen.kind == rustix::fs::FileType::RegularFile && seen.nlink > 1 {
-                    // Another name of it may be anywhere, the user's own files included.
-                    rustix::fs::unlinkat(dir, name, rustix::fs::AtFlags::empty())
+                let file = seen.kind == rustix::fs::FileType::RegularFile;
+                if (file && seen.nlink > 1) || !(file || seen.kind == rustix::fs::FileType::Symlink)
+                {
+                    // Another name of it may be anywhere, the user's own files included; a
+                    // FIFO or a device would have the checkout wait on it or write to it.
+                    remove_at(dir, name, seen.kind)
                         .map_err(|e| Error::io("remove", &at(rel), e.into()))?;
                     self.removed += 1;
                     self.clean = false;
@@ -1527,6 +1542,12 @@ fn content_at(dir: rustix::fd::BorrowedFd<'_>, name: &std::ffi::CStr, link: bool
     }
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
     let fd = rustix::fs::openat(dir, name, flags, Mode::empty()).ok()?;
+    // What was opened is what was looked at: a FIFO swapped in meanwhile is not read.
+    if rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&fd).ok()?.st_mode as _)
+        != rustix::fs::FileType::RegularFile
+    {
+        return None;
+    }
     // Read as a stream through the descriptor's own name (the file opened, whatever its path
     // leads to now); where the system has no `/dev/fd`, the caller asks git's status instead.
     let through = format!("/dev/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
@@ -1838,6 +1859,13 @@ fn staged_index(repo: &Repository, what: &str) -> Result<(git2::Index, Vec<PathB
             false => std::fs::symlink_metadata(workdir.join(rel)).ok(),
         };
         match meta {
+            Some(meta) if !(meta.is_file() || meta.is_dir() || meta.is_symlink()) => {
+                // Reading a FIFO would wait for a writer; git stores no such file.
+                return Err(Error::user(format!(
+                    "git: could not stage {what}: `{}` is a FIFO, a socket or a device, which git cannot store; remove it, or write a file there",
+                    rel.display()
+                )));
+            }
             Some(meta)
                 if !meta.is_dir() || index.get_path(rel, 0).is_some_and(|e| e.mode == 0o160000) =>
             {

@@ -270,3 +270,73 @@ fn a_hard_link_left_unchanged_in_a_slot_does_not_reach_the_next_task() {
     );
     assert!(s.files(&Scratch::branch("2")).contains("README.md"));
 }
+
+/// Shell lines that set `record` to git's record of the task's worktree.
+const RECORD: &str = r#"record=$(git rev-parse --absolute-git-dir)"#;
+
+/// A task that leaves a link where spec-exec marks a slot it moves (in the worktree's record):
+/// the next move writes its mark anew, never through the link to a file outside.
+#[test]
+fn a_link_left_at_the_slots_move_mark_is_never_written_through() {
+    let s = Scratch::new(&tasks_md(&[
+        shell_task(
+            "1",
+            "Links",
+            "",
+            &format!(
+                "{RECORD}; echo precious > \"$HELPER_CTL/outside\" && ln -sf \"$HELPER_CTL/outside\" \"$record/spec-exec-moving\" && echo 1 > one.txt"
+            ),
+        ),
+        shell_task("2", "Next", "", "echo 2 > two.txt"),
+    ]));
+    let run = run_one_at_a_time(&s, &[]);
+    run.assert_code(0);
+    assert_eq!(
+        std::fs::read_to_string(s.ctl().join("outside")).unwrap(),
+        "precious\n"
+    );
+}
+
+/// A task that links its worktree's index to the user's: nothing is committed, and the user's
+/// index is not written.
+#[test]
+fn an_index_linked_to_the_users_is_not_written() {
+    let s = Scratch::new(&tasks_md(&[shell_task(
+        "1",
+        "Links",
+        "",
+        &format!(
+            "{USER_REPO}; {RECORD}; ln -sf \"$repo/.git/index\" \"$record/index\" && echo 1 > one.txt"
+        ),
+    )]));
+    let index = std::fs::read(s.repo().join(".git/index")).unwrap();
+    let head = s.git(&["rev-parse", "HEAD"]);
+    let run = s.shell_run(&["--no-verify"]);
+    run.assert_code(1);
+    assert!(
+        run.reason("1").contains("no longer the one spec-exec made"),
+        "{}",
+        run.context()
+    );
+    assert_eq!(std::fs::read(s.repo().join(".git/index")).unwrap(), index);
+    assert_eq!(s.git(&["rev-parse", "HEAD"]), head);
+}
+
+/// A task that puts a FIFO where a tracked file was: its commit is refused with what to do,
+/// instead of waiting for a writer that never comes.
+#[test]
+fn a_fifo_in_a_tracked_files_place_fails_its_task_instead_of_hanging() {
+    let s = Scratch::new(&tasks_md(&[shell_task(
+        "1",
+        "Pipes",
+        "",
+        "rm README.md && mkfifo README.md",
+    )]));
+    let run = s.shell_run(&["--no-verify"]);
+    run.assert_code(1);
+    assert!(
+        run.reason("1").contains("`README.md` is a FIFO"),
+        "{}",
+        run.context()
+    );
+}

@@ -173,7 +173,7 @@ impl Slots {
             }
             let linked = git::check_linked(&common, &name, &path).is_ok();
             let moving = self.marker(&common, n);
-            let moved_when_killed = std::fs::metadata(&moving).is_ok_and(|m| m.len() > 0);
+            let moved_when_killed = std::fs::symlink_metadata(&moving).is_ok_and(|m| m.len() > 0);
             // Killed while it moved (its files half of one tree and half of another), or while
             // it was made (no index: its checkout never finished): nobody's work. It is made
             // again when needed.
@@ -321,10 +321,10 @@ impl Slots {
         let kept = self.take_opened(slot.n);
         let moving = self.marker(&git.common_dir(), slot.n);
         if moving.parent().is_some_and(Path::is_dir) {
-            std::fs::write(&moving, b"moving\n").map_err(|e| Error::io("write", &moving, e))?;
+            mark(&moving, b"moving\n")?;
             let moved = git.move_worktree(&slot.name, &slot.path, branch, kept);
             if let Ok((_, kept)) = moved {
-                std::fs::write(&moving, b"").map_err(|e| Error::io("write", &moving, e))?;
+                mark(&moving, b"")?;
                 return Ok((true, Some(kept)));
             }
         }
@@ -395,6 +395,24 @@ impl Slots {
 
 /// The task a slot's HEAD names (`refs/heads/<branches><id>`, `branches` being
 /// `<prefix>/<feature>/`), for the name of its leftovers.
+/// Writes the marker `at` anew with `text`: whatever is there (a link, a FIFO, a file with
+/// other names, which the last task could have put in its worktree's record) is removed first,
+/// never written through.
+fn mark(at: &Path, text: &[u8]) -> Result<()> {
+    let removed = match std::fs::symlink_metadata(at) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(at),
+        Ok(_) => std::fs::remove_file(at),
+        Err(_) => Ok(()),
+    };
+    removed.map_err(|e| Error::io("remove", at, e))?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(at)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text))
+        .map_err(|e| Error::io("write", at, e))
+}
+
 fn held_by(path: &Path, branches: &str) -> Option<String> {
     git::checked_out_ref(path)?
         .strip_prefix("refs/heads/")?
