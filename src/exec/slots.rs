@@ -320,19 +320,28 @@ impl Slots {
     pub fn enter(&self, git: &Git, slot: &Slot, branch: &str) -> Result<(bool, Option<git::Kept>)> {
         let kept = self.take_opened(slot.n);
         let moving = self.marker(&git.common_dir(), slot.n);
+        let mut not_moved = None;
         if moving.parent().is_some_and(Path::is_dir) {
             mark(&moving, b"moving\n")?;
-            let moved = git.move_worktree(&slot.name, &slot.path, branch, kept);
-            if let Ok((_, kept)) = moved {
-                mark(&moving, b"")?;
-                return Ok((true, Some(kept)));
+            match git.move_worktree(&slot.name, &slot.path, branch, kept) {
+                Ok((_, kept)) => {
+                    mark(&moving, b"")?;
+                    return Ok((true, Some(kept)));
+                }
+                Err(e) => not_moved = Some(e),
             }
         }
         if let Some(parent) = slot.path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
         }
-        git.add_worktree(&slot.name, &slot.path, branch)?;
-        Ok((false, None))
+        match (git.add_worktree(&slot.name, &slot.path, branch), not_moved) {
+            (Ok(()), _) => Ok((false, None)),
+            (Err(e), None) => Err(e),
+            // Why the move failed says what is in the way (a file that cannot be removed).
+            (Err(e), Some(first)) => Err(Error::user(format!(
+                "{first}; making the slot again failed too: {e}; remove what is in the way by hand (an immutable file: `chattr -i`), then run again"
+            ))),
+        }
     }
 
     /// Frees slot `slot` after its task was committed: its HEAD is detached, so that the
