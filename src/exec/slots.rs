@@ -408,6 +408,30 @@ impl Slots {
 /// other names, which the last task could have put in its worktree's record) is removed first,
 /// never written through.
 fn mark(at: &Path, text: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::MetadataExt as _;
+    // Usually the mark spec-exec wrote last time: rewritten in place, once what was opened is
+    // known to be that file alone.
+    if let Ok(before) = std::fs::symlink_metadata(at)
+        && before.is_file()
+        && before.nlink() == 1
+    {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        if let Ok(fd) = rustix::fs::open(at, flags, Mode::empty()) {
+            let mut file = std::fs::File::from(fd);
+            if file.metadata().is_ok_and(|now| {
+                now.is_file()
+                    && now.nlink() == 1
+                    && (now.dev(), now.ino()) == (before.dev(), before.ino())
+            }) {
+                return file
+                    .set_len(0)
+                    .and_then(|()| file.write_all(text))
+                    .map_err(|e| Error::io("write", at, e));
+            }
+        }
+    }
     let removed = match std::fs::symlink_metadata(at) {
         Ok(m) if m.is_dir() => std::fs::remove_dir_all(at),
         Ok(_) => std::fs::remove_file(at),
