@@ -566,6 +566,15 @@ fn from_here(path: &std::path::Path) -> String {
     rel.display().to_string()
 }
 
+/// The first `shown` of `items`, joined, and how many more there are (`a, b and 3 more`): a
+/// line stays readable however long the list.
+pub fn first_of(items: &[String], shown: usize) -> String {
+    match items.len().checked_sub(shown) {
+        Some(more) if more > 0 => format!("{} and {more} more", items[..shown].join(", ")),
+        _ => items.join(", "),
+    }
+}
+
 /// `1 task`, `2 tasks`.
 pub fn count(n: usize, word: &str) -> String {
     if n == 1 {
@@ -1065,5 +1074,24 @@ impl crate::report::sink::Sink for JsonLines<'_> {
 
     fn notice(&mut self, verb: &str, message: &str) {
         errln!("{verb}: {message}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_of;
+
+    #[test]
+    fn a_long_list_is_cut_to_its_first_items() {
+        let paths: Vec<String> = (1..=12).map(|i| format!("f{i}.rs")).collect();
+        assert_eq!(first_of(&paths[..2], 10), "f1.rs, f2.rs");
+        assert_eq!(
+            first_of(&paths[..10], 10),
+            "f1.rs, f2.rs, f3.rs, f4.rs, f5.rs, f6.rs, f7.rs, f8.rs, f9.rs, f10.rs"
+        );
+        assert_eq!(
+            first_of(&paths, 10),
+            "f1.rs, f2.rs, f3.rs, f4.rs, f5.rs, f6.rs, f7.rs, f8.rs, f9.rs, f10.rs and 2 more"
+        );
     }
 }

@@ -586,14 +586,10 @@ fn conflict_text(paths: &[String]) -> String {
     )
 }
 
-/// The first paths of a list, joined, and how many more there are: a reason stays one
-/// readable line however many files conflict (`git status` in the worktree lists them all).
+/// The first ten paths of a list and how many more: a reason stays one readable line however
+/// many files conflict (`git status` in the worktree lists them all).
 pub(crate) fn some_paths(paths: &[String]) -> String {
-    const SHOWN: usize = 10;
-    match paths.len().checked_sub(SHOWN) {
-        Some(more) if more > 0 => format!("{} and {more} more", paths[..SHOWN].join(", ")),
-        _ => paths.join(", "),
-    }
+    crate::output::first_of(paths, 10)
 }
 
 /// How a person brings a task's dependencies together by hand.
@@ -1008,23 +1004,4 @@ async fn cleanup(ctx: &Arc<Ctx>, _job: &Job, p: &mut Progress) -> Result<(), End
         p.report.reason = Some(format!("committed, but its worktree was not freed: {e}"));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::some_paths;
-
-    #[test]
-    fn a_long_list_of_conflicted_paths_is_cut_to_its_first_ten() {
-        let paths: Vec<String> = (1..=12).map(|i| format!("f{i}.rs")).collect();
-        assert_eq!(some_paths(&paths[..2]), "f1.rs, f2.rs");
-        assert_eq!(
-            some_paths(&paths[..10]),
-            "f1.rs, f2.rs, f3.rs, f4.rs, f5.rs, f6.rs, f7.rs, f8.rs, f9.rs, f10.rs"
-        );
-        assert_eq!(
-            some_paths(&paths),
-            "f1.rs, f2.rs, f3.rs, f4.rs, f5.rs, f6.rs, f7.rs, f8.rs, f9.rs, f10.rs and 2 more"
-        );
-    }
 }

@@ -392,12 +392,8 @@ pub(crate) fn fetch(
         git_timeout(ws)?,
     )?;
     if !fetched.updated.is_empty() {
-        const SHOWN: usize = 6;
         let n = fetched.updated.len();
-        let mut names = fetched.updated[..n.min(SHOWN)].join(", ");
-        if n > SHOWN {
-            names.push_str(&format!(" and {} more", n - SHOWN));
-        }
+        let names = crate::output::first_of(&fetched.updated, 6);
         shell.status(
             "Fetched",
             format!(
