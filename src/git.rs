@@ -1637,7 +1637,7 @@ fn clear_untracked(repo: &Repository, path: &Path, branch: &str) -> Result<usize
 }
 
 /// Removes `at`, a file, a link or a directory with everything in it (links in it not followed).
-fn remove_entry(at: &Path) -> Result<()> {
+pub(crate) fn remove_entry(at: &Path) -> Result<()> {
     match std::fs::symlink_metadata(at) {
         Ok(m) if m.is_dir() => std::fs::remove_dir_all(at).map_err(|e| Error::io("remove", at, e)),
         Ok(_) => std::fs::remove_file(at).map_err(|e| Error::io("remove", at, e)),

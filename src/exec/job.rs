@@ -576,7 +576,7 @@ fn prepare_worktree(ctx: &Ctx, job: &Job, slot: &Slot) -> (bool, Result<Prepared
         .slots
         .enter(&git, slot, &job.start.branch)
         .map_err(|e| End::failed(e.to_string()));
-    (true, added.map(|(_, opened)| (pending, base, opened)))
+    (true, added.map(|opened| (pending, base, opened)))
 }
 
 fn conflict_text(paths: &[String]) -> String {

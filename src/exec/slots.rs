@@ -315,9 +315,8 @@ impl Slots {
     }
 
     /// Moves `slot` to `branch` (which is at the task's base), or makes it there when it does
-    /// not exist yet or cannot be moved. Whether it was moved (rather than made), and its
-    /// repository when it was.
-    pub fn enter(&self, git: &Git, slot: &Slot, branch: &str) -> Result<(bool, Option<git::Kept>)> {
+    /// not exist yet or cannot be moved. Its repository when it was moved (none when made).
+    pub fn enter(&self, git: &Git, slot: &Slot, branch: &str) -> Result<Option<git::Kept>> {
         let kept = self.take_opened(slot.n);
         let moving = self.marker(&git.common_dir(), slot.n);
         let mut not_moved = None;
@@ -326,7 +325,7 @@ impl Slots {
             match git.move_worktree(&slot.name, &slot.path, branch, kept) {
                 Ok((_, kept)) => {
                     mark(&moving, b"")?;
-                    return Ok((true, Some(kept)));
+                    return Ok(Some(kept));
                 }
                 Err(e) => not_moved = Some(e),
             }
@@ -335,7 +334,7 @@ impl Slots {
             std::fs::create_dir_all(parent).map_err(|e| Error::io("create", parent, e))?;
         }
         match (git.add_worktree(&slot.name, &slot.path, branch), not_moved) {
-            (Ok(()), _) => Ok((false, None)),
+            (Ok(()), _) => Ok(None),
             (Err(e), None) => Err(e),
             // Why the move failed says what is in the way (a file that cannot be removed).
             (Err(e), Some(first)) => Err(Error::user(format!(
@@ -402,11 +401,9 @@ impl Slots {
     }
 }
 
-/// The task a slot's HEAD names (`refs/heads/<branches><id>`, `branches` being
-/// `<prefix>/<feature>/`), for the name of its leftovers.
-/// Writes the marker `at` anew with `text`: whatever is there (a link, a FIFO, a file with
-/// other names, which the last task could have put in its worktree's record) is removed first,
-/// never written through.
+/// Writes the marker `at` with `text`, never through what the last task could have put there
+/// in its worktree's record (a link, a FIFO, a file with other names): in place only when it
+/// is a file of its own, else removed and made anew.
 fn mark(at: &Path, text: &[u8]) -> Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::MetadataExt as _;
@@ -432,20 +429,17 @@ fn mark(at: &Path, text: &[u8]) -> Result<()> {
             }
         }
     }
-    let removed = match std::fs::symlink_metadata(at) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(at),
-        Ok(_) => std::fs::remove_file(at),
-        Err(_) => Ok(()),
-    };
-    removed.map_err(|e| Error::io("remove", at, e))?;
+    git::remove_entry(at)?;
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(at)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, text))
+        .and_then(|mut f| f.write_all(text))
         .map_err(|e| Error::io("write", at, e))
 }
 
+/// The task a slot's HEAD names (`refs/heads/<branches><id>`, `branches` being
+/// `<prefix>/<feature>/`), for the name of its leftovers.
 fn held_by(path: &Path, branches: &str) -> Option<String> {
     git::checked_out_ref(path)?
         .strip_prefix("refs/heads/")?
