@@ -626,12 +626,13 @@ impl Git {
     }
 
     /// Moves the linked worktree `name` at `path`, one spec-exec made and left with a detached
-    /// HEAD, to `branch`. One pass of git's status (after clearing the index's marks that hide
-    /// files from it) removes what is untracked or ignored; when nothing else differs from
-    /// the worktree's HEAD, only the paths that differ between its tree and the branch's are
-    /// written (O(changes)); otherwise the whole tree is checked out and checked again. Then
-    /// emptied directories and FIFOs go, and its HEAD becomes the branch. How many files were
-    /// written or removed. An error leaves the worktree for the caller to make again.
+    /// HEAD, to `branch`. One walk against its index ([`sweep`], after clearing the index's
+    /// marks that hide files) removes what the index does not hold; when nothing else differs
+    /// from the worktree's HEAD, only the paths that differ between its tree and the branch's
+    /// are written (O(changes)); otherwise git's status looks too, the whole tree is checked
+    /// out and checked again, and emptied directories go. Its HEAD becomes the branch. How
+    /// many files were written or removed, and its repository (`kept`, when still the one
+    /// checked, else opened anew). An error leaves the worktree for the caller to make again.
     pub fn move_worktree(
         &self,
         name: &str,
@@ -676,15 +677,15 @@ impl Git {
         // and written, like any other.
         unhide_all(wt).map_err(err)?;
         // Untracked and ignored entries go first, as themselves: nothing is ever written
-        // through a link the last task left where the next tree has a directory.
-        // By the index alone when it can tell, else by git's status as well.
+        // through a link the last task left where the next tree has a directory. Whether the
+        // rest is the worktree's HEAD is told by the index alone when it can be, else by git's
+        // status as well.
         let (swept, tells) = sweep(wt, path)?;
-        let (mut removed, clean) = match tells {
-            true => (swept, true),
-            false => {
-                let (more, clean) = remove_untracked(wt, path)?;
-                (swept + more, clean)
-            }
+        let (mut removed, clean) = if tells {
+            (swept, true)
+        } else {
+            let (more, clean) = remove_untracked(wt, path)?;
+            (swept + more, clean)
         };
         let old = wt.head().and_then(|h| h.peel_to_tree()).map_err(err)?;
         let new = commit.tree().map_err(err)?;

@@ -156,8 +156,6 @@ pub fn execute(
         known,
         slots,
         progress: Some(progress),
-        handles: std::sync::Mutex::new(Vec::new()),
-        committed: std::sync::Mutex::new(std::collections::HashMap::new()),
         ..context(&Where {
             started,
             feature,
