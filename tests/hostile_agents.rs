@@ -50,14 +50,7 @@ fn a_worktree_swapped_for_a_link_to_the_users_tree_is_not_committed() {
     user_edits(&s);
     let head = s.git(&["rev-parse", "HEAD"]);
     let run = s.shell_run(&[]);
-    run.assert_code(1);
-    assert_eq!(run.status("1"), "done", "{}", run.context());
-    assert_eq!(run.status("2"), "failed", "{}", run.context());
-    assert!(
-        run.reason("2").contains("no longer the one spec-exec made"),
-        "{}",
-        run.context()
-    );
+    assert_two_refused(&run);
     assert_user_tree_intact(&s, &head);
     // Task 1's tick is kept; 2 is not ticked.
     assert!(support::is_ticked(&s.tasks_md(), "1"));
@@ -128,9 +121,9 @@ fn run_one_at_a_time(s: &Scratch, env: &[(&str, &Path)]) -> support::Run {
     support::Run::of(command)
 }
 
-/// Task 1 was committed; task 2, in the slot task 1 left, was refused before its commit as
-/// not in the worktree spec-exec made.
-fn assert_refused_in_a_reused_slot(run: &support::Run) {
+/// Task 1 was committed; task 2 was refused before its commit as not in the worktree
+/// spec-exec made.
+fn assert_two_refused(run: &support::Run) {
     run.assert_code(1);
     assert_eq!(run.status("1"), "done", "{}", run.context());
     assert_eq!(run.status("2"), "failed", "{}", run.context());
@@ -139,6 +132,12 @@ fn assert_refused_in_a_reused_slot(run: &support::Run) {
         "{}",
         run.context()
     );
+}
+
+/// Task 1 was committed; task 2, in the slot task 1 left, was refused before its commit as
+/// not in the worktree spec-exec made.
+fn assert_refused_in_a_reused_slot(run: &support::Run) {
+    assert_two_refused(run);
     let started = |id: &str| {
         run.of_type("task-started")
             .find(|e| e["id"] == id)

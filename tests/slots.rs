@@ -19,6 +19,24 @@ fn script_task(id: &str, deps: &str, lines: &[&str]) -> String {
     format!("- [ ] {id}. **Task {id}**\n  - _Dependencies: {deps}_\n  ```sh\n{body}  ```\n\n")
 }
 
+/// Commits what the test wrote in the scratch package as the base, and approves the list.
+fn commit_base(s: &Scratch) {
+    s.git(&["add", "-A"]);
+    s.git(&["commit", "-qm", "Files for the tasks"]);
+    s.approve();
+}
+
+/// Runs the list one agent at a time (with `extra` flags besides): it succeeds, task 2 in the
+/// slot task 1 left.
+fn run_in_one_slot(s: &Scratch, extra: &[&str]) -> Run {
+    let mut args = vec!["--max-agents", "1", "--no-verify"];
+    args.extend_from_slice(extra);
+    let run = s.shell_run(&args);
+    run.assert_code(0);
+    assert_eq!(worktree_of(&run, "1"), worktree_of(&run, "2"));
+    run
+}
+
 fn worktree_of(run: &support::Run, id: &str) -> PathBuf {
     let started = run
         .of_type("task-started")
@@ -97,13 +115,9 @@ fn nothing_left_for_the_next(with_submodule: bool) {
     if with_submodule {
         add_submodule(&s);
     }
-    s.git(&["add", "-A"]);
-    s.git(&["commit", "-qm", "Files for the tasks"]);
-    s.approve();
+    commit_base(&s);
 
-    let run = s.shell_run(&["--max-agents", "1", "--no-verify", "--continue-on-error"]);
-    run.assert_code(0);
-    assert_eq!(worktree_of(&run, "1"), worktree_of(&run, "2"));
+    run_in_one_slot(&s, &["--continue-on-error"]);
     assert!(s.files(&support::Scratch::branch("1")).contains("new.txt"));
     assert_eq!(
         s.files(&support::Scratch::branch("2")),
@@ -184,13 +198,9 @@ fn what_status_does_not_show_does_not_reach_the_next_task() {
     support::write(&repo.join("sw2.txt"), "sw2\n");
     s.git(&["add", "-A"]);
     support::write(&repo.join(".gitignore"), "/target\nvendor/\n*.gen\n");
-    s.git(&["add", "-A"]);
-    s.git(&["commit", "-qm", "Files for the tasks"]);
-    s.approve();
+    commit_base(&s);
 
-    let run = s.shell_run(&["--max-agents", "1", "--no-verify"]);
-    run.assert_code(0);
-    assert_eq!(worktree_of(&run, "1"), worktree_of(&run, "2"));
+    run_in_one_slot(&s, &[]);
     // The next task's edits of files the last one hid from git are committed.
     let two = support::Scratch::branch("2");
     let changed = s.git(&["diff", "--name-only", "main", &two]);
@@ -223,12 +233,8 @@ fn an_ignored_file_beside_tracked_ones_does_not_reach_the_next_task() {
         Project::Package,
     );
     support::write(&s.repo().join("gen/keep.txt"), "tracked\n");
-    s.git(&["add", "-A"]);
-    s.git(&["commit", "-qm", "Files for the tasks"]);
-    s.approve();
-    let run = s.shell_run(&["--max-agents", "1", "--no-verify"]);
-    run.assert_code(0);
-    assert_eq!(worktree_of(&run, "1"), worktree_of(&run, "2"));
+    commit_base(&s);
+    run_in_one_slot(&s, &[]);
     let two = s.git(&["diff", "--name-only", "main", &Scratch::branch("2")]);
     assert_eq!(two.lines().collect::<Vec<_>>(), ["two.txt"]);
 }
@@ -258,9 +264,7 @@ fn a_configuration_change_reaches_the_next_commit_in_a_reused_slot() {
     s.git(&["commit", "-qm", "Files for the tasks"]);
     s.git(&["config", "core.filemode", "false"]);
     s.approve();
-    let run = s.shell_run(&["--max-agents", "1", "--no-verify"]);
-    run.assert_code(0);
-    assert_eq!(worktree_of(&run, "1"), worktree_of(&run, "2"));
+    run_in_one_slot(&s, &[]);
     let tree = s.git(&["ls-tree", &Scratch::branch("2"), "a.sh"]);
     assert!(tree.starts_with("100755"), "{tree}");
 }
@@ -283,9 +287,7 @@ fn a_worktrees_own_configuration_does_not_reach_the_next_task() {
         script_task("1", "", &one),
         script_task("2", "1", &two),
     ]));
-    let run = s.shell_run(&["--max-agents", "1", "--no-verify"]);
-    run.assert_code(0);
-    assert_eq!(worktree_of(&run, "1"), worktree_of(&run, "2"));
+    run_in_one_slot(&s, &[]);
 }
 
 /// A dependency's branch deleted while the run goes on (by another task's agent here) fails
