@@ -803,3 +803,34 @@ fn a_slot_moved_away_or_locked_is_left_alone() {
         support::text(&out.stderr)
     );
 }
+
+/// One slot made at a time (`SPEC_EXEC_SLOT_MAKERS=1`), three agents, three tasks whose agents
+/// each wait until all three run: a job that waits while a slot is made gets its own slot once
+/// that one is made, so all three run at once, each in a slot of its own.
+#[test]
+fn jobs_waiting_while_a_slot_is_made_still_run_side_by_side() {
+    let met = tempfile::tempdir().unwrap();
+    let met = met.path().display();
+    let lines = [
+        format!("touch '{met}'/$SPEC_EXEC_TASK_ID"),
+        format!(
+            "for i in $(seq 1 300); do [ $(ls '{met}' | wc -l) -ge 3 ] && echo met > met.txt && exit 0; sleep 0.05; done"
+        ),
+        "exit 9".to_owned(),
+    ];
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let tasks: Vec<String> = ["1", "2", "3"]
+        .iter()
+        .map(|id| script_task(id, "", &lines))
+        .collect();
+    let s = Scratch::package(&tasks_md(&tasks));
+    let mut cmd = s.shell_run_command(&["--max-agents", "3", "--no-verify"]);
+    cmd.env("SPEC_EXEC_SLOT_MAKERS", "1");
+    let run = Run::of(cmd);
+    run.assert_code(0);
+    let slots: std::collections::BTreeSet<PathBuf> = ["1", "2", "3"]
+        .iter()
+        .map(|id| worktree_of(&run, id))
+        .collect();
+    assert_eq!(slots.len(), 3, "{}", run.context());
+}

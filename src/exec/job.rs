@@ -259,10 +259,11 @@ impl Job {
 
 /// The slot a job runs in: the one it kept when it goes on after its limit reset, else the
 /// free slot whose tree is closest to a commit the task starts from (its dependencies' tips,
-/// the branch it starts from, or the base), else a new one.
-pub fn take_slot(ctx: &Ctx, job: &Job) -> Slot {
+/// the branch it starts from, or the base), else a new one; none when as many slots as may
+/// be made at once are being made, unless `force` (see [`Slots::acquire`]).
+pub fn take_slot(ctx: &Ctx, job: &Job, force: bool) -> Option<Slot> {
     let Ok(git) = ctx.git() else {
-        return ctx.slots.acquire(&job.run_name, |_| 0);
+        return ctx.slots.acquire(&job.run_name, |_| 0, force);
     };
     let mut near: Vec<git2::Oid> = match &job.start.base {
         Base::Branch(from) => git.branch_tip(from).into_iter().collect(),
@@ -271,12 +272,16 @@ pub fn take_slot(ctx: &Ctx, job: &Job) -> Slot {
     if near.is_empty() {
         near.push(ctx.base);
     }
-    ctx.slots.acquire(&job.run_name, |at| {
-        near.iter()
-            .map(|&n| if n == at { 0 } else { git.tree_distance(at, n) })
-            .min()
-            .unwrap_or(usize::MAX)
-    })
+    ctx.slots.acquire(
+        &job.run_name,
+        |at| {
+            near.iter()
+                .map(|&n| if n == at { 0 } else { git.tree_distance(at, n) })
+                .min()
+                .unwrap_or(usize::MAX)
+        },
+        force,
+    )
 }
 
 /// What a task branch holds, for a person or an agent: `task 2 “Title”`, or the branch when
@@ -398,10 +403,13 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 /// Runs `job` to its end; never fails: how it ended is in the report.
 pub async fn run(ctx: Arc<Ctx>, mut job: Job, stop: watch::Receiver<Stop>) -> Finished {
     let started = Instant::now();
-    let slot = job
-        .slot
-        .clone()
-        .unwrap_or_else(|| ctx.slots.acquire(&job.run_name, |_| 0));
+    let slot = match job.slot.clone() {
+        Some(slot) => slot,
+        None => match ctx.slots.acquire(&job.run_name, |_| 0, true) {
+            Some(slot) => slot,
+            None => unreachable!("a slot taken with force is always given"),
+        },
+    };
     let mut p = Progress {
         report: TaskReport::new(
             job.id.clone(),

@@ -48,8 +48,13 @@ pub enum Release {
 enum Use {
     /// Free, its tree at that commit (none known: a slot that has to be made again).
     Free(Option<git2::Oid>),
-    /// Held by the job of that run name; where its tree was before.
-    Busy(String, Option<git2::Oid>),
+    /// Held by a job (its run name); where its tree was before (none: the job makes it, and
+    /// `making` says whether it still is).
+    Busy {
+        job: String,
+        before: Option<git2::Oid>,
+        making: bool,
+    },
     Kept(String),
 }
 
@@ -66,6 +71,11 @@ pub struct Slots {
     /// Numbers whose git record is someone's own (moved elsewhere, or locked): never used.
     taken: Vec<u32>,
     inner: Mutex<Vec<(u32, Use)>>,
+    /// How many slots may be made at once: a job that would make one more waits for a slot
+    /// to be freed or made instead.
+    makers: usize,
+    /// Told when a slot is freed or made: a job waiting for one can have it.
+    changed: tokio::sync::Notify,
     /// The free slots' repositories, as their last task left them opened, for the next task
     /// that takes each (what they read is not read again; every use checks the worktree).
     opened: Mutex<Vec<(u32, git::Kept)>>,
@@ -97,6 +107,8 @@ impl Slots {
             prefix: worktree_prefix(feature),
             taken: Vec::new(),
             inner: Mutex::new(Vec::new()),
+            makers: makers(),
+            changed: tokio::sync::Notify::new(),
             opened: Mutex::new(Vec::new()),
         }
     }
@@ -248,8 +260,15 @@ impl Slots {
 
     /// A slot for the job `run_name`: the one it kept, when it runs again after its limit
     /// reset; else the free slot whose tree is the smallest `distance` from where the
-    /// task starts (the lowest number among equals); else a new one.
-    pub fn acquire(&self, run_name: &str, distance: impl Fn(git2::Oid) -> usize) -> Slot {
+    /// task starts (the lowest number among equals); else a new one, unless as many slots as
+    /// may be made at once are being made and `force` is not given: then none, and the job
+    /// waits for [`Slots::changed`].
+    pub fn acquire(
+        &self,
+        run_name: &str,
+        distance: impl Fn(git2::Oid) -> usize,
+        force: bool,
+    ) -> Option<Slot> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         // A job that runs again in this run (after its limit reset) takes the slot it kept,
         // where its branch is checked out.
@@ -257,8 +276,12 @@ impl Slots {
             .iter_mut()
             .find(|(_, u)| *u == Use::Kept(run_name.to_owned()))
         {
-            entry.1 = Use::Busy(run_name.to_owned(), None);
-            return self.slot(entry.0);
+            entry.1 = Use::Busy {
+                job: run_name.to_owned(),
+                before: None,
+                making: false,
+            };
+            return Some(self.slot(entry.0));
         }
         // The distance is worth reading only between two free slots or more.
         let free = inner
@@ -269,12 +292,22 @@ impl Slots {
             .iter()
             .enumerate()
             .filter_map(|(i, (_, u))| match u {
-                Use::Free(_) if free == 1 => Some((0, i)),
+                Use::Free(Some(_)) if free == 1 => Some((0, i)),
                 Use::Free(Some(at)) => Some((distance(*at), i)),
                 Use::Free(None) => Some((usize::MAX, i)),
                 _ => None,
             })
             .min();
+        // Making a slot writes the whole tree: on a machine with fewer cores than agents, the
+        // tasks of short agents are done sooner in the slots already made, as they are freed.
+        let making = inner
+            .iter()
+            .filter(|(_, u)| matches!(u, Use::Busy { making: true, .. }))
+            .count();
+        let must_make = best.is_none_or(|(d, _)| d == usize::MAX);
+        if must_make && making >= self.makers && !force {
+            return None;
+        }
         let i = match best {
             Some((_, i)) => i,
             None => {
@@ -290,8 +323,28 @@ impl Slots {
             Use::Free(at) => at,
             _ => None,
         };
-        inner[i].1 = Use::Busy(run_name.to_owned(), before);
-        self.slot(inner[i].0)
+        inner[i].1 = Use::Busy {
+            job: run_name.to_owned(),
+            before,
+            making: before.is_none(),
+        };
+        Some(self.slot(inner[i].0))
+    }
+
+    /// Resolves once a slot was freed or made since the last call (or now): a job that
+    /// [`Slots::acquire`] turned away may find one.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
+    /// Slot `n` is made (or its making failed): one more may be made.
+    fn made(&self, n: u32) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, Use::Busy { making, .. })) = inner.iter_mut().find(|(m, _)| *m == n) {
+            *making = false;
+        }
+        drop(inner);
+        self.changed.notify_one();
     }
 
     /// Gives slot `n` back.
@@ -300,11 +353,13 @@ impl Slots {
         if let Some(entry) = inner.iter_mut().find(|(m, _)| *m == n) {
             entry.1 = match (how, &entry.1) {
                 (Release::Free(at), _) => Use::Free(at),
-                (Release::Unused, Use::Busy(_, before)) => Use::Free(*before),
-                (Release::Kept, Use::Busy(name, _)) => Use::Kept(name.clone()),
+                (Release::Unused, Use::Busy { before, .. }) => Use::Free(*before),
+                (Release::Kept, Use::Busy { job, .. }) => Use::Kept(job.clone()),
                 (_, other) => other.clone(),
             };
         }
+        drop(inner);
+        self.changed.notify_one();
     }
 
     /// The repository slot `n` was left with, if any.
@@ -317,6 +372,12 @@ impl Slots {
     /// Moves `slot` to `branch` (which is at the task's base), or makes it there when it does
     /// not exist yet or cannot be moved. Its repository when it was moved (none when made).
     pub fn enter(&self, git: &Git, slot: &Slot, branch: &str) -> Result<Option<git::Kept>> {
+        let entered = self.move_or_make(git, slot, branch);
+        self.made(slot.n);
+        entered
+    }
+
+    fn move_or_make(&self, git: &Git, slot: &Slot, branch: &str) -> Result<Option<git::Kept>> {
         let kept = self.take_opened(slot.n);
         let moving = self.marker(&git.common_dir(), slot.n);
         let mut not_moved = None;
@@ -448,6 +509,15 @@ fn held_by(path: &Path, branches: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// How many slots may be made at once: `SPEC_EXEC_SLOT_MAKERS`, else the machine's cores.
+fn makers() -> usize {
+    std::env::var("SPEC_EXEC_SLOT_MAKERS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
+}
+
 /// Whether the cargo on PATH has `build.build-dir` (stable from 1.91).
 fn cargo_has_build_dir() -> bool {
     let Ok(out) = std::process::Command::new("cargo")
@@ -482,5 +552,41 @@ mod tests {
         assert!(!is_slot_name(&prefix, &format!("{prefix}@x")));
         // No task id makes a name with `@`.
         assert!(!crate::git::ref_safe("@1").contains('@'));
+    }
+
+    /// With one slot made at a time, a job that would make a second while the first is made
+    /// is turned away (unless forced); once the first is made, the next job makes one; a
+    /// freed slot is taken rather than a new one made, and freeing or making one tells the
+    /// jobs that wait.
+    #[tokio::test]
+    async fn no_more_slots_are_made_at_once_than_may_be() {
+        let state = tempfile::tempdir().unwrap();
+        let mut slots = Slots::new(state.path(), "demo", false);
+        slots.makers = 1;
+        let told = || async {
+            tokio::time::timeout(std::time::Duration::ZERO, slots.changed())
+                .await
+                .is_ok()
+        };
+        assert_eq!(slots.acquire("a", |_| 0, false).map(|s| s.n), Some(1));
+        assert!(slots.acquire("b", |_| 0, false).is_none());
+        assert_eq!(slots.acquire("b", |_| 0, true).map(|s| s.n), Some(2));
+        slots.made(1);
+        assert!(told().await);
+        assert!(!told().await, "told once");
+        // Slot 2 is still being made.
+        assert!(slots.acquire("c", |_| 0, false).is_none());
+        slots.made(2);
+        let at = git2::Oid::from_bytes(&[7; 20]).unwrap();
+        slots.release(1, Release::Free(Some(at)));
+        assert!(told().await);
+        assert_eq!(slots.acquire("c", |_| 0, false).map(|s| s.n), Some(1));
+        // None free, none being made: the next job makes slot 3.
+        assert_eq!(slots.acquire("d", |_| 0, false).map(|s| s.n), Some(3));
+        assert!(slots.acquire("e", |_| 0, false).is_none());
+        // A job that makes nothing gives its slot back as it was, and the wait ends.
+        slots.release(3, Release::Unused);
+        assert!(told().await);
+        assert_eq!(slots.acquire("e", |_| 0, false).map(|s| s.n), Some(3));
     }
 }
