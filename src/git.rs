@@ -481,7 +481,14 @@ impl Git {
                     acc = other;
                     continue;
                 }
-                [base] => self.merge_over(base, &acc, &other),
+                [base] => match self.merge_apart(base, &acc, &other) {
+                    Some(tree) => {
+                        acc = self.commit_merge(&sig, message, tree, &acc, &other)?;
+                        held.insert(acc.id());
+                        continue;
+                    }
+                    None => self.merge_over(base, &acc, &other),
+                },
                 // Several bases (a criss-cross): over their own merge, as git's recursive
                 // merge does, when they merge cleanly.
                 [_, _, ..] if known => match self.merge_tips_with(
@@ -508,21 +515,107 @@ impl Git {
             let tree_id = index
                 .write_tree_to(&self.repo)
                 .map_err(|e| git_err("write the merged tree", e))?;
-            let tree = self
-                .repo
-                .find_tree(tree_id)
-                .map_err(|e| git_err("read the merged tree", e))?;
-            let oid = self
-                .repo
-                .commit(None, &sig, &sig, message, &tree, &[&acc, &other])
-                .map_err(|e| git_err("commit the merge of the dependencies", e))?;
-            acc = self
-                .repo
-                .find_commit(oid)
-                .map_err(|e| git_err("read the merge", e))?;
-            held.insert(oid);
+            acc = self.commit_merge(&sig, message, tree_id, &acc, &other)?;
+            held.insert(acc.id());
         }
         Ok(Ok(acc.id()))
+    }
+
+    /// Commits `tree` as the merge of `ours` and `theirs`, on no branch.
+    fn commit_merge<'r>(
+        &'r self,
+        sig: &Signature<'_>,
+        message: &str,
+        tree: Oid,
+        ours: &git2::Commit<'_>,
+        theirs: &git2::Commit<'_>,
+    ) -> Result<git2::Commit<'r>> {
+        let tree = self
+            .repo
+            .find_tree(tree)
+            .map_err(|e| git_err("read the merged tree", e))?;
+        let oid = self
+            .repo
+            .commit(None, sig, sig, message, &tree, &[ours, theirs])
+            .map_err(|e| git_err("commit the merge of the dependencies", e))?;
+        self.repo
+            .find_commit(oid)
+            .map_err(|e| git_err("read the merge", e))
+    }
+
+    /// The merged tree of `ours` and `theirs` over `base` when they changed paths apart from
+    /// each other (no path changed on both sides, nor a path on one side inside a path changed
+    /// on the other): `ours`' tree with `theirs`' changes written in, which costs what the
+    /// changes do, where a whole merge reads every path of the three trees. `None` when the
+    /// changes meet (or cannot be read): the whole merge decides.
+    fn merge_apart(
+        &self,
+        base: Oid,
+        ours: &git2::Commit<'_>,
+        theirs: &git2::Commit<'_>,
+    ) -> Option<Oid> {
+        let base = self.repo.find_commit(base).ok()?.tree().ok()?;
+        let (ours_tree, theirs_tree) = (ours.tree().ok()?, theirs.tree().ok()?);
+        let changes = |to: &git2::Tree<'_>| {
+            let mut opts = git2::DiffOptions::new();
+            opts.include_typechange(true);
+            self.repo
+                .diff_tree_to_tree(Some(&base), Some(to), Some(&mut opts))
+                .ok()
+        };
+        let (ours_diff, theirs_diff) = (changes(&ours_tree)?, changes(&theirs_tree)?);
+        let paths = |d: &git2::Diff<'_>| -> Option<Vec<Vec<u8>>> {
+            let mut out = Vec::new();
+            for delta in d.deltas() {
+                for file in [delta.old_file(), delta.new_file()] {
+                    out.push(file.path_bytes()?.to_vec());
+                }
+            }
+            Some(out)
+        };
+        let ours_paths: HashSet<Vec<u8>> = paths(&ours_diff)?.into_iter().collect();
+        // Every directory an `ours` path is in.
+        let ours_dirs: HashSet<&[u8]> = ours_paths.iter().flat_map(|p| dirs_of(p)).collect();
+        // A file that became a directory (or the reverse) on `theirs`: the whole merge.
+        let theirs_paths: HashSet<Vec<u8>> = paths(&theirs_diff)?.into_iter().collect();
+        if theirs_paths
+            .iter()
+            .any(|p| dirs_of(p).any(|d| theirs_paths.contains(d)))
+        {
+            return None;
+        }
+        let mut update = git2::build::TreeUpdateBuilder::new();
+        for delta in theirs_diff.deltas() {
+            let path = delta.new_file().path_bytes()?;
+            let meets = ours_paths.contains(path)
+                || ours_dirs.contains(path)
+                || dirs_of(path).any(|d| ours_paths.contains(d));
+            if meets || delta.old_file().path_bytes()? != path {
+                return None;
+            }
+            let path = std::str::from_utf8(path).ok()?;
+            match delta.status() {
+                git2::Delta::Deleted => {
+                    update.remove(path);
+                }
+                git2::Delta::Added | git2::Delta::Modified | git2::Delta::Typechange => {
+                    let file = delta.new_file();
+                    let mode = file.mode();
+                    if !matches!(
+                        mode,
+                        git2::FileMode::Blob
+                            | git2::FileMode::BlobExecutable
+                            | git2::FileMode::Link
+                            | git2::FileMode::Commit
+                    ) {
+                        return None;
+                    }
+                    update.upsert(path, file.id(), mode);
+                }
+                _ => return None,
+            }
+        }
+        update.create_updated(&self.repo, &ours_tree).ok()
     }
 
     /// The merge bases of `acc` and `tip`, where `acc` holds `first`, the commits in `held`
@@ -2383,6 +2476,15 @@ pub fn commit_message(feature: &str, id: &str, title: &str) -> String {
     format!("{feature}: {id} {title}\n\n{FEATURE_TRAILER}: {feature}\n{TASK_TRAILER}: {id}\n")
 }
 
+/// The directories `path` is in, innermost first: `a/b` and `a` for `a/b/c`.
+fn dirs_of(path: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut end = path.len();
+    std::iter::from_fn(move || {
+        end = path[..end].iter().rposition(|&b| b == b'/')?;
+        Some(&path[..end])
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2464,6 +2566,130 @@ mod tests {
             );
             assert_eq!(name.matches('/').count(), 2, "{name}");
         }
+    }
+
+    /// Two sides that change paths apart from each other are merged by writing one side's
+    /// changes into the other's tree: the same tree as the whole merge, over random changes
+    /// (files added, changed, removed, made executable or links, turned into directories and
+    /// back, directories emptied); changes that meet are left to the whole merge.
+    #[test]
+    fn changes_apart_merge_as_the_whole_merge_does() {
+        use std::collections::BTreeMap;
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let sig = Signature::now("t", "t@example.com").unwrap();
+        type Files = BTreeMap<String, (String, git2::FileMode)>;
+        let commit = |files: &Files, parents: &[&git2::Commit<'_>]| -> Oid {
+            let mut index = git2::Index::new().unwrap();
+            for (path, (text, mode)) in files {
+                let id = repo.blob(text.as_bytes()).unwrap();
+                let entry = git2::IndexEntry {
+                    ctime: git2::IndexTime::new(0, 0),
+                    mtime: git2::IndexTime::new(0, 0),
+                    dev: 0,
+                    ino: 0,
+                    mode: u32::try_from(i32::from(*mode)).unwrap(),
+                    uid: 0,
+                    gid: 0,
+                    file_size: 0,
+                    id,
+                    flags: 0,
+                    flags_extended: 0,
+                    path: path.as_bytes().to_vec(),
+                };
+                index.add(&entry).unwrap();
+            }
+            let tree = repo.find_tree(index.write_tree_to(&repo).unwrap()).unwrap();
+            repo.commit(None, &sig, &sig, "c", &tree, parents).unwrap()
+        };
+        let git = Git {
+            repo: Repository::open(dir.path()).unwrap(),
+        };
+        let (mut apart, mut met) = (0, 0);
+        for trial in 0..150 {
+            let mut base = Files::new();
+            for i in 0..12 {
+                let path = match next(3) {
+                    0 => format!("f{i}"),
+                    1 => format!("d{}/f{i}", next(3)),
+                    _ => format!("d{}/e{}/f{i}", next(3), next(2)),
+                };
+                base.insert(path, (format!("{i}\n"), git2::FileMode::Blob));
+            }
+            let change = |files: &Files, next: &mut dyn FnMut(usize) -> usize, side: &str| {
+                let mut files = files.clone();
+                for k in 0..1 + next(3) {
+                    let paths: Vec<String> = files.keys().cloned().collect();
+                    let some = paths[next(paths.len())].clone();
+                    match next(8) {
+                        0 => {
+                            files.insert(
+                                format!("d{}/n{side}{k}", next(4)),
+                                (format!("{side}\n"), git2::FileMode::Blob),
+                            );
+                        }
+                        1 => {
+                            files.insert(some, (format!("{side}{k}\n"), git2::FileMode::Blob));
+                        }
+                        2 => {
+                            files.remove(&some);
+                        }
+                        3 => {
+                            files.get_mut(&some).unwrap().1 = git2::FileMode::BlobExecutable;
+                        }
+                        4 => {
+                            files.insert(some, ("target".to_owned(), git2::FileMode::Link));
+                        }
+                        5 => {
+                            // A file becomes a directory.
+                            let text = files.remove(&some).unwrap();
+                            files.insert(format!("{some}/inner"), text);
+                        }
+                        6 => {
+                            // A directory becomes a file.
+                            let d = format!("d{}", next(3));
+                            files.retain(|p, _| !p.starts_with(&format!("{d}/")));
+                            files.insert(d, (side.to_owned(), git2::FileMode::Blob));
+                        }
+                        _ => {
+                            // A directory emptied.
+                            let d = format!("d{}/", next(3));
+                            files.retain(|p, _| !p.starts_with(&d));
+                        }
+                    }
+                }
+                files
+            };
+            let b = commit(&base, &[]);
+            let b_commit = git.repo.find_commit(b).unwrap();
+            let ours = change(&base, &mut next, "o");
+            let theirs = change(&base, &mut next, "t");
+            let o = git.repo.find_commit(commit(&ours, &[&b_commit])).unwrap();
+            let t = git.repo.find_commit(commit(&theirs, &[&b_commit])).unwrap();
+            let Some(fast) = git.merge_apart(b, &o, &t) else {
+                met += 1;
+                continue;
+            };
+            apart += 1;
+            let mut whole = git.merge_over(b, &o, &t).unwrap();
+            assert!(
+                !whole.has_conflicts(),
+                "trial {trial}: apart, yet in conflict"
+            );
+            assert_eq!(
+                fast,
+                whole.write_tree_to(&git.repo).unwrap(),
+                "trial {trial}: base {base:?}\nours {ours:?}\ntheirs {theirs:?}"
+            );
+        }
+        assert!(apart > 30 && met > 30, "{apart} apart, {met} met");
     }
 
     /// What the tips add to a commit, and which of them another holds, told by two walks:
