@@ -714,6 +714,14 @@ impl Git {
         let worktree = Repository::open(path).map_err(err)?;
         let mut opts = git2::build::CheckoutBuilder::new();
         opts.force().recreate_missing(true);
+        // Each file's attributes are looked up before it is written (libgit2 resolves the
+        // file's directory with realpath(3) for each), to find its filters; where no
+        // attribute can apply, there is nothing to find.
+        let tree = worktree
+            .head()
+            .and_then(|h| h.peel_to_tree())
+            .map_err(err)?;
+        opts.disable_filters(no_filters_apply(&worktree, &tree));
         worktree.checkout_head(Some(&mut opts)).map_err(err)?;
         Ok(())
     }
@@ -2476,6 +2484,51 @@ pub fn commit_message(feature: &str, id: &str, title: &str) -> String {
     format!("{feature}: {id} {title}\n\n{FEATURE_TRAILER}: {feature}\n{TASK_TRAILER}: {id}\n")
 }
 
+/// Whether checking out `tree` in `repo` writes every file as its blob: no end-of-line
+/// conversion (`core.autocrlf` is not `true`) and no attribute anywhere, that could ask for
+/// one or for `ident` or a filter driver: no `.gitattributes` in the tree, no
+/// `info/attributes`, no `core.attributesFile`, no attributes file in git's user or system
+/// configuration directories. Anything unsure says no.
+fn no_filters_apply(repo: &Repository, tree: &git2::Tree<'_>) -> bool {
+    let Ok(config) = repo.config() else {
+        return false;
+    };
+    let autocrlf_off = match config.get_string("core.autocrlf") {
+        Err(e) => e.code() == git2::ErrorCode::NotFound,
+        Ok(v) => v.eq_ignore_ascii_case("input") || config.get_bool("core.autocrlf") == Ok(false),
+    };
+    if !autocrlf_off || config.get_entry("core.attributesFile").is_ok() {
+        return false;
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let xdg = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| home.map(|h| h.join(".config")));
+    let mut files = vec![
+        repo.commondir().join("info/attributes"),
+        repo.path().join("info/attributes"),
+        PathBuf::from("/etc/gitattributes"),
+    ];
+    files.extend(xdg.map(|x| x.join("git/attributes")));
+    if let Ok(system) = git2::Config::find_system() {
+        files.extend(system.parent().map(|d| d.join("gitattributes")));
+    }
+    if files.iter().any(|f| std::fs::symlink_metadata(f).is_ok()) {
+        return false;
+    }
+    let mut found = false;
+    let walked = tree.walk(git2::TreeWalkMode::PreOrder, |_, entry| {
+        if entry.name_bytes() == b".gitattributes" {
+            found = true;
+            git2::TreeWalkResult::Abort
+        } else {
+            git2::TreeWalkResult::Ok
+        }
+    });
+    walked.is_ok() && !found
+}
+
 /// The directories `path` is in, innermost first: `a/b` and `a` for `a/b/c`.
 fn dirs_of(path: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut end = path.len();
@@ -2521,6 +2574,68 @@ mod tests {
         assert!(file.is_file(), "the index was not written again");
         let wt = Repository::open(&slot).unwrap();
         assert_eq!(wt.statuses(None).unwrap().len(), 0);
+    }
+
+    /// A slot is made without looking up each file's attributes only where none can apply:
+    /// `eol` in `.gitattributes`, `ident` in `info/attributes` and `core.autocrlf` still
+    /// convert the files written, and a repository with none of them gets its blobs as they are.
+    #[test]
+    fn a_slot_is_made_with_the_filters_its_attributes_ask_for() {
+        let make = |setup: &dyn Fn(&Path, &Repository)| -> (bool, Vec<u8>) {
+            let dir = tempfile::tempdir().unwrap();
+            let main = dir.path().join("main");
+            let repo = Repository::init(&main).unwrap();
+            std::fs::write(main.join("a.txt"), "$Id$\none\n").unwrap();
+            setup(&main, &repo);
+            let mut index = repo.index().unwrap();
+            index
+                .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+                .unwrap();
+            let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+            let sig = Signature::now("t", "t@example.com").unwrap();
+            let base = repo
+                .commit(Some("HEAD"), &sig, &sig, "base", &tree, &[])
+                .unwrap();
+            let none = no_filters_apply(&repo, &repo.find_commit(base).unwrap().tree().unwrap());
+            drop(tree);
+            let git = Git { repo };
+            git.set_branch("one", base, false).unwrap();
+            let slot = dir.path().join("slot");
+            git.add_worktree("slot", &slot, "one").unwrap();
+            (none, std::fs::read(slot.join("a.txt")).unwrap())
+        };
+        let eol = make(&|main, _| {
+            std::fs::write(main.join(".gitattributes"), "*.txt text eol=crlf\n").unwrap();
+        });
+        assert_eq!(eol, (false, b"$Id$\r\none\r\n".to_vec()));
+        let autocrlf = make(&|_, repo| {
+            repo.config()
+                .unwrap()
+                .set_bool("core.autocrlf", true)
+                .unwrap();
+        });
+        assert_eq!(autocrlf, (false, b"$Id$\r\none\r\n".to_vec()));
+        let (none, ident) = make(&|main, _| {
+            std::fs::write(main.join(".git/info/attributes"), "*.txt ident\n").unwrap();
+        });
+        assert!(!none);
+        assert!(
+            ident.starts_with(b"$Id: "),
+            "{}",
+            String::from_utf8_lossy(&ident)
+        );
+        let (none, plain) = make(&|_, _| {});
+        assert_eq!(plain, b"$Id$\none\n");
+        // Unless this machine's own git configuration has attributes.
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        if !home.join(".config/git/attributes").exists()
+            && std::env::var_os("XDG_CONFIG_HOME").is_none()
+            && !Path::new("/etc/gitattributes").exists()
+        {
+            assert!(none);
+        }
     }
 
     /// The walk of a move reads a file's or a link's blob id through its directory's handle.
