@@ -2,7 +2,6 @@
 //! `JoinSet`, and funnels their ends, signals and the display's timer back into it. Ticks run
 //! on the blocking pool; every outcome goes to the sinks as an event.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,18 +53,17 @@ pub async fn drive(
 
     // Waiting for agents' limits to reset: until when, how long so far, the next backoff.
     let mut limits = Limits::default();
-    // Jobs the scheduler started that wait for a slot, in its order: as many slots are being
-    // made as may be at once (see `Slots::acquire`). They start as slots are freed or made.
-    let mut waiting: VecDeque<Job> = VecDeque::new();
-    let mut actions = scheduler.next_actions();
+    let mut actions = next(ctx, &mut scheduler, &workers);
     loop {
         // Every job the actions start is under way before any tick is written: a tick is
         // not on the way of the next agent. The events still go out in the actions' order.
-        waiting.extend(actions.iter().filter_map(|action| match action {
-            Action::Start(start) => Some(make.make(start.clone())),
-            _ => None,
-        }));
-        let mut started = start_waiting(ctx, &mut waiting, &stop_rx, &mut workers).await;
+        let mut started = std::collections::VecDeque::new();
+        for action in &actions {
+            if let Action::Start(start) = action {
+                started
+                    .push_back(start_job(ctx, make, start.clone(), &stop_rx, &mut workers).await);
+            }
+        }
         for action in actions.drain(..) {
             match action {
                 Action::Start(_) => {
@@ -81,17 +79,13 @@ pub async fn drive(
                 Action::Emit(event) => sink.event(&event),
             }
         }
-        // Jobs that waited for a slot and have one now.
-        for event in started {
-            sink.event(&event);
-        }
         if let Some(give_up) = limits.plan(&mut scheduler, sink, ctx.max_wait) {
             actions = give_up;
             continue;
         }
         if workers.is_empty() && limits.wake.is_none() {
             // Nothing runs, and nothing more could start.
-            let more = scheduler.next_actions();
+            let more = next(ctx, &mut scheduler, &workers);
             if more.is_empty() {
                 break;
             }
@@ -103,7 +97,7 @@ pub async fn drive(
             () = tokio::time::sleep_until(limits.wake.unwrap_or_else(tokio::time::Instant::now)), if limits.wake.is_some() => {
                 limits.woke();
                 scheduler.resume();
-                actions = scheduler.next_actions();
+                actions = next(ctx, &mut scheduler, &workers);
             }
             joined = workers.join_next(), if !workers.is_empty() => {
                 let Some(joined) = joined else { continue };
@@ -112,18 +106,12 @@ pub async fn drive(
                     Err(e) => std::panic::resume_unwind(e.into_panic()),
                 };
                 actions = scheduler.finished(finished);
-                actions.extend(scheduler.next_actions());
+                actions.extend(next(ctx, &mut scheduler, &workers));
             }
             () = next_signal(&mut signals) => {
                 // A wait for a limit ends here: nothing more starts.
                 limits.wake = None;
-                let interrupt = scheduler.interrupt();
-                // A job waiting for a slot never started: it ends here, as one interrupted.
-                actions = waiting
-                    .drain(..)
-                    .flat_map(|job| scheduler.finished(not_started(job)))
-                    .collect();
-                match interrupt {
+                match scheduler.interrupt() {
                     Interrupt::Terminate => {
                         sink.notice("Interrupted", "stopping the agents (Ctrl-C again to kill them)");
                         let _ = stop_tx.send(Stop::Terminate);
@@ -136,8 +124,10 @@ pub async fn drive(
                 }
             }
             _ = redraw.tick() => sink.redraw(),
-            // A slot was freed or made: the loop starts the jobs waiting for one.
-            () = ctx.slots.changed(), if !waiting.is_empty() => {}
+            // A slot was freed or made: there may be room for what waited.
+            () = ctx.slots.changed(), if scheduler.starved() => {
+                actions = next(ctx, &mut scheduler, &workers);
+            }
         }
     }
     for action in scheduler.finish() {
@@ -150,46 +140,36 @@ pub async fn drive(
     (reports, scheduler.stopped_on_limit())
 }
 
-/// Starts the jobs waiting for a slot, in order, until one finds none; the events that say
-/// so, for the caller to send.
-async fn start_waiting(
-    ctx: &Arc<Ctx>,
-    waiting: &mut VecDeque<Job>,
-    stop: &watch::Receiver<Stop>,
-    workers: &mut JoinSet<Finished>,
-) -> VecDeque<Event> {
-    let mut events = VecDeque::new();
-    while let Some(job) = waiting.pop_front() {
-        match start_job(ctx, job, stop, workers).await {
-            Ok(event) => events.push_back(event),
-            Err(job) => {
-                waiting.push_front(job);
-                break;
-            }
-        }
-    }
-    events
+/// What the scheduler starts next, within the room the slots have ([`Slots::room`]): at
+/// least one job when none runs.
+///
+/// [`Slots::room`]: super::slots::Slots::room
+fn next(ctx: &Ctx, scheduler: &mut Scheduler<'_>, workers: &JoinSet<Finished>) -> Vec<Action> {
+    let room = ctx.slots.room();
+    scheduler.set_room(if workers.is_empty() {
+        room.max(1)
+    } else {
+        room
+    });
+    scheduler.next_actions()
 }
 
-/// Starts `job` in the slot it takes (found off the async loop); the event that says so. The
-/// job back when it has to wait for a slot: never when no other job is under way, so that a
-/// job always starts while none runs.
+/// Starts the job the scheduler decided on, in the slot it takes (found off the async loop);
+/// the event that says so, for the caller to send.
 async fn start_job(
     ctx: &Arc<Ctx>,
-    mut job: Job,
+    make: &dyn MakeJob,
+    start: Start,
     stop: &watch::Receiver<Stop>,
     workers: &mut JoinSet<Finished>,
-) -> Result<Event, Job> {
-    let force = workers.is_empty();
+) -> Event {
+    let mut job = make.make(start);
     let slot = {
         let (ctx, job) = (Arc::clone(ctx), job.clone());
-        match tokio::task::spawn_blocking(move || job::take_slot(&ctx, &job, force)).await {
+        match tokio::task::spawn_blocking(move || job::take_slot(&ctx, &job)).await {
             Ok(slot) => slot,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
-    };
-    let Some(slot) = slot else {
-        return Err(job);
     };
     let worktree = slot.path.clone();
     job.slot = Some(slot);
@@ -203,25 +183,7 @@ async fn start_job(
         round: job.start.role.round(),
     };
     workers.spawn(guarded(Arc::clone(ctx), job, stop.clone()));
-    Ok(event)
-}
-
-/// How a job that waited for a slot ends when the run is interrupted first.
-fn not_started(job: Job) -> Finished {
-    Finished {
-        report: TaskReport {
-            reason: Some("interrupted before it started: it was waiting for a worktree".to_owned()),
-            ..TaskReport::new(
-                job.id,
-                job.title,
-                job.track,
-                crate::report::Status::Interrupted,
-            )
-        },
-        start: job.start,
-        verdict: None,
-        rate_limited: None,
-    }
+    event
 }
 
 /// Waiting for agents' limits to reset: until when, for which limit, how long in all so far,

@@ -259,11 +259,10 @@ impl Job {
 
 /// The slot a job runs in: the one it kept when it goes on after its limit reset, else the
 /// free slot whose tree is closest to a commit the task starts from (its dependencies' tips,
-/// the branch it starts from, or the base), else a new one; none when as many slots as may
-/// be made at once are being made, unless `force` (see [`Slots::acquire`]).
-pub fn take_slot(ctx: &Ctx, job: &Job, force: bool) -> Option<Slot> {
+/// the branch it starts from, or the base), else a new one.
+pub fn take_slot(ctx: &Ctx, job: &Job) -> Slot {
     let Ok(git) = ctx.git() else {
-        return ctx.slots.acquire(&job.run_name, |_| 0, force);
+        return ctx.slots.acquire(&job.run_name, |_| 0);
     };
     let mut near: Vec<git2::Oid> = match &job.start.base {
         Base::Branch(from) => git.branch_tip(from).into_iter().collect(),
@@ -272,16 +271,12 @@ pub fn take_slot(ctx: &Ctx, job: &Job, force: bool) -> Option<Slot> {
     if near.is_empty() {
         near.push(ctx.base);
     }
-    ctx.slots.acquire(
-        &job.run_name,
-        |at| {
-            near.iter()
-                .map(|&n| if n == at { 0 } else { git.tree_distance(at, n) })
-                .min()
-                .unwrap_or(usize::MAX)
-        },
-        force,
-    )
+    ctx.slots.acquire(&job.run_name, |at| {
+        near.iter()
+            .map(|&n| if n == at { 0 } else { git.tree_distance(at, n) })
+            .min()
+            .unwrap_or(usize::MAX)
+    })
 }
 
 /// What a task branch holds, for a person or an agent: `task 2 “Title”`, or the branch when
@@ -403,13 +398,10 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 /// Runs `job` to its end; never fails: how it ended is in the report.
 pub async fn run(ctx: Arc<Ctx>, mut job: Job, stop: watch::Receiver<Stop>) -> Finished {
     let started = Instant::now();
-    let slot = match job.slot.clone() {
-        Some(slot) => slot,
-        None => match ctx.slots.acquire(&job.run_name, |_| 0, true) {
-            Some(slot) => slot,
-            None => unreachable!("a slot taken with force is always given"),
-        },
-    };
+    let slot = job
+        .slot
+        .clone()
+        .unwrap_or_else(|| ctx.slots.acquire(&job.run_name, |_| 0));
     let mut p = Progress {
         report: TaskReport::new(
             job.id.clone(),

@@ -199,6 +199,11 @@ pub struct Scheduler<'a> {
     reviews: Vec<bool>,
     state: HashMap<usize, State>,
     running: usize,
+    /// How many jobs the next [`Scheduler::next_actions`] may start besides what the agents
+    /// allow ([`Scheduler::set_room`]): the worktrees there are room for.
+    room: usize,
+    /// The last [`Scheduler::next_actions`] left ready jobs for want of room.
+    starved: bool,
     /// Set when the run stops starting new tasks: the failed task's id, or empty when
     /// interrupted.
     stopping: Option<String>,
@@ -286,6 +291,8 @@ impl<'a> Scheduler<'a> {
             earlier,
             reviews,
             running: 0,
+            room: usize::MAX,
+            starved: false,
             stopping: None,
             spent: 0.0,
             over_budget: false,
@@ -311,11 +318,15 @@ impl<'a> Scheduler<'a> {
         self.interrupts > 0
     }
 
-    /// Settles what can be settled, then starts what is ready while agents are free.
+    /// Settles what can be settled, then starts what is ready while agents are free (and
+    /// there is room, [`Scheduler::set_room`]).
     pub fn next_actions(&mut self) -> Vec<Action> {
         let mut actions = Vec::new();
         self.settle(&mut actions);
-        let mut free = self.opts.max_agents.saturating_sub(self.running);
+        let agents = self.opts.max_agents.saturating_sub(self.running);
+        let room = std::mem::replace(&mut self.room, usize::MAX);
+        let mut free = agents.min(room);
+        self.starved = false;
         while !self.interrupted() && self.paused.is_none() && !self.over_budget && free > 0 {
             let Some(start) = self.queue.pop_front() else {
                 break;
@@ -323,11 +334,13 @@ impl<'a> Scheduler<'a> {
             self.start(start, &mut actions);
             free -= 1;
         }
+        let limited = room < agents;
         if self.stopping.is_some()
             || self.over_budget
             || self.paused.is_some()
             || self.limit_stop.is_some()
         {
+            self.starved = limited && free == 0 && !self.queue.is_empty() && !self.interrupted();
             return actions;
         }
         let mut ready: Vec<usize> = self
@@ -344,12 +357,25 @@ impl<'a> Scheduler<'a> {
                 *t,
             )
         });
+        self.starved = limited && (ready.len() > free || free == 0 && !self.queue.is_empty());
         for t in ready.into_iter().take(free) {
             let start = self.first_job(t);
             self.state.insert(t, State::Running);
             self.start(start, &mut actions);
         }
         actions
+    }
+
+    /// The next [`Scheduler::next_actions`] starts at most `room` jobs, however many agents
+    /// are free: the driver's worktrees have room for no more now.
+    pub fn set_room(&mut self, room: usize) {
+        self.room = room;
+    }
+
+    /// Whether the last [`Scheduler::next_actions`] left jobs that were ready for want of
+    /// room (see [`Scheduler::set_room`]): the driver asks again when there is more.
+    pub fn starved(&self) -> bool {
+        self.starved
     }
 
     /// A job ended: settle its task, or take its gate a step further.
@@ -1312,6 +1338,78 @@ mod tests {
                 "done 3"
             ]
         );
+    }
+
+    /// With room for fewer jobs than agents (the worktrees being made), the rest wait, ready:
+    /// the scheduler says it left some, they start when there is room, and a failure meanwhile
+    /// leaves them not started, as tasks that never started.
+    #[test]
+    fn jobs_wait_for_room_and_a_failure_meanwhile_leaves_them_not_started() {
+        let md = format!(
+            "# Tasks\n\n{}{}{}{}",
+            task("1", ""),
+            task("2", ""),
+            task("3", ""),
+            task("4", "")
+        );
+        let l = list(&md);
+        let p = plan_of(&l, 4);
+        let starts = |actions: &[Action]| -> Vec<Start> {
+            actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Start(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let ids = |starts: Vec<Start>| -> Vec<String> {
+            starts.iter().map(|s| l.tasks[s.task].id.clone()).collect()
+        };
+        let mut s = Scheduler::new(&l, &p, options(4, false, 3), Earlier::default());
+        s.set_room(1);
+        assert_eq!(ids(starts(&s.next_actions())), ["1"]);
+        assert!(s.starved());
+        // The room is for one call; the next gives what the agents and its own room allow.
+        s.set_room(2);
+        assert_eq!(ids(starts(&s.next_actions())), ["2", "3"]);
+        assert!(s.starved());
+        s.set_room(5);
+        assert_eq!(ids(starts(&s.next_actions())), ["4"]);
+        assert!(!s.starved());
+
+        // Room for one: task 1 runs, and fails before there is room for more.
+        let mut s = Scheduler::new(&l, &p, options(4, false, 3), Earlier::default());
+        s.set_room(1);
+        let start = starts(&s.next_actions()).remove(0);
+        let report = report_of(&l, start.task, Status::Failed, "exit 1".into());
+        let mut actions = s.finished(Finished {
+            start,
+            report,
+            verdict: None,
+            rate_limited: None,
+        });
+        s.set_room(4);
+        actions.extend(s.next_actions());
+        assert!(starts(&actions).is_empty());
+        assert!(!s.starved());
+        actions.extend(s.finish());
+        let settled: Vec<(String, Status, String)> = actions
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Settle(r) => Some((r.id, r.status, r.reason.unwrap_or_default())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(settled.len(), 4, "{settled:?}");
+        assert_eq!(settled[0].1, Status::Failed);
+        for (id, status, reason) in &settled[1..] {
+            assert_eq!(*status, Status::Skipped, "{id}");
+            assert!(
+                reason.contains("the run stopped after task 1 failed"),
+                "{reason}"
+            );
+        }
     }
 
     #[test]

@@ -260,15 +260,8 @@ impl Slots {
 
     /// A slot for the job `run_name`: the one it kept, when it runs again after its limit
     /// reset; else the free slot whose tree is the smallest `distance` from where the
-    /// task starts (the lowest number among equals); else a new one, unless as many slots as
-    /// may be made at once are being made and `force` is not given: then none, and the job
-    /// waits for [`Slots::changed`].
-    pub fn acquire(
-        &self,
-        run_name: &str,
-        distance: impl Fn(git2::Oid) -> usize,
-        force: bool,
-    ) -> Option<Slot> {
+    /// task starts (the lowest number among equals); else a new one.
+    pub fn acquire(&self, run_name: &str, distance: impl Fn(git2::Oid) -> usize) -> Slot {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         // A job that runs again in this run (after its limit reset) takes the slot it kept,
         // where its branch is checked out.
@@ -281,7 +274,7 @@ impl Slots {
                 before: None,
                 making: false,
             };
-            return Some(self.slot(entry.0));
+            return self.slot(entry.0);
         }
         // The distance is worth reading only between two free slots or more.
         let free = inner
@@ -292,22 +285,12 @@ impl Slots {
             .iter()
             .enumerate()
             .filter_map(|(i, (_, u))| match u {
-                Use::Free(Some(_)) if free == 1 => Some((0, i)),
+                Use::Free(_) if free == 1 => Some((0, i)),
                 Use::Free(Some(at)) => Some((distance(*at), i)),
                 Use::Free(None) => Some((usize::MAX, i)),
                 _ => None,
             })
             .min();
-        // Making a slot writes the whole tree: on a machine with fewer cores than agents, the
-        // tasks of short agents are done sooner in the slots already made, as they are freed.
-        let making = inner
-            .iter()
-            .filter(|(_, u)| matches!(u, Use::Busy { making: true, .. }))
-            .count();
-        let must_make = best.is_none_or(|(d, _)| d == usize::MAX);
-        if must_make && making >= self.makers && !force {
-            return None;
-        }
         let i = match best {
             Some((_, i)) => i,
             None => {
@@ -328,11 +311,28 @@ impl Slots {
             before,
             making: before.is_none(),
         };
-        Some(self.slot(inner[i].0))
+        self.slot(inner[i].0)
     }
 
-    /// Resolves once a slot was freed or made since the last call (or now): a job that
-    /// [`Slots::acquire`] turned away may find one.
+    /// How many jobs can start now without more slots being made at once than may be: the
+    /// free slots, and as many new ones as may be made besides those being made. Making a slot
+    /// writes the whole tree: on a machine with fewer cores than agents, the tasks of short
+    /// agents are done sooner in the slots already made, as they are freed.
+    pub fn room(&self) -> usize {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let free = inner
+            .iter()
+            .filter(|(_, u)| matches!(u, Use::Free(Some(_))))
+            .count();
+        let making = inner
+            .iter()
+            .filter(|(_, u)| matches!(u, Use::Busy { making: true, .. }))
+            .count();
+        free + self.makers.saturating_sub(making)
+    }
+
+    /// Resolves once a slot was freed or made since the last call (or now): there may be
+    /// [`Slots::room`] for more jobs.
     pub async fn changed(&self) {
         self.changed.notified().await;
     }
@@ -554,10 +554,9 @@ mod tests {
         assert!(!crate::git::ref_safe("@1").contains('@'));
     }
 
-    /// With one slot made at a time, a job that would make a second while the first is made
-    /// is turned away (unless forced); once the first is made, the next job makes one; a
-    /// freed slot is taken rather than a new one made, and freeing or making one tells the
-    /// jobs that wait.
+    /// With one slot made at a time, there is room for one job while none is being made, and
+    /// for none while one is, but for the free slots; freeing or making a slot tells the
+    /// driver, and a freed slot is taken rather than a new one made.
     #[tokio::test]
     async fn no_more_slots_are_made_at_once_than_may_be() {
         let state = tempfile::tempdir().unwrap();
@@ -568,25 +567,28 @@ mod tests {
                 .await
                 .is_ok()
         };
-        assert_eq!(slots.acquire("a", |_| 0, false).map(|s| s.n), Some(1));
-        assert!(slots.acquire("b", |_| 0, false).is_none());
-        assert_eq!(slots.acquire("b", |_| 0, true).map(|s| s.n), Some(2));
+        assert_eq!(slots.room(), 1);
+        assert_eq!(slots.acquire("a", |_| 0).n, 1);
+        assert_eq!(slots.room(), 0, "slot 1 is being made");
         slots.made(1);
         assert!(told().await);
         assert!(!told().await, "told once");
-        // Slot 2 is still being made.
-        assert!(slots.acquire("c", |_| 0, false).is_none());
-        slots.made(2);
+        assert_eq!(slots.room(), 1);
+        assert_eq!(slots.acquire("b", |_| 0).n, 2);
+        assert_eq!(slots.room(), 0, "slot 2 is being made");
         let at = git2::Oid::from_bytes(&[7; 20]).unwrap();
         slots.release(1, Release::Free(Some(at)));
         assert!(told().await);
-        assert_eq!(slots.acquire("c", |_| 0, false).map(|s| s.n), Some(1));
-        // None free, none being made: the next job makes slot 3.
-        assert_eq!(slots.acquire("d", |_| 0, false).map(|s| s.n), Some(3));
-        assert!(slots.acquire("e", |_| 0, false).is_none());
-        // A job that makes nothing gives its slot back as it was, and the wait ends.
+        assert_eq!(slots.room(), 1, "slot 1 is free");
+        assert_eq!(slots.acquire("c", |_| 0).n, 1);
+        slots.made(2);
+        assert_eq!(slots.room(), 1);
+        // A job that made nothing gives its slot back as it was: one to make again.
+        assert_eq!(slots.acquire("d", |_| 0).n, 3);
         slots.release(3, Release::Unused);
         assert!(told().await);
-        assert_eq!(slots.acquire("e", |_| 0, false).map(|s| s.n), Some(3));
+        assert_eq!(slots.room(), 1);
+        assert_eq!(slots.acquire("e", |_| 0).n, 3);
+        assert_eq!(slots.room(), 0, "slot 3 is made again");
     }
 }
