@@ -1250,8 +1250,50 @@ impl ConfigStamp {
                 )
             })
         };
-        ConfigStamp(mine.iter().chain(user_config_files()).map(stamp).collect())
+        let files: Vec<&PathBuf> = mine.iter().chain(user_config_files()).collect();
+        let mut stamps: Vec<_> = files.iter().map(|p| stamp(p)).collect();
+        // A file they include (`[include]`, `[includeIf]`) is read as theirs.
+        for (file, at) in files.iter().zip(stamps.clone()) {
+            if at.is_some() {
+                stamps.extend(included_by(file, at).iter().map(stamp));
+            }
+        }
+        ConfigStamp(stamps)
     }
+}
+
+/// The files the configuration file `file` includes (`include.path`, `includeIf.<cond>.path`,
+/// whatever the condition: a file read only sometimes is stamped always), `~/` and relative
+/// paths resolved as git does. Read again only when `file` changed (`at`, its stamp).
+fn included_by(file: &Path, at: Option<(std::time::SystemTime, u64, u64)>) -> Vec<PathBuf> {
+    type Seen = Vec<(
+        PathBuf,
+        Option<(std::time::SystemTime, u64, u64)>,
+        Vec<PathBuf>,
+    )>;
+    static SEEN: std::sync::Mutex<Seen> = std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, _, paths)) = seen.iter().find(|(f, s, _)| f == file && *s == at) {
+        return paths.clone();
+    }
+    let mut paths = Vec::new();
+    if let Ok(config) = git2::Config::open(file)
+        && let Ok(mut entries) = config.entries(Some(r"^include(if\..*)?\.path$"))
+    {
+        let dir = file.parent().unwrap_or(Path::new("/"));
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        while let Some(Ok(entry)) = entries.next() {
+            let Some(value) = entry.value() else { continue };
+            let path = match (value.strip_prefix("~/"), &home) {
+                (Some(rest), Some(home)) => home.join(rest),
+                _ => dir.join(value),
+            };
+            paths.push(path);
+        }
+    }
+    seen.retain(|(f, _, _)| f != file);
+    seen.push((file.to_path_buf(), at, paths.clone()));
+    paths
 }
 
 /// The configuration files besides a repository's own that git reads: the user's
@@ -2636,6 +2678,32 @@ mod tests {
         {
             assert!(none);
         }
+    }
+
+    /// A change to a file the repository's configuration includes changes its stamp, as a
+    /// change to the configuration itself does: the repositories kept open are opened again.
+    #[test]
+    fn a_change_to_an_included_configuration_file_changes_the_stamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let git_dir = dir.path();
+        std::fs::write(
+            git_dir.join("config"),
+            "[core]\n\tbare = false\n[include]\n\tpath = extra.cfg\n[includeIf \"gitdir:/nowhere/\"]\n\tpath = other.cfg\n",
+        )
+        .unwrap();
+        std::fs::write(git_dir.join("extra.cfg"), "[user]\n\tname = A\n").unwrap();
+        let before = ConfigStamp::of(git_dir, git_dir);
+        assert_eq!(before, ConfigStamp::of(git_dir, git_dir));
+        std::fs::write(git_dir.join("extra.cfg"), "[user]\n\tname = Someone else\n").unwrap();
+        let after = ConfigStamp::of(git_dir, git_dir);
+        assert_ne!(before, after);
+        // A file included only under a condition counts too, once it is there.
+        std::fs::write(
+            git_dir.join("other.cfg"),
+            "[user]\n\temail = b@example.com\n",
+        )
+        .unwrap();
+        assert_ne!(after, ConfigStamp::of(git_dir, git_dir));
     }
 
     /// The walk of a move reads a file's or a link's blob id through its directory's handle.
