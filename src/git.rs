@@ -726,6 +726,18 @@ impl Git {
         Ok(())
     }
 
+    /// Whether the trees of commits `a` and `b` differ in a `.gitattributes` (when they can
+    /// be read): a worktree checked out at one is not the other's even where their files agree.
+    pub fn attributes_differ(&self, a: Oid, b: Oid) -> bool {
+        let tree = |c: Oid| self.repo.find_commit(c).and_then(|c| c.tree());
+        let (Ok(a), Ok(b)) = (tree(a), tree(b)) else {
+            return true;
+        };
+        self.repo
+            .diff_tree_to_tree(Some(&a), Some(&b), None)
+            .map_or(true, |d| changes_attributes(&d))
+    }
+
     /// Moves the linked worktree `name` at `path`, one spec-exec made and left with a detached
     /// HEAD, to `branch`. One walk against its index ([`sweep`], after clearing the index's
     /// marks that hide files) removes what the index does not hold; when nothing else differs
@@ -793,6 +805,15 @@ impl Git {
         let diff = wt
             .diff_tree_to_tree(Some(&old), Some(&new), None)
             .map_err(err)?;
+        // Attributes that change (an end of line, `ident`) change how files the trees share
+        // are checked out, and only the paths that differ would be written: the slot is made
+        // again instead, as a new worktree would be.
+        if changes_attributes(&diff) {
+            return Err(Error::user(format!(
+                "the worktree `{}` is not moved to `{branch}`: a `.gitattributes` differs",
+                path.display()
+            )));
+        }
         // A link its last commit holds where the next tree has a directory, whose files the
         // checkout would write through it, goes first, as a link.
         let mut paths: Vec<Vec<u8>> = Vec::new();
@@ -2569,6 +2590,17 @@ fn no_filters_apply(repo: &Repository, tree: &git2::Tree<'_>) -> bool {
         }
     });
     walked.is_ok() && !found
+}
+
+/// Whether `diff` adds, changes or removes a `.gitattributes`: files it does not change may
+/// be checked out differently on either side.
+fn changes_attributes(diff: &git2::Diff<'_>) -> bool {
+    let attributes = |f: git2::DiffFile<'_>| {
+        f.path_bytes()
+            .is_some_and(|p| p.rsplit(|&b| b == b'/').next() == Some(b".gitattributes"))
+    };
+    diff.deltas()
+        .any(|d| attributes(d.old_file()) || attributes(d.new_file()))
 }
 
 /// The directories `path` is in, innermost first: `a/b` and `a` for `a/b/c`.

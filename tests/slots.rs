@@ -834,3 +834,69 @@ fn jobs_waiting_while_a_slot_is_made_still_run_side_by_side() {
         .collect();
     assert_eq!(slots.len(), 3, "{}", run.context());
 }
+
+/// Task 1 removes the `.gitattributes` that checks text files out with CRLF; task 2, next in
+/// the same slot, appends a line to one of them; task 3 runs from the base, where the
+/// attributes hold, and task 4 after task 1 again. Each task finds what a new worktree would
+/// hold (LF after task 1, CRLF at the base), so each commit is its one line.
+#[test]
+fn attributes_a_task_changes_apply_to_every_file_of_the_next_task() {
+    let s = Scratch::unapproved(
+        &tasks_md(&[
+            script_task("1", "", &["git rm -q .gitattributes"]),
+            script_task("2", "Task 1", &["printf 'x\\n' >> sub/f1.txt"]),
+            script_task(
+                "3",
+                "",
+                &["cp sub/f3.txt \"$HELPER_CTL/f3\"", "echo three > three.txt"],
+            ),
+            script_task("4", "Task 1", &["printf 'x\\n' >> sub/f2.txt"]),
+        ]),
+        Project::Package,
+    );
+    support::write(&s.repo().join(".gitattributes"), "*.txt text eol=crlf\n");
+    for i in 1..=3 {
+        support::write(&s.repo().join(format!("sub/f{i}.txt")), "a\nb\n");
+    }
+    commit_base(&s);
+    let run = run_in_one_slot(&s, &[]);
+    for (task, file) in [("2", "sub/f1.txt"), ("4", "sub/f2.txt")] {
+        let changed = s.git(&[
+            "diff",
+            "--numstat",
+            &Scratch::branch("1"),
+            &Scratch::branch(task),
+        ]);
+        assert_eq!(changed.trim(), format!("1\t0\t{file}"), "{}", run.context());
+    }
+    assert_eq!(std::fs::read(s.ctl().join("f3")).unwrap(), b"a\r\nb\r\n");
+    let slot = worktree_of(&run, "4");
+    assert_eq!(std::fs::read(slot.join("sub/f3.txt")).unwrap(), b"a\nb\n");
+}
+
+/// `SPEC_EXEC_SLOT_MAKERS` that is not a whole number from 1 stops the run before anything
+/// starts, saying what to set.
+#[test]
+fn a_bad_number_of_slot_makers_stops_the_run_before_it_starts() {
+    let s = Scratch::package(&tasks_md(&[shell_task(
+        "1",
+        "One",
+        "",
+        "echo one > one.txt",
+    )]));
+    for bad in ["0", "two", "-1"] {
+        let mut cmd = s.shell_run_command(&["--no-verify"]);
+        cmd.env("SPEC_EXEC_SLOT_MAKERS", bad);
+        let run = Run::of(cmd);
+        run.assert_code(2);
+        assert!(
+            run.stderr.contains(&format!(
+                "invalid SPEC_EXEC_SLOT_MAKERS: `{bad}` is not a whole number from 1"
+            )) && run.stderr.contains("unset it for the machine's cores"),
+            "{}",
+            run.context()
+        );
+        assert!(run.started().is_empty(), "{}", run.context());
+    }
+    assert!(s.linked_worktrees().is_empty());
+}

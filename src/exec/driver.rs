@@ -101,11 +101,7 @@ pub async fn drive(
             }
             joined = workers.join_next(), if !workers.is_empty() => {
                 let Some(joined) = joined else { continue };
-                let finished = match joined {
-                    Ok(f) => f,
-                    Err(e) => std::panic::resume_unwind(e.into_panic()),
-                };
-                actions = scheduler.finished(finished);
+                actions = scheduler.finished(ended(joined));
                 actions.extend(next(ctx, &mut scheduler, &workers));
             }
             () = next_signal(&mut signals) => {
@@ -124,9 +120,14 @@ pub async fn drive(
                 }
             }
             _ = redraw.tick() => sink.redraw(),
-            // A slot was freed or made: there may be room for what waited.
+            // A slot was made: there is room for another to be made. Jobs that ended
+            // meanwhile are settled first, so that a slot one of them freed is taken after
+            // its end is reported.
             () = ctx.slots.changed(), if scheduler.starved() => {
-                actions = next(ctx, &mut scheduler, &workers);
+                while let Some(joined) = workers.try_join_next() {
+                    actions.extend(scheduler.finished(ended(joined)));
+                }
+                actions.extend(next(ctx, &mut scheduler, &workers));
             }
         }
     }
@@ -138,6 +139,14 @@ pub async fn drive(
         }
     }
     (reports, scheduler.stopped_on_limit())
+}
+
+/// A joined job's end; a panic in the job's task goes on here.
+fn ended(joined: Result<Finished, tokio::task::JoinError>) -> Finished {
+    match joined {
+        Ok(f) => f,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }
 
 /// What the scheduler starts next, within the room the slots have ([`Slots::room`]): at

@@ -993,9 +993,9 @@ fn keep_tasks_md_out(
 async fn cleanup(ctx: &Arc<Ctx>, _job: &Job, p: &mut Progress) -> Result<(), End> {
     let left = {
         let ctx = Arc::clone(ctx);
-        let (slot, opened) = (p.slot.clone(), p.opened.take());
+        let (slot, opened, base) = (p.slot.clone(), p.opened.take(), p.base);
         blocking(move || match slot {
-            Some(slot) => ctx.slots.leave(&*ctx.git()?, &slot, opened),
+            Some(slot) => ctx.slots.leave(&*ctx.git()?, &slot, opened, base),
             None => Ok(()),
         })
         .await

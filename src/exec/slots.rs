@@ -74,7 +74,7 @@ pub struct Slots {
     /// How many slots may be made at once: a job that would make one more waits for a slot
     /// to be freed or made instead.
     makers: usize,
-    /// Told when a slot is freed or made: a job waiting for one can have it.
+    /// Told when a slot is made: there is room for one more to be made.
     changed: tokio::sync::Notify,
     /// The free slots' repositories, as their last task left them opened, for the next task
     /// that takes each (what they read is not read again; every use checks the worktree).
@@ -107,7 +107,8 @@ impl Slots {
             prefix: worktree_prefix(feature),
             taken: Vec::new(),
             inner: Mutex::new(Vec::new()),
-            makers: makers(),
+            // Checked before the run starts (an invalid value stops it there).
+            makers: makers().unwrap_or(1),
             changed: tokio::sync::Notify::new(),
             opened: Mutex::new(Vec::new()),
         }
@@ -331,8 +332,9 @@ impl Slots {
         free + self.makers.saturating_sub(making)
     }
 
-    /// Resolves once a slot was freed or made since the last call (or now): there may be
-    /// [`Slots::room`] for more jobs.
+    /// Resolves once a slot was made since the last call (or now): there is
+    /// [`Slots::room`] for one more to be made. (A slot freed is followed by its job's end,
+    /// which the driver hears of anyway.)
     pub async fn changed(&self) {
         self.changed.notified().await;
     }
@@ -358,8 +360,8 @@ impl Slots {
                 (_, other) => other.clone(),
             };
         }
-        drop(inner);
-        self.changed.notify_one();
+        // No one is told: the job that frees a slot ends next, and what its end starts,
+        // after its end is reported, may take the slot.
     }
 
     /// The repository slot `n` was left with, if any.
@@ -406,13 +408,27 @@ impl Slots {
 
     /// Frees slot `slot` after its task was committed: its HEAD is detached, so that the
     /// task's branch is checked out nowhere. `opened`, its repository as the commit checked
-    /// it, goes to the next task that takes the slot.
-    pub fn leave(&self, git: &Git, slot: &Slot, opened: Option<git::Kept>) -> Result<()> {
+    /// it, goes to the next task that takes the slot. When the task changed a `.gitattributes`
+    /// since `base`, where its files were checked out, the files it did not change may not be
+    /// what a checkout of its commit writes: the slot is removed, to be made again.
+    pub fn leave(
+        &self,
+        git: &Git,
+        slot: &Slot,
+        opened: Option<git::Kept>,
+        base: Option<git2::Oid>,
+    ) -> Result<()> {
         let detached = match &opened {
             Some(kept) => git.detach_in(&kept.repo()),
             None => git.detach_worktree(&slot.path),
         };
         match detached {
+            Ok(at) if base.is_some_and(|b| git.attributes_differ(b, at)) => {
+                drop(opened);
+                let removed = git.remove_worktree(&slot.name, &slot.path);
+                self.release(slot.n, Release::Free(None));
+                removed
+            }
             Ok(at) => {
                 if let Some(o) = opened {
                     let mut kept = self.opened.lock().unwrap_or_else(|e| e.into_inner());
@@ -509,13 +525,31 @@ fn held_by(path: &Path, branches: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// How many slots may be made at once: `SPEC_EXEC_SLOT_MAKERS`, else the machine's cores.
-fn makers() -> usize {
-    std::env::var("SPEC_EXEC_SLOT_MAKERS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
+/// What sets how many slots may be made at once.
+pub const MAKERS_ENV: &str = "SPEC_EXEC_SLOT_MAKERS";
+
+/// How many slots may be made at once: `SPEC_EXEC_SLOT_MAKERS`, else the machine's cores. A
+/// value that is not a whole number from 1 is an error that says what to do.
+pub fn makers() -> Result<usize> {
+    let cores = || std::thread::available_parallelism().map_or(2, usize::from);
+    match std::env::var(MAKERS_ENV) {
+        Ok(v) if v.trim().is_empty() => Ok(cores()),
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(Error::user_with_help(
+                format!("invalid {MAKERS_ENV}: `{v}` is not a whole number from 1"),
+                format!(
+                    "set it to how many worktree slots may be made at once, such as 2, or unset it for the machine's cores ({})",
+                    cores()
+                ),
+            )),
+        },
+        Err(std::env::VarError::NotPresent) => Ok(cores()),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Error::user_with_help(
+            format!("invalid {MAKERS_ENV}: it is not UTF-8"),
+            "set it to a whole number from 1, such as 2",
+        )),
+    }
 }
 
 /// Whether the cargo on PATH has `build.build-dir` (stable from 1.91).
@@ -555,8 +589,8 @@ mod tests {
     }
 
     /// With one slot made at a time, there is room for one job while none is being made, and
-    /// for none while one is, but for the free slots; freeing or making a slot tells the
-    /// driver, and a freed slot is taken rather than a new one made.
+    /// for none while one is, but for the free slots; making a slot tells the driver, and a
+    /// freed slot is taken rather than a new one made.
     #[tokio::test]
     async fn no_more_slots_are_made_at_once_than_may_be() {
         let state = tempfile::tempdir().unwrap();
@@ -578,7 +612,7 @@ mod tests {
         assert_eq!(slots.room(), 0, "slot 2 is being made");
         let at = git2::Oid::from_bytes(&[7; 20]).unwrap();
         slots.release(1, Release::Free(Some(at)));
-        assert!(told().await);
+        assert!(!told().await, "the job's end tells");
         assert_eq!(slots.room(), 1, "slot 1 is free");
         assert_eq!(slots.acquire("c", |_| 0).n, 1);
         slots.made(2);
@@ -586,7 +620,6 @@ mod tests {
         // A job that made nothing gives its slot back as it was: one to make again.
         assert_eq!(slots.acquire("d", |_| 0).n, 3);
         slots.release(3, Release::Unused);
-        assert!(told().await);
         assert_eq!(slots.room(), 1);
         assert_eq!(slots.acquire("e", |_| 0).n, 3);
         assert_eq!(slots.room(), 0, "slot 3 is made again");

@@ -64,6 +64,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         .unwrap_or(DEFAULT_MAX_AGENTS);
     let timeout = timeout(ws, opts.timeout.as_deref())?;
     let kill_grace = kill_grace(ws)?;
+    crate::exec::slots::makers()?;
     let (verify, verify_default) = verify_commands(ws, &opts.verify)?;
     let max_wait = match &opts.max_wait {
         Some(t) => config::parse_duration(t).map_err(|why| {
