@@ -499,17 +499,15 @@ fn cuts(text: &str, piece: usize) -> Option<Vec<Cut>> {
             None
         };
         let kind = match marker {
-            // A non-empty item that is no thematic break or table row; an ordered one only
-            // after a blank line (it may not interrupt a paragraph).
+            // A non-empty item that is no thematic break or table row, not after an empty
+            // item (markdown-rs makes a list with an empty item before another loose); an
+            // ordered one only after a blank line (it may not interrupt a paragraph).
             Some((len, ordered))
                 if !content[len..].trim().is_empty()
                     && !thematic_break(content)
                     && !content.contains('|')
-                    && if previous_blank {
-                        !empty_item
-                    } else {
-                        !ordered
-                    } =>
+                    && !empty_item
+                    && (previous_blank || !ordered) =>
             {
                 Some(CutKind::Item {
                     blank_before: previous_blank,
