@@ -155,12 +155,11 @@ fn ended(joined: Result<Finished, tokio::task::JoinError>) -> Finished {
 /// [`Slots::room`]: super::slots::Slots::room
 fn next(ctx: &Ctx, scheduler: &mut Scheduler<'_>, workers: &JoinSet<Finished>) -> Vec<Action> {
     let room = ctx.slots.room();
-    scheduler.set_room(if workers.is_empty() {
+    scheduler.next_actions_within(if workers.is_empty() {
         room.max(1)
     } else {
         room
-    });
-    scheduler.next_actions()
+    })
 }
 
 /// Starts the job the scheduler decided on, in the slot it takes (found off the async loop);

@@ -199,10 +199,7 @@ pub struct Scheduler<'a> {
     reviews: Vec<bool>,
     state: HashMap<usize, State>,
     running: usize,
-    /// How many jobs the next [`Scheduler::next_actions`] may start besides what the agents
-    /// allow ([`Scheduler::set_room`]): the worktrees there are room for.
-    room: usize,
-    /// The last [`Scheduler::next_actions`] left ready jobs for want of room.
+    /// The last [`Scheduler::next_actions_within`] left ready jobs for want of room.
     starved: bool,
     /// Set when the run stops starting new tasks: the failed task's id, or empty when
     /// interrupted.
@@ -291,7 +288,6 @@ impl<'a> Scheduler<'a> {
             earlier,
             reviews,
             running: 0,
-            room: usize::MAX,
             starved: false,
             stopping: None,
             spent: 0.0,
@@ -318,13 +314,18 @@ impl<'a> Scheduler<'a> {
         self.interrupts > 0
     }
 
-    /// Settles what can be settled, then starts what is ready while agents are free (and
-    /// there is room, [`Scheduler::set_room`]).
+    /// Settles what can be settled, then starts what is ready while agents are free.
     pub fn next_actions(&mut self) -> Vec<Action> {
+        self.next_actions_within(usize::MAX)
+    }
+
+    /// [`Scheduler::next_actions`], starting at most `room` jobs however many agents are
+    /// free: the worktrees there are room for now. What is left ready for want of room is
+    /// said by [`Scheduler::starved`].
+    pub fn next_actions_within(&mut self, room: usize) -> Vec<Action> {
         let mut actions = Vec::new();
         self.settle(&mut actions);
         let agents = self.opts.max_agents.saturating_sub(self.running);
-        let room = std::mem::replace(&mut self.room, usize::MAX);
         let mut free = agents.min(room);
         self.starved = false;
         while !self.interrupted() && self.paused.is_none() && !self.over_budget && free > 0 {
@@ -366,14 +367,8 @@ impl<'a> Scheduler<'a> {
         actions
     }
 
-    /// The next [`Scheduler::next_actions`] starts at most `room` jobs, however many agents
-    /// are free: the driver's worktrees have room for no more now.
-    pub fn set_room(&mut self, room: usize) {
-        self.room = room;
-    }
-
-    /// Whether the last [`Scheduler::next_actions`] left jobs that were ready for want of
-    /// room (see [`Scheduler::set_room`]): the driver asks again when there is more.
+    /// Whether the last [`Scheduler::next_actions_within`] left jobs that were ready for want
+    /// of room: the driver asks again when there is more.
     pub fn starved(&self) -> bool {
         self.starved
     }
@@ -1367,21 +1362,17 @@ mod tests {
             starts.iter().map(|s| l.tasks[s.task].id.clone()).collect()
         };
         let mut s = Scheduler::new(&l, &p, options(4, false, 3), Earlier::default());
-        s.set_room(1);
-        assert_eq!(ids(starts(&s.next_actions())), ["1"]);
+        assert_eq!(ids(starts(&s.next_actions_within(1))), ["1"]);
         assert!(s.starved());
-        // The room is for one call; the next gives what the agents and its own room allow.
-        s.set_room(2);
-        assert_eq!(ids(starts(&s.next_actions())), ["2", "3"]);
+        // Each call gives what the agents and its own room allow.
+        assert_eq!(ids(starts(&s.next_actions_within(2))), ["2", "3"]);
         assert!(s.starved());
-        s.set_room(5);
-        assert_eq!(ids(starts(&s.next_actions())), ["4"]);
+        assert_eq!(ids(starts(&s.next_actions_within(5))), ["4"]);
         assert!(!s.starved());
 
         // Room for one: task 1 runs, and fails before there is room for more.
         let mut s = Scheduler::new(&l, &p, options(4, false, 3), Earlier::default());
-        s.set_room(1);
-        let start = starts(&s.next_actions()).remove(0);
+        let start = starts(&s.next_actions_within(1)).remove(0);
         let report = report_of(&l, start.task, Status::Failed, "exit 1".into());
         let mut actions = s.finished(Finished {
             start,
@@ -1389,8 +1380,7 @@ mod tests {
             verdict: None,
             rate_limited: None,
         });
-        s.set_room(4);
-        actions.extend(s.next_actions());
+        actions.extend(s.next_actions_within(4));
         assert!(starts(&actions).is_empty());
         assert!(!s.starved());
         actions.extend(s.finish());
