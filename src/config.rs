@@ -24,6 +24,9 @@ pub const KILL_GRACE_ENV: &str = "SPEC_EXEC_KILL_GRACE";
 pub const DEFAULT_GIT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// The environment variable that sets the git timeout, over `git-timeout` in the configuration.
 pub const GIT_TIMEOUT_ENV: &str = "SPEC_EXEC_GIT_TIMEOUT";
+/// The environment variable that sets how many worktree slots may be made at once (by
+/// default, the machine's cores).
+pub const SLOT_MAKERS_ENV: &str = "SPEC_EXEC_SLOT_MAKERS";
 /// How many times a review gate runs its review before it gives up.
 pub const DEFAULT_MAX_REVIEW_ROUNDS: u32 = 3;
 /// How many times an agent runs for one step of a task before the task fails.

@@ -77,6 +77,8 @@ pub struct Settings {
     pub max_wait: Duration,
     /// The slots share one target directory (`shared-target`).
     pub shared_target: bool,
+    /// How many worktree slots may be made at once.
+    pub slot_makers: usize,
     /// Where to write the run's JUnit report (`--junit`), absolute.
     pub junit: Option<PathBuf>,
     /// `--push`: each task's branches go to the remote after its commit, with a lease on what
@@ -274,7 +276,13 @@ fn open_slots(
     for note in state.clean_worktrees(git, &worktree_prefix(feature), run_id, root)? {
         shell.status(note.verb, &note.text);
     }
-    let (slots, notes) = slots::Slots::new(state.dir(), feature, settings.shared_target).open(
+    let (slots, notes) = slots::Slots::new(
+        state.dir(),
+        feature,
+        settings.shared_target,
+        settings.slot_makers,
+    )
+    .open(
         git,
         state,
         &format!("{}/{}/", settings.branch_prefix, feature),
@@ -470,7 +478,12 @@ fn context(w: &Where<'_>) -> Ctx {
         spec_rel: w.spec_rel.clone(),
         spec_abs: w.feature.dir.clone(),
         worktrees: w.state.worktrees(),
-        slots: slots::Slots::new(w.state.dir(), &w.feature.name, s.shared_target),
+        slots: slots::Slots::new(
+            w.state.dir(),
+            &w.feature.name,
+            s.shared_target,
+            s.slot_makers,
+        ),
         registry: w.state.registry(),
         run_dir: w.run_dir.clone(),
         run_id: w.run_id.clone(),

@@ -97,8 +97,9 @@ pub fn shared_target_dir(state: &Path) -> PathBuf {
 }
 
 impl Slots {
-    /// No slot yet (a run that makes them as it goes, or `land`, which uses none).
-    pub fn new(state: &Path, feature: &str, shared_target: bool) -> Slots {
+    /// No slot yet (a run that makes them as it goes, or `land`, which uses none), of which
+    /// at most `makers` are made at once.
+    pub fn new(state: &Path, feature: &str, shared_target: bool, makers: usize) -> Slots {
         Slots {
             dir: slots_dir(state),
             builds: builds_dir(state),
@@ -107,8 +108,7 @@ impl Slots {
             prefix: worktree_prefix(feature),
             taken: Vec::new(),
             inner: Mutex::new(Vec::new()),
-            // Checked before the run starts (an invalid value stops it there).
-            makers: makers().unwrap_or(1),
+            makers,
             changed: tokio::sync::Notify::new(),
             opened: Mutex::new(Vec::new()),
         }
@@ -525,33 +525,6 @@ fn held_by(path: &Path, branches: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// What sets how many slots may be made at once.
-pub const MAKERS_ENV: &str = "SPEC_EXEC_SLOT_MAKERS";
-
-/// How many slots may be made at once: `SPEC_EXEC_SLOT_MAKERS`, else the machine's cores. A
-/// value that is not a whole number from 1 is an error that says what to do.
-pub fn makers() -> Result<usize> {
-    let cores = || std::thread::available_parallelism().map_or(2, usize::from);
-    match std::env::var(MAKERS_ENV) {
-        Ok(v) if v.trim().is_empty() => Ok(cores()),
-        Ok(v) => match v.trim().parse::<usize>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(Error::user_with_help(
-                format!("invalid {MAKERS_ENV}: `{v}` is not a whole number from 1"),
-                format!(
-                    "set it to how many worktree slots may be made at once, such as 2, or unset it for the machine's cores ({})",
-                    cores()
-                ),
-            )),
-        },
-        Err(std::env::VarError::NotPresent) => Ok(cores()),
-        Err(std::env::VarError::NotUnicode(_)) => Err(Error::user_with_help(
-            format!("invalid {MAKERS_ENV}: it is not UTF-8"),
-            "set it to a whole number from 1, such as 2",
-        )),
-    }
-}
-
 /// Whether the cargo on PATH has `build.build-dir` (stable from 1.91).
 fn cargo_has_build_dir() -> bool {
     let Ok(out) = std::process::Command::new("cargo")
@@ -594,8 +567,7 @@ mod tests {
     #[tokio::test]
     async fn no_more_slots_are_made_at_once_than_may_be() {
         let state = tempfile::tempdir().unwrap();
-        let mut slots = Slots::new(state.path(), "demo", false);
-        slots.makers = 1;
+        let slots = Slots::new(state.path(), "demo", false, 1);
         let told = || async {
             tokio::time::timeout(std::time::Duration::ZERO, slots.changed())
                 .await

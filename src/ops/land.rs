@@ -96,6 +96,8 @@ pub fn integrate(
             agents: Default::default(),
             max_review_rounds: 1,
             kill_grace,
+            // Landing merges in a worktree of its own and makes no slot.
+            slot_makers: 1,
             verify,
             verify_default,
             max_attempts: cmd

@@ -64,7 +64,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
         .unwrap_or(DEFAULT_MAX_AGENTS);
     let timeout = timeout(ws, opts.timeout.as_deref())?;
     let kill_grace = kill_grace(ws)?;
-    crate::exec::slots::makers()?;
+    let slot_makers = slot_makers()?;
     let (verify, verify_default) = verify_commands(ws, &opts.verify)?;
     let max_wait = match &opts.max_wait {
         Some(t) => config::parse_duration(t).map_err(|why| {
@@ -213,6 +213,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
                 .or(ws.config.max_review_rounds)
                 .unwrap_or(config::DEFAULT_MAX_REVIEW_ROUNDS),
             kill_grace,
+            slot_makers,
             verify,
             verify_default,
             max_attempts: opts
@@ -723,45 +724,73 @@ pub(crate) fn verify_commands(
 /// Between SIGTERM and SIGKILL: `SPEC_EXEC_KILL_GRACE`, else `kill-grace` in the
 /// configuration, else 5 s.
 pub(crate) fn kill_grace(ws: &Workspace) -> Result<std::time::Duration> {
-    match std::env::var(config::KILL_GRACE_ENV) {
-        Ok(value) if !value.trim().is_empty() => config::parse_span(&value).map_err(|why| {
-            Error::user_with_help(
-                format!("invalid {}: {why}", config::KILL_GRACE_ENV),
-                format!(
-                    "set it to a duration such as 5s or 200ms, or unset it to use `kill-grace` in the configuration ({} by default)",
-                    humantime::format_duration(config::DEFAULT_KILL_GRACE)
-                ),
-            )
-        }),
-        Ok(_) | Err(std::env::VarError::NotPresent) => {
-            Ok(ws.config.kill_grace.unwrap_or(config::DEFAULT_KILL_GRACE))
-        }
-        Err(std::env::VarError::NotUnicode(_)) => Err(Error::user_with_help(
-            format!("invalid {}: it is not UTF-8", config::KILL_GRACE_ENV),
-            "set it to a duration such as 5s or 200ms",
-        )),
-    }
+    let set = from_env(
+        config::KILL_GRACE_ENV,
+        config::parse_span,
+        "a duration such as 5s or 200ms",
+        &format!(
+            "to use `kill-grace` in the configuration ({} by default)",
+            humantime::format_duration(config::DEFAULT_KILL_GRACE)
+        ),
+    )?;
+    Ok(set
+        .or(ws.config.kill_grace)
+        .unwrap_or(config::DEFAULT_KILL_GRACE))
 }
 
 /// The most a fetch or push of spec-exec's may take: `SPEC_EXEC_GIT_TIMEOUT`, else
 /// `git-timeout` in the configuration, else 10 minutes.
 pub(crate) fn git_timeout(ws: &Workspace) -> Result<std::time::Duration> {
-    match std::env::var(config::GIT_TIMEOUT_ENV) {
-        Ok(value) if !value.trim().is_empty() => config::parse_duration(&value).map_err(|why| {
+    let set = from_env(
+        config::GIT_TIMEOUT_ENV,
+        config::parse_duration,
+        "a duration such as 10m or 90s",
+        &format!(
+            "to use `git-timeout` in the configuration ({} by default)",
+            humantime::format_duration(config::DEFAULT_GIT_TIMEOUT)
+        ),
+    )?;
+    Ok(set
+        .or(ws.config.git_timeout)
+        .unwrap_or(config::DEFAULT_GIT_TIMEOUT))
+}
+
+/// How many worktree slots may be made at once: `SPEC_EXEC_SLOT_MAKERS`, else the machine's
+/// cores.
+pub(crate) fn slot_makers() -> Result<usize> {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let set = from_env(
+        config::SLOT_MAKERS_ENV,
+        |v| match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("`{v}` is not a whole number from 1")),
+        },
+        "how many worktree slots may be made at once, such as 2",
+        &format!("for the machine's cores ({cores})"),
+    )?;
+    Ok(set.unwrap_or(cores))
+}
+
+/// The value of the environment variable `var`, read by `parse`; `None` when it is unset or
+/// blank. A value `parse` refuses, or one that is not UTF-8, is an error that says to set it
+/// to `example` or unset it (`unset`: what then applies).
+fn from_env<T>(
+    var: &str,
+    parse: impl Fn(&str) -> std::result::Result<T, String>,
+    example: &str,
+    unset: &str,
+) -> Result<Option<T>> {
+    match std::env::var(var) {
+        Ok(value) if !value.trim().is_empty() => parse(&value).map(Some).map_err(|why| {
             Error::user_with_help(
-                format!("invalid {}: {why}", config::GIT_TIMEOUT_ENV),
-                format!(
-                    "set it to a duration such as 10m or 90s, or unset it to use `git-timeout` in the configuration ({} by default)",
-                    humantime::format_duration(config::DEFAULT_GIT_TIMEOUT)
-                ),
+                format!("invalid {var}: {why}"),
+                format!("set it to {example}, or unset it {unset}"),
             )
         }),
-        Ok(_) | Err(std::env::VarError::NotPresent) => {
-            Ok(ws.config.git_timeout.unwrap_or(config::DEFAULT_GIT_TIMEOUT))
-        }
+        Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
         Err(std::env::VarError::NotUnicode(_)) => Err(Error::user_with_help(
-            format!("invalid {}: it is not UTF-8", config::GIT_TIMEOUT_ENV),
-            "set it to a duration such as 10m or 90s",
+            format!("invalid {var}: it is not UTF-8"),
+            format!("set it to {example}"),
         )),
     }
 }
