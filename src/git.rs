@@ -729,13 +729,8 @@ impl Git {
     /// Whether the trees of commits `a` and `b` differ in a `.gitattributes` (when they can
     /// be read): a worktree checked out at one is not the other's even where their files agree.
     pub fn attributes_differ(&self, a: Oid, b: Oid) -> bool {
-        let tree = |c: Oid| self.repo.find_commit(c).and_then(|c| c.tree());
-        let (Ok(a), Ok(b)) = (tree(a), tree(b)) else {
-            return true;
-        };
-        self.repo
-            .diff_tree_to_tree(Some(&a), Some(&b), None)
-            .map_or(true, |d| changes_attributes(&d))
+        self.commits_diff(a, b)
+            .is_none_or(|d| changes_attributes(&d))
     }
 
     /// Moves the linked worktree `name` at `path`, one spec-exec made and left with a detached
@@ -916,13 +911,16 @@ impl Git {
     /// How many paths differ between the trees of commits `a` and `b` (`usize::MAX` when one
     /// cannot be read).
     pub fn tree_distance(&self, a: Oid, b: Oid) -> usize {
-        let tree = |c: Oid| self.repo.find_commit(c).and_then(|c| c.tree());
-        let (Ok(a), Ok(b)) = (tree(a), tree(b)) else {
-            return usize::MAX;
-        };
-        self.repo
-            .diff_tree_to_tree(Some(&a), Some(&b), None)
+        self.commits_diff(a, b)
             .map_or(usize::MAX, |d| d.deltas().len())
+    }
+
+    /// The difference between the trees of commits `a` and `b`, when both can be read.
+    fn commits_diff(&self, a: Oid, b: Oid) -> Option<git2::Diff<'_>> {
+        let tree = |c: Oid| self.repo.find_commit(c).and_then(|c| c.tree()).ok();
+        self.repo
+            .diff_tree_to_tree(Some(&tree(a)?), Some(&tree(b)?), None)
+            .ok()
     }
 
     /// Writes git's record of a linked worktree and the worktree's `.git` file, as `git
@@ -1255,30 +1253,36 @@ impl Kept {
 /// own, its worktree's, the user's and the system's), present or not: a repository opened
 /// earlier is used again only while they are unchanged.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigStamp(Vec<Option<(std::time::SystemTime, u64, u64)>>);
+pub struct ConfigStamp(Vec<FileStamp>);
+
+/// A file's modified time, size and inode, when it is there.
+type FileStamp = Option<(std::time::SystemTime, u64, u64)>;
+
+fn file_stamp(path: &Path) -> FileStamp {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(path).ok().map(|m| {
+        (
+            m.modified().unwrap_or(std::time::UNIX_EPOCH),
+            m.len(),
+            m.ino(),
+        )
+    })
+}
 
 impl ConfigStamp {
     /// Of the repository whose git directory is `git_dir` and common directory `common`.
     pub fn of(git_dir: &Path, common: &Path) -> ConfigStamp {
-        use std::os::unix::fs::MetadataExt as _;
         let mine = [common.join("config"), git_dir.join("config.worktree")];
-        let stamp = |p: &PathBuf| {
-            std::fs::metadata(p).ok().map(|m| {
-                (
-                    m.modified().unwrap_or(std::time::UNIX_EPOCH),
-                    m.len(),
-                    m.ino(),
-                )
-            })
-        };
         let files: Vec<&PathBuf> = mine.iter().chain(user_config_files()).collect();
-        let mut stamps: Vec<_> = files.iter().map(|p| stamp(p)).collect();
+        let mut stamps: Vec<FileStamp> = files.iter().map(|p| file_stamp(p)).collect();
         // A file they include (`[include]`, `[includeIf]`) is read as theirs.
-        for (file, at) in files.iter().zip(stamps.clone()) {
-            if at.is_some() {
-                stamps.extend(included_by(file, at).iter().map(stamp));
-            }
-        }
+        let included: Vec<PathBuf> = files
+            .iter()
+            .zip(&stamps)
+            .filter(|(_, at)| at.is_some())
+            .flat_map(|(file, at)| included_by(file, *at))
+            .collect();
+        stamps.extend(included.iter().map(|p| file_stamp(p)));
         ConfigStamp(stamps)
     }
 }
@@ -1286,13 +1290,9 @@ impl ConfigStamp {
 /// The files the configuration file `file` includes (`include.path`, `includeIf.<cond>.path`,
 /// whatever the condition: a file read only sometimes is stamped always), `~/` and relative
 /// paths resolved as git does. Read again only when `file` changed (`at`, its stamp).
-fn included_by(file: &Path, at: Option<(std::time::SystemTime, u64, u64)>) -> Vec<PathBuf> {
-    type Seen = Vec<(
-        PathBuf,
-        Option<(std::time::SystemTime, u64, u64)>,
-        Vec<PathBuf>,
-    )>;
-    static SEEN: std::sync::Mutex<Seen> = std::sync::Mutex::new(Vec::new());
+fn included_by(file: &Path, at: FileStamp) -> Vec<PathBuf> {
+    static SEEN: std::sync::Mutex<Vec<(PathBuf, FileStamp, Vec<PathBuf>)>> =
+        std::sync::Mutex::new(Vec::new());
     let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, _, paths)) = seen.iter().find(|(f, s, _)| f == file && *s == at) {
         return paths.clone();
@@ -1302,10 +1302,9 @@ fn included_by(file: &Path, at: Option<(std::time::SystemTime, u64, u64)>) -> Ve
         && let Ok(mut entries) = config.entries(Some(r"^include(if\..*)?\.path$"))
     {
         let dir = file.parent().unwrap_or(Path::new("/"));
-        let home = std::env::var_os("HOME").map(PathBuf::from);
         while let Some(Ok(entry)) = entries.next() {
             let Some(value) = entry.value() else { continue };
-            let path = match (value.strip_prefix("~/"), &home) {
+            let path = match (value.strip_prefix("~/"), &user_dirs().home) {
                 (Some(rest), Some(home)) => home.join(rest),
                 _ => dir.join(value),
             };
@@ -1317,17 +1316,34 @@ fn included_by(file: &Path, at: Option<(std::time::SystemTime, u64, u64)>) -> Ve
     paths
 }
 
+/// Where git looks for the user's own files: the home directory, and git's directory in the
+/// user's configuration directory (`$XDG_CONFIG_HOME/git`, else `~/.config/git`).
+struct UserDirs {
+    home: Option<PathBuf>,
+    xdg_git: Option<PathBuf>,
+}
+
+fn user_dirs() -> &'static UserDirs {
+    static DIRS: std::sync::OnceLock<UserDirs> = std::sync::OnceLock::new();
+    DIRS.get_or_init(|| {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let xdg_git = std::env::var_os("XDG_CONFIG_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".config")))
+            .map(|x| x.join("git"));
+        UserDirs { home, xdg_git }
+    })
+}
+
 /// The configuration files besides a repository's own that git reads: the user's
 /// (`~/.gitconfig`, `$XDG_CONFIG_HOME/git/config`) and the system's.
 fn user_config_files() -> &'static [PathBuf] {
     static FILES: std::sync::OnceLock<Vec<PathBuf>> = std::sync::OnceLock::new();
     FILES.get_or_init(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from);
-        let xdg = std::env::var_os("XDG_CONFIG_HOME")
-            .map(PathBuf::from)
-            .or_else(|| home.as_ref().map(|h| h.join(".config")));
-        let mut files: Vec<PathBuf> = home.iter().map(|h| h.join(".gitconfig")).collect();
-        files.extend(xdg.map(|x| x.join("git/config")));
+        let dirs = user_dirs();
+        let mut files: Vec<PathBuf> = dirs.home.iter().map(|h| h.join(".gitconfig")).collect();
+        files.extend(dirs.xdg_git.iter().map(|x| x.join("config")));
         files.push(PathBuf::from("/etc/gitconfig"));
         files
     })
@@ -2563,17 +2579,12 @@ fn no_filters_apply(repo: &Repository, tree: &git2::Tree<'_>) -> bool {
     if !autocrlf_off || config.get_entry("core.attributesFile").is_ok() {
         return false;
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let xdg = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| home.map(|h| h.join(".config")));
     let mut files = vec![
         repo.commondir().join("info/attributes"),
         repo.path().join("info/attributes"),
         PathBuf::from("/etc/gitattributes"),
     ];
-    files.extend(xdg.map(|x| x.join("git/attributes")));
+    files.extend(user_dirs().xdg_git.iter().map(|x| x.join("attributes")));
     if let Ok(system) = git2::Config::find_system() {
         files.extend(system.parent().map(|d| d.join("gitattributes")));
     }
@@ -2701,13 +2712,8 @@ mod tests {
         let (none, plain) = make(&|_, _| {});
         assert_eq!(plain, b"$Id$\none\n");
         // Unless this machine's own git configuration has attributes.
-        let home = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_default();
-        if !home.join(".config/git/attributes").exists()
-            && std::env::var_os("XDG_CONFIG_HOME").is_none()
-            && !Path::new("/etc/gitattributes").exists()
-        {
+        let user = user_dirs().xdg_git.as_ref().map(|x| x.join("attributes"));
+        if !user.is_some_and(|f| f.exists()) && !Path::new("/etc/gitattributes").exists() {
             assert!(none);
         }
     }
