@@ -339,14 +339,18 @@ impl Slots {
         self.changed.notified().await;
     }
 
-    /// Slot `n` is made (or its making failed): one more may be made.
+    /// Slot `n` is there (made, moved, or its making failed): when it was being made, one
+    /// more may be made, and the driver is told.
     fn made(&self, n: u32) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, Use::Busy { making, .. })) = inner.iter_mut().find(|(m, _)| *m == n) {
-            *making = false;
-        }
+        let was_making = match inner.iter_mut().find(|(m, _)| *m == n) {
+            Some((_, Use::Busy { making, .. })) => std::mem::replace(making, false),
+            _ => false,
+        };
         drop(inner);
-        self.changed.notify_one();
+        if was_making {
+            self.changed.notify_one();
+        }
     }
 
     /// Gives slot `n` back.
