@@ -1174,7 +1174,8 @@ pub fn approve(shell: &Shell, ws: &Workspace, name: &str) -> Result<i32> {
     shell.status(
         "Approved",
         format!(
-            "{name}: {total} tasks ({done} done), digest {} recorded in {shown}",
+            "{name}: {} ({done} done), digest {} recorded in {shown}",
+            crate::output::count(total, "task"),
             &digest[..12]
         ),
     );
