@@ -72,6 +72,9 @@ pub struct TaskCommit {
 pub struct Committed {
     pub oid: Oid,
     pub files_changed: usize,
+    /// A `.gitattributes` is among them: files the commit did not change may be checked out
+    /// otherwise at it than at its parent.
+    pub attributes_changed: bool,
 }
 
 /// Several dependency branches that do not merge cleanly.
@@ -724,13 +727,6 @@ impl Git {
         opts.disable_filters(no_filters_apply(&worktree, &tree));
         worktree.checkout_head(Some(&mut opts)).map_err(err)?;
         Ok(())
-    }
-
-    /// Whether the trees of commits `a` and `b` differ in a `.gitattributes` (when they can
-    /// be read): a worktree checked out at one is not the other's even where their files agree.
-    pub fn attributes_differ(&self, a: Oid, b: Oid) -> bool {
-        self.commits_diff(a, b)
-            .is_none_or(|d| changes_attributes(&d))
     }
 
     /// Moves the linked worktree `name` at `path`, one spec-exec made and left with a detached
@@ -2260,21 +2256,21 @@ pub fn commit_in(
     let tree = repo
         .find_tree(tree_id)
         .map_err(|e| git_err("read the task's tree", e))?;
-    let files_changed = if parent.tree_id() == tree_id {
-        0
+    let (files_changed, attributes_changed) = if parent.tree_id() == tree_id {
+        (0, false)
     } else {
-        repo.diff_tree_to_tree(
-            Some(
-                &parent
-                    .tree()
-                    .map_err(|e| git_err("read the base tree", e))?,
-            ),
-            Some(&tree),
-            None,
-        )
-        .map_err(|e| git_err("compare the task's changes", e))?
-        .deltas()
-        .len()
+        let diff = repo
+            .diff_tree_to_tree(
+                Some(
+                    &parent
+                        .tree()
+                        .map_err(|e| git_err("read the base tree", e))?,
+                ),
+                Some(&tree),
+                None,
+            )
+            .map_err(|e| git_err("compare the task's changes", e))?;
+        (diff.deltas().len(), changes_attributes(&diff))
     };
     let oid = repo
         .commit(None, sig, sig, message, &tree, &[&parent])
@@ -2285,7 +2281,11 @@ pub fn commit_in(
     branch
         .set_target(oid, "spec-exec: commit")
         .map_err(|e| git_err("move the task's branch", e))?;
-    Ok(Some(Committed { oid, files_changed }))
+    Ok(Some(Committed {
+        oid,
+        files_changed,
+        attributes_changed,
+    }))
 }
 
 /// The paths of an index's conflicts, sorted.

@@ -384,6 +384,8 @@ struct Progress {
     slot: Option<Slot>,
     /// The commit its branch was set to: what it commits must build on it.
     base: Option<git2::Oid>,
+    /// Its commit changed a `.gitattributes` since `base`: its slot is made again.
+    remake: bool,
     /// The slot's repository as the last step opened it, for the next.
     opened: Option<git::Kept>,
 }
@@ -425,6 +427,7 @@ pub async fn run(ctx: Arc<Ctx>, mut job: Job, stop: watch::Receiver<Stop>) -> Fi
         entered: false,
         slot: Some(slot.clone()),
         base: None,
+        remake: false,
         opened: None,
     };
     let mut rate_limited = None;
@@ -951,6 +954,9 @@ async fn commit(ctx: &Arc<Ctx>, job: &Job, p: &mut Progress) -> Result<(), End> 
             p.opened = Some(wt);
             p.report.commit = Some(c.oid.to_string());
             p.report.files_changed = Some(c.files_changed);
+            // The commit is on `base` when there is one: its changes are the task's since
+            // the slot's files were checked out there.
+            p.remake = p.base.is_some() && c.attributes_changed;
             Ok(())
         }
     }
@@ -993,9 +999,9 @@ fn keep_tasks_md_out(
 async fn cleanup(ctx: &Arc<Ctx>, _job: &Job, p: &mut Progress) -> Result<(), End> {
     let left = {
         let ctx = Arc::clone(ctx);
-        let (slot, opened, base) = (p.slot.clone(), p.opened.take(), p.base);
+        let (slot, opened, remake) = (p.slot.clone(), p.opened.take(), p.remake);
         blocking(move || match slot {
-            Some(slot) => ctx.slots.leave(&*ctx.git()?, &slot, opened, base),
+            Some(slot) => ctx.slots.leave(&*ctx.git()?, &slot, opened, remake),
             None => Ok(()),
         })
         .await

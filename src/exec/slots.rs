@@ -412,22 +412,22 @@ impl Slots {
 
     /// Frees slot `slot` after its task was committed: its HEAD is detached, so that the
     /// task's branch is checked out nowhere. `opened`, its repository as the commit checked
-    /// it, goes to the next task that takes the slot. When the task changed a `.gitattributes`
-    /// since `base`, where its files were checked out, the files it did not change may not be
-    /// what a checkout of its commit writes: the slot is removed, to be made again.
+    /// it, goes to the next task that takes the slot. With `remake` (the task changed a
+    /// `.gitattributes` since its files were checked out, so the files it did not change may
+    /// not be what a checkout of its commit writes), the slot is removed, to be made again.
     pub fn leave(
         &self,
         git: &Git,
         slot: &Slot,
         opened: Option<git::Kept>,
-        base: Option<git2::Oid>,
+        remake: bool,
     ) -> Result<()> {
         let detached = match &opened {
             Some(kept) => git.detach_in(&kept.repo()),
             None => git.detach_worktree(&slot.path),
         };
         match detached {
-            Ok(at) if base.is_some_and(|b| git.attributes_differ(b, at)) => {
+            Ok(_) if remake => {
                 drop(opened);
                 let removed = git.remove_worktree(&slot.name, &slot.path);
                 self.release(slot.n, Release::Free(None));

@@ -410,6 +410,7 @@ async fn in_worktree(
         entered: true,
         slot: None,
         base: None,
+        remake: false,
         opened: None,
     };
     let title = format!("Integrate {}", ctx.feature);
