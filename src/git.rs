@@ -2627,6 +2627,16 @@ fn dirs_of(path: &[u8]) -> impl Iterator<Item = &[u8]> {
 mod tests {
     use super::*;
 
+    /// A repeatable stream of numbers below the `n` each call asks for (xorshift from `seed`).
+    fn below(mut seed: u64) -> impl FnMut(usize) -> usize {
+        move |n| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        }
+    }
+
     /// A slot's repository kept open from its last task holds that task's index in memory:
     /// when the index file is gone by the next move (a process the task left removed it), the
     /// move writes it again, even where no path of the tree has to change.
@@ -2796,13 +2806,7 @@ mod tests {
     #[test]
     fn changes_apart_merge_as_the_whole_merge_does() {
         use std::collections::BTreeMap;
-        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = below(0x2545_f491_4f6c_dd1d);
         let dir = tempfile::tempdir().unwrap();
         let repo = Repository::init(dir.path()).unwrap();
         let sig = Signature::now("t", "t@example.com").unwrap();
@@ -2920,13 +2924,7 @@ mod tests {
         // Random histories of task commits (each adds a file, some change an ancestor's file,
         // some are merges of two earlier commits), merged from their heads both ways: the
         // same tree, or a conflict both ways.
-        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = below(0x9e37_79b9_7f4a_7c15);
         for trial in 0..12 {
             let dir = tempfile::tempdir().unwrap();
             let repo = Repository::init(dir.path()).unwrap();
