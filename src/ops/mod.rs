@@ -66,12 +66,7 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
     let kill_grace = kill_grace(ws)?;
     let slot_makers = slot_makers()?;
     let (verify, verify_default) = verify_commands(ws, &opts.verify)?;
-    let max_wait = match &opts.max_wait {
-        Some(t) => config::parse_duration(t).map_err(|why| {
-            Error::user_with_help(format!("invalid --max-wait: {why}"), "e.g. --max-wait 2h")
-        })?,
-        None => ws.config.max_wait.unwrap_or(config::DEFAULT_MAX_WAIT),
-    };
+    let max_wait = max_wait(ws, opts.max_wait.as_deref())?;
     if opts.push && opts.remote.is_none() {
         return Err(Error::user_with_help(
             "--push needs --remote: the remote to push the task branches to",
@@ -127,46 +122,9 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
             Some(selected) => plan.only(&selected.iter().copied().collect()),
             None => plan,
         };
-        // A bad --base is an error now, not when the run is tried for real.
-        if let Some(rev) = &opts.base {
-            crate::git::Git::open(&ws.root)?.resolve(rev)?;
-        }
-        if shell.is_json() {
-            shell.json(&render::json(&list, name, &plan, &approval, &lineup));
-        } else {
-            shell.out(
-                render::human(
-                    &list,
-                    name,
-                    &plan,
-                    &approval,
-                    &lineup,
-                    shell.verbosity == Verbosity::Verbose,
-                )
-                .trim_end(),
-            );
-        }
-        return Ok(exit::OK);
+        return dry_run(shell, ws, opts, (&list, name, &plan, &approval, &lineup));
     }
-    // Branches, worktrees and run state are named after the feature: two features of one name
-    // (in two spec tools' places) would take each other's work for their own.
-    let twins: Vec<String> = all
-        .iter()
-        .filter(|f| f.name == feature.name && f.dir != feature.dir)
-        .map(|f| format!("`{}`", display_path(&f.dir, &ws.root).display()))
-        .collect();
-    if !twins.is_empty() {
-        return Err(Error::user_with_help(
-            format!(
-                "`{}` is also the name of {}: their branches (`{}/{}/…`) and run state would be shared",
-                display_path(&feature.dir, &ws.root).display(),
-                twins.join(", "),
-                ws.config.branch_prefix,
-                feature.name
-            ),
-            "rename one of the directories so that every feature has its own name (--dry-run works as it is)",
-        ));
-    }
+    refuse_twins(ws, &all, &feature)?;
     require_approval(&list, name, &approval)?;
     let fetched = match &opts.remote {
         Some(remote) => Some(fetch(shell, ws, remote, &feature, &list)?),
@@ -235,6 +193,75 @@ pub fn run(shell: &Shell, ws: &Workspace, name: &str, opts: &RunOptions) -> Resu
             task_mode,
         },
     )
+}
+
+/// How long a run waits for agents' limits to reset, in all: `--max-wait` (`flag`), else
+/// `max-wait` in the configuration, else the default.
+fn max_wait(ws: &Workspace, flag: Option<&str>) -> Result<std::time::Duration> {
+    match flag {
+        Some(t) => config::parse_duration(t).map_err(|why| {
+            Error::user_with_help(format!("invalid --max-wait: {why}"), "e.g. --max-wait 2h")
+        }),
+        None => Ok(ws.config.max_wait.unwrap_or(config::DEFAULT_MAX_WAIT)),
+    }
+}
+
+/// `--dry-run`: the plan, as text or JSON; a bad `--base` is an error now, not when the run
+/// is tried for real.
+fn dry_run(
+    shell: &Shell,
+    ws: &Workspace,
+    opts: &RunOptions,
+    (list, name, plan, approval, lineup): (
+        &TaskList,
+        &str,
+        &plan::Plan,
+        &approval::Approval,
+        &agents::Lineup,
+    ),
+) -> Result<i32> {
+    if let Some(rev) = &opts.base {
+        crate::git::Git::open(&ws.root)?.resolve(rev)?;
+    }
+    if shell.is_json() {
+        shell.json(&render::json(list, name, plan, approval, lineup));
+    } else {
+        shell.out(
+            render::human(
+                list,
+                name,
+                plan,
+                approval,
+                lineup,
+                shell.verbosity == Verbosity::Verbose,
+            )
+            .trim_end(),
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// Branches, worktrees and run state are named after the feature: two features of one name
+/// (in two spec tools' places) would take each other's work for their own.
+fn refuse_twins(ws: &Workspace, all: &[spec::Feature], feature: &spec::Feature) -> Result<()> {
+    let twins: Vec<String> = all
+        .iter()
+        .filter(|f| f.name == feature.name && f.dir != feature.dir)
+        .map(|f| format!("`{}`", display_path(&f.dir, &ws.root).display()))
+        .collect();
+    if twins.is_empty() {
+        return Ok(());
+    }
+    Err(Error::user_with_help(
+        format!(
+            "`{}` is also the name of {}: their branches (`{}/{}/…`) and run state would be shared",
+            display_path(&feature.dir, &ws.root).display(),
+            twins.join(", "),
+            ws.config.branch_prefix,
+            feature.name
+        ),
+        "rename one of the directories so that every feature has its own name (--dry-run works as it is)",
+    ))
 }
 
 /// A task's time limit: `--timeout` (`flag`), else `timeout` in the configuration, else the
